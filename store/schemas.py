@@ -1,0 +1,143 @@
+"""The public JSON shapes of the contract: incidents, analyses, timeline events.
+
+These pydantic models are what the API returns and what Slack cards are built from, so a
+field added here shows up everywhere at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IncidentStatus(StrEnum):
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class ExecutionStatus(StrEnum):
+    COMPLETED = "COMPLETED"
+    RECOVERED_FALLBACK = "RECOVERED_FALLBACK"
+    FAILED = "FAILED"
+
+
+class EventType(StrEnum):
+    ALERT_RECEIVED = "ALERT_RECEIVED"
+    INCIDENT_CREATED = "INCIDENT_CREATED"
+    AI_ANALYSIS_STARTED = "AI_ANALYSIS_STARTED"
+    EVIDENCE_COLLECTED = "EVIDENCE_COLLECTED"
+    ROOT_CAUSE_GENERATED = "ROOT_CAUSE_GENERATED"
+    AI_ANALYSIS_FAILED = "AI_ANALYSIS_FAILED"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    ESCALATED = "ESCALATED"
+    RESOLVED = "RESOLVED"
+    REOPENED = "REOPENED"
+    NOTE = "NOTE"
+    REMEDIATION_PROPOSED = "REMEDIATION_PROPOSED"
+    REMEDIATION_APPROVED = "REMEDIATION_APPROVED"
+    REMEDIATION_REJECTED = "REMEDIATION_REJECTED"
+    REMEDIATION_EXECUTED = "REMEDIATION_EXECUTED"
+    REMEDIATION_VERIFIED = "REMEDIATION_VERIFIED"
+    REMINDER = "REMINDER"
+
+
+class RemediationParameter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    value: str
+
+
+class RemediationProposal(BaseModel):
+    """An allowlisted action the reasoning agent suggests; it runs only after approval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(description="name of an action from the allowlist")
+    parameters: list[RemediationParameter] = Field(description="values for its parameters")
+    reason: str = Field(description="why this action should help")
+
+
+class RcaBody(BaseModel):
+    """The fields every root-cause analysis has, however it was produced."""
+
+    root_cause: str = Field(min_length=1, max_length=2000)
+    reasoning: str = Field(min_length=1, max_length=4000)
+    mitigation: str = Field(min_length=1, max_length=2000)
+    prevention: str = Field(min_length=1, max_length=2000)
+    recommendation: str = Field(min_length=1, max_length=2000)
+    confidence_score: int = Field(ge=0, le=100)
+    remediation: RemediationProposal | None = None
+
+
+class EvidenceItem(BaseModel):
+    """A log line or metric reading an analysis rests on, resolved from its ref."""
+
+    ref: str
+    kind: Literal["log", "metric"]
+    source: str
+    text: str
+
+
+class Attempt(BaseModel):
+    number: int
+    provider: str
+    ok: bool
+    error: str | None = None
+    elapsed_ms: float = 0.0
+
+
+class Analysis(RcaBody):
+    execution_status: ExecutionStatus
+    attempts: list[Attempt] = []
+    evidence: list[EvidenceItem] = []
+    provider: str = "offline"
+    model: str = ""
+    created_at: datetime | None = None
+
+
+class SlackRef(BaseModel):
+    channel: str | None = None
+    ts: str | None = None
+
+
+class AlertOut(BaseModel):
+    fingerprint: str
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str
+
+
+class IncidentOut(BaseModel):
+    id: int
+    title: str
+    status: IncidentStatus
+    severity: str
+    service: str
+    labels: dict[str, str]
+    group_key: str | None
+    created_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    alert_count: int
+    truncated_alerts: int
+    escalation_level: int
+    slack: SlackRef
+    analysis: Analysis | None = None
+    alerts: list[AlertOut] = []
+
+
+class TimelineEventOut(BaseModel):
+    at: datetime
+    type: str
+    actor: str
+    message: str
+    data: dict[str, Any] = {}

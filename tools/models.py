@@ -1,0 +1,76 @@
+"""Types the tools hand to the agents: the alert they investigate and the evidence they found.
+
+Evidence items carry a short stable `ref` (`L3`, `M1`) so the reasoning agent can cite them
+and the grounding check can verify every citation points at something actually gathered.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AlertContext(BaseModel):
+    """What query templates see: `labels`, `annotations`, `starts_at`, `ends_at`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    starts_at: datetime
+    ends_at: datetime | None = None
+    generator_url: str = ""
+
+    def template_vars(self) -> dict[str, Any]:
+        return {
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+        }
+
+
+class LogLine(BaseModel):
+    """One (possibly de-duplicated) log line."""
+
+    ref: str = ""
+    source: str
+    timestamp: datetime | None = None
+    text: str
+    count: int = Field(1, ge=1)  # how many lines collapsed into this one
+    score: float = 0.0  # ranking weight: errors, first occurrences, deploys score higher
+
+
+class MetricReading(BaseModel):
+    """A Prometheus series summarised for a reader who cannot look at a graph."""
+
+    ref: str = ""
+    source: str
+    query: str
+    series: dict[str, str] = {}  # the series labels
+    current: float | None = None
+    baseline: float | None = None  # typical value before the alert started
+    peak: float | None = None
+    changed_at: datetime | None = None  # the change point, if one was found
+    points: int = 0
+
+
+class SourceReport(BaseModel):
+    """How one source answered: counts for the timeline, the error if it failed."""
+
+    source: str
+    kind: str  # loki | elasticsearch | file | prometheus
+    items: int = 0
+    error: str | None = None
+    elapsed_ms: float = 0.0
+
+
+class Evidence(BaseModel):
+    logs: list[LogLine] = []
+    metrics: list[MetricReading] = []
+    reports: list[SourceReport] = []
+
+    def refs(self) -> set[str]:
+        return {line.ref for line in self.logs} | {reading.ref for reading in self.metrics}
