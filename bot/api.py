@@ -1,0 +1,88 @@
+"""Read-only JSON API over incidents, plus health, readiness and metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from firebreak.bot.auth import bearer_ok
+from firebreak.bot.errors import error_response
+from firebreak.store import incidents
+from firebreak.store.db import ping
+from firebreak.store.schemas import IncidentStatus
+
+
+def _refused(request: Request) -> JSONResponse | None:
+    if bearer_ok(request, request.app.state.runtime.secrets.api_token):
+        return None
+    return error_response(401, "unauthorized", "missing or wrong bearer token")
+
+
+def _incident_id(request: Request) -> int | None:
+    raw = request.path_params["incident_id"]
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+async def list_incidents(request: Request) -> JSONResponse:
+    if refused := _refused(request):
+        return refused
+    raw_status = request.query_params.get("status")
+    status = None
+    if raw_status is not None:
+        try:
+            status = IncidentStatus(raw_status)
+        except ValueError:
+            allowed = ", ".join(s.value for s in IncidentStatus)
+            return error_response(400, "invalid_status", f"status must be one of {allowed}")
+    async with request.app.state.runtime.engine.connect() as conn:
+        found = await incidents.list_incidents(conn, status)
+    return JSONResponse([incident.model_dump(mode="json") for incident in found])
+
+
+async def get_incident(request: Request) -> JSONResponse:
+    if refused := _refused(request):
+        return refused
+    incident_id = _incident_id(request)
+    incident = None
+    if incident_id is not None:
+        async with request.app.state.runtime.engine.connect() as conn:
+            incident = await incidents.get_incident(conn, incident_id)
+    if incident is None:
+        return error_response(404, "not_found", f"no incident {request.path_params['incident_id']}")
+    return JSONResponse(incident.model_dump(mode="json"))
+
+
+async def get_timeline(request: Request) -> JSONResponse:
+    if refused := _refused(request):
+        return refused
+    incident_id = _incident_id(request)
+    events = None
+    if incident_id is not None:
+        async with request.app.state.runtime.engine.connect() as conn:
+            events = await incidents.timeline(conn, incident_id)
+    if events is None:
+        return error_response(404, "not_found", f"no incident {request.path_params['incident_id']}")
+    return JSONResponse([event.model_dump(mode="json") for event in events])
+
+
+async def healthz(_: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    runtime = request.app.state.runtime
+    checks: dict[str, str] = {}
+    try:
+        await ping(runtime.engine)
+        checks["store"] = "ok"
+    except Exception as exc:
+        checks["store"] = f"unreachable: {type(exc).__name__}"
+    checks.update(runtime.readiness())
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.runtime.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

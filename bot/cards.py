@@ -1,0 +1,846 @@
+"""Every Slack message Firebreak posts, built in one place from Block Kit objects.
+
+Cards are made of ``slack_sdk.models.blocks`` objects, never hand-written dicts, so slack-sdk
+validates the per-element limits when they are serialised. What slack-sdk does not check is
+bounded here by design: every list is cut to a fixed number of items, every text goes through
+``truncate`` (one helper, one ellipsis), and no message can exceed ``MAX_BLOCKS``.
+
+Text taken from alerts, logs and the LLM is escaped (``&``, ``<``, ``>``) so an alert label can
+neither break the markup nor ping ``@channel``. Mentions Firebreak means to make are built by
+``mention``.
+
+``render_text`` turns any list of blocks into plain text for the terminal (console mode, demo).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from firebreak.store.schemas import (
+    AlertOut,
+    Analysis,
+    EvidenceItem,
+    ExecutionStatus,
+    IncidentOut,
+    IncidentStatus,
+    RemediationProposal,
+    TimelineEventOut,
+)
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+# Block Kit limits (https://docs.slack.dev/reference/block-kit/).
+MAX_BLOCKS = 50
+SECTION_TEXT_MAX = 3000
+FIELD_TEXT_MAX = 2000
+FIELDS_MAX = 10
+HEADER_TEXT_MAX = 150
+BUTTON_TEXT_MAX = 75
+BUTTON_VALUE_MAX = 2000
+CONTEXT_ELEMENTS_MAX = 10
+CONFIRM_TEXT_MAX = 300
+FALLBACK_TEXT_MAX = 3000  # the top-level `text` (notifications, screen readers)
+
+# Our own bounds.
+ALERTS_SHOWN = 5
+LOG_EVIDENCE_SHOWN = 12
+METRIC_EVIDENCE_SHOWN = 8
+EVIDENCE_LINE_MAX = 400
+REASONING_MAX = 1500
+SUMMARY_MAX = 300
+TIMELINE_SECTIONS_MAX = 20
+LIST_SECTIONS_MAX = 20
+
+# action_ids the interactivity handlers listen on.
+ACTION_ACK = "incident_ack"
+ACTION_ESCALATE = "incident_escalate"
+ACTION_RESOLVE = "incident_resolve"
+ACTION_INVESTIGATE = "incident_investigate"
+ACTION_REMEDIATION_APPROVE = "remediation_approve"
+ACTION_REMEDIATION_REJECT = "remediation_reject"
+INCIDENT_ACTIONS_BLOCK = "incident_actions"
+REMEDIATION_ACTIONS_BLOCK = "remediation_actions"
+
+ELLIPSIS = "…"
+
+STATUS_EMOJI = {
+    IncidentStatus.TRIGGERED: ":rotating_light:",
+    IncidentStatus.ACKNOWLEDGED: ":eyes:",
+    IncidentStatus.RESOLVED: ":white_check_mark:",
+}
+SEVERITY_EMOJI = {
+    "critical": ":red_circle:",
+    "page": ":red_circle:",
+    "high": ":red_circle:",
+    "error": ":large_orange_circle:",
+    "warning": ":large_orange_circle:",
+    "medium": ":large_orange_circle:",
+    "info": ":large_blue_circle:",
+    "low": ":large_blue_circle:",
+}
+EVENT_EMOJI = {
+    "ALERT_RECEIVED": ":bell:",
+    "INCIDENT_CREATED": ":rotating_light:",
+    "AI_ANALYSIS_STARTED": ":mag:",
+    "EVIDENCE_COLLECTED": ":card_index_dividers:",
+    "ROOT_CAUSE_GENERATED": ":bulb:",
+    "AI_ANALYSIS_FAILED": ":x:",
+    "ACKNOWLEDGED": ":eyes:",
+    "ESCALATED": ":mega:",
+    "RESOLVED": ":white_check_mark:",
+    "REOPENED": ":repeat:",
+    "NOTE": ":memo:",
+    "REMEDIATION_PROPOSED": ":hammer_and_wrench:",
+    "REMEDIATION_APPROVED": ":+1:",
+    "REMEDIATION_REJECTED": ":no_entry_sign:",
+    "REMEDIATION_EXECUTED": ":gear:",
+    "REMEDIATION_VERIFIED": ":white_check_mark:",
+    "REMINDER": ":alarm_clock:",
+}
+
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+# ---------------------------------------------------------------------- text helpers
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in "…" when cut.
+
+    Never cuts an ``&amp;``-style entity in half, so it is safe on escaped mrkdwn.
+    """
+    if limit < 1:
+        raise ValueError("limit must be >= 1")
+    if len(text) <= limit:
+        return text
+    cut = _PARTIAL_ENTITY.sub("", text[: limit - len(ELLIPSIS)]).rstrip()
+    return cut + ELLIPSIS
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's markup needs escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code_safe(text: str) -> str:
+    return escape(text).replace("```", "` ` `")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _link(url: str, label: str) -> str:
+    """``<url|label>`` for http(s) URLs; just the label otherwise."""
+    if not url.startswith(("http://", "https://")):
+        return escape(label)
+    safe = quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
+    safe = safe.replace("&", "&amp;")
+    return f"<{safe}|{escape(label).replace('|', '¦')}>"
+
+
+def mention(target: str) -> str:
+    """``U…``/``W…`` -> ``<@U…>``, ``S…`` -> ``<!subteam^S…>``, ``C…``/``G…`` -> ``<#C…>``.
+
+    Already-formatted mentions pass through; anything else is escaped text.
+    """
+    target = target.strip()
+    if target.startswith("<") and target.endswith(">"):
+        return target
+    if re.fullmatch(r"[UW][A-Z0-9]+", target):
+        return f"<@{target}>"
+    if re.fullmatch(r"S[A-Z0-9]+", target):
+        return f"<!subteam^{target}>"
+    if re.fullmatch(r"[CG][A-Z0-9]+", target):
+        return f"<#{target}>"
+    return escape(target)
+
+
+def _who(actor: str | None) -> str:
+    if not actor:
+        return "—"
+    return f"<@{actor}>" if _SLACK_USER.match(actor) else escape(actor)
+
+
+def _epoch(at: datetime) -> int:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return int(at.timestamp())
+
+
+def slack_date(at: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+    """Slack's localised date token, with a UTC fallback for clients that cannot render it."""
+    fallback = datetime.fromtimestamp(_epoch(at), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{_epoch(at)}^{fmt}|{fallback}>"
+
+
+def _pack(
+    lines: Sequence[str], limit: int, more: str = "…and {n} more", *, extra: int = 0
+) -> tuple[str, int]:
+    """As many whole lines as fit in ``limit`` characters, plus a "more" line for the rest.
+
+    ``extra`` counts items already left out before packing (they are added to the "more"
+    line). A line too long on its own is truncated. Returns the text and the number left out.
+    """
+    kept: list[str] = []
+    used = 0
+    for index, line in enumerate(lines):
+        left = len(lines) - index - 1 + extra
+        sep = 1 if kept else 0
+        reserve = len(more.format(n=left)) + 1 if left else 0
+        line = truncate(line, max(1, limit - reserve - sep))
+        if kept and used + sep + len(line) + reserve > limit:
+            omitted = len(lines) - index + extra
+            kept.append(more.format(n=omitted))
+            return "\n".join(kept), omitted
+        kept.append(line)
+        used += sep + len(line)
+    if extra:
+        kept.append(more.format(n=extra))
+    return "\n".join(kept), extra
+
+
+def _pack_sections(
+    lines: Sequence[str], *, max_sections: int, more: str, keep: str = "first"
+) -> list[Block]:
+    """Lines spread over at most ``max_sections`` sections; the rest summarised by ``more``."""
+    chunks: list[list[str]] = [[]]
+    sizes = [0]
+    for line in lines:
+        line = truncate(line, SECTION_TEXT_MAX - 100)
+        if sizes[-1] + len(line) + 1 > SECTION_TEXT_MAX - 100 and chunks[-1]:
+            chunks.append([])
+            sizes.append(0)
+        chunks[-1].append(line)
+        sizes[-1] += len(line) + 1
+    if len(chunks) > max_sections:
+        if keep == "last":
+            dropped = chunks[: len(chunks) - max_sections]
+            chunks = chunks[len(chunks) - max_sections :]
+            omitted = sum(len(c) for c in dropped)
+            chunks[0].insert(0, more.format(n=omitted))
+        else:
+            dropped = chunks[max_sections:]
+            chunks = chunks[:max_sections]
+            omitted = sum(len(c) for c in dropped)
+            chunks[-1].append(more.format(n=omitted))
+    return [_section("\n".join(chunk)) for chunk in chunks if chunk]
+
+
+# ---------------------------------------------------------------------- block helpers
+
+
+def _section(text: str, *, fields: Sequence[str] = (), block_id: str | None = None) -> Block:
+    return SectionBlock(
+        text=MarkdownTextObject(text=truncate(text, SECTION_TEXT_MAX)) if text else None,
+        fields=[MarkdownTextObject(text=truncate(f, FIELD_TEXT_MAX)) for f in fields[:FIELDS_MAX]]
+        or None,
+        block_id=block_id,
+    )
+
+
+def _header(text: str) -> Block:
+    return HeaderBlock(
+        text=PlainTextObject(text=truncate(_one_line(text), HEADER_TEXT_MAX), emoji=True)
+    )
+
+
+def _context(*parts: str) -> Block:
+    items = [p for p in parts if p][:CONTEXT_ELEMENTS_MAX]
+    return ContextBlock(
+        elements=[MarkdownTextObject(text=truncate(p, SECTION_TEXT_MAX)) for p in items]
+    )
+
+
+def _button(
+    text: str,
+    action_id: str,
+    value: str,
+    *,
+    style: str | None = None,
+    confirm: ConfirmObject | None = None,
+) -> ButtonElement:
+    if len(value) > BUTTON_VALUE_MAX:
+        raise ValueError(f"button value longer than {BUTTON_VALUE_MAX} characters")
+    return ButtonElement(
+        text=PlainTextObject(text=truncate(text, BUTTON_TEXT_MAX), emoji=True),
+        action_id=action_id,
+        value=value,
+        style=style,
+        confirm=confirm,
+    )
+
+
+def _confirm(title: str, text: str, yes: str) -> ConfirmObject:
+    return ConfirmObject(
+        title=PlainTextObject(text=truncate(title, 100)),
+        text=MarkdownTextObject(text=truncate(text, CONFIRM_TEXT_MAX)),
+        confirm=PlainTextObject(text=truncate(yes, 30)),
+        deny=PlainTextObject(text="Cancel"),
+    )
+
+
+def _bounded(blocks: list[Block]) -> list[Block]:
+    """Never more than MAX_BLOCKS; the builders stay far below it, this is the last guard."""
+    if len(blocks) <= MAX_BLOCKS:
+        return blocks
+    return [*blocks[: MAX_BLOCKS - 1], _context(f"{len(blocks) - MAX_BLOCKS + 1} blocks omitted")]
+
+
+def _fallback(text: str) -> str:
+    """The top-level ``text``: notifications parse it as mrkdwn, so it is escaped too."""
+    return truncate(escape(_one_line(text)), FALLBACK_TEXT_MAX)
+
+
+# ---------------------------------------------------------------------- incident card
+
+
+def status_label(status: IncidentStatus | str) -> str:
+    status = IncidentStatus(status)
+    return f"{STATUS_EMOJI[status]} {status.value.capitalize()}"
+
+
+def severity_label(severity: str) -> str:
+    emoji = SEVERITY_EMOJI.get(severity.lower(), ":white_circle:")
+    return f"{emoji} {escape(severity or 'unknown')}"
+
+
+def _alert_line(alert: AlertOut) -> str:
+    name = alert.labels.get("alertname", alert.fingerprint)
+    where = alert.labels.get("instance") or alert.labels.get("pod") or ""
+    summary = alert.annotations.get("summary") or alert.annotations.get("description") or ""
+    head = f"• *{escape(truncate(name, 100))}*"
+    if where:
+        head += f" `{escape(truncate(where, 80))}`"
+    if alert.status == "resolved":
+        head += " _(resolved)_"
+    if summary:
+        head += " — " + escape(truncate(_one_line(summary), 200))
+    if alert.generator_url:
+        head += " · " + _link(alert.generator_url, "graph")
+    return head
+
+
+def _alertmanager_links(incident: IncidentOut, alertmanager_url: str) -> list[str]:
+    base = alertmanager_url.rstrip("/")
+    matchers = [
+        f'{k}="{v}"' for k, v in sorted(incident.labels.items()) if k in {"alertname", "service"}
+    ]
+    if not matchers and incident.alerts:
+        name = incident.alerts[0].labels.get("alertname")
+        matchers = [f'alertname="{name}"'] if name else []
+    query = quote("{" + ",".join(matchers) + "}", safe="") if matchers else ""
+    alerts = f"{base}/#/alerts" + (f"?filter={query}" if query else "")
+    silence = f"{base}/#/silences/new" + (f"?filter={query}" if query else "")
+    return [_link(alerts, "Open in Alertmanager"), _link(silence, "Silence")]
+
+
+def incident_actions(incident: IncidentOut) -> Block:
+    """Acknowledge / Escalate / Resolve / Re-investigate, as the incident's status allows."""
+    value = str(incident.id)
+    buttons: list[ButtonElement] = []
+    if incident.status == IncidentStatus.TRIGGERED:
+        buttons.append(_button(":eyes: Acknowledge", ACTION_ACK, value, style="primary"))
+    if incident.status != IncidentStatus.RESOLVED:
+        buttons.append(
+            _button(
+                ":mega: Escalate",
+                ACTION_ESCALATE,
+                value,
+                confirm=_confirm(
+                    "Escalate?",
+                    f"Page the next escalation level for incident #{incident.id}?",
+                    "Escalate",
+                ),
+            )
+        )
+        buttons.append(
+            _button(
+                ":white_check_mark: Resolve",
+                ACTION_RESOLVE,
+                value,
+                style="danger",
+                confirm=_confirm(
+                    "Resolve?", f"Mark incident #{incident.id} as resolved?", "Resolve"
+                ),
+            )
+        )
+    buttons.append(_button(":mag: Re-investigate", ACTION_INVESTIGATE, value))
+    return ActionsBlock(elements=buttons, block_id=INCIDENT_ACTIONS_BLOCK)
+
+
+def incident_card(
+    incident: IncidentOut, *, alertmanager_url: str | None = None
+) -> tuple[str, list[Block]]:
+    """The incident's one card in ``slack.channel``: (fallback text, blocks)."""
+    status = IncidentStatus(incident.status)
+    title = _one_line(incident.title) or f"Incident {incident.id}"
+    fallback = _fallback(
+        f"{STATUS_EMOJI[status]} [{incident.severity.upper()}] #{incident.id} {title} — "
+        f"{status.value} ({incident.service})"
+    )
+    blocks: list[Block] = [_header(f"{STATUS_EMOJI[status]} #{incident.id} {title}")]
+
+    alert_total = max(incident.alert_count, len(incident.alerts))
+    alerts_field = f"*Alerts*\n{alert_total}"
+    if incident.truncated_alerts:
+        alerts_field += f" (+{incident.truncated_alerts} truncated by Alertmanager)"
+    fields = [
+        f"*Status*\n{status_label(status)}",
+        f"*Severity*\n{severity_label(incident.severity)}",
+        f"*Service*\n{escape(incident.service or 'unknown')}",
+        alerts_field,
+        f"*Escalation level*\n{incident.escalation_level}",
+        f"*Acknowledged by*\n{_who(incident.acknowledged_by)}",
+        f"*Started*\n{slack_date(incident.created_at)}",
+    ]
+    if incident.resolved_at is not None:
+        fields.append(f"*Resolved*\n{slack_date(incident.resolved_at)}")
+    blocks.append(_section("", fields=fields))
+
+    analysis = incident.analysis
+    if analysis is not None:
+        tag = " _(offline analysis)_" if _is_offline(analysis) else ""
+        blocks.append(
+            _section(
+                f":bulb: *Root cause* ({analysis.confidence_score}% confidence){tag}: "
+                f"{escape(truncate(_one_line(analysis.root_cause), SUMMARY_MAX))}\n"
+                "_Full analysis in the thread._"
+            )
+        )
+
+    if incident.alerts:
+        lines = [_alert_line(a) for a in incident.alerts[:ALERTS_SHOWN]]
+        extra = alert_total - len(lines)
+        if extra > 0:
+            lines.append(f"…and {extra} more alert{'s' if extra != 1 else ''}")
+        text, _ = _pack(lines, SECTION_TEXT_MAX)
+        blocks.append(_section(text))
+
+    if alertmanager_url:
+        blocks.append(_context(*_alertmanager_links(incident, alertmanager_url)))
+
+    blocks.append(incident_actions(incident))
+    footer = [f"Incident #{incident.id}"]
+    if incident.group_key:
+        footer.append(f"group `{escape(truncate(incident.group_key, 80))}`")
+    blocks.append(_context(" · ".join(footer)))
+    return fallback, _bounded(blocks)
+
+
+# ---------------------------------------------------------------------- RCA card
+
+
+def _is_offline(analysis: Analysis) -> bool:
+    return analysis.execution_status == ExecutionStatus.RECOVERED_FALLBACK
+
+
+def _evidence_blocks(evidence: Sequence[EvidenceItem]) -> list[Block]:
+    logs = [e for e in evidence if e.kind == "log"]
+    metrics = [e for e in evidence if e.kind == "metric"]
+    blocks: list[Block] = []
+    if logs:
+        shown = logs[:LOG_EVIDENCE_SHOWN]
+        lines = [
+            _code_safe(truncate(_one_line(f"[{e.ref}] {e.text}"), EVIDENCE_LINE_MAX)) for e in shown
+        ]
+        sources = sorted({e.source for e in shown})
+        head = f"*Key log lines* ({escape(', '.join(sources))[:200]})\n```\n"
+        tail = "\n```"
+        code, omitted = _pack(
+            lines,
+            SECTION_TEXT_MAX - len(head) - len(tail) - 60,  # room for the note below
+            "…{n} more",
+            extra=len(logs) - len(shown),
+        )
+        if omitted:  # the note goes under the code block, not inside it
+            code = code.rsplit("\n", 1)[0]
+        text = head + code + tail
+        if omitted:
+            text += f"\n_…and {omitted} more log line{'s' if omitted != 1 else ''}_"
+        blocks.append(_section(text))
+    if metrics:
+        shown = metrics[:METRIC_EVIDENCE_SHOWN]
+        lines = [
+            f"• *{escape(truncate(e.source, 80))}* "
+            f"{escape(truncate(_one_line(e.text), EVIDENCE_LINE_MAX))} `{escape(e.ref[:40])}`"
+            for e in shown
+        ]
+        text, _ = _pack(
+            ["*Key metrics*", *lines],
+            SECTION_TEXT_MAX,
+            "_…and {n} more metric readings_",
+            extra=len(metrics) - len(shown),
+        )
+        blocks.append(_section(text))
+    return blocks
+
+
+def _attempts_context(analysis: Analysis) -> list[str]:
+    parts = [f"provider *{escape(analysis.provider)}*"]
+    if analysis.model:
+        parts.append(f"model `{escape(truncate(analysis.model, 80))}`")
+    if analysis.attempts:
+        failed = [a for a in analysis.attempts if not a.ok]
+        total_ms = sum(a.elapsed_ms for a in analysis.attempts)
+        parts.append(
+            f"{len(analysis.attempts)} attempt{'s' if len(analysis.attempts) != 1 else ''}"
+            f" ({len(failed)} failed, {total_ms / 1000:.1f}s)"
+        )
+        if failed and failed[-1].error:
+            parts.append(f"last error: {escape(truncate(_one_line(failed[-1].error), 200))}")
+    parts.append(f"status `{analysis.execution_status.value}`")
+    if analysis.created_at is not None:
+        parts.append(slack_date(analysis.created_at))
+    return parts
+
+
+def rca_card(incident: IncidentOut, analysis: Analysis) -> tuple[str, list[Block]]:
+    """The root-cause analysis, posted in the incident's thread: (fallback text, blocks)."""
+    offline = _is_offline(analysis)
+    failed = analysis.execution_status == ExecutionStatus.FAILED
+    prefix = "Offline analysis" if offline else "Root cause"
+    fallback = _fallback(
+        f"{prefix} for #{incident.id} ({analysis.confidence_score}% confidence): "
+        f"{truncate(_one_line(analysis.root_cause), SUMMARY_MAX)}"
+    )
+    blocks: list[Block] = []
+    if offline:
+        blocks.append(
+            _section(
+                ":warning: *Offline analysis — the LLM was unavailable.* This root cause comes "
+                "from Firebreak's rule-based offline analyzer, not from the language model. "
+                "Treat it as a starting point and use *Re-investigate* when the LLM is back."
+            )
+        )
+    elif failed:
+        blocks.append(
+            _section(
+                ":x: *The analysis failed.* What follows is incomplete; use *Re-investigate* "
+                "to try again."
+            )
+        )
+    blocks.append(_header(f":mag: Root-cause analysis · #{incident.id} {incident.title}"))
+    blocks.append(_section(f"*Root cause*\n{escape(analysis.root_cause)}"))
+    blocks.append(
+        _section(
+            "",
+            fields=[
+                f"*Confidence*\n{_confidence(analysis.confidence_score)}",
+                f"*Execution*\n{_execution_label(analysis.execution_status)}",
+            ],
+        )
+    )
+    blocks.append(_section(f"*Reasoning*\n{escape(truncate(analysis.reasoning, REASONING_MAX))}"))
+    blocks.append(_section(f":adhesive_bandage: *Mitigation*\n{escape(analysis.mitigation)}"))
+    blocks.append(_section(f":shield: *Prevention*\n{escape(analysis.prevention)}"))
+    blocks.append(_section(f":point_right: *Recommendation*\n{escape(analysis.recommendation)}"))
+    evidence = _evidence_blocks(analysis.evidence)
+    if evidence:
+        blocks.append(DividerBlock())
+        blocks.extend(evidence)
+    if analysis.remediation is not None:
+        blocks.append(DividerBlock())
+        blocks.extend(remediation_blocks(incident.id, analysis.remediation))
+    blocks.append(_context(*_attempts_context(analysis)))
+    return fallback, _bounded(blocks)
+
+
+def _confidence(score: int) -> str:
+    filled = max(0, min(10, round(score / 10)))
+    return f"{score}% " + "▰" * filled + "▱" * (10 - filled)
+
+
+def _execution_label(status: ExecutionStatus) -> str:
+    return {
+        ExecutionStatus.COMPLETED: ":white_check_mark: completed",
+        ExecutionStatus.RECOVERED_FALLBACK: ":warning: offline fallback (LLM unavailable)",
+        ExecutionStatus.FAILED: ":x: failed",
+    }[ExecutionStatus(status)]
+
+
+# ---------------------------------------------------------------------- remediation
+
+
+def remediation_value(incident_id: int, action: str) -> str:
+    """The button value for Approve / Reject: ``{"incident_id": 7, "action": "restart"}``."""
+    value = json.dumps({"incident_id": incident_id, "action": action}, separators=(",", ":"))
+    if len(value) > BUTTON_VALUE_MAX:  # an absurd action name: the incident id is enough
+        value = json.dumps({"incident_id": incident_id}, separators=(",", ":"))
+    return value
+
+
+def parse_remediation_value(value: str) -> tuple[int, str | None]:
+    """Inverse of ``remediation_value``; also accepts ``"7:restart"`` and ``"7"``."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        return int(data["incident_id"]), data.get("action")
+    if isinstance(data, int):
+        return data, None
+    incident_id, _, action = value.partition(":")
+    return int(incident_id), action or None
+
+
+def remediation_blocks(
+    incident_id: int, proposal: RemediationProposal, *, decision: str | None = None
+) -> list[Block]:
+    """The proposal with Approve / Reject buttons; with ``decision`` (e.g. "Approved by
+    <@U1>") the buttons are replaced by that line."""
+    params = [
+        f"`{escape(truncate(p.name, 60))}` = `{escape(truncate(p.value, 200))}`"
+        for p in proposal.parameters
+    ]
+    lines = [
+        f":hammer_and_wrench: *Proposed remediation:* `{escape(truncate(proposal.action, 100))}`",
+        *params[:15],
+    ]
+    if len(params) > 15:
+        lines.append(f"…and {len(params) - 15} more parameters")
+    lines.append(f"_Why:_ {escape(_one_line(proposal.reason))}")
+    text, _ = _pack(lines, SECTION_TEXT_MAX)
+    blocks: list[Block] = [_section(text)]
+    if decision is not None:
+        blocks.append(_context(decision))
+        return blocks
+    value = remediation_value(incident_id, proposal.action)
+    blocks.append(
+        ActionsBlock(
+            block_id=REMEDIATION_ACTIONS_BLOCK,
+            elements=[
+                _button(
+                    ":white_check_mark: Approve",
+                    ACTION_REMEDIATION_APPROVE,
+                    value,
+                    style="primary",
+                    confirm=_confirm(
+                        "Run this action?",
+                        f"Run `{escape(truncate(proposal.action, 100))}` for incident "
+                        f"#{incident_id}?",
+                        "Run it",
+                    ),
+                ),
+                _button(":no_entry_sign: Reject", ACTION_REMEDIATION_REJECT, value, style="danger"),
+            ],
+        )
+    )
+    blocks.append(_context("Runs only after approval; only allowlisted actions can run."))
+    return blocks
+
+
+def remediation_card(
+    incident_id: int, proposal: RemediationProposal, *, decision: str | None = None
+) -> tuple[str, list[Block]]:
+    """A remediation proposal as its own thread message: (fallback text, blocks)."""
+    state = f" — {decision}" if decision else " — approve or reject"
+    fallback = _fallback(f"Proposed remediation for #{incident_id}: {proposal.action}{state}")
+    return fallback, _bounded(remediation_blocks(incident_id, proposal, decision=decision))
+
+
+# ---------------------------------------------------------------------- escalation, lists
+
+
+def escalation_page_text(level: int, targets: list[str]) -> str:
+    """The thread message that pages an escalation level: mentions that notify."""
+    who = " ".join(mention(t) for t in targets) or "_(nobody configured)_"
+    return f":mega: *Escalation level {level}*: {who} — please take a look at this incident."
+
+
+def timeline_blocks(events: list[TimelineEventOut]) -> list[Block]:
+    """The incident timeline for ``/incident timeline ID`` (latest events kept when long)."""
+    if not events:
+        return [_section("_No timeline events yet._")]
+    lines = []
+    for event in events:
+        emoji = EVENT_EMOJI.get(event.type, ":small_blue_diamond:")
+        actor = _who(event.actor) if event.actor else ""
+        message = escape(truncate(_one_line(event.message), 400))
+        line = f"{emoji} {slack_date(event.at, '{time_secs}')} *{escape(event.type)}*"
+        if actor:
+            line += f" · {actor}"
+        if message:
+            line += f" — {message}"
+        lines.append(line)
+    blocks = [_header(f":spiral_note_pad: Timeline ({len(events)} events)")]
+    blocks += _pack_sections(
+        lines,
+        max_sections=TIMELINE_SECTIONS_MAX,
+        more="_…{n} earlier events not shown_",
+        keep="last",
+    )
+    return _bounded(blocks)
+
+
+def incident_list_blocks(incidents: list[IncidentOut]) -> list[Block]:
+    """One line per incident for ``/incident list``."""
+    if not incidents:
+        return [_section(":tada: No open incidents.")]
+    lines = [
+        f"{STATUS_EMOJI[IncidentStatus(i.status)]} *#{i.id}* "
+        f"{escape(truncate(_one_line(i.title), 120))} · {severity_label(i.severity)} · "
+        f"{escape(truncate(i.service, 60))} · {IncidentStatus(i.status).value} · "
+        f"since {slack_date(i.created_at)}"
+        for i in incidents
+    ]
+    blocks = [_header(f"Incidents ({len(incidents)})")]
+    blocks += _pack_sections(
+        lines, max_sections=LIST_SECTIONS_MAX, more="_…and {n} more incidents_"
+    )
+    return _bounded(blocks)
+
+
+def help_text(command: str = "/incident") -> str:
+    """Usage of the slash command, as mrkdwn."""
+    c = escape(command)
+    rows = [
+        ("help", "this help"),
+        ("list", "open incidents"),
+        ("status ID", "an incident's current state"),
+        ("ack ID", "acknowledge an incident"),
+        ("escalate ID", "page the next escalation level"),
+        ("resolve ID", "resolve an incident"),
+        ("investigate ID", "run the root-cause analysis again"),
+        ("timeline ID", "everything that happened, in order"),
+        ("declare TITLE", "open an incident by hand"),
+    ]
+    body = "\n".join(f"• `{c} {usage}` — {what}" for usage, what in rows)
+    return f"*Firebreak* — usage:\n{body}\nMention me in an incident thread to ask about it."
+
+
+# ---------------------------------------------------------------------- terminal rendering
+
+_DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+_LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
+_BARE_LINK = re.compile(r"<(https?://[^|>]+)>")
+_USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+_SUBTEAM = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!(here|channel|everyone)>")
+
+
+_TERMINAL_EMOJI = {
+    ":rotating_light:": "🚨",
+    ":eyes:": "👀",
+    ":white_check_mark:": "✅",
+    ":red_circle:": "🔴",
+    ":large_orange_circle:": "🟠",
+    ":large_blue_circle:": "🔵",
+    ":white_circle:": "⚪",
+    ":bulb:": "💡",
+    ":mag:": "🔍",
+    ":mega:": "📣",
+    ":warning:": "⚠️",
+    ":x:": "❌",
+    ":hammer_and_wrench:": "🛠️",
+    ":no_entry_sign:": "🚫",
+    ":bell:": "🔔",
+    ":memo:": "📝",
+    ":repeat:": "🔁",
+    ":alarm_clock:": "⏰",
+    ":gear:": "⚙️",
+    ":+1:": "👍",
+    ":tada:": "🎉",
+    ":spiral_note_pad:": "🗒️",
+    ":card_index_dividers:": "🗂️",
+    ":adhesive_bandage:": "🩹",
+    ":shield:": "🛡️",
+    ":point_right:": "👉",
+    ":small_blue_diamond:": "🔹",
+}
+_SHORTCODE = re.compile(r":[a-z0-9_+\-]+:")
+
+
+def mrkdwn_to_text(text: str) -> str:
+    """Slack markup -> plain text: links, mentions, dates, entities, common emoji."""
+    text = _SHORTCODE.sub(lambda m: _TERMINAL_EMOJI.get(m.group(0), m.group(0)), text)
+    text = _DATE.sub(r"\1", text)
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1).replace('&amp;', '&')})", text)
+    text = _BARE_LINK.sub(r"\1", text)
+    text = _USER.sub(r"@\1", text)
+    text = _SUBTEAM.sub(r"@\1", text)
+    text = _CHANNEL.sub(lambda m: f"#{m.group(2) or m.group(1)}", text)
+    text = _SPECIAL.sub(r"@\1", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _text(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return mrkdwn_to_text(str(obj.get("text", "")))
+    return ""
+
+
+def render_text(blocks: Iterable[Block | dict[str, Any]], *, width: int = 72) -> str:
+    """A plain-text rendering of blocks for the terminal."""
+    out: list[str] = []
+    for block in blocks:
+        data = block.to_dict() if isinstance(block, Block) else block
+        kind = data.get("type")
+        if kind == "header":
+            title = _text(data.get("text"))
+            out += [title, "=" * min(width, max(len(title), 3))]
+        elif kind == "section":
+            if data.get("text"):
+                out.append(_text(data["text"]))
+            for field_obj in data.get("fields") or []:
+                label, _, value = _text(field_obj).partition("\n")
+                out.append(f"  {label.strip('*')}: {value}" if value else f"  {label}")
+        elif kind == "context":
+            out.append("  " + " · ".join(_text(e) for e in data.get("elements") or []))
+        elif kind == "divider":
+            out.append("-" * width)
+        elif kind == "actions":
+            buttons = [
+                f"[ {_text(e.get('text'))} ]" for e in data.get("elements") or [] if e.get("text")
+            ]
+            out.append(" ".join(buttons))
+        elif data.get("text"):
+            out.append(_text(data["text"]))
+    return "\n".join(out)
+
+
+__all__ = [
+    "ACTION_ACK",
+    "ACTION_ESCALATE",
+    "ACTION_INVESTIGATE",
+    "ACTION_REMEDIATION_APPROVE",
+    "ACTION_REMEDIATION_REJECT",
+    "ACTION_RESOLVE",
+    "INCIDENT_ACTIONS_BLOCK",
+    "MAX_BLOCKS",
+    "REMEDIATION_ACTIONS_BLOCK",
+    "escalation_page_text",
+    "escape",
+    "help_text",
+    "incident_actions",
+    "incident_card",
+    "incident_list_blocks",
+    "mention",
+    "mrkdwn_to_text",
+    "parse_remediation_value",
+    "rca_card",
+    "remediation_blocks",
+    "remediation_card",
+    "remediation_value",
+    "render_text",
+    "slack_date",
+    "timeline_blocks",
+    "truncate",
+]

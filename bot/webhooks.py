@@ -1,0 +1,53 @@
+"""`POST /webhooks/alertmanager`: validate, store durably, answer; never wait for slow work.
+
+Status codes are chosen for Alertmanager's retry logic: 4xx for input that will never become
+valid (it is not retried), 5xx only when storing failed (it is retried, and ingestion is
+idempotent, so a retry is harmless).
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from pydantic import ValidationError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+
+from firebreak.bot.auth import bearer_ok
+from firebreak.bot.errors import PayloadTooLarge, error_response, read_body, validation_response
+from firebreak.store.payloads import AlertmanagerPayload
+
+log = structlog.get_logger(__name__)
+
+
+async def alertmanager_webhook(request: Request) -> JSONResponse:
+    runtime = request.app.state.runtime
+    metrics = runtime.metrics
+    started = time.perf_counter()
+    if not bearer_ok(request, runtime.secrets.webhook_token):
+        metrics.webhook_rejected.labels("unauthorized").inc()
+        return error_response(401, "unauthorized", "missing or wrong bearer token")
+    try:
+        body = await read_body(request, runtime.config.server.max_body_bytes)
+        payload = AlertmanagerPayload.model_validate_json(body)
+    except PayloadTooLarge as exc:
+        metrics.webhook_rejected.labels("too_large").inc()
+        return error_response(413, "payload_too_large", str(exc))
+    except ClientDisconnect:
+        return error_response(400, "client_disconnected", "the request body was not complete")
+    except ValidationError as exc:
+        metrics.webhook_rejected.labels("invalid").inc()
+        return validation_response(exc)
+
+    outcome = await runtime.writer.submit(payload)
+    for alert in payload.alerts:
+        metrics.alerts_received.labels(alert.status).inc()
+    metrics.webhook_latency.observe(time.perf_counter() - started)
+    return JSONResponse(
+        {
+            "status": "stored" if outcome.incident_id is not None else "ignored",
+            "incident_id": outcome.incident_id,
+            "alerts_written": outcome.alerts_written,
+        }
+    )

@@ -1,0 +1,107 @@
+"""The composition root: builds every component once and wires them together.
+
+`Runtime` is the app object the brief allows as the only mutable global state; handlers reach
+it through `request.app.state.runtime`. Components start in dependency order in the lifespan
+and stop in reverse, so on SIGTERM in-flight webhook requests finish and their alerts are
+committed before the store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from firebreak.bot import api, webhooks
+from firebreak.config import Config, Secrets
+from firebreak.events import Change, EventBus, IncidentEvent
+from firebreak.metrics import Metrics
+from firebreak.store.db import create_engine, create_sync_engine
+from firebreak.store.ingest import IngestOutcome
+from firebreak.store.migrate import upgrade
+from firebreak.store.writer import IngestWriter
+
+log = structlog.get_logger(__name__)
+
+Readiness = Callable[[], str]  # "ok" or the reason it is not ready
+
+
+@dataclass
+class Runtime:
+    config: Config
+    secrets: Secrets
+    engine: AsyncEngine
+    metrics: Metrics
+    bus: EventBus
+    writer: IngestWriter
+    readiness_checks: dict[str, Readiness] = field(default_factory=dict)
+
+    def readiness(self) -> dict[str, str]:
+        return {name: check() for name, check in self.readiness_checks.items()}
+
+
+def build_runtime(config: Config, secrets: Secrets) -> Runtime:
+    engine = create_engine(config.store.url)
+    metrics = Metrics()
+    bus = EventBus()
+    writer = IngestWriter(
+        create_sync_engine(config.store.url),
+        reopen_window_s=config.ingest.reopen_window_s,
+        after_commit=lambda outcome: _announce(outcome, bus, metrics),
+    )
+    return Runtime(config, secrets, engine, metrics, bus, writer)
+
+
+def _announce(outcome: IngestOutcome, bus: EventBus, metrics: Metrics) -> None:
+    assert outcome.incident_id is not None
+    if outcome.opened:
+        metrics.incidents_opened.inc()
+        bus.publish(IncidentEvent(outcome.incident_id, Change.OPENED, "alertmanager"))
+    if outcome.resolved:
+        metrics.incidents_resolved.inc()
+        bus.publish(IncidentEvent(outcome.incident_id, Change.RESOLVED, "alertmanager"))
+    elif not outcome.opened and outcome.alerts_written:
+        bus.publish(IncidentEvent(outcome.incident_id, Change.UPDATED, "alertmanager"))
+
+
+Component = Callable[[Runtime, AsyncExitStack], Awaitable[None]]
+
+
+def create_app(runtime: Runtime, components: list[Component] | None = None) -> Starlette:
+    """The ASGI app. `components` start after the store and writer, each registering its own
+    shutdown on the exit stack (Slack, investigations, scheduler)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(upgrade, runtime.config.store.url)
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(runtime.engine.dispose)
+            await runtime.writer.start()
+            stack.push_async_callback(runtime.writer.stop)
+            for component in components or []:
+                await component(runtime, stack)
+            log.info("firebreak started", store=runtime.engine.url.get_backend_name())
+            yield
+        log.info("firebreak stopped")
+
+    app = Starlette(routes=routes(), lifespan=lifespan)
+    app.state.runtime = runtime
+    return app
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/webhooks/alertmanager", webhooks.alertmanager_webhook, methods=["POST"]),
+        Route("/api/v1/incidents", api.list_incidents, methods=["GET"]),
+        Route("/api/v1/incidents/{incident_id}", api.get_incident, methods=["GET"]),
+        Route("/api/v1/incidents/{incident_id}/timeline", api.get_timeline, methods=["GET"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/readyz", api.readyz, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+    ]

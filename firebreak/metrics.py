@@ -1,0 +1,42 @@
+"""Prometheus metrics, kept in one registry owned by the app (no module-level collectors)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.alerts_received = Counter(
+            "firebreak_alerts_received",
+            "Alerts received from Alertmanager, by status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.incidents_opened = Counter(
+            "firebreak_incidents_opened",
+            "Incidents opened (created or reopened)",
+            registry=self.registry,
+        )
+        self.incidents_resolved = Counter(
+            "firebreak_incidents_resolved", "Incidents resolved", registry=self.registry
+        )
+        self.webhook_rejected = Counter(
+            "firebreak_webhook_rejected",
+            "Webhook requests refused, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.webhook_latency = Histogram(
+            "firebreak_webhook_latency_seconds",
+            "Alertmanager webhook latency until durable",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.investigations = Counter(
+            "firebreak_investigations",
+            "Investigations finished, by execution status",
+            ["execution_status"],
+            registry=self.registry,
+        )

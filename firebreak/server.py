@@ -1,0 +1,34 @@
+"""`firebreak serve`: uvicorn around the app, with a clean shutdown on SIGTERM/SIGINT.
+
+uvicorn stops accepting connections, lets in-flight requests finish (up to
+`server.shutdown_timeout_s`), then runs the lifespan shutdown, which drains the ingest
+writer before the store closes: an acknowledged alert is always committed.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+
+from firebreak.app import build_runtime, create_app
+from firebreak.components import default_components
+from firebreak.config import Config, Secrets
+from firebreak.logs import configure_logging
+
+
+def serve(config: Config, secrets: Secrets) -> int:
+    configure_logging()
+    runtime = build_runtime(config, secrets)
+    app = create_app(runtime, default_components(runtime))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(config.server.shutdown_timeout_s),
+        )
+    )
+    server.run()
+    return 0

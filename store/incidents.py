@@ -1,0 +1,321 @@
+"""Incident queries and state transitions.
+
+Every function takes an `AsyncConnection` so the caller decides the transaction: a transition
+and its timeline event are always written together. Transitions are conditional UPDATEs, so a
+second click, a Slack retry or another replica doing the same thing changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from firebreak.store.models import (
+    Alert,
+    AnalysisRecord,
+    EscalationState,
+    Incident,
+    SlackMessage,
+    TimelineEvent,
+)
+from firebreak.store.schemas import (
+    AlertOut,
+    Analysis,
+    EventType,
+    IncidentOut,
+    IncidentStatus,
+    SlackRef,
+    TimelineEventOut,
+)
+
+CARD = "card"
+MAX_ALERTS_SHOWN = 50
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a state change did: `changed` is False when it was already done (or impossible)."""
+
+    changed: bool
+    status: IncidentStatus | None  # None: no such incident
+    reason: str = ""
+
+
+async def add_event(
+    conn: AsyncConnection,
+    incident_id: int,
+    kind: EventType,
+    actor: str,
+    message: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        insert(TimelineEvent).values(
+            incident_id=incident_id,
+            at=utcnow(),
+            type=kind.value,
+            actor=actor,
+            message=message,
+            data=data or {},
+        )
+    )
+
+
+async def list_incidents(
+    conn: AsyncConnection, status: IncidentStatus | None = None, limit: int = 100
+) -> list[IncidentOut]:
+    query = select(Incident).order_by(Incident.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Incident.status == status.value)
+    rows = (await conn.execute(query)).all()
+    cards = await _card_refs(conn, [row.id for row in rows])
+    analyses = await _latest_analyses(conn, [row.id for row in rows])
+    return [_incident_out(row, cards.get(row.id), analyses.get(row.id)) for row in rows]
+
+
+async def get_incident(
+    conn: AsyncConnection, incident_id: int, *, with_alerts: bool = True
+) -> IncidentOut | None:
+    row = (await conn.execute(select(Incident).where(Incident.id == incident_id))).first()
+    if row is None:
+        return None
+    cards = await _card_refs(conn, [incident_id])
+    analyses = await _latest_analyses(conn, [incident_id])
+    incident = _incident_out(row, cards.get(incident_id), analyses.get(incident_id))
+    if with_alerts:
+        alerts = await conn.execute(
+            select(Alert)
+            .where(Alert.incident_id == incident_id)
+            .order_by(Alert.starts_at)
+            .limit(MAX_ALERTS_SHOWN)
+        )
+        incident.alerts = [
+            AlertOut(
+                fingerprint=a.fingerprint,
+                status=a.status,
+                labels=a.labels,
+                annotations=a.annotations,
+                starts_at=a.starts_at,
+                ends_at=a.ends_at,
+                generator_url=a.generator_url,
+            )
+            for a in alerts
+        ]
+    return incident
+
+
+async def timeline(conn: AsyncConnection, incident_id: int) -> list[TimelineEventOut] | None:
+    if not await exists(conn, incident_id):
+        return None
+    rows = await conn.execute(
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident_id)
+        .order_by(TimelineEvent.at, TimelineEvent.id)
+    )
+    return [
+        TimelineEventOut(at=r.at, type=r.type, actor=r.actor, message=r.message, data=r.data)
+        for r in rows
+    ]
+
+
+async def exists(conn: AsyncConnection, incident_id: int) -> bool:
+    found = await conn.scalar(select(Incident.id).where(Incident.id == incident_id))
+    return found is not None
+
+
+async def acknowledge(conn: AsyncConnection, incident_id: int, actor: str) -> Transition:
+    now = utcnow()
+    changed = await _transition(
+        conn,
+        incident_id,
+        only_from=[IncidentStatus.TRIGGERED],
+        values={
+            "status": IncidentStatus.ACKNOWLEDGED.value,
+            "acknowledged_at": now,
+            "acknowledged_by": actor,
+        },
+    )
+    if changed:
+        await _stop_escalation(conn, incident_id)
+        await add_event(
+            conn, incident_id, EventType.ACKNOWLEDGED, actor, f"Acknowledged by {actor}"
+        )
+    return await _result(conn, incident_id, changed, "already acknowledged or resolved")
+
+
+async def resolve(conn: AsyncConnection, incident_id: int, actor: str) -> Transition:
+    changed = await _transition(
+        conn,
+        incident_id,
+        only_from=[IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED],
+        values={
+            "status": IncidentStatus.RESOLVED.value,
+            "resolved_at": utcnow(),
+            "resolved_by": actor,
+        },
+    )
+    if changed:
+        await _stop_escalation(conn, incident_id)
+        await add_event(conn, incident_id, EventType.RESOLVED, actor, f"Resolved by {actor}")
+    return await _result(conn, incident_id, changed, "already resolved")
+
+
+async def declare(
+    conn: AsyncConnection,
+    title: str,
+    actor: str,
+    *,
+    severity: str = "unknown",
+    service: str = "unknown",
+) -> int:
+    """A human-declared incident: no Alertmanager group, same life cycle."""
+    now = utcnow()
+    incident_id = await conn.scalar(
+        insert(Incident)
+        .values(
+            group_key=None,
+            title=title[:300],
+            status=IncidentStatus.TRIGGERED.value,
+            severity=severity,
+            service=service,
+            labels={},
+            created_at=now,
+            updated_at=now,
+            alert_count=0,
+            truncated_alerts=0,
+            escalation_level=0,
+        )
+        .returning(Incident.id)
+    )
+    assert incident_id is not None
+    await add_event(conn, incident_id, EventType.INCIDENT_CREATED, actor, f"Declared by {actor}")
+    return incident_id
+
+
+async def save_analysis(
+    conn: AsyncConnection, incident_id: int, analysis: Analysis, evidence: dict[str, Any]
+) -> None:
+    await conn.execute(
+        insert(AnalysisRecord).values(
+            incident_id=incident_id,
+            created_at=analysis.created_at or utcnow(),
+            execution_status=analysis.execution_status.value,
+            confidence_score=analysis.confidence_score,
+            body=analysis.model_dump(mode="json"),
+            evidence=evidence,
+        )
+    )
+
+
+async def latest_evidence(conn: AsyncConnection, incident_id: int) -> dict[str, Any] | None:
+    """Everything the last investigation gathered (for thread Q&A), not only what it cited."""
+    return await conn.scalar(
+        select(AnalysisRecord.evidence)
+        .where(AnalysisRecord.incident_id == incident_id)
+        .order_by(AnalysisRecord.id.desc())
+        .limit(1)
+    )
+
+
+async def save_slack_message(
+    conn: AsyncConnection, incident_id: int, purpose: str, channel: str, ts: str
+) -> None:
+    await conn.execute(
+        insert(SlackMessage).values(
+            incident_id=incident_id, purpose=purpose, channel=channel, ts=ts, created_at=utcnow()
+        )
+    )
+
+
+async def find_by_slack_thread(conn: AsyncConnection, channel: str, ts: str) -> int | None:
+    return await conn.scalar(
+        select(SlackMessage.incident_id)
+        .where(SlackMessage.channel == channel, SlackMessage.ts == ts)
+        .limit(1)
+    )
+
+
+async def _transition(
+    conn: AsyncConnection,
+    incident_id: int,
+    *,
+    only_from: list[IncidentStatus],
+    values: dict[str, Any],
+) -> bool:
+    result = await conn.execute(
+        update(Incident)
+        .where(Incident.id == incident_id, Incident.status.in_([s.value for s in only_from]))
+        .values(**values, updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+async def _stop_escalation(conn: AsyncConnection, incident_id: int) -> None:
+    await conn.execute(
+        update(EscalationState)
+        .where(EscalationState.incident_id == incident_id)
+        .values(next_at=None, step=EscalationState.step + 1)
+    )
+
+
+async def _result(
+    conn: AsyncConnection, incident_id: int, changed: bool, reason: str
+) -> Transition:
+    status = await conn.scalar(select(Incident.status).where(Incident.id == incident_id))
+    if status is None:
+        return Transition(False, None, f"no incident #{incident_id}")
+    return Transition(changed, IncidentStatus(status), "" if changed else reason)
+
+
+async def _card_refs(conn: AsyncConnection, ids: list[int]) -> dict[int, Row[Any]]:
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(SlackMessage.incident_id, SlackMessage.channel, SlackMessage.ts).where(
+            SlackMessage.incident_id.in_(ids), SlackMessage.purpose == CARD
+        )
+    )
+    return {row.incident_id: row for row in rows}
+
+
+async def _latest_analyses(conn: AsyncConnection, ids: list[int]) -> dict[int, Analysis]:
+    if not ids:
+        return {}
+    latest = (
+        select(func.max(AnalysisRecord.id))
+        .where(AnalysisRecord.incident_id.in_(ids))
+        .group_by(AnalysisRecord.incident_id)
+    )
+    rows = await conn.execute(
+        select(AnalysisRecord.incident_id, AnalysisRecord.body).where(AnalysisRecord.id.in_(latest))
+    )
+    return {row.incident_id: Analysis.model_validate(row.body) for row in rows}
+
+
+def _incident_out(row: Row[Any], card: Row[Any] | None, analysis: Analysis | None) -> IncidentOut:
+    return IncidentOut(
+        id=row.id,
+        title=row.title,
+        status=IncidentStatus(row.status),
+        severity=row.severity,
+        service=row.service,
+        labels=row.labels,
+        group_key=row.group_key,
+        created_at=row.created_at,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        resolved_at=row.resolved_at,
+        alert_count=row.alert_count,
+        truncated_alerts=row.truncated_alerts,
+        escalation_level=row.escalation_level,
+        slack=SlackRef(channel=card.channel, ts=card.ts) if card else SlackRef(),
+        analysis=analysis,
+    )

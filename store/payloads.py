@@ -1,0 +1,53 @@
+"""The Alertmanager webhook payload, version 4, as received on `/webhooks/alertmanager`.
+
+Unknown fields are ignored (newer Alertmanagers add some, e.g. `notification_reason`);
+known fields are type-checked so a malformed payload is refused with the field named.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ZERO_TIME_YEAR = 1  # Alertmanager sends 0001-01-01T00:00:00Z as endsAt of firing alerts
+
+
+class AlertPayload(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    starts_at: datetime = Field(alias="startsAt")
+    ends_at: datetime | None = Field(None, alias="endsAt")
+    generator_url: str = Field("", alias="generatorURL")
+    fingerprint: str = Field(min_length=1, max_length=128)
+
+    @field_validator("starts_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @field_validator("ends_at")
+    @classmethod
+    def _zero_is_none(cls, value: datetime | None) -> datetime | None:
+        if value is None or value.year <= ZERO_TIME_YEAR:
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class AlertmanagerPayload(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    version: Literal["4"]
+    group_key: str = Field(alias="groupKey", min_length=1, max_length=4096)
+    truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0)
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    group_labels: dict[str, str] = Field({}, alias="groupLabels")
+    common_labels: dict[str, str] = Field({}, alias="commonLabels")
+    common_annotations: dict[str, str] = Field({}, alias="commonAnnotations")
+    external_url: str = Field("", alias="externalURL")
+    alerts: list[AlertPayload] = []
