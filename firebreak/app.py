@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
-from firebreak.bot import api, webhooks
+from firebreak.bot import api, slack_http, webhooks
 from firebreak.config import Config, Secrets
 from firebreak.events import Change, EventBus, IncidentEvent
 from firebreak.metrics import Metrics
+from firebreak.ports import Escalations, Investigations, Notifier, Remediations
 from firebreak.store.db import create_engine, create_sync_engine
 from firebreak.store.ingest import IngestOutcome
 from firebreak.store.migrate import upgrade
@@ -41,6 +44,13 @@ class Runtime:
     bus: EventBus
     writer: IngestWriter
     readiness_checks: dict[str, Readiness] = field(default_factory=dict)
+    # Set by the components as they start (see firebreak/components.py).
+    notifier: Notifier | None = None
+    investigations: Investigations | None = None
+    escalations: Escalations | None = None
+    remediations: Remediations | None = None
+    # POST /slack/events is forwarded here while Slack runs in HTTP mode (bot/slack_app.py).
+    slack_handler: Callable[[Request], Awaitable[Response]] | None = None
 
     def readiness(self) -> dict[str, str]:
         return {name: check() for name, check in self.readiness_checks.items()}
@@ -73,19 +83,27 @@ def _announce(outcome: IngestOutcome, bus: EventBus, metrics: Metrics) -> None:
 Component = Callable[[Runtime, AsyncExitStack], Awaitable[None]]
 
 
+@asynccontextmanager
+async def running(runtime: Runtime, components: list[Component]) -> AsyncIterator[Runtime]:
+    """The store migrated, the writer and every component started; all stopped on exit in
+    reverse order. Used by the ASGI lifespan, `firebreak investigate` and the demo."""
+    await asyncio.to_thread(upgrade, runtime.config.store.url)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(runtime.engine.dispose)
+        await runtime.writer.start()
+        stack.push_async_callback(runtime.writer.stop)
+        for component in components:
+            await component(runtime, stack)
+        yield runtime
+
+
 def create_app(runtime: Runtime, components: list[Component] | None = None) -> Starlette:
     """The ASGI app. `components` start after the store and writer, each registering its own
     shutdown on the exit stack (Slack, investigations, scheduler)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await asyncio.to_thread(upgrade, runtime.config.store.url)
-        async with AsyncExitStack() as stack:
-            stack.push_async_callback(runtime.engine.dispose)
-            await runtime.writer.start()
-            stack.push_async_callback(runtime.writer.stop)
-            for component in components or []:
-                await component(runtime, stack)
+        async with running(runtime, components or []):
             log.info("firebreak started", store=runtime.engine.url.get_backend_name())
             yield
         log.info("firebreak stopped")
@@ -98,6 +116,7 @@ def create_app(runtime: Runtime, components: list[Component] | None = None) -> S
 def routes() -> list[Route]:
     return [
         Route("/webhooks/alertmanager", webhooks.alertmanager_webhook, methods=["POST"]),
+        Route("/slack/events", slack_http.slack_events, methods=["POST"]),
         Route("/api/v1/incidents", api.list_incidents, methods=["GET"]),
         Route("/api/v1/incidents/{incident_id}", api.get_incident, methods=["GET"]),
         Route("/api/v1/incidents/{incident_id}/timeline", api.get_timeline, methods=["GET"]),

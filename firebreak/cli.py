@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(serve)
     serve.set_defaults(run=_serve)
 
+    investigate = commands.add_parser(
+        "investigate", help="investigate one Alertmanager payload, print the analysis as JSON"
+    )
+    investigate.add_argument("--alert", required=True, help="Alertmanager webhook payload (JSON)")
+    _config_option(investigate)
+    investigate.set_defaults(run=_investigate)
+
+    manifest = commands.add_parser(
+        "slack-manifest", help="print the Slack app manifest (YAML) for this configuration"
+    )
+    _config_option(manifest)
+    manifest.set_defaults(run=_slack_manifest)
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(title="db commands", required=True)
     db_upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
@@ -53,6 +67,30 @@ def _serve(args: argparse.Namespace) -> int:
 
     config, secrets = _load(args)
     return serve(config, secrets)
+
+
+def _investigate(args: argparse.Namespace) -> int:
+    from firebreak.investigate import InvestigateError, investigate, read_payload
+    from firebreak.logs import configure_logging
+
+    config, secrets = _load(args)
+    configure_logging("WARNING")
+    try:
+        incident = asyncio.run(investigate(config, secrets, read_payload(args.alert)))
+    except InvestigateError as exc:
+        print(f"firebreak investigate: {exc}", file=sys.stderr)
+        return 1
+    assert incident.analysis is not None
+    print(incident.analysis.model_dump_json(indent=2))
+    return 0
+
+
+def _slack_manifest(args: argparse.Namespace) -> int:
+    from firebreak.bot.slack_manifest import manifest_yaml
+
+    config, _ = _load(args)
+    print(manifest_yaml(config), end="")
+    return 0
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

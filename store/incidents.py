@@ -201,10 +201,21 @@ async def declare(
 
 
 async def save_analysis(
-    conn: AsyncConnection, incident_id: int, analysis: Analysis, evidence: dict[str, Any]
-) -> None:
+    conn: AsyncConnection,
+    incident_id: int,
+    analysis: Analysis,
+    evidence: dict[str, Any],
+    *,
+    run_id: str | None = None,
+) -> bool:
+    """Store an analysis; False when this run's analysis was stored already (a resumed run)."""
+    if run_id is not None and await conn.scalar(
+        select(AnalysisRecord.id).where(AnalysisRecord.run_id == run_id)
+    ):
+        return False
     await conn.execute(
         insert(AnalysisRecord).values(
+            run_id=run_id,
             incident_id=incident_id,
             created_at=analysis.created_at or utcnow(),
             execution_status=analysis.execution_status.value,
@@ -213,6 +224,7 @@ async def save_analysis(
             evidence=evidence,
         )
     )
+    return True
 
 
 async def latest_evidence(conn: AsyncConnection, incident_id: int) -> dict[str, Any] | None:

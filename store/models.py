@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -142,6 +143,30 @@ class AnalysisRecord(Base):
     confidence_score: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)  # all gathered
+    run_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # one per run, ever
+
+
+class InvestigationRun(Base):
+    """One run of the investigation graph; its checkpoints live under `thread_id`.
+
+    `running` runs found at start were interrupted by a crash and are resumed; a run
+    `awaiting_approval` is paused at a remediation proposal until a human decides.
+    """
+
+    __tablename__ = "investigations"
+
+    thread_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(24))  # see RunStatus
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)  # a human's, once taken
+
+    __table_args__ = (Index("ix_investigations_status", "status"),)
 
 
 class SlackMessage(Base):

@@ -10,8 +10,12 @@ assumptions; the Debian binaries encode theirs.
   sets, so Prometheus scrapes values the test controls (alerts fire and resolve, series get a
   change point).
 
-Processes are killed on exit; when start-up fails, the tail of their stderr is printed so the
-failing test shows why.
+Processes are killed on exit; when start-up or the test fails, the tail of their stderr is
+printed so the failing test shows why.
+
+Timing to expect: both are ready in well under a second, but Prometheus only starts scraping
+about 5 s after start (its discovery and scrape managers batch target updates on a fixed 5 s
+tick, not configurable by flag), so wait for samples rather than sleeping a fixed time.
 """
 
 from __future__ import annotations

@@ -107,6 +107,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column("run_id", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["incident_id"],
             ["incidents.id"],
@@ -114,7 +115,37 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_analyses")),
+        sa.UniqueConstraint("run_id", name=op.f("uq_analyses_run_id")),
     )
+    op.create_table(
+        "investigations",
+        sa.Column("thread_id", sa.String(length=64), nullable=False),
+        sa.Column(
+            "incident_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("status", sa.String(length=24), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "decision",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_investigations_incident_id_incidents"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("thread_id", name=op.f("pk_investigations")),
+    )
+    with op.batch_alter_table("investigations", schema=None) as batch_op:
+        batch_op.create_index("ix_investigations_status", ["status"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_investigations_incident_id"), ["incident_id"], unique=False
+        )
     with op.batch_alter_table("analyses", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_analyses_incident_id"), ["incident_id"], unique=False)
 
@@ -193,6 +224,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("investigations")
 
     with op.batch_alter_table("timeline_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_timeline_events_incident_id"))

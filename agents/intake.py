@@ -1,0 +1,54 @@
+"""First node: what is being investigated. Turns the stored incident into the alert context
+the query templates see, and marks the start on the timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime as GraphRuntime
+
+from firebreak.agents.context import Deps
+from firebreak.agents.state import InvestigationState
+from firebreak.store import incidents
+from firebreak.store.schemas import EventType, IncidentOut
+from firebreak.tools.models import AlertContext
+
+FIREBREAK = "firebreak"
+
+
+async def open_investigation(
+    state: InvestigationState, runtime: GraphRuntime[Deps]
+) -> dict[str, Any]:
+    engine = runtime.context.runtime.engine
+    async with engine.begin() as conn:
+        incident = await incidents.get_incident(conn, state["incident_id"])
+        if incident is None:
+            raise LookupError(f"incident {state['incident_id']} does not exist")
+        await incidents.add_event(
+            conn,
+            incident.id,
+            EventType.AI_ANALYSIS_STARTED,
+            FIREBREAK,
+            "Investigation started",
+            {"run_id": state["run_id"]},
+        )
+    return {"alert": alert_context(incident).model_dump(mode="json")}
+
+
+def alert_context(incident: IncidentOut) -> AlertContext:
+    """The earliest firing alert speaks for the incident; the group's common labels fill in
+    what it lacks. A declared incident (no alerts) is investigated from its creation time."""
+    alerts = sorted(incident.alerts, key=lambda a: (a.status != "firing", a.starts_at))
+    if not alerts:
+        labels = {"service": incident.service, **incident.labels}
+        return AlertContext(
+            labels=labels, annotations={"summary": incident.title}, starts_at=incident.created_at
+        )
+    first = alerts[0]
+    return AlertContext(
+        labels={**incident.labels, **first.labels},
+        annotations=first.annotations,
+        starts_at=first.starts_at,
+        ends_at=first.ends_at,
+        generator_url=first.generator_url,
+    )

@@ -1,0 +1,29 @@
+"""The metrics-reader agent: the alert's own expression and the configured queries, from every
+configured Prometheus, summarised for a reader who cannot look at a graph."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.runtime import Runtime as GraphRuntime
+
+from firebreak.agents.context import Deps
+from firebreak.agents.state import InvestigationState
+from firebreak.tools import prometheus
+from firebreak.tools.models import AlertContext
+
+
+async def read_metrics(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
+    deps = runtime.context
+    config = deps.runtime.config
+    alert = AlertContext.model_validate(state["alert"])
+    results = await asyncio.gather(
+        *(
+            prometheus.fetch_metrics(source, alert, config.investigation, client=deps.http)
+            for source in config.sources.metrics
+        )
+    )
+    readings = [reading.model_dump(mode="json") for found, _ in results for reading in found]
+    reports = [report.model_dump(mode="json") for _, report in results]
+    return {"metrics": readings, "reports": reports}

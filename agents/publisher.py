@@ -1,0 +1,70 @@
+"""Publishes the analysis: stored with the incident, on the timeline, and as the RCA card in
+the incident's Slack thread. Safe to re-run after a crash: the store keeps one analysis per
+run, so a resumed run never stores or announces it twice in the timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime as GraphRuntime
+
+from firebreak.agents.context import Deps
+from firebreak.agents.intake import FIREBREAK
+from firebreak.agents.state import InvestigationState
+from firebreak.bot.cards import rca_card
+from firebreak.events import Change, IncidentEvent
+from firebreak.store import incidents
+from firebreak.store.schemas import Analysis, EventType, ExecutionStatus
+
+
+async def publish(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
+    app = runtime.context.runtime
+    incident_id = state["incident_id"]
+    analysis = Analysis.model_validate(state["analysis"])
+    async with app.engine.begin() as conn:
+        stored = await incidents.save_analysis(
+            conn, incident_id, analysis, state["evidence"], run_id=state["run_id"]
+        )
+        if stored:
+            for kind, message, data in timeline_entries(analysis):
+                await incidents.add_event(conn, incident_id, kind, FIREBREAK, message, data)
+        incident = await incidents.get_incident(conn, incident_id)
+    if not stored or incident is None:
+        return {}
+    app.metrics.investigations.labels(analysis.execution_status.value).inc()
+    if app.notifier is not None:
+        text, blocks = rca_card(incident, analysis)
+        app.notifier.post_in_thread(incident_id, text, blocks, purpose="rca")
+    app.bus.publish(IncidentEvent(incident_id, Change.UPDATED))
+    return {}
+
+
+def timeline_entries(analysis: Analysis) -> list[tuple[EventType, str, dict[str, Any]]]:
+    """A fallback records both facts: the LLM failed, and an offline RCA was made."""
+    llm_errors = [a.error for a in analysis.attempts if not a.ok and a.error]
+    summary = {
+        "execution_status": analysis.execution_status.value,
+        "confidence_score": analysis.confidence_score,
+        "provider": analysis.provider,
+        "attempts": len(analysis.attempts),
+    }
+    entries: list[tuple[EventType, str, dict[str, Any]]] = []
+    if analysis.execution_status is not ExecutionStatus.COMPLETED:
+        entries.append(
+            (
+                EventType.AI_ANALYSIS_FAILED,
+                "LLM analysis failed" + (f": {llm_errors[-1]}" if llm_errors else ""),
+                {**summary, "errors": llm_errors[-5:]},
+            )
+        )
+    if analysis.execution_status is not ExecutionStatus.FAILED:
+        entries.append(
+            (
+                EventType.ROOT_CAUSE_GENERATED,
+                f"Root cause ({analysis.confidence_score}% confidence): {analysis.root_cause}"[
+                    :500
+                ],
+                summary,
+            )
+        )
+    return entries

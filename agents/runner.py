@@ -1,0 +1,211 @@
+"""Runs investigations in the background: bounded, checkpointed, resumed after a crash.
+
+- `request()` never waits: it records the run and starts a task; at most
+  `investigation.max_concurrent` graphs run at once, the rest queue on a semaphore.
+- Every run is a LangGraph thread checkpointed after each step (`durability="sync"`) with the
+  SQLite saver (a file beside the SQLite store) or the PostgreSQL saver (the store's database).
+  Runs still `running` at start were cut short by a crash: they resume from their last
+  checkpoint (or start over if they never reached one).
+- A remediation proposal pauses the run (`interrupt`). A human decision is first recorded on
+  the run (one winner among concurrent clicks), then resumes the graph; a decision recorded
+  before a crash is replayed at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+from sqlalchemy.engine import make_url
+
+from firebreak.agents.context import Deps
+from firebreak.agents.graph import build_graph
+from firebreak.agents.intake import FIREBREAK
+from firebreak.agents.reasoning import answer_question
+from firebreak.app import Runtime
+from firebreak.events import Change, IncidentEvent
+from firebreak.store import incidents, investigations
+from firebreak.store.investigations import RunStatus
+from firebreak.store.schemas import EventType
+from firebreak.tools.llm import LLMGateway
+from firebreak.tools.models import Evidence
+from firebreak.tools.redact import Redactor
+
+log = structlog.get_logger(__name__)
+
+
+class InvestigationService:
+    """The `Investigations` port (firebreak/ports.py)."""
+
+    def __init__(self, runtime: Runtime, graph: CompiledStateGraph, deps: Deps) -> None:
+        self._runtime = runtime
+        self._graph = graph
+        self._deps = deps
+        self._slots = asyncio.Semaphore(runtime.config.investigation.max_concurrent)
+        self._active: dict[int, asyncio.Task[None]] = {}
+
+    def request(self, incident_id: int, *, actor: str, reason: str) -> bool:
+        if incident_id in self._active:
+            return False
+        thread_id = f"inv-{incident_id}-{uuid.uuid4().hex[:12]}"
+        self._track(incident_id, self._start(incident_id, thread_id, actor, reason))
+        return True
+
+    async def wait_idle(self) -> None:
+        """Until every running investigation has finished (tests, the demo, the CLI)."""
+        while self._active:
+            await asyncio.gather(*self._active.values(), return_exceptions=True)
+
+    async def resume_unfinished(self) -> int:
+        async with self._runtime.engine.connect() as conn:
+            runs = await investigations.unfinished_runs(conn)
+        for run in runs:
+            if run.status is RunStatus.DECIDING and run.decision is not None:
+                self._track(
+                    run.incident_id, self._drive(run.thread_id, Command(resume=run.decision))
+                )
+                continue
+            snapshot = await self._graph.aget_state(_thread(run.thread_id))
+            start = None if snapshot.values else _input(run.incident_id, run.thread_id)
+            self._track(run.incident_id, self._drive(run.thread_id, start))
+        if runs:
+            log.info("resuming interrupted investigations", count=len(runs))
+        return len(runs)
+
+    async def answer_question(self, incident_id: int, question: str, *, actor: str) -> str:
+        async with self._runtime.engine.connect() as conn:
+            incident = await incidents.get_incident(conn, incident_id)
+            gathered = await incidents.latest_evidence(conn, incident_id)
+        if incident is None:
+            return f"There is no incident #{incident_id}."
+        summary = (
+            f"#{incident.id} {incident.title} — {incident.status}, severity {incident.severity}, "
+            f"service {incident.service}, {incident.alert_count} alert(s)"
+        )
+        return await answer_question(
+            question,
+            summary,
+            Evidence.model_validate(gathered or {}),
+            incident.analysis,
+            self._deps.gateway,
+            redactor=self._deps.redactor,
+        )
+
+    async def decide_remediation(
+        self, incident_id: int, *, approve: bool, actor: str, delay_s: float = 0
+    ) -> str:
+        remediations = self._runtime.remediations
+        if remediations is not None and not remediations.may_approve(actor, []):
+            return (
+                f"Sorry <@{actor}>, you are not on the list of people who may approve or reject "
+                "remediations. Ask someone on call to decide."
+            )
+        decision = {"approve": approve, "actor": actor, "delay_s": delay_s}
+        async with self._runtime.engine.begin() as conn:
+            thread_id = await investigations.claim_decision(conn, incident_id, decision)
+        if thread_id is None:
+            return f"No remediation on incident #{incident_id} is waiting for a decision."
+        await self._drive(thread_id, Command(resume=decision))
+        verb = "Approved" if approve else "Rejected"
+        return f"{verb}. The decision is recorded on incident #{incident_id}'s timeline."
+
+    async def close(self) -> None:
+        """Stop without losing anything: cut-short runs stay `running` and resume next start."""
+        tasks = list(self._active.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _track(self, incident_id: int, work: Any) -> None:
+        task = asyncio.create_task(work, name=f"investigation-{incident_id}")
+        self._active[incident_id] = task
+        task.add_done_callback(lambda _: self._active.pop(incident_id, None))
+
+    async def _start(self, incident_id: int, thread_id: str, actor: str, reason: str) -> None:
+        async with self._runtime.engine.begin() as conn:
+            await investigations.create_run(
+                conn, thread_id, incident_id, actor=actor, reason=reason
+            )
+        await self._drive(thread_id, _input(incident_id, thread_id))
+
+    async def _drive(self, thread_id: str, start: dict[str, Any] | Command | None) -> None:
+        config = _thread(thread_id)
+        async with self._slots:
+            try:
+                await self._graph.ainvoke(start, config, context=self._deps, durability="sync")
+                paused = bool((await self._graph.aget_state(config)).next)
+                status = RunStatus.AWAITING_APPROVAL if paused else RunStatus.DONE
+            except asyncio.CancelledError:
+                raise  # shutdown: the run stays `running` and resumes at the next start
+            except Exception as exc:
+                log.exception("investigation failed", thread_id=thread_id)
+                status = RunStatus.FAILED
+                await self._record_failure(thread_id, exc)
+        async with self._runtime.engine.begin() as conn:
+            await investigations.set_status(conn, thread_id, status)
+
+    async def _record_failure(self, thread_id: str, exc: Exception) -> None:
+        incident_id = int(thread_id.split("-")[1])
+        message = self._deps.redactor.redact(f"Investigation failed: {type(exc).__name__}: {exc}")
+        async with self._runtime.engine.begin() as conn:
+            if await incidents.exists(conn, incident_id):
+                await incidents.add_event(
+                    conn, incident_id, EventType.AI_ANALYSIS_FAILED, FIREBREAK, message[:500]
+                )
+
+
+def _thread(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+def _input(incident_id: int, thread_id: str) -> dict[str, Any]:
+    return {"incident_id": incident_id, "run_id": thread_id}
+
+
+async def start_investigations(runtime: Runtime, stack: AsyncExitStack) -> None:
+    """Component: the investigation service, subscribed to newly opened incidents."""
+    config = runtime.config
+    redactor = Redactor.from_config(config.investigation, runtime.secrets.values())
+    api_key = runtime.secrets.openai_api_key
+    gateway = LLMGateway.from_config(config.llm, api_key, registry=runtime.metrics.registry)
+    await stack.enter_async_context(gateway)
+    http = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
+    checkpointer = await stack.enter_async_context(open_checkpointer(runtime))
+    graph = build_graph(checkpointer)
+    service = InvestigationService(runtime, graph, Deps(runtime, gateway, redactor, http))
+    stack.push_async_callback(service.close)
+    runtime.investigations = service
+
+    def on_event(event: IncidentEvent) -> None:
+        if event.change is Change.OPENED:
+            service.request(event.incident_id, actor=event.actor, reason="incident opened")
+
+    runtime.bus.subscribe(on_event)
+    await service.resume_unfinished()
+
+
+@asynccontextmanager
+async def open_checkpointer(runtime: Runtime) -> AsyncIterator[BaseCheckpointSaver]:
+    """The LangGraph saver matching the store: SQLite file beside it, or the same PostgreSQL."""
+    url = make_url(runtime.config.store.url)
+    if url.get_backend_name() == "postgresql":
+        conn_string = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        async with AsyncPostgresSaver.from_conn_string(conn_string) as saver:
+            await saver.setup()
+            yield saver
+        return
+    path = runtime.config.investigation.checkpoint_path or f"{url.database}.checkpoints"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(path) as saver:
+        yield saver

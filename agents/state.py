@@ -1,0 +1,23 @@
+"""The investigation graph's state.
+
+Everything here is plain JSON (dicts, lists, strings) so checkpoints stay readable and portable
+between the SQLite and PostgreSQL savers; nodes turn it into pydantic models when they work.
+The evidence lists have reducers because the log and metric agents write them in parallel.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+
+class InvestigationState(TypedDict, total=False):
+    incident_id: int
+    run_id: str
+    alert: dict[str, Any]  # tools.models.AlertContext
+    logs: Annotated[list[dict[str, Any]], operator.add]  # tools.models.LogLine
+    metrics: Annotated[list[dict[str, Any]], operator.add]  # tools.models.MetricReading
+    reports: Annotated[list[dict[str, Any]], operator.add]  # tools.models.SourceReport
+    evidence: dict[str, Any]  # tools.models.Evidence, ranked, capped and redacted
+    analysis: dict[str, Any]  # store.schemas.Analysis
+    decision: dict[str, Any]  # a human's answer to a remediation proposal

@@ -1,0 +1,65 @@
+"""`firebreak investigate --alert FILE`: one Alertmanager payload through the real pipeline.
+
+The payload is ingested and investigated exactly as `serve` would (same store code, same
+graph), but in a throw-away SQLite store, so trying Firebreak on a payload never touches the
+real one. The configured sources and LLM are used.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from firebreak.app import build_runtime, running
+from firebreak.config import Config, Secrets
+from firebreak.store import incidents
+from firebreak.store.payloads import AlertmanagerPayload
+from firebreak.store.schemas import IncidentOut
+
+
+class InvestigateError(Exception):
+    """The payload cannot be investigated (unreadable, invalid, or nothing firing)."""
+
+
+def read_payload(path: str | Path) -> AlertmanagerPayload:
+    try:
+        return AlertmanagerPayload.model_validate_json(Path(path).read_bytes())
+    except OSError as exc:
+        raise InvestigateError(f"cannot read {path}: {exc.strerror}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise InvestigateError(
+            f"{path} is not an Alertmanager v4 payload: {where}: {first['msg']}"
+        ) from None
+
+
+async def investigate(
+    config: Config, secrets: Secrets, payload: AlertmanagerPayload
+) -> IncidentOut:
+    from firebreak.agents.runner import start_investigations
+
+    with tempfile.TemporaryDirectory(prefix="firebreak-investigate-") as tmp:
+        config = config.model_copy(
+            update={
+                "store": config.store.model_copy(
+                    update={"url": f"sqlite+aiosqlite:///{Path(tmp) / 'investigate.db'}"}
+                ),
+                "investigation": config.investigation.model_copy(
+                    update={"checkpoint_path": str(Path(tmp) / "checkpoints.db")}
+                ),
+            }
+        )
+        runtime = build_runtime(config, secrets)
+        async with running(runtime, [start_investigations]):
+            outcome = await runtime.writer.submit(payload)
+            if outcome.incident_id is None:
+                raise InvestigateError("the payload has no firing alert: nothing to investigate")
+            assert runtime.investigations is not None
+            await runtime.investigations.wait_idle()
+            async with runtime.engine.connect() as conn:
+                incident = await incidents.get_incident(conn, outcome.incident_id)
+    assert incident is not None
+    return incident

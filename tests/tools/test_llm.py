@@ -1,0 +1,318 @@
+"""The LLM gateway against scripted OpenAI / Ollama servers, with the real clients, over sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+
+from firebreak.config import CircuitBreakerConfig, LLMConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` without a conftest
+
+from firebreak.tools.llm import LLMCallError, LLMGateway, LLMUnavailable
+
+from tests.fakes.llm_servers import (
+    ScriptedLLMServer,
+    answer,
+    closed_port_url,
+    fixture_llm_server,  # noqa: F401  (registers the `llm_server` fixture)
+    http_error,
+    invalid_json,
+    slow,
+)
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"root_cause": {"type": "string"}},
+    "required": ["root_cause"],
+    "additionalProperties": False,
+}
+MESSAGES = [
+    {"role": "system", "content": "You are a test."},
+    {"role": "user", "content": "What broke?"},
+]
+API_KEY = "sk-test-0123456789abcdefghijklmnop"
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+def gateway_for(
+    server: ScriptedLLMServer, registry: CollectorRegistry, **overrides: object
+) -> LLMGateway:
+    params: dict[str, object] = {
+        "provider": server.flavour,
+        "model": "test-model",
+        "base_url": server.base_url,
+        "api_key": API_KEY,
+        "timeout_s": 5.0,
+        "transient_retries": 2,
+        "fail_max": 5,
+        "reset_timeout_s": 60.0,
+        "registry": registry,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+    }
+    params.update(overrides)
+    return LLMGateway(**params)  # type: ignore[arg-type]
+
+
+def state(registry: CollectorRegistry, dependency: str) -> float | None:
+    return registry.get_sample_value("firebreak_circuit_breaker_state", {"dependency": dependency})
+
+
+def calls(registry: CollectorRegistry, provider: str, outcome: str) -> float:
+    value = registry.get_sample_value(
+        "firebreak_llm_calls_total", {"provider": provider, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def test_complete_json_sends_the_schema_and_returns_the_raw_text(llm_server, registry):
+    llm_server.script(answer({"root_cause": "disk full"}))
+    async with gateway_for(llm_server, registry) as gateway:
+        text = await gateway.complete_json(MESSAGES, SCHEMA)
+
+    assert text == '{"root_cause": "disk full"}'
+    body = llm_server.body()
+    assert body["model"] == "test-model"
+    assert body["messages"] == MESSAGES
+    if llm_server.flavour == "openai":
+        assert body["response_format"] == {
+            "type": "json_schema",
+            "json_schema": {"name": "root_cause_analysis", "strict": True, "schema": SCHEMA},
+        }
+        assert llm_server.chat_requests[-1].headers["Authorization"] == f"Bearer {API_KEY}"
+    else:
+        assert body["format"] == SCHEMA
+        assert body["stream"] is False
+        assert body["options"]["temperature"] == 0.0
+    assert calls(registry, llm_server.flavour, "ok") == 1
+    assert state(registry, f"llm:{llm_server.flavour}") == 0
+
+
+async def test_complete_text_sends_no_schema(llm_server, registry):
+    llm_server.script(answer("The database ran out of connections (see L3)."))
+    async with gateway_for(llm_server, registry) as gateway:
+        text = await gateway.complete_text(MESSAGES)
+
+    assert text == "The database ran out of connections (see L3)."
+    assert "response_format" not in llm_server.body()
+    assert llm_server.body().get("format") in (None, "")
+
+
+async def test_invalid_json_is_returned_as_is_for_the_caller_to_validate(llm_server, registry):
+    llm_server.script(invalid_json("not json at all"))
+    async with gateway_for(llm_server, registry) as gateway:
+        assert await gateway.complete_json(MESSAGES, SCHEMA) == "not json at all"
+    assert llm_server.chat_calls == 1
+
+
+async def test_transient_errors_are_retried_with_backoff(llm_server, registry):
+    llm_server.script(http_error(500), http_error(503), answer({"root_cause": "ok"}))
+    async with gateway_for(llm_server, registry, transient_retries=2) as gateway:
+        text = await gateway.complete_json(MESSAGES, SCHEMA)
+
+    assert text == '{"root_cause": "ok"}'
+    assert llm_server.chat_calls == 3
+    assert calls(registry, llm_server.flavour, "server_error") == 2
+    assert gateway.breaker.fail_counter == 0  # the success reset it
+
+
+async def test_retries_are_bounded(llm_server, registry):
+    llm_server.default = http_error(500)
+    async with gateway_for(llm_server, registry, transient_retries=2) as gateway:
+        with pytest.raises(LLMUnavailable) as caught:
+            await gateway.complete_json(MESSAGES, SCHEMA)
+
+    assert caught.value.kind == "server_error"
+    assert caught.value.tries == 3
+    assert llm_server.chat_calls == 3
+    assert gateway.breaker.fail_counter == 3  # each try counted by the breaker
+
+
+async def test_rate_limit_is_transient(registry):
+    with ScriptedLLMServer("openai") as server:
+        server.script(
+            http_error(429, "Rate limit reached", headers={"Retry-After": "0"}),
+            answer({"root_cause": "ok"}),
+        )
+        async with gateway_for(server, registry) as gateway:
+            assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "ok"}'
+        assert server.chat_calls == 2
+        assert calls(registry, "openai", "rate_limited") == 1
+
+
+async def test_client_errors_are_not_retried_and_do_not_trip_the_breaker(llm_server, registry):
+    llm_server.default = http_error(400, "model does not support response_format")
+    async with gateway_for(llm_server, registry, fail_max=2) as gateway:
+        for _ in range(3):
+            with pytest.raises(LLMCallError) as caught:
+                await gateway.complete_json(MESSAGES, SCHEMA)
+            assert caught.value.kind == "rejected"
+        assert gateway.breaker_state == "closed"
+    assert llm_server.chat_calls == 3
+
+
+async def test_timeout_is_a_deadline_for_the_whole_call(llm_server, registry):
+    llm_server.default = slow(10.0, {"root_cause": "too late"})
+    async with gateway_for(llm_server, registry, timeout_s=0.5, transient_retries=3) as gateway:
+        started = time.monotonic()
+        with pytest.raises(LLMUnavailable) as caught:
+            await gateway.complete_json(MESSAGES, SCHEMA)
+        elapsed = time.monotonic() - started
+
+    assert caught.value.kind == "timeout"
+    assert 0.4 <= elapsed < 2.0
+    assert llm_server.chat_calls == 1  # no time was left for a retry
+    assert gateway.breaker.fail_counter == 1
+
+
+@pytest.mark.parametrize("flavour", ["openai", "ollama"])
+async def test_unreachable_server_is_retried_then_unavailable(flavour, registry):
+    url = closed_port_url(flavour)
+    async with LLMGateway(
+        provider=flavour,
+        model="m",
+        base_url=url,
+        timeout_s=5,
+        transient_retries=2,
+        registry=registry,
+        backoff_base_s=0.01,
+    ) as gateway:
+        with pytest.raises(LLMUnavailable) as caught:
+            await gateway.complete_json(MESSAGES, SCHEMA)
+    assert caught.value.kind == "unreachable"
+    assert caught.value.tries == 3
+    assert calls(registry, flavour, "unreachable") == 3
+
+
+async def test_breaker_opens_then_fails_fast_without_calling(llm_server, registry):
+    llm_server.default = http_error(500)
+    dependency = f"llm:{llm_server.flavour}"
+    async with gateway_for(llm_server, registry, fail_max=3, transient_retries=0) as gateway:
+        kinds = []
+        for _ in range(3):
+            with pytest.raises(LLMUnavailable) as caught:
+                await gateway.complete_json(MESSAGES, SCHEMA)
+            kinds.append(caught.value.kind)
+        assert kinds == ["server_error", "server_error", "circuit_open"]  # the 3rd tripped it
+        assert gateway.breaker_state == "open"
+        assert state(registry, dependency) == 2
+        assert llm_server.chat_calls == 3
+
+        durations = []
+        for _ in range(20):
+            started = time.perf_counter()
+            with pytest.raises(LLMUnavailable) as caught:
+                await gateway.complete_json(MESSAGES, SCHEMA)
+            durations.append(time.perf_counter() - started)
+            assert caught.value.kind == "circuit_open"
+            assert "circuit breaker is open" in str(caught.value)
+        with pytest.raises(LLMUnavailable):
+            await gateway.complete_text(MESSAGES)
+
+    assert llm_server.chat_calls == 3  # nothing more reached the server
+    assert min(durations) < 0.001
+    assert max(durations) < 0.1  # generous
+    assert calls(registry, llm_server.flavour, "circuit_open") == 21
+
+
+async def test_breaker_half_opens_after_reset_timeout_and_closes_on_success(llm_server, registry):
+    llm_server.script(http_error(500), http_error(500), answer({"root_cause": "back"}))
+    dependency = f"llm:{llm_server.flavour}"
+    async with gateway_for(
+        llm_server, registry, fail_max=2, transient_retries=0, reset_timeout_s=0.2
+    ) as gateway:
+        for _ in range(2):
+            with pytest.raises(LLMUnavailable):
+                await gateway.complete_json(MESSAGES, SCHEMA)
+        assert state(registry, dependency) == 2
+        await asyncio.sleep(0.25)
+        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "back"}'
+        assert gateway.breaker_state == "closed"
+    assert state(registry, dependency) == 0
+    assert llm_server.chat_calls == 3
+
+
+async def test_slow_calls_trip_the_breaker_too(llm_server, registry):
+    llm_server.default = slow(5.0)
+    async with gateway_for(
+        llm_server, registry, timeout_s=0.2, transient_retries=0, fail_max=2
+    ) as gateway:
+        for _ in range(2):
+            with pytest.raises(LLMUnavailable):
+                await gateway.complete_json(MESSAGES, SCHEMA)
+        assert gateway.breaker_state == "open"
+        with pytest.raises(LLMUnavailable) as caught:
+            await gateway.complete_json(MESSAGES, SCHEMA)
+    assert caught.value.kind == "circuit_open"
+    assert llm_server.chat_calls == 2
+
+
+async def test_offline_provider_raises_llm_unavailable(registry):
+    gateway = LLMGateway(provider="offline", model="", base_url="", registry=registry)
+    assert not gateway.enabled
+    with pytest.raises(LLMUnavailable, match="no LLM configured") as caught:
+        await gateway.complete_json(MESSAGES, SCHEMA)
+    assert caught.value.kind == "offline"
+    with pytest.raises(LLMUnavailable):
+        await gateway.complete_text(MESSAGES)
+
+
+async def test_from_config(registry):
+    with ScriptedLLMServer("openai") as server:
+        server.script(answer({"root_cause": "x"}))
+        cfg = LLMConfig(
+            provider="openai",
+            model="gpt-test",
+            base_url=server.base_url,
+            timeout_s=3,
+            transient_retries=1,
+            temperature=0.2,
+            circuit_breaker=CircuitBreakerConfig(fail_max=7, reset_timeout_s=9),
+        )
+        gateway = LLMGateway.from_config(cfg, SecretStr(API_KEY), registry=registry)
+        async with gateway:
+            await gateway.complete_json(MESSAGES, SCHEMA)
+        assert gateway.breaker.fail_max == 7
+        assert gateway.breaker.reset_timeout == 9
+        assert gateway.transient_retries == 1
+        assert gateway.dependency == "llm:openai"
+        body = server.body()
+        assert body["model"] == "gpt-test"
+        assert body["temperature"] == 0.2
+        assert server.chat_requests[-1].headers["Authorization"] == f"Bearer {API_KEY}"
+        assert API_KEY not in server.all_bodies()
+
+
+async def test_gateways_share_one_registry(registry):
+    first = LLMGateway(provider="ollama", model="m", base_url="http://x", registry=registry)
+    second = LLMGateway(provider="openai", model="m", base_url="http://y/v1", registry=registry)
+    assert state(registry, "llm:ollama") == 0
+    assert state(registry, "llm:openai") == 0
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_check_reaches_the_model_list(llm_server, registry):
+    async with gateway_for(llm_server, registry) as gateway:
+        line = await gateway.check()
+    assert "reachable" in line
+    assert "not listed" not in line
+    assert llm_server.chat_calls == 0
+
+
+async def test_truncated_openai_answer_is_returned_for_repair(registry):
+    with ScriptedLLMServer("openai") as server:
+        server.script(answer('{"root_cause": "the disk is fu', finish_reason="length"))
+        async with gateway_for(server, registry) as gateway:
+            assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "the disk is fu'

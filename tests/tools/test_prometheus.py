@@ -1,0 +1,225 @@
+"""Prometheus source against a REAL Prometheus scraping a test exporter, plus the maths."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from firebreak.config import InvestigationConfig, PrometheusSource
+from firebreak.tools.models import AlertContext, MetricReading
+from firebreak.tools.prometheus import (
+    MAX_POINTS,
+    MAX_SERIES,
+    alert_expression,
+    choose_step,
+    fetch_metrics,
+    strip_threshold,
+    summarise,
+)
+from tests.support.promstack import Exporter, run_prometheus, serve_metrics
+
+METRIC = "firebreak_test_latency_seconds"
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+# --- pure functions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("rate(errors_total[5m]) > 0.5", "rate(errors_total[5m])"),
+        (
+            'sum by (svc) (rate(x{code=~"5..", a!="b"}[1m])) >= bool 1e3',
+            'sum by (svc) (rate(x{code=~"5..", a!="b"}[1m]))',
+        ),
+        ("0.9 < histogram_quantile(0.99, rate(h[5m]))", "histogram_quantile(0.99, rate(h[5m]))"),
+        ('up{job="a>b"} == 0', 'up{job="a>b"}'),
+        ("a > b", "a > b"),  # no numeric threshold: keep the expression as it is
+        ("absent(up)", "absent(up)"),
+    ],
+)
+def test_strip_threshold(expr: str, expected: str) -> None:
+    assert strip_threshold(expr) == expected
+
+
+def test_alert_expression_from_generator_url() -> None:
+    url = (
+        "http://prom-0.internal:9090/graph?g0.expr=" + quote('rate(x{a="b"}[5m]) > 1') + "&g0.tab=1"
+    )
+    assert alert_expression(url) == 'rate(x{a="b"}[5m]) > 1'
+    assert alert_expression("") is None
+    assert alert_expression("http://prom/graph?g0.tab=1") is None
+
+
+def test_step_keeps_points_well_under_the_limit() -> None:
+    assert choose_step(T0 - timedelta(minutes=5), T0) == 1.0
+    assert choose_step(T0 - timedelta(seconds=65), T0) == 0.3  # short windows: sub-second
+    for days in (1, 30, 400):
+        step = choose_step(T0 - timedelta(days=days), T0)
+        assert (days * 86400) / step < 1000 < MAX_POINTS
+
+
+def series(values: list[float], start: datetime = T0 - timedelta(minutes=10)) -> list[list[object]]:
+    return [[(start + timedelta(seconds=15 * i)).timestamp(), str(v)] for i, v in enumerate(values)]
+
+
+def test_summary_finds_step_change() -> None:
+    values = [1.0, 1.1, 0.9, 1.0, 1.05, 0.95] * 5 + [9.0, 9.5, 10.0, 9.8, 9.9, 10.2] * 3
+    points = series(values)
+    change_at = datetime.fromtimestamp(float(points[30][0]), UTC)  # type: ignore[arg-type]
+    reading = summarise("p", "q", {}, points, starts_at=change_at + timedelta(seconds=30))
+    assert reading.baseline == pytest.approx(1.0)
+    assert reading.peak == 10.2 and reading.current == 10.2 and reading.points == len(values)
+    assert reading.changed_at == change_at
+
+
+def test_summary_ignores_spikes_and_old_recovered_blips_and_sees_drops() -> None:
+    spike = [1.0] * 20 + [50.0] + [1.0] * 20
+    reading = summarise("p", "q", {}, series(spike), starts_at=T0 - timedelta(minutes=5))
+    assert reading.changed_at is None and reading.peak == 50.0
+
+    blip_then_drop = [100.0] * 10 + [10.0] * 4 + [100.0] * 16 + [5.0] * 10  # blip, recovery, drop
+    points = series(blip_then_drop)
+    drop_at = datetime.fromtimestamp(float(points[30][0]), UTC)  # type: ignore[arg-type]
+    reading = summarise("p", "q", {}, points, starts_at=drop_at + timedelta(seconds=20))
+    assert reading.baseline == 100.0
+    assert reading.changed_at == drop_at and reading.current == 5.0
+
+    noisy = [10.0 + (i % 3) * 0.5 for i in range(40)]  # noise within MAD: no change
+    assert summarise("p", "q", {}, series(noisy), starts_at=T0).changed_at is None
+
+    born_late = summarise("p", "q", {}, series([3.0, 4.0], start=T0), starts_at=T0)
+    assert born_late.baseline is None and born_late.current == 4.0
+
+    weird = summarise("p", "q", {}, [[T0.timestamp(), "NaN"], [T0.timestamp() + 1, "+Inf"]], T0)
+    assert weird.points == 0 and weird.current is None
+
+
+# --- real Prometheus ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Exporter]]:
+    with serve_metrics() as exporter:
+        exporter.set(METRIC, 0.1, {"service": "checkout"})
+        exporter.set(METRIC, 0.1, {"service": "cart"})
+        workdir: Path = tmp_path_factory.mktemp("prom")
+        with run_prometheus(workdir, scrape_targets=[exporter.target], interval="250ms") as url:
+            yield url, exporter
+
+
+def _samples(url: str, selector: str) -> int:
+    answer = httpx.get(f"{url}/api/v1/query", params={"query": f"count_over_time({selector}[5m])"})
+    result = answer.json()["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def _wait_samples(url: str, selector: str, at_least: int, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _samples(url, selector) < at_least:
+        assert time.monotonic() < deadline, f"Prometheus did not scrape {selector} in time"
+        time.sleep(0.1)
+
+
+async def test_real_prometheus_step_change_alert_expression_and_queries(
+    stack: tuple[str, Exporter],
+) -> None:
+    url, exporter = stack
+    checkout = f'{METRIC}{{service="checkout"}}'
+    _wait_samples(url, checkout, 5)  # >1 s of baseline
+    before = _samples(url, checkout)
+    switch_at = datetime.now(UTC)
+    exporter.set(METRIC, 5.0, {"service": "checkout"})
+    _wait_samples(url, checkout, before + 6)  # 1.5 s of the new level
+
+    # The generator URL names a host that does not exist: it must never be contacted.
+    generator = "http://prometheus-0.invalid:9090/graph?g0.expr=" + quote(f"{checkout} > 1")
+    alert = AlertContext(
+        labels={"service": "checkout"}, starts_at=switch_at, generator_url=generator
+    )
+    source = PrometheusSource(
+        type="prometheus",
+        name="prom",
+        url=url,
+        queries=[
+            f'{METRIC}{{service="{{{{ labels.service }}}}"}}',  # the same series: asked once
+            METRIC,  # every service, including the flat one
+            "sum(rate(",  # malformed: reported, the others still answer
+        ],
+    )
+    hosts: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        hosts.append(request.url.host)
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
+        readings, report = await fetch_metrics(
+            source, alert, InvestigationConfig(lookback_s=60, lookahead_s=60), client=client
+        )
+
+    assert hosts and set(hosts) == {"127.0.0.1"}
+    assert len(hosts) == 3  # alert expression + METRIC + the malformed one
+    own = [r for r in readings if r.query == checkout]
+    assert len(own) == 1
+    reading = own[0]
+    assert reading.series == {
+        "__name__": METRIC,
+        "instance": exporter.target,
+        "job": "test",
+        "service": "checkout",
+    }
+    assert reading.baseline == pytest.approx(0.1)
+    assert reading.peak == pytest.approx(5.0) and reading.current == pytest.approx(5.0)
+    assert reading.changed_at is not None
+    assert (
+        switch_at - timedelta(seconds=0.5) <= reading.changed_at <= switch_at + timedelta(seconds=3)
+    )
+    assert reading.points >= 6
+
+    every = {r.series["service"]: r for r in readings if r.query == METRIC}
+    assert set(every) == {"checkout", "cart"}
+    assert every["cart"].changed_at is None and every["cart"].baseline == pytest.approx(0.1)
+    assert every["checkout"].changed_at == reading.changed_at
+
+    assert report.kind == "prometheus" and report.items == 3
+    assert report.error is not None and "sum(rate(" in report.error and "bad_data" in report.error
+
+
+async def test_real_prometheus_long_window_picks_a_legal_step(stack: tuple[str, Exporter]) -> None:
+    url, _ = stack
+    source = PrometheusSource(type="prometheus", name="prom", url=url, queries=[METRIC])
+    week = InvestigationConfig(lookback_s=7 * 86400, lookahead_s=0)
+    readings, report = await fetch_metrics(source, AlertContext(starts_at=datetime.now(UTC)), week)
+    assert report.error is None  # a 1 s step would exceed 11,000 points and get a 400
+    assert {r.series["service"] for r in readings} == {"checkout", "cart"}
+
+
+async def test_series_are_bounded_most_changed_first(stack: tuple[str, Exporter]) -> None:
+    url, exporter = stack
+    for i in range(MAX_SERIES + 5):
+        exporter.set("firebreak_test_many", float(i), {"shard": f"s{i:02d}"})
+    _wait_samples(url, 'firebreak_test_many{shard="s14"}', 2)
+    source = PrometheusSource(
+        type="prometheus", name="prom", url=url, queries=["firebreak_test_many"]
+    )
+    readings, report = await fetch_metrics(
+        source, AlertContext(starts_at=datetime.now(UTC)), InvestigationConfig(lookback_s=60)
+    )
+    assert report.error is None
+    assert len(readings) == MAX_SERIES
+    assert all(isinstance(r, MetricReading) for r in readings)
+
+
+async def test_unreachable_prometheus_is_reported() -> None:
+    source = PrometheusSource(
+        type="prometheus", name="prom", url="http://127.0.0.1:9", queries=["up"]
+    )
+    readings, report = await fetch_metrics(source, AlertContext(starts_at=T0))
+    assert readings == [] and report.error is not None and "ConnectError" in report.error

@@ -1,0 +1,217 @@
+"""Fetch the log lines around an alert from Elasticsearch or OpenSearch (`_search`).
+
+Both speak the same `_search` dialect for what we need: a `bool` filter of the rendered
+`query_string` and a `range` on the timestamp field, sorted by time. Response shapes differ in
+small ways that are handled here: `hits.total` is an object (ES 7+, OpenSearch) or a number
+(ES 6), the timestamp may be an ISO string or epoch milliseconds, and the message field may be
+nested (`log.message` as an object path) or flat (a key containing a dot).
+
+As with Loki, a second query restricted to error-ish words runs alongside the plain one so the
+explanatory lines are found on a busy index; failures end up in `SourceReport.error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from firebreak.config import ElasticsearchSource, InvestigationConfig
+from firebreak.tools.models import AlertContext, LogLine, SourceReport
+from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
+
+__all__ = ["ERROR_TERMS", "ElasticsearchError", "fetch_logs", "search"]
+
+ERROR_TERMS = "error OR exception OR fatal OR panic OR timeout OR refused OR oom OR killed"
+_MAX_ERROR_CHARS = 500
+
+
+class ElasticsearchError(Exception):
+    """The cluster refused the search; the message is its `root_cause` reason."""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text.strip()}"[:_MAX_ERROR_CHARS]
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        causes = error.get("root_cause") or [error]
+        cause = causes[0] if isinstance(causes[0], dict) else error
+        text = f"{cause.get('type', 'error')}: {cause.get('reason', '')}"
+    else:
+        text = str(error or payload)
+    return f"HTTP {response.status_code}: {text}"[:_MAX_ERROR_CHARS]
+
+
+def search_body(
+    query: str, timestamp_field: str, start: datetime, end: datetime, size: int
+) -> dict[str, Any]:
+    """The `_search` request body: filter context only (no scoring), newest first."""
+    return {
+        "size": size,
+        "track_total_hits": False,
+        "query": {
+            "bool": {
+                "filter": [
+                    {"query_string": {"query": query}},
+                    {
+                        "range": {
+                            timestamp_field: {
+                                "gte": _iso(start),
+                                "lte": _iso(end),
+                                "format": "strict_date_optional_time||epoch_millis",
+                            }
+                        }
+                    },
+                ]
+            }
+        },
+        "sort": [{timestamp_field: {"order": "desc"}}],
+    }
+
+
+async def search(
+    client: httpx.AsyncClient,
+    source: ElasticsearchSource,
+    query: str,
+    *,
+    start: datetime,
+    end: datetime,
+    size: int,
+) -> list[dict[str, Any]]:
+    """One `_search`; the raw hits. Raises ElasticsearchError on a non-2xx answer."""
+    url = f"{source.url.rstrip('/')}/{source.index}/_search"
+    response = await client.post(
+        url,
+        params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+        json=search_body(query, source.timestamp_field, start, end, size),
+        timeout=source.timeout_s,
+    )
+    if response.status_code >= 400:
+        raise ElasticsearchError(_error_message(response))
+    payload = response.json()
+    hits = (payload.get("hits") or {}).get("hits") or []
+    return [hit for hit in hits if isinstance(hit, dict)]
+
+
+def _field(document: dict[str, Any], path: str) -> Any:
+    """`a.b.c` as a flat key, an object path, or a mix of both."""
+    if path in document:
+        return document[path]
+    head, _, rest = path.partition(".")
+    if rest and isinstance(document.get(head), dict):
+        return _field(document[head], rest)
+    return None
+
+
+def _to_datetime(value: Any) -> datetime | None:
+    if isinstance(value, list) and value:
+        value = value[0]
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+        millis = float(value)
+        return datetime.fromtimestamp(millis / 1000, UTC)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return None
+
+
+def to_line(hit: dict[str, Any], source: ElasticsearchSource) -> LogLine:
+    """A hit as a LogLine: the message field, else the whole document as compact JSON."""
+    document = hit.get("_source") or {}
+    fields = hit.get("fields") or {}
+    message = _field(document, source.message_field)
+    if message is None and source.message_field in fields:
+        message = fields[source.message_field]
+    if isinstance(message, list):
+        message = " ".join(str(m) for m in message)
+    if message is None:
+        message = json.dumps(document, separators=(",", ":"), default=str, sort_keys=True)
+    timestamp = _to_datetime(_field(document, source.timestamp_field))
+    if timestamp is None:
+        timestamp = _to_datetime(fields.get(source.timestamp_field))
+    if timestamp is None and hit.get("sort"):
+        timestamp = _to_datetime(hit["sort"][0])
+    return LogLine(source=source.name, timestamp=timestamp, text=str(message))
+
+
+async def fetch_logs(
+    source: ElasticsearchSource,
+    alert: AlertContext,
+    investigation: InvestigationConfig | None = None,
+    *,
+    client: httpx.AsyncClient | None = None,
+) -> tuple[list[LogLine], SourceReport]:
+    """Lines around `alert` from one index pattern, oldest first, with a timeline report."""
+    investigation = investigation or InvestigationConfig()
+    began = time.perf_counter()
+    report = SourceReport(source=source.name, kind="elasticsearch")
+    try:
+        query = render_query(source.query, alert)
+    except QueryTemplateError as exc:
+        report.error = str(exc)
+        return [], report
+    start, end = alert_window(alert, investigation.lookback_s, investigation.lookahead_s)
+    error_query = f"({query}) AND {source.message_field}:({ERROR_TERMS})"
+
+    owned = client is None
+    http = client or httpx.AsyncClient(timeout=source.timeout_s)
+    try:
+        results = await asyncio.gather(
+            search(http, source, query, start=start, end=end, size=source.limit),
+            search(http, source, error_query, start=start, end=end, size=source.limit),
+            return_exceptions=True,
+        )
+    finally:
+        if owned:
+            await http.aclose()
+
+    lines: list[LogLine] = []
+    seen: set[str] = set()
+    errors: list[str] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            message = _describe(result)
+            if message not in errors:
+                errors.append(message)
+            continue
+        for hit in result:
+            key = (
+                f"{hit.get('_index')}/{hit.get('_id')}"
+                if hit.get("_id")
+                else json.dumps(hit.get("_source"), sort_keys=True, default=str)
+            )
+            if key in seen:
+                continue
+            seen.add(key)
+            lines.append(to_line(hit, source))
+    lines.sort(key=lambda line: line.timestamp or start)
+    report.items = len(lines)
+    report.error = "; ".join(errors) or None
+    report.elapsed_ms = round((time.perf_counter() - began) * 1000, 1)
+    return lines, report
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ElasticsearchError):
+        return str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, Exception):
+        return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+    raise exc

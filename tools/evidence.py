@@ -1,0 +1,288 @@
+"""Rank, de-duplicate and cap the evidence handed to the reasoning agent.
+
+Why: log sources return hundreds of lines, mostly repeats of a few messages that differ only
+in numbers and ids. A model (or a human) reads the distinct messages, how often each occurred,
+and when each started; an unranked dump wastes the context budget on noise and buries the
+deploy line that explains everything. So:
+
+1. Every line is normalised into a *signature* (numbers, hex ids, UUIDs, IPs, timestamps
+   become placeholders); equal signatures from one source collapse into one `LogLine` with a
+   `count`, keeping the earliest occurrence (the onset is what explains an incident).
+2. Each distinct line gets a score: errors, change events (deploy, restart, config), new
+   signatures that only appear close to the incident, and proximity to a metric change point.
+3. Metrics go in first (they are small and usually decisive), then the best-scoring lines until
+   `budget_chars` is spent; kept lines are shown in chronological order with refs `L1..Ln`,
+   metrics with `M1..Mn`.
+
+The patterns below are shared with the log fetchers (server-side filters) and the offline
+analyzer, so "error" means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from firebreak.tools.models import Evidence, LogLine, MetricReading, SourceReport
+
+if TYPE_CHECKING:
+    from firebreak.tools.redact import Redactor
+
+__all__ = [
+    "CHANGE_FILTER",
+    "ERROR_FILTER",
+    "MAX_LINE_CHARS",
+    "build_evidence",
+    "format_log_line",
+    "format_metric",
+    "is_change",
+    "is_error",
+    "render_evidence",
+    "signature",
+]
+
+# RE2-compatible (Loki) and Python-compatible at once: keep them free of look-arounds.
+ERROR_FILTER = r"(?i)error|exception|fatal|panic|timeout|refused|oom|killed"
+CHANGE_FILTER = (
+    r"(?i)deploy|rollout|rolled out|rolling update|restart|reload|config(uration)? "
+    r"(change|update|reload)|upgrad|migrat|released|new version|scaled"
+)
+# Python matches on the lower-cased line with case-sensitive patterns: `(?i)` alternations are
+# several times slower in `re`, and these run over every line of every source.
+_ERROR_RE = re.compile(ERROR_FILTER.removeprefix("(?i)") + r"|traceback|critical|fail(?:ed|ure)?\b")
+_STATUS_5XX_RE = re.compile(r"(?:status|code)[=: \"]+5\d\d\b")
+_SEVERE_RE = re.compile(r"fatal|panic|oom|out of memory|killed|segfault|crash")
+_CHANGE_RE = re.compile(CHANGE_FILTER.removeprefix("(?i)"))
+
+MAX_LINE_CHARS = 600  # one pathological line (a JSON blob, a stack dump) must not eat the budget
+_LINE_OVERHEAD = 40  # ref, timestamp, source and count as rendered by `format_log_line`
+_NEAR = timedelta(minutes=5)
+
+_NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
+            r"|\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}:\d{2}"
+            r"|\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b"
+        ),
+        "<TS>",
+    ),
+    (
+        re.compile(
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+        ),
+        "<UUID>",
+    ),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<IP>"),
+    (re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){3,7}[0-9a-fA-F]{1,4}\b"), "<IP>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"), "<HEX>"),
+    (re.compile(r"\d+(?:\.\d+)?"), "<N>"),
+    (re.compile(r"\s+"), " "),
+)
+
+
+def signature(text: str) -> str:
+    """The line with its variable parts replaced: equal signatures mean "the same message"."""
+    for pattern, placeholder in _NORMALISERS:
+        text = pattern.sub(placeholder, text)
+    return text.strip()
+
+
+def is_error(text: str) -> bool:
+    """Error-ish line: the same words the log back ends filter for, plus a few more."""
+    lowered = text.lower()
+    if _ERROR_RE.search(lowered) is not None:
+        return True
+    return ("status" in lowered or "code" in lowered) and _STATUS_5XX_RE.search(lowered) is not None
+
+
+def is_change(text: str) -> bool:
+    """A change event: deploy, rollout, restart, config change, migration, scaling."""
+    return _CHANGE_RE.search(text.lower()) is not None
+
+
+def _ts(value: datetime | None) -> str:
+    if value is None:
+        return "?"
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def format_log_line(line: LogLine) -> str:
+    """How a line is shown to the model and in Slack: `[L3] 12:00:01Z app (x12): text`."""
+    count = f" (x{line.count})" if line.count > 1 else ""
+    return f"[{line.ref}] {_ts(line.timestamp)} {line.source}{count}: {line.text}"
+
+
+def format_metric(reading: MetricReading) -> str:
+    """A metric summarised in one line, readable without a graph."""
+    labels = ",".join(f"{k}={v}" for k, v in sorted(reading.series.items()) if k != "__name__")
+    change = f", changed at {_ts(reading.changed_at)}" if reading.changed_at else ", no change"
+    return (
+        f"[{reading.ref}] {reading.source}: {reading.query}{{{labels}}} "
+        f"baseline={_num(reading.baseline)} current={_num(reading.current)} "
+        f"peak={_num(reading.peak)}{change} ({reading.points} points)"
+    )
+
+
+def render_evidence(evidence: Evidence) -> str:
+    """The whole evidence as text: metrics, then log lines, then sources that failed."""
+    parts = [format_metric(m) for m in evidence.metrics]
+    parts += [format_log_line(line) for line in evidence.logs]
+    parts += [f"(source {r.source} failed: {r.error})" for r in evidence.reports if r.error]
+    return "\n".join(parts) if parts else "(no evidence found)"
+
+
+@dataclass
+class _Group:
+    first: LogLine
+    count: int
+    index: int  # position of the first occurrence, for stable ordering of untimed lines
+    text: str
+    sig: str
+
+
+def _truncate(text: str) -> str:
+    text = text.rstrip()
+    return text if len(text) <= MAX_LINE_CHARS else text[: MAX_LINE_CHARS - 1] + "…"
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _group(logs: Iterable[LogLine], redactor: Redactor | None) -> list[_Group]:
+    groups: dict[tuple[str, str], _Group] = {}
+    for index, line in enumerate(logs):
+        text = redactor.redact(line.text) if redactor is not None else line.text
+        text = _truncate(text)
+        sig = signature(text)
+        key = (line.source, sig)
+        ts = _aware(line.timestamp)
+        group = groups.get(key)
+        if group is None:
+            first = line.model_copy(update={"timestamp": ts})
+            groups[key] = _Group(first, line.count, index, text, sig)
+            continue
+        group.count += line.count
+        first_ts = _aware(group.first.timestamp)
+        if ts is not None and (first_ts is None or ts < first_ts):
+            group.first = line.model_copy(update={"timestamp": ts})
+            group.text = text
+    return list(groups.values())
+
+
+def _anchors(metrics: Sequence[MetricReading], starts_at: datetime | None) -> list[datetime]:
+    points = [_aware(m.changed_at) for m in metrics if m.changed_at is not None]
+    if starts_at is not None:
+        points.append(_aware(starts_at))
+    return [p for p in points if p is not None]
+
+
+def _score(group: _Group, anchors: list[datetime], earliest: datetime | None) -> float:
+    text, ts = group.text, _aware(group.first.timestamp)
+    score = 0.0
+    if is_error(text):
+        score += 3.0
+        if _SEVERE_RE.search(text.lower()):
+            score += 1.0
+    if is_change(text):
+        score += 3.0
+    if group.count > 1:
+        score += 0.5 * math.log10(group.count)
+    if ts is not None and anchors:
+        distance = min(abs((ts - a).total_seconds()) for a in anchors)
+        if distance < _NEAR.total_seconds():
+            score += 1.5 * (1 - distance / _NEAR.total_seconds())
+        # A message first seen shortly before the incident (and not at the start of the
+        # window, where "first seen" only means "the window began here") is a new behaviour.
+        first_anchor = min(anchors)
+        if earliest is not None and ts - earliest > _NEAR and ts >= first_anchor - 2 * _NEAR:
+            score += 1.5
+    return round(score, 3)
+
+
+def _metric_interest(reading: MetricReading) -> float:
+    if reading.baseline is None or reading.current is None:
+        return 0.0
+    scale = max(abs(reading.baseline), 1e-9)
+    peak = reading.peak if reading.peak is not None else reading.current
+    shift = max(abs(reading.current - reading.baseline), abs(peak - reading.baseline))
+    return (10.0 if reading.changed_at is not None else 0.0) + min(shift / scale, 10.0)
+
+
+def build_evidence(
+    logs: Iterable[LogLine],
+    metrics: Iterable[MetricReading],
+    reports: Iterable[SourceReport],
+    budget_chars: int,
+    *,
+    starts_at: datetime | None = None,
+    redactor: Redactor | None = None,
+) -> Evidence:
+    """De-duplicate, score and cap; refs are assigned here (`L1..`, `M1..`).
+
+    `starts_at` (the alert start) sharpens the scoring; `redactor` scrubs secrets before
+    signatures are computed, so lines differing only in a token collapse too.
+    """
+    metric_list = sorted(metrics, key=_metric_interest, reverse=True)
+    if redactor is not None:
+        metric_list = [redactor.redact_metric(m) for m in metric_list]
+    kept_metrics: list[MetricReading] = []
+    spent = 0
+    metric_budget = budget_chars // 2  # metrics first, but never crowd out the logs entirely
+    for reading in metric_list:
+        numbered = reading.model_copy(update={"ref": f"M{len(kept_metrics) + 1}"})
+        cost = len(format_metric(numbered)) + 1
+        if spent + cost > metric_budget:
+            continue
+        kept_metrics.append(numbered)
+        spent += cost
+
+    groups = _group(logs, redactor)
+    anchors = _anchors(kept_metrics, starts_at)
+    stamps = [t for g in groups if (t := _aware(g.first.timestamp)) is not None]
+    earliest = min(stamps) if stamps else None
+    scored = [(g, _score(g, anchors, earliest)) for g in groups]
+    # Best first; among equals prefer the earlier line (the onset explains, the tail repeats).
+    scored.sort(key=lambda item: (-item[1], _sort_time(item[0]), item[0].index))
+
+    kept: list[tuple[_Group, float]] = []
+    for group, score in scored:
+        cost = len(group.text) + len(group.first.source) + _LINE_OVERHEAD
+        if spent + cost > budget_chars:
+            continue
+        kept.append((group, score))
+        spent += cost
+    kept.sort(key=lambda item: (_sort_time(item[0]), item[0].index))
+    lines = [
+        LogLine(
+            ref=f"L{n}",
+            source=group.first.source,
+            timestamp=group.first.timestamp,
+            text=group.text,
+            count=group.count,
+            score=score,
+        )
+        for n, (group, score) in enumerate(kept, start=1)
+    ]
+    report_list = list(reports)
+    if redactor is not None:
+        report_list = [redactor.redact_report(r) for r in report_list]
+    return Evidence(logs=lines, metrics=kept_metrics, reports=report_list)
+
+
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+
+
+def _sort_time(group: _Group) -> datetime:
+    return _aware(group.first.timestamp) or _FAR_FUTURE

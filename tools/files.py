@@ -1,0 +1,206 @@
+"""Read log lines around an alert from local files (a glob such as `/var/log/app/*.log`).
+
+Why it is built this way:
+- Log files grow without bound; only the tail can hold the incident, so each file is read
+  backwards from its end, at most `max_bytes`, never whole.
+- File I/O blocks; it runs in `asyncio.to_thread` so the event loop keeps serving Slack.
+- Lines are kept when their leading timestamp falls inside the window. Lines without one
+  (stack-trace continuations) follow the decision for the timestamped line above them and take
+  its time; in a file without any timestamps every line is kept.
+- Naive timestamps are read as UTC, the only zone servers can agree on.
+- When more than `limit` lines match, error and change lines are kept first (the same idea as
+  Loki's filtered queries), then the newest of the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from firebreak.config import FileSource, InvestigationConfig
+from firebreak.tools.evidence import is_change, is_error
+from firebreak.tools.models import AlertContext, LogLine, SourceReport
+from firebreak.tools.templating import alert_window
+
+__all__ = ["DEFAULT_MAX_BYTES", "fetch_logs", "parse_timestamp", "read_tail"]
+
+DEFAULT_MAX_BYTES = 1024 * 1024  # per file; a busy service writes this in well under the window
+_HEAD = 64  # a "leading" timestamp starts within this many characters (after `[`, `ts=`...)
+
+_ISO = re.compile(
+    r"(?P<iso>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?"
+    r"(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?)"
+)
+_SYSLOG = re.compile(
+    r"^(?:<\d+>)?(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +"
+    r"(?P<day>\d{1,2}) (?P<time>\d{2}:\d{2}:\d{2})"
+)
+_CLF = re.compile(r"\[(?P<clf>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\]")
+_EPOCH = re.compile(r"^(?P<epoch>1\d{9}(?:\.\d+)?|1\d{12})\b")
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def parse_timestamp(line: str, *, reference: datetime | None = None) -> datetime | None:
+    """The timestamp a log line starts with, timezone-aware, or None.
+
+    Understands ISO-8601 / RFC 3339 (also with a space, a comma before the fraction, or
+    `UTC`), syslog `Mon dd HH:MM:SS` (year taken from `reference`), the common log format
+    `[10/Oct/2000:13:55:36 -0700]` and leading Unix epoch seconds or milliseconds.
+    """
+    head = line[:_HEAD]
+    if match := _ISO.search(head):
+        text = match.group("iso").replace(",", ".").replace(" UTC", "Z").replace("UTC", "Z")
+        if len(text) > 10 and text[10] == " ":
+            text = text[:10] + "T" + text[11:]
+        text = re.sub(r"(\d)\s([+-]\d{2}|Z)", r"\1\2", text)
+        try:
+            return _aware(datetime.fromisoformat(text))
+        except ValueError:
+            pass
+    if match := _SYSLOG.match(head):
+        ref = reference or datetime.now(UTC)
+        hours, minutes, seconds = (int(x) for x in match.group("time").split(":"))
+        try:
+            moment = datetime(
+                ref.year,
+                _MONTHS[match.group("mon")],
+                int(match.group("day")),
+                hours,
+                minutes,
+                seconds,
+                tzinfo=UTC,
+            )
+        except ValueError:
+            return None
+        if moment - ref > timedelta(days=1):  # December lines read in January
+            moment = moment.replace(year=ref.year - 1)
+        return moment
+    if match := _CLF.search(head):
+        try:
+            return datetime.strptime(match.group("clf"), "%d/%b/%Y:%H:%M:%S %z")
+        except ValueError:
+            return None
+    if match := _EPOCH.match(head):
+        value = float(match.group("epoch"))
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+    return None
+
+
+def read_tail(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> list[str]:
+    """The last lines of a file within `max_bytes`, without reading the rest (blocking)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        offset = max(0, size - max_bytes)
+        handle.seek(offset)
+        data = handle.read(size - offset)
+    if offset > 0:  # the first line is cut in the middle: drop it
+        cut = data.find(b"\n")
+        data = data[cut + 1 :] if cut >= 0 else b""
+    return data.decode("utf-8", errors="replace").splitlines()
+
+
+@dataclass
+class _Candidate:
+    line: LogLine
+    interesting: bool
+    order: int
+
+
+def _select(path: str, start: datetime, end: datetime, max_bytes: int) -> list[_Candidate]:
+    lines = read_tail(path, max_bytes)
+    kept: list[_Candidate] = []
+    current: datetime | None = None
+    inside = True  # before any timestamp: keep (files without timestamps keep everything)
+    entry_interesting = False
+    for order, text in enumerate(lines):
+        if not text.strip():
+            continue
+        ts = parse_timestamp(text, reference=end)
+        interesting = is_error(text) or is_change(text)
+        if ts is not None:
+            current = ts
+            inside = start <= ts <= end
+            entry_interesting = interesting
+        else:  # a continuation (stack frame) matters as much as the line it continues
+            interesting = interesting or entry_interesting
+        if not inside:
+            continue
+        kept.append(
+            _Candidate(LogLine(source="", timestamp=current, text=text), interesting, order)
+        )
+    return kept
+
+
+def _read_all(
+    pattern: str, start: datetime, end: datetime, limit: int, name: str, max_bytes: int
+) -> tuple[list[LogLine], list[str], int]:
+    paths = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+    files = [p for p in paths if os.path.isfile(p)]
+    errors: list[str] = []
+    candidates: list[_Candidate] = []
+    for path in files:
+        try:
+            if datetime.fromtimestamp(os.path.getmtime(path), UTC) < start:
+                continue  # nothing was written to it during the window
+            for candidate in _select(path, start, end, max_bytes):
+                candidate.line.source = f"{name}:{Path(path).name}"
+                candidates.append(candidate)
+        except OSError as exc:
+            errors.append(f"{path}: {exc.strerror or exc}")
+    if len(candidates) > limit:
+        interesting = [c for c in candidates if c.interesting]
+        rest = [c for c in candidates if not c.interesting]
+        interesting.sort(key=_chrono)
+        keep = interesting[: max(limit // 2, limit - len(rest))]
+        rest.sort(key=_chrono)
+        keep += rest[len(rest) - (limit - len(keep)) :] if limit > len(keep) else []
+        candidates = keep
+    candidates.sort(key=_chrono)
+    return [c.line for c in candidates], errors, len(files)
+
+
+_EPOCH_START = datetime.min.replace(tzinfo=UTC)
+
+
+def _chrono(candidate: _Candidate) -> tuple[datetime, int]:
+    return candidate.line.timestamp or _EPOCH_START, candidate.order
+
+
+async def fetch_logs(
+    source: FileSource,
+    alert: AlertContext,
+    investigation: InvestigationConfig | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[list[LogLine], SourceReport]:
+    """Lines around `alert` from the files matching `source.path`, oldest first.
+
+    `LogLine.source` is `"<source name>:<file name>"` so a reader knows which file spoke.
+    """
+    investigation = investigation or InvestigationConfig()
+    began = time.perf_counter()
+    start, end = alert_window(alert, investigation.lookback_s, investigation.lookahead_s)
+    report = SourceReport(source=source.name, kind="file")
+    try:
+        lines, errors, matched = await asyncio.to_thread(
+            _read_all, source.path, start, end, source.limit, source.name, max_bytes
+        )
+    except OSError as exc:  # the glob itself failed (permissions on a directory)
+        lines, errors, matched = [], [f"{source.path}: {exc}"], 0
+    if matched == 0 and not errors:
+        errors.append(f"no file matches {source.path}")
+    report.items = len(lines)
+    report.error = "; ".join(errors) or None
+    report.elapsed_ms = round((time.perf_counter() - began) * 1000, 1)
+    return lines, report

@@ -1,0 +1,199 @@
+"""Fetch the log lines around an alert from Grafana Loki (`/loki/api/v1/query_range`).
+
+Why three queries instead of one: Loki returns at most `limit` entries, newest first. On a busy
+service the newest few hundred lines are routine traffic, and the lines that explain the
+incident (the first error, the deploy that preceded it) are older. So besides the plain query
+over the whole window, two server-side filtered queries (LogQL line filters) select error-ish
+lines leading up to the alert and change events (deploy, restart, config) in the window. The
+results are merged and de-duplicated; ranking and capping happen later in `evidence`.
+
+Failures never raise: a malformed query (Loki answers 400 with its parser message), a timeout
+or a refused connection end up in `SourceReport.error` so the investigation continues with the
+other sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from firebreak.config import InvestigationConfig, LokiSource
+from firebreak.tools.evidence import CHANGE_FILTER, ERROR_FILTER
+from firebreak.tools.models import AlertContext, LogLine, SourceReport
+from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
+
+__all__ = ["LokiError", "fetch_logs", "query_range"]
+
+QUERY_RANGE_PATH = "/loki/api/v1/query_range"
+CHANGE_LIMIT = 50  # deploy/config lines are rare; a few dozen is plenty
+_MAX_ERROR_CHARS = 500
+
+
+class LokiError(Exception):
+    """Loki refused or failed the query; the message is Loki's own when it sent one."""
+
+
+def _ns(moment: datetime) -> str:
+    return str(int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000)
+
+
+def _from_ns(value: str | int) -> datetime:
+    ns = int(value)
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
+
+
+def _error_message(response: httpx.Response) -> str:
+    """Loki answers errors as plain text; some gateways and newer versions use JSON."""
+    body = response.text.strip()
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        body = str(payload.get("error") or payload.get("message") or body)
+    return f"HTTP {response.status_code}: {body or response.reason_phrase}"[:_MAX_ERROR_CHARS]
+
+
+async def query_range(
+    client: httpx.AsyncClient,
+    base_url: str,
+    query: str,
+    *,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    direction: str = "backward",
+    timeout_s: float = 10.0,
+) -> list[tuple[datetime, str, dict[str, str]]]:
+    """One `query_range` call: `(timestamp, line, stream labels)` tuples, unsorted.
+
+    Raises LokiError with Loki's message on a non-2xx answer or an unexpected result type.
+    """
+    params = {
+        "query": query,
+        "start": _ns(start),
+        "end": _ns(end),
+        "limit": str(limit),
+        "direction": direction,
+    }
+    response = await client.get(
+        base_url.rstrip("/") + QUERY_RANGE_PATH, params=params, timeout=timeout_s
+    )
+    if response.status_code >= 400:
+        raise LokiError(_error_message(response))
+    payload: dict[str, Any] = response.json()
+    data = payload.get("data") or {}
+    if payload.get("status") not in (None, "success"):
+        raise LokiError(str(payload.get("error") or payload)[:_MAX_ERROR_CHARS])
+    if data.get("resultType") not in (None, "streams"):
+        raise LokiError(f"expected a log query, got a {data.get('resultType')} result: {query}")
+    entries: list[tuple[datetime, str, dict[str, str]]] = []
+    for stream in data.get("result") or []:
+        labels = {str(k): str(v) for k, v in (stream.get("stream") or {}).items()}
+        for value in stream.get("values") or []:
+            entries.append((_from_ns(value[0]), str(value[1]), labels))
+    return entries
+
+
+def _filtered(query: str, pattern: str) -> str:
+    # Backticks make a raw string in LogQL: the regex needs no further escaping.
+    return f"{query} |~ `{pattern}`"
+
+
+async def fetch_logs(
+    source: LokiSource,
+    alert: AlertContext,
+    investigation: InvestigationConfig | None = None,
+    *,
+    client: httpx.AsyncClient | None = None,
+) -> tuple[list[LogLine], SourceReport]:
+    """Lines around `alert` from one Loki source, oldest first, with a report for the timeline.
+
+    Window: `[starts_at - lookback_s, starts_at + lookahead_s]` from `investigation`.
+    """
+    investigation = investigation or InvestigationConfig()
+    began = time.perf_counter()
+    report = SourceReport(source=source.name, kind="loki")
+    try:
+        query = render_query(source.query, alert)
+    except QueryTemplateError as exc:
+        report.error = str(exc)
+        return [], report
+    start, end = alert_window(alert, investigation.lookback_s, investigation.lookahead_s)
+    error_end = min(end, alert_window(alert, 0, 60)[1])  # errors leading up to the alert
+
+    owned = client is None
+    http = client or httpx.AsyncClient(timeout=source.timeout_s)
+    try:
+        calls = [
+            query_range(
+                http,
+                source.url,
+                query,
+                start=start,
+                end=end,
+                limit=source.limit,
+                timeout_s=source.timeout_s,
+            ),
+            query_range(
+                http,
+                source.url,
+                _filtered(query, ERROR_FILTER),
+                start=start,
+                end=error_end,
+                limit=source.limit,
+                timeout_s=source.timeout_s,
+            ),
+            query_range(
+                http,
+                source.url,
+                _filtered(query, CHANGE_FILTER),
+                start=start,
+                end=end,
+                limit=min(source.limit, CHANGE_LIMIT),
+                timeout_s=source.timeout_s,
+            ),
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        if owned:
+            await http.aclose()
+
+    seen: set[tuple[datetime, str, tuple[tuple[str, str], ...]]] = set()
+    lines: list[LogLine] = []
+    errors: list[str] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            message = _describe(result)
+            if message not in errors:
+                errors.append(message)
+            continue
+        for ts, text, labels in result:
+            key = (ts, text, tuple(sorted(labels.items())))
+            if key in seen:
+                continue
+            seen.add(key)
+            lines.append(LogLine(source=source.name, timestamp=ts, text=text))
+    lines.sort(key=lambda line: line.timestamp or start)
+    report.items = len(lines)
+    report.error = "; ".join(errors) or None
+    report.elapsed_ms = round((time.perf_counter() - began) * 1000, 1)
+    return lines, report
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, LokiError):
+        return str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.HTTPError):
+        return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+    if isinstance(exc, Exception):  # malformed JSON, odd shapes: report, never crash the run
+        return f"unexpected answer from Loki: {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+    raise exc
