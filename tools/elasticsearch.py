@@ -21,13 +21,18 @@ from typing import Any
 import httpx
 
 from firebreak.config import ElasticsearchSource, InvestigationConfig
-from firebreak.tools.models import AlertContext, LogLine, SourceReport
+from firebreak.tools.models import (
+    MAX_ERROR_CHARS,
+    AlertContext,
+    LogLine,
+    SourceReport,
+    describe_error,
+)
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
 
 __all__ = ["ERROR_TERMS", "ElasticsearchError", "fetch_logs", "search"]
 
 ERROR_TERMS = "error OR exception OR fatal OR panic OR timeout OR refused OR oom OR killed"
-_MAX_ERROR_CHARS = 500
 
 
 class ElasticsearchError(Exception):
@@ -42,7 +47,7 @@ def _error_message(response: httpx.Response) -> str:
     try:
         payload = response.json()
     except ValueError:
-        return f"HTTP {response.status_code}: {response.text.strip()}"[:_MAX_ERROR_CHARS]
+        return f"HTTP {response.status_code}: {response.text.strip()}"[:MAX_ERROR_CHARS]
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict):
         causes = error.get("root_cause") or [error]
@@ -50,7 +55,7 @@ def _error_message(response: httpx.Response) -> str:
         text = f"{cause.get('type', 'error')}: {cause.get('reason', '')}"
     else:
         text = str(error or payload)
-    return f"HTTP {response.status_code}: {text}"[:_MAX_ERROR_CHARS]
+    return f"HTTP {response.status_code}: {text}"[:MAX_ERROR_CHARS]
 
 
 def search_body(
@@ -186,7 +191,7 @@ async def fetch_logs(
     errors: list[str] = []
     for result in results:
         if isinstance(result, BaseException):
-            message = _describe(result)
+            message = describe_error(result, ElasticsearchError)
             if message not in errors:
                 errors.append(message)
             continue
@@ -201,17 +206,4 @@ async def fetch_logs(
             seen.add(key)
             lines.append(to_line(hit, source))
     lines.sort(key=lambda line: line.timestamp or start)
-    report.items = len(lines)
-    report.error = "; ".join(errors) or None
-    report.elapsed_ms = round((time.perf_counter() - began) * 1000, 1)
-    return lines, report
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ElasticsearchError):
-        return str(exc)
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out ({type(exc).__name__})"
-    if isinstance(exc, Exception):
-        return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
-    raise exc
+    return lines, report.finish(len(lines), errors, began)

@@ -200,7 +200,4 @@ async def fetch_logs(
         lines, errors, matched = [], [f"{source.path}: {exc}"], 0
     if matched == 0 and not errors:
         errors.append(f"no file matches {source.path}")
-    report.items = len(lines)
-    report.error = "; ".join(errors) or None
-    report.elapsed_ms = round((time.perf_counter() - began) * 1000, 1)
-    return lines, report
+    return lines, report.finish(len(lines), errors, began)

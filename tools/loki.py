@@ -24,14 +24,19 @@ import httpx
 
 from firebreak.config import InvestigationConfig, LokiSource
 from firebreak.tools.evidence import CHANGE_FILTER, ERROR_FILTER
-from firebreak.tools.models import AlertContext, LogLine, SourceReport
+from firebreak.tools.models import (
+    MAX_ERROR_CHARS,
+    AlertContext,
+    LogLine,
+    SourceReport,
+    describe_error,
+)
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
 
 __all__ = ["LokiError", "fetch_logs", "query_range"]
 
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 CHANGE_LIMIT = 50  # deploy/config lines are rare; a few dozen is plenty
-_MAX_ERROR_CHARS = 500
 
 
 class LokiError(Exception):
@@ -57,7 +62,7 @@ def _error_message(response: httpx.Response) -> str:
         payload = None
     if isinstance(payload, dict):
         body = str(payload.get("error") or payload.get("message") or body)
-    return f"HTTP {response.status_code}: {body or response.reason_phrase}"[:_MAX_ERROR_CHARS]
+    return f"HTTP {response.status_code}: {body or response.reason_phrase}"[:MAX_ERROR_CHARS]
 
 
 async def query_range(
@@ -90,7 +95,7 @@ async def query_range(
     payload: dict[str, Any] = response.json()
     data = payload.get("data") or {}
     if payload.get("status") not in (None, "success"):
-        raise LokiError(str(payload.get("error") or payload)[:_MAX_ERROR_CHARS])
+        raise LokiError(str(payload.get("error") or payload)[:MAX_ERROR_CHARS])
     if data.get("resultType") not in (None, "streams"):
         raise LokiError(f"expected a log query, got a {data.get('resultType')} result: {query}")
     entries: list[tuple[datetime, str, dict[str, str]]] = []
@@ -170,7 +175,7 @@ async def fetch_logs(
     errors: list[str] = []
     for result in results:
         if isinstance(result, BaseException):
-            message = _describe(result)
+            message = describe_error(result, LokiError)
             if message not in errors:
                 errors.append(message)
             continue
@@ -181,19 +186,4 @@ async def fetch_logs(
             seen.add(key)
             lines.append(LogLine(source=source.name, timestamp=ts, text=text))
     lines.sort(key=lambda line: line.timestamp or start)
-    report.items = len(lines)
-    report.error = "; ".join(errors) or None
-    report.elapsed_ms = round((time.perf_counter() - began) * 1000, 1)
-    return lines, report
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, LokiError):
-        return str(exc)
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out ({type(exc).__name__})"
-    if isinstance(exc, httpx.HTTPError):
-        return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
-    if isinstance(exc, Exception):  # malformed JSON, odd shapes: report, never crash the run
-        return f"unexpected answer from Loki: {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
-    raise exc
+    return lines, report.finish(len(lines), errors, began)

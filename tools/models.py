@@ -6,9 +6,11 @@ and the grounding check can verify every citation points at something actually g
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -57,6 +59,9 @@ class MetricReading(BaseModel):
     points: int = 0
 
 
+MAX_ERROR_CHARS = 500
+
+
 class SourceReport(BaseModel):
     """How one source answered: counts for the timeline, the error if it failed."""
 
@@ -65,6 +70,27 @@ class SourceReport(BaseModel):
     items: int = 0
     error: str | None = None
     elapsed_ms: float = 0.0
+
+    def finish(self, items: int, errors: list[str], began: float) -> SourceReport:
+        """Record the outcome of one fetch that started at `began` (perf_counter)."""
+        self.items = items
+        self.error = "; ".join(errors)[: MAX_ERROR_CHARS * 2] or None
+        self.elapsed_ms = round((time.perf_counter() - began) * 1000, 1)
+        return self
+
+
+def describe_error(exc: BaseException, own: type[Exception]) -> str:
+    """One line for the timeline about a failed source call. `own` is the client's error type,
+    whose message is already written for people. Cancellation is re-raised, never reported."""
+    if isinstance(exc, own):
+        return str(exc)[:MAX_ERROR_CHARS]
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.HTTPError):
+        return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+    if isinstance(exc, Exception):  # malformed JSON, odd shapes: report, never crash the run
+        return f"unexpected answer: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+    raise exc
 
 
 class Evidence(BaseModel):

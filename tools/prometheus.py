@@ -28,7 +28,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from firebreak.config import InvestigationConfig, PrometheusSource
-from firebreak.tools.models import AlertContext, MetricReading, SourceReport
+from firebreak.tools.models import (
+    MAX_ERROR_CHARS,
+    AlertContext,
+    MetricReading,
+    SourceReport,
+    describe_error,
+)
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
 
 __all__ = [
@@ -48,7 +54,6 @@ MAX_SERIES = 10
 MAD_K = 4.0  # deviations beyond k·σ̂ (σ̂ = 1.4826·MAD) count as changed
 REL_THRESHOLD = 0.2  # ...and at least 20 % away from the baseline, so flat series stay quiet
 PERSIST = 3  # consecutive deviating points make a change, a single spike does not
-_MAX_ERROR_CHARS = 500
 _COMPARISONS = ("==", "!=", ">=", "<=", ">", "<")
 
 
@@ -158,9 +163,9 @@ async def query_range(
             message = f"{payload.get('errorType', 'error')}: {payload['error']}"
         else:
             message = response.text.strip() or response.reason_phrase
-        raise PrometheusError(f"HTTP {response.status_code}: {message}"[:_MAX_ERROR_CHARS])
+        raise PrometheusError(f"HTTP {response.status_code}: {message}"[:MAX_ERROR_CHARS])
     if payload.get("status") != "success":
-        raise PrometheusError(str(payload.get("error") or payload)[:_MAX_ERROR_CHARS])
+        raise PrometheusError(str(payload.get("error") or payload)[:MAX_ERROR_CHARS])
     data = payload.get("data") or {}
     if data.get("resultType") != "matrix":
         raise PrometheusError(f"expected a matrix, got {data.get('resultType')}")
@@ -300,7 +305,7 @@ async def fetch_metrics(
     readings: list[MetricReading] = []
     for query, result in zip(queries, results, strict=True):
         if isinstance(result, BaseException):
-            errors.append(f"{query}: {_describe(result)}")
+            errors.append(f"{query}: {describe_error(result, PrometheusError)}")
             continue
         summaries = []
         for series in result:
@@ -313,17 +318,4 @@ async def fetch_metrics(
                 errors.append(f"{query}: unexpected series shape: {exc}")
         summaries.sort(key=_interest, reverse=True)
         readings.extend(summaries[:MAX_SERIES])
-    report.items = len(readings)
-    report.error = "; ".join(errors)[: _MAX_ERROR_CHARS * 2] or None
-    report.elapsed_ms = round((time.perf_counter() - began) * 1000, 1)
-    return readings, report
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, PrometheusError):
-        return str(exc)
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out ({type(exc).__name__})"
-    if isinstance(exc, Exception):
-        return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
-    raise exc
+    return readings, report.finish(len(readings), errors, began)
