@@ -13,10 +13,12 @@ from firebreak.app import build_runtime, create_app
 from firebreak.components import default_components
 from firebreak.config import Config, Secrets
 from firebreak.logs import configure_logging
+from firebreak.tools.redact import Redactor, redact_processor
 
 
 def serve(config: Config, secrets: Secrets) -> int:
-    configure_logging()
+    redactor = Redactor.from_config(config.investigation, secrets.values())
+    configure_logging(scrub=redact_processor(redactor))
     runtime = build_runtime(config, secrets)
     app = create_app(runtime, default_components(runtime))
     server = uvicorn.Server(

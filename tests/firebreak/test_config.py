@@ -1,0 +1,90 @@
+"""Configuration is validated once, at start, with one line naming the key and the problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firebreak.config import ConfigError, Secrets, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config()
+    assert config.llm.provider == "offline"
+    assert config.store.url.startswith("sqlite+aiosqlite://")
+
+
+def test_wrong_value_and_unknown_key_are_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "llm: {timeout_s: soon}\nslack: {chanel: C1}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "llm.timeout_s: Input should be a valid number" in message
+    assert "slack.chanel: unknown key" in message
+
+
+def test_secrets_are_refused_in_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "slack: {bot_token: xoxb-123}\n")
+    with pytest.raises(ConfigError, match=r"slack\.bot_token: unknown key"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("store: {url: 'mysql://x'}", "store.url: Value error, must start with"),
+        ("escalation: {policies: [{name: p, levels: [{notify: [X1]}]}]}",
+         "escalation.policies.0.levels.0.notify"),
+        ("sources: {logs: [{type: loki, name: l}]}", "sources.logs.0.url: Field required"),
+        ("server: {port: 70000}", "server.port: Input should be less than or equal to 65535"),
+    ],
+)
+def test_each_problem_names_its_key(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert fragment in str(caught.value)
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "llm: {provider: ollama, timeout_s: 9}\n")
+    monkeypatch.setenv("FIREBREAK__LLM__TIMEOUT_S", "3")
+    monkeypatch.setenv("FIREBREAK__SOURCES__METRICS",
+                       '[{"type": "prometheus", "name": "p", "url": "http://127.0.0.1:9090"}]')
+    config = load_config(path)
+    assert (config.llm.provider, config.llm.timeout_s) == ("ollama", 3)
+    assert config.sources.metrics[0].url == "http://127.0.0.1:9090"
+
+
+def test_file_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIREBREAK_CONFIG", str(write(tmp_path, "slack: {channel: C0OPS}\n")))
+    assert load_config().slack.channel == "C0OPS"
+    monkeypatch.setenv("FIREBREAK_CONFIG", str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config()
+
+
+def test_secrets_only_from_environment() -> None:
+    secrets = Secrets.from_env({"SLACK_BOT_TOKEN": "xoxb-1", "FIREBREAK_API_TOKEN": "api"})
+    assert secrets.slack_bot_token is not None
+    assert sorted(secrets.values()) == ["api", "xoxb-1"]
+    assert "xoxb-1" not in repr(secrets)
+
+
+def test_bad_config_stops_the_cli_with_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "server: {port: nope}\n")
+    result = subprocess.run([sys.executable, "-m", "firebreak.cli", "db", "upgrade",
+                             "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "server.port" in result.stderr
