@@ -1,9 +1,9 @@
 """The investigation graph. Wiring only; each node lives in its own module.
 
-    open_investigation ─┬─ fetch_logs ───┬─ join_evidence ─ analyse ─ publish ─┬─ END
-                        └─ read_metrics ─┘                                     │
-         ┌─────────────────────────────────────────────────────────────────────┘
-         └─ propose_remediation ─ await_approval (interrupt) ─ apply_decision ─ END
+open_investigation ─┬─ fetch_logs ───┬─ join_evidence ─ analyse ─ publish ─┬─ END
+                    └─ read_metrics ─┘                                     │
+     ┌─────────────────────────────────────────────────────────────────────┘
+     └─ propose_remediation ─ await_approval (interrupt) ─ apply_decision ─ END
 """
 
 from __future__ import annotations

@@ -27,16 +27,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firebreak.agents.runner import start_investigations  # noqa: E402
-from firebreak.agents.schema import strict_json_schema  # noqa: E402
-from firebreak.app import build_runtime, running  # noqa: E402
-from firebreak.config import Config, LLMConfig, Secrets  # noqa: E402
-from firebreak.events import Change, IncidentEvent  # noqa: E402
-from firebreak.store.payloads import AlertmanagerPayload  # noqa: E402
-from firebreak.tools.llm import LLMGateway, LLMUnavailable  # noqa: E402
-from tests.fakes.llm_servers import ScriptedLLMServer, answer, closed_port_url, slow  # noqa: E402
-from tests.support.payloads import alert, group  # noqa: E402
-from tests.support.promstack import run_prometheus, serve_metrics  # noqa: E402
+from firebreak.agents.runner import start_investigations
+from firebreak.agents.schema import strict_json_schema
+from firebreak.app import build_runtime, running
+from firebreak.config import Config, LLMConfig, Secrets
+from firebreak.events import Change, IncidentEvent
+from firebreak.store.payloads import AlertmanagerPayload
+from firebreak.tools.llm import LLMGateway, LLMUnavailable
+from tests.fakes.llm_servers import ScriptedLLMServer, answer, closed_port_url, slow
+from tests.support.payloads import alert, group
+from tests.support.promstack import run_prometheus, serve_metrics
 
 RCA = {
     "root_cause": "Payment gateway timeouts exhaust the connection pool",
@@ -67,8 +67,9 @@ def config_for(workdir: Path, llm_url: str, prometheus: str, limit: int) -> Conf
         llm={"provider": "openai", "model": "bench", "base_url": llm_url, "timeout_s": 30},
         sources={
             "logs": [{"type": "file", "name": "app", "path": str(log)}],
-            "metrics": [{"type": "prometheus", "name": "prom", "url": prometheus,
-                         "queries": QUERIES[1:]}],
+            "metrics": [
+                {"type": "prometheus", "name": "prom", "url": prometheus, "queries": QUERIES[1:]}
+            ],
         },
         investigation={"max_concurrent": limit, "checkpoint_path": str(workdir / "cp.db")},
     )
@@ -79,8 +80,9 @@ def payload(key: str, starts: datetime) -> AlertmanagerPayload:
     return AlertmanagerPayload.model_validate(body)
 
 
-async def timed_investigations(config: Config, keys: list[str], starts: datetime,
-                               *, at_once: bool) -> list[float]:
+async def timed_investigations(
+    config: Config, keys: list[str], starts: datetime, *, at_once: bool
+) -> list[float]:
     """Seconds from submitting each alert group to its analysis being stored."""
     runtime = build_runtime(config, Secrets())
     submitted: dict[int, float] = {}
@@ -124,9 +126,14 @@ async def llm_round_trips(llm_url: str, n: int) -> list[float]:
 
 
 async def breaker_fail_fast(n: int) -> tuple[list[float], list[float]]:
-    cfg = LLMConfig(provider="openai", model="bench", base_url=closed_port_url("openai"),
-                    timeout_s=2, transient_retries=0,
-                    circuit_breaker={"fail_max": 1, "reset_timeout_s": 600})
+    cfg = LLMConfig(
+        provider="openai",
+        model="bench",
+        base_url=closed_port_url("openai"),
+        timeout_s=2,
+        transient_retries=0,
+        circuit_breaker={"fail_max": 1, "reset_timeout_s": 600},
+    )
     messages = [{"role": "user", "content": "x"}]
     open_times = []
     async with LLMGateway.from_config(cfg) as gateway:
@@ -169,27 +176,35 @@ async def main() -> None:
     report: dict[str, object] = {}
     starts = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
 
-    with tempfile.TemporaryDirectory() as tmp, serve_metrics() as exporter, \
-            ScriptedLLMServer("openai") as llm:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve_metrics() as exporter,
+        ScriptedLLMServer("openai") as llm,
+    ):
         workdir = Path(tmp)
         write_logs(workdir / "app.log", starts)
         for name, value in zip(QUERIES, (5, 0.8, 19), strict=True):
             exporter.set(name, value)
         with run_prometheus(workdir, scrape_targets=[exporter.target]) as prometheus:
-            time.sleep(6)  # Prometheus' first scrape happens on a 5 s tick
+            await asyncio.sleep(6)  # Prometheus' first scrape happens on a 5 s tick
             llm.default = answer(RCA)
             llm_base = await llm_round_trips(llm.base_url, args.incidents)
             (workdir / "a").mkdir()
             totals = await timed_investigations(
                 config_for(workdir / "a", llm.base_url, prometheus, args.limit),
-                [f"seq{i}" for i in range(args.incidents)], starts, at_once=False)
+                [f"seq{i}" for i in range(args.incidents)],
+                starts,
+                at_once=False,
+            )
             report["overhead"] = {
                 "p50_total_ms": round(statistics.median(totals) * 1000, 1),
                 "p50_llm_round_trip_ms": round(statistics.median(llm_base) * 1000, 1),
-                "p50_overhead_ms": round((statistics.median(totals)
-                                          - statistics.median(llm_base)) * 1000, 1),
-                "ratio_total_to_llm": round(statistics.median(totals)
-                                            / statistics.median(llm_base), 2),
+                "p50_overhead_ms": round(
+                    (statistics.median(totals) - statistics.median(llm_base)) * 1000, 1
+                ),
+                "ratio_total_to_llm": round(
+                    statistics.median(totals) / statistics.median(llm_base), 2
+                ),
             }
             print(json.dumps(report["overhead"]), flush=True)
 
@@ -198,12 +213,18 @@ async def main() -> None:
             began = time.perf_counter()
             await timed_investigations(
                 config_for(workdir / "b", llm.base_url, prometheus, args.limit),
-                [f"par{i}" for i in range(args.concurrent)], starts, at_once=True)
+                [f"par{i}" for i in range(args.concurrent)],
+                starts,
+                at_once=True,
+            )
             wall = time.perf_counter() - began
             ideal = math.ceil(args.concurrent / args.limit) * args.llm_seconds
             report["slow_llm"] = {
-                "investigations": args.concurrent, "limit": args.limit,
-                "wall_s": round(wall, 2), "ideal_s": ideal, "ratio_to_ideal": round(wall / ideal, 3),
+                "investigations": args.concurrent,
+                "limit": args.limit,
+                "wall_s": round(wall, 2),
+                "ideal_s": ideal,
+                "ratio_to_ideal": round(wall / ideal, 3),
                 "serial_would_be_s": args.concurrent * args.llm_seconds,
             }
             print(json.dumps(report["slow_llm"]), flush=True)

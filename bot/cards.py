@@ -21,16 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from firebreak.store.schemas import (
-    AlertOut,
-    Analysis,
-    EvidenceItem,
-    ExecutionStatus,
-    IncidentOut,
-    IncidentStatus,
-    RemediationProposal,
-    TimelineEventOut,
-)
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -42,6 +32,17 @@ from slack_sdk.models.blocks import (
     MarkdownTextObject,
     PlainTextObject,
     SectionBlock,
+)
+
+from firebreak.store.schemas import (
+    AlertOut,
+    Analysis,
+    EvidenceItem,
+    ExecutionStatus,
+    IncidentOut,
+    IncidentStatus,
+    RemediationProposal,
+    TimelineEventOut,
 )
 
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/).
@@ -723,6 +724,44 @@ def help_text(command: str = "/incident") -> str:
     ]
     body = "\n".join(f"• `{c} {usage}` — {what}" for usage, what in rows)
     return f"*Firebreak* — usage:\n{body}\nMention me in an incident thread to ask about it."
+
+
+# ---------------------------------------------------------------------- short replies
+
+
+def resolution_text(incident_id: int, actor: str) -> str:
+    """The thread reply when an incident resolves."""
+    if actor == "alertmanager":
+        return (
+            f"{STATUS_EMOJI[IncidentStatus.RESOLVED]} Incident #{incident_id} resolved: "
+            "every alert of the group has cleared in Alertmanager."
+        )
+    emoji = STATUS_EMOJI[IncidentStatus.RESOLVED]
+    return f"{emoji} Incident #{incident_id} resolved by {_who(actor)}."
+
+
+def answer_text(asker: str, question: str, answer: str) -> str:
+    """A thread answer to ``@firebreak <question>`` (question quoted, answer escaped)."""
+    quoted = escape(truncate(_one_line(question), 300))
+    body = escape(truncate(answer.strip() or "_(no answer)_", SECTION_TEXT_MAX - 400))
+    return f"{_who(asker)} asked: _{quoted}_\n{body}"
+
+
+def unknown_command_text(command: str, subcommand: str) -> str:
+    what = escape(truncate(subcommand, 40))
+    return f":thinking_face: I don't know `{what}`.\n{help_text(command)}"
+
+
+def usage_text(command: str, usage: str) -> str:
+    c = escape(command)
+    return f"Usage: `{c} {escape(usage)}` (`{c} help` lists everything)."
+
+
+def no_incident_text(command: str, raw_id: str) -> str:
+    return (
+        f":grey_question: There is no incident `{escape(truncate(raw_id, 40))}`. "
+        f"`{escape(command)} list` shows the open ones."
+    )
 
 
 # ---------------------------------------------------------------------- terminal rendering

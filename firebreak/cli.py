@@ -33,12 +33,24 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(serve)
     serve.set_defaults(run=_serve)
 
+    demo = commands.add_parser(
+        "demo", help="play a whole incident on this machine: no network, no tokens"
+    )
+    demo.add_argument("--json", action="store_true", help="print the resulting incident as JSON")
+    demo.set_defaults(run=_demo)
+
     investigate = commands.add_parser(
         "investigate", help="investigate one Alertmanager payload, print the analysis as JSON"
     )
     investigate.add_argument("--alert", required=True, help="Alertmanager webhook payload (JSON)")
     _config_option(investigate)
     investigate.set_defaults(run=_investigate)
+
+    check = commands.add_parser(
+        "check", help="validate the config and reach every configured dependency"
+    )
+    _config_option(check)
+    check.set_defaults(run=_check)
 
     manifest = commands.add_parser(
         "slack-manifest", help="print the Slack app manifest (YAML) for this configuration"
@@ -69,6 +81,22 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(config, secrets)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    import io
+
+    from rich.console import Console
+
+    from firebreak.demo import run_demo
+    from firebreak.logs import configure_logging
+
+    configure_logging("ERROR")
+    console = Console(file=io.StringIO()) if args.json else Console(highlight=False)
+    incident = asyncio.run(run_demo(console))
+    if args.json:
+        print(incident.model_dump_json(indent=2))
+    return 0
+
+
 def _investigate(args: argparse.Namespace) -> int:
     from firebreak.investigate import InvestigateError, investigate, read_payload
     from firebreak.logs import configure_logging
@@ -91,6 +119,12 @@ def _slack_manifest(args: argparse.Namespace) -> int:
     config, _ = _load(args)
     print(manifest_yaml(config), end="")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from firebreak.check import check_main
+
+    return check_main(args.config)
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

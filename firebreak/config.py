@@ -172,6 +172,9 @@ class EscalationPolicy(Section):
 class EscalationConfig(Section):
     policies: list[EscalationPolicy] = []
     reminder_interval_s: float = Field(3600, gt=0)
+    # How often the elected scheduler re-reads the ladders, reminders and remediations other
+    # replicas wrote (its own changes are scheduled at once).
+    sweep_interval_s: float = Field(5, gt=0)
 
 
 class VerifyConfig(Section):
@@ -179,6 +182,7 @@ class VerifyConfig(Section):
     threshold: float
     op: Literal["<", "<=", ">", ">="] = "<"
     within_s: float = Field(300, gt=0)
+    source: str | None = None  # name of a sources.metrics entry; default the first one
 
 
 class RemediationParam(Section):

@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
-# Creates .venv if needed, installs Firebreak with its test dependencies, runs the whole suite
-# (SQLite and PostgreSQL; PostgreSQL from $FIREBREAK_TEST_PG, default 127.0.0.1:5432/test).
+# The test suite, with all its set-up, exactly as CI runs it:
+# - Debian's prometheus and prometheus-alertmanager (the integration tests start real ones);
+# - .venv with Firebreak and its test dependencies;
+# - ruff, then pytest on SQLite and PostgreSQL ($FIREBREAK_TEST_PG, default
+#   postgresql+asyncpg://postgres@127.0.0.1:5432/test). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing ${missing[*]} (Debian packages)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"

@@ -197,3 +197,94 @@ class EscalationState(Base):
     cycle: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None = stopped
     step: Mapped[int] = mapped_column(Integer, default=0)  # exactly-once token, bumps per step
+
+
+class SlackOutbox(Base):
+    """What must still be said in Slack: written first, delivered by the outbox drainer.
+
+    ``lane`` orders delivery: messages of one incident (``incident:7``) or one DM
+    (``dm:U123``) go out in ``id`` order; lanes are independent. Card rows carry no text:
+    the card is rendered from the incident when it is delivered, so it is always current.
+    """
+
+    __tablename__ = "slack_outbox"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    lane: Mapped[str] = mapped_column(String(64))
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # card | thread | dm | message
+    purpose: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    status: Mapped[str] = mapped_column(String(16))  # pending | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_slack_outbox_status_next", "status", "next_attempt_at"),)
+
+
+class SlackEventSeen(Base):
+    """Slack deliveries already handled (Events API ``event_id``), shared by all replicas."""
+
+    __tablename__ = "slack_events_seen"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SlackLease(Base):
+    """A named lease (the outbox drainer's): one replica at a time holds it until it expires."""
+
+    __tablename__ = "slack_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IncidentReminder(Base):
+    """Reminders sent for an acknowledged, unresolved incident; `sent` is the exactly-once
+    token of the reminder job (a reminder is recorded by `sent = n + 1 WHERE sent = n`)."""
+
+    __tablename__ = "incident_reminders"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RemediationRun(Base):
+    """One approved remediation: the source of truth its scheduler jobs are reconciled from.
+
+    `phase` walks scheduled -> executing -> verify -> done; `next_at` is when the next phase is
+    due (None = nothing due); `step` bumps on every phase change and is the exactly-once token.
+    The action definition is snapshotted at approval: what was approved is what runs.
+    """
+
+    __tablename__ = "remediation_runs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    parameters: Mapped[dict[str, str]] = mapped_column(JSONDoc)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    approved_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    phase: Mapped[str] = mapped_column(String(16))
+    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    output: Mapped[str] = mapped_column(Text, default="")
+    verified: Mapped[bool | None] = mapped_column(Boolean)
+
+    __table_args__ = (Index("ix_remediation_runs_next_at", "next_at"),)

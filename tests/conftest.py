@@ -19,6 +19,15 @@ from sqlalchemy.engine import make_url
 
 from firebreak.config import Config
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "slow: takes minutes (fresh virtual environment, pip install); runs by default, "
+        '-m "not slow" skips it',
+    )
+
+
 PG_URL = os.environ.get("FIREBREAK_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 

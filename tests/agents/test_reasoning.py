@@ -33,7 +33,6 @@ from firebreak.store.schemas import Analysis, ExecutionStatus
 from firebreak.tools.llm import LLMGateway
 from firebreak.tools.models import AlertContext, Evidence, LogLine, MetricReading
 from firebreak.tools.redact import Redactor
-
 from tests.fakes.llm_servers import (
     ScriptedLLMServer,
     answer,

@@ -7,6 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.models.blocks import Block, DividerBlock
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
 from firebreak.bot import cards
 from firebreak.store.schemas import (
     AlertOut,
@@ -21,12 +27,6 @@ from firebreak.store.schemas import (
     SlackRef,
     TimelineEventOut,
 )
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.models.blocks import Block, DividerBlock
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
-
 from tests.fakes.slack_api import FakeSlackApi, block_errors
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

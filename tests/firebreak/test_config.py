@@ -44,8 +44,10 @@ def test_secrets_are_refused_in_the_file(tmp_path: Path) -> None:
     ("text", "fragment"),
     [
         ("store: {url: 'mysql://x'}", "store.url: Value error, must start with"),
-        ("escalation: {policies: [{name: p, levels: [{notify: [X1]}]}]}",
-         "escalation.policies.0.levels.0.notify"),
+        (
+            "escalation: {policies: [{name: p, levels: [{notify: [X1]}]}]}",
+            "escalation.policies.0.levels.0.notify",
+        ),
         ("sources: {logs: [{type: loki, name: l}]}", "sources.logs.0.url: Field required"),
         ("server: {port: 70000}", "server.port: Input should be less than or equal to 65535"),
     ],
@@ -59,8 +61,10 @@ def test_each_problem_names_its_key(tmp_path: Path, text: str, fragment: str) ->
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "llm: {provider: ollama, timeout_s: 9}\n")
     monkeypatch.setenv("FIREBREAK__LLM__TIMEOUT_S", "3")
-    monkeypatch.setenv("FIREBREAK__SOURCES__METRICS",
-                       '[{"type": "prometheus", "name": "p", "url": "http://127.0.0.1:9090"}]')
+    monkeypatch.setenv(
+        "FIREBREAK__SOURCES__METRICS",
+        '[{"type": "prometheus", "name": "p", "url": "http://127.0.0.1:9090"}]',
+    )
     config = load_config(path)
     assert (config.llm.provider, config.llm.timeout_s) == ("ollama", 3)
     assert config.sources.metrics[0].url == "http://127.0.0.1:9090"
@@ -83,8 +87,12 @@ def test_secrets_only_from_environment() -> None:
 
 def test_bad_config_stops_the_cli_with_one_line(tmp_path: Path) -> None:
     path = write(tmp_path, "server: {port: nope}\n")
-    result = subprocess.run([sys.executable, "-m", "firebreak.cli", "db", "upgrade",
-                             "--config", str(path)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "firebreak.cli", "db", "upgrade", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "server.port" in result.stderr

@@ -25,15 +25,21 @@ TOKEN = "serve-test-token"
 def start_serve(tmp_path: Path, store_url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_tcp_port()
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({
-        "server": {"host": "127.0.0.1", "port": port},
-        "store": {"url": store_url},
-        "slack": {"mode": "console"},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "server": {"host": "127.0.0.1", "port": port},
+                "store": {"url": store_url},
+                "slack": {"mode": "console"},
+            }
+        )
+    )
     env = {**os.environ, "FIREBREAK_WEBHOOK_TOKEN": TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "firebreak.cli", "serve", "--config", str(config)],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "wb"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "serve.log", "wb"),
     )
     return proc, f"http://127.0.0.1:{port}"
 
@@ -43,6 +49,7 @@ async def test_sigterm_keeps_every_acknowledged_alert(store_url: str, tmp_path: 
     acknowledged: list[str] = []
     try:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+
             async def ready() -> bool:
                 try:
                     return (await client.get("/readyz")).status_code == 200
@@ -55,8 +62,11 @@ async def test_sigterm_keeps_every_acknowledged_alert(store_url: str, tmp_path: 
                 fingerprints = [f"f{i}-{j}" for j in range(10)]
                 payload = group(f"g{i % 5}", [alert(fp) for fp in fingerprints])
                 try:
-                    response = await client.post("/webhooks/alertmanager", json=payload,
-                                                 headers={"Authorization": f"Bearer {TOKEN}"})
+                    response = await client.post(
+                        "/webhooks/alertmanager",
+                        json=payload,
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                    )
                 except httpx.TransportError:
                     return  # refused once shutdown began: Alertmanager would retry
                 if response.status_code == 200:

@@ -16,7 +16,6 @@ from firebreak.config import CircuitBreakerConfig, LLMConfig
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` without a conftest
 
 from firebreak.tools.llm import LLMCallError, LLMGateway, LLMUnavailable
-
 from tests.fakes.llm_servers import (
     ScriptedLLMServer,
     answer,

@@ -1,0 +1,62 @@
+"""`firebreak slack-manifest`: the Slack app manifest (YAML) for this configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from firebreak.config import Config
+
+EVENTS_PATH = "/slack/events"
+BOT_SCOPES = [
+    "app_mentions:read",
+    "chat:write",
+    "chat:write.public",
+    "commands",
+    "im:write",
+    "users:read",
+    "usergroups:read",
+]
+BOT_EVENTS = ["app_mention"]
+
+
+def manifest(config: Config, *, name: str = "Firebreak") -> dict[str, Any]:
+    socket = config.slack.mode == "socket"
+    url = str(config.server.public_url).rstrip("/") + EVENTS_PATH
+    command: dict[str, Any] = {
+        "command": config.slack.command,
+        "description": "Incidents: list, status, ack, escalate, resolve, investigate, declare",
+        "usage_hint": "help | list | status ID | ack ID | declare TITLE",
+        "should_escape": False,
+    }
+    events: dict[str, Any] = {"bot_events": list(BOT_EVENTS)}
+    interactivity: dict[str, Any] = {"is_enabled": True}
+    if not socket:  # Socket Mode apps receive everything over the socket instead
+        command["url"] = url
+        events["request_url"] = url
+        interactivity["request_url"] = url
+    return {
+        "_metadata": {"major_version": 1, "minor_version": 1},
+        "display_information": {
+            "name": name,
+            "description": "Incident cards, root-cause analysis and escalation in Slack.",
+            "background_color": "#b33a3a",
+        },
+        "features": {
+            "bot_user": {"display_name": name.lower(), "always_online": True},
+            "slash_commands": [command],
+        },
+        "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
+        "settings": {
+            "event_subscriptions": events,
+            "interactivity": interactivity,
+            "org_deploy_enabled": False,
+            "socket_mode_enabled": socket,
+            "token_rotation_enabled": False,
+        },
+    }
+
+
+def manifest_yaml(config: Config) -> str:
+    return yaml.safe_dump(manifest(config), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,509 @@
+"""The durable Slack notifier: every message is written to the outbox table, then delivered.
+
+``OutboxNotifier`` implements ``firebreak.ports.Notifier`` for Slack and for the console (the
+transport differs, nothing else). Callers never wait for Slack:
+
+* ``card_changed`` / ``post_in_thread`` / ``direct_message`` write one outbox row (in a task,
+  in call order) and return; ``enqueue_*`` do the same for callers that can await.
+* One background drainer delivers rows. Rows of one *lane* (an incident, or a DM) go out in
+  order; a failed row blocks only its lane. Transient failures (Slack down, 5xx, 429, network)
+  back off exponentially (``backoff_initial_s`` doubling up to ``backoff_max_s``, or Slack's
+  ``Retry-After``) and are retried until they succeed. While Slack is failing, each pass sends
+  a single probe instead of one request per lane; the first success makes everything that was
+  backing off due at once, so the cards catch up as soon as Slack is back. An API refusal
+  (``channel_not_found``…) is retried ``max_attempts`` times, then the row is marked failed
+  and logged.
+* Card rows carry no content: the card is rendered from the incident at delivery, posted the
+  first time (its ts saved in ``slack_messages``) and ``chat.update``-d ever after. Pending card
+  rows of an incident collapse into one delivery. A thread reply posts the card first if the
+  incident has none yet, so nothing is ever said about an incident without its card.
+* Several replicas may share one PostgreSQL: only the holder of the ``slack-outbox`` lease
+  drains (renewed every loop, expires after ``lease_ttl_s``), so a card is never posted twice by
+  two replicas racing. The others only write rows.
+* On start, incidents that should have a card but neither have one nor wait for one get one
+  (an enqueue lost in a crash), and open incidents' cards are refreshed.
+
+Delivery is at-least-once: a crash between Slack's answer and the commit that records it can
+repeat that one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections import OrderedDict
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from slack_sdk.models.blocks import Block
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from firebreak.bot import cards
+from firebreak.bot.slack_transport import PermanentError, TransientError, Transport
+from firebreak.store import incidents
+from firebreak.store import slack as outbox
+from firebreak.store.incidents import CARD, utcnow
+
+log = structlog.get_logger(__name__)
+
+LEASE_NAME = "slack-outbox"
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 5.0
+    poll_s: float = 1.0  # how often rows written by other replicas are looked for
+    lease_ttl_s: float = 20.0
+    max_attempts: int = 5  # for API refusals; transient failures retry forever
+    batch: int = 200
+    concurrency: int = 4  # lanes delivered at once
+    recover_window_s: float = 24 * 3600  # resolved incidents this recent still get a card
+    keep_done_s: float = 7 * 24 * 3600
+    keep_seen_s: float = 24 * 3600
+    final_drain_s: float = 3.0  # on shutdown, try to deliver what is due for this long
+
+
+def blocks_json(blocks: list[Any] | None) -> list[dict[str, Any]] | None:
+    """Block Kit objects (validated by slack-sdk here) or dicts, as JSON-ready dicts."""
+    if not blocks:
+        return None
+    return [b.to_dict() if isinstance(b, Block) else dict(b) for b in blocks]
+
+
+class OutboxNotifier:
+    """``Notifier`` with a durable outbox; ``transport`` is Slack or the console."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        transport: Transport,
+        *,
+        channel: str,
+        alertmanager_url: str | None = None,
+        settings: OutboxSettings | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.channel = channel
+        self.alertmanager_url = alertmanager_url
+        self.settings = settings or OutboxSettings()
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._writes: set[asyncio.Task[Any]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._leader = False
+        self._degraded = False
+        self._probe_delay = 0.0
+        self._dm_channels: dict[str, str] = {}
+        self._last_maintenance = 0.0
+        self.delivered = 0  # counters for readiness / tests
+        self.failures = 0
+
+    # ------------------------------------------------------------------ Notifier
+
+    def card_changed(self, incident_id: int) -> None:
+        self._spawn(self.enqueue_card(incident_id))
+
+    def post_in_thread(
+        self,
+        incident_id: int,
+        text: str,
+        blocks: list[Any] | None = None,
+        *,
+        purpose: str = "note",
+    ) -> None:
+        payload = {"text": text, "blocks": blocks_json(blocks)}  # serialise (validate) now
+        self._spawn(self._enqueue_thread_payload(incident_id, payload, purpose))
+
+    def direct_message(self, user_id: str, text: str) -> None:
+        self._spawn(self.enqueue_dm(user_id, text))
+
+    # ------------------------------------------------------------------ awaitable enqueue
+
+    async def enqueue_card(self, incident_id: int) -> None:
+        await self._enqueue(
+            lane=outbox.incident_lane(incident_id),
+            kind=outbox.KIND_CARD,
+            purpose=CARD,
+            incident_id=incident_id,
+        )
+
+    async def enqueue_thread(
+        self, incident_id: int, text: str, blocks: list[Any] | None = None, *, purpose: str = "note"
+    ) -> None:
+        payload = {"text": text, "blocks": blocks_json(blocks)}
+        await self._enqueue_thread_payload(incident_id, payload, purpose)
+
+    async def _enqueue_thread_payload(
+        self, incident_id: int, payload: dict[str, Any], purpose: str
+    ) -> None:
+        await self._enqueue(
+            lane=outbox.incident_lane(incident_id),
+            kind=outbox.KIND_THREAD,
+            purpose=purpose[:32],
+            incident_id=incident_id,
+            payload=payload,
+        )
+
+    async def enqueue_dm(self, user_id: str, text: str) -> None:
+        await self._enqueue(
+            lane=f"dm:{user_id}"[:64],
+            kind=outbox.KIND_DM,
+            purpose="dm",
+            payload={"user": user_id, "text": text},
+        )
+
+    async def enqueue_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        blocks: list[Any] | None = None,
+        purpose: str = "message",
+    ) -> None:
+        """A message not tied to an incident (e.g. an answer to a mention elsewhere)."""
+        await self._enqueue(
+            lane=f"channel:{channel}"[:64],
+            kind=outbox.KIND_MESSAGE,
+            purpose=purpose[:32],
+            payload={
+                "channel": channel,
+                "thread_ts": thread_ts,
+                "text": text,
+                "blocks": blocks_json(blocks),
+            },
+        )
+
+    async def _enqueue(self, **row: Any) -> None:
+        async with self._write_lock, self.engine.begin() as conn:  # FIFO: rows in call order
+            await outbox.enqueue(conn, **row)
+        self._wake.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None:
+            self._track(running.create_task(coro))
+        elif self._loop is not None and not self._loop.is_closed():  # from another thread
+            self._loop.call_soon_threadsafe(lambda: self._track(asyncio.ensure_future(coro)))
+        else:
+            coro.close()
+            raise RuntimeError("the Slack notifier is not running")
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not record a Slack message", error=repr(task.exception()))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="slack-outbox")
+
+    async def stop(self) -> None:
+        """Record what callers already handed over, then stop delivering (rows stay)."""
+        if self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        if self._leader and self.settings.final_drain_s > 0:
+            try:  # SIGTERM: say what is due (a resolution reply...) before leaving
+                await asyncio.wait_for(self.drain_once(), self.settings.final_drain_s)
+            except (TimeoutError, Exception):
+                log.info("Slack messages left for the next start", exc_info=True)
+        if self._leader:
+            try:
+                async with self.engine.begin() as conn:
+                    await outbox.release_lease(conn, LEASE_NAME, self.owner)
+            except Exception:
+                log.warning("could not release the Slack outbox lease", exc_info=True)
+            self._leader = False
+        await self.transport.close()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def readiness(self) -> str:
+        return "ok" if self.running else "outbox drainer not running"
+
+    async def recover(self) -> None:
+        """Incidents that should have a card and do not wait for one get one; open incidents'
+        cards are refreshed (a change may have been lost with the previous process)."""
+        since = utcnow() - timedelta(seconds=self.settings.recover_window_s)
+        async with self.engine.connect() as conn:
+            missing = await outbox.incidents_without_card(conn, since)
+            refresh = await outbox.open_incidents_with_card(conn)
+        for incident_id in [*missing, *refresh]:
+            await self.enqueue_card(incident_id)
+        if missing:
+            log.info("incident cards to catch up", incidents=missing)
+
+    async def idle(self, timeout: float = 10.0) -> bool:  # noqa: ASYNC109 - a polling helper
+        """Wait until nothing is left to deliver (demo, tests). False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self._writes:
+                await asyncio.gather(*list(self._writes), return_exceptions=True)
+            async with self.engine.connect() as conn:
+                if await outbox.count_pending(conn) == 0 and not self._writes:
+                    return True
+            self._wake.set()
+            await asyncio.sleep(0.02)
+        return False
+
+    # ------------------------------------------------------------------ the drainer
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            wait = self.settings.poll_s
+            try:
+                self._leader = await self._take_lease()
+                if self._leader:
+                    await self._maintenance()
+                    await self.drain_once()
+                    wait = await self._time_to_next_due()
+                    if self._degraded:  # the next probe after the last one's backoff
+                        wait = max(wait, self._probe_delay)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Slack outbox drainer failed; retrying")
+                wait = max(self.settings.backoff_initial_s, 0.05)
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                except TimeoutError:
+                    pass
+
+    async def _take_lease(self) -> bool:
+        async with self.engine.begin() as conn:
+            return await outbox.acquire_lease(
+                conn, LEASE_NAME, self.owner, timedelta(seconds=self.settings.lease_ttl_s)
+            )
+
+    async def _time_to_next_due(self) -> float:
+        async with self.engine.connect() as conn:
+            due = await outbox.next_due(conn)
+        if due is None:
+            return self.settings.poll_s
+        left = (due - utcnow()).total_seconds()
+        return max(0.0, min(left, self.settings.poll_s))
+
+    async def _maintenance(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_maintenance < 600:
+            return
+        self._last_maintenance = loop.time()
+        async with self.engine.begin() as conn:
+            await outbox.prune_outbox(conn, timedelta(seconds=self.settings.keep_done_s))
+            await outbox.prune_seen(conn, timedelta(seconds=self.settings.keep_seen_s))
+
+    async def drain_once(self) -> int:
+        """Deliver every row that is due now, lane by lane; returns how many were delivered."""
+        async with self.engine.connect() as conn:
+            items = await outbox.pending(conn, self.settings.batch)
+        lanes: OrderedDict[str, list[outbox.OutboxItem]] = OrderedDict()
+        for item in items:
+            lanes.setdefault(item.lane, []).append(item)
+        now = utcnow()
+        limit = asyncio.Semaphore(self.settings.concurrency)
+        before = self.delivered
+
+        probe = {"taken": False}
+
+        async def run_lane(lane: list[outbox.OutboxItem]) -> None:
+            async with limit:
+                card_done_up_to = 0
+                for item in lane:
+                    if item.kind == outbox.KIND_CARD and item.id <= card_done_up_to:
+                        continue  # collapsed into an earlier card delivery of this pass
+                    if item.next_attempt_at > now:
+                        return
+                    if self._degraded:  # Slack is failing: one probe per pass, not every lane
+                        if probe["taken"]:
+                            return
+                        probe["taken"] = True
+                    if item.kind == outbox.KIND_CARD:
+                        card_done_up_to = max(i.id for i in lane if i.kind == outbox.KIND_CARD)
+                    if not await self._deliver(item, card_done_up_to):
+                        return
+
+        await asyncio.gather(*(run_lane(lane) for lane in lanes.values()))
+        return self.delivered - before
+
+    async def _deliver(self, item: outbox.OutboxItem, card_up_to: int) -> bool:
+        """One row; True when the lane may go on."""
+        try:
+            if item.kind == outbox.KIND_CARD:
+                assert item.incident_id is not None
+                await self._deliver_card(item.incident_id, card_up_to)
+            elif item.kind == outbox.KIND_THREAD:
+                await self._deliver_thread(item)
+            elif item.kind == outbox.KIND_DM:
+                await self._deliver_dm(item)
+            else:
+                await self._deliver_message(item)
+        except TransientError as exc:
+            return await self._retry_later(item, exc, exc.retry_after, transient=True)
+        except PermanentError as exc:
+            return await self._retry_later(item, exc, None, transient=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or the store: do not spin on it
+            log.exception("Slack delivery failed", item=item.id, kind=item.kind)
+            return await self._retry_later(item, exc, None, transient=False)
+        self.delivered += 1
+        if self._degraded:  # Slack answers again: stop waiting out backoffs
+            self._degraded = False
+            async with self.engine.begin() as conn:
+                await outbox.bring_forward(conn)
+            self._wake.set()
+        return True
+
+    async def _retry_later(
+        self, item: outbox.OutboxItem, exc: Exception, retry_after: float | None, *, transient: bool
+    ) -> bool:
+        attempts = item.attempts + 1
+        self.failures += 1
+        error = f"{type(exc).__name__}: {exc}"
+        if not transient and attempts >= self.settings.max_attempts:
+            log.error(
+                "giving up on a Slack message",
+                item=item.id,
+                kind=item.kind,
+                incident_id=item.incident_id,
+                error=error,
+            )
+            async with self.engine.begin() as conn:
+                await outbox.mark_failed(conn, item.id, attempts=attempts, error=error)
+            return True
+        self._degraded = self._degraded or transient
+        delay = min(
+            self.settings.backoff_max_s,
+            self.settings.backoff_initial_s * 2 ** min(attempts - 1, 30),
+        )
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if transient:
+            self._probe_delay = delay
+        log.warning(
+            "Slack delivery postponed",
+            item=item.id,
+            kind=item.kind,
+            incident_id=item.incident_id,
+            attempt=attempts,
+            retry_in_s=round(delay, 2),
+            error=error,
+        )
+        async with self.engine.begin() as conn:
+            await outbox.mark_retry(
+                conn,
+                item.id,
+                attempts=attempts,
+                next_at=utcnow() + timedelta(seconds=delay),
+                error=error,
+            )
+        return False
+
+    # ------------------------------------------------------------------ deliveries
+
+    def _render_card(self, incident: Any) -> tuple[str, list[dict[str, Any]]]:
+        text, blocks = cards.incident_card(incident, alertmanager_url=self.alertmanager_url)
+        return text, blocks_json(blocks) or []
+
+    async def _deliver_card(self, incident_id: int, up_to: int) -> None:
+        async with self.engine.connect() as conn:
+            incident = await incidents.get_incident(conn, incident_id)
+            ref = await outbox.card_ref(conn, incident_id)
+        if incident is not None:
+            text, blocks = self._render_card(incident)
+            if ref is None:
+                channel, ts = await self.transport.post(self.channel, text, blocks, None)
+                async with self.engine.begin() as conn:
+                    await incidents.save_slack_message(conn, incident_id, CARD, channel, ts)
+                    await outbox.complete_cards(conn, incident_id, up_to)
+                return
+            await self.transport.update(ref[0], ref[1], text, blocks)
+        async with self.engine.begin() as conn:
+            await outbox.complete_cards(conn, incident_id, up_to)
+
+    async def _ensure_card(self, incident_id: int) -> tuple[str, str] | None:
+        async with self.engine.connect() as conn:
+            ref = await outbox.card_ref(conn, incident_id)
+            incident = None if ref else await incidents.get_incident(conn, incident_id)
+        if ref is not None:
+            return ref
+        if incident is None:
+            return None
+        text, blocks = self._render_card(incident)
+        channel, ts = await self.transport.post(self.channel, text, blocks, None)
+        async with self.engine.begin() as conn:
+            await incidents.save_slack_message(conn, incident_id, CARD, channel, ts)
+        return channel, ts
+
+    async def _deliver_thread(self, item: outbox.OutboxItem) -> None:
+        assert item.incident_id is not None
+        ref = await self._ensure_card(item.incident_id)
+        if ref is not None:
+            payload = item.payload
+            channel, ts = await self.transport.post(
+                ref[0], payload.get("text") or "", payload.get("blocks"), ref[1]
+            )
+            async with self.engine.begin() as conn:
+                await incidents.save_slack_message(
+                    conn, item.incident_id, item.purpose, channel, ts
+                )
+                await outbox.mark_done(conn, [item.id])
+            return
+        async with self.engine.begin() as conn:  # the incident is gone
+            await outbox.mark_done(conn, [item.id])
+
+    async def _deliver_dm(self, item: outbox.OutboxItem) -> None:
+        user = str(item.payload["user"])
+        channel = self._dm_channels.get(user)
+        if channel is None:
+            channel = await self.transport.open_dm(user)
+            self._dm_channels[user] = channel
+        await self.transport.post(channel, item.payload.get("text") or "", None, None)
+        async with self.engine.begin() as conn:
+            await outbox.mark_done(conn, [item.id])
+
+    async def _deliver_message(self, item: outbox.OutboxItem) -> None:
+        payload = item.payload
+        await self.transport.post(
+            str(payload["channel"]),
+            payload.get("text") or "",
+            payload.get("blocks"),
+            payload.get("thread_ts"),
+        )
+        async with self.engine.begin() as conn:
+            await outbox.mark_done(conn, [item.id])

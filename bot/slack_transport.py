@@ -1,0 +1,248 @@
+"""How outbox messages leave the process: the Slack Web API, or the terminal (console mode).
+
+A transport does one call and classifies failure for the outbox: ``TransientError`` (Slack
+down, 5xx, 429 with a long ``Retry-After``, connection errors — retried forever with backoff)
+or ``PermanentError`` (an API error such as ``channel_not_found`` — retried a few times, then
+given up). Short waits are absorbed inside the call by slack-sdk's retry handlers: a 429 whose
+``Retry-After`` is at most ``max_inline_wait_s`` is slept off and retried in place, 500/503 and
+dropped connections are retried once or twice with a short jittered backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any, Protocol
+
+import aiohttp
+import structlog
+from rich.console import Console
+from rich.panel import Panel
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+
+from firebreak.bot.cards import render_text
+
+log = structlog.get_logger(__name__)
+
+# API errors that mean "Slack is struggling", not "this request is wrong".
+TRANSIENT_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "service_unavailable",
+        "fatal_error",
+        "internal_error",
+        "request_timeout",
+        "team_added_to_org",
+    }
+)
+
+
+class TransientError(Exception):
+    """Try again later; ``retry_after`` (seconds) when Slack said how long to wait."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """Slack refused the request itself (``code`` is the API error)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class Transport(Protocol):
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None
+    ) -> tuple[str, str]:
+        """Post a message; returns (channel id, ts)."""
+
+    async def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None
+    ) -> None:
+        """Replace a message in place."""
+
+    async def open_dm(self, user_id: str) -> str:
+        """The DM channel id with one user."""
+
+    async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------- Slack
+
+
+class BoundedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
+    """slack-sdk's 429 handler (sleeps ``Retry-After``), but only for short waits: a long
+    ``Retry-After`` is handed back to the outbox, which reschedules instead of holding a lane."""
+
+    def __init__(self, max_retry_count: int = 3, max_wait_s: float = 10.0) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait_s = max_wait_s
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        wait = _retry_after(response.headers)
+        return wait is None or wait <= self.max_wait_s
+
+
+def retry_handlers(
+    *, max_inline_wait_s: float = 10.0, backoff_factor: float = 0.25
+) -> list[AsyncRetryHandler]:
+    """The handlers every Firebreak Slack client uses (Bolt's client and the outbox's)."""
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=backoff_factor)
+    return [
+        BoundedRateLimitRetryHandler(max_retry_count=3, max_wait_s=max_inline_wait_s),
+        AsyncServerErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
+        AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
+    ]
+
+
+def make_client(
+    token: str | None, base_url: str, *, timeout_s: float = 10, max_inline_wait_s: float = 10.0
+) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        timeout=int(max(1, timeout_s)),
+        retry_handlers=retry_handlers(max_inline_wait_s=max_inline_wait_s),
+    )
+
+
+def _retry_after(headers: Any) -> float | None:
+    if not headers:
+        return None
+    for key, value in dict(headers).items():
+        if str(key).lower() == "retry-after":
+            raw = value[0] if isinstance(value, list | tuple) else value
+            try:
+                return float(raw)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def classify(exc: BaseException) -> Exception:
+    """A Slack client failure as TransientError or PermanentError."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = getattr(response, "status_code", 200)
+        code = ""
+        data = getattr(response, "data", None)
+        if isinstance(data, dict):
+            code = str(data.get("error") or "")
+        if status == 429:
+            return TransientError("rate limited", _retry_after(getattr(response, "headers", {})))
+        if status >= 500 or code in TRANSIENT_ERRORS:
+            return TransientError(f"Slack answered {status} {code}".strip())
+        return PermanentError(code or f"http_{status}")
+    if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | OSError):
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    return PermanentError(f"{type(exc).__name__}: {exc}")
+
+
+class SlackTransport:
+    """The Slack Web API through slack-sdk's ``AsyncWebClient`` (``base_url`` from config)."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None
+    ) -> tuple[str, str]:
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks or None,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except Exception as exc:
+            raise classify(exc) from exc
+        return str(response["channel"]), str(response["ts"])
+
+    async def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None
+    ) -> None:
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or [])
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    async def open_dm(self, user_id: str) -> str:
+        try:
+            response = await self.client.conversations_open(users=user_id)
+        except Exception as exc:
+            raise classify(exc) from exc
+        return str(response["channel"]["id"])
+
+    async def close(self) -> None:
+        session = getattr(self.client, "session", None)
+        if session is not None and not session.closed:
+            await session.close()
+
+
+# ---------------------------------------------------------------------- console
+
+
+class ConsoleTransport:
+    """Prints what would be posted (console mode, `firebreak demo`): no network, no tokens."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+        self._counter = itertools.count(1)
+        self._start = int(time.time())
+
+    def _ts(self) -> str:
+        return f"{self._start}.{next(self._counter):06d}"
+
+    def _show(self, title: str, text: str, blocks: list[dict[str, Any]] | None) -> None:
+        body = render_text(blocks) if blocks else render_text([_as_section(text)])
+        self.console.print(Panel(body.rstrip() or text, title=title, title_align="left"))
+
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None
+    ) -> tuple[str, str]:
+        ts = self._ts()
+        where = f"#{channel}" + (f" › thread {thread_ts}" if thread_ts else "")
+        self._show(f"Slack {where}", text, blocks)
+        return channel, ts
+
+    async def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None
+    ) -> None:
+        self._show(f"Slack #{channel} (updated {ts})", text, blocks)
+
+    async def open_dm(self, user_id: str) -> str:
+        return f"DM-{user_id}"
+
+    async def close(self) -> None:
+        return None
+
+
+def _as_section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text or " "}}

@@ -1,0 +1,396 @@
+"""`firebreak check`: validate the configuration and reach every configured dependency.
+
+One line per dependency, green ✓ or red ✗ with the reason, in a fixed order: config, store,
+Slack, LLM, each log source, each metrics source. Exit status 1 when any line is red.
+
+Why it is built this way:
+- The checks run concurrently, each bounded by `TIMEOUT_S`, so a black-holed host costs five
+  seconds, not five seconds per dependency. The output order is fixed all the same.
+- A check never changes anything: the store is pinged and its Alembic revision compared with
+  the code's head, never migrated; a SQLite file that does not exist yet is not created.
+- Slack is `auth.test` with the configured `slack.api_base_url`; in console mode no Slack is
+  needed. The LLM is `LLMGateway.check()` (a model listing, outside the circuit breaker);
+  `offline` needs nothing.
+- Secrets never reach the output: URLs lose their user info, and every message passes through
+  the same `Redactor` the logs use, primed with the secret values from the environment.
+- Lines are printed with soft wrapping, so each result stays on one line whatever the width of
+  the terminal (or of the pipe a script reads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.text import Text
+
+from firebreak.config import (
+    Config,
+    ConfigError,
+    ElasticsearchSource,
+    FileSource,
+    LokiSource,
+    PrometheusSource,
+    Secrets,
+    load_config,
+    resolve_config_path,
+)
+from firebreak.tools.redact import Redactor
+
+__all__ = ["TIMEOUT_S", "CheckResult", "check_main", "print_results", "run_checks"]
+
+TIMEOUT_S = 5.0
+_MAX_DETAIL = 300
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+class CheckFailed(Exception):
+    """A dependency answered, but not well; the message is the reason."""
+
+
+def safe_url(url: str) -> str:
+    """The URL without user info (`https://user:pw@host` → `https://host`)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return url
+    if not parsed.userinfo:
+        return url
+    return str(parsed.copy_with(username=None, password=None))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, CheckFailed):
+        return str(exc)
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return f"no answer within {TIMEOUT_S:g}s"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {exc}" if str(exc) else "cannot connect (connection refused)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _http_error(response: httpx.Response) -> CheckFailed:
+    body = " ".join(response.text.split())[:160]
+    return CheckFailed(f"HTTP {response.status_code}" + (f": {body}" if body else ""))
+
+
+# --------------------------------------------------------------------------------------------
+# The checks. Each returns the green detail or raises; `_run` turns exceptions into red lines.
+
+
+async def check_store(config: Config) -> str:
+    from sqlalchemy.engine import make_url
+
+    from firebreak.store.db import create_engine, ping
+
+    url = make_url(config.store.url)
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite":
+        missing = await asyncio.to_thread(_sqlite_not_created, url.database or "", shown)
+        if missing:
+            return missing
+
+    engine = create_engine(config.store.url)
+    try:
+        await ping(engine)
+        async with engine.connect() as conn:
+            current = await conn.run_sync(_current_heads)
+    except (TimeoutError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        inner = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+        raise CheckFailed(f"{shown}: {_describe(inner)}") from None
+    finally:
+        await engine.dispose()
+    heads = await asyncio.to_thread(_code_heads, config.store.url)
+    if set(current) == set(heads):
+        return f"{shown}: reachable, schema at head {', '.join(sorted(heads))}"
+    if not current:
+        raise CheckFailed(f"{shown}: reachable but empty: run `firebreak db upgrade`")
+    unknown = set(current) - set(_all_revisions(config.store.url))
+    if unknown:
+        raise CheckFailed(
+            f"{shown}: schema at {', '.join(sorted(current))}, unknown to this version "
+            f"(head {', '.join(sorted(heads))}): the database is newer than the code"
+        )
+    raise CheckFailed(
+        f"{shown}: schema at {', '.join(sorted(current))}, head is {', '.join(sorted(heads))}: "
+        "run `firebreak db upgrade`"
+    )
+
+
+def _sqlite_not_created(database: str, shown: str) -> str | None:
+    """A note when the SQLite file does not exist yet (and could be created), else None."""
+    if not database or database == ":memory:" or Path(database).exists():
+        return None
+    parent = Path(database).resolve().parent
+    if not parent.is_dir():
+        raise CheckFailed(f"{shown}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CheckFailed(f"{shown}: directory {parent} is not writable")
+    return f"{shown}: not created yet (`firebreak serve` or `firebreak db upgrade` will)"
+
+
+def _current_heads(connection: object) -> tuple[str, ...]:
+    from alembic.runtime.migration import MigrationContext
+
+    return tuple(MigrationContext.configure(connection).get_current_heads())  # type: ignore[arg-type]
+
+
+def _script(url: str) -> object:
+    from alembic.script import ScriptDirectory
+
+    from firebreak.store.migrate import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config(url))
+
+
+def _code_heads(url: str) -> tuple[str, ...]:
+    return tuple(_script(url).get_heads())  # type: ignore[attr-defined]
+
+
+def _all_revisions(url: str) -> set[str]:
+    return {rev.revision for rev in _script(url).walk_revisions()}  # type: ignore[attr-defined]
+
+
+_SLACK_NEEDS = {
+    "http": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"),
+    "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"),
+}
+
+
+async def check_slack(config: Config, secrets: Secrets) -> str:
+    mode = config.slack.mode
+    if mode == "console":
+        return "console mode: no Slack needed"
+    have = {
+        "SLACK_BOT_TOKEN": secrets.slack_bot_token,
+        "SLACK_SIGNING_SECRET": secrets.slack_signing_secret,
+        "SLACK_APP_TOKEN": secrets.slack_app_token,
+    }
+    missing = [name for name in _SLACK_NEEDS[mode] if have[name] is None]
+    if missing:
+        raise CheckFailed(f"{mode} mode needs {' and '.join(missing)} in the environment")
+    if mode == "socket":
+        assert secrets.slack_app_token is not None
+        if not secrets.slack_app_token.get_secret_value().startswith("xapp-"):
+            raise CheckFailed("SLACK_APP_TOKEN is not an app-level token (xapp-…)")
+
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    assert secrets.slack_bot_token is not None
+    client = AsyncWebClient(
+        token=secrets.slack_bot_token.get_secret_value(),
+        base_url=config.slack.api_base_url,
+        timeout=int(TIMEOUT_S),
+    )
+    try:
+        answer = await client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else None
+        raise CheckFailed(
+            f"auth.test at {safe_url(config.slack.api_base_url)}: {error or exc}"
+        ) from None
+    finally:
+        session = getattr(client, "session", None)
+        if session is not None and not session.closed:
+            await session.close()
+    team = answer.get("team") or answer.get("team_id") or "?"
+    user = answer.get("user") or "?"
+    return f"{mode} mode: auth.test ok, team {team}, bot @{user} ({answer.get('user_id', '?')})"
+
+
+async def check_llm(config: Config, secrets: Secrets) -> str:
+    if config.llm.provider == "offline":
+        return "offline analyzer (llm.provider: offline): no LLM needed"
+    from prometheus_client import CollectorRegistry
+
+    from firebreak.tools.llm import LLMError, LLMGateway
+
+    gateway = LLMGateway.from_config(
+        config.llm,
+        secrets.openai_api_key,
+        registry=CollectorRegistry(),  # a diagnosis: keep the process-wide metrics clean
+        timeout_s=min(config.llm.timeout_s, TIMEOUT_S),
+        transient_retries=0,
+    )
+    try:
+        return await gateway.check()
+    except LLMError as exc:
+        raise CheckFailed(str(exc)) from None
+    finally:
+        await gateway.aclose()
+
+
+async def check_loki(source: LokiSource, client: httpx.AsyncClient) -> str:
+    base = source.url.rstrip("/")
+    response = await client.get(base + "/ready")
+    if response.status_code == 200:
+        return f"loki at {safe_url(base)}: ready"
+    if response.status_code == 404:  # behind a gateway that only exposes the API
+        response = await client.get(base + "/loki/api/v1/labels")
+        if response.status_code == 200:
+            return f"loki at {safe_url(base)}: answering (labels API)"
+    raise _http_error(response)
+
+
+async def check_elasticsearch(source: ElasticsearchSource, client: httpx.AsyncClient) -> str:
+    base = source.url.rstrip("/")
+    response = await client.get(base + "/")
+    if response.status_code != 200:
+        raise _http_error(response)
+    try:
+        info = response.json()
+        version = info.get("version") or {}
+        flavour = version.get("distribution") or "elasticsearch"
+        return (
+            f"{flavour} {version.get('number', '?')} at {safe_url(base)}, "
+            f"cluster {info.get('cluster_name', '?')}"
+        )
+    except (ValueError, AttributeError):
+        raise CheckFailed(f"{safe_url(base)} does not look like Elasticsearch") from None
+
+
+async def check_files(source: FileSource) -> str:
+    def scan() -> str:
+        paths = sorted(glob.glob(os.path.expanduser(source.path), recursive=True))
+        files = [p for p in paths if os.path.isfile(p)]
+        if not files:
+            raise CheckFailed(f"no file matches {source.path}")
+        unreadable = [p for p in files if not os.access(p, os.R_OK)]
+        if unreadable:
+            more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+            raise CheckFailed(f"{unreadable[0]} is not readable{more}")
+        newest = max(files, key=os.path.getmtime)
+        age = time.time() - os.path.getmtime(newest)
+        matches = "1 file matches" if len(files) == 1 else f"{len(files)} files match"
+        return f"{matches} {source.path}, newest written {_ago(age)}"
+
+    return await asyncio.to_thread(scan)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h ago"
+    return f"{seconds / 86400:.0f}d ago"
+
+
+async def check_prometheus(source: PrometheusSource, client: httpx.AsyncClient) -> str:
+    base = source.url.rstrip("/")
+    response = await client.get(base + "/api/v1/status/buildinfo")
+    if response.status_code == 200:
+        try:
+            version = response.json()["data"]["version"]
+        except (ValueError, KeyError, TypeError):
+            version = "?"
+        return f"prometheus {version} at {safe_url(base)}"
+    response = await client.get(base + "/-/ready")  # Thanos, Mimir and friends
+    if response.status_code == 200:
+        return f"prometheus-compatible at {safe_url(base)}: ready"
+    raise _http_error(response)
+
+
+# --------------------------------------------------------------------------------------------
+# Running and printing
+
+
+async def _run(
+    name: str, make: Callable[[], Awaitable[str]], redactor: Redactor, where: str = ""
+) -> CheckResult:
+    try:
+        async with asyncio.timeout(TIMEOUT_S + 1):  # the clients' own 5 s timeouts go first
+            detail = await make()
+        ok = True
+    except Exception as exc:
+        detail, ok = _describe(exc), False
+        if where and where not in detail:
+            detail = f"{where}: {detail}"
+    return CheckResult(name, ok, redactor.redact(detail)[:_MAX_DETAIL])
+
+
+async def run_checks(config: Config, secrets: Secrets, config_line: str) -> list[CheckResult]:
+    """Every check, concurrently; results in the fixed output order."""
+    redactor = Redactor(secrets=secrets.values())
+    async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:
+        jobs: list[tuple[str, str, Callable[[], Awaitable[str]]]] = [
+            ("store", "", lambda: check_store(config)),
+            ("slack", "", lambda: check_slack(config, secrets)),
+            ("llm", "", lambda: check_llm(config, secrets)),
+        ]
+        for log_source in config.sources.logs:
+            label = f"logs:{log_source.name}"
+            if isinstance(log_source, LokiSource):
+                where = f"loki at {safe_url(log_source.url)}"
+                jobs.append((label, where, lambda s=log_source: check_loki(s, client)))
+            elif isinstance(log_source, ElasticsearchSource):
+                where = f"elasticsearch at {safe_url(log_source.url)}"
+                jobs.append((label, where, lambda s=log_source: check_elasticsearch(s, client)))
+            else:
+                jobs.append((label, "", lambda s=log_source: check_files(s)))
+        for metrics_source in config.sources.metrics:
+            where = f"prometheus at {safe_url(metrics_source.url)}"
+            jobs.append(
+                (
+                    f"metrics:{metrics_source.name}",
+                    where,
+                    lambda s=metrics_source: check_prometheus(s, client),
+                )
+            )
+        results = await asyncio.gather(
+            *(_run(name, make, redactor, where) for name, where, make in jobs)
+        )
+    return [CheckResult("config", True, config_line), *results]
+
+
+def print_results(results: list[CheckResult], console: Console) -> None:
+    width = max(len(r.name) for r in results)
+    for result in results:
+        line = Text()
+        line.append("✓ " if result.ok else "✗ ", style="bold green" if result.ok else "bold red")
+        line.append(result.name.ljust(width), style="bold")
+        line.append("  ")
+        line.append(result.detail, style=None if result.ok else "red")
+        console.print(line, soft_wrap=True, highlight=False)
+
+
+def check_main(config_path: str | None, console: Console | None = None) -> int:
+    """`firebreak check`: print one line per dependency; 0 if all are green, else 1."""
+    console = console or Console(highlight=False)
+    try:
+        path = resolve_config_path(config_path)
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print_results([CheckResult("config", False, str(exc))], console)
+        return 1
+    secrets = Secrets.from_env()
+    where = str(path) if path is not None else "no config file: defaults and environment"
+    results = asyncio.run(run_checks(config, secrets, f"{where}: valid"))
+    print_results(results, console)
+    failed = sum(not r.ok for r in results)
+    if failed:
+        console.print(
+            Text(f"{failed} of {len(results)} checks failed", style="bold red"), soft_wrap=True
+        )
+    return 1 if failed else 0

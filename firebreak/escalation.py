@@ -1,0 +1,345 @@
+"""Escalation ladders and reminders: who gets paged, when, and exactly once.
+
+The ladder of an incident lives in the `escalations` row (store/escalations.py): the policy
+snapshotted when the incident opened, the last level paged, the cycle, `next_at` (None =
+stopped) and `step`, the exactly-once token. A step is one transaction: a conditional UPDATE
+on `step` (and, for the timer, `next_at IS NOT NULL` and the incident still triggered), the
+incident's `escalation_level` and the ESCALATED event. Only the caller whose UPDATE changed the
+row pages Slack, after the commit: a duplicate job, a job left over from before an ack, or a
+second replica firing the same step changes nothing and says nothing. (A crash between the
+commit and the notifier call loses that page's Slack message but never doubles it; the
+notifier itself records it durably once called.)
+
+Acknowledge and resolve (store/incidents.py) stop the ladder in their own transaction by
+clearing `next_at` and bumping `step`, so any job still queued for the old step is a no-op.
+
+Reminders: an acknowledged, unresolved incident gets one every `escalation.reminder_interval_s`
+counted from the later of the acknowledgement and the previous reminder; `incident_reminders`
+holds the count (`sent`), the reminders' exactly-once token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from firebreak.bot.cards import escalation_page_text, escape, mention, slack_date, truncate
+from firebreak.config import EscalationPolicy
+from firebreak.events import Change, IncidentEvent
+from firebreak.store import escalations as store
+from firebreak.store.incidents import add_event
+from firebreak.store.schemas import EventType
+
+if TYPE_CHECKING:
+    from firebreak.app import Runtime
+    from firebreak.scheduler import JobScheduler
+
+log = structlog.get_logger(__name__)
+
+ACTOR = "firebreak"
+NO_POLICY: dict[str, Any] = {"name": None, "match": {}, "levels": [], "repeat": 0}
+_USER_PREFIXES = ("U", "W")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def match_policy(
+    policies: list[EscalationPolicy], labels: dict[str, str], *, severity: str, service: str
+) -> EscalationPolicy | None:
+    """The first policy whose `match` labels all equal the incident's (severity and service
+    count as labels when the alert labels lack them)."""
+    facts = {"severity": severity, "service": service, **labels}
+    for policy in policies:
+        if all(facts.get(key) == value for key, value in policy.match.items()):
+            return policy
+    return None
+
+
+def next_position(policy: dict[str, Any], level: int, cycle: int) -> tuple[int, int] | None:
+    """The (level, cycle) paged after (level, cycle); level 0 means nothing paged yet. None
+    when the ladder, repeats included, is exhausted."""
+    levels = len(policy.get("levels") or [])
+    if levels == 0:
+        return None
+    if level < levels:
+        return level + 1, cycle
+    if cycle < int(policy.get("repeat") or 0):
+        return 1, cycle + 1
+    return None
+
+
+def _targets(policy: dict[str, Any], level: int) -> list[str]:
+    return list(policy["levels"][level - 1]["notify"])
+
+
+def _timeout(policy: dict[str, Any], level: int) -> float:
+    return float(policy["levels"][level - 1]["timeout_s"])
+
+
+@dataclass(frozen=True)
+class Page:
+    incident_id: int
+    title: str
+    level: int
+    cycle: int
+    targets: list[str]
+    next_step: int
+    next_at: datetime | None
+
+
+class EscalationService:
+    """Implements `firebreak.ports.Escalations`; the scheduler's jobs call `fire_step` and
+    `fire_reminder`."""
+
+    def __init__(self, runtime: Runtime, scheduler: JobScheduler) -> None:
+        self.runtime = runtime
+        self.scheduler = scheduler
+        self.config = runtime.config.escalation
+
+    # ------------------------------------------------------------------ public (ports)
+
+    async def start(self, incident_id: int) -> None:
+        """Snapshot the matching policy and page level 1 now (idempotent; a reopened incident
+        whose ladder had stopped starts again)."""
+        now = utcnow()
+        async with self.runtime.engine.begin() as conn:
+            ladder = await store.ladder(conn, incident_id)
+            if ladder is None or ladder.status != store.TRIGGERED:
+                return
+            policy = self._snapshot(ladder)
+            next_at = now if policy["levels"] else None
+            if ladder.policy is None:
+                if not await store.create_ladder(conn, incident_id, policy, next_at):
+                    return  # someone else created it
+                step = 0
+            else:
+                if ladder.next_at is not None:
+                    return  # running
+                if not await store.reopened_since_last_page(conn, incident_id):
+                    return  # finished, or stopped, and not reopened since
+                if not await store.restart_ladder(conn, incident_id, ladder.step, policy, next_at):
+                    return
+                step = ladder.step + 1
+        if next_at is not None:
+            log.info("escalation started", incident_id=incident_id, policy=policy["name"])
+            await self.fire_step(incident_id, step)
+
+    async def escalate_now(self, incident_id: int, *, actor: str) -> str:
+        """Page the next level immediately; returns what to tell the human."""
+        for _ in range(3):
+            now = utcnow()
+            async with self.runtime.engine.begin() as conn:
+                ladder = await store.ladder(conn, incident_id)
+                if ladder is None:
+                    return f"There is no incident #{incident_id}."
+                if ladder.status == store.RESOLVED:
+                    return f"Incident #{incident_id} is resolved; there is nobody to escalate to."
+                step = ladder.step
+                policy = ladder.policy
+                if policy is None:  # opened before the scheduler ran: snapshot it now
+                    policy = self._snapshot(ladder)
+                    if not await store.create_ladder(conn, incident_id, policy, None):
+                        continue
+                if not policy["levels"]:
+                    return (
+                        f"No escalation policy matches incident #{incident_id}, "
+                        "so there is nobody to page."
+                    )
+                position = next_position(policy, ladder.level, ladder.cycle)
+                if position is None:
+                    return (
+                        f"Incident #{incident_id} is already at the last escalation level "
+                        f"({ladder.level}); there is nobody further to page."
+                    )
+                page = await self._record_page(
+                    conn, ladder, policy, step, position, now, actor=actor, manual=True
+                )
+            if page is None:
+                continue  # lost a race with the timer, an ack or another click: look again
+            await self._after_page(page)
+            who = ", ".join(mention(t) for t in page.targets)
+            return f"Escalated incident #{incident_id} to level {page.level}: {who} paged."
+        return f"Incident #{incident_id} changed while escalating; please try again."
+
+    # ------------------------------------------------------------------ jobs
+
+    async def fire_step(self, incident_id: int, step: int) -> bool:
+        """The timer: page the next level if step `step` is still the pending one."""
+        now = utcnow()
+        async with self.runtime.engine.begin() as conn:
+            ladder = await store.ladder(conn, incident_id)
+            if (
+                ladder is None
+                or ladder.policy is None
+                or ladder.step != step
+                or ladder.next_at is None
+                or ladder.status != store.TRIGGERED
+            ):
+                return False
+            position = next_position(ladder.policy, ladder.level, ladder.cycle)
+            if position is None:  # nothing left (cannot happen for rows we wrote): stop
+                await store.claim_step(
+                    conn,
+                    incident_id,
+                    step,
+                    level=ladder.level,
+                    cycle=ladder.cycle,
+                    next_at=None,
+                    scheduled=True,
+                )
+                return False
+            page = await self._record_page(
+                conn, ladder, ladder.policy, step, position, now, actor=ACTOR, manual=False
+            )
+        if page is None:
+            return False
+        await self._after_page(page)
+        return True
+
+    async def fire_reminder(self, incident_id: int, sent: int) -> bool:
+        """Remind the thread that an acknowledged incident is still open (reminder sent+1)."""
+        now = utcnow()
+        interval = self.config.reminder_interval_s
+        async with self.runtime.engine.begin() as conn:
+            ladder = await store.ladder(conn, incident_id)
+            if ladder is None or ladder.status != store.ACKNOWLEDGED:
+                return False
+            assert ladder.acknowledged_at is not None
+            current, last_at = await store.reminder_state(conn, incident_id)
+            if current != sent:
+                return False
+            due = store.reminder_due(ladder.acknowledged_at, last_at, interval)
+            if due > now + timedelta(seconds=1):  # re-acknowledged since this job was made
+                self.scheduler.schedule(store.Due("rmd", incident_id, sent, due))
+                return False
+            if not await store.claim_reminder(conn, incident_id, sent, now):
+                return False
+            who = ladder.acknowledged_by or "someone"
+            await add_event(
+                conn,
+                incident_id,
+                EventType.REMINDER,
+                ACTOR,
+                f"Reminder {sent + 1}: acknowledged by {who} and not resolved yet",
+                {"reminder": sent + 1, "acknowledged_by": ladder.acknowledged_by},
+            )
+        if self.runtime.notifier is not None:
+            self.runtime.notifier.post_in_thread(
+                incident_id,
+                f":alarm_clock: *Reminder*: incident #{incident_id} was acknowledged by "
+                f"{mention(who)} {slack_date(ladder.acknowledged_at)} and is not resolved yet.",
+                purpose="reminder",
+            )
+        self.scheduler.schedule(
+            store.Due("rmd", incident_id, sent + 1, now + timedelta(seconds=interval))
+        )
+        return True
+
+    # ------------------------------------------------------------------ events
+
+    def on_event(self, event: IncidentEvent) -> None:
+        """Bus subscriber: only schedules work (never blocks)."""
+        if event.change == Change.OPENED:
+            self.scheduler.spawn(self.start(event.incident_id))
+        elif self.scheduler.is_leader and event.actor != ACTOR:
+            # a human may have acknowledged: schedule its reminder now (not after a sweep)
+            self.scheduler.spawn(self.sync_reminder(event.incident_id))
+
+    async def sync_reminder(self, incident_id: int) -> None:
+        async with self.runtime.engine.connect() as conn:
+            ladder = await store.ladder(conn, incident_id)
+            if ladder is None or ladder.status != store.ACKNOWLEDGED:
+                return
+            assert ladder.acknowledged_at is not None
+            sent, last_at = await store.reminder_state(conn, incident_id)
+        due = store.reminder_due(ladder.acknowledged_at, last_at, self.config.reminder_interval_s)
+        self.scheduler.schedule(store.Due("rmd", incident_id, sent, due))
+
+    # ------------------------------------------------------------------ internals
+
+    def _snapshot(self, ladder: store.Ladder) -> dict[str, Any]:
+        policy = match_policy(
+            self.config.policies, ladder.labels, severity=ladder.severity, service=ladder.service
+        )
+        return policy.model_dump(mode="json") if policy is not None else dict(NO_POLICY)
+
+    async def _record_page(
+        self,
+        conn: Any,
+        ladder: store.Ladder,
+        policy: dict[str, Any],
+        step: int,
+        position: tuple[int, int],
+        now: datetime,
+        *,
+        actor: str,
+        manual: bool,
+    ) -> Page | None:
+        level, cycle = position
+        targets = _targets(policy, level)
+        automatic = ladder.status == store.TRIGGERED  # an acked incident gets no timer
+        following = next_position(policy, level, cycle)
+        next_at = (
+            now + timedelta(seconds=_timeout(policy, level)) if following and automatic else None
+        )
+        claimed = await store.claim_step(
+            conn,
+            ladder.incident_id,
+            step,
+            level=level,
+            cycle=cycle,
+            next_at=next_at,
+            scheduled=not manual,
+        )
+        if not claimed:
+            return None
+        await store.set_incident_level(conn, ladder.incident_id, level, now)
+        message = f"Escalation level {level} paged: {', '.join(targets)}"
+        if cycle:
+            message += f" (repeat {cycle})"
+        if manual:
+            message += f" — escalated by {actor}"
+        elif level > 1 or cycle:
+            message += " — not acknowledged in time"
+        await add_event(
+            conn,
+            ladder.incident_id,
+            EventType.ESCALATED,
+            actor,
+            message,
+            {
+                "level": level,
+                "cycle": cycle,
+                "targets": targets,
+                "policy": policy.get("name"),
+                "manual": manual,
+                "due": ladder.next_at.isoformat() if ladder.next_at and not manual else None,
+                "next_at": next_at.isoformat() if next_at else None,
+            },
+        )
+        return Page(ladder.incident_id, ladder.title, level, cycle, targets, step + 1, next_at)
+
+    async def _after_page(self, page: Page) -> None:
+        notifier = self.runtime.notifier
+        if notifier is not None:
+            notifier.post_in_thread(
+                page.incident_id, escalation_page_text(page.level, page.targets), purpose="page"
+            )
+            title = escape(truncate(" ".join(page.title.split()), 200))
+            for target in page.targets:
+                if target.startswith(_USER_PREFIXES):
+                    notifier.direct_message(
+                        target,
+                        f":mega: You are paged for incident #{page.incident_id} (escalation "
+                        f"level {page.level}): {title}. Please acknowledge it in its thread.",
+                    )
+        self.runtime.bus.publish(IncidentEvent(page.incident_id, Change.UPDATED, ACTOR))
+        if page.next_at is not None:
+            self.scheduler.schedule(
+                store.Due("esc", page.incident_id, page.next_step, page.next_at)
+            )

@@ -1,0 +1,518 @@
+"""APScheduler 3 set-up: escalation steps, reminders and remediation runs as persistent jobs.
+
+Sources of truth and jobs
+    The store's rows (`escalations`, `incident_reminders`, `remediation_runs`) say what is due
+    and when; APScheduler's `SQLAlchemyJobStore` (table `apscheduler_jobs`; sync URL derived
+    from `store.url`: the same PostgreSQL database, or `<db>.jobs` beside a SQLite file, see
+    `jobstore_url`) holds one DateTrigger job per due thing. The job id names the row
+    AND its exactly-once token (`esc:<incident>:<step>`, `rmd:<incident>:<sent>`,
+    `rem:<run>:<step>`), so a job made for a step that has since moved on is recognisably stale
+    and does nothing when it fires (the flows re-check the token in a conditional UPDATE).
+    `reconcile` makes the job store match the rows: missing or mistimed jobs are written, stale
+    ones deleted, in one transaction with a bulk INSERT (10,000 jobs without a round trip
+    each). It runs at start and every `escalation.sweep_interval_s`. Every job has
+    `misfire_grace_time=None` and `coalesce=True`: a job due while the process was down fires
+    once, late, instead of being dropped after APScheduler's default grace of 1 s.
+
+How jobs reach the app
+    Jobs are module-level coroutine functions whose arguments are only the store key (a hash
+    of the database URL, stable across restarts) and the ids above, so they pickle. They look
+    up the running `JobScheduler` in `_ACTIVE`, the one module-level registry, filled when a
+    scheduler becomes the elected one for that database and emptied when it stops. Chosen over
+    pickling a reference to the Runtime: nothing process-specific ends up in the database, and
+    a job that fires in a process without a live scheduler for its database just logs.
+
+Several replicas
+    One job store must never be shared by two schedulers, so only one process per database
+    runs the persistent job store: the one holding the scheduler lock (PostgreSQL: a
+    session-level `pg_try_advisory_lock` on a dedicated connection, released by the server
+    when the process dies; SQLite: an `flock` on `<db>.scheduler-lock`). Every process runs an
+    AsyncIOScheduler with an in-memory store for its sweep, which retries the lock; a follower
+    still handles its own events and button clicks (starts ladders, escalates, schedules
+    remediations) by writing the rows and doing the immediate step itself. The leader picks
+    up the rows' later deadlines at its next sweep. Exactly-once never depends on the
+    election: it is the conditional UPDATE in the flows, which also holds when a deposed
+    leader and a new one briefly overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+import pickle
+import time
+from collections.abc import Coroutine
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from apscheduler.job import Job
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import Engine, delete, event, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from firebreak.app import Runtime
+from firebreak.escalation import EscalationService
+from firebreak.remediation import RemediationService
+from firebreak.store import escalations as store
+from firebreak.store.db import create_sync_engine, sync_url
+
+log = structlog.get_logger(__name__)
+
+JOB_TABLE = "apscheduler_jobs"
+PERSISTENT = "persistent"  # alias of the SQLAlchemy job store (only on the elected scheduler)
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"firebreak.scheduler").digest()[:8], "big", signed=True)
+JOB_OPTIONS: dict[str, Any] = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+TIME_SLACK_S = 0.5  # a stored job this close to the wanted time is left alone
+_CHUNK = 500
+STEP_CONCURRENCY = 8  # escalation steps / reminders running at once per process
+
+_ACTIVE: dict[str, JobScheduler] = {}  # store key -> the elected scheduler in this process
+
+
+def store_key(url: str) -> str:
+    """A stable name for the database (no password): what jobs use to find their scheduler."""
+    safe = make_url(sync_url(url)).render_as_string(hide_password=True)
+    return hashlib.sha256(safe.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- the jobs
+
+
+def _active(key: str) -> JobScheduler | None:
+    scheduler = _ACTIVE.get(key)
+    if scheduler is None:
+        log.warning("job fired without a running scheduler for its store", store_key=key)
+    return scheduler
+
+
+async def escalation_job(key: str, incident_id: int, step: int) -> None:
+    if (scheduler := _active(key)) is not None:
+        scheduler.spawn(scheduler.limited(scheduler.escalations.fire_step(incident_id, step)))
+
+
+async def reminder_job(key: str, incident_id: int, sent: int) -> None:
+    if (scheduler := _active(key)) is not None:
+        scheduler.spawn(scheduler.limited(scheduler.escalations.fire_reminder(incident_id, sent)))
+
+
+async def remediation_job(key: str, run_id: int, step: int) -> None:
+    if (scheduler := _active(key)) is not None:
+        scheduler.spawn(scheduler.remediations.run_job(run_id, step))
+
+
+JOB_FUNCS = {"esc": escalation_job, "rmd": reminder_job, "rem": remediation_job}
+
+
+# ---------------------------------------------------------------------- leader locks
+
+
+class _Lock:
+    def acquire(self) -> bool:
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
+class _NoLock(_Lock):
+    """In-memory SQLite: one process by definition."""
+
+    def acquire(self) -> bool:
+        return True
+
+
+class _FileLock(_Lock):
+    """SQLite: an flock beside the database file; the kernel drops it when the process dies."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+class _AdvisoryLock(_Lock):
+    """PostgreSQL: a session advisory lock on a connection kept for the purpose."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_sync_engine_nullpool(url)
+        self.conn: Any = None
+
+    def acquire(self) -> bool:
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            got = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}))
+        except Exception:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return False
+        self.conn = conn
+        return True
+
+    def alive(self) -> bool:
+        try:
+            self.conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            log.warning("scheduler lock connection lost")
+            return False
+
+    def release(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+        self.engine.dispose()
+
+
+def create_sync_engine_nullpool(url: str) -> Engine:
+    from sqlalchemy import create_engine
+
+    return create_engine(sync_url(url), poolclass=NullPool)
+
+
+def jobstore_url(url: str) -> str:
+    """Where APScheduler's jobs live (an async-driver URL; `create_sync_engine` makes it sync).
+
+    PostgreSQL: the same database. SQLite: a sibling file `<db>.jobs`. APScheduler reads and
+    writes its job store with blocking calls from inside the event loop; on the same SQLite
+    file such a call can wait for the write lock held by an async transaction that itself
+    needs the (now blocked) loop to finish: a deadlock until busy_timeout. A separate file
+    cannot contend with the app's transactions; the rows stay the source of truth either way.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return url
+    database = parsed.database or ""
+    if database in {"", ":memory:"} or database.startswith("file::memory:"):
+        return parsed.set(database=":memory:").render_as_string(hide_password=False)
+    return parsed.set(database=database + ".jobs").render_as_string(hide_password=False)
+
+
+def _jobstore_engine(url: str) -> Engine:
+    """The job store's engine. On SQLite its own file runs WAL with synchronous=NORMAL: the
+    jobs are derived from the rows (which keep synchronous=FULL) and rebuilt by reconcile, so
+    an fsync per job write would only halve the firing throughput."""
+    target = jobstore_url(url)
+    if make_url(target).get_backend_name() != "sqlite":
+        return create_sync_engine(target)
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sync_url(target), connect_args={"timeout": 30})
+    event.listen(engine, "connect", _jobstore_pragmas)
+    return engine
+
+
+def _jobstore_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _leader_lock(url: str) -> _Lock:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return _AdvisoryLock(url)
+    database = parsed.database or ""
+    if database in {"", ":memory:"} or database.startswith("file::memory:"):
+        return _NoLock()
+    return _FileLock(os.path.abspath(database) + ".scheduler-lock")
+
+
+# ---------------------------------------------------------------------- the scheduler
+
+
+@dataclass
+class ReconcileReport:
+    wanted: int = 0
+    written: int = 0
+    deleted: int = 0
+    unstarted: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class JobScheduler:
+    """One per Runtime: the AsyncIOScheduler, the election, reconciliation and the services."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.url = runtime.config.store.url
+        self.key = store_key(self.url)
+        self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_OPTIONS)
+        self.engine = create_sync_engine(self.url)  # reconciliation reads
+        self.jobstore: SQLAlchemyJobStore | None = None
+        self.lock = _leader_lock(self.url)
+        self.escalations = EscalationService(runtime, self)
+        self.remediations = RemediationService(runtime, self)
+        self.is_leader = False
+        self.stopped = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweep_lock = asyncio.Lock()
+        # Steps due together (a backlog after an outage) queue here instead of exhausting the
+        # connection pool; remediation runs (long, rare) do not take these slots.
+        self._slots = asyncio.Semaphore(STEP_CONCURRENCY)
+        self.last_reconcile: ReconcileReport | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        """Start in the running loop, try to become the elected scheduler, reconcile."""
+        self._loop = asyncio.get_running_loop()
+        self.scheduler.start()
+        await self.sweep()
+        self.scheduler.add_job(
+            self.sweep,
+            "interval",
+            seconds=self.runtime.config.escalation.sweep_interval_s,
+            id="firebreak-sweep",
+            **JOB_OPTIONS,
+        )
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        self.stopped = True
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1)
+        self._demote()
+        await asyncio.to_thread(self.lock.release)
+        self.engine.dispose()
+
+    def readiness(self) -> str:
+        if self.stopped or not self.scheduler.running:
+            return "not running"
+        return "ok"
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run flow work in the background, tracked so shutdown can wait for it."""
+        if self.stopped:
+            work.close()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # published from a worker thread: hop into the loop
+            self._loop.call_soon_threadsafe(self.spawn, work)
+            return
+        task = loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    async def limited(self, work: Coroutine[Any, Any, Any]) -> Any:
+        async with self._slots:
+            return await work
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("scheduled work failed", exc_info=task.exception())
+
+    # ------------------------------------------------------------------ election
+
+    async def sweep(self) -> None:
+        """Keep (or try to take) the scheduler lock; when elected, reconcile."""
+        if self.stopped:
+            return
+        async with self._sweep_lock:
+            try:
+                if self.is_leader and not await asyncio.to_thread(self.lock.alive):
+                    self._demote()
+                if not self.is_leader and await asyncio.to_thread(self.lock.acquire):
+                    self._promote()
+                if self.is_leader:
+                    await self.reconcile()
+            except Exception:
+                log.exception("scheduler sweep failed")
+
+    def _promote(self) -> None:
+        other = _ACTIVE.get(self.key)
+        if other is not None and other is not self:
+            raise RuntimeError("two elected schedulers for one store in one process")
+        self.jobstore = SQLAlchemyJobStore(engine=_jobstore_engine(self.url), tablename=JOB_TABLE)
+        self.scheduler.add_jobstore(self.jobstore, PERSISTENT)
+        _ACTIVE[self.key] = self
+        self.is_leader = True
+        log.info("elected as the scheduler for this store", store_key=self.key)
+
+    def _demote(self) -> None:
+        if not self.is_leader:
+            return
+        self.is_leader = False
+        if _ACTIVE.get(self.key) is self:
+            del _ACTIVE[self.key]
+        with contextlib.suppress(KeyError):
+            self.scheduler.remove_jobstore(PERSISTENT, shutdown=True)
+        self.jobstore = None
+        log.info("no longer the elected scheduler", store_key=self.key)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def schedule(self, due: store.Due) -> None:
+        """Write the job for `due` (leader only; followers leave it to the leader's sweep).
+        The blocking INSERT runs in a worker thread, never in the event loop."""
+        if not self.is_leader or self.stopped:
+            return
+        job_args = (JOB_FUNCS[due.kind], due.at, (self.key, due.key, due.token), due.job_id)
+        loop = asyncio.get_running_loop()
+        task = loop.run_in_executor(None, self._add_job, *job_args)
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._done)  # type: ignore[arg-type]
+
+    def _add_job(self, func: Any, at: datetime, args: tuple[Any, ...], job_id: str) -> None:
+        with contextlib.suppress(KeyError):  # demoted meanwhile
+            self.scheduler.add_job(
+                func,
+                DateTrigger(run_date=at, timezone=UTC),
+                args=args,
+                id=job_id,
+                name=job_id,
+                jobstore=PERSISTENT,
+                replace_existing=True,
+                **JOB_OPTIONS,
+            )
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def reconcile(self) -> ReconcileReport:
+        """Make the persistent job store match the rows; start ladders whose OPENED was lost."""
+        report = await asyncio.to_thread(self._reconcile_blocking)
+        self.last_reconcile = report
+        if report.written or report.deleted:
+            log.info(
+                "scheduler reconciled",
+                wanted=report.wanted,
+                written=report.written,
+                deleted=report.deleted,
+                seconds=round(report.seconds, 3),
+            )
+            self.scheduler.wakeup()
+        for incident_id in report.unstarted:
+            self.spawn(self.escalations.start(incident_id))
+        return report
+
+    def _reconcile_blocking(self) -> ReconcileReport:
+        began = time.perf_counter()
+        jobstore = self.jobstore
+        if jobstore is None:
+            return ReconcileReport()
+        jobs = jobstore.jobs_t
+        interval = self.runtime.config.escalation.reminder_interval_s
+        with jobstore.engine.begin() as conn:
+            # The jobs first, then the rows: a job the loop writes meanwhile reflects a row
+            # state at least as new as what we read, so it is never deleted by mistake.
+            existing = {
+                row.id: row.next_run_time
+                for row in conn.execute(select(jobs.c.id, jobs.c.next_run_time))
+                if row.id.split(":", 1)[0] in JOB_FUNCS
+            }
+            with self.engine.connect() as rows:
+                wanted = {
+                    due.job_id: due
+                    for due in (
+                        *store.pending_ladders_sync(rows),
+                        *store.pending_reminders_sync(rows, interval),
+                        *store.pending_runs_sync(rows),
+                    )
+                }
+                unstarted = store.unstarted_incidents_sync(rows)
+            stale = [job_id for job_id in existing if job_id not in wanted]
+            write = [
+                due
+                for job_id, due in wanted.items()
+                if job_id not in existing
+                or existing[job_id] is None
+                or abs(existing[job_id] - due.at.timestamp()) > TIME_SLACK_S
+            ]
+            drop = stale + [due.job_id for due in write if due.job_id in existing]
+            for i in range(0, len(drop), _CHUNK):
+                conn.execute(delete(jobs).where(jobs.c.id.in_(drop[i : i + _CHUNK])))
+            rows_out = [self._job_row(due, jobstore) for due in write]
+            if rows_out:
+                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+                conn.execute(
+                    dialect.insert(jobs).on_conflict_do_nothing(index_elements=["id"]), rows_out
+                )
+        return ReconcileReport(
+            wanted=len(wanted),
+            written=len(write),
+            deleted=len(stale),
+            unstarted=unstarted,
+            seconds=time.perf_counter() - began,
+        )
+
+    def _job_row(self, due: store.Due, jobstore: SQLAlchemyJobStore) -> dict[str, Any]:
+        """The row APScheduler itself would write for this job (same pickled state)."""
+        job = Job(
+            self.scheduler,
+            id=due.job_id,
+            func=JOB_FUNCS[due.kind],
+            trigger=DateTrigger(run_date=due.at, timezone=UTC),
+            executor="default",
+            args=(self.key, due.key, due.token),
+            kwargs={},
+            name=due.job_id,
+            next_run_time=due.at,
+            **JOB_OPTIONS,
+        )
+        return {
+            "id": due.job_id,
+            "next_run_time": due.at.timestamp(),
+            "job_state": pickle.dumps(job.__getstate__(), jobstore.pickle_protocol),
+        }
+
+
+# ---------------------------------------------------------------------- the component
+
+
+async def start_scheduler(runtime: Runtime, stack: AsyncExitStack) -> None:
+    """Component: start the scheduler in the loop, reconcile, expose the services, subscribe
+    to incident events, report readiness and stop on shutdown."""
+    scheduler = JobScheduler(runtime)
+    runtime.escalations = scheduler.escalations
+    runtime.remediations = scheduler.remediations
+    await scheduler.start()
+    stack.push_async_callback(scheduler.stop)
+
+    def on_event(event: Any) -> None:
+        if not scheduler.stopped:
+            scheduler.escalations.on_event(event)
+
+    runtime.bus.subscribe(on_event)
+    runtime.readiness_checks["scheduler"] = scheduler.readiness

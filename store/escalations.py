@@ -1,0 +1,346 @@
+"""Queries for escalation ladders, reminders and remediation runs.
+
+Every state change here is a conditional UPDATE on an exactly-once token (`step` for ladders
+and remediation runs, `sent` for reminders): it changes one row only if nobody did that step
+before. The caller writes the timeline event in the same transaction and does the step's side
+effects (Slack, running the action) only when the UPDATE changed a row. Under PostgreSQL's
+READ COMMITTED a second replica racing on the same row waits for the first to commit, then
+re-checks the WHERE against the new row and changes nothing; SQLite serialises writers.
+
+The async functions take an `AsyncConnection` (the caller owns the transaction); the `*_sync`
+ones run on a blocking `Connection` for the scheduler's reconciliation, which runs whole in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, exists, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from firebreak.store.models import (
+    EscalationState,
+    Incident,
+    IncidentReminder,
+    RemediationRun,
+    TimelineEvent,
+)
+from firebreak.store.schemas import EventType, IncidentStatus
+
+TRIGGERED = IncidentStatus.TRIGGERED.value
+ACKNOWLEDGED = IncidentStatus.ACKNOWLEDGED.value
+RESOLVED = IncidentStatus.RESOLVED.value
+
+# remediation run phases
+SCHEDULED = "scheduled"
+EXECUTING = "executing"
+VERIFY = "verify"
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """An incident's ladder state joined with what the flows need from the incident."""
+
+    incident_id: int
+    status: str
+    labels: dict[str, str]
+    severity: str
+    service: str
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    title: str
+    policy: dict[str, Any] | None  # None: no ladder row yet
+    level: int = 0
+    cycle: int = 0
+    next_at: datetime | None = None
+    step: int = 0
+
+
+async def ladder(conn: AsyncConnection, incident_id: int) -> Ladder | None:
+    """The incident and its ladder (policy None when it has none); None: no such incident."""
+    row = (
+        await conn.execute(
+            select(
+                Incident.id,
+                Incident.status,
+                Incident.labels,
+                Incident.severity,
+                Incident.service,
+                Incident.acknowledged_at,
+                Incident.acknowledged_by,
+                Incident.title,
+                EscalationState.policy,
+                EscalationState.level,
+                EscalationState.cycle,
+                EscalationState.next_at,
+                EscalationState.step,
+            )
+            .select_from(Incident)
+            .outerjoin(EscalationState, EscalationState.incident_id == Incident.id)
+            .where(Incident.id == incident_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    has_ladder = row.step is not None
+    return Ladder(
+        incident_id=row.id,
+        status=row.status,
+        labels=row.labels or {},
+        severity=row.severity,
+        service=row.service,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        title=row.title,
+        policy=row.policy if has_ladder else None,
+        level=row.level or 0,
+        cycle=row.cycle or 0,
+        next_at=row.next_at,
+        step=row.step or 0,
+    )
+
+
+def _insert_ignore(conn: AsyncConnection | Connection, table: Any) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+async def create_ladder(
+    conn: AsyncConnection, incident_id: int, policy: dict[str, Any], next_at: datetime | None
+) -> bool:
+    """Insert the ladder row unless one exists (another replica, a duplicate event)."""
+    statement = (
+        _insert_ignore(conn, EscalationState)
+        .values(incident_id=incident_id, policy=policy, level=0, cycle=0, next_at=next_at, step=0)
+        .on_conflict_do_nothing(index_elements=["incident_id"])
+    )
+    return (await conn.execute(statement)).rowcount == 1
+
+
+async def restart_ladder(
+    conn: AsyncConnection,
+    incident_id: int,
+    expected_step: int,
+    policy: dict[str, Any],
+    next_at: datetime | None,
+) -> bool:
+    """A reopened incident starts its ladder again, with the policy matching it now."""
+    result = await conn.execute(
+        update(EscalationState)
+        .where(
+            EscalationState.incident_id == incident_id,
+            EscalationState.step == expected_step,
+            EscalationState.next_at.is_(None),
+        )
+        .values(policy=policy, level=0, cycle=0, next_at=next_at, step=expected_step + 1)
+    )
+    return result.rowcount == 1
+
+
+async def reopened_since_last_page(conn: AsyncConnection, incident_id: int) -> bool:
+    """Whether a REOPENED event is newer than the last ESCALATED one (the ladder ended before)."""
+
+    def last(kind: EventType) -> Any:
+        return (
+            select(func.max(TimelineEvent.id))
+            .where(TimelineEvent.incident_id == incident_id, TimelineEvent.type == kind.value)
+            .scalar_subquery()
+        )
+
+    row = (
+        await conn.execute(
+            select(
+                last(EventType.REOPENED).label("reopened"), last(EventType.ESCALATED).label("paged")
+            )
+        )
+    ).first()
+    assert row is not None
+    return row.reopened is not None and (row.paged is None or row.reopened > row.paged)
+
+
+async def claim_step(
+    conn: AsyncConnection,
+    incident_id: int,
+    step: int,
+    *,
+    level: int,
+    cycle: int,
+    next_at: datetime | None,
+    scheduled: bool,
+) -> bool:
+    """Record that step `step` pages (level, cycle): True only for the one caller that does it.
+
+    `scheduled` steps (the timer) also need the ladder still running and the incident still
+    triggered; a manual escalation only needs the incident not resolved."""
+    statuses = [TRIGGERED] if scheduled else [TRIGGERED, ACKNOWLEDGED]
+    conditions = [
+        EscalationState.incident_id == incident_id,
+        EscalationState.step == step,
+        exists(select(literal(1)).where(Incident.id == incident_id, Incident.status.in_(statuses))),
+    ]
+    if scheduled:
+        conditions.append(EscalationState.next_at.is_not(None))
+    result = await conn.execute(
+        update(EscalationState)
+        .where(*conditions)
+        .values(level=level, cycle=cycle, next_at=next_at, step=step + 1)
+    )
+    return result.rowcount == 1
+
+
+async def set_incident_level(
+    conn: AsyncConnection, incident_id: int, level: int, now: datetime
+) -> None:
+    await conn.execute(
+        update(Incident)
+        .where(Incident.id == incident_id)
+        .values(escalation_level=level, updated_at=now)
+    )
+
+
+async def claim_reminder(conn: AsyncConnection, incident_id: int, sent: int, now: datetime) -> bool:
+    """Record reminder number `sent + 1` for an acknowledged incident, once."""
+    await conn.execute(
+        _insert_ignore(conn, IncidentReminder)
+        .values(incident_id=incident_id, sent=0, last_at=None)
+        .on_conflict_do_nothing(index_elements=["incident_id"])
+    )
+    result = await conn.execute(
+        update(IncidentReminder)
+        .where(
+            IncidentReminder.incident_id == incident_id,
+            IncidentReminder.sent == sent,
+            exists(
+                select(literal(1)).where(
+                    Incident.id == incident_id, Incident.status == ACKNOWLEDGED
+                )
+            ),
+        )
+        .values(sent=sent + 1, last_at=now)
+    )
+    return result.rowcount == 1
+
+
+async def reminder_state(conn: AsyncConnection, incident_id: int) -> tuple[int, datetime | None]:
+    row = (
+        await conn.execute(
+            select(IncidentReminder.sent, IncidentReminder.last_at).where(
+                IncidentReminder.incident_id == incident_id
+            )
+        )
+    ).first()
+    return (row.sent, row.last_at) if row else (0, None)
+
+
+def reminder_due(
+    acknowledged_at: datetime, last_at: datetime | None, interval_s: float
+) -> datetime:
+    """Reminders count from the later of the acknowledgement and the last reminder, so a
+    re-acknowledged (reopened) incident starts a fresh interval."""
+    base = acknowledged_at if last_at is None or last_at < acknowledged_at else last_at
+    return base + timedelta(seconds=interval_s)
+
+
+# ---------------------------------------------------------------------- remediation runs
+
+
+async def create_run(conn: AsyncConnection, **values: Any) -> int:
+    run_id = await conn.scalar(insert(RemediationRun).values(**values).returning(RemediationRun.id))
+    assert run_id is not None
+    return int(run_id)
+
+
+async def get_run(conn: AsyncConnection, run_id: int) -> Any:
+    return (await conn.execute(select(RemediationRun).where(RemediationRun.id == run_id))).first()
+
+
+async def advance_run(
+    conn: AsyncConnection,
+    run_id: int,
+    step: int,
+    phase: str,
+    *,
+    to_phase: str,
+    next_at: datetime | None,
+    now: datetime,
+    **values: Any,
+) -> bool:
+    """Move run `run_id` from (step, phase) to `to_phase`; True only for the one that did."""
+    result = await conn.execute(
+        update(RemediationRun)
+        .where(
+            RemediationRun.id == run_id, RemediationRun.step == step, RemediationRun.phase == phase
+        )
+        .values(phase=to_phase, next_at=next_at, step=step + 1, updated_at=now, **values)
+    )
+    return result.rowcount == 1
+
+
+# ---------------------------------------------------------------------- reconciliation (sync)
+
+
+@dataclass(frozen=True)
+class Due:
+    """Something the scheduler must fire: `kind` esc | rmd | rem, the row id, its token."""
+
+    kind: str
+    key: int
+    token: int
+    at: datetime
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.kind}:{self.key}:{self.token}"
+
+
+def pending_ladders_sync(conn: Connection) -> list[Due]:
+    rows = conn.execute(
+        select(EscalationState.incident_id, EscalationState.step, EscalationState.next_at).where(
+            EscalationState.next_at.is_not(None)
+        )
+    )
+    return [Due("esc", r.incident_id, r.step, r.next_at) for r in rows]
+
+
+def pending_reminders_sync(conn: Connection, interval_s: float) -> list[Due]:
+    rows = conn.execute(
+        select(
+            Incident.id,
+            Incident.acknowledged_at,
+            IncidentReminder.sent,
+            IncidentReminder.last_at,
+        )
+        .select_from(Incident)
+        .outerjoin(IncidentReminder, IncidentReminder.incident_id == Incident.id)
+        .where(Incident.status == ACKNOWLEDGED, Incident.acknowledged_at.is_not(None))
+    )
+    return [
+        Due("rmd", r.id, r.sent or 0, reminder_due(r.acknowledged_at, r.last_at, interval_s))
+        for r in rows
+    ]
+
+
+def pending_runs_sync(conn: Connection) -> list[Due]:
+    rows = conn.execute(
+        select(RemediationRun.id, RemediationRun.step, RemediationRun.next_at).where(
+            RemediationRun.next_at.is_not(None)
+        )
+    )
+    return [Due("rem", r.id, r.step, r.next_at) for r in rows]
+
+
+def unstarted_incidents_sync(conn: Connection, limit: int = 200) -> list[int]:
+    """Triggered incidents with no ladder row: their OPENED event was lost (crash in between)."""
+    rows = conn.execute(
+        select(Incident.id)
+        .outerjoin(EscalationState, EscalationState.incident_id == Incident.id)
+        .where(Incident.status == TRIGGERED, EscalationState.incident_id.is_(None))
+        .order_by(Incident.id)
+        .limit(limit)
+    )
+    return [r.id for r in rows]

@@ -1,0 +1,272 @@
+"""Slack delivery state: the durable outbox, the shared event de-duplication, and leases.
+
+Every function takes an `AsyncConnection`; the caller owns the transaction. All of it works the
+same on SQLite and PostgreSQL (conditional UPDATEs and ``ON CONFLICT DO NOTHING``), so several
+replicas sharing one PostgreSQL agree on what was already handled and on who drains the outbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from firebreak.store.incidents import CARD, utcnow
+from firebreak.store.models import (
+    Incident,
+    SlackEventSeen,
+    SlackLease,
+    SlackMessage,
+    SlackOutbox,
+)
+
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+
+KIND_CARD = "card"
+KIND_THREAD = "thread"
+KIND_DM = "dm"
+KIND_MESSAGE = "message"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    lane: str
+    incident_id: int | None
+    kind: str
+    purpose: str
+    payload: dict[str, Any]
+    attempts: int
+    next_attempt_at: datetime
+
+
+def incident_lane(incident_id: int) -> str:
+    return f"incident:{incident_id}"
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    """An INSERT that understands ``on_conflict_do_nothing`` on both back ends."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+# ---------------------------------------------------------------------- outbox
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    lane: str,
+    kind: str,
+    purpose: str,
+    payload: dict[str, Any] | None = None,
+    incident_id: int | None = None,
+) -> int:
+    now = utcnow()
+    item_id = await conn.scalar(
+        insert(SlackOutbox)
+        .values(
+            lane=lane,
+            incident_id=incident_id,
+            kind=kind,
+            purpose=purpose,
+            payload=payload or {},
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .returning(SlackOutbox.id)
+    )
+    assert item_id is not None
+    return item_id
+
+
+async def pending(conn: AsyncConnection, limit: int = 500) -> list[OutboxItem]:
+    """Undelivered items, oldest first (due or not: a lane waits for its oldest item)."""
+    rows = await conn.execute(
+        select(SlackOutbox)
+        .where(SlackOutbox.status == PENDING)
+        .order_by(SlackOutbox.id)
+        .limit(limit)
+    )
+    return [
+        OutboxItem(
+            id=r.id,
+            lane=r.lane,
+            incident_id=r.incident_id,
+            kind=r.kind,
+            purpose=r.purpose,
+            payload=r.payload,
+            attempts=r.attempts,
+            next_attempt_at=r.next_attempt_at,
+        )
+        for r in rows
+    ]
+
+
+async def next_due(conn: AsyncConnection) -> datetime | None:
+    return await conn.scalar(
+        select(SlackOutbox.next_attempt_at)
+        .where(SlackOutbox.status == PENDING)
+        .order_by(SlackOutbox.next_attempt_at)
+        .limit(1)
+    )
+
+
+async def count_pending(conn: AsyncConnection) -> int:
+    found = await conn.scalar(
+        select(func.count()).select_from(SlackOutbox).where(SlackOutbox.status == PENDING)
+    )
+    return int(found or 0)
+
+
+async def mark_done(conn: AsyncConnection, ids: list[int]) -> None:
+    if ids:
+        await conn.execute(
+            update(SlackOutbox)
+            .where(SlackOutbox.id.in_(ids), SlackOutbox.status == PENDING)
+            .values(status=DONE, done_at=utcnow())
+        )
+
+
+async def complete_cards(conn: AsyncConnection, incident_id: int, up_to_id: int) -> None:
+    """A card delivery renders the current state, so it also answers older card requests."""
+    await conn.execute(
+        update(SlackOutbox)
+        .where(
+            SlackOutbox.incident_id == incident_id,
+            SlackOutbox.kind == KIND_CARD,
+            SlackOutbox.status == PENDING,
+            SlackOutbox.id <= up_to_id,
+        )
+        .values(status=DONE, done_at=utcnow())
+    )
+
+
+async def mark_retry(
+    conn: AsyncConnection, item_id: int, *, attempts: int, next_at: datetime, error: str
+) -> None:
+    await conn.execute(
+        update(SlackOutbox)
+        .where(SlackOutbox.id == item_id)
+        .values(attempts=attempts, next_attempt_at=next_at, last_error=error[:2000])
+    )
+
+
+async def mark_failed(conn: AsyncConnection, item_id: int, *, attempts: int, error: str) -> None:
+    await conn.execute(
+        update(SlackOutbox)
+        .where(SlackOutbox.id == item_id)
+        .values(status=FAILED, attempts=attempts, last_error=error[:2000], done_at=utcnow())
+    )
+
+
+async def bring_forward(conn: AsyncConnection) -> None:
+    """Everything waiting out a backoff becomes due now (Slack answered again)."""
+    now = utcnow()
+    await conn.execute(
+        update(SlackOutbox)
+        .where(SlackOutbox.status == PENDING, SlackOutbox.next_attempt_at > now)
+        .values(next_attempt_at=now)
+    )
+
+
+async def prune_outbox(conn: AsyncConnection, older_than: timedelta) -> None:
+    await conn.execute(
+        delete(SlackOutbox).where(
+            SlackOutbox.status != PENDING, SlackOutbox.done_at < utcnow() - older_than
+        )
+    )
+
+
+async def card_ref(conn: AsyncConnection, incident_id: int) -> tuple[str, str] | None:
+    row = (
+        await conn.execute(
+            select(SlackMessage.channel, SlackMessage.ts)
+            .where(SlackMessage.incident_id == incident_id, SlackMessage.purpose == CARD)
+            .order_by(SlackMessage.id)
+            .limit(1)
+        )
+    ).first()
+    return (row.channel, row.ts) if row else None
+
+
+async def incidents_without_card(conn: AsyncConnection, since: datetime) -> list[int]:
+    """Incidents that should have a card and neither have one nor wait for one: open ones, and
+    any opened since ``since``."""
+    has_card = exists().where(SlackMessage.incident_id == Incident.id, SlackMessage.purpose == CARD)
+    waiting = exists().where(
+        SlackOutbox.incident_id == Incident.id,
+        SlackOutbox.kind == KIND_CARD,
+        SlackOutbox.status == PENDING,
+    )
+    rows = await conn.execute(
+        select(Incident.id)
+        .where(
+            or_(Incident.status != "resolved", Incident.created_at >= since),
+            ~has_card,
+            ~waiting,
+        )
+        .order_by(Incident.id)
+    )
+    return [row.id for row in rows]
+
+
+async def open_incidents_with_card(conn: AsyncConnection) -> list[int]:
+    has_card = exists().where(SlackMessage.incident_id == Incident.id, SlackMessage.purpose == CARD)
+    rows = await conn.execute(
+        select(Incident.id).where(Incident.status != "resolved", has_card).order_by(Incident.id)
+    )
+    return [row.id for row in rows]
+
+
+# ---------------------------------------------------------------------- de-duplication
+
+
+async def first_delivery(conn: AsyncConnection, key: str) -> bool:
+    """True the first time ``key`` is seen (by any replica), False for every repeat."""
+    result = await conn.execute(
+        _insert(conn, SlackEventSeen)
+        .values(key=key[:255], seen_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    return result.rowcount == 1
+
+
+async def prune_seen(conn: AsyncConnection, older_than: timedelta) -> None:
+    await conn.execute(delete(SlackEventSeen).where(SlackEventSeen.seen_at < utcnow() - older_than))
+
+
+# ---------------------------------------------------------------------- leases
+
+
+async def acquire_lease(conn: AsyncConnection, name: str, owner: str, ttl: timedelta) -> bool:
+    """Take or renew ``name`` for ``ttl``; False while another owner holds it unexpired."""
+    now = utcnow()
+    renewed = await conn.execute(
+        update(SlackLease)
+        .where(SlackLease.name == name, or_(SlackLease.owner == owner, SlackLease.expires_at < now))
+        .values(owner=owner, expires_at=now + ttl)
+    )
+    if renewed.rowcount == 1:
+        return True
+    created = await conn.execute(
+        _insert(conn, SlackLease)
+        .values(name=name, owner=owner, expires_at=now + ttl)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return created.rowcount == 1
+
+
+async def release_lease(conn: AsyncConnection, name: str, owner: str) -> None:
+    await conn.execute(
+        delete(SlackLease).where(and_(SlackLease.name == name, SlackLease.owner == owner))
+    )

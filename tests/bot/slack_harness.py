@@ -1,0 +1,234 @@
+"""Shared set-up for the Slack tests: the real app on uvicorn, a fake Slack, test doubles for
+the *other* components' ports (investigations, escalations) — never for the Slack code."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from firebreak.app import Component, Runtime
+from firebreak.bot import cards
+from firebreak.bot.slack_app import SlackOptions, slack_component
+from firebreak.bot.slack_outbox import OutboxSettings
+from firebreak.config import Secrets
+from firebreak.events import Change, IncidentEvent
+from firebreak.store import incidents
+from firebreak.store.models import SlackMessage
+from firebreak.store.schemas import TimelineEventOut
+from tests.conftest import make_config
+from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackApi
+from tests.support.app import RunningApp, run_app
+from tests.support.payloads import alert, group
+from tests.support.slack_signing import SIGNING_SECRET
+
+CHANNEL = "C0INCIDENTS"
+FAST = OutboxSettings(backoff_initial_s=0.05, backoff_max_s=0.3, poll_s=0.1, max_attempts=3)
+
+
+@dataclass
+class FakeInvestigations:
+    """Investigations port double: ``request`` starts a long task, like a real LLM run."""
+
+    run_for_s: float = 30.0
+    requests: list[tuple[int, str, str]] = field(default_factory=list)
+    questions: list[tuple[int, str, str]] = field(default_factory=list)
+    decisions: list[tuple[int, bool, str]] = field(default_factory=list)
+    tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    answer_delay_s: float = 0.0
+
+    def request(self, incident_id: int, *, actor: str, reason: str) -> bool:
+        running = self.tasks.get(incident_id)
+        if running is not None and not running.done():
+            return False
+        self.requests.append((incident_id, actor, reason))
+        self.tasks[incident_id] = asyncio.get_running_loop().create_task(
+            asyncio.sleep(self.run_for_s)
+        )
+        return True
+
+    async def answer_question(self, incident_id: int, question: str, *, actor: str) -> str:
+        self.questions.append((incident_id, question, actor))
+        await asyncio.sleep(self.answer_delay_s)
+        return f"The root cause of #{incident_id} is a bad deploy (you asked: {question})."
+
+    async def decide_remediation(
+        self, incident_id: int, *, approve: bool, actor: str, delay_s: float = 0
+    ) -> str:
+        self.decisions.append((incident_id, approve, actor))
+        return "Remediation approved; it runs now." if approve else "Remediation rejected."
+
+    def cancel(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+
+
+@dataclass
+class FakeEscalations:
+    calls: list[tuple[int, str]] = field(default_factory=list)
+    delay_s: float = 0.0
+
+    async def start(self, incident_id: int) -> None:
+        return None
+
+    async def escalate_now(self, incident_id: int, *, actor: str) -> str:
+        self.calls.append((incident_id, actor))
+        await asyncio.sleep(self.delay_s)
+        return f"Paged escalation level {len(self.calls)} for incident #{incident_id}."
+
+
+def investigations_component(fake: FakeInvestigations) -> Component:
+    """Plays the investigations component: registers the port, investigates opened incidents."""
+
+    async def start(runtime: Runtime, stack: AsyncExitStack) -> None:
+        runtime.investigations = fake
+
+        def on_event(event: IncidentEvent) -> None:
+            if event.change == Change.OPENED:
+                fake.request(event.incident_id, actor=event.actor, reason="opened")
+
+        runtime.bus.subscribe(on_event)
+        stack.callback(fake.cancel)
+
+    return start
+
+
+def escalations_component(fake: FakeEscalations) -> Component:
+    async def start(runtime: Runtime, stack: AsyncExitStack) -> None:
+        runtime.escalations = fake
+
+    return start
+
+
+@dataclass
+class SlackRig:
+    app: RunningApp
+    slack: FakeSlackApi
+    investigations: FakeInvestigations | None
+    escalations: FakeEscalations | None
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.runtime
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self.app.client
+
+    async def post(self, signed: tuple[bytes, dict[str, str]]) -> httpx.Response:
+        body, headers = signed
+        return await self.client.post("/slack/events", content=body, headers=headers)
+
+    async def timed_post(
+        self, signed: tuple[bytes, dict[str, str]]
+    ) -> tuple[httpx.Response, float]:
+        started = time.perf_counter()
+        response = await self.post(signed)
+        return response, time.perf_counter() - started
+
+    async def alert(self, group_key: str, *fingerprints: str, status: str = "firing") -> int:
+        payload = group(group_key, [alert(f, status=status) for f in fingerprints])
+        response = await self.client.post("/webhooks/alertmanager", json=payload)
+        assert response.status_code == 200, response.text
+        incident_id = response.json()["incident_id"]
+        assert incident_id is not None
+        return incident_id
+
+    async def card_ts(self, incident_id: int, within: float = 10) -> str:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            async with self.runtime.engine.connect() as conn:
+                ts = await conn.scalar(
+                    select(SlackMessage.ts).where(
+                        SlackMessage.incident_id == incident_id, SlackMessage.purpose == "card"
+                    )
+                )
+            if ts:
+                return ts
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"incident {incident_id} got no card within {within}s")
+
+    async def timeline(self, incident_id: int) -> list[TimelineEventOut]:
+        async with self.runtime.engine.connect() as conn:
+            events = await incidents.timeline(conn, incident_id)
+        assert events is not None
+        return events
+
+    async def idle(self) -> None:
+        assert self.runtime.notifier is not None
+        assert await self.runtime.notifier.idle(10)  # type: ignore[attr-defined]
+
+    async def card_text(self, ts: str, contains: str, within: float = 10) -> str:
+        """The card's rendered text once it contains ``contains``."""
+        deadline = time.monotonic() + within
+        text = ""
+        while time.monotonic() < deadline:
+            text = cards.render_text(self.slack.message(CHANNEL, ts).get("blocks") or [])
+            if contains in text:
+                return text
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"card never showed {contains!r}; last:\n{text}")
+
+    async def wait(self, probe: Any, within: float = 10) -> Any:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            result = probe()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return result
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"condition not reached within {within}s")
+
+    def card_posts(self) -> list[Any]:
+        return [
+            c
+            for c in self.slack.calls("chat.postMessage", ok=True)
+            if not c.params.get("thread_ts")
+        ]
+
+
+def slack_secrets() -> Secrets:
+    return Secrets(
+        slack_bot_token=SecretStr(DEFAULT_TOKEN), slack_signing_secret=SecretStr(SIGNING_SECRET)
+    )
+
+
+@asynccontextmanager
+async def slack_rig(
+    store_url: str,
+    *,
+    mode: str = "http",
+    investigations: FakeInvestigations | None = None,
+    escalations: FakeEscalations | None = None,
+    settings: OutboxSettings = FAST,
+    slack: FakeSlackApi | None = None,
+    with_doubles: bool = True,
+    max_inline_wait_s: float = 10.0,
+) -> AsyncIterator[SlackRig]:
+    async with AsyncExitStack() as stack:
+        if slack is None:
+            slack = stack.enter_context(FakeSlackApi())
+        if with_doubles:
+            investigations = investigations or FakeInvestigations()
+            escalations = escalations or FakeEscalations()
+        config = make_config(
+            store_url, slack={"mode": mode, "api_base_url": slack.base_url, "channel": CHANNEL}
+        )
+        components: list[Component] = [
+            slack_component(SlackOptions(outbox=settings, max_inline_wait_s=max_inline_wait_s))
+        ]
+        if investigations is not None:
+            components.append(investigations_component(investigations))
+        if escalations is not None:
+            components.append(escalations_component(escalations))
+        app = await stack.enter_async_context(run_app(config, slack_secrets(), components))
+        yield SlackRig(app, slack, investigations, escalations)

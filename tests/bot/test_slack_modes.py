@@ -1,0 +1,110 @@
+"""Console mode, Socket Mode start-up and the app manifest."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import SecretStr
+from rich.console import Console
+
+from firebreak.bot.slack_app import SlackOptions, slack_component
+from firebreak.cli import main
+from firebreak.config import Secrets
+from tests.bot.slack_harness import FAST, slack_secrets
+from tests.conftest import make_config
+from tests.fakes.slack_api import FakeSlackApi
+from tests.support.app import run_app
+from tests.support.payloads import alert, group
+
+
+async def test_console_mode_prints_cards_and_replies_without_network(store_url: str) -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=100, force_terminal=False, color_system=None)
+    component = slack_component(SlackOptions(outbox=FAST, console=console))
+    with FakeSlackApi() as slack:
+        config = make_config(store_url, slack={"mode": "console", "api_base_url": slack.base_url})
+        async with run_app(config, Secrets(), [component]) as app:
+            response = await app.client.post(
+                "/webhooks/alertmanager", json=group("g1", [alert("a")])
+            )
+            incident_id = response.json()["incident_id"]
+            notifier = app.runtime.notifier
+            assert notifier is not None
+            notifier.post_in_thread(incident_id, "RCA: the disk is full", purpose="rca")
+            notifier.direct_message("U0ONCALL1", "You are paged")
+            assert await notifier.idle(10)  # type: ignore[attr-defined]
+            ack = await app.client.post(
+                "/webhooks/alertmanager", json=group("g1", [alert("a", status="resolved")])
+            )
+            assert ack.status_code == 200
+            await asyncio.sleep(0.3)
+            assert await notifier.idle(10)  # type: ignore[attr-defined]
+        assert slack.calls() == []
+    text = out.getvalue()
+    assert f"#{incident_id} HighErrorRate" in text
+    assert "[ 👀 Acknowledge ]" in text
+    assert "RCA: the disk is full" in text and "You are paged" in text
+    assert "Resolved" in text
+
+
+async def test_socket_mode_starts_while_slack_is_unreachable(store_url: str) -> None:
+    secrets = Secrets(
+        slack_bot_token=slack_secrets().slack_bot_token, slack_app_token=SecretStr("xapp-1-test")
+    )
+    with FakeSlackApi() as slack:
+        config = make_config(store_url, slack={"mode": "socket", "api_base_url": slack.base_url})
+        component = slack_component(SlackOptions(outbox=FAST))
+        async with run_app(config, secrets, [component]) as app:
+            ready = (await app.client.get("/readyz")).json()
+            assert ready["checks"]["slack"] == "ok"
+            assert ready["checks"]["slack_socket"] == "socket mode not connected"
+            response = await app.client.post("/slack/events", content=b"{}")
+            assert response.status_code == 404  # events come over the socket
+            response = await app.client.post(
+                "/webhooks/alertmanager", json=group("g1", [alert("a")])
+            )
+            assert response.status_code == 200
+            await slack.await_calls("chat.postMessage")
+        assert slack.calls("apps.connections.open")
+
+
+@pytest.mark.parametrize("mode", ["http", "socket"])
+def test_slack_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "server: {public_url: 'https://firebreak.example.com'}\n"
+        f"slack: {{mode: {mode}, command: /sev}}\n"
+    )
+    monkeypatch.delenv("FIREBREAK_CONFIG", raising=False)
+    assert main(["slack-manifest", "--config", str(path)]) == 0
+    manifest = yaml.safe_load(capsys.readouterr().out)
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == "/sev"
+    scopes = manifest["oauth_config"]["scopes"]["bot"]
+    for scope in (
+        "chat:write",
+        "commands",
+        "app_mentions:read",
+        "im:write",
+        "users:read",
+        "usergroups:read",
+    ):
+        assert scope in scopes
+    settings = manifest["settings"]
+    assert settings["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert settings["interactivity"]["is_enabled"] is True
+    url = "https://firebreak.example.com/slack/events"
+    if mode == "http":
+        assert settings["socket_mode_enabled"] is False
+        assert command["url"] == url
+        assert settings["interactivity"]["request_url"] == url
+        assert settings["event_subscriptions"]["request_url"] == url
+    else:
+        assert settings["socket_mode_enabled"] is True
+        assert "url" not in command and "request_url" not in settings["interactivity"]

@@ -1,0 +1,277 @@
+"""`firebreak check` against real servers: Prometheus (Debian binary), the scripted LLM servers,
+the Slack Web API fake, SQLite and PostgreSQL; dead ports for the red lines; the CLI as a
+subprocess for exit codes and output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from rich.console import Console
+
+from firebreak.check import CheckResult, print_results, run_checks
+from firebreak.config import Config, Secrets
+from firebreak.sample import materialise, serve_sample_prometheus
+from firebreak.store.migrate import upgrade
+from tests.fakes.llm_servers import ScriptedLLMServer, closed_port_url
+from tests.fakes.slack_api import FakeSlackApi
+from tests.support.promstack import run_prometheus
+
+FIREBREAK = Path(sys.executable).parent / "firebreak"
+
+
+def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
+    return {r.name: r for r in results}
+
+
+def dead_url() -> str:
+    return closed_port_url("ollama")  # http://127.0.0.1:PORT with nothing listening
+
+
+@pytest.fixture
+async def loki_and_es() -> AsyncIterator[tuple[str, str]]:
+    """Loki and Elasticsearch look-alikes answering the two endpoints the check uses, in the
+    shapes those servers document (`/ready` → "ready"; `GET /` → the cluster banner)."""
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.Response(text="ready\n")
+
+    async def banner(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "name": "es-1",
+                "cluster_name": "logs",
+                "version": {"number": "8.15.0", "build_flavor": "default"},
+                "tagline": "You Know, for Search",
+            }
+        )
+
+    loki = web.Application()
+    loki.router.add_get("/ready", ready)
+    es = web.Application()
+    es.router.add_get("/", banner)
+    async with TestServer(loki, host="127.0.0.1") as l_srv, TestServer(es, host="127.0.0.1") as e:
+        yield str(l_srv.make_url("")).rstrip("/"), str(e.make_url("")).rstrip("/")
+
+
+async def test_everything_green_against_real_servers(
+    tmp_path: Path, store_url: str, loki_and_es: tuple[str, str]
+) -> None:
+    await asyncio.to_thread(upgrade, store_url)
+    (tmp_path / "app.log").write_text("2026-11-22T10:00:00Z INFO hello\n")
+    loki_url, es_url = loki_and_es
+    with (
+        FakeSlackApi() as slack,
+        ScriptedLLMServer("openai") as llm,
+        run_prometheus(tmp_path) as prometheus,
+    ):
+        config = Config(
+            store={"url": store_url},
+            slack={"mode": "http", "api_base_url": slack.base_url},
+            llm={"provider": "openai", "model": "test-model", "base_url": llm.base_url},
+            sources={
+                "logs": [
+                    {"name": "app", "type": "file", "path": str(tmp_path / "*.log")},
+                    {"name": "loki", "type": "loki", "url": loki_url},
+                    {"name": "es", "type": "elasticsearch", "url": es_url},
+                ],
+                "metrics": [{"name": "prom", "type": "prometheus", "url": prometheus}],
+            },
+        )
+        secrets = Secrets(slack_bot_token=slack.token, slack_signing_secret="shh-signing")
+        results = await run_checks(config, secrets, "test config: valid")
+        assert [c.method for c in slack.calls()] == ["auth.test"]
+        assert [r.path for r in llm.requests] == ["/v1/models"]
+
+    lines = by_name(results)
+    assert [r.name for r in results] == [
+        "config", "store", "slack", "llm", "logs:app", "logs:loki", "logs:es", "metrics:prom",
+    ]  # fmt: skip
+    assert all(r.ok for r in results), results
+    assert "schema at head" in lines["store"].detail
+    assert "auth.test ok" in lines["slack"].detail and "U0FIREBREAK" in lines["slack"].detail
+    assert "reachable, 1 models" in lines["llm"].detail
+    assert lines["logs:app"].detail.startswith(f"1 file matches {tmp_path / '*.log'}")
+    assert "ready" in lines["logs:loki"].detail
+    assert "8.15.0" in lines["logs:es"].detail and "cluster logs" in lines["logs:es"].detail
+    assert lines["metrics:prom"].detail.startswith("prometheus ")
+
+
+async def test_dead_ports_are_red_with_the_reason(tmp_path: Path) -> None:
+    dead = dead_url()
+    config = Config(
+        store={"url": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"},
+        slack={"mode": "http", "api_base_url": dead + "/api/"},
+        llm={"provider": "ollama", "base_url": dead},
+        sources={
+            "logs": [
+                {"name": "loki", "type": "loki", "url": dead},
+                {"name": "es", "type": "elasticsearch", "url": dead},
+                {"name": "app", "type": "file", "path": str(tmp_path / "nothing-*.log")},
+            ],
+            "metrics": [{"name": "prom", "type": "prometheus", "url": dead}],
+        },
+    )
+    secrets = Secrets(slack_bot_token="xoxb-1", slack_signing_secret="s")
+    results = by_name(await run_checks(config, secrets, "valid"))
+    assert results["store"].ok and "not created yet" in results["store"].detail
+    assert not (tmp_path / "new.db").exists()  # a check never creates the store
+    for name in ("slack", "llm", "logs:loki", "logs:es", "metrics:prom"):
+        assert not results[name].ok, results[name]
+    assert results["logs:loki"].detail.startswith(f"loki at {dead}: cannot connect")
+    assert results["metrics:prom"].detail.startswith(f"prometheus at {dead}: cannot connect")
+    assert results["logs:app"].detail == f"no file matches {tmp_path / 'nothing-*.log'}"
+
+
+async def test_slack_modes_and_missing_tokens(tmp_path: Path) -> None:
+    store = {"url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+
+    async def slack_line(mode: str, secrets: Secrets, **slack: Any) -> CheckResult:
+        config = Config(store=store, slack={"mode": mode, **slack})
+        return by_name(await run_checks(config, secrets, "valid"))["slack"]
+
+    console = await slack_line("console", Secrets())
+    assert console.ok and console.detail == "console mode: no Slack needed"
+
+    http = await slack_line("http", Secrets())
+    assert not http.ok
+    assert (
+        http.detail == "http mode needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET in the environment"
+    )
+
+    socket = await slack_line("socket", Secrets(slack_bot_token="xoxb-1"))
+    assert not socket.ok and socket.detail == "socket mode needs SLACK_APP_TOKEN in the environment"
+
+    with FakeSlackApi() as slack:
+        wrong = await slack_line(
+            "socket",
+            Secrets(slack_bot_token="xoxb-wrong", slack_app_token="xapp-1"),
+            api_base_url=slack.base_url,
+        )
+        good = await slack_line(
+            "socket",
+            Secrets(slack_bot_token=slack.token, slack_app_token="xapp-1"),
+            api_base_url=slack.base_url,
+        )
+    assert not wrong.ok and wrong.detail.endswith(": invalid_auth")
+    assert good.ok and good.detail.startswith("socket mode: auth.test ok")
+
+
+async def test_ollama_and_offline_llm(tmp_path: Path) -> None:
+    store = {"url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+    offline = by_name(await run_checks(Config(store=store), Secrets(), "valid"))["llm"]
+    assert offline.ok and offline.detail.startswith("offline analyzer")
+    with ScriptedLLMServer("ollama", model="llama3.1:8b") as ollama:
+        config = Config(store=store, llm={"provider": "ollama", "base_url": ollama.base_url})
+        line = by_name(await run_checks(config, Secrets(), "valid"))["llm"]
+    assert line.ok and "reachable" in line.detail and "not listed" not in line.detail
+
+
+async def test_store_behind_head_is_red(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await asyncio.to_thread(upgrade, url, "0001")
+    line = by_name(await run_checks(Config(store={"url": url}), Secrets(), "valid"))["store"]
+    assert not line.ok
+    assert "run `firebreak db upgrade`" in line.detail and "schema at 0001" in line.detail
+
+
+async def test_sample_prometheus_passes_the_check(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    stack = materialise(tmp_path, datetime.now(UTC))
+    async with serve_sample_prometheus(stack.series) as url:
+        config = Config(
+            store={"url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"},
+            sources={"metrics": [{"name": "sample", "type": "prometheus", "url": url}]},
+        )
+        line = by_name(await run_checks(config, Secrets(), "valid"))["metrics:sample"]
+    assert line.ok and line.detail == f"prometheus firebreak-sample at {url}"
+
+
+def test_output_is_one_line_per_check_even_on_a_narrow_terminal() -> None:
+    console = Console(width=30, record=True, color_system=None)
+    long = "x" * 200
+    print_results([CheckResult("config", True, long), CheckResult("logs:a", False, long)], console)
+    lines = console.export_text().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("✓ config  ") and lines[1].startswith("✗ logs:a  ")
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        str(FIREBREAK),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "80", **(env or {})},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_green_and_red_exit_codes_and_no_secrets(tmp_path: Path) -> None:
+    (tmp_path / "app.log").write_text("2026-11-22T10:00:00Z INFO hello\n")
+    good = {
+        "store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"},
+        "slack": {"mode": "console"},
+        "llm": {"provider": "offline"},
+        "sources": {"logs": [{"name": "app", "type": "file", "path": str(tmp_path / "*.log")}]},
+    }
+    (tmp_path / "good.yaml").write_text(json.dumps(good))  # JSON is YAML
+    code, out, err = await run_cli("check", "--config", str(tmp_path / "good.yaml"))
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert lines[0].split(maxsplit=2) == ["✓", "config", f"{tmp_path / 'good.yaml'}: valid"]
+    assert [line.split()[:2] for line in lines] == [
+        ["✓", "config"], ["✓", "store"], ["✓", "slack"], ["✓", "llm"], ["✓", "logs:app"],
+    ]  # fmt: skip
+
+    dead = dead_url()
+    bad = {
+        **good,
+        "slack": {"mode": "http", "api_base_url": dead + "/api/"},
+        "sources": {
+            "logs": [{"name": "loki", "type": "loki", "url": dead.replace("//", "//ops:hunter2@")}],
+            "metrics": [{"name": "prom", "type": "prometheus", "url": dead}],
+        },
+    }
+    (tmp_path / "bad.yaml").write_text(json.dumps(bad))
+    secret_env = {"SLACK_BOT_TOKEN": "xoxb-very-secret-token", "SLACK_SIGNING_SECRET": "sig-sec"}
+    code, out, err = await run_cli("check", "--config", str(tmp_path / "bad.yaml"), env=secret_env)
+    assert code == 1, out + err
+    assert len(out.splitlines()) == 7  # config, store, slack, llm, loki, prom, summary
+    assert f"✗ metrics:prom  prometheus at {dead}: cannot connect" in out
+    assert f"✗ logs:loki     loki at {dead}: cannot connect" in out
+    assert "✗ slack" in out
+    assert out.splitlines()[-1] == "3 of 6 checks failed"
+    for secret in ("xoxb-very-secret-token", "sig-sec", "hunter2"):
+        assert secret not in out + err
+
+
+async def test_cli_invalid_config_is_one_red_line(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("slack: {mode: carrier-pigeon}\n")
+    code, out, _ = await run_cli("check", "--config", str(tmp_path / "broken.yaml"))
+    assert code == 1
+    assert out.splitlines() == [
+        f"✗ config  config error in {tmp_path / 'broken.yaml'}: slack.mode: "
+        "Input should be 'http', 'socket' or 'console'"
+    ]
+
+
+async def test_unreachable_postgresql_is_red_without_its_password() -> None:
+    port = dead_url().rsplit(":", 1)[1]
+    url = f"postgresql+asyncpg://firebreak:pg-pass-123@127.0.0.1:{port}/firebreak"
+    line = by_name(await run_checks(Config(store={"url": url}), Secrets(), "valid"))["store"]
+    assert not line.ok
+    assert line.detail.startswith("postgresql+asyncpg://firebreak:") and "127.0.0.1" in line.detail
+    assert "Connect call failed" in line.detail or "refused" in line.detail.lower()
+    assert "pg-pass-123" not in line.detail

@@ -1,0 +1,177 @@
+"""Remediation executors: argv templating without a shell, HTTP with encoding, timeouts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from firebreak.config import RemediationAction
+from firebreak.tools.actions import (
+    ActionError,
+    render_argv,
+    render_headers,
+    render_url,
+    run_action,
+    run_command,
+    validate_parameters,
+)
+
+PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
+
+
+def command(argv: list[str], pattern: str = ".*", **extra: Any) -> RemediationAction:
+    return RemediationAction(
+        name="cmd",
+        description="d",
+        kind="command",
+        argv=argv,
+        parameters=[{"name": "target", "pattern": pattern}],
+        **extra,
+    )
+
+
+async def test_a_shell_metacharacter_argument_stays_one_argv_item(tmp_path: Path) -> None:
+    victim = tmp_path / "x"
+    victim.mkdir()
+    hostile = f"; rm -rf {victim}"
+    action = command([sys.executable, "-c", PRINT_ARGV, "--name={{ target }}", "{{ target }}"])
+
+    ok, output = await run_action(action, {"target": hostile})
+
+    assert ok, output
+    assert json.loads(output.splitlines()[0]) == [f"--name={hostile}", hostile]
+    assert victim.is_dir()  # nothing was interpreted by a shell
+
+
+async def test_parameters_are_validated_against_their_pattern(tmp_path: Path) -> None:
+    action = command([sys.executable, "-c", PRINT_ARGV, "{{ target }}"], pattern="^[a-z-]+$")
+    assert validate_parameters(action, {"target": "checkout-api"}) == {"target": "checkout-api"}
+    for bad in (
+        {"target": "checkout; rm -rf /"},
+        {"target": "a\nb"},
+        {},
+        {"target": "a", "x": "b"},
+    ):
+        with pytest.raises(ActionError):
+            validate_parameters(action, bad)
+    ok, output = await run_action(action, {"target": "x; touch /tmp/owned"})
+    assert not ok and "does not match" in output
+
+
+def test_templates_substitute_text_only() -> None:
+    assert render_argv(
+        ["kubectl", "rollout", "restart", "deploy/{{ target }}"], {"target": "a b"}
+    ) == [
+        "kubectl",
+        "rollout",
+        "restart",
+        "deploy/a b",
+    ]
+    with pytest.raises(ActionError):
+        render_argv(["{{ nope }}"], {"target": "x"})
+    # URL values are percent-encoded: they cannot add path segments or query parameters
+    assert (
+        render_url("http://h/api/{{ target }}?x=1", {"target": "../admin?y=2&z"})
+        == "http://h/api/..%2Fadmin%3Fy%3D2%26z?x=1"
+    )
+    with pytest.raises(ActionError):
+        render_headers({"X-Target": "{{ target }}"}, {"target": "a\r\nInjected: yes"})
+
+
+async def test_a_command_that_overruns_is_killed() -> None:
+    began = time.monotonic()
+    ok, output = await run_command(
+        [sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=0.5
+    )
+    assert not ok and "timed out" in output
+    assert time.monotonic() - began < 5
+
+
+async def test_commands_do_not_inherit_the_bots_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret-value")
+    ok, output = await run_command(
+        [sys.executable, "-c", "import os; print(os.environ.get('SLACK_BOT_TOKEN'))"], timeout_s=10
+    )
+    assert ok and output.splitlines()[0] == "None"
+
+
+async def test_a_missing_program_is_a_failure_not_an_exception() -> None:
+    ok, output = await run_command(["/nonexistent/program"], timeout_s=5)
+    assert not ok and "could not start" in output
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        _Recorder.seen.append(
+            {"path": self.path, "headers": dict(self.headers), "body": self.rfile.read(length)}
+        )
+        status = 500 if "fail" in self.path else 202
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b"accepted")
+
+    def do_GET(self) -> None:
+        time.sleep(2)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    _Recorder.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def http_action(url: str, **extra: Any) -> RemediationAction:
+    return RemediationAction(
+        name="restart",
+        description="d",
+        kind="http",
+        url=url,
+        headers={"X-Service": "{{ target }}"},
+        body='{"service": "{{ target }}", "reason": "firebreak"}',
+        parameters=[{"name": "target", "pattern": r'^[a-z"\\-]+$'}],
+        **extra,
+    )
+
+
+async def test_http_action_sends_an_encoded_request(http_server: str) -> None:
+    action = http_action(http_server + "/restart/{{ target }}")
+    ok, output = await run_action(action, {"target": 'check"out'})
+    assert ok and output.startswith("HTTP 202")
+    request = _Recorder.seen[0]
+    assert request["path"] == "/restart/check%22out"
+    assert json.loads(request["body"]) == {"service": 'check"out', "reason": "firebreak"}
+    assert request["headers"]["Content-Type"] == "application/json"
+
+    ok, output = await run_action(http_action(http_server + "/fail"), {"target": "x"})
+    assert not ok and output.startswith("HTTP 500")
+
+
+async def test_http_action_times_out(http_server: str) -> None:
+    action = http_action(http_server + "/slow", method="GET", timeout_s=0.3)
+    began = time.monotonic()
+    ok, output = await run_action(action, {"target": "x"})
+    assert not ok and ("timed out" in output or "Timeout" in output)
+    assert time.monotonic() - began < 1.5
