@@ -45,7 +45,9 @@ async def propose_remediation(
         )
         await set_status(conn, state["run_id"], RunStatus.AWAITING_APPROVAL)
     if app.notifier is not None:
-        text, blocks = remediation_card(incident_id, proposal)
+        text, blocks = remediation_card(
+            incident_id, proposal, approve_later_s=app.config.remediation.approve_later_s
+        )
         app.notifier.post_in_thread(incident_id, text, blocks, purpose="remediation")
     return {}
 

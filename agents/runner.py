@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -103,10 +103,16 @@ class InvestigationService:
         )
 
     async def decide_remediation(
-        self, incident_id: int, *, approve: bool, actor: str, delay_s: float = 0
+        self,
+        incident_id: int,
+        *,
+        approve: bool,
+        actor: str,
+        delay_s: float = 0,
+        user_groups: Sequence[str] = (),
     ) -> str:
         remediations = self._runtime.remediations
-        if remediations is not None and not remediations.may_approve(actor, []):
+        if remediations is not None and not remediations.may_approve(actor, list(user_groups)):
             return (
                 f"Sorry <@{actor}>, you are not on the list of people who may approve or reject "
                 "remediations. Ask someone on call to decide."

@@ -74,6 +74,7 @@ ACTION_RESOLVE = "incident_resolve"
 ACTION_INVESTIGATE = "incident_investigate"
 ACTION_REMEDIATION_APPROVE = "remediation_approve"
 ACTION_REMEDIATION_REJECT = "remediation_reject"
+ACTION_REMEDIATION_APPROVE_LATER = "remediation_approve_later"
 INCIDENT_ACTIONS_BLOCK = "incident_actions"
 REMEDIATION_ACTIONS_BLOCK = "remediation_actions"
 
@@ -602,10 +603,15 @@ def parse_remediation_value(value: str) -> tuple[int, str | None]:
 
 
 def remediation_blocks(
-    incident_id: int, proposal: RemediationProposal, *, decision: str | None = None
+    incident_id: int,
+    proposal: RemediationProposal,
+    *,
+    decision: str | None = None,
+    approve_later_s: float | None = None,
 ) -> list[Block]:
-    """The proposal with Approve / Reject buttons; with ``decision`` (e.g. "Approved by
-    <@U1>") the buttons are replaced by that line."""
+    """The proposal with Approve / Reject buttons (and "Approve, run in N min" when
+    ``approve_later_s`` is given); with ``decision`` (e.g. "Approved by <@U1>") the buttons are
+    replaced by that line."""
     params = [
         f"`{escape(truncate(p.name, 60))}` = `{escape(truncate(p.value, 200))}`"
         for p in proposal.parameters
@@ -639,6 +645,17 @@ def remediation_blocks(
                         "Run it",
                     ),
                 ),
+                *(
+                    [
+                        _button(
+                            f":alarm_clock: Approve, run in {approve_later_s / 60:g} min",
+                            ACTION_REMEDIATION_APPROVE_LATER,
+                            value,
+                        )
+                    ]
+                    if approve_later_s
+                    else []
+                ),
                 _button(":no_entry_sign: Reject", ACTION_REMEDIATION_REJECT, value, style="danger"),
             ],
         )
@@ -648,12 +665,19 @@ def remediation_blocks(
 
 
 def remediation_card(
-    incident_id: int, proposal: RemediationProposal, *, decision: str | None = None
+    incident_id: int,
+    proposal: RemediationProposal,
+    *,
+    decision: str | None = None,
+    approve_later_s: float | None = None,
 ) -> tuple[str, list[Block]]:
     """A remediation proposal as its own thread message: (fallback text, blocks)."""
     state = f" — {decision}" if decision else " — approve or reject"
     fallback = _fallback(f"Proposed remediation for #{incident_id}: {proposal.action}{state}")
-    return fallback, _bounded(remediation_blocks(incident_id, proposal, decision=decision))
+    blocks = remediation_blocks(
+        incident_id, proposal, decision=decision, approve_later_s=approve_later_s
+    )
+    return fallback, _bounded(blocks)
 
 
 # ---------------------------------------------------------------------- escalation, lists

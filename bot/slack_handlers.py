@@ -333,7 +333,7 @@ def register(app: AsyncApp, runtime: Any, notifier: OutboxNotifier) -> IncidentO
     button(cards.ACTION_ESCALATE, ops.escalate, always_answer=True)
     button(cards.ACTION_INVESTIGATE, ops.investigate, always_answer=True)
 
-    def remediation(action_id: str, approve: bool) -> None:
+    def remediation(action_id: str, approve: bool, delay_s: float = 0) -> None:
         @app.action(action_id)
         async def on_decision(
             ack: Answer, body: dict[str, Any], respond: Answer, client: Any
@@ -346,25 +346,28 @@ def register(app: AsyncApp, runtime: Any, notifier: OutboxNotifier) -> IncidentO
             except (ValueError, KeyError, TypeError):
                 await _respond(respond, {"text": "That button carries no incident."})
                 return
-            text = await _decide(incident_id, user, approve, client)
+            text = await _decide(incident_id, user, approve, delay_s, client)
             await _respond(respond, {"text": text, "response_type": "ephemeral"})
 
-    async def _decide(incident_id: int, user: str, approve: bool, client: Any) -> str:
+    async def _decide(
+        incident_id: int, user: str, approve: bool, delay_s: float, client: Any
+    ) -> str:
         investigations = runtime.investigations
         if investigations is None:
             return NOT_RUNNING_INVESTIGATIONS
-        remediations = runtime.remediations
-        if remediations is not None:
-            groups = await _user_groups(client, user, runtime.config.remediation.approvers)
-            if not remediations.may_approve(user, groups):
-                return ":no_entry: You are not allowed to approve or reject remediations."
+        groups = await _user_groups(client, user, runtime.config.remediation.approvers)
         try:
-            return await investigations.decide_remediation(incident_id, approve=approve, actor=user)
+            return await investigations.decide_remediation(
+                incident_id, approve=approve, actor=user, delay_s=delay_s, user_groups=groups
+            )
         except Exception as exc:
             log.exception("remediation decision failed", incident_id=incident_id)
             return f":x: The decision could not be recorded ({type(exc).__name__})."
 
     remediation(cards.ACTION_REMEDIATION_APPROVE, True)
+    remediation(
+        cards.ACTION_REMEDIATION_APPROVE_LATER, True, runtime.config.remediation.approve_later_s
+    )
     remediation(cards.ACTION_REMEDIATION_REJECT, False)
 
     # ------------------------------------------------------------------ @firebreak in a thread

@@ -208,6 +208,7 @@ class RemediationAction(Section):
 class RemediationConfig(Section):
     actions: list[RemediationAction] = []
     approvers: list[str] = []  # Slack user/group ids; empty means anyone in the channel
+    approve_later_s: float = Field(600, gt=0)  # the "Approve, run in N min" button's delay
 
 
 class Config(BaseSettings):

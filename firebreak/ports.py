@@ -8,6 +8,7 @@ and done in the background.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,9 +47,16 @@ class Investigations(Protocol):
         """Answer a question about the incident from its stored evidence and analysis."""
 
     async def decide_remediation(
-        self, incident_id: int, *, approve: bool, actor: str, delay_s: float = 0
+        self,
+        incident_id: int,
+        *,
+        approve: bool,
+        actor: str,
+        delay_s: float = 0,
+        user_groups: Sequence[str] = (),
     ) -> str:
-        """Resume the paused investigation with a human decision; returns what to tell them."""
+        """Resume the paused investigation with a human decision; returns what to tell them.
+        `user_groups` are the actor's Slack user groups, for group-based approvers."""
 
 
 class Escalations(Protocol):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +41,7 @@ class FakeInvestigations:
     run_for_s: float = 30.0
     requests: list[tuple[int, str, str]] = field(default_factory=list)
     questions: list[tuple[int, str, str]] = field(default_factory=list)
-    decisions: list[tuple[int, bool, str]] = field(default_factory=list)
+    decisions: list[tuple[int, bool, str, float]] = field(default_factory=list)
     tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     answer_delay_s: float = 0.0
 
@@ -61,9 +61,15 @@ class FakeInvestigations:
         return f"The root cause of #{incident_id} is a bad deploy (you asked: {question})."
 
     async def decide_remediation(
-        self, incident_id: int, *, approve: bool, actor: str, delay_s: float = 0
+        self,
+        incident_id: int,
+        *,
+        approve: bool,
+        actor: str,
+        delay_s: float = 0,
+        user_groups: Sequence[str] = (),
     ) -> str:
-        self.decisions.append((incident_id, approve, actor))
+        self.decisions.append((incident_id, approve, actor, delay_s))
         return "Remediation approved; it runs now." if approve else "Remediation rejected."
 
     def cancel(self) -> None:

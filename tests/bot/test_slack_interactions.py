@@ -113,12 +113,21 @@ async def test_remediation_buttons_call_the_investigation(store_url: str) -> Non
         )
         answers = await rig.wait(lambda: rig.slack.responses())
         assert answers[0].params["text"] == "Remediation approved; it runs now."
-        assert investigations.decisions == [(incident_id, True, "U0DAVE")]
+        assert investigations.decisions == [(incident_id, True, "U0DAVE", 0)]
         await click(
             rig, cards.ACTION_REMEDIATION_REJECT, value, block_id=cards.REMEDIATION_ACTIONS_BLOCK
         )
         await rig.wait(lambda: len(investigations.decisions) == 2)
-        assert investigations.decisions[1] == (incident_id, False, "U0ALICE")
+        assert investigations.decisions[1] == (incident_id, False, "U0ALICE", 0)
+        await click(
+            rig,
+            cards.ACTION_REMEDIATION_APPROVE_LATER,
+            value,
+            block_id=cards.REMEDIATION_ACTIONS_BLOCK,
+        )
+        await rig.wait(lambda: len(investigations.decisions) == 3)
+        delay = rig.runtime.config.remediation.approve_later_s
+        assert investigations.decisions[2] == (incident_id, True, "U0ALICE", delay)
 
 
 # ---------------------------------------------------------------------- slash command

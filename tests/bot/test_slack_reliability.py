@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from firebreak.bot import cards
+from firebreak.bot.slack_app import SlackOptions, slack_component
 from firebreak.bot.slack_outbox import OutboxSettings
+from firebreak.config import Secrets
 from firebreak.store.models import SlackOutbox
 from firebreak.store.schemas import EventType
 from tests.bot.slack_harness import (
@@ -65,14 +67,26 @@ async def test_url_verification_handshake(store_url: str) -> None:
         assert response.json()["challenge"] == "the-challenge"
 
 
-async def test_route_answers_slack_disabled_outside_http_mode(store_url: str) -> None:
+async def test_route_answers_slack_disabled_without_a_bolt_app(store_url: str) -> None:
     body, headers = slash_command("help")
     async with run_app(make_config(store_url)) as app:  # no Slack component at all
         response = await app.client.post("/slack/events", content=body, headers=headers)
         assert response.status_code == 404 and response.json()["error"] == "slack_disabled"
-    async with slack_rig(store_url, mode="console") as rig:
-        response = await rig.post((body, headers))
+    console = make_config(store_url, slack={"mode": "console"})
+    components = [slack_component(SlackOptions(outbox=FAST))]
+    async with run_app(console, Secrets(), components) as app:  # console, no signing secret
+        response = await app.client.post("/slack/events", content=body, headers=headers)
         assert response.status_code == 404 and response.json()["error"] == "slack_disabled"
+
+
+async def test_console_mode_with_a_signing_secret_runs_the_real_handlers(store_url: str) -> None:
+    """What `firebreak demo` relies on: signed requests work without any Slack workspace."""
+    async with slack_rig(store_url, mode="console") as rig:
+        response = await rig.post(slash_command("help"))
+        assert response.status_code == 200 and "/incident" in response.text
+        forged = await rig.post(slash_command("help", forge=True))
+        assert forged.status_code == 401
+        assert rig.slack.calls() == []  # console mode never calls the Web API
 
 
 # ---------------------------------------------------------------------- Slack retries
