@@ -1,4 +1,9 @@
-"""Structured logging: JSON lines on stderr (or coloured key=value on a terminal)."""
+"""Structured logging: JSON lines on stderr (coloured key=value on a terminal).
+
+Firebreak's own events (structlog) and the libraries' records (uvicorn, Alembic, APScheduler,
+httpx…) go through one formatter, so every line is rendered alike and every line passes the
+redactor: a token a library prints in an error message is scrubbed like one in our events.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +15,41 @@ from typing import Any
 import structlog
 
 Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
+QUIET = ("httpx", "httpcore", "aiosqlite", "apscheduler.executors.default")
 
 
 def configure_logging(level: str = "INFO", *, scrub: Processor | None = None) -> None:
-    """`scrub` (the redactor's processor) runs last before rendering, so no secret is printed."""
-    processors: list[Any] = [
+    stamped: list[Any] = [
         structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
     ]
-    if scrub is not None:
-        processors.append(scrub)
     renderer = (
         structlog.dev.ConsoleRenderer()
         if sys.stderr.isatty()
         else structlog.processors.JSONRenderer()
     )
     structlog.configure(
-        processors=[*processors, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        processors=[*stamped, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "aiosqlite"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=stamped,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                *([scrub] if scrub is not None else []),
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
