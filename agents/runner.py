@@ -4,8 +4,11 @@
   `investigation.max_concurrent` graphs run at once, the rest queue on a semaphore.
 - Every run is a LangGraph thread checkpointed after each step (`durability="sync"`) with the
   SQLite saver (a file beside the SQLite store) or the PostgreSQL saver (the store's database).
-  Runs still `running` at start were cut short by a crash: they resume from their last
-  checkpoint (or start over if they never reached one).
+  Runs still `running` whose owner died were cut short: they resume from their last
+  checkpoint (or start over if they never reached one). Each run is owned by one process,
+  which heartbeats every HEARTBEAT_S; with several replicas on PostgreSQL a run is adopted
+  only once its owner has been silent for STALE_AFTER_S, so no two replicas run one graph.
+  On SQLite (one process) every unfinished run is adopted at start.
 - A remediation proposal pauses the run (`interrupt`). A human decision is first recorded on
   the run (one winner among concurrent clicks), then resumes the graph; a decision recorded
   before a crash is replayed at start.
@@ -14,9 +17,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,7 @@ from firebreak.agents.reasoning import answer_question
 from firebreak.app import Runtime
 from firebreak.events import Change, IncidentEvent
 from firebreak.store import incidents, investigations
+from firebreak.store.incidents import utcnow
 from firebreak.store.investigations import RunStatus
 from firebreak.store.schemas import EventType
 from firebreak.tools.llm import LLMGateway
@@ -43,6 +50,9 @@ from firebreak.tools.models import Evidence
 from firebreak.tools.redact import Redactor
 
 log = structlog.get_logger(__name__)
+
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 60.0
 
 
 class InvestigationService:
@@ -54,6 +64,9 @@ class InvestigationService:
         self._deps = deps
         self._slots = asyncio.Semaphore(runtime.config.investigation.max_concurrent)
         self._active: dict[int, asyncio.Task[None]] = {}
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._single_process = runtime.engine.url.get_backend_name() == "sqlite"
+        self._keepalive: asyncio.Task[None] | None = None
 
     def request(self, incident_id: int, *, actor: str, reason: str) -> bool:
         if incident_id in self._active:
@@ -67,9 +80,27 @@ class InvestigationService:
         while self._active:
             await asyncio.gather(*self._active.values(), return_exceptions=True)
 
-    async def resume_unfinished(self) -> int:
-        async with self._runtime.engine.connect() as conn:
-            runs = await investigations.unfinished_runs(conn)
+    async def start(self) -> None:
+        """Adopt what crashed processes left, then keep our runs' heartbeat going."""
+        await self.adopt_orphans(everything=self._single_process)
+        self._keepalive = asyncio.create_task(self._beat(), name="investigation-heartbeat")
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                async with self._runtime.engine.begin() as conn:
+                    await investigations.heartbeat(conn, self._owner)
+                if not self._single_process:
+                    await self.adopt_orphans(everything=False)
+            except Exception:
+                log.exception("investigation heartbeat failed")
+
+    async def adopt_orphans(self, *, everything: bool) -> int:
+        """Resume unfinished runs whose owner is gone (all of them when `everything`)."""
+        stale = None if everything else utcnow() - timedelta(seconds=STALE_AFTER_S)
+        async with self._runtime.engine.begin() as conn:
+            runs = await investigations.adopt_runs(conn, self._owner, stale_before=stale)
         for run in runs:
             if run.status is RunStatus.DECIDING and run.decision is not None:
                 self._track(
@@ -119,7 +150,9 @@ class InvestigationService:
             )
         decision = {"approve": approve, "actor": actor, "delay_s": delay_s}
         async with self._runtime.engine.begin() as conn:
-            thread_id = await investigations.claim_decision(conn, incident_id, decision)
+            thread_id = await investigations.claim_decision(
+                conn, incident_id, decision, owner=self._owner
+            )
         if thread_id is None:
             return f"No remediation on incident #{incident_id} is waiting for a decision."
         await self._drive(thread_id, Command(resume=decision))
@@ -128,10 +161,12 @@ class InvestigationService:
 
     async def close(self) -> None:
         """Stop without losing anything: cut-short runs stay `running` and resume next start."""
-        tasks = list(self._active.values())
+        tasks = list(self._active.values()) + ([self._keepalive] if self._keepalive else [])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        async with self._runtime.engine.begin() as conn:
+            await investigations.release(conn, self._owner)
 
     def _track(self, incident_id: int, work: Any) -> None:
         task = asyncio.create_task(work, name=f"investigation-{incident_id}")
@@ -141,7 +176,7 @@ class InvestigationService:
     async def _start(self, incident_id: int, thread_id: str, actor: str, reason: str) -> None:
         async with self._runtime.engine.begin() as conn:
             await investigations.create_run(
-                conn, thread_id, incident_id, actor=actor, reason=reason
+                conn, thread_id, incident_id, actor=actor, reason=reason, owner=self._owner
             )
         await self._drive(thread_id, _input(incident_id, thread_id))
 
@@ -198,7 +233,7 @@ async def start_investigations(runtime: Runtime, stack: AsyncExitStack) -> None:
             service.request(event.incident_id, actor=event.actor, reason="incident opened")
 
     runtime.bus.subscribe(on_event)
-    await service.resume_unfinished()
+    await service.start()
 
 
 @asynccontextmanager

@@ -831,11 +831,19 @@ _TERMINAL_EMOJI = {
 _SHORTCODE = re.compile(r":[a-z0-9_+\-]+:")
 
 
+TERMINAL_URL_MAX = 60  # longer URLs (a graph's encoded PromQL) become just their label
+
+
+def _link_text(match: re.Match[str]) -> str:
+    url, label = match.group(1).replace("&amp;", "&"), match.group(2)
+    return f"{label} ({url})" if len(url) <= TERMINAL_URL_MAX else f"{label} ↗"
+
+
 def mrkdwn_to_text(text: str) -> str:
     """Slack markup -> plain text: links, mentions, dates, entities, common emoji."""
     text = _SHORTCODE.sub(lambda m: _TERMINAL_EMOJI.get(m.group(0), m.group(0)), text)
     text = _DATE.sub(r"\1", text)
-    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1).replace('&amp;', '&')})", text)
+    text = _LINK.sub(_link_text, text)
     text = _BARE_LINK.sub(r"\1", text)
     text = _USER.sub(r"@\1", text)
     text = _SUBTEAM.sub(r"@\1", text)

@@ -1,12 +1,18 @@
-"""Investigation runs: which graph threads exist, and which need resuming after a crash."""
+"""Investigation runs: which graph threads exist, who runs them, which need resuming.
+
+Several replicas can share one PostgreSQL: each run has an `owner` (one process) that
+heartbeats while it runs. A replica adopts only runs whose owner stopped heartbeating, so a
+replica starting up never runs a graph another live replica is running.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.store.incidents import utcnow
@@ -14,11 +20,14 @@ from firebreak.store.models import InvestigationRun
 
 
 class RunStatus(StrEnum):
-    RUNNING = "running"  # queued or in progress; resumed at start if found after a crash
+    RUNNING = "running"  # queued or in progress; adopted after its owner died
     AWAITING_APPROVAL = "awaiting_approval"  # paused at a remediation proposal
     DECIDING = "deciding"  # a human decided; the graph is being resumed with `decision`
     DONE = "done"
     FAILED = "failed"
+
+
+UNFINISHED = (RunStatus.RUNNING.value, RunStatus.DECIDING.value)
 
 
 @dataclass(frozen=True)
@@ -30,8 +39,15 @@ class Run:
 
 
 async def create_run(
-    conn: AsyncConnection, thread_id: str, incident_id: int, *, actor: str, reason: str
+    conn: AsyncConnection,
+    thread_id: str,
+    incident_id: int,
+    *,
+    actor: str,
+    reason: str,
+    owner: str,
 ) -> None:
+    now = utcnow()
     await conn.execute(
         insert(InvestigationRun).values(
             thread_id=thread_id,
@@ -39,7 +55,9 @@ async def create_run(
             status=RunStatus.RUNNING.value,
             actor=actor,
             reason=reason,
-            started_at=utcnow(),
+            started_at=now,
+            owner=owner,
+            heartbeat_at=now,
         )
     )
 
@@ -54,7 +72,7 @@ async def set_status(conn: AsyncConnection, thread_id: str, status: RunStatus) -
 
 
 async def claim_decision(
-    conn: AsyncConnection, incident_id: int, decision: dict[str, Any]
+    conn: AsyncConnection, incident_id: int, decision: dict[str, Any], *, owner: str
 ) -> str | None:
     """Record a human decision on the paused run, once: the thread id for the winner of two
     concurrent clicks, None for the other (and when nothing awaits a decision)."""
@@ -75,16 +93,50 @@ async def claim_decision(
             InvestigationRun.thread_id == thread_id,
             InvestigationRun.status == RunStatus.AWAITING_APPROVAL.value,
         )
-        .values(status=RunStatus.DECIDING.value, decision=decision)
+        .values(
+            status=RunStatus.DECIDING.value, decision=decision, owner=owner, heartbeat_at=utcnow()
+        )
     )
     return thread_id if claimed.rowcount == 1 else None
 
 
-async def unfinished_runs(conn: AsyncConnection) -> list[Run]:
-    """Runs a crash may have interrupted: running ones and decided-but-not-applied ones."""
+async def heartbeat(conn: AsyncConnection, owner: str) -> None:
+    await conn.execute(
+        update(InvestigationRun)
+        .where(InvestigationRun.owner == owner, InvestigationRun.status.in_(UNFINISHED))
+        .values(heartbeat_at=utcnow())
+    )
+
+
+async def release(conn: AsyncConnection, owner: str) -> None:
+    """A clean shutdown hands its unfinished runs over at once (no wait for staleness)."""
+    await conn.execute(
+        update(InvestigationRun)
+        .where(InvestigationRun.owner == owner, InvestigationRun.status.in_(UNFINISHED))
+        .values(owner=None, heartbeat_at=None)
+    )
+
+
+async def adopt_runs(
+    conn: AsyncConnection, owner: str, *, stale_before: datetime | None
+) -> list[Run]:
+    """Take over unfinished runs whose owner stopped heartbeating before `stale_before` (all
+    unfinished runs when None: a single-process store after a restart). One conditional UPDATE,
+    so two replicas never adopt the same run."""
+    alive = or_(InvestigationRun.owner.is_(None), InvestigationRun.owner != owner)
+    if stale_before is not None:
+        alive = alive & or_(
+            InvestigationRun.heartbeat_at.is_(None), InvestigationRun.heartbeat_at < stale_before
+        )
     rows = await conn.execute(
-        select(InvestigationRun).where(
-            InvestigationRun.status.in_([RunStatus.RUNNING.value, RunStatus.DECIDING.value])
+        update(InvestigationRun)
+        .where(InvestigationRun.status.in_(UNFINISHED), alive)
+        .values(owner=owner, heartbeat_at=utcnow())
+        .returning(
+            InvestigationRun.thread_id,
+            InvestigationRun.incident_id,
+            InvestigationRun.status,
+            InvestigationRun.decision,
         )
     )
     return [Run(r.thread_id, r.incident_id, RunStatus(r.status), r.decision) for r in rows]

@@ -165,6 +165,8 @@ class InvestigationRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)  # a human's, once taken
+    owner: Mapped[str | None] = mapped_column(String(128))  # the process running it
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its owner is alive
 
     __table_args__ = (Index("ix_investigations_status", "status"),)
 

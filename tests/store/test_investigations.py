@@ -1,0 +1,62 @@
+"""Investigation runs are owned: a live owner's run is never adopted by another replica."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from firebreak.store import incidents, investigations
+from firebreak.store.db import create_engine
+from firebreak.store.migrate import upgrade
+from firebreak.store.models import InvestigationRun
+
+
+async def test_only_runs_of_silent_owners_are_adopted_once(store_url: str) -> None:
+    await asyncio.to_thread(upgrade, store_url)
+    engine = create_engine(store_url)
+    try:
+        async with engine.begin() as conn:
+            incident_id = await incidents.declare(conn, "disk full", "U1")
+            for thread in ("live", "dead", "done"):
+                await investigations.create_run(
+                    conn, thread, incident_id, actor="U1", reason="t", owner=f"replica-{thread}"
+                )
+            await investigations.set_status(conn, "done", investigations.RunStatus.DONE)
+            await conn.execute(
+                update(InvestigationRun)
+                .where(InvestigationRun.thread_id.in_(["dead", "done"]))
+                .values(heartbeat_at=incidents.utcnow() - timedelta(minutes=5))
+            )
+        stale = incidents.utcnow() - timedelta(seconds=60)
+        async with engine.begin() as conn:
+            adopted = await investigations.adopt_runs(conn, "replica-new", stale_before=stale)
+        async with engine.begin() as conn:
+            again = await investigations.adopt_runs(conn, "replica-other", stale_before=stale)
+        async with engine.begin() as conn:
+            restart = await investigations.adopt_runs(conn, "replica-solo", stale_before=None)
+    finally:
+        await engine.dispose()
+
+    assert [run.thread_id for run in adopted] == ["dead"]
+    assert again == [], "a freshly adopted run has a live owner"
+    assert sorted(run.thread_id for run in restart) == ["dead", "live"]  # single process
+
+
+async def test_released_runs_are_adopted_at_once(store_url: str) -> None:
+    await asyncio.to_thread(upgrade, store_url)
+    engine = create_engine(store_url)
+    try:
+        async with engine.begin() as conn:
+            incident_id = await incidents.declare(conn, "disk full", "U1")
+            await investigations.create_run(
+                conn, "t1", incident_id, actor="U1", reason="t", owner="replica-a"
+            )
+            await investigations.release(conn, "replica-a")  # a clean shutdown
+        stale = incidents.utcnow() - timedelta(seconds=60)
+        async with engine.begin() as conn:
+            adopted = await investigations.adopt_runs(conn, "replica-b", stale_before=stale)
+    finally:
+        await engine.dispose()
+    assert [run.thread_id for run in adopted] == ["t1"]
