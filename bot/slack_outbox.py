@@ -99,6 +99,7 @@ class OutboxNotifier:
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._writes: set[asyncio.Task[Any]] = set()
+        self._cards_being_written: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._leader = False
@@ -112,7 +113,20 @@ class OutboxNotifier:
     # ------------------------------------------------------------------ Notifier
 
     def card_changed(self, incident_id: int) -> None:
-        self._spawn(self.enqueue_card(incident_id))
+        """Coalesced: while a card row for the incident is being written, more changes need no
+        row of their own: the card is rendered from the incident's state when it is sent,
+        which is after that write commits, so it shows them (an alert storm updating one
+        incident hundreds of times writes a handful of rows, not hundreds)."""
+        if incident_id in self._cards_being_written:
+            return
+        self._cards_being_written.add(incident_id)
+        self._spawn(self._enqueue_card_coalesced(incident_id))
+
+    async def _enqueue_card_coalesced(self, incident_id: int) -> None:
+        try:
+            await self.enqueue_card(incident_id)
+        finally:
+            self._cards_being_written.discard(incident_id)
 
     def post_in_thread(
         self,
@@ -221,8 +235,8 @@ class OutboxNotifier:
 
     async def stop(self) -> None:
         """Record what callers already handed over, then stop delivering (rows stay)."""
-        if self._writes:
-            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        if self._writes:  # bounded: a card missed here is refreshed by `recover` at next start
+            await asyncio.wait(set(self._writes), timeout=max(self.settings.final_drain_s, 1.0))
         self._stopping = True
         self._wake.set()
         if self._task is not None:

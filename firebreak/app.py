@@ -9,6 +9,7 @@ committed before the store closes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -91,10 +92,22 @@ async def running(runtime: Runtime, components: list[Component]) -> AsyncIterato
     async with AsyncExitStack() as stack:
         stack.push_async_callback(runtime.engine.dispose)
         await runtime.writer.start()
-        stack.push_async_callback(runtime.writer.stop)
+        stack.push_async_callback(_logged_stop, "ingest writer", runtime.writer.stop)
         for component in components:
-            await component(runtime, stack)
+            async with AsyncExitStack() as own:  # each component's shutdown, timed as one
+                await component(runtime, own)
+                stack.push_async_callback(_logged_stop, _name(component), own.pop_all().aclose)
         yield runtime
+
+
+async def _logged_stop(name: str, stop: Callable[[], Awaitable[object]]) -> None:
+    began = time.perf_counter()
+    await stop()
+    log.info("stopped", component=name, seconds=round(time.perf_counter() - began, 3))
+
+
+def _name(component: Component) -> str:
+    return getattr(component, "__qualname__", repr(component)).split(".<locals>")[0]
 
 
 def create_app(runtime: Runtime, components: list[Component] | None = None) -> Starlette:

@@ -3,9 +3,16 @@
 uvicorn stops accepting connections, lets in-flight requests finish (up to
 `server.shutdown_timeout_s`), then runs the lifespan shutdown, which drains the ingest
 writer before the store closes: an acknowledged alert is always committed.
+
+`kill -USR1 <pid>` prints every thread's stack to stderr (faulthandler): the first thing to
+look at when a process seems stuck.
 """
 
 from __future__ import annotations
+
+import faulthandler
+import signal
+import sys
 
 import uvicorn
 
@@ -17,6 +24,7 @@ from firebreak.tools.redact import Redactor, redact_processor
 
 
 def serve(config: Config, secrets: Secrets) -> int:
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     redactor = Redactor.from_config(config.investigation, secrets.values())
     configure_logging(scrub=redact_processor(redactor))
     runtime = build_runtime(config, secrets)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -79,7 +80,17 @@ async def test_sigterm_keeps_every_acknowledged_alert(store_url: str, tmp_path: 
             await asyncio.gather(terminate_midway(), *(post(i) for i in range(400)))
         # uvicorn finishes the graceful shutdown, then re-raises the signal (exit by SIGTERM,
         # as process managers expect); the lifespan's last line proves nothing was cut short.
-        assert proc.wait(timeout=30) == -signal.SIGTERM
+        # The shutdown budget: up to server.shutdown_timeout_s (20 s) for in-flight requests,
+        # then each component's own grace period.
+        try:
+            status = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # faulthandler: every thread's stack to the log
+            time.sleep(1)  # noqa: ASYNC251 - the dump must land before we read the log
+            raise AssertionError(
+                "serve did not stop:\n" + (tmp_path / "serve.log").read_text()[-6000:]
+            ) from None
+        assert status == -signal.SIGTERM
         assert '"event": "firebreak stopped"' in (tmp_path / "serve.log").read_text()
     finally:
         if proc.poll() is None:
