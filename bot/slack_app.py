@@ -166,7 +166,7 @@ def build_bolt_app(runtime: Runtime, notifier: OutboxNotifier, opts: SlackOption
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
     app = AsyncApp(
-        name="firebreak",
+        name="firebreak-slack",  # Bolt names a logger after the app: not our package's
         signing_secret=signing_secret,
         authorize=authorize,
         client=make_client(

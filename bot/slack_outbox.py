@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine
@@ -67,6 +68,7 @@ class OutboxSettings:
     keep_done_s: float = 7 * 24 * 3600
     keep_seen_s: float = 24 * 3600
     final_drain_s: float = 3.0  # on shutdown, try to deliver what is due for this long
+    card_interval_s: float = 1.0  # at most one card refresh per incident this often
 
 
 def blocks_json(blocks: list[Any] | None) -> list[dict[str, Any]] | None:
@@ -99,7 +101,8 @@ class OutboxNotifier:
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._writes: set[asyncio.Task[Any]] = set()
-        self._cards_being_written: set[int] = set()
+        self._cards_pending: set[int] = set()
+        self._card_written_at: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._leader = False
@@ -113,20 +116,26 @@ class OutboxNotifier:
     # ------------------------------------------------------------------ Notifier
 
     def card_changed(self, incident_id: int) -> None:
-        """Coalesced: while a card row for the incident is being written, more changes need no
-        row of their own: the card is rendered from the incident's state when it is sent,
-        which is after that write commits, so it shows them (an alert storm updating one
-        incident hundreds of times writes a handful of rows, not hundreds)."""
-        if incident_id in self._cards_being_written:
+        """Coalesced and debounced. While a card row for the incident is pending, more changes
+        need no row of their own: the card is rendered from the incident's state when it is
+        sent, after that row commits, so it shows them. And a card is refreshed at most once
+        per `card_interval_s` (Slack allows about one chat.update a second), the first post at
+        once: an alert storm updating one incident hundreds of times writes a few rows."""
+        if incident_id in self._cards_pending:
             return
-        self._cards_being_written.add(incident_id)
-        self._spawn(self._enqueue_card_coalesced(incident_id))
+        self._cards_pending.add(incident_id)
+        last = self._card_written_at.get(incident_id)
+        wait = 0.0 if last is None else last + self.settings.card_interval_s - time.monotonic()
+        self._spawn(self._enqueue_card_debounced(incident_id, max(wait, 0.0)))
 
-    async def _enqueue_card_coalesced(self, incident_id: int) -> None:
+    async def _enqueue_card_debounced(self, incident_id: int, wait_s: float) -> None:
         try:
+            if wait_s:
+                await asyncio.sleep(wait_s)
             await self.enqueue_card(incident_id)
+            self._card_written_at[incident_id] = time.monotonic()
         finally:
-            self._cards_being_written.discard(incident_id)
+            self._cards_pending.discard(incident_id)
 
     def post_in_thread(
         self,

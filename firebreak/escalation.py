@@ -246,7 +246,7 @@ class EscalationService:
         """Bus subscriber: only schedules work (never blocks)."""
         if event.change == Change.OPENED:
             self.scheduler.spawn(self.start(event.incident_id))
-        elif self.scheduler.is_leader and event.actor != ACTOR:
+        elif self.scheduler.is_leader and event.actor not in (ACTOR, "alertmanager"):
             # a human may have acknowledged: schedule its reminder now (not after a sweep)
             self.scheduler.spawn(self.sync_reminder(event.incident_id))
 
