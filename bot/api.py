@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic_core import to_jsonable_python
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -41,29 +46,27 @@ async def list_incidents(request: Request) -> JSONResponse:
 
 
 async def get_incident(request: Request) -> JSONResponse:
-    if refused := _refused(request):
-        return refused
-    incident_id = _incident_id(request)
-    incident = None
-    if incident_id is not None:
-        async with request.app.state.runtime.engine.connect() as conn:
-            incident = await incidents.get_incident(conn, incident_id)
-    if incident is None:
-        return error_response(404, "not_found", f"no incident {request.path_params['incident_id']}")
-    return JSONResponse(incident.model_dump(mode="json"))
+    return await _one_incident(request, incidents.get_incident)
 
 
 async def get_timeline(request: Request) -> JSONResponse:
+    return await _one_incident(request, incidents.timeline)
+
+
+async def _one_incident(
+    request: Request, fetch: Callable[[AsyncConnection, int], Awaitable[Any]]
+) -> JSONResponse:
+    """Something about the incident named in the path, or 404 when there is no such one."""
     if refused := _refused(request):
         return refused
     incident_id = _incident_id(request)
-    events = None
+    found = None
     if incident_id is not None:
         async with request.app.state.runtime.engine.connect() as conn:
-            events = await incidents.timeline(conn, incident_id)
-    if events is None:
+            found = await fetch(conn, incident_id)
+    if found is None:
         return error_response(404, "not_found", f"no incident {request.path_params['incident_id']}")
-    return JSONResponse([event.model_dump(mode="json") for event in events])
+    return JSONResponse(to_jsonable_python(found))
 
 
 async def healthz(_: Request) -> JSONResponse:
