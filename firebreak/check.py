@@ -169,22 +169,11 @@ def _all_revisions(url: str) -> set[str]:
     return {rev.revision for rev in _script(url).walk_revisions()}  # type: ignore[attr-defined]
 
 
-_SLACK_NEEDS = {
-    "http": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"),
-    "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"),
-}
-
-
 async def check_slack(config: Config, secrets: Secrets) -> str:
     mode = config.slack.mode
     if mode == "console":
         return "console mode: no Slack needed"
-    have = {
-        "SLACK_BOT_TOKEN": secrets.slack_bot_token,
-        "SLACK_SIGNING_SECRET": secrets.slack_signing_secret,
-        "SLACK_APP_TOKEN": secrets.slack_app_token,
-    }
-    missing = [name for name in _SLACK_NEEDS[mode] if have[name] is None]
+    missing = secrets.missing_for_slack(mode)
     if missing:
         raise CheckFailed(f"{mode} mode needs {' and '.join(missing)} in the environment")
     if mode == "socket":

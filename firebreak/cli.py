@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
 from firebreak.config import Config, ConfigError, Secrets, load_config
 
@@ -27,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firebreak", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"firebreak {version('firebreak')}")
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="HTTP server, Slack, scheduler")
@@ -75,9 +77,21 @@ def _load(args: argparse.Namespace) -> tuple[Config, Secrets]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Pre-flight before uvicorn: a missing token or an unreachable store is one line here,
+    not a traceback out of the ASGI lifespan."""
     from firebreak.server import serve
 
     config, secrets = _load(args)
+    if missing := secrets.missing_for_slack(config.slack.mode):
+        print(
+            f"slack.mode is {config.slack.mode}: set {' and '.join(missing)} in the "
+            "environment (or use slack.mode: console)",
+            file=sys.stderr,
+        )
+        return 2
+    if (problem := _migrate(config.store.url)) is not None:
+        print(problem, file=sys.stderr)
+        return 1
     return serve(config, secrets)
 
 
@@ -128,12 +142,26 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
+    config, _ = _load(args)
+    if (problem := _migrate(config.store.url)) is not None:
+        print(problem, file=sys.stderr)
+        return 1
+    print(f"store at {_safe_url(config.store.url)}: schema at the latest migration")
+    return 0
+
+
+def _migrate(url: str) -> str | None:
+    """Apply migrations; the reason in one line when the store cannot be reached."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
     from firebreak.store.migrate import upgrade
 
-    config, _ = _load(args)
-    upgrade(config.store.url)
-    print(f"store at {_safe_url(config.store.url)} is up to date")
-    return 0
+    try:
+        upgrade(url)
+    except (OperationalError, DBAPIError, OSError) as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        return f"store at {_safe_url(url)} cannot be used: {reason[:300]}"
+    return None
 
 
 def _safe_url(url: str) -> str:

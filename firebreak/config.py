@@ -10,9 +10,11 @@ pasted into YAML is refused instead of silently ignored.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -30,6 +32,7 @@ from pydantic_settings import (
 )
 
 CONFIG_ENV = "FIREBREAK_CONFIG"
+ENV_PREFIX = "FIREBREAK__"
 DEFAULT_CONFIG = Path("config.yaml")
 
 
@@ -260,21 +263,34 @@ class Secrets(BaseModel):
     api_token: SecretStr | None = None
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Secrets:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if environ is None else environ
-        names = {
-            "slack_bot_token": "SLACK_BOT_TOKEN",
-            "slack_signing_secret": "SLACK_SIGNING_SECRET",
-            "slack_app_token": "SLACK_APP_TOKEN",
-            "openai_api_key": "OPENAI_API_KEY",
-            "webhook_token": "FIREBREAK_WEBHOOK_TOKEN",
-            "api_token": "FIREBREAK_API_TOKEN",
-        }
-        return cls(**{field: env[var] for field, var in names.items() if env.get(var)})
+        return cls(**{field: env[var] for field, var in SECRET_ENV.items() if env.get(var)})
+
+    def missing_for_slack(self, mode: str) -> list[str]:
+        """The environment variables `slack.mode` needs that are not set."""
+        needed = SLACK_MODE_SECRETS.get(mode, ())
+        return [
+            var for field, var in SECRET_ENV.items() if var in needed and not getattr(self, field)
+        ]
 
     def values(self) -> list[str]:
         """Every secret value that is set: the redactor scrubs these from logs and prompts."""
         return [s.get_secret_value() for s in self.__dict__.values() if s is not None]
+
+
+SECRET_ENV = {
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "openai_api_key": "OPENAI_API_KEY",
+    "webhook_token": "FIREBREAK_WEBHOOK_TOKEN",
+    "api_token": "FIREBREAK_API_TOKEN",
+}
+SLACK_MODE_SECRETS = {
+    "http": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"),
+    "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"),
+}
 
 
 class ConfigError(Exception):
@@ -299,22 +315,45 @@ def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path 
 def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Config:
     """Read, merge and validate the configuration; raise ConfigError with one readable line."""
     yaml_file = resolve_config_path(path)
+    _refuse_unknown_sections(os.environ)
     try:
         return Config(_yaml_file=yaml_file, **overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, yaml_file)) from None
-    except (ValueError, OSError) as exc:  # malformed YAML or unreadable file
-        raise ConfigError(f"config file {yaml_file}: {exc}".splitlines()[0]) from None
+    except (ValueError, OSError, yaml.YAMLError) as exc:  # malformed YAML, unreadable file
+        message = " ".join(str(exc).split())  # YAML errors span lines: one line, all of it
+        raise ConfigError(f"config file {yaml_file}: {message}") from None
+
+
+def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:
+    """`FIREBREAK__SLAK__MODE` would otherwise be ignored without a word."""
+    sections = set(Config.model_fields)
+    for name in environ:
+        if name.startswith(ENV_PREFIX):
+            section = name[len(ENV_PREFIX) :].split("__")[0].lower()
+            if section not in sections:
+                raise ConfigError(
+                    f"${name}: no config section {section!r} "
+                    f"(sections: {', '.join(sorted(sections))})"
+                )
 
 
 def _describe(exc: ValidationError, yaml_file: Path | None) -> str:
-    where = f" in {yaml_file}" if yaml_file else ""
     problems = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
+        parts = [str(part) for part in error["loc"] if not _is_union_tag(part)]
         message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        problems.append(f"{key}: {message}")
-    return f"config error{where}: " + "; ".join(problems)
+        problems.append(f"{'.'.join(parts)}: {message}{_origin(parts, yaml_file)}")
+    return "config error: " + "; ".join(problems)
+
+
+def _origin(parts: list[str], yaml_file: Path | None) -> str:
+    """Where the bad value came from: the environment variable overriding it, or the file."""
+    for depth in range(len(parts), 0, -1):
+        variable = ENV_PREFIX + "__".join(parts[:depth]).upper()
+        if variable in os.environ:
+            return f" (from ${variable})"
+    return f" (in {yaml_file})" if yaml_file else ""
 
 
 def _is_union_tag(part: object) -> bool:

@@ -25,6 +25,15 @@ class AlertPayload(BaseModel):
     generator_url: str = Field("", alias="generatorURL")
     fingerprint: str = Field(min_length=1, max_length=128)
 
+    @field_validator("starts_at", "ends_at", mode="before")
+    @classmethod
+    def _timestamp_text(cls, value: object) -> object:
+        """Alertmanager sends RFC 3339 text; pydantic would read a bare number as Unix time
+        and store 1970 over a real start."""
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("must be an RFC 3339 timestamp string")
+        return value
+
     @field_validator("starts_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:

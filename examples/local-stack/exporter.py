@@ -125,7 +125,7 @@ def handler(service: Service) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             if self.path == "/break":
                 service.break_()
-                self._send(200, b"checkout is now failing; an alert fires in about 15 s\n")
+                self._send(200, b"checkout is now failing; an alert fires in 10-15 s\n")
             elif self.path == "/fix":
                 service.fix()
                 self._send(200, b"checkout recovered; the alert resolves in about 30 s\n")

@@ -98,7 +98,7 @@ cat <<EOF
 
 Everything is up. In another terminal:
 
-  $0 break                 # checkout starts failing; HighErrorRate fires in ~15-20 s
+  $0 break                 # checkout starts failing; HighErrorRate fires in ~10-15 s
   $0 incidents             # = curl $FIREBREAK_URL/api/v1/incidents
   curl $FIREBREAK_URL/api/v1/incidents/1/timeline
   $0 fix                   # recovers; Alertmanager sends "resolved" ~30 s later

@@ -87,6 +87,15 @@ async def test_wrong_types_are_422_naming_the_field(app: RunningApp) -> None:
     assert await stored_rows(app) == (0, 0, 0)
 
 
+async def test_numeric_timestamp_is_422_not_unix_time(app: RunningApp) -> None:
+    payload = group("g1", [alert("a")])
+    payload["alerts"][0]["startsAt"] = 12345
+    response = await app.client.post("/webhooks/alertmanager", json=payload, headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "alerts.0.startsAt"
+    assert await stored_rows(app) == (0, 0, 0)
+
+
 async def test_wrong_version_is_422(app: RunningApp) -> None:
     payload = group("g1", [alert("a")]) | {"version": "3"}
     response = await app.client.post("/webhooks/alertmanager", json=payload, headers=AUTH)
@@ -203,6 +212,13 @@ async def test_api_bad_status_is_400_and_token_required(app: RunningApp) -> None
     api = {"Authorization": f"Bearer {API_TOKEN}"}
     assert (await app.client.get("/api/v1/incidents?status=open", headers=api)).status_code == 400
     assert (await app.client.get("/api/v1/incidents")).status_code == 401
+
+
+async def test_unknown_paths_and_methods_answer_json(app: RunningApp) -> None:
+    missing = await app.client.get("/api/v2/incidents")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    wrong = await app.client.get("/webhooks/alertmanager")
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
 
 
 async def test_health_readiness_and_metrics(app: RunningApp) -> None:

@@ -262,8 +262,8 @@ async def test_cli_invalid_config_is_one_red_line(tmp_path: Path) -> None:
     code, out, _ = await run_cli("check", "--config", str(tmp_path / "broken.yaml"))
     assert code == 1
     assert out.splitlines() == [
-        f"✗ config  config error in {tmp_path / 'broken.yaml'}: slack.mode: "
-        "Input should be 'http', 'socket' or 'console'"
+        "✗ config  config error: slack.mode: Input should be 'http', 'socket' or 'console' "
+        f"(in {tmp_path / 'broken.yaml'})"
     ]
 
 

@@ -96,3 +96,54 @@ def test_bad_config_stops_the_cli_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "server.port" in result.stderr
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "firebreak.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_malformed_yaml_is_one_line(tmp_path: Path) -> None:
+    result = cli("db", "upgrade", "--config", str(write(tmp_path, "server: {port: 8080\nslack:\n")))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "line 1, column 9" in result.stderr
+
+
+def test_environment_errors_name_the_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, "llm: {timeout_s: 60}\n")
+    bad = cli("db", "upgrade", "--config", str(path), env={"FIREBREAK__LLM__TIMEOUT_S": "abc"})
+    assert "(from $FIREBREAK__LLM__TIMEOUT_S)" in bad.stderr and str(path) not in bad.stderr
+    typo = cli("db", "upgrade", "--config", str(path), env={"FIREBREAK__SLAK__MODE": "http"})
+    assert typo.returncode == 2
+    assert typo.stderr.startswith("$FIREBREAK__SLAK__MODE: no config section 'slak'")
+
+
+def test_serve_refuses_missing_slack_tokens_before_starting(tmp_path: Path) -> None:
+    store = tmp_path / "fb.db"
+    path = write(
+        tmp_path, f"slack: {{mode: http}}\nstore: {{url: 'sqlite+aiosqlite:///{store}'}}\n"
+    )
+    result = cli("serve", "--config", str(path), env={"SLACK_BOT_TOKEN": ""})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "slack.mode is http: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET in the environment "
+        "(or use slack.mode: console)"
+    ]
+    assert not store.exists(), "nothing was created before refusing"
+
+
+def test_unusable_store_is_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "store: {url: 'sqlite+aiosqlite:////nonexistent/dir/fb.db'}\n")
+    result = cli("db", "upgrade", "--config", str(path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "store at sqlite+aiosqlite:////nonexistent/dir/fb.db cannot be used: "
+        "unable to open database file"
+    ]
