@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import operator
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -36,7 +36,7 @@ from firebreak.bot.cards import escape, mention, slack_date, truncate
 from firebreak.config import PrometheusSource, RemediationAction, VerifyConfig
 from firebreak.ports import ApprovedRemediation
 from firebreak.store import escalations as store
-from firebreak.store.incidents import add_event
+from firebreak.store.incidents import add_event, utcnow
 from firebreak.store.models import Incident
 from firebreak.store.schemas import EventType, IncidentStatus
 from firebreak.tools.actions import ActionError, run_action, validate_parameters
@@ -60,10 +60,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def refusal_text(approvers: list[str]) -> str:
@@ -111,12 +107,18 @@ class RemediationService:
     async def schedule(self, approved: ApprovedRemediation) -> None:
         """Persist the run (execute at now + delay_s, verify after verify.within_s) and
         schedule its job. Raises ActionError (a ValueError) for an action or parameters the
-        allowlist does not accept: nothing is scheduled then."""
+        allowlist does not accept: nothing is scheduled then. An approval already scheduled
+        (same `key`: the investigation re-ran its last step after a crash) is not scheduled
+        again, so an approved action can never run twice."""
         action, parameters = self.validate(approved)
         delay = max(0.0, float(approved.delay_s))
         now = utcnow()
         run_at = now + timedelta(seconds=delay)
+        key = approved.key or None
         async with self.runtime.engine.begin() as conn:
+            if key is not None and await store.run_for_approval(conn, key) is not None:
+                log.info("remediation already scheduled for this approval", approval_key=key)
+                return
             run_id = await store.create_run(
                 conn,
                 incident_id=approved.incident_id,
@@ -131,6 +133,7 @@ class RemediationService:
                 next_at=run_at,
                 step=0,
                 output="",
+                approval_key=key,
             )
         log.info("remediation scheduled", run_id=run_id, action=action.name, delay_s=delay)
         if delay > 0:

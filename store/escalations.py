@@ -255,6 +255,12 @@ async def create_run(conn: AsyncConnection, **values: Any) -> int:
     return int(run_id)
 
 
+async def run_for_approval(conn: AsyncConnection, approval_key: str) -> int | None:
+    return await conn.scalar(
+        select(RemediationRun.id).where(RemediationRun.approval_key == approval_key)
+    )
+
+
 async def get_run(conn: AsyncConnection, run_id: int) -> Any:
     return (await conn.execute(select(RemediationRun).where(RemediationRun.id == run_id))).first()
 

@@ -288,5 +288,6 @@ class RemediationRun(Base):
     ok: Mapped[bool | None] = mapped_column(Boolean)
     output: Mapped[str] = mapped_column(Text, default="")
     verified: Mapped[bool | None] = mapped_column(Boolean)
+    approval_key: Mapped[str | None] = mapped_column(String(64), unique=True)  # one run each
 
     __table_args__ = (Index("ix_remediation_runs_next_at", "next_at"),)

@@ -35,13 +35,15 @@ def append_action(**extra: Any) -> dict[str, Any]:
     }
 
 
-def approved(incident_id: int, action: str = "mark", delay_s: float = 0, **params: str) -> Any:
+def approved(
+    incident_id: int, action: str = "mark", delay_s: float = 0, key: str = "", **params: str
+) -> Any:
     proposal = RemediationProposal(
         action=action,
         parameters=[RemediationParameter(name=k, value=v) for k, v in params.items()],
         reason="because",
     )
-    return ApprovedRemediation(incident_id, proposal, approved_by="U1", delay_s=delay_s)
+    return ApprovedRemediation(incident_id, proposal, approved_by="U1", delay_s=delay_s, key=key)
 
 
 def app_for(store_url: str, notifier: RecordingNotifier, **sections: Any) -> Any:
@@ -105,6 +107,25 @@ async def test_scheduled_approval_runs_once_after_a_restart(store_url: str, tmp_
         assert event["data"]["ok"] is True and "done hello" in event["data"]["output"]
         assert len(await executed()) == 1
     assert any("succeeded" in text for text in notifier.posts("remediation"))
+
+
+async def test_one_approval_scheduled_twice_runs_once(store_url: str, tmp_path: Path) -> None:
+    """A resumed investigation re-runs its last step after a crash: same approval, same key."""
+    marker = tmp_path / "marker"
+    notifier = RecordingNotifier()
+    async with app_for(store_url, notifier, remediation={"actions": [append_action()]}) as app:
+        incident_id = await open_incident(app.client)
+        once = approved(incident_id, key="inv-1-abc", path=str(marker), word="once")
+        await app.runtime.remediations.schedule(once)  # type: ignore[union-attr]
+        await app.runtime.remediations.schedule(once)  # type: ignore[union-attr]
+
+        async def executed() -> list[dict]:
+            return await timeline(app.client, incident_id, "REMEDIATION_EXECUTED")
+
+        await eventually(executed, within=10)
+        await asyncio.sleep(0.8)  # a second run would show by now
+        assert len(await executed()) == 1
+    assert marker.read_text() == "once\n"
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("ok", sa.Boolean(), nullable=True),
         sa.Column("output", sa.Text(), nullable=False),
         sa.Column("verified", sa.Boolean(), nullable=True),
+        sa.Column("approval_key", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["incident_id"],
             ["incidents.id"],
@@ -62,6 +63,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_remediation_runs")),
+        sa.UniqueConstraint("approval_key", name=op.f("uq_remediation_runs_approval_key")),
     )
     with op.batch_alter_table("remediation_runs", schema=None) as batch_op:
         batch_op.create_index(
