@@ -41,6 +41,7 @@ from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.reasoning import answer_question
 from firebreak.app import Runtime
 from firebreak.events import Change, IncidentEvent
+from firebreak.remediation import refusal_text
 from firebreak.store import incidents, investigations
 from firebreak.store.incidents import utcnow
 from firebreak.store.investigations import RunStatus
@@ -144,10 +145,7 @@ class InvestigationService:
     ) -> str:
         remediations = self._runtime.remediations
         if remediations is not None and not remediations.may_approve(actor, list(user_groups)):
-            return (
-                f"Sorry <@{actor}>, you are not on the list of people who may approve or reject "
-                "remediations. Ask someone on call to decide."
-            )
+            return refusal_text(self._runtime.config.remediation.approvers)
         decision = {"approve": approve, "actor": actor, "delay_s": delay_s}
         async with self._runtime.engine.begin() as conn:
             thread_id = await investigations.claim_decision(

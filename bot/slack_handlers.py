@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -52,7 +52,6 @@ class Reply:
     changed: bool = True
     response_type: str = "ephemeral"
     missing: bool = False  # the incident does not exist
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"text": self.text, "response_type": self.response_type}
@@ -68,9 +67,8 @@ def _missing(incident_id: int) -> Reply:
 class IncidentOps:
     """The incident actions behind both the buttons and the slash command."""
 
-    def __init__(self, runtime: Any, notifier: OutboxNotifier) -> None:
+    def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
-        self.notifier = notifier
 
     @property
     def engine(self) -> Any:
@@ -144,8 +142,7 @@ class IncidentOps:
         channel = self.runtime.config.slack.channel
         return Reply(
             f":rotating_light: Declared incident #{incident_id}: "
-            f"{cards.escape(title[:MAX_TITLE])}. Its card is going to {cards.mention(channel)}.",
-            extra={"incident_id": incident_id},
+            f"{cards.escape(title[:MAX_TITLE])}. Its card is going to {cards.mention(channel)}."
         )
 
     async def status(self, incident_id: int) -> Reply:
@@ -251,7 +248,7 @@ async def _respond(respond: Answer, message: dict[str, Any]) -> None:
 
 def register(app: AsyncApp, runtime: Any, notifier: OutboxNotifier) -> IncidentOps:
     """Attach every listener to ``app``."""
-    ops = IncidentOps(runtime, notifier)
+    ops = IncidentOps(runtime)
     command_name = runtime.config.slack.command
     by_id: dict[str, Callable[[int, str], Coroutine[Any, Any, Reply]]] = {
         "status": lambda i, _u: ops.status(i),

@@ -106,6 +106,7 @@ class OutboxNotifier:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._leader = False
+        self._lease_renewed_at = 0.0
         self._degraded = False
         self._probe_delay = 0.0
         self._dm_channels: dict[str, str] = {}
@@ -328,10 +329,18 @@ class OutboxNotifier:
                     pass
 
     async def _take_lease(self) -> bool:
+        """Take or renew the lease, but renew only once a third of its life has passed: the
+        drainer loops on every wake-up, and a write per loop is a write per enqueued message."""
+        now = time.monotonic()
+        if self._leader and now - self._lease_renewed_at < self.settings.lease_ttl_s / 3:
+            return True
         async with self.engine.begin() as conn:
-            return await outbox.acquire_lease(
+            leader = await outbox.acquire_lease(
                 conn, LEASE_NAME, self.owner, timedelta(seconds=self.settings.lease_ttl_s)
             )
+        if leader:
+            self._lease_renewed_at = now
+        return leader
 
     async def _time_to_next_due(self) -> float:
         async with self.engine.connect() as conn:

@@ -21,7 +21,7 @@ holds the count (`sent`), the reminders' exactly-once token.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -30,7 +30,7 @@ from firebreak.bot.cards import escalation_page_text, escape, mention, slack_dat
 from firebreak.config import EscalationPolicy
 from firebreak.events import Change, IncidentEvent
 from firebreak.store import escalations as store
-from firebreak.store.incidents import add_event
+from firebreak.store.incidents import add_event, utcnow
 from firebreak.store.schemas import EventType
 
 if TYPE_CHECKING:
@@ -42,10 +42,6 @@ log = structlog.get_logger(__name__)
 ACTOR = "firebreak"
 NO_POLICY: dict[str, Any] = {"name": None, "match": {}, "levels": [], "repeat": 0}
 _USER_PREFIXES = ("U", "W")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def match_policy(
