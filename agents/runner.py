@@ -105,12 +105,13 @@ class InvestigationService:
         for run in runs:
             if run.status is RunStatus.DECIDING and run.decision is not None:
                 self._track(
-                    run.incident_id, self._drive(run.thread_id, Command(resume=run.decision))
+                    run.incident_id,
+                    self._drive(run.incident_id, run.thread_id, Command(resume=run.decision)),
                 )
                 continue
             snapshot = await self._graph.aget_state(_thread(run.thread_id))
             start = None if snapshot.values else _input(run.incident_id, run.thread_id)
-            self._track(run.incident_id, self._drive(run.thread_id, start))
+            self._track(run.incident_id, self._drive(run.incident_id, run.thread_id, start))
         if runs:
             log.info("resuming interrupted investigations", count=len(runs))
         return len(runs)
@@ -153,7 +154,7 @@ class InvestigationService:
             )
         if thread_id is None:
             return f"No remediation on incident #{incident_id} is waiting for a decision."
-        await self._drive(thread_id, Command(resume=decision))
+        await self._drive(incident_id, thread_id, Command(resume=decision))
         verb = "Approved" if approve else "Rejected"
         return f"{verb}. The decision is recorded on incident #{incident_id}'s timeline."
 
@@ -176,9 +177,11 @@ class InvestigationService:
             await investigations.create_run(
                 conn, thread_id, incident_id, actor=actor, reason=reason, owner=self._owner
             )
-        await self._drive(thread_id, _input(incident_id, thread_id))
+        await self._drive(incident_id, thread_id, _input(incident_id, thread_id))
 
-    async def _drive(self, thread_id: str, start: dict[str, Any] | Command | None) -> None:
+    async def _drive(
+        self, incident_id: int, thread_id: str, start: dict[str, Any] | Command | None
+    ) -> None:
         config = _thread(thread_id)
         async with self._slots:
             try:
@@ -190,12 +193,11 @@ class InvestigationService:
             except Exception as exc:
                 log.exception("investigation failed", thread_id=thread_id)
                 status = RunStatus.FAILED
-                await self._record_failure(thread_id, exc)
+                await self._record_failure(incident_id, exc)
         async with self._runtime.engine.begin() as conn:
             await investigations.set_status(conn, thread_id, status)
 
-    async def _record_failure(self, thread_id: str, exc: Exception) -> None:
-        incident_id = int(thread_id.split("-")[1])
+    async def _record_failure(self, incident_id: int, exc: Exception) -> None:
         message = self._deps.redactor.redact(f"Investigation failed: {type(exc).__name__}: {exc}")
         async with self._runtime.engine.begin() as conn:
             if await incidents.exists(conn, incident_id):
