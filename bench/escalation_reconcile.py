@@ -133,6 +133,8 @@ async def main() -> int:
     runtime = build_runtime(config, Secrets())
     rss_before = rss_mib()
     async with AsyncExitStack() as stack:
+        await runtime.writer.start()
+        stack.push_async_callback(runtime.writer.stop)
         scheduler = JobScheduler(runtime)
         runtime.escalations = scheduler.escalations
         began = time.perf_counter()

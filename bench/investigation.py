@@ -100,7 +100,7 @@ async def timed_investigations(
 
         async def submit(key: str) -> None:
             began = time.perf_counter()
-            outcome = await runtime.writer.submit(payload(key, starts))
+            outcome = await runtime.ingest(payload(key, starts))
             submitted[outcome.incident_id] = began
 
         if at_once:

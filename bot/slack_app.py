@@ -101,6 +101,7 @@ async def _start(runtime: Runtime, stack: AsyncExitStack, opts: SlackOptions) ->
         )
     notifier = OutboxNotifier(
         runtime.engine,
+        runtime.writer,
         transport,
         channel=config.channel,
         alertmanager_url=config.alertmanager_url,

@@ -18,6 +18,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
@@ -78,24 +79,25 @@ class IncidentOps:
         self.runtime.bus.publish(IncidentEvent(incident_id, change, actor))
 
     async def acknowledge(self, incident_id: int, user: str) -> Reply:
-        async with self.engine.begin() as conn:
-            result = await incidents.acknowledge(conn, incident_id, user)
-            incident = await incidents.get_incident(conn, incident_id, with_alerts=False)
-        if result.status is None or incident is None:
+        result = await self.runtime.writer.run(
+            partial(incidents.acknowledge, incident_id=incident_id, actor=user)
+        )
+        if result.status is None:
             return _missing(incident_id)
         if result.changed:
             self._publish(incident_id, Change.UPDATED, user)
             return Reply(f":eyes: You acknowledged incident #{incident_id}; escalation stopped.")
         if result.status == IncidentStatus.ACKNOWLEDGED:
-            who = cards.mention(incident.acknowledged_by) if incident.acknowledged_by else "someone"
+            who = cards.mention(result.acknowledged_by) if result.acknowledged_by else "someone"
             return Reply(
                 f"Incident #{incident_id} was already acknowledged by {who}.", changed=False
             )
         return Reply(f"Incident #{incident_id} is already resolved.", changed=False)
 
     async def resolve(self, incident_id: int, user: str) -> Reply:
-        async with self.engine.begin() as conn:
-            result = await incidents.resolve(conn, incident_id, user)
+        result = await self.runtime.writer.run(
+            partial(incidents.resolve, incident_id=incident_id, actor=user)
+        )
         if result.status is None:
             return _missing(incident_id)
         if result.changed:
@@ -136,8 +138,9 @@ class IncidentOps:
         )
 
     async def declare(self, title: str, user: str) -> Reply:
-        async with self.engine.begin() as conn:
-            incident_id = await incidents.declare(conn, title[:MAX_TITLE], user)
+        incident_id = await self.runtime.writer.run(
+            partial(incidents.declare, title=title[:MAX_TITLE], actor=user)
+        )
         self._publish(incident_id, Change.OPENED, user)  # card + investigation + escalation
         channel = self.runtime.config.slack.channel
         return Reply(

@@ -38,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -49,6 +50,7 @@ from firebreak.bot.slack_transport import PermanentError, TransientError, Transp
 from firebreak.store import incidents
 from firebreak.store import slack as outbox
 from firebreak.store.incidents import CARD, utcnow
+from firebreak.store.writer import Writer
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +86,7 @@ class OutboxNotifier:
     def __init__(
         self,
         engine: AsyncEngine,
+        writer: Writer,
         transport: Transport,
         *,
         channel: str,
@@ -92,6 +95,7 @@ class OutboxNotifier:
         owner: str | None = None,
     ) -> None:
         self.engine = engine
+        self.writer = writer
         self.transport = transport
         self.channel = channel
         self.alertmanager_url = alertmanager_url
@@ -99,7 +103,6 @@ class OutboxNotifier:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
-        self._write_lock = asyncio.Lock()
         self._writes: set[asyncio.Task[Any]] = set()
         self._cards_pending: set[int] = set()
         self._card_written_at: dict[int, float] = {}
@@ -210,8 +213,8 @@ class OutboxNotifier:
         )
 
     async def _enqueue(self, **row: Any) -> None:
-        async with self._write_lock, self.engine.begin() as conn:  # FIFO: rows in call order
-            await outbox.enqueue(conn, **row)
+        """Through the store writer: rows commit in call order, many sharing one commit."""
+        await self.writer.run(partial(outbox.enqueue, **row))
         self._wake.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

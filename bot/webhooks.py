@@ -40,7 +40,7 @@ async def alertmanager_webhook(request: Request) -> JSONResponse:
         metrics.webhook_rejected.labels("invalid").inc()
         return validation_response(exc)
 
-    outcome = await runtime.writer.submit(payload)
+    outcome = await runtime.ingest(payload)
     for alert in payload.alerts:
         metrics.alerts_received.labels(alert.status).inc()
     metrics.webhook_latency.observe(time.perf_counter() - started)

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,9 +29,11 @@ from firebreak.events import Change, EventBus, IncidentEvent
 from firebreak.metrics import Metrics
 from firebreak.ports import Escalations, Investigations, Notifier, Remediations
 from firebreak.store.db import create_engine, create_sync_engine
-from firebreak.store.ingest import IngestOutcome
+from firebreak.store.incidents import utcnow
+from firebreak.store.ingest import IngestOutcome, ingest
 from firebreak.store.migrate import upgrade
-from firebreak.store.writer import IngestWriter
+from firebreak.store.payloads import AlertmanagerPayload
+from firebreak.store.writer import Writer
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +47,7 @@ class Runtime:
     engine: AsyncEngine
     metrics: Metrics
     bus: EventBus
-    writer: IngestWriter
+    writer: Writer  # group commit for hot writes (store/writer.py)
     readiness_checks: dict[str, Readiness] = field(default_factory=dict)
     # Set by the components as they start (see firebreak/components.py).
     notifier: Notifier | None = None
@@ -57,16 +60,27 @@ class Runtime:
     def readiness(self) -> dict[str, str]:
         return {name: check() for name, check in self.readiness_checks.items()}
 
+    async def ingest(self, payload: AlertmanagerPayload) -> IngestOutcome:
+        """Store an Alertmanager notification (returns once committed), then announce what
+        changed: the bus starts cards, investigations and ladders, never inside the request."""
+        outcome = await self.writer.run(
+            partial(
+                ingest,
+                payload=payload,
+                now=utcnow(),
+                reopen_window_s=self.config.ingest.reopen_window_s,
+            )
+        )
+        if outcome.incident_id is not None:
+            _announce(outcome, self.bus, self.metrics)
+        return outcome
+
 
 def build_runtime(config: Config, secrets: Secrets) -> Runtime:
     engine = create_engine(config.store.url)
     metrics = Metrics()
     bus = EventBus()
-    writer = IngestWriter(
-        create_sync_engine(config.store.url),
-        reopen_window_s=config.ingest.reopen_window_s,
-        after_commit=lambda outcome: _announce(outcome, bus, metrics),
-    )
+    writer = Writer(create_sync_engine(config.store.url))
     return Runtime(config, secrets, engine, metrics, bus, writer)
 
 
@@ -93,7 +107,7 @@ async def running(runtime: Runtime, components: list[Component]) -> AsyncIterato
     async with AsyncExitStack() as stack:
         stack.push_async_callback(runtime.engine.dispose)
         await runtime.writer.start()
-        stack.push_async_callback(_logged_stop, "ingest writer", runtime.writer.stop)
+        stack.push_async_callback(_logged_stop, "store writer", runtime.writer.stop)
         for component in components:
             async with AsyncExitStack() as own:  # each component's shutdown, timed as one
                 await component(runtime, own)

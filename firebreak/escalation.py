@@ -10,6 +10,11 @@ second replica firing the same step changes nothing and says nothing. (A crash b
 commit and the notifier call loses that page's Slack message but never doubles it; the
 notifier itself records it durably once called.)
 
+The timer: the scheduler keeps one job per 0.1 s tick in which some ladder's `next_at` falls
+(firebreak/scheduler.py); the job fires every step due by then (`fire_due`), so 10,000 steps
+due within seconds of each other commit in a few writer batches instead of 10,000 jobs each
+committing its own removal.
+
 Acknowledge and resolve (store/incidents.py) stop the ladder in their own transaction by
 clearing `next_at` and bumping `step`, so any job still queued for the old step is a no-op.
 
@@ -20,17 +25,20 @@ holds the count (`sent`), the reminders' exactly-once token.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy import Connection
 
 from firebreak.bot.cards import escalation_page_text, escape, mention, slack_date, truncate
 from firebreak.config import EscalationPolicy
 from firebreak.events import Change, IncidentEvent
 from firebreak.store import escalations as store
-from firebreak.store.incidents import add_event, utcnow
+from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.schemas import EventType
 
 if TYPE_CHECKING:
@@ -42,6 +50,7 @@ log = structlog.get_logger(__name__)
 ACTOR = "firebreak"
 NO_POLICY: dict[str, Any] = {"name": None, "match": {}, "levels": [], "repeat": 0}
 _USER_PREFIXES = ("U", "W")
+DUE_BATCH = 1000  # steps fired per look at the due ladders (they commit in writer batches)
 
 
 def match_policy(
@@ -89,109 +98,70 @@ class Page:
 
 
 class EscalationService:
-    """Implements `firebreak.ports.Escalations`; the scheduler's jobs call `fire_step` and
+    """Implements `firebreak.ports.Escalations`; the scheduler's jobs call `fire_due` and
     `fire_reminder`."""
 
     def __init__(self, runtime: Runtime, scheduler: JobScheduler) -> None:
         self.runtime = runtime
         self.scheduler = scheduler
         self.config = runtime.config.escalation
+        self._firing = False
+        self._look_again = False
 
     # ------------------------------------------------------------------ public (ports)
 
     async def start(self, incident_id: int) -> None:
         """Snapshot the matching policy and page level 1 now (idempotent; a reopened incident
         whose ladder had stopped starts again)."""
-        now = utcnow()
-        async with self.runtime.engine.begin() as conn:
-            ladder = await store.ladder(conn, incident_id)
-            if ladder is None or ladder.status != store.TRIGGERED:
-                return
-            policy = self._snapshot(ladder)
-            next_at = now if policy["levels"] else None
-            if ladder.policy is None:
-                if not await store.create_ladder(conn, incident_id, policy, next_at):
-                    return  # someone else created it
-                step = 0
-            else:
-                if ladder.next_at is not None:
-                    return  # running
-                if not await store.reopened_since_last_page(conn, incident_id):
-                    return  # finished, or stopped, and not reopened since
-                if not await store.restart_ladder(conn, incident_id, ladder.step, policy, next_at):
-                    return
-                step = ladder.step + 1
-        if next_at is not None:
-            log.info("escalation started", incident_id=incident_id, policy=policy["name"])
+        step = await self.runtime.writer.run(partial(self._start_ladder, incident_id=incident_id))
+        if step is not None:
+            log.info("escalation started", incident_id=incident_id)
             await self.fire_step(incident_id, step)
 
     async def escalate_now(self, incident_id: int, *, actor: str) -> str:
         """Page the next level immediately; returns what to tell the human."""
         for _ in range(3):
-            now = utcnow()
-            async with self.runtime.engine.begin() as conn:
-                ladder = await store.ladder(conn, incident_id)
-                if ladder is None:
-                    return f"There is no incident #{incident_id}."
-                if ladder.status == store.RESOLVED:
-                    return f"Incident #{incident_id} is resolved; there is nobody to escalate to."
-                step = ladder.step
-                policy = ladder.policy
-                if policy is None:  # opened before the scheduler ran: snapshot it now
-                    policy = self._snapshot(ladder)
-                    if not await store.create_ladder(conn, incident_id, policy, None):
-                        continue
-                if not policy["levels"]:
-                    return (
-                        f"No escalation policy matches incident #{incident_id}, "
-                        "so there is nobody to page."
-                    )
-                position = next_position(policy, ladder.level, ladder.cycle)
-                if position is None:
-                    return (
-                        f"Incident #{incident_id} is already at the last escalation level "
-                        f"({ladder.level}); there is nobody further to page."
-                    )
-                page = await self._record_page(
-                    conn, ladder, policy, step, position, now, actor=actor, manual=True
-                )
-            if page is None:
+            outcome = await self.runtime.writer.run(
+                partial(self._escalate, incident_id=incident_id, actor=actor)
+            )
+            if isinstance(outcome, str):
+                return outcome
+            if outcome is None:
                 continue  # lost a race with the timer, an ack or another click: look again
-            await self._after_page(page)
-            who = ", ".join(mention(t) for t in page.targets)
-            return f"Escalated incident #{incident_id} to level {page.level}: {who} paged."
+            await self._after_page(outcome)
+            who = ", ".join(mention(t) for t in outcome.targets)
+            return f"Escalated incident #{incident_id} to level {outcome.level}: {who} paged."
         return f"Incident #{incident_id} changed while escalating; please try again."
 
     # ------------------------------------------------------------------ jobs
 
+    async def fire_due(self) -> int:
+        """The timer (the scheduler's tick jobs): fire every ladder step due by now. A tick
+        arriving while this runs makes it look once more instead of racing it."""
+        if self._firing:
+            self._look_again = True
+            return 0
+        self._firing = True
+        fired = 0
+        try:
+            self._look_again = True
+            while self._look_again:
+                self._look_again = False
+                async with self.runtime.engine.connect() as conn:
+                    due = await conn.run_sync(store.due_steps, utcnow(), DUE_BATCH)
+                pages = await asyncio.gather(*(self.fire_step(i, step) for i, step in due))
+                fired += sum(pages)
+                self._look_again |= len(due) == DUE_BATCH
+        finally:
+            self._firing = False
+        return fired
+
     async def fire_step(self, incident_id: int, step: int) -> bool:
-        """The timer: page the next level if step `step` is still the pending one."""
-        now = utcnow()
-        async with self.runtime.engine.begin() as conn:
-            ladder = await store.ladder(conn, incident_id)
-            if (
-                ladder is None
-                or ladder.policy is None
-                or ladder.step != step
-                or ladder.next_at is None
-                or ladder.status != store.TRIGGERED
-            ):
-                return False
-            position = next_position(ladder.policy, ladder.level, ladder.cycle)
-            if position is None:  # nothing left (cannot happen for rows we wrote): stop
-                await store.claim_step(
-                    conn,
-                    incident_id,
-                    step,
-                    level=ladder.level,
-                    cycle=ladder.cycle,
-                    next_at=None,
-                    scheduled=True,
-                )
-                return False
-            page = await self._record_page(
-                conn, ladder, ladder.policy, step, position, now, actor=ACTOR, manual=False
-            )
+        """The timer: page the next level if step `step` is still the pending one. Steps due
+        together commit together (the store writer batches them)."""
+        page = await self.runtime.writer.run(
+            partial(self._timer_step, incident_id=incident_id, step=step)
+        )
         if page is None:
             return False
         await self._after_page(page)
@@ -199,32 +169,19 @@ class EscalationService:
 
     async def fire_reminder(self, incident_id: int, sent: int) -> bool:
         """Remind the thread that an acknowledged incident is still open (reminder sent+1)."""
-        now = utcnow()
         interval = self.config.reminder_interval_s
-        async with self.runtime.engine.begin() as conn:
-            ladder = await store.ladder(conn, incident_id)
-            if ladder is None or ladder.status != store.ACKNOWLEDGED:
-                return False
-            assert ladder.acknowledged_at is not None
-            current, last_at = await store.reminder_state(conn, incident_id)
-            if current != sent:
-                return False
-            due = store.reminder_due(ladder.acknowledged_at, last_at, interval)
-            if due > now + timedelta(seconds=1):  # re-acknowledged since this job was made
-                self.scheduler.schedule(store.Due("rmd", incident_id, sent, due))
-                return False
-            if not await store.claim_reminder(conn, incident_id, sent, now):
-                return False
-            who = ladder.acknowledged_by or "someone"
-            await add_event(
-                conn,
-                incident_id,
-                EventType.REMINDER,
-                ACTOR,
-                f"Reminder {sent + 1}: acknowledged by {who} and not resolved yet",
-                {"reminder": sent + 1, "acknowledged_by": ladder.acknowledged_by},
-            )
+        outcome = await self.runtime.writer.run(
+            partial(self._remind, incident_id=incident_id, sent=sent, interval=interval)
+        )
+        if isinstance(outcome, datetime):  # re-acknowledged since this job was made
+            self.scheduler.schedule(store.Due("rmd", incident_id, sent, outcome))
+            return False
+        if outcome is None:
+            return False
+        ladder, now = outcome
+        assert ladder.acknowledged_at is not None
         if self.runtime.notifier is not None:
+            who = ladder.acknowledged_by or "someone"
             self.runtime.notifier.post_in_thread(
                 incident_id,
                 f":alarm_clock: *Reminder*: incident #{incident_id} was acknowledged by "
@@ -248,13 +205,114 @@ class EscalationService:
 
     async def sync_reminder(self, incident_id: int) -> None:
         async with self.runtime.engine.connect() as conn:
-            ladder = await store.ladder(conn, incident_id)
+            ladder = await conn.run_sync(store.ladder, incident_id)
             if ladder is None or ladder.status != store.ACKNOWLEDGED:
                 return
             assert ladder.acknowledged_at is not None
-            sent, last_at = await store.reminder_state(conn, incident_id)
+            sent, last_at = await conn.run_sync(store.reminder_state, incident_id)
         due = store.reminder_due(ladder.acknowledged_at, last_at, self.config.reminder_interval_s)
         self.scheduler.schedule(store.Due("rmd", incident_id, sent, due))
+
+    # ------------------------------------------------------------------ transactions
+    # Run on the store writer (blocking connection, shared commit); no side effects here.
+
+    def _start_ladder(self, conn: Connection, *, incident_id: int) -> int | None:
+        """Create (or restart) the ladder; the step to fire now, or None."""
+        ladder = store.ladder(conn, incident_id)
+        if ladder is None or ladder.status != store.TRIGGERED:
+            return None
+        policy = self._snapshot(ladder)
+        next_at = utcnow() if policy["levels"] else None
+        if ladder.policy is None:
+            if not store.create_ladder(conn, incident_id, policy, next_at):
+                return None  # someone else created it
+            step = 0
+        else:
+            if ladder.next_at is not None:
+                return None  # running
+            if not store.reopened_since_last_page(conn, incident_id):
+                return None  # finished, or stopped, and not reopened since
+            if not store.restart_ladder(conn, incident_id, ladder.step, policy, next_at):
+                return None
+            step = ladder.step + 1
+        return step if next_at is not None else None
+
+    def _escalate(self, conn: Connection, *, incident_id: int, actor: str) -> Page | str | None:
+        """A manual escalation: the page, what to tell the human instead, or None (raced)."""
+        ladder = store.ladder(conn, incident_id)
+        if ladder is None:
+            return f"There is no incident #{incident_id}."
+        if ladder.status == store.RESOLVED:
+            return f"Incident #{incident_id} is resolved; there is nobody to escalate to."
+        policy = ladder.policy
+        if policy is None:  # opened before the scheduler ran: snapshot it now
+            policy = self._snapshot(ladder)
+            if not store.create_ladder(conn, incident_id, policy, None):
+                return None
+        if not policy["levels"]:
+            return (
+                f"No escalation policy matches incident #{incident_id}, so there is nobody to page."
+            )
+        position = next_position(policy, ladder.level, ladder.cycle)
+        if position is None:
+            return (
+                f"Incident #{incident_id} is already at the last escalation level "
+                f"({ladder.level}); there is nobody further to page."
+            )
+        return self._record_page(conn, ladder, policy, position, actor=actor, manual=True)
+
+    def _timer_step(self, conn: Connection, *, incident_id: int, step: int) -> Page | None:
+        ladder = store.ladder(conn, incident_id)
+        if (
+            ladder is None
+            or ladder.policy is None
+            or ladder.step != step
+            or ladder.next_at is None
+            or ladder.status != store.TRIGGERED
+        ):
+            return None
+        position = next_position(ladder.policy, ladder.level, ladder.cycle)
+        if position is None:  # nothing left (cannot happen for rows we wrote): stop
+            store.claim_step(
+                conn,
+                incident_id,
+                step,
+                level=ladder.level,
+                cycle=ladder.cycle,
+                next_at=None,
+                scheduled=True,
+            )
+            return None
+        return self._record_page(conn, ladder, ladder.policy, position, actor=ACTOR, manual=False)
+
+    def _remind(
+        self, conn: Connection, *, incident_id: int, sent: int, interval: float
+    ) -> tuple[store.Ladder, datetime] | datetime | None:
+        """Record reminder `sent + 1`: (ladder, now) when it is to be sent, the new due time
+        when the incident was re-acknowledged since, None when there is nothing to do."""
+        now = utcnow()
+        ladder = store.ladder(conn, incident_id)
+        if ladder is None or ladder.status != store.ACKNOWLEDGED:
+            return None
+        assert ladder.acknowledged_at is not None
+        current, last_at = store.reminder_state(conn, incident_id)
+        if current != sent:
+            return None
+        due = store.reminder_due(ladder.acknowledged_at, last_at, interval)
+        if due > now + timedelta(seconds=1):
+            return due
+        if not store.claim_reminder(conn, incident_id, sent, now):
+            return None
+        record_event(
+            conn,
+            incident_id,
+            EventType.REMINDER,
+            ACTOR,
+            f"Reminder {sent + 1}: acknowledged by {ladder.acknowledged_by or 'someone'} "
+            "and not resolved yet",
+            {"reminder": sent + 1, "acknowledged_by": ladder.acknowledged_by},
+        )
+        return ladder, now
 
     # ------------------------------------------------------------------ internals
 
@@ -264,18 +322,18 @@ class EscalationService:
         )
         return policy.model_dump(mode="json") if policy is not None else dict(NO_POLICY)
 
-    async def _record_page(
+    def _record_page(
         self,
-        conn: Any,
+        conn: Connection,
         ladder: store.Ladder,
         policy: dict[str, Any],
-        step: int,
         position: tuple[int, int],
-        now: datetime,
         *,
         actor: str,
         manual: bool,
     ) -> Page | None:
+        now = utcnow()
+        step = ladder.step
         level, cycle = position
         targets = _targets(policy, level)
         automatic = ladder.status == store.TRIGGERED  # an acked incident gets no timer
@@ -283,7 +341,7 @@ class EscalationService:
         next_at = (
             now + timedelta(seconds=_timeout(policy, level)) if following and automatic else None
         )
-        claimed = await store.claim_step(
+        claimed = store.claim_step(
             conn,
             ladder.incident_id,
             step,
@@ -294,7 +352,7 @@ class EscalationService:
         )
         if not claimed:
             return None
-        await store.set_incident_level(conn, ladder.incident_id, level, now)
+        store.set_incident_level(conn, ladder.incident_id, level, now)
         message = f"Escalation level {level} paged: {', '.join(targets)}"
         if cycle:
             message += f" (repeat {cycle})"
@@ -302,7 +360,7 @@ class EscalationService:
             message += f" — escalated by {actor}"
         elif level > 1 or cycle:
             message += " — not acknowledged in time"
-        await add_event(
+        record_event(
             conn,
             ladder.incident_id,
             EventType.ESCALATED,

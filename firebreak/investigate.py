@@ -54,7 +54,7 @@ async def investigate(
         )
         runtime = build_runtime(config, secrets)
         async with running(runtime, [start_investigations]):
-            outcome = await runtime.writer.submit(payload)
+            outcome = await runtime.ingest(payload)
             if outcome.incident_id is None:
                 raise InvestigateError("the payload has no firing alert: nothing to investigate")
             assert runtime.investigations is not None

@@ -1,8 +1,11 @@
 """Incident queries and state transitions.
 
-Every function takes an `AsyncConnection` so the caller decides the transaction: a transition
-and its timeline event are always written together. Transitions are conditional UPDATEs, so a
-second click, a Slack retry or another replica doing the same thing changes nothing.
+Every function takes a connection so the caller decides the transaction: a transition and its
+timeline event are always written together. Reads take an `AsyncConnection`; the transitions
+people trigger (acknowledge, resolve, declare) and `record_event` take a blocking `Connection`
+and run on the store writer, sharing its commits (store/writer.py). Transitions are conditional
+UPDATEs, so a second click, a Slack retry or another replica doing the same thing changes
+nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.store.models import (
@@ -47,6 +50,32 @@ class Transition:
     changed: bool
     status: IncidentStatus | None  # None: no such incident
     reason: str = ""
+    acknowledged_by: str | None = None
+
+
+INSERT_EVENT = insert(TimelineEvent)  # built once: the hot paths add events by the thousand
+
+
+def record_event(
+    conn: Connection,
+    incident_id: int,
+    kind: EventType,
+    actor: str,
+    message: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append a timeline event (blocking connection: the store writer's work)."""
+    conn.execute(
+        INSERT_EVENT,
+        {
+            "incident_id": incident_id,
+            "at": utcnow(),
+            "type": kind.value,
+            "actor": actor,
+            "message": message,
+            "data": data or {},
+        },
+    )
 
 
 async def add_event(
@@ -57,16 +86,8 @@ async def add_event(
     message: str,
     data: dict[str, Any] | None = None,
 ) -> None:
-    await conn.execute(
-        insert(TimelineEvent).values(
-            incident_id=incident_id,
-            at=utcnow(),
-            type=kind.value,
-            actor=actor,
-            message=message,
-            data=data or {},
-        )
-    )
+    """`record_event` in an async transaction."""
+    await conn.run_sync(record_event, incident_id, kind, actor, message, data)
 
 
 async def list_incidents(
@@ -131,9 +152,9 @@ async def exists(conn: AsyncConnection, incident_id: int) -> bool:
     return found is not None
 
 
-async def acknowledge(conn: AsyncConnection, incident_id: int, actor: str) -> Transition:
+def acknowledge(conn: Connection, incident_id: int, actor: str) -> Transition:
     now = utcnow()
-    changed = await _transition(
+    changed = _transition(
         conn,
         incident_id,
         only_from=[IncidentStatus.TRIGGERED],
@@ -144,15 +165,13 @@ async def acknowledge(conn: AsyncConnection, incident_id: int, actor: str) -> Tr
         },
     )
     if changed:
-        await _stop_escalation(conn, incident_id)
-        await add_event(
-            conn, incident_id, EventType.ACKNOWLEDGED, actor, f"Acknowledged by {actor}"
-        )
-    return await _result(conn, incident_id, changed, "already acknowledged or resolved")
+        _stop_escalation(conn, incident_id)
+        record_event(conn, incident_id, EventType.ACKNOWLEDGED, actor, f"Acknowledged by {actor}")
+    return _result(conn, incident_id, changed, "already acknowledged or resolved")
 
 
-async def resolve(conn: AsyncConnection, incident_id: int, actor: str) -> Transition:
-    changed = await _transition(
+def resolve(conn: Connection, incident_id: int, actor: str) -> Transition:
+    changed = _transition(
         conn,
         incident_id,
         only_from=[IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED],
@@ -163,13 +182,13 @@ async def resolve(conn: AsyncConnection, incident_id: int, actor: str) -> Transi
         },
     )
     if changed:
-        await _stop_escalation(conn, incident_id)
-        await add_event(conn, incident_id, EventType.RESOLVED, actor, f"Resolved by {actor}")
-    return await _result(conn, incident_id, changed, "already resolved")
+        _stop_escalation(conn, incident_id)
+        record_event(conn, incident_id, EventType.RESOLVED, actor, f"Resolved by {actor}")
+    return _result(conn, incident_id, changed, "already resolved")
 
 
-async def declare(
-    conn: AsyncConnection,
+def declare(
+    conn: Connection,
     title: str,
     actor: str,
     *,
@@ -178,7 +197,7 @@ async def declare(
 ) -> int:
     """A human-declared incident: no Alertmanager group, same life cycle."""
     now = utcnow()
-    incident_id = await conn.scalar(
+    incident_id = conn.scalar(
         insert(Incident)
         .values(
             group_key=None,
@@ -196,7 +215,7 @@ async def declare(
         .returning(Incident.id)
     )
     assert incident_id is not None
-    await add_event(conn, incident_id, EventType.INCIDENT_CREATED, actor, f"Declared by {actor}")
+    record_event(conn, incident_id, EventType.INCIDENT_CREATED, actor, f"Declared by {actor}")
     return incident_id
 
 
@@ -255,14 +274,14 @@ async def find_by_slack_thread(conn: AsyncConnection, channel: str, ts: str) -> 
     )
 
 
-async def _transition(
-    conn: AsyncConnection,
+def _transition(
+    conn: Connection,
     incident_id: int,
     *,
     only_from: list[IncidentStatus],
     values: dict[str, Any],
 ) -> bool:
-    result = await conn.execute(
+    result = conn.execute(
         update(Incident)
         .where(Incident.id == incident_id, Incident.status.in_([s.value for s in only_from]))
         .values(**values, updated_at=utcnow())
@@ -270,21 +289,23 @@ async def _transition(
     return result.rowcount == 1
 
 
-async def _stop_escalation(conn: AsyncConnection, incident_id: int) -> None:
-    await conn.execute(
+def _stop_escalation(conn: Connection, incident_id: int) -> None:
+    conn.execute(
         update(EscalationState)
         .where(EscalationState.incident_id == incident_id)
         .values(next_at=None, step=EscalationState.step + 1)
     )
 
 
-async def _result(
-    conn: AsyncConnection, incident_id: int, changed: bool, reason: str
-) -> Transition:
-    status = await conn.scalar(select(Incident.status).where(Incident.id == incident_id))
-    if status is None:
+def _result(conn: Connection, incident_id: int, changed: bool, reason: str) -> Transition:
+    row = conn.execute(
+        select(Incident.status, Incident.acknowledged_by).where(Incident.id == incident_id)
+    ).first()
+    if row is None:
         return Transition(False, None, f"no incident #{incident_id}")
-    return Transition(changed, IncidentStatus(status), "" if changed else reason)
+    return Transition(
+        changed, IncidentStatus(row.status), "" if changed else reason, row.acknowledged_by
+    )
 
 
 async def _card_refs(conn: AsyncConnection, ids: list[int]) -> dict[int, Row[Any]]:

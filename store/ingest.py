@@ -23,7 +23,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
-from firebreak.store.models import Alert, Incident, TimelineEvent
+from firebreak.store.incidents import INSERT_EVENT
+from firebreak.store.models import Alert, Incident
 from firebreak.store.payloads import AlertmanagerPayload, AlertPayload
 from firebreak.store.schemas import EventType, IncidentStatus
 
@@ -123,7 +124,7 @@ _UPDATE_ALERT = (
         updated_at=bindparam("updated_at"),
     )
 )
-_INSERT_EVENTS = insert(TimelineEvent)
+
 _COUNT_ALERTS = (
     update(Incident)
     .where(Incident.id == bindparam("incident_id"))
@@ -319,4 +320,4 @@ def _record_events(
     if resolved:
         add(EventType.RESOLVED, "All alerts of the group resolved", {})
     if events:
-        conn.execute(_INSERT_EVENTS, events)
+        conn.execute(INSERT_EVENT, events)

@@ -1,8 +1,10 @@
 """Slack delivery state: the durable outbox, the shared event de-duplication, and leases.
 
-Every function takes an `AsyncConnection`; the caller owns the transaction. All of it works the
-same on SQLite and PostgreSQL (conditional UPDATEs and ``ON CONFLICT DO NOTHING``), so several
-replicas sharing one PostgreSQL agree on what was already handled and on who drains the outbox.
+Every function takes a connection and the caller owns the transaction: an `AsyncConnection`,
+except `enqueue`, which runs on the store writer (a blocking `Connection`, group commit). All
+of it works the same on SQLite and PostgreSQL (conditional UPDATEs and ``ON CONFLICT DO
+NOTHING``), so several replicas sharing one PostgreSQL agree on what was already handled and
+on who drains the outbox.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,7 +52,7 @@ def incident_lane(incident_id: int) -> str:
     return f"incident:{incident_id}"
 
 
-def _insert(conn: AsyncConnection, table: Any) -> Any:
+def _insert(conn: AsyncConnection | Connection, table: Any) -> Any:
     """An INSERT that understands ``on_conflict_do_nothing`` on both back ends."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
@@ -60,8 +62,8 @@ def _insert(conn: AsyncConnection, table: Any) -> Any:
 # ---------------------------------------------------------------------- outbox
 
 
-async def enqueue(
-    conn: AsyncConnection,
+def enqueue(
+    conn: Connection,
     *,
     lane: str,
     kind: str,
@@ -70,7 +72,7 @@ async def enqueue(
     incident_id: int | None = None,
 ) -> int:
     now = utcnow()
-    item_id = await conn.scalar(
+    item_id = conn.scalar(
         insert(SlackOutbox)
         .values(
             lane=lane,

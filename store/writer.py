@@ -1,13 +1,18 @@
-"""Group commit for alert ingestion.
+"""Group commit: the process's hot writes share transactions and fsyncs.
 
-Each webhook request waits until its notification is committed, but concurrent requests share
-one transaction and one fsync: the writer takes everything queued, applies it in order and
-commits once. The batch runs whole on a blocking engine in one dedicated thread: through the
-async drivers every statement cost several hops between threads and event-loop turns (about
-17 per notification, measured), which made ingestion CPU-bound on the event loop.
+Alert ingestion, escalation steps and Slack outbox rows are submitted here as small blocking
+functions of a `Connection`. Each caller waits until its work is committed, but work queued
+meanwhile shares one transaction and one fsync: the writer takes everything queued, applies it
+in order and commits once. The batch runs whole on a blocking engine in one dedicated thread,
+which also makes it the only writer of the process:
+- through the async drivers every statement cost several hops between threads and event-loop
+  turns (about 17 per alert notification, measured), which made ingestion CPU-bound;
+- on SQLite, separate transactions wait for its one write lock in a sleeping busy handler
+  (naps of 1 to 100 ms), which made the latency tail; one writer per process never waits.
 
-A batch that fails (say a unique-index race with another replica) is retried one notification
-at a time, so one bad notification never fails its neighbours.
+Work must only touch the database (no side effects): a batch that fails (say a unique-index
+race with another replica) is rolled back and retried one item at a time, so one bad item
+fails only its own caller. Side effects belong after `run` returns.
 """
 
 from __future__ import annotations
@@ -16,44 +21,37 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Engine
-
-from firebreak.store.ingest import IngestOutcome, ingest
-from firebreak.store.payloads import AlertmanagerPayload
+from sqlalchemy import Connection, Engine
 
 log = structlog.get_logger(__name__)
 
-AfterCommit = Callable[[IngestOutcome], None]
+T = TypeVar("T")
+Work = Callable[[Connection], T]
 
 
 @dataclass
 class _Pending:
-    payload: AlertmanagerPayload
-    done: asyncio.Future[IngestOutcome]
+    work: Work[Any]
+    done: asyncio.Future[Any]
 
 
-class IngestWriter:
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        reopen_window_s: int,
-        after_commit: AfterCommit | None = None,
-        max_batch: int = 256,
-    ) -> None:
-        self._engine = engine
-        self._reopen_window_s = reopen_window_s
-        self._after_commit = after_commit
+class Writer:
+    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+        self.engine = engine
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ingest-writer")
+        self._task = asyncio.create_task(self._run(), name="store-writer")
 
     async def stop(self) -> None:
         """Finish everything already submitted, then stop."""
@@ -63,13 +61,14 @@ class IngestWriter:
         await self._task
         self._task = None
         self._thread.shutdown(wait=True)
+        self.engine.dispose()
 
-    async def submit(self, payload: AlertmanagerPayload) -> IngestOutcome:
-        """Returns once the notification is durably stored."""
+    async def run(self, work: Work[T]) -> T:
+        """Apply `work` in a shared transaction; returns its result once committed."""
         if self._task is None:
-            raise RuntimeError("ingest writer is not running")
-        done: asyncio.Future[IngestOutcome] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(payload, done))
+            raise RuntimeError("the store writer is not running")
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(work, done))
         return await done
 
     async def _run(self) -> None:
@@ -87,45 +86,29 @@ class IngestWriter:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        try:
-            outcomes = await self._apply([item.payload for item in batch])
-        except Exception as exc:  # e.g. a unique-index race with another replica
-            log.warning(
-                "ingest batch failed, retrying one by one",
-                error=type(exc).__name__,
-                size=len(batch),
-            )
-            for item in batch:
-                await self._commit_one(item)
-            return
-        for item, outcome in zip(batch, outcomes, strict=True):
-            self._resolve(item, outcome)
-
-    async def _commit_one(self, item: _Pending) -> None:
-        try:
-            (outcome,) = await self._apply([item.payload])
-        except Exception as exc:  # reported to that request only
-            if not item.done.done():
-                item.done.set_exception(exc)
-            return
-        self._resolve(item, outcome)
-
-    async def _apply(self, payloads: list[AlertmanagerPayload]) -> list[IngestOutcome]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._apply_blocking, payloads)
+        try:
+            results = await loop.run_in_executor(self._thread, self._apply, batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0], exception=exc)
+                return
+            log.warning("write batch failed, retrying one by one", error=type(exc).__name__)
+            for item in batch:
+                await self._commit([item])
+            return
+        for item, result in zip(batch, results, strict=True):
+            _settle(item, result=result)
 
-    def _apply_blocking(self, payloads: list[AlertmanagerPayload]) -> list[IngestOutcome]:
-        now = datetime.now(UTC)
-        with self._engine.begin() as conn:
-            return [
-                ingest(conn, p, now=now, reopen_window_s=self._reopen_window_s) for p in payloads
-            ]
+    def _apply(self, batch: list[_Pending]) -> list[Any]:
+        with self.engine.begin() as conn:
+            return [item.work(conn) for item in batch]
 
-    def _resolve(self, item: _Pending, outcome: IngestOutcome) -> None:
-        if not item.done.done():  # the request may have been cancelled meanwhile
-            item.done.set_result(outcome)
-        if self._after_commit is not None and outcome.incident_id is not None:
-            try:
-                self._after_commit(outcome)
-            except Exception:
-                log.exception("after-commit hook failed", incident_id=outcome.incident_id)
+
+def _settle(item: _Pending, *, result: Any = None, exception: BaseException | None = None) -> None:
+    if item.done.done():  # the caller was cancelled meanwhile; the work is committed anyway
+        return
+    if exception is not None:
+        item.done.set_exception(exception)
+    else:
+        item.done.set_result(result)

@@ -103,7 +103,7 @@ async def test_acknowledge_stops_the_ladder_and_reminders_run_until_resolved(
         incident_id = await open_incident(app.client)
         await wait_pages(app, incident_id, 1)
         async with app.runtime.engine.begin() as conn:
-            assert (await incidents.acknowledge(conn, incident_id, "U1")).changed
+            assert (await conn.run_sync(incidents.acknowledge, incident_id, "U1")).changed
 
         async def two_reminders() -> bool:
             return len(await timeline(app.client, incident_id, "REMINDER")) >= 2
@@ -112,7 +112,7 @@ async def test_acknowledge_stops_the_ladder_and_reminders_run_until_resolved(
         assert await pages(app.client, incident_id) == [(1, 0, ["U1"])]  # level 2 never came
 
         async with app.runtime.engine.begin() as conn:
-            assert (await incidents.resolve(conn, incident_id, "U1")).changed
+            assert (await conn.run_sync(incidents.resolve, incident_id, "U1")).changed
         reminders = len(await timeline(app.client, incident_id, "REMINDER"))
         await asyncio.sleep(1.2)
         assert len(await timeline(app.client, incident_id, "REMINDER")) == reminders

@@ -5,32 +5,37 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select
 
 from firebreak.store import incidents
 from firebreak.store.db import create_engine, create_sync_engine
-from firebreak.store.ingest import IngestOutcome
+from firebreak.store.ingest import IngestOutcome, ingest
 from firebreak.store.migrate import upgrade
 from firebreak.store.models import Alert, Incident, TimelineEvent
 from firebreak.store.payloads import AlertmanagerPayload
-from firebreak.store.writer import IngestWriter
+from firebreak.store.writer import Writer
 from tests.support.payloads import alert, group
 
 
 class Harness:
     def __init__(self, url: str, reopen_window_s: int = 300) -> None:
         self.engine = create_engine(url)
-        self.announced: list[IngestOutcome] = []
-        self.writer = IngestWriter(
-            create_sync_engine(url),
-            reopen_window_s=reopen_window_s,
-            after_commit=self.announced.append,
-        )
+        self.reopen_window_s = reopen_window_s
+        self.writer = Writer(create_sync_engine(url))
 
     async def send(self, payload: dict) -> IngestOutcome:
-        return await self.writer.submit(AlertmanagerPayload.model_validate(payload))
+        notification = AlertmanagerPayload.model_validate(payload)
+        return await self.writer.run(
+            partial(
+                ingest,
+                payload=notification,
+                now=incidents.utcnow(),
+                reopen_window_s=self.reopen_window_s,
+            )
+        )
 
     async def count(self, model: type) -> int:
         async with self.engine.connect() as conn:
@@ -139,7 +144,7 @@ async def test_repeat_of_known_alert_after_resolve_opens_nothing(harness: Harnes
     firing = group("g1", [alert("a")])
     opened = await harness.send(firing)
     async with harness.engine.begin() as conn:
-        await incidents.resolve(conn, opened.incident_id, "U1")
+        await conn.run_sync(incidents.resolve, opened.incident_id, "U1")
     late = await harness.send(firing)
     assert not late.opened
     assert await harness.count(Incident) == 1
@@ -171,17 +176,17 @@ async def test_concurrent_groups_are_batched_and_all_stored(harness: Harness) ->
     assert await harness.count(Incident) == 7
     assert await harness.count(Alert) == 700
     assert sum(o.opened for o in outcomes) == 7
-    assert len({o.incident_id for o in harness.announced if o.opened}) == 7
+    assert len({o.incident_id for o in outcomes if o.opened}) == 7
 
 
 async def test_acknowledge_is_idempotent_and_recorded(harness: Harness) -> None:
     opened = await harness.send(group("g1", [alert("a")]))
     async with harness.engine.begin() as conn:
-        first = await incidents.acknowledge(conn, opened.incident_id, "U123")
+        first = await conn.run_sync(incidents.acknowledge, opened.incident_id, "U123")
     async with harness.engine.begin() as conn:
-        second = await incidents.acknowledge(conn, opened.incident_id, "U456")
+        second = await conn.run_sync(incidents.acknowledge, opened.incident_id, "U456")
     async with harness.engine.begin() as conn:
-        missing = await incidents.acknowledge(conn, 999_999, "U1")
+        missing = await conn.run_sync(incidents.acknowledge, 999_999, "U1")
     assert first.changed and first.status == "acknowledged"
     assert not second.changed and second.status == "acknowledged"
     assert missing.status is None

@@ -18,7 +18,7 @@ async def test_only_runs_of_silent_owners_are_adopted_once(store_url: str) -> No
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
-            incident_id = await incidents.declare(conn, "disk full", "U1")
+            incident_id = await conn.run_sync(incidents.declare, "disk full", "U1")
             for thread in ("live", "dead", "done"):
                 await investigations.create_run(
                     conn, thread, incident_id, actor="U1", reason="t", owner=f"replica-{thread}"
@@ -49,7 +49,7 @@ async def test_released_runs_are_adopted_at_once(store_url: str) -> None:
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
-            incident_id = await incidents.declare(conn, "disk full", "U1")
+            incident_id = await conn.run_sync(incidents.declare, "disk full", "U1")
             await investigations.create_run(
                 conn, "t1", incident_id, actor="U1", reason="t", owner="replica-a"
             )
