@@ -80,8 +80,8 @@ JOB_OPTIONS: dict[str, Any] = {"misfire_grace_time": None, "coalesce": True, "ma
 TIME_SLACK_S = 0.5  # a stored job this close to the wanted time is left alone
 TICK_S = 0.1  # ladder steps fire on these ticks: at most this late, one job per tick
 _CHUNK = 500
-# Escalation steps / reminders running at once per process: steps due together commit together
-# through the store writer, so this bounds a batch (the writer's own maximum), not connections.
+# Reminders running at once per process (ladder steps are batched by `fire_due`): they commit
+# together through the store writer, so this bounds a batch (the writer's maximum).
 STEP_CONCURRENCY = 256
 
 _ACTIVE: dict[str, JobScheduler] = {}  # store key -> the elected scheduler in this process
