@@ -61,7 +61,6 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import Connection, Engine, delete, event, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -69,7 +68,7 @@ from firebreak.app import Runtime
 from firebreak.escalation import EscalationService
 from firebreak.remediation import RemediationService
 from firebreak.store import escalations as store
-from firebreak.store.db import create_sync_engine, sync_url
+from firebreak.store.db import conflict_insert, create_sync_engine, sync_url
 
 log = structlog.get_logger(__name__)
 
@@ -448,9 +447,8 @@ class JobScheduler:
         for i in range(0, len(replace), _CHUNK):
             conn.execute(delete(jobs).where(jobs.c.id.in_(replace[i : i + _CHUNK])))
         if dues:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
             conn.execute(
-                dialect.insert(jobs).on_conflict_do_nothing(index_elements=["id"]),
+                conflict_insert(conn, jobs).on_conflict_do_nothing(index_elements=["id"]),
                 [self._job_row(due, jobstore) for due in dues],
             )
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -48,6 +49,13 @@ def sync_url(url: str) -> str:
     if driver is None:
         raise ValueError(f"unsupported store driver {parsed.drivername}")
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def conflict_insert(conn: Any, table: Any) -> Any:
+    """An INSERT that understands ``on_conflict_do_nothing`` on both back ends (`conn`: a
+    `Connection` or an `AsyncConnection`)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 async def ping(engine: AsyncEngine) -> None:

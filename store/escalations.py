@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from firebreak.store.db import conflict_insert
 from firebreak.store.models import (
     EscalationState,
     Incident,
@@ -142,21 +142,16 @@ def ladder(conn: Connection, incident_id: int) -> Ladder | None:
     )
 
 
-def _insert_ignore(conn: Connection, table: Any) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def create_ladder(
     conn: Connection, incident_id: int, policy: dict[str, Any], next_at: datetime | None
 ) -> bool:
     """Insert the ladder row unless one exists (another replica, a duplicate event)."""
     statement = (
-        _insert_ignore(conn, EscalationState)
+        conflict_insert(conn, EscalationState)
         .values(incident_id=incident_id, policy=policy, level=0, cycle=0, next_at=next_at, step=0)
         .on_conflict_do_nothing(index_elements=["incident_id"])
     )
-    return (conn.execute(statement)).rowcount == 1
+    return conn.execute(statement).rowcount == 1
 
 
 def restart_ladder(
@@ -234,7 +229,7 @@ def set_incident_level(conn: Connection, incident_id: int, level: int, now: date
 def claim_reminder(conn: Connection, incident_id: int, sent: int, now: datetime) -> bool:
     """Record reminder number `sent + 1` for an acknowledged incident, once."""
     conn.execute(
-        _insert_ignore(conn, IncidentReminder)
+        conflict_insert(conn, IncidentReminder)
         .values(incident_id=incident_id, sent=0, last_at=None)
         .on_conflict_do_nothing(index_elements=["incident_id"])
     )

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from firebreak.store.db import conflict_insert
 from firebreak.store.incidents import CARD, utcnow
 from firebreak.store.models import (
     Incident,
@@ -50,13 +50,6 @@ class OutboxItem:
 
 def incident_lane(incident_id: int) -> str:
     return f"incident:{incident_id}"
-
-
-def _insert(conn: AsyncConnection | Connection, table: Any) -> Any:
-    """An INSERT that understands ``on_conflict_do_nothing`` on both back ends."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 # ---------------------------------------------------------------------- outbox
@@ -236,7 +229,7 @@ async def open_incidents_with_card(conn: AsyncConnection) -> list[int]:
 async def first_delivery(conn: AsyncConnection, key: str) -> bool:
     """True the first time ``key`` is seen (by any replica), False for every repeat."""
     result = await conn.execute(
-        _insert(conn, SlackEventSeen)
+        conflict_insert(conn, SlackEventSeen)
         .values(key=key[:255], seen_at=utcnow())
         .on_conflict_do_nothing(index_elements=["key"])
     )
@@ -261,7 +254,7 @@ async def acquire_lease(conn: AsyncConnection, name: str, owner: str, ttl: timed
     if renewed.rowcount == 1:
         return True
     created = await conn.execute(
-        _insert(conn, SlackLease)
+        conflict_insert(conn, SlackLease)
         .values(name=name, owner=owner, expires_at=now + ttl)
         .on_conflict_do_nothing(index_elements=["name"])
     )
