@@ -3,6 +3,7 @@ follows (the LLM, the store, Slack) only ever sees the scrubbed version."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime as GraphRuntime
@@ -42,8 +43,14 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
         f"readings from {len(evidence.reports)} sources"
         + (f" ({', '.join(failed)} failed)" if failed else "")
     )
-    async with deps.runtime.engine.begin() as conn:
-        await incidents.add_event(
-            conn, state["incident_id"], EventType.EVIDENCE_COLLECTED, FIREBREAK, message, gathered
+    await deps.runtime.writer.run(
+        partial(
+            incidents.record_event,
+            incident_id=state["incident_id"],
+            kind=EventType.EVIDENCE_COLLECTED,
+            actor=FIREBREAK,
+            message=message,
+            data=gathered,
         )
+    )
     return {"evidence": evidence.model_dump(mode="json")}

@@ -3,6 +3,7 @@ the query templates see, and marks the start on the timeline."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime as GraphRuntime
@@ -19,19 +20,21 @@ FIREBREAK = "firebreak"
 async def open_investigation(
     state: InvestigationState, runtime: GraphRuntime[Deps]
 ) -> dict[str, Any]:
-    engine = runtime.context.runtime.engine
-    async with engine.begin() as conn:
+    app = runtime.context.runtime
+    async with app.engine.connect() as conn:
         incident = await incidents.get_incident(conn, state["incident_id"])
-        if incident is None:
-            raise LookupError(f"incident {state['incident_id']} does not exist")
-        await incidents.add_event(
-            conn,
-            incident.id,
-            EventType.AI_ANALYSIS_STARTED,
-            FIREBREAK,
-            "Investigation started",
-            {"run_id": state["run_id"]},
+    if incident is None:
+        raise LookupError(f"incident {state['incident_id']} does not exist")
+    await app.writer.run(
+        partial(
+            incidents.record_event,
+            incident_id=incident.id,
+            kind=EventType.AI_ANALYSIS_STARTED,
+            actor=FIREBREAK,
+            message="Investigation started",
+            data={"run_id": state["run_id"]},
         )
+    )
     return {"alert": alert_context(incident).model_dump(mode="json")}
 
 

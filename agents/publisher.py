@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.runtime import Runtime as GraphRuntime
+from sqlalchemy import Connection
 
 from firebreak.agents.context import Deps
 from firebreak.agents.intake import FIREBREAK
@@ -21,13 +22,18 @@ async def publish(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
     app = runtime.context.runtime
     incident_id = state["incident_id"]
     analysis = Analysis.model_validate(state["analysis"])
-    async with app.engine.begin() as conn:
-        stored = await incidents.save_analysis(
+
+    def store(conn: Connection) -> bool:
+        stored = incidents.save_analysis(
             conn, incident_id, analysis, state["evidence"], run_id=state["run_id"]
         )
         if stored:
             for kind, message, data in timeline_entries(analysis):
-                await incidents.add_event(conn, incident_id, kind, FIREBREAK, message, data)
+                incidents.record_event(conn, incident_id, kind, FIREBREAK, message, data)
+        return stored
+
+    stored = await app.writer.run(store)
+    async with app.engine.connect() as conn:
         incident = await incidents.get_incident(conn, incident_id)
     if not stored or incident is None:
         return {}

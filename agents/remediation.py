@@ -7,11 +7,13 @@ card), `await_approval` only waits, `apply_decision` acts on the answer.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 from langgraph.graph import END
 from langgraph.runtime import Runtime as GraphRuntime
 from langgraph.types import interrupt
+from sqlalchemy import Connection
 
 from firebreak.agents.context import Deps
 from firebreak.agents.intake import FIREBREAK
@@ -34,8 +36,9 @@ async def propose_remediation(
     app = runtime.context.runtime
     incident_id = state["incident_id"]
     proposal = _proposal(state)
-    async with app.engine.begin() as conn:
-        await incidents.add_event(
+
+    def record(conn: Connection) -> None:
+        incidents.record_event(
             conn,
             incident_id,
             EventType.REMEDIATION_PROPOSED,
@@ -43,7 +46,9 @@ async def propose_remediation(
             f"Proposed remediation: {proposal.action}",
             proposal.model_dump(mode="json"),
         )
-        await set_status(conn, state["run_id"], RunStatus.AWAITING_APPROVAL)
+        set_status(conn, state["run_id"], RunStatus.AWAITING_APPROVAL)
+
+    await app.writer.run(record)
     if app.notifier is not None:
         text, blocks = remediation_card(
             incident_id, proposal, approve_later_s=app.config.remediation.approve_later_s
@@ -70,15 +75,16 @@ async def apply_decision(state: InvestigationState, runtime: GraphRuntime[Deps])
     kind = EventType.REMEDIATION_APPROVED if approved else EventType.REMEDIATION_REJECTED
     verb = "approved" if approved else "rejected"
     when = f", runs in {delay_s / 60:g} min" if approved and delay_s else ""
-    async with app.engine.begin() as conn:
-        await incidents.add_event(
-            conn,
-            incident_id,
-            kind,
-            actor,
-            f"Remediation {proposal.action} {verb} by {actor}{when}",
-            {"action": proposal.action, "delay_s": delay_s},
+    await app.writer.run(
+        partial(
+            incidents.record_event,
+            incident_id=incident_id,
+            kind=kind,
+            actor=actor,
+            message=f"Remediation {proposal.action} {verb} by {actor}{when}",
+            data={"action": proposal.action, "delay_s": delay_s},
         )
+    )
     if approved and app.remediations is not None:
         await app.remediations.schedule(
             ApprovedRemediation(incident_id, proposal, actor, delay_s, key=state["run_id"])

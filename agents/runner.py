@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,7 @@ class InvestigationService:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
-                async with self._runtime.engine.begin() as conn:
-                    await investigations.heartbeat(conn, self._owner)
+                await self._runtime.writer.run(partial(investigations.heartbeat, owner=self._owner))
                 if not self._single_process:
                     await self.adopt_orphans(everything=False)
             except Exception:
@@ -100,8 +100,9 @@ class InvestigationService:
     async def adopt_orphans(self, *, everything: bool) -> int:
         """Resume unfinished runs whose owner is gone (all of them when `everything`)."""
         stale = None if everything else utcnow() - timedelta(seconds=STALE_AFTER_S)
-        async with self._runtime.engine.begin() as conn:
-            runs = await investigations.adopt_runs(conn, self._owner, stale_before=stale)
+        runs = await self._runtime.writer.run(
+            partial(investigations.adopt_runs, owner=self._owner, stale_before=stale)
+        )
         for run in runs:
             if run.status is RunStatus.DECIDING and run.decision is not None:
                 self._track(
@@ -148,10 +149,14 @@ class InvestigationService:
         if remediations is not None and not remediations.may_approve(actor, list(user_groups)):
             return refusal_text(self._runtime.config.remediation.approvers)
         decision = {"approve": approve, "actor": actor, "delay_s": delay_s}
-        async with self._runtime.engine.begin() as conn:
-            thread_id = await investigations.claim_decision(
-                conn, incident_id, decision, owner=self._owner
+        thread_id = await self._runtime.writer.run(
+            partial(
+                investigations.claim_decision,
+                incident_id=incident_id,
+                decision=decision,
+                owner=self._owner,
             )
+        )
         if thread_id is None:
             return f"No remediation on incident #{incident_id} is waiting for a decision."
         await self._drive(incident_id, thread_id, Command(resume=decision))
@@ -164,8 +169,7 @@ class InvestigationService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        async with self._runtime.engine.begin() as conn:
-            await investigations.release(conn, self._owner)
+        await self._runtime.writer.run(partial(investigations.release, owner=self._owner))
 
     def _track(self, incident_id: int, work: Any) -> None:
         task = asyncio.create_task(work, name=f"investigation-{incident_id}")
@@ -173,10 +177,16 @@ class InvestigationService:
         task.add_done_callback(lambda _: self._active.pop(incident_id, None))
 
     async def _start(self, incident_id: int, thread_id: str, actor: str, reason: str) -> None:
-        async with self._runtime.engine.begin() as conn:
-            await investigations.create_run(
-                conn, thread_id, incident_id, actor=actor, reason=reason, owner=self._owner
+        await self._runtime.writer.run(
+            partial(
+                investigations.create_run,
+                thread_id=thread_id,
+                incident_id=incident_id,
+                actor=actor,
+                reason=reason,
+                owner=self._owner,
             )
+        )
         await self._drive(incident_id, thread_id, _input(incident_id, thread_id))
 
     async def _drive(
@@ -194,16 +204,24 @@ class InvestigationService:
                 log.exception("investigation failed", thread_id=thread_id)
                 status = RunStatus.FAILED
                 await self._record_failure(incident_id, exc)
-        async with self._runtime.engine.begin() as conn:
-            await investigations.set_status(conn, thread_id, status)
+        await self._runtime.writer.run(
+            partial(investigations.set_status, thread_id=thread_id, status=status)
+        )
 
     async def _record_failure(self, incident_id: int, exc: Exception) -> None:
         message = self._deps.redactor.redact(f"Investigation failed: {type(exc).__name__}: {exc}")
-        async with self._runtime.engine.begin() as conn:
-            if await incidents.exists(conn, incident_id):
-                await incidents.add_event(
-                    conn, incident_id, EventType.AI_ANALYSIS_FAILED, FIREBREAK, message[:500]
-                )
+        async with self._runtime.engine.connect() as conn:
+            if not await incidents.exists(conn, incident_id):
+                return
+        await self._runtime.writer.run(
+            partial(
+                incidents.record_event,
+                incident_id=incident_id,
+                kind=EventType.AI_ANALYSIS_FAILED,
+                actor=FIREBREAK,
+                message=message[:500],
+            )
+        )
 
 
 def _thread(thread_id: str) -> dict[str, Any]:

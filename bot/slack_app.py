@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -119,7 +120,7 @@ async def _start(runtime: Runtime, stack: AsyncExitStack, opts: SlackOptions) ->
     def on_incident(event: IncidentEvent) -> None:
         if not active:
             return
-        notifier.card_changed(event.incident_id)
+        notifier.card_changed(event.incident_id, routine=event.change == Change.ALERTS)
         if event.change == Change.RESOLVED:
             notifier.post_in_thread(
                 event.incident_id,
@@ -184,8 +185,9 @@ def build_bolt_app(runtime: Runtime, notifier: OutboxNotifier, opts: SlackOption
     async def once_per_event(body: dict[str, Any], next: Any) -> BoltResponse | None:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if event_id:
-            async with runtime.engine.begin() as conn:
-                first = await slack_store.first_delivery(conn, f"event:{event_id}")
+            first = await runtime.writer.run(
+                partial(slack_store.first_delivery, key=f"event:{event_id}")
+            )
             if not first:
                 log.info("duplicate Slack delivery ignored", event_id=event_id)
                 return BoltResponse(status=200, body="")

@@ -183,15 +183,12 @@ class IncidentOps:
 
     async def ask(self, incident_id: int, question: str, user: str) -> str:
         """Record the question, get the answer, record it: both NOTE events by the asker."""
-        async with self.engine.begin() as conn:
-            await incidents.add_event(
-                conn,
-                incident_id,
-                EventType.NOTE,
-                user,
-                f"Question: {question}"[:4000],
-                {"kind": "question", "question": question[:4000]},
-            )
+        await self._note(
+            incident_id,
+            user,
+            f"Question: {question}",
+            {"kind": "question", "question": question[:4000]},
+        )
         investigations = self.runtime.investigations
         if investigations is None:
             answer = NOT_RUNNING_INVESTIGATIONS
@@ -201,16 +198,25 @@ class IncidentOps:
             except Exception as exc:
                 log.exception("answering a question failed", incident_id=incident_id)
                 answer = f":x: I could not answer that ({type(exc).__name__})."
-        async with self.engine.begin() as conn:
-            await incidents.add_event(
-                conn,
-                incident_id,
-                EventType.NOTE,
-                user,
-                f"Answer: {answer}"[:4000],
-                {"kind": "answer", "question": question[:4000], "answered_by": "firebreak"},
-            )
+        await self._note(
+            incident_id,
+            user,
+            f"Answer: {answer}",
+            {"kind": "answer", "question": question[:4000], "answered_by": "firebreak"},
+        )
         return answer
+
+    async def _note(self, incident_id: int, user: str, text: str, data: dict[str, Any]) -> None:
+        await self.runtime.writer.run(
+            partial(
+                incidents.record_event,
+                incident_id=incident_id,
+                kind=EventType.NOTE,
+                actor=user,
+                message=text[:4000],
+                data=data,
+            )
+        )
 
 
 # ---------------------------------------------------------------------- the slash command

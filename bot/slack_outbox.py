@@ -36,6 +36,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -43,6 +44,7 @@ from typing import Any
 
 import structlog
 from slack_sdk.models.blocks import Block
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.bot import cards
@@ -71,6 +73,7 @@ class OutboxSettings:
     keep_seen_s: float = 24 * 3600
     final_drain_s: float = 3.0  # on shutdown, try to deliver what is due for this long
     card_interval_s: float = 1.0  # at most one card refresh per incident this often
+    routine_cards_per_minute: float = 40.0  # alert-count refreshes, all incidents together
 
 
 def blocks_json(blocks: list[Any] | None) -> list[dict[str, Any]] | None:
@@ -104,7 +107,8 @@ class OutboxNotifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._writes: set[asyncio.Task[Any]] = set()
-        self._cards_pending: set[int] = set()
+        self._card_waits: dict[int, asyncio.Event] = {}  # incidents whose card row is coming
+        self._next_routine_card = 0.0  # monotonic time of the next free routine refresh
         self._card_written_at: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -119,27 +123,42 @@ class OutboxNotifier:
 
     # ------------------------------------------------------------------ Notifier
 
-    def card_changed(self, incident_id: int) -> None:
-        """Coalesced and debounced. While a card row for the incident is pending, more changes
-        need no row of their own: the card is rendered from the incident's state when it is
-        sent, after that row commits, so it shows them. And a card is refreshed at most once
-        per `card_interval_s` (Slack allows about one chat.update a second), the first post at
-        once: an alert storm updating one incident hundreds of times writes a few rows."""
-        if incident_id in self._cards_pending:
-            return
-        self._cards_pending.add(incident_id)
-        last = self._card_written_at.get(incident_id)
-        wait = 0.0 if last is None else last + self.settings.card_interval_s - time.monotonic()
-        self._spawn(self._enqueue_card_debounced(incident_id, max(wait, 0.0)))
+    def card_changed(self, incident_id: int, *, routine: bool = False) -> None:
+        """Coalesced, debounced and, when `routine`, paced.
 
-    async def _enqueue_card_debounced(self, incident_id: int, wait_s: float) -> None:
+        While a card row for the incident is about to be written, more changes need no row of
+        their own: the card is rendered from the incident when it is sent, after that row
+        commits, so it shows them. A card is refreshed at most once per `card_interval_s`.
+        Routine changes (more alerts joined) also take turns across all incidents, at most
+        `routine_cards_per_minute`: Slack allows about 50 chat.update a minute, and a storm
+        over 50 groups would otherwise ask for 50 a second, get 429s that hold up the pages
+        behind them, and spend the event loop rendering cards nobody can read that fast. Any
+        other change (a person acted, the incident opened or resolved) is written at once,
+        cutting a routine wait short."""
+        waiting = self._card_waits.get(incident_id)
+        if waiting is not None:
+            if not routine:
+                waiting.set()
+            return
+        now = time.monotonic()
+        last = self._card_written_at.get(incident_id)
+        due = now if last is None else last + self.settings.card_interval_s
+        if routine:
+            due = max(due, self._next_routine_card)
+            self._next_routine_card = due + 60 / self.settings.routine_cards_per_minute
+        wake = asyncio.Event()
+        self._card_waits[incident_id] = wake
+        self._spawn(self._enqueue_card_at(incident_id, due - now, wake))
+
+    async def _enqueue_card_at(self, incident_id: int, wait_s: float, wake: asyncio.Event) -> None:
         try:
-            if wait_s:
-                await asyncio.sleep(wait_s)
+            if wait_s > 0:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), wait_s)
             await self.enqueue_card(incident_id)
             self._card_written_at[incident_id] = time.monotonic()
         finally:
-            self._cards_pending.discard(incident_id)
+            self._card_waits.pop(incident_id, None)
 
     def post_in_thread(
         self,
@@ -266,8 +285,9 @@ class OutboxNotifier:
                 log.info("Slack messages left for the next start", exc_info=True)
         if self._leader:
             try:
-                async with self.engine.begin() as conn:
-                    await outbox.release_lease(conn, LEASE_NAME, self.owner)
+                await self.writer.run(
+                    partial(outbox.release_lease, name=LEASE_NAME, owner=self.owner)
+                )
             except Exception:
                 log.warning("could not release the Slack outbox lease", exc_info=True)
             self._leader = False
@@ -337,10 +357,14 @@ class OutboxNotifier:
         now = time.monotonic()
         if self._leader and now - self._lease_renewed_at < self.settings.lease_ttl_s / 3:
             return True
-        async with self.engine.begin() as conn:
-            leader = await outbox.acquire_lease(
-                conn, LEASE_NAME, self.owner, timedelta(seconds=self.settings.lease_ttl_s)
+        leader = await self.writer.run(
+            partial(
+                outbox.acquire_lease,
+                name=LEASE_NAME,
+                owner=self.owner,
+                ttl=timedelta(seconds=self.settings.lease_ttl_s),
             )
+        )
         if leader:
             self._lease_renewed_at = now
         return leader
@@ -358,9 +382,14 @@ class OutboxNotifier:
         if loop.time() - self._last_maintenance < 600:
             return
         self._last_maintenance = loop.time()
-        async with self.engine.begin() as conn:
-            await outbox.prune_outbox(conn, timedelta(seconds=self.settings.keep_done_s))
-            await outbox.prune_seen(conn, timedelta(seconds=self.settings.keep_seen_s))
+        keep_done = timedelta(seconds=self.settings.keep_done_s)
+        keep_seen = timedelta(seconds=self.settings.keep_seen_s)
+
+        def prune(conn: Connection) -> None:
+            outbox.prune_outbox(conn, keep_done)
+            outbox.prune_seen(conn, keep_seen)
+
+        await self.writer.run(prune)
 
     async def drain_once(self) -> int:
         """Deliver every row that is due now, lane by lane; returns how many were delivered."""
@@ -419,8 +448,7 @@ class OutboxNotifier:
         self.delivered += 1
         if self._degraded:  # Slack answers again: stop waiting out backoffs
             self._degraded = False
-            async with self.engine.begin() as conn:
-                await outbox.bring_forward(conn)
+            await self.writer.run(outbox.bring_forward)
             self._wake.set()
         return True
 
@@ -438,8 +466,9 @@ class OutboxNotifier:
                 incident_id=item.incident_id,
                 error=error,
             )
-            async with self.engine.begin() as conn:
-                await outbox.mark_failed(conn, item.id, attempts=attempts, error=error)
+            await self.writer.run(
+                partial(outbox.mark_failed, item_id=item.id, attempts=attempts, error=error)
+            )
             return True
         self._degraded = self._degraded or transient
         delay = min(
@@ -459,14 +488,15 @@ class OutboxNotifier:
             retry_in_s=round(delay, 2),
             error=error,
         )
-        async with self.engine.begin() as conn:
-            await outbox.mark_retry(
-                conn,
-                item.id,
+        await self.writer.run(
+            partial(
+                outbox.mark_retry,
+                item_id=item.id,
                 attempts=attempts,
                 next_at=utcnow() + timedelta(seconds=delay),
                 error=error,
             )
+        )
         return False
 
     # ------------------------------------------------------------------ deliveries
@@ -483,13 +513,17 @@ class OutboxNotifier:
             text, blocks = self._render_card(incident)
             if ref is None:
                 channel, ts = await self.transport.post(self.channel, text, blocks, None)
-                async with self.engine.begin() as conn:
-                    await incidents.save_slack_message(conn, incident_id, CARD, channel, ts)
-                    await outbox.complete_cards(conn, incident_id, up_to)
+
+                def card_posted(conn: Connection) -> None:
+                    incidents.save_slack_message(conn, incident_id, CARD, channel, ts)
+                    outbox.complete_cards(conn, incident_id, up_to)
+
+                await self.writer.run(card_posted)
                 return
             await self.transport.update(ref[0], ref[1], text, blocks)
-        async with self.engine.begin() as conn:
-            await outbox.complete_cards(conn, incident_id, up_to)
+        await self.writer.run(
+            partial(outbox.complete_cards, incident_id=incident_id, up_to_id=up_to)
+        )
 
     async def _ensure_card(self, incident_id: int) -> tuple[str, str] | None:
         async with self.engine.connect() as conn:
@@ -501,8 +535,15 @@ class OutboxNotifier:
             return None
         text, blocks = self._render_card(incident)
         channel, ts = await self.transport.post(self.channel, text, blocks, None)
-        async with self.engine.begin() as conn:
-            await incidents.save_slack_message(conn, incident_id, CARD, channel, ts)
+        await self.writer.run(
+            partial(
+                incidents.save_slack_message,
+                incident_id=incident_id,
+                purpose=CARD,
+                channel=channel,
+                ts=ts,
+            )
+        )
         return channel, ts
 
     async def _deliver_thread(self, item: outbox.OutboxItem) -> None:
@@ -513,14 +554,15 @@ class OutboxNotifier:
             channel, ts = await self.transport.post(
                 ref[0], payload.get("text") or "", payload.get("blocks"), ref[1]
             )
-            async with self.engine.begin() as conn:
-                await incidents.save_slack_message(
-                    conn, item.incident_id, item.purpose, channel, ts
-                )
-                await outbox.mark_done(conn, [item.id])
+
+            def reply_posted(conn: Connection) -> None:
+                assert item.incident_id is not None
+                incidents.save_slack_message(conn, item.incident_id, item.purpose, channel, ts)
+                outbox.mark_done(conn, [item.id])
+
+            await self.writer.run(reply_posted)
             return
-        async with self.engine.begin() as conn:  # the incident is gone
-            await outbox.mark_done(conn, [item.id])
+        await self._done(item)  # the incident is gone
 
     async def _deliver_dm(self, item: outbox.OutboxItem) -> None:
         user = str(item.payload["user"])
@@ -529,8 +571,7 @@ class OutboxNotifier:
             channel = await self.transport.open_dm(user)
             self._dm_channels[user] = channel
         await self.transport.post(channel, item.payload.get("text") or "", None, None)
-        async with self.engine.begin() as conn:
-            await outbox.mark_done(conn, [item.id])
+        await self._done(item)
 
     async def _deliver_message(self, item: outbox.OutboxItem) -> None:
         payload = item.payload
@@ -540,5 +581,7 @@ class OutboxNotifier:
             payload.get("blocks"),
             payload.get("thread_ts"),
         )
-        async with self.engine.begin() as conn:
-            await outbox.mark_done(conn, [item.id])
+        await self._done(item)
+
+    async def _done(self, item: outbox.OutboxItem) -> None:
+        await self.writer.run(partial(outbox.mark_done, ids=[item.id]))

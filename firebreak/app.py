@@ -9,6 +9,7 @@ committed before the store closes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -93,7 +94,7 @@ def _announce(outcome: IngestOutcome, bus: EventBus, metrics: Metrics) -> None:
         metrics.incidents_resolved.inc()
         bus.publish(IncidentEvent(outcome.incident_id, Change.RESOLVED, "alertmanager"))
     elif not outcome.opened and outcome.alerts_written:
-        bus.publish(IncidentEvent(outcome.incident_id, Change.UPDATED, "alertmanager"))
+        bus.publish(IncidentEvent(outcome.incident_id, Change.ALERTS, "alertmanager"))
 
 
 Component = Callable[[Runtime, AsyncExitStack], Awaitable[None]]
@@ -132,6 +133,7 @@ def create_app(runtime: Runtime, components: list[Component] | None = None) -> S
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with running(runtime, components or []):
+            gc.freeze()
             log.info("firebreak started", store=runtime.engine.url.get_backend_name())
             yield
         log.info("firebreak stopped")

@@ -18,7 +18,8 @@ log = structlog.get_logger(__name__)
 
 class Change(StrEnum):
     OPENED = "opened"  # created, reopened or declared
-    UPDATED = "updated"  # alerts joined, acknowledged, escalated, analysed...
+    ALERTS = "alerts"  # more alerts joined, or changed, in an open incident (routine)
+    UPDATED = "updated"  # acknowledged, escalated, analysed...
     RESOLVED = "resolved"
 
 

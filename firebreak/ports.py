@@ -19,8 +19,9 @@ class Notifier(Protocol):
     """Slack (or the console) as the rest of the app sees it. Delivery is durable and retried:
     a call records what must be said and returns; Slack outages only delay it."""
 
-    def card_changed(self, incident_id: int) -> None:
-        """Post the incident card if it has none yet, else update it in place."""
+    def card_changed(self, incident_id: int, *, routine: bool = False) -> None:
+        """Post the incident card if it has none yet, else update it in place; a `routine`
+        change (more alerts) may be shown a little later."""
 
     def post_in_thread(
         self,

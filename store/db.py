@@ -53,9 +53,10 @@ def sync_url(url: str) -> str:
 
 def conflict_insert(conn: Any, table: Any) -> Any:
     """An INSERT that understands ``on_conflict_do_nothing`` on both back ends (`conn`: a
-    `Connection` or an `AsyncConnection`)."""
+    `Connection` or an `AsyncConnection`). Its `rowcount` says whether the row went in: psycopg
+    loses an INSERT's rowcount when SQLAlchemy closes the cursor, unless asked to keep it."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+    return dialect.insert(table).execution_options(preserve_rowcount=True)
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -219,8 +219,8 @@ def declare(
     return incident_id
 
 
-async def save_analysis(
-    conn: AsyncConnection,
+def save_analysis(
+    conn: Connection,
     incident_id: int,
     analysis: Analysis,
     evidence: dict[str, Any],
@@ -228,11 +228,11 @@ async def save_analysis(
     run_id: str | None = None,
 ) -> bool:
     """Store an analysis; False when this run's analysis was stored already (a resumed run)."""
-    if run_id is not None and await conn.scalar(
+    if run_id is not None and conn.scalar(
         select(AnalysisRecord.id).where(AnalysisRecord.run_id == run_id)
     ):
         return False
-    await conn.execute(
+    conn.execute(
         insert(AnalysisRecord).values(
             run_id=run_id,
             incident_id=incident_id,
@@ -256,10 +256,10 @@ async def latest_evidence(conn: AsyncConnection, incident_id: int) -> dict[str, 
     )
 
 
-async def save_slack_message(
-    conn: AsyncConnection, incident_id: int, purpose: str, channel: str, ts: str
+def save_slack_message(
+    conn: Connection, incident_id: int, purpose: str, channel: str, ts: str
 ) -> None:
-    await conn.execute(
+    conn.execute(
         insert(SlackMessage).values(
             incident_id=incident_id, purpose=purpose, channel=channel, ts=ts, created_at=utcnow()
         )

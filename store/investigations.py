@@ -3,6 +3,8 @@
 Several replicas can share one PostgreSQL: each run has an `owner` (one process) that
 heartbeats while it runs. A replica adopts only runs whose owner stopped heartbeating, so a
 replica starting up never runs a graph another live replica is running.
+
+Every function writes, so all take a blocking `Connection`: they run on the store writer.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, insert, or_, select, update
 
 from firebreak.store.incidents import utcnow
 from firebreak.store.models import InvestigationRun
@@ -38,8 +39,8 @@ class Run:
     decision: dict[str, Any] | None
 
 
-async def create_run(
-    conn: AsyncConnection,
+def create_run(
+    conn: Connection,
     thread_id: str,
     incident_id: int,
     *,
@@ -48,7 +49,7 @@ async def create_run(
     owner: str,
 ) -> None:
     now = utcnow()
-    await conn.execute(
+    conn.execute(
         insert(InvestigationRun).values(
             thread_id=thread_id,
             incident_id=incident_id,
@@ -62,21 +63,21 @@ async def create_run(
     )
 
 
-async def set_status(conn: AsyncConnection, thread_id: str, status: RunStatus) -> None:
+def set_status(conn: Connection, thread_id: str, status: RunStatus) -> None:
     finished = utcnow() if status in (RunStatus.DONE, RunStatus.FAILED) else None
-    await conn.execute(
+    conn.execute(
         update(InvestigationRun)
         .where(InvestigationRun.thread_id == thread_id)
         .values(status=status.value, finished_at=finished)
     )
 
 
-async def claim_decision(
-    conn: AsyncConnection, incident_id: int, decision: dict[str, Any], *, owner: str
+def claim_decision(
+    conn: Connection, incident_id: int, decision: dict[str, Any], *, owner: str
 ) -> str | None:
     """Record a human decision on the paused run, once: the thread id for the winner of two
     concurrent clicks, None for the other (and when nothing awaits a decision)."""
-    thread_id = await conn.scalar(
+    thread_id = conn.scalar(
         select(InvestigationRun.thread_id)
         .where(
             InvestigationRun.incident_id == incident_id,
@@ -87,7 +88,7 @@ async def claim_decision(
     )
     if thread_id is None:
         return None
-    claimed = await conn.execute(
+    claimed = conn.execute(
         update(InvestigationRun)
         .where(
             InvestigationRun.thread_id == thread_id,
@@ -100,26 +101,24 @@ async def claim_decision(
     return thread_id if claimed.rowcount == 1 else None
 
 
-async def heartbeat(conn: AsyncConnection, owner: str) -> None:
-    await conn.execute(
+def heartbeat(conn: Connection, owner: str) -> None:
+    conn.execute(
         update(InvestigationRun)
         .where(InvestigationRun.owner == owner, InvestigationRun.status.in_(UNFINISHED))
         .values(heartbeat_at=utcnow())
     )
 
 
-async def release(conn: AsyncConnection, owner: str) -> None:
+def release(conn: Connection, owner: str) -> None:
     """A clean shutdown hands its unfinished runs over at once (no wait for staleness)."""
-    await conn.execute(
+    conn.execute(
         update(InvestigationRun)
         .where(InvestigationRun.owner == owner, InvestigationRun.status.in_(UNFINISHED))
         .values(owner=None, heartbeat_at=None)
     )
 
 
-async def adopt_runs(
-    conn: AsyncConnection, owner: str, *, stale_before: datetime | None
-) -> list[Run]:
+def adopt_runs(conn: Connection, owner: str, *, stale_before: datetime | None) -> list[Run]:
     """Take over unfinished runs whose owner stopped heartbeating before `stale_before` (all
     unfinished runs when None: a single-process store after a restart). One conditional UPDATE,
     so two replicas never adopt the same run."""
@@ -128,7 +127,7 @@ async def adopt_runs(
         alive = alive & or_(
             InvestigationRun.heartbeat_at.is_(None), InvestigationRun.heartbeat_at < stale_before
         )
-    rows = await conn.execute(
+    rows = conn.execute(
         update(InvestigationRun)
         .where(InvestigationRun.status.in_(UNFINISHED), alive)
         .values(owner=owner, heartbeat_at=utcnow())

@@ -1,10 +1,10 @@
 """Slack delivery state: the durable outbox, the shared event de-duplication, and leases.
 
-Every function takes a connection and the caller owns the transaction: an `AsyncConnection`,
-except `enqueue`, which runs on the store writer (a blocking `Connection`, group commit). All
-of it works the same on SQLite and PostgreSQL (conditional UPDATEs and ``ON CONFLICT DO
-NOTHING``), so several replicas sharing one PostgreSQL agree on what was already handled and
-on who drains the outbox.
+Every function takes a connection and the caller owns the transaction. Reads take an
+`AsyncConnection`; writes take a blocking `Connection` and run on the store writer (group
+commit, store/writer.py), the process's only writer. All of it works the same on SQLite and
+PostgreSQL (conditional UPDATEs and ``ON CONFLICT DO NOTHING``), so several replicas sharing
+one PostgreSQL agree on what was already handled and on who drains the outbox.
 """
 
 from __future__ import annotations
@@ -123,18 +123,18 @@ async def count_pending(conn: AsyncConnection) -> int:
     return int(found or 0)
 
 
-async def mark_done(conn: AsyncConnection, ids: list[int]) -> None:
+def mark_done(conn: Connection, ids: list[int]) -> None:
     if ids:
-        await conn.execute(
+        conn.execute(
             update(SlackOutbox)
             .where(SlackOutbox.id.in_(ids), SlackOutbox.status == PENDING)
             .values(status=DONE, done_at=utcnow())
         )
 
 
-async def complete_cards(conn: AsyncConnection, incident_id: int, up_to_id: int) -> None:
+def complete_cards(conn: Connection, incident_id: int, up_to_id: int) -> None:
     """A card delivery renders the current state, so it also answers older card requests."""
-    await conn.execute(
+    conn.execute(
         update(SlackOutbox)
         .where(
             SlackOutbox.incident_id == incident_id,
@@ -146,36 +146,36 @@ async def complete_cards(conn: AsyncConnection, incident_id: int, up_to_id: int)
     )
 
 
-async def mark_retry(
-    conn: AsyncConnection, item_id: int, *, attempts: int, next_at: datetime, error: str
+def mark_retry(
+    conn: Connection, item_id: int, *, attempts: int, next_at: datetime, error: str
 ) -> None:
-    await conn.execute(
+    conn.execute(
         update(SlackOutbox)
         .where(SlackOutbox.id == item_id)
         .values(attempts=attempts, next_attempt_at=next_at, last_error=error[:2000])
     )
 
 
-async def mark_failed(conn: AsyncConnection, item_id: int, *, attempts: int, error: str) -> None:
-    await conn.execute(
+def mark_failed(conn: Connection, item_id: int, *, attempts: int, error: str) -> None:
+    conn.execute(
         update(SlackOutbox)
         .where(SlackOutbox.id == item_id)
         .values(status=FAILED, attempts=attempts, last_error=error[:2000], done_at=utcnow())
     )
 
 
-async def bring_forward(conn: AsyncConnection) -> None:
+def bring_forward(conn: Connection) -> None:
     """Everything waiting out a backoff becomes due now (Slack answered again)."""
     now = utcnow()
-    await conn.execute(
+    conn.execute(
         update(SlackOutbox)
         .where(SlackOutbox.status == PENDING, SlackOutbox.next_attempt_at > now)
         .values(next_attempt_at=now)
     )
 
 
-async def prune_outbox(conn: AsyncConnection, older_than: timedelta) -> None:
-    await conn.execute(
+def prune_outbox(conn: Connection, older_than: timedelta) -> None:
+    conn.execute(
         delete(SlackOutbox).where(
             SlackOutbox.status != PENDING, SlackOutbox.done_at < utcnow() - older_than
         )
@@ -226,9 +226,9 @@ async def open_incidents_with_card(conn: AsyncConnection) -> list[int]:
 # ---------------------------------------------------------------------- de-duplication
 
 
-async def first_delivery(conn: AsyncConnection, key: str) -> bool:
+def first_delivery(conn: Connection, key: str) -> bool:
     """True the first time ``key`` is seen (by any replica), False for every repeat."""
-    result = await conn.execute(
+    result = conn.execute(
         conflict_insert(conn, SlackEventSeen)
         .values(key=key[:255], seen_at=utcnow())
         .on_conflict_do_nothing(index_elements=["key"])
@@ -236,24 +236,24 @@ async def first_delivery(conn: AsyncConnection, key: str) -> bool:
     return result.rowcount == 1
 
 
-async def prune_seen(conn: AsyncConnection, older_than: timedelta) -> None:
-    await conn.execute(delete(SlackEventSeen).where(SlackEventSeen.seen_at < utcnow() - older_than))
+def prune_seen(conn: Connection, older_than: timedelta) -> None:
+    conn.execute(delete(SlackEventSeen).where(SlackEventSeen.seen_at < utcnow() - older_than))
 
 
 # ---------------------------------------------------------------------- leases
 
 
-async def acquire_lease(conn: AsyncConnection, name: str, owner: str, ttl: timedelta) -> bool:
+def acquire_lease(conn: Connection, name: str, owner: str, ttl: timedelta) -> bool:
     """Take or renew ``name`` for ``ttl``; False while another owner holds it unexpired."""
     now = utcnow()
-    renewed = await conn.execute(
+    renewed = conn.execute(
         update(SlackLease)
         .where(SlackLease.name == name, or_(SlackLease.owner == owner, SlackLease.expires_at < now))
         .values(owner=owner, expires_at=now + ttl)
     )
     if renewed.rowcount == 1:
         return True
-    created = await conn.execute(
+    created = conn.execute(
         conflict_insert(conn, SlackLease)
         .values(name=name, owner=owner, expires_at=now + ttl)
         .on_conflict_do_nothing(index_elements=["name"])
@@ -261,7 +261,5 @@ async def acquire_lease(conn: AsyncConnection, name: str, owner: str, ttl: timed
     return created.rowcount == 1
 
 
-async def release_lease(conn: AsyncConnection, name: str, owner: str) -> None:
-    await conn.execute(
-        delete(SlackLease).where(and_(SlackLease.name == name, SlackLease.owner == owner))
-    )
+def release_lease(conn: Connection, name: str, owner: str) -> None:
+    conn.execute(delete(SlackLease).where(and_(SlackLease.name == name, SlackLease.owner == owner)))

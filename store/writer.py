@@ -1,10 +1,11 @@
 """Group commit: the process's hot writes share transactions and fsyncs.
 
-Alert ingestion, escalation steps and Slack outbox rows are submitted here as small blocking
-functions of a `Connection`. Each caller waits until its work is committed, but work queued
-meanwhile shares one transaction and one fsync: the writer takes everything queued, applies it
-in order and commits once. The batch runs whole on a blocking engine in one dedicated thread,
-which also makes it the only writer of the process:
+Alert ingestion, escalation steps, Slack outbox rows and delivery state, investigation runs
+and their timeline events are submitted here as small blocking functions of a `Connection`.
+Each caller waits until its work is committed, but work queued meanwhile shares one
+transaction and one fsync: the writer takes everything queued, applies it in order and
+commits once. The batch runs whole on a blocking engine in one dedicated thread, which also
+makes it the only writer of the process:
 - through the async drivers every statement cost several hops between threads and event-loop
   turns (about 17 per alert notification, measured), which made ingestion CPU-bound;
 - on SQLite, separate transactions wait for its one write lock in a sleeping busy handler

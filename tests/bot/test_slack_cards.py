@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import pytest
 
 from firebreak.bot import cards
 from firebreak.store.schemas import Analysis, ExecutionStatus
-from tests.bot.slack_harness import CHANNEL, FakeInvestigations, slack_rig
+from tests.bot.slack_harness import CHANNEL, FAST, FakeInvestigations, slack_rig
 from tests.support.slack_signing import block_actions
 
 
@@ -61,6 +64,33 @@ async def test_card_posted_before_any_investigation_then_updated_never_reposted(
         thread = rig.slack.thread(CHANNEL, ts)
         assert any("resolved" in m["text"] for m in thread)
         assert investigations.requests and investigations.requests[0][0] == incident_id
+
+
+async def test_alert_refreshes_take_turns_and_a_person_never_waits(store_url: str) -> None:
+    """A storm over many groups: cards showing new alerts are refreshed in turns (here one
+    every 4 s), never all at once; an acknowledgement is shown at once, whatever the turns."""
+    settings = replace(FAST, card_interval_s=0.0, routine_cards_per_minute=15)
+    async with slack_rig(store_url, settings=settings) as rig:
+        ids = [await rig.alert(f"g{n}", "a") for n in range(3)]
+        cards_ts = [await rig.card_ts(incident_id) for incident_id in ids]
+        await rig.idle()
+        began = time.time()
+        for n in range(3):
+            await rig.alert(f"g{n}", "a", "b")  # routine: the third one's turn is 8 s away
+        response = await rig.post(
+            block_actions(cards.ACTION_ACK, str(ids[2]), message_ts=cards_ts[2], user_id="U0BOB")
+        )
+        assert response.status_code == 200
+        await rig.card_text(cards_ts[2], "Status: 👀 Acknowledged", within=10)
+        acknowledged_after = time.time() - began
+        await rig.card_text(cards_ts[1], "Alerts: 2", within=10)
+
+        updates: dict[str, list[float]] = {}
+        for ts in cards_ts:
+            updates[ts] = [c.at for c in rig.slack.calls("chat.update") if c.params["ts"] == ts]
+        assert acknowledged_after < 3.0, "a person's action waited for the routine turns"
+        assert "Alerts: 2" in _text_of(rig.slack.message(CHANNEL, cards_ts[2]))
+        assert updates[cards_ts[1]][0] - updates[cards_ts[0]][0] >= 3.0, "no turns were taken"
 
 
 async def test_card_goes_out_before_the_investigation_finishes(store_url: str) -> None:

@@ -20,10 +20,15 @@ async def test_only_runs_of_silent_owners_are_adopted_once(store_url: str) -> No
         async with engine.begin() as conn:
             incident_id = await conn.run_sync(incidents.declare, "disk full", "U1")
             for thread in ("live", "dead", "done"):
-                await investigations.create_run(
-                    conn, thread, incident_id, actor="U1", reason="t", owner=f"replica-{thread}"
+                await conn.run_sync(
+                    investigations.create_run,
+                    thread,
+                    incident_id,
+                    actor="U1",
+                    reason="t",
+                    owner=f"replica-{thread}",
                 )
-            await investigations.set_status(conn, "done", investigations.RunStatus.DONE)
+            await conn.run_sync(investigations.set_status, "done", investigations.RunStatus.DONE)
             await conn.execute(
                 update(InvestigationRun)
                 .where(InvestigationRun.thread_id.in_(["dead", "done"]))
@@ -31,11 +36,17 @@ async def test_only_runs_of_silent_owners_are_adopted_once(store_url: str) -> No
             )
         stale = incidents.utcnow() - timedelta(seconds=60)
         async with engine.begin() as conn:
-            adopted = await investigations.adopt_runs(conn, "replica-new", stale_before=stale)
+            adopted = await conn.run_sync(
+                investigations.adopt_runs, "replica-new", stale_before=stale
+            )
         async with engine.begin() as conn:
-            again = await investigations.adopt_runs(conn, "replica-other", stale_before=stale)
+            again = await conn.run_sync(
+                investigations.adopt_runs, "replica-other", stale_before=stale
+            )
         async with engine.begin() as conn:
-            restart = await investigations.adopt_runs(conn, "replica-solo", stale_before=None)
+            restart = await conn.run_sync(
+                investigations.adopt_runs, "replica-solo", stale_before=None
+            )
     finally:
         await engine.dispose()
 
@@ -50,13 +61,20 @@ async def test_released_runs_are_adopted_at_once(store_url: str) -> None:
     try:
         async with engine.begin() as conn:
             incident_id = await conn.run_sync(incidents.declare, "disk full", "U1")
-            await investigations.create_run(
-                conn, "t1", incident_id, actor="U1", reason="t", owner="replica-a"
+            await conn.run_sync(
+                investigations.create_run,
+                "t1",
+                incident_id,
+                actor="U1",
+                reason="t",
+                owner="replica-a",
             )
-            await investigations.release(conn, "replica-a")  # a clean shutdown
+            await conn.run_sync(investigations.release, "replica-a")  # a clean shutdown
         stale = incidents.utcnow() - timedelta(seconds=60)
         async with engine.begin() as conn:
-            adopted = await investigations.adopt_runs(conn, "replica-b", stale_before=stale)
+            adopted = await conn.run_sync(
+                investigations.adopt_runs, "replica-b", stale_before=stale
+            )
     finally:
         await engine.dispose()
     assert [run.thread_id for run in adopted] == ["t1"]

@@ -21,7 +21,7 @@ class RecordingNotifier:
     dms: list[tuple[str, str]] = field(default_factory=list)
     cards: list[int] = field(default_factory=list)
 
-    def card_changed(self, incident_id: int) -> None:
+    def card_changed(self, incident_id: int, *, routine: bool = False) -> None:
         self.cards.append(incident_id)
 
     def post_in_thread(
