@@ -26,19 +26,17 @@ async def alertmanager_webhook(request: Request) -> JSONResponse:
     metrics = runtime.metrics
     started = time.perf_counter()
     if not bearer_ok(request, runtime.secrets.webhook_token):
-        metrics.webhook_rejected.labels("unauthorized").inc()
-        return error_response(401, "unauthorized", "missing or wrong bearer token")
+        response = error_response(401, "unauthorized", "missing or wrong bearer token")
+        return _rejected(request, "unauthorized", response)
     try:
         body = await read_body(request, runtime.config.server.max_body_bytes)
         payload = AlertmanagerPayload.model_validate_json(body)
     except PayloadTooLarge as exc:
-        metrics.webhook_rejected.labels("too_large").inc()
-        return error_response(413, "payload_too_large", str(exc))
+        return _rejected(request, "too_large", error_response(413, "payload_too_large", str(exc)))
     except ClientDisconnect:
         return error_response(400, "client_disconnected", "the request body was not complete")
     except ValidationError as exc:
-        metrics.webhook_rejected.labels("invalid").inc()
-        return validation_response(exc)
+        return _rejected(request, "invalid", validation_response(exc))
 
     outcome = await runtime.ingest(payload)
     for alert in payload.alerts:
@@ -51,3 +49,17 @@ async def alertmanager_webhook(request: Request) -> JSONResponse:
             "alerts_written": outcome.alerts_written,
         }
     )
+
+
+def _rejected(request: Request, reason: str, response: JSONResponse) -> JSONResponse:
+    """Counted and logged (never with the token): a misconfigured Alertmanager shows up in
+    the log, not only in `firebreak_webhook_rejected_total`."""
+    request.app.state.runtime.metrics.webhook_rejected.labels(reason).inc()
+    log.warning(
+        "webhook rejected",
+        reason=reason,
+        status=response.status_code,
+        detail=bytes(response.body).decode()[:500],
+        client=request.client.host if request.client else None,
+    )
+    return response

@@ -152,6 +152,8 @@ async def test_token_never_logged(
     await app.client.post("/webhooks/alertmanager", json=group("g1", [alert("a")]), headers=AUTH)
     captured = capsys.readouterr()
     assert WEBHOOK_TOKEN not in caplog.text + captured.out + captured.err
+    logged = caplog.text + captured.out + captured.err
+    assert "webhook rejected" in logged and "unauthorized" in logged  # the wrong token is seen
 
 
 async def test_api_lists_filters_and_shows_incidents(app: RunningApp) -> None:
