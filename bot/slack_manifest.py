@@ -58,5 +58,19 @@ def manifest(config: Config, *, name: str = "Firebreak") -> dict[str, Any]:
     }
 
 
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def unreachable_url(config: Config) -> str | None:
+    """Why Slack could not call the manifest's URL, if it could not: the default
+    `server.public_url` is this machine, which only Socket Mode can do without."""
+    if config.slack.mode == "socket" or config.server.public_url.host not in LOCAL_HOSTS:
+        return None
+    return (
+        f"server.public_url is {config.server.public_url}, which Slack cannot reach: set it to "
+        "the HTTPS address Slack should call, or use slack.mode: socket"
+    )
+
+
 def manifest_yaml(config: Config) -> str:
     return yaml.safe_dump(manifest(config), sort_keys=False, allow_unicode=True)

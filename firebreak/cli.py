@@ -128,10 +128,13 @@ def _investigate(args: argparse.Namespace) -> int:
 
 
 def _slack_manifest(args: argparse.Namespace) -> int:
-    from firebreak.bot.slack_manifest import manifest_yaml
+    from firebreak.bot.slack_manifest import manifest_yaml, unreachable_url
 
     config, _ = _load(args)
     print(manifest_yaml(config), end="")
+    problem = unreachable_url(config)
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
     return 0
 
 

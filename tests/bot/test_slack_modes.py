@@ -72,6 +72,23 @@ async def test_socket_mode_starts_while_slack_is_unreachable(store_url: str) -> 
         assert slack.calls("apps.connections.open")
 
 
+@pytest.mark.parametrize(("mode", "warned"), [("http", True), ("socket", False)])
+def test_slack_manifest_warns_when_slack_cannot_reach_the_url(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    warned: bool,
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"slack: {{mode: {mode}}}\n")  # server.public_url left at its default
+    monkeypatch.delenv("FIREBREAK_CONFIG", raising=False)
+    assert main(["slack-manifest", "--config", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out)["features"]["slash_commands"]
+    assert ("server.public_url" in captured.err) is warned
+
+
 @pytest.mark.parametrize("mode", ["http", "socket"])
 def test_slack_manifest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, mode: str
@@ -83,7 +100,9 @@ def test_slack_manifest(
     )
     monkeypatch.delenv("FIREBREAK_CONFIG", raising=False)
     assert main(["slack-manifest", "--config", str(path)]) == 0
-    manifest = yaml.safe_load(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err  # a public URL: nothing to warn about
+    manifest = yaml.safe_load(captured.out)
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == "/sev"
     scopes = manifest["oauth_config"]["scopes"]["bot"]
