@@ -68,7 +68,7 @@ from firebreak.app import Runtime
 from firebreak.escalation import EscalationService
 from firebreak.remediation import RemediationService
 from firebreak.store import escalations as store
-from firebreak.store.db import conflict_insert, create_sync_engine, sync_url
+from firebreak.store.db import conflict_insert, create_sync_engine, ensure_wal, sync_url
 
 log = structlog.get_logger(__name__)
 
@@ -257,9 +257,9 @@ def _jobstore_engine(url: str) -> Engine:
 
 def _jobstore_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    ensure_wal(cursor)
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 

@@ -35,11 +35,21 @@ def create_sync_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    ensure_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")  # acknowledged means on disk
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def ensure_wal(cursor: Any) -> None:
+    """WAL mode is a property of the file: switch only a file that is not in it yet. The
+    switch needs an exclusive lock that SQLite does not wait for (no busy handler), so asking
+    for it on every connect failed now and then with "database is locked" while other
+    connections were busy (seen once in five `firebreak demo` runs on a loaded machine)."""
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
 
 
 def sync_url(url: str) -> str:
