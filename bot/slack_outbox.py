@@ -4,7 +4,9 @@
 transport differs, nothing else). Callers never wait for Slack:
 
 * ``card_changed`` / ``post_in_thread`` / ``direct_message`` write one outbox row (in a task,
-  in call order) and return; ``enqueue_*`` do the same for callers that can await.
+  in call order, through the store writer) and return; ``enqueue_*`` do the same for callers
+  that can await. Card changes are coalesced, and routine ones (more alerts) take turns across
+  incidents under Slack's ``chat.update`` limit (see ``card_changed``).
 * One background drainer delivers rows. Rows of one *lane* (an incident, or a DM) go out in
   order; a failed row blocks only its lane. Transient failures (Slack down, 5xx, 429, network)
   back off exponentially (``backoff_initial_s`` doubling up to ``backoff_max_s``, or Slack's
