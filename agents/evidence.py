@@ -3,7 +3,6 @@ follows (the LLM, the store, Slack) only ever sees the scrubbed version."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime as GraphRuntime
@@ -43,14 +42,12 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
         f"readings from {len(evidence.reports)} sources"
         + (f" ({', '.join(failed)} failed)" if failed else "")
     )
-    await deps.runtime.writer.run(
-        partial(
-            incidents.record_event,
-            incident_id=state["incident_id"],
-            kind=EventType.EVIDENCE_COLLECTED,
-            actor=FIREBREAK,
-            message=message,
-            data=gathered,
-        )
+    await incidents.write_event(
+        deps.runtime.writer,
+        state["incident_id"],
+        EventType.EVIDENCE_COLLECTED,
+        FIREBREAK,
+        message,
+        gathered,
     )
     return {"evidence": evidence.model_dump(mode="json")}

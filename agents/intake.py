@@ -3,7 +3,6 @@ the query templates see, and marks the start on the timeline."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime as GraphRuntime
@@ -25,15 +24,13 @@ async def open_investigation(
         incident = await incidents.get_incident(conn, state["incident_id"])
     if incident is None:
         raise LookupError(f"incident {state['incident_id']} does not exist")
-    await app.writer.run(
-        partial(
-            incidents.record_event,
-            incident_id=incident.id,
-            kind=EventType.AI_ANALYSIS_STARTED,
-            actor=FIREBREAK,
-            message="Investigation started",
-            data={"run_id": state["run_id"]},
-        )
+    await incidents.write_event(
+        app.writer,
+        incident.id,
+        EventType.AI_ANALYSIS_STARTED,
+        FIREBREAK,
+        "Investigation started",
+        {"run_id": state["run_id"]},
     )
     return {"alert": alert_context(incident).model_dump(mode="json")}
 

@@ -7,7 +7,6 @@ card), `await_approval` only waits, `apply_decision` acts on the answer.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Literal
 
 from langgraph.graph import END
@@ -75,15 +74,13 @@ async def apply_decision(state: InvestigationState, runtime: GraphRuntime[Deps])
     kind = EventType.REMEDIATION_APPROVED if approved else EventType.REMEDIATION_REJECTED
     verb = "approved" if approved else "rejected"
     when = f", runs in {delay_s / 60:g} min" if approved and delay_s else ""
-    await app.writer.run(
-        partial(
-            incidents.record_event,
-            incident_id=incident_id,
-            kind=kind,
-            actor=actor,
-            message=f"Remediation {proposal.action} {verb} by {actor}{when}",
-            data={"action": proposal.action, "delay_s": delay_s},
-        )
+    await incidents.write_event(
+        app.writer,
+        incident_id,
+        kind,
+        actor,
+        f"Remediation {proposal.action} {verb} by {actor}{when}",
+        {"action": proposal.action, "delay_s": delay_s},
     )
     if approved and app.remediations is not None:
         await app.remediations.schedule(

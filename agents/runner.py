@@ -213,14 +213,12 @@ class InvestigationService:
         async with self._runtime.engine.connect() as conn:
             if not await incidents.exists(conn, incident_id):
                 return
-        await self._runtime.writer.run(
-            partial(
-                incidents.record_event,
-                incident_id=incident_id,
-                kind=EventType.AI_ANALYSIS_FAILED,
-                actor=FIREBREAK,
-                message=message[:500],
-            )
+        await incidents.write_event(
+            self._runtime.writer,
+            incident_id,
+            EventType.AI_ANALYSIS_FAILED,
+            FIREBREAK,
+            message[:500],
         )
 
 

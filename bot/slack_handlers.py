@@ -207,15 +207,8 @@ class IncidentOps:
         return answer
 
     async def _note(self, incident_id: int, user: str, text: str, data: dict[str, Any]) -> None:
-        await self.runtime.writer.run(
-            partial(
-                incidents.record_event,
-                incident_id=incident_id,
-                kind=EventType.NOTE,
-                actor=user,
-                message=text[:4000],
-                data=data,
-            )
+        await incidents.write_event(
+            self.runtime.writer, incident_id, EventType.NOTE, user, text[:4000], data
         )
 
 

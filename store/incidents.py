@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
@@ -34,6 +35,7 @@ from firebreak.store.schemas import (
     SlackRef,
     TimelineEventOut,
 )
+from firebreak.store.writer import Writer
 
 CARD = "card"
 MAX_ALERTS_SHOWN = 50
@@ -75,6 +77,27 @@ def record_event(
             "message": message,
             "data": data or {},
         },
+    )
+
+
+async def write_event(
+    writer: Writer,
+    incident_id: int,
+    kind: EventType,
+    actor: str,
+    message: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """`record_event` on its own, through the store writer (committed when this returns)."""
+    await writer.run(
+        partial(
+            record_event,
+            incident_id=incident_id,
+            kind=kind,
+            actor=actor,
+            message=message,
+            data=data,
+        )
     )
 
 

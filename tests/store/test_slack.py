@@ -4,25 +4,11 @@ answers other replicas rely on (first delivery, lease holder) come from INSERT r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 
-import pytest
-
 from firebreak.store import slack
-from firebreak.store.db import create_sync_engine
-from firebreak.store.migrate import upgrade
 from firebreak.store.writer import Writer
-
-
-@pytest.fixture
-async def writer(store_url: str) -> AsyncIterator[Writer]:
-    await asyncio.to_thread(upgrade, store_url)
-    writer = Writer(create_sync_engine(store_url))
-    await writer.start()
-    yield writer
-    await writer.stop()
 
 
 async def test_an_event_is_first_delivered_once(writer: Writer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
@@ -13,15 +12,6 @@ from firebreak.store.incidents import utcnow
 from firebreak.store.migrate import upgrade
 from firebreak.store.models import SlackEventSeen
 from firebreak.store.writer import Writer
-
-
-@pytest.fixture
-async def writer(store_url: str) -> AsyncIterator[Writer]:
-    await asyncio.to_thread(upgrade, store_url)
-    writer = Writer(create_sync_engine(store_url))
-    await writer.start()
-    yield writer
-    await writer.stop()
 
 
 def _seen(key: str):
