@@ -3,6 +3,7 @@ the query templates see, and marks the start on the timeline."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime as GraphRuntime
@@ -10,6 +11,7 @@ from langgraph.runtime import Runtime as GraphRuntime
 from firebreak.agents.context import Deps
 from firebreak.agents.state import InvestigationState
 from firebreak.store import incidents
+from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType, IncidentOut
 from firebreak.tools.models import AlertContext
 
@@ -19,18 +21,20 @@ FIREBREAK = "firebreak"
 async def open_investigation(
     state: InvestigationState, runtime: GraphRuntime[Deps]
 ) -> dict[str, Any]:
-    app = runtime.context.runtime
-    async with app.engine.connect() as conn:
+    deps = runtime.context
+    async with deps.engine.connect() as conn:
         incident = await incidents.get_incident(conn, state["incident_id"])
     if incident is None:
         raise LookupError(f"incident {state['incident_id']} does not exist")
-    await incidents.write_event(
-        app.writer,
-        incident.id,
-        EventType.AI_ANALYSIS_STARTED,
-        FIREBREAK,
-        "Investigation started",
-        {"run_id": state["run_id"]},
+    await deps.writer.run(
+        partial(
+            record_event,
+            incident_id=incident.id,
+            kind=EventType.AI_ANALYSIS_STARTED,
+            actor=FIREBREAK,
+            message="Investigation started",
+            data={"run_id": state["run_id"]},
+        )
     )
     return {"alert": alert_context(incident).model_dump(mode="json")}
 

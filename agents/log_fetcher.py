@@ -13,14 +13,14 @@ from langgraph.runtime import Runtime as GraphRuntime
 
 from firebreak.agents.context import Deps
 from firebreak.agents.state import InvestigationState
-from firebreak.config import ElasticsearchSource, FileSource, LokiSource
 from firebreak.tools import elasticsearch, files, loki
+from firebreak.tools.config import ElasticsearchSource, FileSource, LokiSource
 from firebreak.tools.models import AlertContext, LogLine, SourceReport
 
 
 async def fetch_logs(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
-    config = deps.runtime.config
+    config = deps.settings
     alert = AlertContext.model_validate(state["alert"])
     results = await asyncio.gather(*(_fetch(source, alert, deps) for source in config.sources.logs))
     lines = [line.model_dump(mode="json") for found, _ in results for line in found]
@@ -31,7 +31,7 @@ async def fetch_logs(state: InvestigationState, runtime: GraphRuntime[Deps]) -> 
 async def _fetch(
     source: LokiSource | ElasticsearchSource | FileSource, alert: AlertContext, deps: Deps
 ) -> tuple[list[LogLine], SourceReport]:
-    investigation = deps.runtime.config.investigation
+    investigation = deps.settings.investigation
     match source:
         case LokiSource():
             return await loki.fetch_logs(source, alert, investigation, client=deps.http)

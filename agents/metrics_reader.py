@@ -16,7 +16,7 @@ from firebreak.tools.models import AlertContext
 
 async def read_metrics(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
-    config = deps.runtime.config
+    config = deps.settings
     alert = AlertContext.model_validate(state["alert"])
     results = await asyncio.gather(
         *(

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from firebreak.agents.schema import RootCauseAnalysis
+from firebreak.store.payloads import service_of
 from firebreak.tools.evidence import is_change, is_error, signature
 from firebreak.tools.models import AlertContext, Evidence, LogLine, MetricReading, SourceReport
+from firebreak.tools.text import as_utc, number, truncate
 
 __all__ = ["MAX_CONFIDENCE", "analyze_offline"]
 
@@ -136,27 +138,23 @@ class _Findings:
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _when(line: LogLine) -> datetime:
-    return _aware(line.timestamp) if line.timestamp is not None else _NEVER
+    return as_utc(line.timestamp) if line.timestamp is not None else _NEVER
 
 
 def _clock(moment: datetime | None) -> str:
     if moment is None:
         return "an unknown time"
-    return _aware(moment).astimezone(UTC).strftime("%H:%M:%S UTC")
+    return as_utc(moment).astimezone(UTC).strftime("%H:%M:%S UTC")
 
 
 def _excerpt(text: str, limit: int = _EXCERPT) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return truncate(text, limit)
 
 
 def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3g}"
+    return number(value, 3)
 
 
 def _duration(delta: timedelta) -> str:
@@ -206,7 +204,7 @@ def _shifted_metrics(
     for reading in metrics:
         if reading.changed_at is None or reading.baseline is None:
             continue
-        changed_at = _aware(reading.changed_at)
+        changed_at = as_utc(reading.changed_at)
         if any(abs(changed_at - anchor) <= METRIC_NEAR for anchor in anchors):
             shifted.append((changed_at, reading))
     shifted.sort(key=lambda item: item[0])
@@ -223,7 +221,7 @@ def _classify(signatures: list[_Signature], logs: list[LogLine]) -> _Category | 
 
 
 def _investigate(alert: AlertContext, evidence: Evidence) -> _Findings:
-    starts_at = _aware(alert.starts_at)
+    starts_at = as_utc(alert.starts_at)
     signatures, total = _group_errors(evidence.logs)
     errors = [line for s in signatures for line in s.lines if line.timestamp is not None]
     first_error = min(errors, key=_when) if errors else None
@@ -284,38 +282,69 @@ def _cite(refs: list[str], *lines: LogLine | MetricReading | None) -> str:
     return f" [{', '.join(cited)}]" if cited else ""
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+@dataclass(frozen=True)
+class _Story:
+    """What the offline analysis tells, gathered once: the alert and the main findings."""
+
+    name: str
+    service: str
+    starts_at: datetime
+    findings: _Findings
+    has_evidence: bool
+    configured: bool  # some log or metric source was asked at all
+    refs: list[str]  # evidence cited so far, in the order the text cites it
+
+    @property
+    def top(self) -> _Signature | None:
+        return self.findings.signatures[0] if self.findings.signatures else None
+
+    @property
+    def metric(self) -> MetricReading | None:
+        return self.findings.shifted[0] if self.findings.shifted else None
+
+    @property
+    def kind(self) -> str:
+        category = self.findings.category
+        return category.name if category is not None else "an application error"
 
 
 def analyze_offline(alert: AlertContext, evidence: Evidence) -> RootCauseAnalysis:
     """A grounded, cautious root-cause analysis from `evidence` alone (no LLM)."""
-    findings = _investigate(alert, evidence)
-    refs: list[str] = []
-    starts_at = _aware(alert.starts_at)
-    name = alert.labels.get("alertname", "the alert")
-    service = next(
-        (
-            alert.labels[k]
-            for k in ("service", "app", "deployment", "job", "pod")
-            if k in alert.labels
-        ),
-        "the service",
+    story = _Story(
+        name=alert.labels.get("alertname", "the alert"),
+        service=service_of(alert.labels, "the service"),
+        starts_at=as_utc(alert.starts_at),
+        findings=_investigate(alert, evidence),
+        has_evidence=bool(evidence.logs or evidence.metrics),
+        configured=bool(evidence.reports or evidence.logs or evidence.metrics),
+        refs=[],
     )
-    has_evidence = bool(evidence.logs or evidence.metrics)
-    top = findings.signatures[0] if findings.signatures else None
-    first = findings.first_error
-    change = findings.change
-    metric = findings.shifted[0] if findings.shifted else None
-    category = findings.category
+    facts = _facts(story, alert, evidence)
+    confidence = _confidence(story.findings, story.has_evidence)
+    facts.append(
+        f"Confidence {confidence}/100: this offline analysis correlates timing and message "
+        "patterns; it does not prove causation."
+    )
+    return RootCauseAnalysis(
+        root_cause=truncate(_root_cause(story), 2000),
+        reasoning=truncate(" ".join(facts), 4000),
+        mitigation=truncate(" ".join(_mitigation(story)), 2000),
+        prevention=truncate(" ".join(_prevention(story)), 2000),
+        recommendation=truncate(" ".join(_recommendation(story, confidence)), 2000),
+        confidence_score=confidence,
+        remediation=None,
+        evidence=story.refs,
+    )
 
-    facts: list[str] = [
-        f"Alert {name} on {service} started at {_clock(starts_at)}"
-        + (
-            f" ({_excerpt(alert.annotations['summary'])})."
-            if alert.annotations.get("summary")
-            else "."
-        )
+
+def _facts(story: _Story, alert: AlertContext, evidence: Evidence) -> list[str]:
+    """What was found, in the order an engineer reads it; cites as it goes."""
+    findings, refs, top = story.findings, story.refs, story.top
+    first, change = findings.first_error, findings.change
+    summary = alert.annotations.get("summary")
+    facts = [
+        f"Alert {story.name} on {story.service} started at {_clock(story.starts_at)}"
+        + (f" ({_excerpt(summary)})." if summary else ".")
     ]
     if top is not None:
         share = (
@@ -331,7 +360,7 @@ def analyze_offline(alert: AlertContext, evidence: Evidence) -> RootCauseAnalysi
                 f"({other.count}x)."
             )
     if first is not None:
-        lead = _when(first) - starts_at
+        lead = _when(first) - story.starts_at
         relation = "before" if lead.total_seconds() <= 0 else "after"
         facts.append(
             f"The earliest error in the window is at {_clock(first.timestamp)}, "
@@ -339,116 +368,123 @@ def analyze_offline(alert: AlertContext, evidence: Evidence) -> RootCauseAnalysi
         )
     if change is not None:
         anchor = "the first error" if first is not None else "the alert"
-        gap = (_when(first) if first is not None else starts_at) - _when(change)
+        gap = (_when(first) if first is not None else story.starts_at) - _when(change)
         facts.append(
             f"A change event precedes {anchor} by {_duration(gap)}: "
             f'"{_excerpt(change.text)}" at {_clock(change.timestamp)}{_cite(refs, change)}.'
         )
-    elif has_evidence:
+    elif story.has_evidence:
         facts.append("No deploy, restart or configuration change was found before the errors.")
     for reading in findings.shifted[:3]:
         facts.append(
             f"{_describe_metric(reading)} {_direction(reading)}, changing at "
             f"{_clock(reading.changed_at)}{_cite(refs, reading)}."
         )
-    if has_evidence and not findings.shifted and evidence.metrics:
+    if story.has_evidence and not findings.shifted and evidence.metrics:
         facts.append("No collected metric changed near the alert start.")
     for report in findings.failed:
         facts.append(
             f"Source {report.source} ({report.kind}) failed: {_excerpt(report.error or '')}."
         )
+    return facts
 
-    kind = category.name if category is not None else "an application error"
-    if not has_evidence:
-        root_cause = (
+
+def _root_cause(story: _Story) -> str:
+    top, change, metric = story.top, story.findings.change, story.metric
+    name, service = story.name, story.service
+    if not story.configured:
+        return (
+            f"No evidence could be gathered for {name} on {service}: no log or metric sources "
+            "are configured (sources.logs, sources.metrics), so the cause cannot be determined "
+            "offline."
+        )
+    if not story.has_evidence:
+        return (
             f"No evidence was found for {name} on {service}: the configured log and metric "
             "sources returned nothing for the alert window, so the cause cannot be determined "
             "offline."
         )
-    elif top is not None and change is not None:
-        root_cause = (
+    if top is not None and change is not None:
+        cause = (
             f"Probably a regression introduced by the change at {_clock(change.timestamp)} "
             f'("{_excerpt(change.text, 100)}"): "{_excerpt(top.text, 120)}" errors '
-            f"followed, pointing to {kind}."
+            f"followed, pointing to {story.kind}."
         )
     elif top is not None:
-        root_cause = (
-            f'Most likely {kind}: {service} is logging "{_excerpt(top.text, 140)}" '
+        cause = (
+            f'Most likely {story.kind}: {service} is logging "{_excerpt(top.text, 140)}" '
             f"({top.count}x since {_clock(top.first.timestamp)}), which would explain {name}."
         )
     elif change is not None:
-        root_cause = (
+        cause = (
             f'Possibly the change at {_clock(change.timestamp)} ("{_excerpt(change.text, 120)}")'
             f" shortly before {name}; no error lines confirm it."
         )
     elif metric is not None:
-        root_cause = (
+        return (
             f"{_describe_metric(metric)} {_direction(metric)} around {_clock(metric.changed_at)}, "
             "but no log line explains why; the cause is not visible in the collected evidence."
         )
     else:
-        root_cause = (
+        return (
             f"The collected evidence shows no error, change or metric shift that explains {name}; "
             "the cause is not visible in the configured sources."
         )
-    if metric is not None and (top is not None or change is not None):
-        root_cause += f" {_describe_metric(metric)} {_direction(metric)} at the same time."
+    if metric is not None:
+        cause += f" {_describe_metric(metric)} {_direction(metric)} at the same time."
+    return cause
 
-    confidence = _confidence(findings, has_evidence)
-    facts.append(
-        f"Confidence {confidence}/100: this offline analysis correlates timing and message "
-        "patterns; it does not prove causation."
-    )
 
-    mitigation_parts: list[str] = []
+def _mitigation(story: _Story) -> list[str]:
+    change, category = story.findings.change, story.findings.category
+    parts: list[str] = []
     if change is not None:
-        mitigation_parts.append(
+        parts.append(
             f"Roll back or revert the change at {_clock(change.timestamp)} and watch whether the "
             "errors stop."
         )
     if category is not None:
-        mitigation_parts.append(category.mitigation)
-    if not mitigation_parts:
-        mitigation_parts.append(
-            f"Check {service}'s recent deploys, configuration changes and dependencies, and "
-            "restart or scale it if it is unhealthy while the cause is investigated."
-        )
-    prevention_parts = [category.prevention] if category is not None else []
-    if change is not None:
-        prevention_parts.append(
+        parts.append(category.mitigation)
+    return parts or [
+        f"Check {story.service}'s recent deploys, configuration changes and dependencies, and "
+        "restart or scale it if it is unhealthy while the cause is investigated."
+    ]
+
+
+def _prevention(story: _Story) -> list[str]:
+    category = story.findings.category
+    parts = [category.prevention] if category is not None else []
+    if story.findings.change is not None:
+        parts.append(
             "Roll changes out progressively (canary) with automatic rollback on error rate."
         )
-    if not prevention_parts:
-        prevention_parts.append(
-            f"Improve {service}'s observability so the next occurrence leaves a clear trail: "
-            "structured error logs, deploy markers and alerts on the underlying symptom."
-        )
-    recommendation_parts: list[str] = []
-    if first is not None:
-        recommendation_parts.append(
-            f"Start from the earliest error{_cite(refs, first)} and confirm the sequence of "
-            "events before acting."
+    return parts or [
+        f"Improve {story.service}'s observability so the next occurrence leaves a clear trail: "
+        "structured error logs, deploy markers and alerts on the underlying symptom."
+    ]
+
+
+def _recommendation(story: _Story, confidence: int) -> list[str]:
+    findings = story.findings
+    parts: list[str] = []
+    if findings.first_error is not None:
+        parts.append(
+            f"Start from the earliest error{_cite(story.refs, findings.first_error)} and confirm "
+            "the sequence of events before acting."
         )
     if findings.failed:
         names = ", ".join(r.source for r in findings.failed)
-        recommendation_parts.append(f"Fix the failing evidence sources ({names}) and re-run.")
-    if not has_evidence:
-        recommendation_parts.append(
+        parts.append(f"Fix the failing evidence sources ({names}) and re-run.")
+    if not story.configured:
+        parts.append(
+            "Configure a log source (Loki, Elasticsearch or files) and a Prometheus source for "
+            "this service, or run `firebreak init`, then re-investigate."
+        )
+    elif not story.has_evidence:
+        parts.append(
             "Check that the log and metric sources cover this service (query templates and "
             "labels) and investigate manually."
         )
     elif confidence < 40:
-        recommendation_parts.append("Confidence is low: treat this as a lead, not a conclusion.")
-    if not recommendation_parts:
-        recommendation_parts.append("Verify the suspected cause before applying the mitigation.")
-
-    return RootCauseAnalysis(
-        root_cause=_clip(root_cause, 2000),
-        reasoning=_clip(" ".join(facts), 4000),
-        mitigation=_clip(" ".join(mitigation_parts), 2000),
-        prevention=_clip(" ".join(prevention_parts), 2000),
-        recommendation=_clip(" ".join(recommendation_parts), 2000),
-        confidence_score=confidence,
-        remediation=None,
-        evidence=refs,
-    )
+        parts.append("Confidence is low: treat this as a lead, not a conclusion.")
+    return parts or ["Verify the suspected cause before applying the mitigation."]

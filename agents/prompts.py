@@ -24,6 +24,7 @@ from typing import Any
 import jinja2
 
 from firebreak.tools.models import Evidence
+from firebreak.tools.text import truncate
 
 __all__ = ["clip", "evidence_boundary", "fmt_value", "load_template", "oneline", "render"]
 
@@ -39,9 +40,7 @@ def oneline(value: Any) -> str:
 
 def clip(value: Any, limit: int = 1000) -> str:
     text = "" if value is None else str(value)
-    if len(text) <= limit:
-        return text
-    return text[: max(0, limit - 1)] + "…"
+    return truncate(text, limit) if limit > 0 else ""
 
 
 def fmt_value(value: Any) -> str:

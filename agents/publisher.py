@@ -1,6 +1,7 @@
-"""Publishes the analysis: stored with the incident, on the timeline, and as the RCA card in
-the incident's Slack thread. Safe to re-run after a crash: the store keeps one analysis per
-run, so a resumed run never stores or announces it twice in the timeline."""
+"""Publishes the analysis: stored with the incident, on the timeline, and announced to the
+thread (the Slack surface renders the RCA card from the stored analysis). Safe to re-run after
+a crash: the store keeps one analysis per run, so a resumed run never stores or announces it
+twice."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from sqlalchemy import Connection
 from firebreak.agents.context import Deps
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.state import InvestigationState
-from firebreak.bot.cards import rca_card
-from firebreak.events import Change, IncidentEvent
+from firebreak.incidents.events import Change, IncidentEvent
+from firebreak.incidents.notices import RcaReady
 from firebreak.store import incidents
 from firebreak.store.schemas import Analysis, EventType, ExecutionStatus
 
 
 async def publish(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
-    app = runtime.context.runtime
+    deps = runtime.context
     incident_id = state["incident_id"]
     analysis = Analysis.model_validate(state["analysis"])
 
@@ -32,16 +33,11 @@ async def publish(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
                 incidents.record_event(conn, incident_id, kind, FIREBREAK, message, data)
         return stored
 
-    stored = await app.writer.run(store)
-    async with app.engine.connect() as conn:
-        incident = await incidents.get_incident(conn, incident_id)
-    if not stored or incident is None:
+    if not await deps.writer.run(store):
         return {}
-    app.metrics.investigations.labels(analysis.execution_status.value).inc()
-    if app.notifier is not None:
-        text, blocks = rca_card(incident, analysis)
-        app.notifier.post_in_thread(incident_id, text, blocks, purpose="rca")
-    app.bus.publish(IncidentEvent(incident_id, Change.UPDATED))
+    deps.finished.labels(analysis.execution_status.value).inc()
+    deps.notifier.tell(incident_id, RcaReady(run_id=state["run_id"]))
+    deps.bus.publish(IncidentEvent(incident_id, Change.UPDATED))
     return {}
 
 

@@ -1,12 +1,14 @@
 """The remediation pause: a proposed action waits for a human, then is scheduled or dropped.
 
 Three nodes so that only the pause re-runs on resume (LangGraph re-runs an interrupted node
-from its start): `propose_remediation` has the side effects (timeline, the Approve / Reject
-card), `await_approval` only waits, `apply_decision` acts on the answer.
+from its start): `propose_remediation` has the side effects (timeline, the one approval
+message), `await_approval` only waits, `apply_decision` acts on the answer and updates that
+same message with the decision.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 from langgraph.graph import END
@@ -17,9 +19,9 @@ from sqlalchemy import Connection
 from firebreak.agents.context import Deps
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.state import InvestigationState
-from firebreak.bot.cards import mention, remediation_card
-from firebreak.ports import ApprovedRemediation
-from firebreak.store import incidents
+from firebreak.incidents.notices import RemediationDecided, RemediationProposed
+from firebreak.remediation.flows import ApprovedRemediation
+from firebreak.store.incidents import record_event
 from firebreak.store.investigations import RunStatus, set_status
 from firebreak.store.schemas import Analysis, EventType, RemediationProposal
 
@@ -32,12 +34,12 @@ def needs_approval(state: InvestigationState) -> Literal["propose_remediation", 
 async def propose_remediation(
     state: InvestigationState, runtime: GraphRuntime[Deps]
 ) -> dict[str, Any]:
-    app = runtime.context.runtime
+    deps = runtime.context
     incident_id = state["incident_id"]
     proposal = _proposal(state)
 
     def record(conn: Connection) -> None:
-        incidents.record_event(
+        record_event(
             conn,
             incident_id,
             EventType.REMEDIATION_PROPOSED,
@@ -47,12 +49,15 @@ async def propose_remediation(
         )
         set_status(conn, state["run_id"], RunStatus.AWAITING_APPROVAL)
 
-    await app.writer.run(record)
-    if app.notifier is not None:
-        text, blocks = remediation_card(
-            incident_id, proposal, approve_later_s=app.config.remediation.approve_later_s
-        )
-        app.notifier.post_in_thread(incident_id, text, blocks, purpose="remediation")
+    await deps.writer.run(record)
+    deps.notifier.tell(
+        incident_id,
+        RemediationProposed(
+            approval=state["run_id"],
+            proposal=proposal,
+            approve_later_s=deps.settings.approve_later_s,
+        ),
+    )
     return {}
 
 
@@ -64,7 +69,7 @@ async def await_approval(state: InvestigationState) -> dict[str, Any]:
 
 
 async def apply_decision(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
-    app = runtime.context.runtime
+    deps = runtime.context
     incident_id = state["incident_id"]
     decision = state["decision"]
     proposal = _proposal(state)
@@ -74,24 +79,30 @@ async def apply_decision(state: InvestigationState, runtime: GraphRuntime[Deps])
     kind = EventType.REMEDIATION_APPROVED if approved else EventType.REMEDIATION_REJECTED
     verb = "approved" if approved else "rejected"
     when = f", runs in {delay_s / 60:g} min" if approved and delay_s else ""
-    await incidents.write_event(
-        app.writer,
-        incident_id,
-        kind,
-        actor,
-        f"Remediation {proposal.action} {verb} by {actor}{when}",
-        {"action": proposal.action, "delay_s": delay_s},
+    await deps.writer.run(
+        partial(
+            record_event,
+            incident_id=incident_id,
+            kind=kind,
+            actor=actor,
+            message=f"Remediation {proposal.action} {verb} by {actor}{when}",
+            data={"action": proposal.action, "delay_s": delay_s},
+        )
     )
-    if approved and app.remediations is not None:
-        await app.remediations.schedule(
+    if approved:
+        await deps.remediations.schedule(
             ApprovedRemediation(incident_id, proposal, actor, delay_s, key=state["run_id"])
         )
-    if app.notifier is not None:
-        app.notifier.post_in_thread(
-            incident_id,
-            f"Remediation `{proposal.action}` {verb} by {mention(actor)}{when}.",
-            purpose="remediation",
-        )
+    deps.notifier.tell(
+        incident_id,
+        RemediationDecided(
+            approval=state["run_id"],
+            proposal=proposal,
+            approved=approved,
+            actor=actor,
+            delay_s=delay_s,
+        ),
+    )
     return {}
 
 

@@ -21,13 +21,12 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
 import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -37,19 +36,15 @@ from langgraph.types import Command
 from sqlalchemy.engine import make_url
 
 from firebreak.agents.context import Deps
-from firebreak.agents.graph import build_graph
 from firebreak.agents.intake import FIREBREAK
-from firebreak.agents.reasoning import answer_question
-from firebreak.app import Runtime
-from firebreak.events import Change, IncidentEvent
-from firebreak.remediation import refusal_text
+from firebreak.agents.questions import answer_question
+from firebreak.incidents.events import Change, IncidentEvent
+from firebreak.incidents.ports import Decision
 from firebreak.store import incidents, investigations
-from firebreak.store.incidents import utcnow
+from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.investigations import RunStatus
 from firebreak.store.schemas import EventType
-from firebreak.tools.llm import LLMGateway
 from firebreak.tools.models import Evidence
-from firebreak.tools.redact import Redactor
 
 log = structlog.get_logger(__name__)
 
@@ -57,18 +52,28 @@ HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
 
 
-class InvestigationService:
-    """The `Investigations` port (firebreak/ports.py)."""
+class Approvers(Protocol):
+    def may_approve(self, user_id: str, user_groups: list[str]) -> bool: ...
 
-    def __init__(self, runtime: Runtime, graph: CompiledStateGraph, deps: Deps) -> None:
-        self._runtime = runtime
+
+class InvestigationService:
+    """The `Investigations` port (incidents/ports.py)."""
+
+    def __init__(self, graph: CompiledStateGraph, deps: Deps, approvers: Approvers) -> None:
         self._graph = graph
         self._deps = deps
-        self._slots = asyncio.Semaphore(runtime.config.investigation.max_concurrent)
+        self._approvers = approvers
+        self._writer = deps.writer
+        self._slots = asyncio.Semaphore(deps.settings.investigation.max_concurrent)
         self._active: dict[int, asyncio.Task[None]] = {}
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._single_process = runtime.engine.url.get_backend_name() == "sqlite"
+        self._single_process = deps.engine.url.get_backend_name() == "sqlite"
         self._keepalive: asyncio.Task[None] | None = None
+
+    def on_event(self, event: IncidentEvent) -> None:
+        """Bus subscriber: a newly opened incident is investigated."""
+        if event.change is Change.OPENED:
+            self.request(event.incident_id, actor=event.actor, reason="incident opened")
 
     def request(self, incident_id: int, *, actor: str, reason: str) -> bool:
         if incident_id in self._active:
@@ -91,7 +96,7 @@ class InvestigationService:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
-                await self._runtime.writer.run(partial(investigations.heartbeat, owner=self._owner))
+                await self._writer.run(partial(investigations.heartbeat, owner=self._owner))
                 if not self._single_process:
                     await self.adopt_orphans(everything=False)
             except Exception:
@@ -100,7 +105,7 @@ class InvestigationService:
     async def adopt_orphans(self, *, everything: bool) -> int:
         """Resume unfinished runs whose owner is gone (all of them when `everything`)."""
         stale = None if everything else utcnow() - timedelta(seconds=STALE_AFTER_S)
-        runs = await self._runtime.writer.run(
+        runs = await self._writer.run(
             partial(investigations.adopt_runs, owner=self._owner, stale_before=stale)
         )
         for run in runs:
@@ -118,7 +123,7 @@ class InvestigationService:
         return len(runs)
 
     async def answer_question(self, incident_id: int, question: str, *, actor: str) -> str:
-        async with self._runtime.engine.connect() as conn:
+        async with self._deps.engine.connect() as conn:
             incident = await incidents.get_incident(conn, incident_id)
             gathered = await incidents.latest_evidence(conn, incident_id)
         if incident is None:
@@ -144,12 +149,11 @@ class InvestigationService:
         actor: str,
         delay_s: float = 0,
         user_groups: Sequence[str] = (),
-    ) -> str:
-        remediations = self._runtime.remediations
-        if remediations is not None and not remediations.may_approve(actor, list(user_groups)):
-            return refusal_text(self._runtime.config.remediation.approvers)
+    ) -> Decision:
+        if not self._approvers.may_approve(actor, list(user_groups)):
+            return "refused"
         decision = {"approve": approve, "actor": actor, "delay_s": delay_s}
-        thread_id = await self._runtime.writer.run(
+        thread_id = await self._writer.run(
             partial(
                 investigations.claim_decision,
                 incident_id=incident_id,
@@ -158,10 +162,9 @@ class InvestigationService:
             )
         )
         if thread_id is None:
-            return f"No remediation on incident #{incident_id} is waiting for a decision."
+            return "nothing_waiting"
         await self._drive(incident_id, thread_id, Command(resume=decision))
-        verb = "Approved" if approve else "Rejected"
-        return f"{verb}. The decision is recorded on incident #{incident_id}'s timeline."
+        return "approved" if approve else "rejected"
 
     async def close(self) -> None:
         """Stop without losing anything: cut-short runs stay `running` and resume next start."""
@@ -169,7 +172,7 @@ class InvestigationService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._runtime.writer.run(partial(investigations.release, owner=self._owner))
+        await self._writer.run(partial(investigations.release, owner=self._owner))
 
     def _track(self, incident_id: int, work: Any) -> None:
         task = asyncio.create_task(work, name=f"investigation-{incident_id}")
@@ -177,7 +180,7 @@ class InvestigationService:
         task.add_done_callback(lambda _: self._active.pop(incident_id, None))
 
     async def _start(self, incident_id: int, thread_id: str, actor: str, reason: str) -> None:
-        await self._runtime.writer.run(
+        await self._writer.run(
             partial(
                 investigations.create_run,
                 thread_id=thread_id,
@@ -204,21 +207,23 @@ class InvestigationService:
                 log.exception("investigation failed", thread_id=thread_id)
                 status = RunStatus.FAILED
                 await self._record_failure(incident_id, exc)
-        await self._runtime.writer.run(
+        await self._writer.run(
             partial(investigations.set_status, thread_id=thread_id, status=status)
         )
 
     async def _record_failure(self, incident_id: int, exc: Exception) -> None:
         message = self._deps.redactor.redact(f"Investigation failed: {type(exc).__name__}: {exc}")
-        async with self._runtime.engine.connect() as conn:
+        async with self._deps.engine.connect() as conn:
             if not await incidents.exists(conn, incident_id):
                 return
-        await incidents.write_event(
-            self._runtime.writer,
-            incident_id,
-            EventType.AI_ANALYSIS_FAILED,
-            FIREBREAK,
-            message[:500],
+        await self._writer.run(
+            partial(
+                record_event,
+                incident_id=incident_id,
+                kind=EventType.AI_ANALYSIS_FAILED,
+                actor=FIREBREAK,
+                message=message[:500],
+            )
         )
 
 
@@ -230,39 +235,19 @@ def _input(incident_id: int, thread_id: str) -> dict[str, Any]:
     return {"incident_id": incident_id, "run_id": thread_id}
 
 
-async def start_investigations(runtime: Runtime, stack: AsyncExitStack) -> None:
-    """Component: the investigation service, subscribed to newly opened incidents."""
-    config = runtime.config
-    redactor = Redactor.from_config(config.investigation, runtime.secrets.values())
-    api_key = runtime.secrets.openai_api_key
-    gateway = LLMGateway.from_config(config.llm, api_key, registry=runtime.metrics.registry)
-    await stack.enter_async_context(gateway)
-    http = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
-    checkpointer = await stack.enter_async_context(open_checkpointer(runtime))
-    graph = build_graph(checkpointer)
-    service = InvestigationService(runtime, graph, Deps(runtime, gateway, redactor, http))
-    stack.push_async_callback(service.close)
-    runtime.investigations = service
-
-    def on_event(event: IncidentEvent) -> None:
-        if event.change is Change.OPENED:
-            service.request(event.incident_id, actor=event.actor, reason="incident opened")
-
-    runtime.bus.subscribe(on_event)
-    await service.start()
-
-
 @asynccontextmanager
-async def open_checkpointer(runtime: Runtime) -> AsyncIterator[BaseCheckpointSaver]:
+async def open_checkpointer(
+    store_url: str, checkpoint_path: str | None = None
+) -> AsyncIterator[BaseCheckpointSaver]:
     """The LangGraph saver matching the store: SQLite file beside it, or the same PostgreSQL."""
-    url = make_url(runtime.config.store.url)
+    url = make_url(store_url)
     if url.get_backend_name() == "postgresql":
         conn_string = url.set(drivername="postgresql").render_as_string(hide_password=False)
         async with AsyncPostgresSaver.from_conn_string(conn_string) as saver:
             await saver.setup()
             yield saver
         return
-    path = runtime.config.investigation.checkpoint_path or f"{url.database}.checkpoints"
+    path = checkpoint_path or f"{url.database}.checkpoints"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(path) as saver:
         yield saver

@@ -32,12 +32,15 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from firebreak.app import build_runtime
-from firebreak.config import Config, Secrets
-from firebreak.scheduler import JobScheduler, store_key
-from firebreak.store.db import create_sync_engine
+from firebreak.components import QuietNotifier
+from firebreak.config import Config
+from firebreak.escalation.flows import EscalationService
+from firebreak.incidents.events import EventBus
+from firebreak.scheduler.core import JobScheduler
+from firebreak.store.db import create_engine, create_sync_engine
 from firebreak.store.migrate import upgrade
 from firebreak.store.models import EscalationState, Incident, TimelineEvent
+from firebreak.store.writer import Writer
 
 
 def rss_mib() -> float:
@@ -130,13 +133,24 @@ async def main() -> int:
     base = min([await asyncio.to_thread(baseline_select, url) for _ in range(3)])
 
     config = Config(store={"url": url}, escalation={"sweep_interval_s": 3600})
-    runtime = build_runtime(config, Secrets())
+    engine = create_engine(url)
+    writer = Writer(create_sync_engine(url))
     rss_before = rss_mib()
     async with AsyncExitStack() as stack:
-        await runtime.writer.start()
-        stack.push_async_callback(runtime.writer.stop)
-        scheduler = JobScheduler(runtime)
-        runtime.escalations = scheduler.escalations
+        await writer.start()
+        stack.push_async_callback(writer.stop)
+        scheduler = JobScheduler(url, sweep_interval_s=config.escalation.sweep_interval_s)
+        escalations = EscalationService(
+            engine=engine,
+            writer=writer,
+            bus=EventBus(),
+            notifier=QuietNotifier(),
+            scheduler=scheduler,
+            config=config.escalation,
+        )
+        for kind in escalations.job_kinds():
+            scheduler.register(kind)
+        scheduler.register_catch_up(escalations.catch_up())
         began = time.perf_counter()
         await scheduler.start()  # election + cold reconciliation
         cold = time.perf_counter() - began
@@ -149,7 +163,7 @@ async def main() -> int:
 
         deadline = time.monotonic() + args.spread + 120
         while time.monotonic() < deadline:
-            async with runtime.engine.connect() as conn:
+            async with engine.connect() as conn:
                 fired = await conn.scalar(
                     select(func.count())
                     .select_from(TimelineEvent)
@@ -159,7 +173,7 @@ async def main() -> int:
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(1.0)
-        async with runtime.engine.connect() as conn:
+        async with engine.connect() as conn:
             events = (
                 await conn.execute(
                     select(TimelineEvent.incident_id, TimelineEvent.at, TimelineEvent.data).where(
@@ -167,7 +181,7 @@ async def main() -> int:
                     )
                 )
             ).all()
-    await runtime.engine.dispose()
+    await engine.dispose()
 
     lateness = sorted(
         (e.at - datetime.fromisoformat(e.data["due"])).total_seconds() for e in events
@@ -176,7 +190,7 @@ async def main() -> int:
     p = statistics.quantiles(lateness, n=100) if len(lateness) > 1 else lateness * 99
 
     assert cold_report is not None
-    print(f"store: {runtime.engine.url.get_backend_name()}  store_key={store_key(url)}")
+    print(f"store: {engine.url.get_backend_name()}")
     print(f"pending steps:                    {args.n}")
     print(f"baseline SELECT of pending rows:  {base * 1000:8.1f} ms")
     print(

@@ -27,11 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firebreak.agents.runner import start_investigations
 from firebreak.agents.schema import strict_json_schema
-from firebreak.app import build_runtime, running
+from firebreak.components import Parts, QuietNotifier, assembled
 from firebreak.config import Config, LLMConfig, Secrets
-from firebreak.events import Change, IncidentEvent
+from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.tools.llm import LLMGateway, LLMUnavailable
 from tests.fakes.llm_servers import ScriptedLLMServer, answer, closed_port_url, slow
@@ -84,7 +83,6 @@ async def timed_investigations(
     config: Config, keys: list[str], starts: datetime, *, at_once: bool
 ) -> list[float]:
     """Seconds from submitting each alert group to its analysis being stored."""
-    runtime = build_runtime(config, Secrets())
     submitted: dict[int, float] = {}
     finished: dict[int, float] = {}
     done = asyncio.Event()
@@ -95,7 +93,7 @@ async def timed_investigations(
             if len(finished) == len(keys):
                 done.set()
 
-    async with running(runtime, [start_investigations]):
+    async with assembled(config, Secrets(), Parts(notifier=QuietNotifier())) as runtime:
         runtime.bus.subscribe(on_event)
 
         async def submit(key: str) -> None:

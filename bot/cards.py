@@ -34,6 +34,18 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from firebreak.incidents.notices import (
+    Notice,
+    Paged,
+    RcaReady,
+    RemediationDecided,
+    RemediationFinished,
+    RemediationProposed,
+    RemediationScheduled,
+    RemediationVerified,
+    Reminder,
+    YouArePaged,
+)
 from firebreak.store.schemas import (
     AlertOut,
     Analysis,
@@ -558,8 +570,10 @@ def rca_card(incident: IncidentOut, analysis: Analysis) -> tuple[str, list[Block
         blocks.append(DividerBlock())
         blocks.extend(evidence)
     if analysis.remediation is not None:
-        blocks.append(DividerBlock())
-        blocks.extend(remediation_blocks(incident.id, analysis.remediation))
+        action = escape(truncate(analysis.remediation.action, 100))
+        blocks.append(
+            _context(f":hammer_and_wrench: Proposed remediation `{action}`: see the next message.")
+        )
     blocks.append(_context(*_attempts_context(analysis)))
     return fallback, _bounded(blocks)
 
@@ -683,10 +697,144 @@ def remediation_card(
 # ---------------------------------------------------------------------- escalation, lists
 
 
-def escalation_page_text(level: int, targets: list[str]) -> str:
+def escalation_page_text(
+    level: int, targets: list[str], reasons: dict[str, str] | None = None
+) -> str:
     """The thread message that pages an escalation level: mentions that notify."""
-    who = " ".join(mention(t) for t in targets) or "_(nobody configured)_"
-    return f":mega: *Escalation level {level}*: {who} — please take a look at this incident."
+    reasons = reasons or {}
+    who = " ".join(
+        mention(t) + (f" ({escape(reasons[t])})" if reasons.get(t) else "") for t in targets
+    )
+    return (
+        f":mega: *Escalation level {level}*: {who or '_(nobody configured)_'} — please take a "
+        "look at this incident."
+    )
+
+
+def page_dm_text(notice: YouArePaged) -> str:
+    title = escape(truncate(" ".join(notice.title.split()), 200))
+    why = f" ({escape(notice.reason)})" if notice.reason else ""
+    return (
+        f":mega: You are paged for incident #{notice.incident_id} (escalation level "
+        f"{notice.level}){why}: {title}. Please acknowledge it in its thread."
+    )
+
+
+def reminder_text(incident_id: int, notice: Reminder) -> str:
+    return (
+        f":alarm_clock: *Reminder*: incident #{incident_id} was acknowledged by "
+        f"{mention(notice.acknowledged_by or 'someone')} {slack_date(notice.acknowledged_at)} "
+        "and is not resolved yet."
+    )
+
+
+# ---------------------------------------------------------------------- remediation runs
+
+
+def remediation_decision_text(notice: RemediationDecided) -> str:
+    verb = "Approved" if notice.approved else "Rejected"
+    when = f"; runs in {notice.delay_s / 60:g} min" if notice.approved and notice.delay_s else ""
+    return f"{verb} by {mention(notice.actor)}{when}"
+
+
+def remediation_scheduled_text(notice: RemediationScheduled) -> str:
+    return (
+        f":hourglass_flowing_sand: `{escape(notice.action)}` approved by "
+        f"{mention(notice.approved_by)} will run {slack_date(notice.run_at)} "
+        f"(in {duration_text(notice.delay_s)})."
+    )
+
+
+def remediation_finished_text(notice: RemediationFinished) -> str:
+    name = f"`{escape(notice.action)}`"
+    if notice.skipped:
+        return f":warning: Remediation {name} was not run: {escape(notice.skipped)}."
+    verdict = "succeeded :white_check_mark:" if notice.ok else "failed :x:"
+    text = f":gear: Remediation {name} {verdict}"
+    if notice.output:
+        text += f"\n```{escape(notice.output).replace('```', '` ` `')}```"
+    verify = notice.verify
+    if verify and notice.verify_at:
+        text += (
+            f"\nVerifying {slack_date(notice.verify_at)}: `{escape(verify['promql'])}` "
+            f"{escape(verify['op'])} {verify['threshold']:g}"
+        )
+    return text
+
+
+def remediation_verified_text(notice: RemediationVerified) -> str:
+    icon = ":white_check_mark:" if notice.ok else ":x:"
+    shown = "no data" if notice.value is None else f"{notice.value:g}"
+    text = (
+        f"{icon} Verification of `{escape(notice.action)}` "
+        f"{'passed' if notice.ok else 'failed'}: `{escape(notice.promql)}` is {shown} "
+        f"(wanted {escape(notice.op)} {notice.threshold:g})"
+    )
+    if notice.error:
+        text += f" — {escape(truncate(notice.error, 300))}"
+    return text
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:g} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------------- notices
+
+
+Message = tuple[str, list[Block]]
+
+
+def notice_message(
+    incident_id: int, notice: Notice, analysis: Analysis | None, incident: IncidentOut | None
+) -> Message:
+    """A notice (incidents/notices.py) as it is said in Slack: (fallback text, blocks). The
+    RCA needs its stored analysis and the incident; the others carry what they say."""
+    match notice:
+        case RcaReady():
+            assert analysis is not None and incident is not None
+            return rca_card(incident, analysis)
+        case Paged():
+            return _said(escalation_page_text(notice.level, notice.targets, notice.reasons))
+        case YouArePaged():
+            return _said(page_dm_text(notice))
+        case Reminder():
+            return _said(reminder_text(incident_id, notice))
+        case RemediationProposed():
+            return remediation_card(
+                incident_id, notice.proposal, approve_later_s=notice.approve_later_s
+            )
+        case RemediationDecided():
+            decision = remediation_decision_text(notice)
+            return remediation_card(incident_id, notice.proposal, decision=decision)
+        case RemediationScheduled():
+            return _said(remediation_scheduled_text(notice))
+        case RemediationFinished():
+            return _said(remediation_finished_text(notice))
+        case RemediationVerified():
+            return _said(remediation_verified_text(notice))
+    raise TypeError(f"no Slack rendering for {type(notice).__name__}")
+
+
+def _said(text: str) -> Message:
+    return text, []
+
+
+PURPOSES = {
+    "rca": "rca",
+    "page": "page",
+    "paged_dm": "dm",
+    "reminder": "reminder",
+}
+
+
+def notice_purpose(notice: Notice) -> str:
+    """The short name a delivered message is kept under (`slack_messages.purpose`)."""
+    return notice.key or PURPOSES.get(notice.kind, "remediation")
 
 
 def timeline_blocks(events: list[TimelineEventOut]) -> list[Block]:

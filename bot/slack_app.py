@@ -1,8 +1,10 @@
-"""The Slack component: Bolt app, notifier and outbox drainer, wired into the runtime.
+"""The Slack surface: the outbox notifier, the Bolt app and what follows the incident bus.
 
-``start_slack`` (a ``firebreak.app.Component``) does, per ``slack.mode``:
+Built by the composition root in two steps, because everything else speaks through the
+notifier while the Bolt app speaks to everything else: `build_notifier` first, then
+`build_bolt_app` with the incident actions. Per ``slack.mode``:
 
-* ``http``: a Bolt ``AsyncApp`` served at ``POST /slack/events`` (signature verified with
+* ``http``: the Bolt ``AsyncApp`` is served at ``POST /slack/events`` (signature verified with
   ``SLACK_SIGNING_SECRET``); ``SLACK_BOT_TOKEN`` is handed to Bolt by an ``authorize``
   function, so Bolt never calls ``auth.test``.
 * ``socket``: the same app over Socket Mode (``SLACK_APP_TOKEN``), connected in the background.
@@ -10,40 +12,38 @@
   is set, the Bolt app is served at ``POST /slack/events`` too, so signed Slack requests
   (``firebreak demo``'s button click, a local curl) run the real handlers.
 
-In every mode the notifier (``runtime.notifier``) is an ``OutboxNotifier`` that follows the
-incident bus: OPENED/UPDATED/RESOLVED re-render the card, RESOLVED also says so in the thread.
-
 Slack retries an Events API delivery it thinks failed (``X-Slack-Retry-Num``) with the same
 ``event_id``. A global middleware records each ``event_id`` in the store (``INSERT … ON
 CONFLICT DO NOTHING``) before any listener runs, and acknowledges repeats without handling
 them: replicas behind one load balancer share the table, so a retry that lands on another
-replica is still caught, and so is one that arrives after a restart. Handling is therefore
-at most once per event (Bolt acknowledges events before the listener runs, so a retry means
-Slack did not hear the acknowledgement, not that the work failed).
+replica is still caught, and so is one that arrives after a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import structlog
+from pydantic import SecretStr
 from rich.console import Console
 from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak.app import Component, Runtime
 from firebreak.bot import cards
-from firebreak.bot.slack_handlers import register
-from firebreak.bot.slack_http import BoltHttpHandler
+from firebreak.bot.config import SlackConfig
+from firebreak.bot.slack_handlers import Handlers, register
 from firebreak.bot.slack_outbox import OutboxNotifier, OutboxSettings
 from firebreak.bot.slack_transport import ConsoleTransport, SlackTransport, make_client
-from firebreak.events import Change, IncidentEvent
+from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.store import slack as slack_store
+from firebreak.store.writer import Writer
 
 log = structlog.get_logger(__name__)
 
@@ -63,19 +63,11 @@ class SlackOptions:
     console: Console | None = None  # console mode output (default: stdout)
 
 
-def slack_component(options: SlackOptions | None = None) -> Component:
-    """A ``start_slack`` with non-default tuning (tests use short backoffs)."""
-    opts = options or SlackOptions()
-
-    async def start(runtime: Runtime, stack: AsyncExitStack) -> None:
-        await _start(runtime, stack, opts)
-
-    return start
-
-
-async def start_slack(runtime: Runtime, stack: AsyncExitStack) -> None:
-    """The component ``firebreak serve`` starts."""
-    await _start(runtime, stack, SlackOptions())
+@dataclass(frozen=True)
+class SlackTokens:
+    bot: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app: SecretStr | None = None  # Socket Mode
 
 
 def _secret(value: Any, variable: str, mode: str) -> str:
@@ -84,14 +76,19 @@ def _secret(value: Any, variable: str, mode: str) -> str:
     return value.get_secret_value()
 
 
-async def _start(runtime: Runtime, stack: AsyncExitStack, opts: SlackOptions) -> None:
-    config = runtime.config.slack
-    secrets = runtime.secrets
-    mode = config.mode
-    if mode == "console":
+def build_notifier(
+    config: SlackConfig,
+    tokens: SlackTokens,
+    engine: AsyncEngine,
+    writer: Writer,
+    opts: SlackOptions,
+) -> OutboxNotifier:
+    """The outbox notifier over Slack's Web API, or over the terminal in console mode. A
+    missing token is refused here, at start (SlackSetupError names the variable)."""
+    if config.mode == "console":
         transport: Any = ConsoleTransport(opts.console)
     else:
-        token = _secret(secrets.slack_bot_token, "SLACK_BOT_TOKEN", mode)
+        token = _secret(tokens.bot, "SLACK_BOT_TOKEN", config.mode)
         transport = SlackTransport(
             make_client(
                 token,
@@ -100,66 +97,52 @@ async def _start(runtime: Runtime, stack: AsyncExitStack, opts: SlackOptions) ->
                 max_inline_wait_s=opts.max_inline_wait_s,
             )
         )
-    notifier = OutboxNotifier(
-        runtime.engine,
-        runtime.writer,
+    return OutboxNotifier(
+        engine,
+        writer,
         transport,
         channel=config.channel,
         alertmanager_url=config.alertmanager_url,
         settings=opts.outbox,
     )
 
-    if mode == "socket":
-        await _start_socket_mode(build_bolt_app(runtime, notifier, opts), runtime, stack)
-    elif mode == "http" or secrets.slack_signing_secret is not None:
-        app = build_bolt_app(runtime, notifier, opts)
-        runtime.slack_handler = BoltHttpHandler(app, runtime.config.server.max_body_bytes)
 
-    active = True
+def follow_incidents(notifier: OutboxNotifier) -> Callable[[IncidentEvent], None]:
+    """The bus subscriber that keeps cards current and says when an incident resolves."""
 
     def on_incident(event: IncidentEvent) -> None:
-        if not active:
+        if not notifier.running:
             return
         notifier.card_changed(event.incident_id, routine=event.change == Change.ALERTS)
         if event.change == Change.RESOLVED:
-            notifier.post_in_thread(
+            notifier.say_in_thread(
                 event.incident_id,
                 cards.resolution_text(event.incident_id, event.actor),
                 purpose="resolution",
             )
 
-    runtime.notifier = notifier
-    runtime.bus.subscribe(on_incident)
-    await notifier.start()
-    await notifier.recover()
-    runtime.readiness_checks["slack"] = notifier.readiness
-
-    async def stop() -> None:
-        nonlocal active
-        active = False
-        runtime.slack_handler = None
-        await notifier.stop()
-        if runtime.notifier is notifier:
-            runtime.notifier = None
-
-    stack.push_async_callback(stop)
-    log.info("slack started", mode=mode, channel=config.channel)
+    return on_incident
 
 
-def build_bolt_app(runtime: Runtime, notifier: OutboxNotifier, opts: SlackOptions) -> AsyncApp:
-    config = runtime.config.slack
-    secrets = runtime.secrets
+def serves_http(config: SlackConfig, tokens: SlackTokens) -> bool:
+    """Whether `POST /slack/events` is served (HTTP mode, or console mode with a secret)."""
+    return config.mode == "http" or (config.mode == "console" and tokens.signing_secret is not None)
+
+
+def build_bolt_app(
+    config: SlackConfig, tokens: SlackTokens, handlers: Handlers, opts: SlackOptions
+) -> AsyncApp:
     token = (
         CONSOLE_TOKEN  # console mode never calls the Web API with it
         if config.mode == "console"
-        else _secret(secrets.slack_bot_token, "SLACK_BOT_TOKEN", config.mode)
+        else _secret(tokens.bot, "SLACK_BOT_TOKEN", config.mode)
     )
     signing_secret = (
-        _secret(secrets.slack_signing_secret, "SLACK_SIGNING_SECRET", config.mode)
+        _secret(tokens.signing_secret, "SLACK_SIGNING_SECRET", config.mode)
         if config.mode in ("http", "console")
         else (
-            secrets.slack_signing_secret.get_secret_value()
-            if secrets.slack_signing_secret
+            tokens.signing_secret.get_secret_value()
+            if tokens.signing_secret
             else "unused-in-socket-mode"
         )
     )
@@ -185,7 +168,7 @@ def build_bolt_app(runtime: Runtime, notifier: OutboxNotifier, opts: SlackOption
     async def once_per_event(body: dict[str, Any], next: Any) -> BoltResponse | None:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if event_id:
-            first = await runtime.writer.run(
+            first = await handlers.writer.run(
                 partial(slack_store.first_delivery, key=f"event:{event_id}")
             )
             if not first:
@@ -193,21 +176,36 @@ def build_bolt_app(runtime: Runtime, notifier: OutboxNotifier, opts: SlackOption
                 return BoltResponse(status=200, body="")
         return await next()
 
-    register(app, runtime, notifier)
+    register(app, handlers)
     return app
 
 
-async def _start_socket_mode(app: AsyncApp, runtime: Runtime, stack: AsyncExitStack) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+class SocketMode:
+    """Slack over Socket Mode: connects in the background and keeps trying while Slack is
+    unreachable (the rest of the app runs meanwhile)."""
 
-    app_token = _secret(runtime.secrets.slack_app_token, "SLACK_APP_TOKEN", "socket")
-    handler = AsyncSocketModeHandler(app, app_token)
+    def __init__(self, app: AsyncApp, tokens: SlackTokens) -> None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    async def connect() -> None:
+        self.handler = AsyncSocketModeHandler(app, _secret(tokens.app, "SLACK_APP_TOKEN", "socket"))
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        self.task = asyncio.create_task(self._connect(), name="slack-socket-mode")
+        stack.push_async_callback(self._close)
+
+    def readiness(self) -> str:
+        task = self.task
+        if task is not None and task.done() and not task.cancelled() and not task.exception():
+            return "ok"
+        return "socket mode not connected"
+
+    async def _connect(self) -> None:
+
         delay = 1.0
-        while True:  # Slack unreachable at start: keep trying, the rest of the app runs
+        while True:
             try:
-                await handler.connect_async()
+                await self.handler.connect_async()
                 log.info("slack socket mode connected")
                 return
             except asyncio.CancelledError:
@@ -217,18 +215,10 @@ async def _start_socket_mode(app: AsyncApp, runtime: Runtime, stack: AsyncExitSt
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60)
 
-    task = asyncio.create_task(connect(), name="slack-socket-mode")
-
-    async def close() -> None:
-        task.cancel()
-        with suppress(asyncio.CancelledError, Exception):
-            await task
+    async def _close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self.task
         with suppress(Exception):
-            await handler.close_async()
-
-    stack.push_async_callback(close)
-    runtime.readiness_checks["slack_socket"] = lambda: (
-        "ok"
-        if task.done() and not task.cancelled() and task.exception() is None
-        else "socket mode not connected"
-    )
+            await self.handler.close_async()

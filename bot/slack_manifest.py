@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import AnyHttpUrl
 
-from firebreak.config import Config
+from firebreak.bot.config import SlackConfig
 
 EVENTS_PATH = "/slack/events"
 BOT_SCOPES = [
@@ -21,11 +22,13 @@ BOT_SCOPES = [
 BOT_EVENTS = ["app_mention"]
 
 
-def manifest(config: Config, *, name: str = "Firebreak") -> dict[str, Any]:
-    socket = config.slack.mode == "socket"
-    url = str(config.server.public_url).rstrip("/") + EVENTS_PATH
+def manifest(
+    slack: SlackConfig, public_url: AnyHttpUrl, *, name: str = "Firebreak"
+) -> dict[str, Any]:
+    socket = slack.mode == "socket"
+    url = str(public_url).rstrip("/") + EVENTS_PATH
     command: dict[str, Any] = {
-        "command": config.slack.command,
+        "command": slack.command,
         "description": "Incidents: list, status, ack, escalate, resolve, investigate, declare",
         "usage_hint": "help | list | status ID | ack ID | declare TITLE",
         "should_escape": False,
@@ -61,16 +64,16 @@ def manifest(config: Config, *, name: str = "Firebreak") -> dict[str, Any]:
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
-def unreachable_url(config: Config) -> str | None:
+def unreachable_url(slack: SlackConfig, public_url: AnyHttpUrl) -> str | None:
     """Why Slack could not call the manifest's URL, if it could not: the default
     `server.public_url` is this machine, which only Socket Mode can do without."""
-    if config.slack.mode == "socket" or config.server.public_url.host not in LOCAL_HOSTS:
+    if slack.mode == "socket" or public_url.host not in LOCAL_HOSTS:
         return None
     return (
-        f"server.public_url is {config.server.public_url}, which Slack cannot reach: set it to "
+        f"server.public_url is {public_url}, which Slack cannot reach: set it to "
         "the HTTPS address Slack should call, or use slack.mode: socket"
     )
 
 
-def manifest_yaml(config: Config) -> str:
-    return yaml.safe_dump(manifest(config), sort_keys=False, allow_unicode=True)
+def manifest_yaml(slack: SlackConfig, public_url: AnyHttpUrl) -> str:
+    return yaml.safe_dump(manifest(slack, public_url), sort_keys=False, allow_unicode=True)

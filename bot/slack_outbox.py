@@ -1,9 +1,9 @@
 """The durable Slack notifier: every message is written to the outbox table, then delivered.
 
-``OutboxNotifier`` implements ``firebreak.ports.Notifier`` for Slack and for the console (the
+``OutboxNotifier`` implements ``incidents.ports.Notifier`` for Slack and for the console (the
 transport differs, nothing else). Callers never wait for Slack:
 
-* ``card_changed`` / ``post_in_thread`` / ``direct_message`` write one outbox row (in a task,
+* ``card_changed`` / ``tell`` / ``tell_user`` write one outbox row (in a task,
   in call order, through the store writer) and return; ``enqueue_*`` do the same for callers
   that can await. Card changes are coalesced, and routine ones (more alerts) take turns across
   incidents under Slack's ``chat.update`` limit (see ``card_changed``).
@@ -19,6 +19,9 @@ transport differs, nothing else). Callers never wait for Slack:
   first time (its ts saved in ``slack_messages``) and ``chat.update``-d ever after. Pending card
   rows of an incident collapse into one delivery. A thread reply posts the card first if the
   incident has none yet, so nothing is ever said about an incident without its card.
+* Thread rows carry a notice (incidents/notices.py), rendered at delivery like the card (the
+  RCA from its stored analysis). A notice with a key names one message: the first is posted,
+  later ones ``chat.update`` it (a remediation proposal, then its decision).
 * Several replicas may share one PostgreSQL: only the holder of the ``slack-outbox`` lease
   drains (renewed every loop, expires after ``lease_ttl_s``), so a card is never posted twice by
   two replicas racing. The others only write rows.
@@ -51,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.bot import cards
 from firebreak.bot.slack_transport import PermanentError, TransientError, Transport
+from firebreak.incidents.notices import NOTICE, Notice, RcaReady
 from firebreak.store import incidents
 from firebreak.store import slack as outbox
 from firebreak.store.incidents import CARD, utcnow
@@ -162,18 +166,15 @@ class OutboxNotifier:
         finally:
             self._card_waits.pop(incident_id, None)
 
-    def post_in_thread(
-        self,
-        incident_id: int,
-        text: str,
-        blocks: list[Any] | None = None,
-        *,
-        purpose: str = "note",
-    ) -> None:
-        payload = {"text": text, "blocks": blocks_json(blocks)}  # serialise (validate) now
-        self._spawn(self._enqueue_thread_payload(incident_id, payload, purpose))
+    def tell(self, incident_id: int, notice: Notice) -> None:
+        payload = {"notice": notice.model_dump(mode="json")}
+        self._spawn(
+            self._enqueue_thread_payload(incident_id, payload, cards.notice_purpose(notice))
+        )
 
-    def direct_message(self, user_id: str, text: str) -> None:
+    def tell_user(self, user_id: str, notice: Notice) -> None:
+        incident_id = getattr(notice, "incident_id", 0)
+        text, _ = cards.notice_message(incident_id, notice, None, None)
         self._spawn(self.enqueue_dm(user_id, text))
 
     # ------------------------------------------------------------------ awaitable enqueue
@@ -185,6 +186,10 @@ class OutboxNotifier:
             purpose=CARD,
             incident_id=incident_id,
         )
+
+    def say_in_thread(self, incident_id: int, text: str, *, purpose: str) -> None:
+        """The Slack surface's own reply in a thread (a resolution), already rendered."""
+        self._spawn(self.enqueue_thread(incident_id, text, purpose=purpose))
 
     async def enqueue_thread(
         self, incident_id: int, text: str, blocks: list[Any] | None = None, *, purpose: str = "note"
@@ -511,60 +516,78 @@ class OutboxNotifier:
         async with self.engine.connect() as conn:
             incident = await incidents.get_incident(conn, incident_id)
             ref = await outbox.card_ref(conn, incident_id)
-        if incident is not None:
+        if incident is not None and ref is None:
+            await self._post_card(incident, up_to=up_to)
+            return
+        if incident is not None and ref is not None:
             text, blocks = self._render_card(incident)
-            if ref is None:
-                channel, ts = await self.transport.post(self.channel, text, blocks, None)
-
-                def card_posted(conn: Connection) -> None:
-                    incidents.save_slack_message(conn, incident_id, CARD, channel, ts)
-                    outbox.complete_cards(conn, incident_id, up_to)
-
-                await self.writer.run(card_posted)
-                return
             await self.transport.update(ref[0], ref[1], text, blocks)
         await self.writer.run(
             partial(outbox.complete_cards, incident_id=incident_id, up_to_id=up_to)
         )
 
     async def _ensure_card(self, incident_id: int) -> tuple[str, str] | None:
+        """The card's (channel, ts), posting it first if the incident has none yet."""
         async with self.engine.connect() as conn:
             ref = await outbox.card_ref(conn, incident_id)
             incident = None if ref else await incidents.get_incident(conn, incident_id)
-        if ref is not None:
+        if ref is not None or incident is None:
             return ref
-        if incident is None:
-            return None
+        return await self._post_card(incident, up_to=None)
+
+    async def _post_card(self, incident: Any, *, up_to: int | None) -> tuple[str, str]:
+        """Post the card for the first time and keep where it is; card rows up to `up_to` are
+        done with it."""
         text, blocks = self._render_card(incident)
         channel, ts = await self.transport.post(self.channel, text, blocks, None)
-        await self.writer.run(
-            partial(
-                incidents.save_slack_message,
-                incident_id=incident_id,
-                purpose=CARD,
-                channel=channel,
-                ts=ts,
-            )
-        )
+
+        def card_posted(conn: Connection) -> None:
+            incidents.save_slack_message(conn, incident.id, CARD, channel, ts)
+            if up_to is not None:
+                outbox.complete_cards(conn, incident.id, up_to)
+
+        await self.writer.run(card_posted)
         return channel, ts
 
     async def _deliver_thread(self, item: outbox.OutboxItem) -> None:
-        assert item.incident_id is not None
-        ref = await self._ensure_card(item.incident_id)
-        if ref is not None:
-            payload = item.payload
-            channel, ts = await self.transport.post(
-                ref[0], payload.get("text") or "", payload.get("blocks"), ref[1]
-            )
-
-            def reply_posted(conn: Connection) -> None:
-                assert item.incident_id is not None
-                incidents.save_slack_message(conn, item.incident_id, item.purpose, channel, ts)
-                outbox.mark_done(conn, [item.id])
-
-            await self.writer.run(reply_posted)
+        incident_id = item.incident_id
+        assert incident_id is not None
+        ref = await self._ensure_card(incident_id)
+        if ref is None:
+            await self._done(item)  # the incident is gone
             return
-        await self._done(item)  # the incident is gone
+        text, blocks, key = await self._thread_message(incident_id, item.payload)
+        if key is not None:
+            async with self.engine.connect() as conn:
+                existing = await incidents.slack_message(conn, incident_id, key)
+            if existing is not None:
+                await self.transport.update(existing[0], existing[1], text, blocks)
+                await self._done(item)
+                return
+        channel, ts = await self.transport.post(ref[0], text, blocks, ref[1])
+
+        def reply_posted(conn: Connection) -> None:
+            incidents.save_slack_message(conn, incident_id, key or item.purpose, channel, ts)
+            outbox.mark_done(conn, [item.id])
+
+        await self.writer.run(reply_posted)
+
+    async def _thread_message(
+        self, incident_id: int, payload: dict[str, Any]
+    ) -> tuple[str, list[dict[str, Any]] | None, str | None]:
+        """(text, blocks, key) of a thread row: a notice rendered now, or the bot's own text."""
+        if "notice" not in payload:
+            return payload.get("text") or "", payload.get("blocks"), None
+        notice = NOTICE.validate_python(payload["notice"])
+        analysis = incident = None
+        if isinstance(notice, RcaReady):
+            async with self.engine.connect() as conn:
+                analysis = await incidents.analysis_of_run(conn, notice.run_id)
+                incident = await incidents.get_incident(conn, incident_id, with_alerts=False)
+            if analysis is None or incident is None:
+                raise PermanentError(f"no stored analysis for run {notice.run_id}")
+        text, blocks = cards.notice_message(incident_id, notice, analysis, incident)
+        return text, blocks_json(blocks), notice.key
 
     async def _deliver_dm(self, item: outbox.OutboxItem) -> None:
         user = str(item.payload["user"])

@@ -31,17 +31,8 @@ import httpx
 from rich.console import Console
 from rich.text import Text
 
-from firebreak.config import (
-    Config,
-    ConfigError,
-    ElasticsearchSource,
-    FileSource,
-    LokiSource,
-    PrometheusSource,
-    Secrets,
-    load_config,
-    resolve_config_path,
-)
+from firebreak.config import Config, ConfigError, Secrets, load_config, resolve_config_path
+from firebreak.tools.config import ElasticsearchSource, FileSource, LokiSource, PrometheusSource
 from firebreak.tools.redact import Redactor
 
 __all__ = ["TIMEOUT_S", "CheckResult", "check_main", "print_results", "run_checks"]

@@ -131,8 +131,8 @@ def _slack_manifest(args: argparse.Namespace) -> int:
     from firebreak.bot.slack_manifest import manifest_yaml, unreachable_url
 
     config, _ = _load(args)
-    print(manifest_yaml(config), end="")
-    problem = unreachable_url(config)
+    print(manifest_yaml(config.slack, config.server.public_url), end="")
+    problem = unreachable_url(config.slack, config.server.public_url)
     if problem:
         print(f"warning: {problem}", file=sys.stderr)
     return 0

@@ -1,14 +1,245 @@
-"""Which components `serve` starts, in order: Slack first (so a new incident's card goes out
-before anything else happens), then investigations, then the scheduler."""
+"""The composition root's wiring: every component built with what it needs, started in order.
+
+Slack first (so a new incident's card goes out before anything else happens), then the
+investigations, then the scheduler; each stops in reverse, after the store writer has
+committed everything. Everything is always built: a missing token or an unreachable store
+fails here, at start, never later by a part quietly missing. `Parts` is what a caller may
+bring instead of a configured component (tests, the CLI's quiet notifier, the demo's console).
+"""
 
 from __future__ import annotations
 
-from firebreak.app import Component, Runtime
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+import structlog
+
+from firebreak.agents.context import Deps, Settings
+from firebreak.agents.graph import build_graph
+from firebreak.agents.runner import InvestigationService, open_checkpointer
+from firebreak.bot.slack_app import (
+    SlackOptions,
+    SlackTokens,
+    SocketMode,
+    build_bolt_app,
+    build_notifier,
+    follow_incidents,
+    serves_http,
+)
+from firebreak.bot.slack_handlers import Handlers
+from firebreak.bot.slack_http import BoltHttpHandler
+from firebreak.config import Config, Secrets
+from firebreak.escalation.flows import EscalationService
+from firebreak.incidents.events import EventBus, IncidentEvent
+from firebreak.incidents.flows import AlertIntake, IncidentOps
+from firebreak.incidents.ports import Escalations, Investigations, Notifier
+from firebreak.metrics import Metrics
+from firebreak.remediation.flows import RemediationService
+from firebreak.runtime import Readiness, Runtime
+from firebreak.scheduler.core import JobScheduler
+from firebreak.store.db import create_engine, create_sync_engine
+from firebreak.store.migrate import upgrade
+from firebreak.store.writer import Writer
+from firebreak.tools.llm import LLMGateway
+from firebreak.tools.redact import Redactor
+
+log = structlog.get_logger(__name__)
 
 
-def default_components(runtime: Runtime) -> list[Component]:
-    from firebreak.agents.runner import start_investigations
-    from firebreak.bot.slack_app import start_slack
-    from firebreak.scheduler import start_scheduler
+@dataclass(frozen=True)
+class Parts:
+    slack: SlackOptions = field(default_factory=SlackOptions)
+    notifier: Notifier | None = None  # instead of Slack: a test's recorder, the CLI's quiet one
+    redactor: Redactor | None = None  # the one `serve` already scrubs its logs with
+    # Instead of the investigation or escalation component: what answers its port (the Slack
+    # tests' doubles, which let them hold an investigation open for as long as they need).
+    investigations: Investigations | None = None
+    escalations: Escalations | None = None
 
-    return [start_slack, start_investigations, start_scheduler]
+
+class QuietNotifier:
+    """A notifier that says nothing (`firebreak investigate` prints the analysis instead)."""
+
+    def card_changed(self, incident_id: int, *, routine: bool = False) -> None:
+        return None
+
+    def tell(self, incident_id: int, notice: object) -> None:
+        return None
+
+    def tell_user(self, user_id: str, notice: object) -> None:
+        return None
+
+
+@asynccontextmanager
+async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIterator[Runtime]:
+    """The store migrated, every component built and started; all stopped on exit in reverse
+    order. Used by the ASGI lifespan, `firebreak investigate` and the demo."""
+    url = config.store.url
+    await asyncio.to_thread(upgrade, url)
+    async with AsyncExitStack() as stack:
+        engine = create_engine(url)
+        stack.push_async_callback(engine.dispose)
+        writer = Writer(create_sync_engine(url))
+        await writer.start()
+        stack.push_async_callback(_logged_stop, "store writer", writer.stop)
+        metrics = Metrics()
+        bus = EventBus()
+        redactor = parts.redactor or Redactor.from_config(config.investigation, secrets.values())
+        tokens = SlackTokens(
+            secrets.slack_bot_token, secrets.slack_signing_secret, secrets.slack_app_token
+        )
+        outbox = None
+        if parts.notifier is None:
+            outbox = build_notifier(config.slack, tokens, engine, writer, parts.slack)
+        notifier: Notifier = parts.notifier or outbox  # type: ignore[assignment]
+
+        scheduler = JobScheduler(url, sweep_interval_s=config.escalation.sweep_interval_s)
+        escalations = EscalationService(
+            engine=engine,
+            writer=writer,
+            bus=bus,
+            notifier=notifier,
+            scheduler=scheduler,
+            config=config.escalation,
+        )
+        remediations = RemediationService(
+            engine=engine,
+            writer=writer,
+            notifier=notifier,
+            scheduler=scheduler,
+            config=config.remediation,
+            metrics_sources=config.sources.metrics,
+            redactor=redactor,
+        )
+        for kind in remediations.job_kinds():
+            scheduler.register(kind)
+        if parts.escalations is None:
+            for kind in escalations.job_kinds():
+                scheduler.register(kind)
+            scheduler.register_catch_up(escalations.catch_up())
+
+        gateway = await stack.enter_async_context(
+            LLMGateway.from_config(config.llm, secrets.openai_api_key, registry=metrics.registry)
+        )
+        http = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
+        checkpointer = await stack.enter_async_context(
+            open_checkpointer(url, config.investigation.checkpoint_path)
+        )
+        deps = Deps(
+            engine=engine,
+            writer=writer,
+            bus=bus,
+            notifier=notifier,
+            remediations=remediations,
+            gateway=gateway,
+            redactor=redactor,
+            http=http,
+            finished=metrics.investigations,
+            settings=Settings(
+                sources=config.sources,
+                investigation=config.investigation,
+                actions=config.remediation.actions,
+                max_json_retries=config.llm.max_json_retries,
+                approve_later_s=config.remediation.approve_later_s,
+            ),
+        )
+        service = InvestigationService(build_graph(checkpointer), deps, remediations)
+        investigations = parts.investigations or service
+        ops = IncidentOps(
+            engine=engine,
+            writer=writer,
+            bus=bus,
+            escalations=parts.escalations or escalations,
+            investigations=investigations,
+        )
+        intake = AlertIntake(
+            writer=writer,
+            bus=bus,
+            config=config.ingest,
+            opened=metrics.incidents_opened,
+            resolved=metrics.incidents_resolved,
+        )
+
+        readiness: dict[str, Readiness] = {"scheduler": scheduler.readiness}
+        slack_handler = None
+        socket = None
+        if outbox is not None:
+            readiness["slack"] = outbox.readiness
+            handlers = Handlers(
+                ops=ops,
+                investigations=investigations,
+                engine=engine,
+                writer=writer,
+                notifier=outbox,
+                config=config.slack,
+                approvers=config.remediation.approvers,
+                approve_later_s=config.remediation.approve_later_s,
+            )
+            if config.slack.mode == "socket":
+                socket = SocketMode(
+                    build_bolt_app(config.slack, tokens, handlers, parts.slack), tokens
+                )
+                readiness["slack_socket"] = socket.readiness
+            elif serves_http(config.slack, tokens):
+                bolt = build_bolt_app(config.slack, tokens, handlers, parts.slack)
+                slack_handler = BoltHttpHandler(bolt, config.server.max_body_bytes)
+
+        runtime = Runtime(
+            config=config,
+            secrets=secrets,
+            engine=engine,
+            writer=writer,
+            metrics=metrics,
+            bus=bus,
+            redactor=redactor,
+            notifier=notifier,
+            outbox=outbox,
+            intake=intake,
+            incidents=ops,
+            investigations=investigations,
+            escalations=escalations,
+            remediations=remediations,
+            scheduler=scheduler,
+            slack_handler=slack_handler,
+            readiness_checks=readiness,
+        )
+
+        if outbox is not None:
+            await outbox.start()
+            stack.push_async_callback(_logged_stop, "slack", outbox.stop)
+            bus.subscribe(follow_incidents(outbox))
+            await outbox.recover()
+            log.info("slack started", mode=config.slack.mode, channel=config.slack.channel)
+        if socket is not None:
+            await socket.start(stack)
+
+        if parts.investigations is None:
+            await service.start()
+            stack.push_async_callback(_logged_stop, "investigations", service.close)
+        bus.subscribe(investigations.on_event)
+
+        await scheduler.start()
+        stack.push_async_callback(_logged_stop, "scheduler", scheduler.stop)
+        if parts.escalations is None:
+            bus.subscribe(_unless_stopped(scheduler, escalations))
+        yield runtime
+
+
+def _unless_stopped(
+    scheduler: JobScheduler, escalations: EscalationService
+) -> Callable[[IncidentEvent], None]:
+    def on_event(event: IncidentEvent) -> None:
+        if not scheduler.stopped:
+            escalations.on_event(event)
+
+    return on_event
+
+
+async def _logged_stop(name: str, stop: Callable[[], Awaitable[object]]) -> None:
+    began = time.perf_counter()
+    await stop()
+    log.info("stopped", component=name, seconds=round(time.perf_counter() - began, 3))

@@ -4,7 +4,8 @@ Lookup order for the file: `--config PATH`, else `$FIREBREAK_CONFIG`, else `./co
 Any key can be overridden with `FIREBREAK__SECTION__KEY` (values are parsed as JSON when they
 look like JSON, so lists and numbers work). Secrets never live in the file: they come only from
 the environment variables named in `Secrets`, and the models forbid unknown keys so a token
-pasted into YAML is refused instead of silently ignored.
+pasted into YAML is refused instead of silently ignored. Each section's model lives with the
+room that reads it; this module composes them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import (
@@ -31,13 +32,15 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from firebreak.bot.config import SlackConfig
+from firebreak.escalation.config import EscalationConfig
+from firebreak.incidents.config import IngestConfig
+from firebreak.remediation.config import RemediationConfig
+from firebreak.tools.config import InvestigationConfig, LLMConfig, Section, SourcesConfig
+
 CONFIG_ENV = "FIREBREAK_CONFIG"
 ENV_PREFIX = "FIREBREAK__"
 DEFAULT_CONFIG = Path("config.yaml")
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ServerConfig(Section):
@@ -57,161 +60,6 @@ class StoreConfig(Section):
         if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return url
-
-
-class SlackConfig(Section):
-    mode: Literal["http", "socket", "console"] = "console"
-    api_base_url: str = "https://slack.com/api/"
-    channel: str = "C0INCIDENTS"
-    command: str = "/incident"
-    alertmanager_url: str | None = None  # for "silence / open in Alertmanager" links on cards
-
-    @field_validator("command")
-    @classmethod
-    def _slash(cls, command: str) -> str:
-        if not command.startswith("/") or " " in command:
-            raise ValueError("must look like /incident")
-        return command
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _trailing_slash(cls, url: str) -> str:
-        return url if url.endswith("/") else url + "/"
-
-
-class CircuitBreakerConfig(Section):
-    fail_max: int = Field(5, ge=1)
-    reset_timeout_s: float = Field(60, gt=0)
-
-
-class LLMConfig(Section):
-    provider: Literal["ollama", "openai", "offline"] = "offline"
-    model: str = "llama3.1:8b"
-    base_url: str = "http://localhost:11434"
-    timeout_s: float = Field(60, gt=0)
-    max_json_retries: int = Field(2, ge=0, le=10)
-    transient_retries: int = Field(2, ge=0, le=10)  # network errors / 5xx, with backoff
-    temperature: float = Field(0.0, ge=0, le=2)
-    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
-
-
-class LokiSource(Section):
-    type: Literal["loki"]
-    name: str
-    url: str
-    query: str = '{service="{{ labels.service }}"}'
-    limit: int = Field(200, ge=1, le=5000)
-    timeout_s: float = Field(10, gt=0)
-
-
-class ElasticsearchSource(Section):
-    type: Literal["elasticsearch"]
-    name: str
-    url: str
-    index: str = "*"
-    query: str = 'service:"{{ labels.service }}"'
-    timestamp_field: str = "@timestamp"
-    message_field: str = "message"
-    limit: int = Field(200, ge=1, le=5000)
-    timeout_s: float = Field(10, gt=0)
-
-
-class FileSource(Section):
-    type: Literal["file"]
-    name: str
-    path: str
-    limit: int = Field(200, ge=1, le=5000)
-
-
-LogSource = Annotated[LokiSource | ElasticsearchSource | FileSource, Field(discriminator="type")]
-
-
-class PrometheusSource(Section):
-    type: Literal["prometheus"]
-    name: str
-    url: str
-    queries: list[str] = []
-    timeout_s: float = Field(10, gt=0)
-
-
-class SourcesConfig(Section):
-    logs: list[LogSource] = []
-    metrics: list[PrometheusSource] = []
-
-
-class InvestigationConfig(Section):
-    max_concurrent: int = Field(4, ge=1, le=256)
-    lookback_s: int = Field(1800, ge=60)  # evidence window before the alert started
-    lookahead_s: int = Field(300, ge=0)
-    evidence_budget_chars: int = Field(12_000, ge=1000)
-    redact_patterns: list[str] = []  # extra regular expressions to scrub
-    checkpoint_path: str | None = None  # SQLite checkpointer file; default beside the store
-
-
-class IngestConfig(Section):
-    reopen_window_s: int = Field(300, ge=0)  # a firing alert this soon after resolve reopens
-
-
-class EscalationLevel(Section):
-    notify: list[str] = Field(min_length=1)
-    timeout_s: float = Field(300, gt=0)
-
-    @field_validator("notify")
-    @classmethod
-    def _slack_ids(cls, targets: list[str]) -> list[str]:
-        for target in targets:
-            if target[:1] not in {"U", "W", "S", "C", "G"}:
-                raise ValueError(f"{target!r} is not a Slack user (U…), group (S…) or channel (C…)")
-        return targets
-
-
-class EscalationPolicy(Section):
-    name: str
-    match: dict[str, str] = {}
-    levels: list[EscalationLevel] = Field(min_length=1)
-    repeat: int = Field(0, ge=0, le=100)
-
-
-class EscalationConfig(Section):
-    policies: list[EscalationPolicy] = []
-    reminder_interval_s: float = Field(3600, gt=0)
-    # How often the elected scheduler re-reads the ladders, reminders and remediations other
-    # replicas wrote (its own changes are scheduled at once).
-    sweep_interval_s: float = Field(5, gt=0)
-
-
-class VerifyConfig(Section):
-    promql: str
-    threshold: float
-    op: Literal["<", "<=", ">", ">="] = "<"
-    within_s: float = Field(300, gt=0)
-    source: str | None = None  # name of a sources.metrics entry; default the first one
-
-
-class RemediationParam(Section):
-    name: str
-    pattern: str = r"^[A-Za-z0-9_.:/-]{1,128}$"
-    description: str = ""
-
-
-class RemediationAction(Section):
-    name: str
-    description: str
-    kind: Literal["http", "command"]
-    method: str = "POST"
-    url: str | None = None
-    headers: dict[str, str] = {}
-    body: str | None = None
-    argv: list[str] = []
-    parameters: list[RemediationParam] = []
-    timeout_s: float = Field(60, gt=0)
-    verify: VerifyConfig | None = None
-
-
-class RemediationConfig(Section):
-    actions: list[RemediationAction] = []
-    approvers: list[str] = []  # Slack user/group ids; empty means anyone in the channel
-    approve_later_s: float = Field(600, gt=0)  # the "Approve, run in N min" button's delay
 
 
 class Config(BaseSettings):

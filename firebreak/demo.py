@@ -29,7 +29,9 @@ from rich.console import Console
 from rich.table import Table
 from slack_sdk.signature import SignatureVerifier
 
-from firebreak.app import Runtime, build_runtime, create_app
+from firebreak.app import create_app
+from firebreak.bot.slack_app import SlackOptions
+from firebreak.components import Parts
 from firebreak.config import Config, Secrets
 from firebreak.sample import materialise, serve_sample_prometheus
 from firebreak.store.schemas import IncidentOut
@@ -56,19 +58,19 @@ async def run_demo(console: Console) -> IncidentOut:
             llm = await _local_llm()
             config = _config(workdir, sample, prometheus_url, llm)
             signing_secret = secrets.token_hex(16)
-            runtime = build_runtime(config, Secrets(slack_signing_secret=SecretStr(signing_secret)))
-            async with _serving(runtime, console) as client:
-                return await _story(console, client, runtime, sample.payload, signing_secret)
+            demo_secrets = Secrets(slack_signing_secret=SecretStr(signing_secret))
+            async with _serving(config, demo_secrets, console) as client:
+                return await _story(console, client, config, sample.payload, signing_secret)
 
 
 async def _story(
     console: Console,
     client: httpx.AsyncClient,
-    runtime: Runtime,
+    config: Config,
     payload: dict[str, Any],
     signing_secret: str,
 ) -> IncidentOut:
-    provider = runtime.config.llm.provider
+    provider = config.llm.provider
     console.rule("[bold]1. Alertmanager posts a firing alert")
     response = await client.post("/webhooks/alertmanager", json=payload)
     response.raise_for_status()
@@ -214,17 +216,10 @@ async def _local_llm() -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def _serving(runtime: Runtime, console: Console) -> AsyncIterator[httpx.AsyncClient]:
-    from firebreak.agents.runner import start_investigations
-    from firebreak.bot.slack_app import SlackOptions, slack_component
-    from firebreak.scheduler import start_scheduler
-
-    components = [
-        slack_component(SlackOptions(console=console)),
-        start_investigations,
-        start_scheduler,
-    ]
-    app = create_app(runtime, components)
+async def _serving(
+    config: Config, secrets: Secrets, console: Console
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(config, secrets, Parts(slack=SlackOptions(console=console)))
     server = uvicorn.Server(
         uvicorn.Config(
             app, host="127.0.0.1", port=0, lifespan="on", log_config=None, access_log=False

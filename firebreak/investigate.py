@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from firebreak.app import build_runtime, running
+from firebreak.components import Parts, QuietNotifier, assembled
 from firebreak.config import Config, Secrets
 from firebreak.store import incidents
 from firebreak.store.payloads import AlertmanagerPayload
@@ -39,8 +39,6 @@ def read_payload(path: str | Path) -> AlertmanagerPayload:
 async def investigate(
     config: Config, secrets: Secrets, payload: AlertmanagerPayload
 ) -> IncidentOut:
-    from firebreak.agents.runner import start_investigations
-
     with tempfile.TemporaryDirectory(prefix="firebreak-investigate-") as tmp:
         config = config.model_copy(
             update={
@@ -52,12 +50,10 @@ async def investigate(
                 ),
             }
         )
-        runtime = build_runtime(config, secrets)
-        async with running(runtime, [start_investigations]):
+        async with assembled(config, secrets, Parts(notifier=QuietNotifier())) as runtime:
             outcome = await runtime.ingest(payload)
             if outcome.incident_id is None:
                 raise InvestigateError("the payload has no firing alert: nothing to investigate")
-            assert runtime.investigations is not None
             await runtime.investigations.wait_idle()
             async with runtime.engine.connect() as conn:
                 incident = await incidents.get_incident(conn, outcome.incident_id)

@@ -16,8 +16,8 @@ import sys
 
 import uvicorn
 
-from firebreak.app import build_runtime, create_app
-from firebreak.components import default_components
+from firebreak.app import create_app
+from firebreak.components import Parts
 from firebreak.config import Config, Secrets
 from firebreak.logs import configure_logging
 from firebreak.tools.redact import Redactor, redact_processor
@@ -27,8 +27,7 @@ def serve(config: Config, secrets: Secrets) -> int:
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     redactor = Redactor.from_config(config.investigation, secrets.values())
     configure_logging(scrub=redact_processor(redactor))
-    runtime = build_runtime(config, secrets)
-    app = create_app(runtime, default_components(runtime))
+    app = create_app(config, secrets, Parts(redactor=redactor))
     server = uvicorn.Server(
         uvicorn.Config(
             app,

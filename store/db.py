@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, event, text
@@ -23,23 +24,37 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def create_sync_engine(url: str) -> Engine:
-    """A blocking engine on the same database, for work that runs whole in one thread."""
+def create_sync_engine(url: str, *, durable: bool = True) -> Engine:
+    """A blocking engine on the same database, for work that runs whole in one thread.
+
+    `durable=False` lets commits return before they reach the disk (SQLite
+    `synchronous=NORMAL`, PostgreSQL `synchronous_commit=off`): only for data derived from
+    durable rows and rebuilt from them, such as APScheduler's job store."""
     blocking = sync_url(url)
     if make_url(blocking).get_backend_name() == "sqlite":
         engine = create_sync_engine_(blocking, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, durable=durable))
         return engine
-    return create_sync_engine_(blocking, pool_size=2, max_overflow=2, pool_pre_ping=True)
+    options = {} if durable else {"connect_args": {"options": "-c synchronous_commit=off"}}
+    return create_sync_engine_(blocking, pool_size=2, max_overflow=2, pool_pre_ping=True, **options)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, durable: bool = True) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=30000")
     ensure_wal(cursor)
-    cursor.execute("PRAGMA synchronous=FULL")  # acknowledged means on disk
+    # durable: acknowledged means on disk
+    cursor.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def is_memory_sqlite(url: str) -> bool:
+    parsed = make_url(url)
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and (
+        database in {"", ":memory:"} or database.startswith("file::memory:")
+    )
 
 
 def ensure_wal(cursor: Any) -> None:

@@ -1,27 +1,21 @@
-"""Incident queries and state transitions.
+"""Incident queries and the one way to write a timeline event.
 
-Every function takes a connection so the caller decides the transaction: a transition and its
-timeline event are always written together. Reads take an `AsyncConnection`; the transitions
-people trigger (acknowledge, resolve, declare) and `record_event` take a blocking `Connection`
-and run on the store writer, sharing its commits (store/writer.py). Transitions are conditional
-UPDATEs, so a second click, a Slack retry or another replica doing the same thing changes
-nothing.
+Every function takes a connection so the caller decides the transaction. Reads take an
+`AsyncConnection`; writes take a blocking `Connection` and run on the store writer, sharing its
+commits (store/writer.py). The state transitions themselves live in `incidents/transitions.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.store.models import (
     Alert,
     AnalysisRecord,
-    EscalationState,
     Incident,
     SlackMessage,
     TimelineEvent,
@@ -35,7 +29,6 @@ from firebreak.store.schemas import (
     SlackRef,
     TimelineEventOut,
 )
-from firebreak.store.writer import Writer
 
 CARD = "card"
 MAX_ALERTS_SHOWN = 50
@@ -43,16 +36,6 @@ MAX_ALERTS_SHOWN = 50
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """What a state change did: `changed` is False when it was already done (or impossible)."""
-
-    changed: bool
-    status: IncidentStatus | None  # None: no such incident
-    reason: str = ""
-    acknowledged_by: str | None = None
 
 
 INSERT_EVENT = insert(TimelineEvent)  # built once: the hot paths add events by the thousand
@@ -78,39 +61,6 @@ def record_event(
             "data": data or {},
         },
     )
-
-
-async def write_event(
-    writer: Writer,
-    incident_id: int,
-    kind: EventType,
-    actor: str,
-    message: str,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """`record_event` on its own, through the store writer (committed when this returns)."""
-    await writer.run(
-        partial(
-            record_event,
-            incident_id=incident_id,
-            kind=kind,
-            actor=actor,
-            message=message,
-            data=data,
-        )
-    )
-
-
-async def add_event(
-    conn: AsyncConnection,
-    incident_id: int,
-    kind: EventType,
-    actor: str,
-    message: str,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """`record_event` in an async transaction."""
-    await conn.run_sync(record_event, incident_id, kind, actor, message, data)
 
 
 async def list_incidents(
@@ -175,73 +125,6 @@ async def exists(conn: AsyncConnection, incident_id: int) -> bool:
     return found is not None
 
 
-def acknowledge(conn: Connection, incident_id: int, actor: str) -> Transition:
-    now = utcnow()
-    changed = _transition(
-        conn,
-        incident_id,
-        only_from=[IncidentStatus.TRIGGERED],
-        values={
-            "status": IncidentStatus.ACKNOWLEDGED.value,
-            "acknowledged_at": now,
-            "acknowledged_by": actor,
-        },
-    )
-    if changed:
-        _stop_escalation(conn, incident_id)
-        record_event(conn, incident_id, EventType.ACKNOWLEDGED, actor, f"Acknowledged by {actor}")
-    return _result(conn, incident_id, changed, "already acknowledged or resolved")
-
-
-def resolve(conn: Connection, incident_id: int, actor: str) -> Transition:
-    changed = _transition(
-        conn,
-        incident_id,
-        only_from=[IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED],
-        values={
-            "status": IncidentStatus.RESOLVED.value,
-            "resolved_at": utcnow(),
-            "resolved_by": actor,
-        },
-    )
-    if changed:
-        _stop_escalation(conn, incident_id)
-        record_event(conn, incident_id, EventType.RESOLVED, actor, f"Resolved by {actor}")
-    return _result(conn, incident_id, changed, "already resolved")
-
-
-def declare(
-    conn: Connection,
-    title: str,
-    actor: str,
-    *,
-    severity: str = "unknown",
-    service: str = "unknown",
-) -> int:
-    """A human-declared incident: no Alertmanager group, same life cycle."""
-    now = utcnow()
-    incident_id = conn.scalar(
-        insert(Incident)
-        .values(
-            group_key=None,
-            title=title[:300],
-            status=IncidentStatus.TRIGGERED.value,
-            severity=severity,
-            service=service,
-            labels={},
-            created_at=now,
-            updated_at=now,
-            alert_count=0,
-            truncated_alerts=0,
-            escalation_level=0,
-        )
-        .returning(Incident.id)
-    )
-    assert incident_id is not None
-    record_event(conn, incident_id, EventType.INCIDENT_CREATED, actor, f"Declared by {actor}")
-    return incident_id
-
-
 def save_analysis(
     conn: Connection,
     incident_id: int,
@@ -279,6 +162,27 @@ async def latest_evidence(conn: AsyncConnection, incident_id: int) -> dict[str, 
     )
 
 
+async def analysis_of_run(conn: AsyncConnection, run_id: str) -> Analysis | None:
+    """The analysis investigation run `run_id` stored (what its RCA message shows)."""
+    body = await conn.scalar(select(AnalysisRecord.body).where(AnalysisRecord.run_id == run_id))
+    return Analysis.model_validate(body) if body is not None else None
+
+
+async def slack_message(
+    conn: AsyncConnection, incident_id: int, purpose: str
+) -> tuple[str, str] | None:
+    """(channel, ts) of the incident's message kept under `purpose` (the latest one)."""
+    row = (
+        await conn.execute(
+            select(SlackMessage.channel, SlackMessage.ts)
+            .where(SlackMessage.incident_id == incident_id, SlackMessage.purpose == purpose)
+            .order_by(SlackMessage.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return (row.channel, row.ts) if row else None
+
+
 def save_slack_message(
     conn: Connection, incident_id: int, purpose: str, channel: str, ts: str
 ) -> None:
@@ -294,40 +198,6 @@ async def find_by_slack_thread(conn: AsyncConnection, channel: str, ts: str) -> 
         select(SlackMessage.incident_id)
         .where(SlackMessage.channel == channel, SlackMessage.ts == ts)
         .limit(1)
-    )
-
-
-def _transition(
-    conn: Connection,
-    incident_id: int,
-    *,
-    only_from: list[IncidentStatus],
-    values: dict[str, Any],
-) -> bool:
-    result = conn.execute(
-        update(Incident)
-        .where(Incident.id == incident_id, Incident.status.in_([s.value for s in only_from]))
-        .values(**values, updated_at=utcnow())
-    )
-    return result.rowcount == 1
-
-
-def _stop_escalation(conn: Connection, incident_id: int) -> None:
-    conn.execute(
-        update(EscalationState)
-        .where(EscalationState.incident_id == incident_id)
-        .values(next_at=None, step=EscalationState.step + 1)
-    )
-
-
-def _result(conn: Connection, incident_id: int, changed: bool, reason: str) -> Transition:
-    row = conn.execute(
-        select(Incident.status, Incident.acknowledged_by).where(Incident.id == incident_id)
-    ).first()
-    if row is None:
-        return Transition(False, None, f"no incident #{incident_id}")
-    return Transition(
-        changed, IncidentStatus(row.status), "" if changed else reason, row.acknowledged_by
     )
 
 

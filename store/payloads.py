@@ -12,6 +12,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ZERO_TIME_YEAR = 1  # Alertmanager sends 0001-01-01T00:00:00Z as endsAt of firing alerts
+# Alert sources name the service differently; the first of these labels that is set names it.
+SERVICE_LABELS = ("service", "app", "job", "deployment", "container", "namespace")
+
+
+def service_of(labels: dict[str, str], default: str = "unknown") -> str:
+    """The service an alert is about: the one precedence the incident and the RCA share."""
+    return next((labels[key] for key in SERVICE_LABELS if labels.get(key)), default)
 
 
 class AlertPayload(BaseModel):

@@ -7,9 +7,10 @@ end, and each test starts from an empty schema.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from firebreak.config import Config
+from firebreak.store.db import create_sync_engine
+from firebreak.store.migrate import upgrade
+from firebreak.store.writer import Writer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,3 +65,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def make_config(store_url: str, **sections: Any) -> Config:
     """A config for tests: defaults, the given store, and any section overrides."""
     return Config(store={"url": store_url}, **sections)
+
+
+@pytest.fixture
+async def writer(store_url: str) -> AsyncIterator[Writer]:
+    """A running store writer on a migrated database (SQLite and PostgreSQL)."""
+    await asyncio.to_thread(upgrade, store_url)
+    writer = Writer(create_sync_engine(store_url))
+    await writer.start()
+    yield writer
+    await writer.stop()

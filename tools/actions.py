@@ -25,16 +25,17 @@ import json
 import os
 import re
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 import httpx
 
-from firebreak.config import RemediationAction
+from firebreak.tools.config import RemediationAction
 
 __all__ = [
     "MAX_OUTPUT_BYTES",
     "ActionError",
+    "check_proposal",
     "render_argv",
     "render_body",
     "render_headers",
@@ -54,24 +55,47 @@ class ActionError(ValueError):
     """The action or its parameters are not acceptable; nothing was run."""
 
 
+def check_proposal(
+    actions: Sequence[RemediationAction], name: str, parameters: Iterable[tuple[str, str]]
+) -> tuple[RemediationAction, dict[str, str]]:
+    """The one rule for what may be proposed and what may run: the allowlisted action named
+    `name` and its checked parameters. Raises ActionError naming the problem."""
+    action = next((a for a in actions if a.name == name), None)
+    if action is None:
+        raise ActionError(f"action {name!r} is not on the allowlist")
+    values: dict[str, str] = {}
+    for key, value in parameters:
+        if key in values:
+            raise ActionError(f"parameter {key!r} given twice")
+        values[key] = value
+    return action, validate_parameters(action, values)
+
+
 def validate_parameters(action: RemediationAction, values: Mapping[str, str]) -> dict[str, str]:
     """The parameters, checked: every declared one present and matching its pattern (whole
     value), none undeclared. Raises ActionError naming the problem."""
     declared = {p.name: p for p in action.parameters}
     unknown = sorted(set(values) - set(declared))
     if unknown:
-        raise ActionError(f"action {action.name!r} has no parameter {', '.join(unknown)}")
+        raise ActionError(f"unknown parameters {', '.join(unknown)} for action {action.name!r}")
     checked: dict[str, str] = {}
     for name, param in declared.items():
         if name not in values:
-            raise ActionError(f"action {action.name!r} needs parameter {name!r}")
+            raise ActionError(f"parameter {name!r} missing for action {action.name!r}")
         value = values[name]
-        if not isinstance(value, str) or re.fullmatch(param.pattern, value) is None:
+        if not isinstance(value, str) or not _matches(param.pattern, value):
             raise ActionError(
                 f"parameter {name!r} of action {action.name!r} does not match {param.pattern}"
             )
         checked[name] = value
     return checked
+
+
+def _matches(pattern: str, value: str) -> bool:
+    try:
+        return re.fullmatch(pattern, value) is not None
+    except re.error:
+        return False
 
 
 def _substitute(template: str, values: Mapping[str, str], encode: object = None) -> str:

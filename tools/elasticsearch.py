@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from firebreak.config import ElasticsearchSource, InvestigationConfig
+from firebreak.tools.config import ElasticsearchSource, InvestigationConfig
 from firebreak.tools.models import (
     MAX_ERROR_CHARS,
     AlertContext,

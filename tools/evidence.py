@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from firebreak.tools.models import Evidence, LogLine, MetricReading, SourceReport
+from firebreak.tools.text import as_utc, number, truncate
 
 if TYPE_CHECKING:
     from firebreak.tools.redact import Redactor
@@ -111,10 +112,6 @@ def _ts(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
-
-
 def format_log_line(line: LogLine) -> str:
     """How a line is shown to the model and in Slack: `[L3] 12:00:01Z app (x12): text`."""
     count = f" (x{line.count})" if line.count > 1 else ""
@@ -127,8 +124,8 @@ def format_metric(reading: MetricReading) -> str:
     change = f", changed at {_ts(reading.changed_at)}" if reading.changed_at else ", no change"
     return (
         f"[{reading.ref}] {reading.source}: {reading.query}{{{labels}}} "
-        f"baseline={_num(reading.baseline)} current={_num(reading.current)} "
-        f"peak={_num(reading.peak)}{change} ({reading.points} points)"
+        f"baseline={number(reading.baseline)} current={number(reading.current)} "
+        f"peak={number(reading.peak)}{change} ({reading.points} points)"
     )
 
 
@@ -150,14 +147,11 @@ class _Group:
 
 
 def _truncate(text: str) -> str:
-    text = text.rstrip()
-    return text if len(text) <= MAX_LINE_CHARS else text[: MAX_LINE_CHARS - 1] + "…"
+    return truncate(text.rstrip(), MAX_LINE_CHARS)
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    return None if value is None else as_utc(value)
 
 
 def _group(logs: Iterable[LogLine], redactor: Redactor | None) -> list[_Group]:

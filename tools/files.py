@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from firebreak.config import FileSource, InvestigationConfig
+from firebreak.tools.config import FileSource, InvestigationConfig
 from firebreak.tools.evidence import is_change, is_error
 from firebreak.tools.models import AlertContext, LogLine, SourceReport
 from firebreak.tools.templating import alert_window
+from firebreak.tools.text import as_utc
 
 __all__ = ["DEFAULT_MAX_BYTES", "fetch_logs", "parse_timestamp", "read_tail"]
 
@@ -46,10 +47,6 @@ _EPOCH = re.compile(r"^(?P<epoch>1\d{9}(?:\.\d+)?|1\d{12})\b")
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def parse_timestamp(line: str, *, reference: datetime | None = None) -> datetime | None:
     """The timestamp a log line starts with, timezone-aware, or None.
 
@@ -64,7 +61,7 @@ def parse_timestamp(line: str, *, reference: datetime | None = None) -> datetime
             text = text[:10] + "T" + text[11:]
         text = re.sub(r"(\d)\s([+-]\d{2}|Z)", r"\1\2", text)
         try:
-            return _aware(datetime.fromisoformat(text))
+            return as_utc(datetime.fromisoformat(text))
         except ValueError:
             pass
     if match := _SYSLOG.match(head):

@@ -52,7 +52,7 @@ from langchain_openai import ChatOpenAI
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import SecretStr
 
-from firebreak.config import LLMConfig
+from firebreak.tools.config import LLMConfig
 
 __all__ = [
     "BREAKER_STATE_VALUES",

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from firebreak.config import InvestigationConfig, LokiSource
+from firebreak.tools.config import InvestigationConfig, LokiSource
 from firebreak.tools.evidence import CHANGE_FILTER, ERROR_FILTER
 from firebreak.tools.models import (
     MAX_ERROR_CHARS,

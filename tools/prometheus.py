@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from firebreak.config import InvestigationConfig, PrometheusSource
+from firebreak.tools.config import InvestigationConfig, PrometheusSource
 from firebreak.tools.models import (
     MAX_ERROR_CHARS,
     AlertContext,

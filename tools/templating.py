@@ -15,7 +15,7 @@ Why these choices:
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +23,7 @@ from jinja2 import ChainableUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from firebreak.tools.models import AlertContext
+from firebreak.tools.text import as_utc
 
 __all__ = ["QueryTemplateError", "Raw", "alert_window", "escape_literal", "render_query"]
 
@@ -103,7 +104,5 @@ def alert_window(
     Alertmanager timestamps are always zoned; a naive one (hand-written test payloads) is
     taken as UTC rather than as the host's local time.
     """
-    starts_at = alert.starts_at
-    if starts_at.tzinfo is None:
-        starts_at = starts_at.replace(tzinfo=UTC)
+    starts_at = as_utc(alert.starts_at)
     return starts_at - timedelta(seconds=lookback_s), starts_at + timedelta(seconds=lookahead_s)

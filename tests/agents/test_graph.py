@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from firebreak.agents.runner import start_investigations
-from firebreak.ports import ApprovedRemediation
+from firebreak.bot import replies
+from firebreak.store.models import RemediationRun
 from firebreak.store.schemas import RcaBody
 from tests.conftest import make_config
 from tests.fakes.llm_servers import ScriptedLLMServer, answer, http_error, slow
-from tests.support.app import RunningApp, run_app
+from tests.support.app import RunningApp, investigating, run_app
 from tests.support.payloads import alert, group
 from tests.support.waiting import eventually
 
@@ -92,7 +93,7 @@ async def test_offline_investigation_is_stored_and_on_the_timeline(
     store_url: str, tmp_path: Path
 ) -> None:
     config = config_for(store_url, tmp_path)
-    async with run_app(config, components=[start_investigations]) as app:
+    async with run_app(config, parts=investigating()) as app:
         incident_id = await open_incident(app)
         analysis = (await analysed(app, incident_id))["analysis"]
         types = await event_types(app, incident_id)
@@ -123,7 +124,7 @@ async def test_llm_answer_completes_and_never_sees_secrets(store_url: str, tmp_p
     with ScriptedLLMServer("openai") as llm:
         llm.script(answer(rca()))
         config = config_for(store_url, tmp_path, llm)
-        async with run_app(config, components=[start_investigations]) as app:
+        async with run_app(config, parts=investigating()) as app:
             incident_id = await open_incident(app)
             analysis = (await analysed(app, incident_id))["analysis"]
 
@@ -143,7 +144,7 @@ async def test_llm_failure_falls_back_to_marked_offline_analysis(
     with ScriptedLLMServer("openai") as llm:
         llm.default = http_error(500, "model crashed")
         config = config_for(store_url, tmp_path, llm, llm={"timeout_s": 3})
-        async with run_app(config, components=[start_investigations]) as app:
+        async with run_app(config, parts=investigating()) as app:
             incident_id = await open_incident(app)
             analysis = (await analysed(app, incident_id))["analysis"]
             types = await event_types(app, incident_id)
@@ -151,20 +152,6 @@ async def test_llm_failure_falls_back_to_marked_offline_analysis(
     assert analysis["execution_status"] == "RECOVERED_FALLBACK"
     assert analysis["root_cause"].startswith("[Offline analysis]")
     assert types[-2:] == ["AI_ANALYSIS_FAILED", "ROOT_CAUSE_GENERATED"]
-
-
-class RecordingRemediations:
-    """A stand-in for the scheduler component's port: records what it was asked to run."""
-
-    def __init__(self, approvers: set[str]) -> None:
-        self.approvers = approvers
-        self.scheduled: list[ApprovedRemediation] = []
-
-    def may_approve(self, user_id: str, user_groups: list[str]) -> bool:
-        return user_id in self.approvers
-
-    async def schedule(self, approved: ApprovedRemediation) -> None:
-        self.scheduled.append(approved)
 
 
 RESTART = {
@@ -184,39 +171,40 @@ async def test_remediation_waits_for_approval_across_a_restart(
         "reason": "stuck connection pool",
         "parameters": [{"name": "service", "value": "checkout"}],
     }
-    remediations = RecordingRemediations({"U0LEAD"})
-
-    async def with_remediations(runtime: Any, stack: Any) -> None:
-        runtime.remediations = remediations
-
-    components = [with_remediations, start_investigations]
     with ScriptedLLMServer("openai") as llm:
         llm.script(answer(rca(remediation=proposal)))
-        config = config_for(store_url, tmp_path, llm, remediation={"actions": [RESTART]})
-        async with run_app(config, components=components) as app:
+        remediation = {"actions": [RESTART], "approvers": ["U0LEAD"]}
+        config = config_for(store_url, tmp_path, llm, remediation=remediation)
+        async with run_app(config, parts=investigating()) as app:
             incident_id = await open_incident(app)
             await analysed(app, incident_id)
             await eventually(lambda: _has(app, incident_id, "REMEDIATION_PROPOSED"))
             await app.runtime.investigations.wait_idle()
 
-        async with run_app(config, components=components) as app:  # a restart
-            refused = await app.runtime.investigations.decide_remediation(
-                incident_id, approve=True, actor="U0INTERN"
-            )
+        async with run_app(config, parts=investigating()) as app:  # a restart
+            investigations = app.runtime.investigations
+
+            async def decide(actor: str, delay_s: float = 0) -> str:
+                decision = await investigations.decide_remediation(
+                    incident_id, approve=True, actor=actor, delay_s=delay_s
+                )
+                return replies.decided(decision, incident_id, ["U0LEAD"])
+
+            refused = await decide("U0INTERN")
             assert refused.startswith("Sorry")
-            answer_text = await app.runtime.investigations.decide_remediation(
-                incident_id, approve=True, actor="U0LEAD", delay_s=600
-            )
-            again = await app.runtime.investigations.decide_remediation(
-                incident_id, approve=True, actor="U0LEAD"
-            )
+            answer_text = await decide("U0LEAD", delay_s=600)
+            again = await decide("U0LEAD")
             types = await event_types(app, incident_id)
+            async with app.runtime.engine.connect() as conn:
+                runs = (await conn.execute(select(RemediationRun))).all()
 
     assert answer_text.startswith("Approved")
     assert again.startswith("No remediation")
-    assert [
-        (r.incident_id, r.proposal.action, r.approved_by, r.delay_s) for r in remediations.scheduled
-    ] == [(incident_id, "restart_service", "U0LEAD", 600)]
+    scheduled = [
+        (r.incident_id, r.action, r.approved_by, round((r.next_at - r.created_at).total_seconds()))
+        for r in runs
+    ]
+    assert scheduled == [(incident_id, "restart_service", "U0LEAD", 600)]
     assert types.count("REMEDIATION_PROPOSED") == 1
     assert types.count("REMEDIATION_APPROVED") == 1
 
@@ -229,11 +217,11 @@ async def test_run_cut_short_resumes_after_restart(store_url: str, tmp_path: Pat
     with ScriptedLLMServer("openai") as llm:
         llm.script(slow(30, rca()))  # the first process stops while the LLM is thinking
         config = config_for(store_url, tmp_path, llm, llm={"timeout_s": 60})
-        async with run_app(config, components=[start_investigations]) as app:
+        async with run_app(config, parts=investigating()) as app:
             incident_id = await open_incident(app)
             await eventually(lambda: asyncio.sleep(0, llm.chat_calls >= 1), within=20)
         llm.script(answer(rca()))
-        async with run_app(config, components=[start_investigations]) as app:
+        async with run_app(config, parts=investigating()) as app:
             analysis = (await analysed(app, incident_id))["analysis"]
             types = await event_types(app, incident_id)
 
@@ -247,7 +235,7 @@ async def test_investigations_are_bounded(store_url: str, tmp_path: Path, limit:
     with ScriptedLLMServer("openai") as llm:
         llm.default = slow(0.5, rca())
         config = config_for(store_url, tmp_path, llm, investigation={"max_concurrent": limit})
-        async with run_app(config, components=[start_investigations]) as app:
+        async with run_app(config, parts=investigating()) as app:
             for i in range(5):
                 await app.client.post(
                     "/webhooks/alertmanager",

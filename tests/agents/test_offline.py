@@ -154,3 +154,10 @@ def test_deterministic_and_valid_for_a_bare_alert() -> None:
     assert first == analyze_offline(bare, Evidence())
     assert "the alert on the service" in first.root_cause
     RootCauseAnalysis.model_validate_json(first.model_dump_json())  # round-trips the schema
+
+
+def test_no_configured_source_is_said_plainly() -> None:
+    rca = analyze_offline(ALERT, Evidence())  # no source was asked: none is configured
+    assert "no log or metric sources are configured" in rca.root_cause
+    assert "returned nothing" not in rca.root_cause
+    assert "firebreak init" in rca.recommendation

@@ -14,20 +14,15 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from firebreak.config import RemediationAction, RemediationParam
+from firebreak.tools.config import RemediationAction, RemediationParam
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` without a conftest
 
 from firebreak.agents import reasoning
+from firebreak.agents.grounding import UNGROUNDED_CONFIDENCE_CAP, UNKNOWN_REF_PENALTY, ground
 from firebreak.agents.prompts import render
-from firebreak.agents.reasoning import (
-    OFFLINE_PREFIX,
-    UNGROUNDED_CONFIDENCE_CAP,
-    UNKNOWN_REF_PENALTY,
-    answer_question,
-    ground,
-    reason,
-)
+from firebreak.agents.questions import answer_question
+from firebreak.agents.reasoning import OFFLINE_PREFIX, reason
 from firebreak.agents.schema import RootCauseAnalysis, strict_json_schema
 from firebreak.store.schemas import Analysis, ExecutionStatus
 from firebreak.tools.llm import LLMGateway

@@ -15,12 +15,14 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from firebreak.app import Component, Runtime
 from firebreak.bot import cards
-from firebreak.bot.slack_app import SlackOptions, slack_component
-from firebreak.bot.slack_outbox import OutboxSettings
+from firebreak.bot.slack_app import SlackOptions
+from firebreak.bot.slack_outbox import OutboxNotifier, OutboxSettings
+from firebreak.components import Parts
 from firebreak.config import Secrets
-from firebreak.events import Change, IncidentEvent
+from firebreak.incidents.events import Change, IncidentEvent
+from firebreak.incidents.ports import Decision, Escalation
+from firebreak.runtime import Runtime
 from firebreak.store import incidents
 from firebreak.store.models import SlackMessage
 from firebreak.store.schemas import TimelineEventOut
@@ -45,6 +47,13 @@ class FakeInvestigations:
     tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     answer_delay_s: float = 0.0
 
+    def on_event(self, event: IncidentEvent) -> None:
+        if event.change == Change.OPENED:
+            self.request(event.incident_id, actor=event.actor, reason="opened")
+
+    async def wait_idle(self) -> None:
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
     def request(self, incident_id: int, *, actor: str, reason: str) -> bool:
         running = self.tasks.get(incident_id)
         if running is not None and not running.done():
@@ -68,9 +77,9 @@ class FakeInvestigations:
         actor: str,
         delay_s: float = 0,
         user_groups: Sequence[str] = (),
-    ) -> str:
+    ) -> Decision:
         self.decisions.append((incident_id, approve, actor, delay_s))
-        return "Remediation approved; it runs now." if approve else "Remediation rejected."
+        return "approved" if approve else "rejected"
 
     def cancel(self) -> None:
         for task in self.tasks.values():
@@ -85,33 +94,10 @@ class FakeEscalations:
     async def start(self, incident_id: int) -> None:
         return None
 
-    async def escalate_now(self, incident_id: int, *, actor: str) -> str:
+    async def escalate_now(self, incident_id: int, *, actor: str) -> Escalation:
         self.calls.append((incident_id, actor))
         await asyncio.sleep(self.delay_s)
-        return f"Paged escalation level {len(self.calls)} for incident #{incident_id}."
-
-
-def investigations_component(fake: FakeInvestigations) -> Component:
-    """Plays the investigations component: registers the port, investigates opened incidents."""
-
-    async def start(runtime: Runtime, stack: AsyncExitStack) -> None:
-        runtime.investigations = fake
-
-        def on_event(event: IncidentEvent) -> None:
-            if event.change == Change.OPENED:
-                fake.request(event.incident_id, actor=event.actor, reason="opened")
-
-        runtime.bus.subscribe(on_event)
-        stack.callback(fake.cancel)
-
-    return start
-
-
-def escalations_component(fake: FakeEscalations) -> Component:
-    async def start(runtime: Runtime, stack: AsyncExitStack) -> None:
-        runtime.escalations = fake
-
-    return start
+        return Escalation("paged", len(self.calls), ("U0ONCALL",))
 
 
 @dataclass
@@ -124,6 +110,11 @@ class SlackRig:
     @property
     def runtime(self) -> Runtime:
         return self.app.runtime
+
+    @property
+    def outbox(self) -> OutboxNotifier:
+        assert self.app.runtime.outbox is not None
+        return self.app.runtime.outbox
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -169,8 +160,8 @@ class SlackRig:
         return events
 
     async def idle(self) -> None:
-        assert self.runtime.notifier is not None
-        assert await self.runtime.notifier.idle(10)  # type: ignore[attr-defined]
+        assert self.runtime.outbox is not None
+        assert await self.runtime.outbox.idle(10)
 
     async def card_text(self, ts: str, contains: str, within: float = 10) -> str:
         """The card's rendered text once it contains ``contains``."""
@@ -229,12 +220,12 @@ async def slack_rig(
         config = make_config(
             store_url, slack={"mode": mode, "api_base_url": slack.base_url, "channel": CHANNEL}
         )
-        components: list[Component] = [
-            slack_component(SlackOptions(outbox=settings, max_inline_wait_s=max_inline_wait_s))
-        ]
+        parts = Parts(
+            slack=SlackOptions(outbox=settings, max_inline_wait_s=max_inline_wait_s),
+            investigations=investigations,
+            escalations=escalations,
+        )
         if investigations is not None:
-            components.append(investigations_component(investigations))
-        if escalations is not None:
-            components.append(escalations_component(escalations))
-        app = await stack.enter_async_context(run_app(config, slack_secrets(), components))
+            stack.callback(investigations.cancel)
+        app = await stack.enter_async_context(run_app(config, slack_secrets(), parts))
         yield SlackRig(app, slack, investigations, escalations)

@@ -274,7 +274,12 @@ def test_huge_analysis_stays_within_limits():
     shown = metrics.count("\n• ")
     assert 1 <= shown <= cards.METRIC_EVIDENCE_SHOWN
     assert f"…and {250 - shown} more metric readings" in metrics
-    assert set(buttons(data)) == {cards.ACTION_REMEDIATION_APPROVE, cards.ACTION_REMEDIATION_REJECT}
+    assert not buttons(data)  # the proposal has its own message: one approval message
+    _, approval = cards.remediation_card(7, proposal)
+    assert set(buttons(blocks_json(approval))) == {
+        cards.ACTION_REMEDIATION_APPROVE,
+        cards.ACTION_REMEDIATION_REJECT,
+    }
 
 
 def test_remediation_buttons_carry_incident_and_action():
@@ -285,7 +290,9 @@ def test_remediation_buttons_carry_incident_and_action():
             reason="The deploy correlates with the first errors.",
         )
     )
-    data = blocks_json(cards.rca_card(make_incident(), analysis)[1])
+    assert analysis.remediation is not None
+    assert not buttons(blocks_json(cards.rca_card(make_incident(), analysis)[1]))
+    data = blocks_json(cards.remediation_card(7, analysis.remediation)[1])
     found = buttons(data)
     assert set(found) == {cards.ACTION_REMEDIATION_APPROVE, cards.ACTION_REMEDIATION_REJECT}
     for button in found.values():

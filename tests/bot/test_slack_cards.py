@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
 from firebreak.bot import cards
+from firebreak.incidents.notices import RcaReady, YouArePaged
 from firebreak.store.schemas import Analysis, ExecutionStatus
 from tests.bot.slack_harness import CHANNEL, FAST, FakeInvestigations, slack_rig
 from tests.support.slack_signing import block_actions
@@ -118,8 +120,16 @@ async def test_rca_reply_goes_into_the_card_thread(store_url: str) -> None:
             confidence_score=80,
             execution_status=ExecutionStatus.COMPLETED,
         )
-        text, blocks = cards.rca_card(incident, analysis)
-        rig.runtime.notifier.post_in_thread(incident_id, text, blocks, purpose="rca")  # type: ignore[union-attr]
+        await rig.runtime.writer.run(
+            partial(
+                incidents.save_analysis,
+                incident_id=incident_id,
+                analysis=analysis,
+                evidence={},
+                run_id="run-1",
+            )
+        )
+        rig.outbox.tell(incident_id, RcaReady(run_id="run-1"))  # rendered when delivered
         ts = await rig.card_ts(incident_id)
         await rig.idle()
         (reply,) = rig.slack.thread(CHANNEL, ts)
@@ -130,7 +140,7 @@ async def test_rca_reply_goes_into_the_card_thread(store_url: str) -> None:
 @pytest.mark.parametrize("mode", ["http"])
 async def test_dm_opens_a_conversation(store_url: str, mode: str) -> None:
     async with slack_rig(store_url, mode=mode) as rig:
-        rig.runtime.notifier.direct_message("U0ONCALL1", "You are paged for incident #1")  # type: ignore[union-attr]
+        rig.outbox.tell_user("U0ONCALL1", YouArePaged(incident_id=1, level=1, title="disk full"))
         await rig.idle()
         (opened,) = rig.slack.calls("conversations.open", ok=True)
         assert opened.params["users"] == "U0ONCALL1"

@@ -11,9 +11,11 @@ import yaml
 from pydantic import SecretStr
 from rich.console import Console
 
-from firebreak.bot.slack_app import SlackOptions, slack_component
+from firebreak.bot.slack_app import SlackOptions
 from firebreak.cli import main
+from firebreak.components import Parts
 from firebreak.config import Secrets
+from firebreak.incidents.notices import YouArePaged
 from tests.bot.slack_harness import FAST, slack_secrets
 from tests.conftest import make_config
 from tests.fakes.slack_api import FakeSlackApi
@@ -24,25 +26,27 @@ from tests.support.payloads import alert, group
 async def test_console_mode_prints_cards_and_replies_without_network(store_url: str) -> None:
     out = io.StringIO()
     console = Console(file=out, width=100, force_terminal=False, color_system=None)
-    component = slack_component(SlackOptions(outbox=FAST, console=console))
+    parts = Parts(slack=SlackOptions(outbox=FAST, console=console))
     with FakeSlackApi() as slack:
         config = make_config(store_url, slack={"mode": "console", "api_base_url": slack.base_url})
-        async with run_app(config, Secrets(), [component]) as app:
+        async with run_app(config, Secrets(), parts) as app:
             response = await app.client.post(
                 "/webhooks/alertmanager", json=group("g1", [alert("a")])
             )
             incident_id = response.json()["incident_id"]
-            notifier = app.runtime.notifier
+            notifier = app.runtime.outbox
             assert notifier is not None
-            notifier.post_in_thread(incident_id, "RCA: the disk is full", purpose="rca")
-            notifier.direct_message("U0ONCALL1", "You are paged")
-            assert await notifier.idle(10)  # type: ignore[attr-defined]
+            notifier.say_in_thread(incident_id, "RCA: the disk is full", purpose="rca")
+            notifier.tell_user(
+                "U0ONCALL1", YouArePaged(incident_id=incident_id, level=1, title="x")
+            )
+            assert await notifier.idle(10)
             ack = await app.client.post(
                 "/webhooks/alertmanager", json=group("g1", [alert("a", status="resolved")])
             )
             assert ack.status_code == 200
             await asyncio.sleep(0.3)
-            assert await notifier.idle(10)  # type: ignore[attr-defined]
+            assert await notifier.idle(10)
         assert slack.calls() == []
     text = out.getvalue()
     assert f"#{incident_id} HighErrorRate" in text
@@ -57,8 +61,7 @@ async def test_socket_mode_starts_while_slack_is_unreachable(store_url: str) -> 
     )
     with FakeSlackApi() as slack:
         config = make_config(store_url, slack={"mode": "socket", "api_base_url": slack.base_url})
-        component = slack_component(SlackOptions(outbox=FAST))
-        async with run_app(config, secrets, [component]) as app:
+        async with run_app(config, secrets, Parts(slack=SlackOptions(outbox=FAST))) as app:
             ready = (await app.client.get("/readyz")).json()
             assert ready["checks"]["slack"] == "ok"
             assert ready["checks"]["slack_socket"] == "socket mode not connected"

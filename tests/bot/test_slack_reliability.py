@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from firebreak.bot import cards
-from firebreak.bot.slack_app import SlackOptions, slack_component
+from firebreak.bot.slack_app import SlackOptions, SlackSetupError
 from firebreak.bot.slack_outbox import OutboxSettings
+from firebreak.components import Parts, QuietNotifier, assembled
 from firebreak.config import Secrets
 from firebreak.store.models import SlackOutbox
 from firebreak.store.schemas import EventType
@@ -69,12 +70,13 @@ async def test_url_verification_handshake(store_url: str) -> None:
 
 async def test_route_answers_slack_disabled_without_a_bolt_app(store_url: str) -> None:
     body, headers = slash_command("help")
-    async with run_app(make_config(store_url)) as app:  # no Slack component at all
+    async with run_app(make_config(store_url)) as app:  # console mode, no signing secret
         response = await app.client.post("/slack/events", content=body, headers=headers)
         assert response.status_code == 404 and response.json()["error"] == "slack_disabled"
     console = make_config(store_url, slack={"mode": "console"})
-    components = [slack_component(SlackOptions(outbox=FAST))]
-    async with run_app(console, Secrets(), components) as app:  # console, no signing secret
+    async with run_app(
+        console, Secrets(), Parts(slack=SlackOptions(outbox=FAST))
+    ) as app:  # console, no signing secret
         response = await app.client.post("/slack/events", content=body, headers=headers)
         assert response.status_code == 404 and response.json()["error"] == "slack_disabled"
 
@@ -182,7 +184,7 @@ async def test_an_api_refusal_is_given_up_and_the_lane_goes_on(store_url: str) -
         await rig.wait(lambda: len(rig.slack.calls("chat.postMessage")) >= FAST.max_attempts)
         statuses = await rig.wait(lambda: _statuses(rig, incident_id))
         assert statuses == ["failed"]
-        rig.runtime.notifier.post_in_thread(incident_id, "A later note")  # type: ignore[union-attr]
+        rig.outbox.say_in_thread(incident_id, "A later note", purpose="note")
         ts = await rig.card_ts(incident_id)  # the reply brings its card along
         await rig.wait(lambda: rig.slack.thread(CHANNEL, ts))
 
@@ -205,7 +207,7 @@ async def test_outage_while_an_incident_opens_card_appears_after(store_url: str)
         started = time.perf_counter()
         incident_id = await rig.alert("g1", "a")
         assert time.perf_counter() - started < 2  # the webhook never waits for Slack
-        rig.runtime.notifier.post_in_thread(incident_id, "RCA: a bad deploy", purpose="rca")  # type: ignore[union-attr]
+        rig.outbox.say_in_thread(incident_id, "RCA: a bad deploy", purpose="rca")
         await rig.alert("g1", "a", "b")
         await asyncio.sleep(1.0)
         assert rig.slack.calls("chat.postMessage") and not rig.slack.messages(CHANNEL)
@@ -237,7 +239,7 @@ async def test_messages_survive_a_restart_during_an_outage(store_url: str) -> No
         slack.outage = True
         async with slack_rig(store_url, slack=slack) as rig:
             incident_id = await rig.alert("g1", "a")
-            rig.runtime.notifier.post_in_thread(incident_id, "RCA: disk full", purpose="rca")  # type: ignore[union-attr]
+            rig.outbox.say_in_thread(incident_id, "RCA: disk full", purpose="rca")
             await rig.wait(lambda: slack.calls("chat.postMessage"))
         slack.outage = False
         async with slack_rig(store_url, slack=slack) as rig:
@@ -248,7 +250,7 @@ async def test_messages_survive_a_restart_during_an_outage(store_url: str) -> No
 
 
 async def test_incidents_opened_without_slack_get_a_card_on_start(store_url: str) -> None:
-    async with run_app(make_config(store_url)) as app:
+    async with run_app(make_config(store_url), parts=Parts(notifier=QuietNotifier())) as app:
         response = await app.client.post("/webhooks/alertmanager", json=group("g1", [alert("a")]))
         incident_id = response.json()["incident_id"]
     async with slack_rig(store_url) as rig:
@@ -265,13 +267,13 @@ async def test_only_the_lease_holder_delivers(store_url: str) -> None:
         ):
             ids = [await one.alert("g1", "a"), await two.alert("g2", "b")]
             for incident_id in ids:
-                two.runtime.notifier.card_changed(incident_id)  # type: ignore[union-attr]
-                one.runtime.notifier.card_changed(incident_id)  # type: ignore[union-attr]
+                two.outbox.card_changed(incident_id)
+                one.outbox.card_changed(incident_id)
             for incident_id in ids:
                 await one.card_ts(incident_id)
             await one.idle()
             assert len([m for m in slack.messages(CHANNEL) if "thread_ts" not in m]) == 2
-            leaders = [r.runtime.notifier._leader for r in (one, two)]  # type: ignore[union-attr]
+            leaders = [r.outbox._leader for r in (one, two)]
             assert sorted(leaders) == [False, True]
 
 
@@ -282,35 +284,17 @@ async def test_readiness_reports_the_drainer(store_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "variable"), [("http", "SLACK_BOT_TOKEN"), ("socket", "SLACK_BOT_TOKEN")]
+    ("mode", "secrets", "variable"),
+    [
+        ("http", Secrets(), "SLACK_BOT_TOKEN"),
+        ("socket", Secrets(), "SLACK_BOT_TOKEN"),
+        ("socket", slack_secrets(), "SLACK_APP_TOKEN"),
+    ],
 )
-async def test_missing_tokens_are_named(store_url: str, mode: str, variable: str) -> None:
-    from contextlib import AsyncExitStack
-
-    from firebreak.app import build_runtime
-    from firebreak.bot.slack_app import SlackSetupError, start_slack
-    from firebreak.config import Secrets
-
-    runtime = build_runtime(make_config(store_url, slack={"mode": mode}), Secrets())
-    try:
-        async with AsyncExitStack() as stack:
-            with pytest.raises(SlackSetupError, match=variable):
-                await start_slack(runtime, stack)
-        assert runtime.notifier is None and runtime.slack_handler is None
-    finally:
-        await runtime.engine.dispose()
-
-
-async def test_socket_mode_needs_the_app_token(store_url: str) -> None:
-    from contextlib import AsyncExitStack
-
-    from firebreak.app import build_runtime
-    from firebreak.bot.slack_app import SlackSetupError, start_slack
-
-    runtime = build_runtime(make_config(store_url, slack={"mode": "socket"}), slack_secrets())
-    try:
-        async with AsyncExitStack() as stack:
-            with pytest.raises(SlackSetupError, match="SLACK_APP_TOKEN"):
-                await start_slack(runtime, stack)
-    finally:
-        await runtime.engine.dispose()
+async def test_missing_tokens_are_named_at_start(
+    store_url: str, mode: str, secrets: Secrets, variable: str
+) -> None:
+    config = make_config(store_url, slack={"mode": mode})
+    with pytest.raises(SlackSetupError, match=variable):
+        async with assembled(config, secrets, Parts()):
+            pytest.fail("started without its Slack token")

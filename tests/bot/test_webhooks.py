@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from firebreak.config import Secrets
-from firebreak.events import IncidentEvent
+from firebreak.incidents.events import IncidentEvent
 from firebreak.store.models import Alert, Incident, TimelineEvent
 from tests.conftest import make_config
 from tests.support.app import RunningApp, run_app

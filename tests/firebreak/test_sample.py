@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from firebreak.config import FileSource, InvestigationConfig, PrometheusSource
 from firebreak.investigate import read_payload
 from firebreak.sample import ALERT_AGE, ANCHOR, SAMPLE_DIR, materialise, serve_sample_prometheus
 from firebreak.tools import files, prometheus
+from firebreak.tools.config import FileSource, InvestigationConfig, PrometheusSource
 from firebreak.tools.models import AlertContext
 from firebreak.tools.templating import render_query
 from tests.support.promstack import run_prometheus

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from firebreak.incidents import transitions
 from firebreak.store import incidents, investigations
 from firebreak.store.db import create_engine
 from firebreak.store.migrate import upgrade
@@ -18,7 +19,7 @@ async def test_only_runs_of_silent_owners_are_adopted_once(store_url: str) -> No
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
-            incident_id = await conn.run_sync(incidents.declare, "disk full", "U1")
+            incident_id = await conn.run_sync(transitions.declare, "disk full", "U1")
             for thread in ("live", "dead", "done"):
                 await conn.run_sync(
                     investigations.create_run,
@@ -60,7 +61,7 @@ async def test_released_runs_are_adopted_at_once(store_url: str) -> None:
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
-            incident_id = await conn.run_sync(incidents.declare, "disk full", "U1")
+            incident_id = await conn.run_sync(transitions.declare, "disk full", "U1")
             await conn.run_sync(
                 investigations.create_run,
                 "t1",

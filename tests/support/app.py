@@ -11,14 +11,47 @@ from dataclasses import dataclass
 import httpx
 import uvicorn
 
-from firebreak.app import Component, Runtime, build_runtime, create_app
+from firebreak.app import create_app
+from firebreak.components import Parts, QuietNotifier
 from firebreak.config import Config, Secrets
+from firebreak.incidents.events import IncidentEvent
+from firebreak.incidents.ports import Decision
+from firebreak.runtime import Runtime
 
 
 def free_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class NoInvestigations:
+    """The investigations port answered by nobody: for tests of the HTTP surface alone."""
+
+    def on_event(self, event: IncidentEvent) -> None:
+        return None
+
+    def request(self, incident_id: int, *, actor: str, reason: str) -> bool:
+        return False
+
+    async def wait_idle(self) -> None:
+        return None
+
+    async def answer_question(self, incident_id: int, question: str, *, actor: str) -> str:
+        return ""
+
+    async def decide_remediation(self, incident_id: int, **_: object) -> Decision:
+        return "nothing_waiting"
+
+
+def bare() -> Parts:
+    """The store, ingestion, the API and the scheduler; no Slack, no investigations."""
+    return Parts(notifier=QuietNotifier(), investigations=NoInvestigations())
+
+
+def investigating() -> Parts:
+    """Everything but Slack: the real investigations, escalation and scheduler."""
+    return Parts(notifier=QuietNotifier())
 
 
 @dataclass
@@ -30,10 +63,10 @@ class RunningApp:
 
 @asynccontextmanager
 async def run_app(
-    config: Config, secrets: Secrets | None = None, components: list[Component] | None = None
+    config: Config, secrets: Secrets | None = None, parts: Parts | None = None
 ) -> AsyncIterator[RunningApp]:
-    runtime = build_runtime(config, secrets or Secrets())
-    app = create_app(runtime, components)
+    """The app as `serve` runs it, with `parts` (default: `bare()`, the HTTP surface alone)."""
+    app = create_app(config, secrets or Secrets(), parts or bare())
     port = free_tcp_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -48,7 +81,7 @@ async def run_app(
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            yield RunningApp(url, runtime, client)
+            yield RunningApp(url, app.state.runtime, client)
     finally:
         server.should_exit = True
         await task

@@ -3,44 +3,48 @@ Slack component's port) and small readers of the store."""
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from firebreak.app import Component, Runtime
+from firebreak.bot import cards as bot_cards
+from firebreak.components import Parts
 from tests.support.payloads import alert, group
 
 
 @dataclass
 class RecordingNotifier:
-    """Implements firebreak.ports.Notifier by recording every call."""
+    """Implements incidents.ports.Notifier by recording every call, each notice worded as the
+    Slack surface words it (the RCA as its kind only: it is rendered from the store)."""
 
     thread: list[tuple[int, str, str]] = field(default_factory=list)  # (incident, purpose, text)
+    notices: list[tuple[int, Any]] = field(default_factory=list)
     dms: list[tuple[str, str]] = field(default_factory=list)
     cards: list[int] = field(default_factory=list)
 
     def card_changed(self, incident_id: int, *, routine: bool = False) -> None:
         self.cards.append(incident_id)
 
-    def post_in_thread(
-        self, incident_id: int, text: str, blocks: list[Any] | None = None, *, purpose: str = "note"
-    ) -> None:
+    def tell(self, incident_id: int, notice: Any) -> None:
+        self.notices.append((incident_id, notice))
+        purpose = "remediation" if notice.key else bot_cards.notice_purpose(notice)
+        text = notice.kind if notice.kind == "rca" else _words(incident_id, notice)
         self.thread.append((incident_id, purpose, text))
 
-    def direct_message(self, user_id: str, text: str) -> None:
-        self.dms.append((user_id, text))
+    def tell_user(self, user_id: str, notice: Any) -> None:
+        self.dms.append((user_id, _words(notice.incident_id, notice)))
 
     def posts(self, purpose: str) -> list[str]:
         return [text for _, p, text in self.thread if p == purpose]
 
 
-def install_notifier(notifier: RecordingNotifier) -> Component:
-    async def component(runtime: Runtime, stack: AsyncExitStack) -> None:
-        runtime.notifier = notifier
+def _words(incident_id: int, notice: Any) -> str:
+    return bot_cards.notice_message(incident_id, notice, None, None)[0]
 
-    return component
+
+def recording(notifier: RecordingNotifier) -> Parts:
+    return Parts(notifier=notifier)
 
 
 async def open_incident(client: httpx.AsyncClient, key: str = "g1", **labels: Any) -> int:

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from firebreak.config import RemediationAction
 from firebreak.tools.actions import (
     ActionError,
     render_argv,
@@ -23,6 +22,7 @@ from firebreak.tools.actions import (
     run_command,
     validate_parameters,
 )
+from firebreak.tools.config import RemediationAction
 
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from firebreak.config import ElasticsearchSource, InvestigationConfig
+from firebreak.tools.config import ElasticsearchSource, InvestigationConfig
 from firebreak.tools.elasticsearch import ERROR_TERMS, fetch_logs
 from firebreak.tools.models import AlertContext
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from firebreak.config import FileSource, InvestigationConfig
+from firebreak.tools.config import FileSource, InvestigationConfig
 from firebreak.tools.files import fetch_logs, parse_timestamp, read_tail
 from firebreak.tools.models import AlertContext
 

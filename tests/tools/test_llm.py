@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from firebreak.config import CircuitBreakerConfig, LLMConfig
+from firebreak.tools.config import CircuitBreakerConfig, LLMConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` without a conftest
 

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from firebreak.config import InvestigationConfig, LokiSource
+from firebreak.tools.config import InvestigationConfig, LokiSource
 from firebreak.tools.evidence import CHANGE_FILTER, ERROR_FILTER
 from firebreak.tools.loki import fetch_logs
 from firebreak.tools.models import AlertContext

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from firebreak.config import InvestigationConfig, PrometheusSource
+from firebreak.tools.config import InvestigationConfig, PrometheusSource
 from firebreak.tools.models import AlertContext, MetricReading
 from firebreak.tools.prometheus import (
     MAX_POINTS,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import structlog
 
-from firebreak.config import InvestigationConfig
+from firebreak.tools.config import InvestigationConfig
 from firebreak.tools.models import Evidence, LogLine, MetricReading, SourceReport
 from firebreak.tools.redact import REDACTED, Redactor, redact_processor
 

@@ -25,27 +25,32 @@ from __future__ import annotations
 import asyncio
 import operator
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak.bot.cards import escape, mention, slack_date, truncate
-from firebreak.config import PrometheusSource, RemediationAction, VerifyConfig
-from firebreak.ports import ApprovedRemediation
-from firebreak.store import escalations as store
-from firebreak.store.incidents import add_event, utcnow
-from firebreak.store.models import Incident
-from firebreak.store.schemas import EventType, IncidentStatus
-from firebreak.tools.actions import ActionError, run_action, validate_parameters
+from firebreak.incidents.notices import (
+    RemediationFinished,
+    RemediationScheduled,
+    RemediationVerified,
+)
+from firebreak.incidents.ports import Notifier
+from firebreak.remediation import service as store
+from firebreak.remediation.config import RemediationConfig
+from firebreak.scheduler.core import Due, JobKind, Scheduling
+from firebreak.store.incidents import record_event, utcnow
+from firebreak.store.schemas import EventType, IncidentStatus, RemediationProposal
+from firebreak.store.writer import Writer
+from firebreak.tools.actions import check_proposal, run_action
+from firebreak.tools.config import PrometheusSource, RemediationAction, VerifyConfig
 from firebreak.tools.prometheus import PrometheusError, query_range
 from firebreak.tools.redact import Redactor
-
-if TYPE_CHECKING:
-    from firebreak.app import Runtime
-    from firebreak.scheduler import JobScheduler
 
 log = structlog.get_logger(__name__)
 
@@ -62,26 +67,40 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def refusal_text(approvers: list[str]) -> str:
-    """The polite refusal for someone not allowed to approve (for the Slack handlers)."""
-    who = ", ".join(mention(a) for a in approvers[:10])
-    return (
-        "Sorry, you are not allowed to approve remediations for this bot. "
-        f"Please ask one of: {who}."
-    )
+@dataclass(frozen=True)
+class ApprovedRemediation:
+    incident_id: int
+    proposal: RemediationProposal
+    approved_by: str
+    delay_s: float = 0
+    key: str = ""  # unique per approval (the investigation run): scheduling it twice is a no-op
 
 
 class RemediationService:
-    """Implements `firebreak.ports.Remediations`; the scheduler's job calls `run_job`."""
+    """Who may approve, scheduling an approved run, and the run itself (its job kind)."""
 
-    def __init__(self, runtime: Runtime, scheduler: JobScheduler) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        writer: Writer,
+        notifier: Notifier,
+        scheduler: Scheduling,
+        config: RemediationConfig,
+        metrics_sources: list[PrometheusSource],
+        redactor: Redactor,
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.notifier = notifier
         self.scheduler = scheduler
-        self.config = runtime.config.remediation
-        self.redactor = Redactor.from_config(
-            runtime.config.investigation, secrets=runtime.secrets.values()
-        )
+        self.config = config
+        self.metrics_sources = metrics_sources
+        self.redactor = redactor
         self._running: set[int] = set()
+
+    def job_kinds(self) -> list[JobKind]:
+        return [JobKind(store.KIND, self.run_job, store.pending_runs)]
 
     # ------------------------------------------------------------------ public (ports)
 
@@ -96,13 +115,10 @@ class RemediationService:
 
     def validate(self, approved: ApprovedRemediation) -> tuple[RemediationAction, dict[str, str]]:
         """The allowlisted action and its checked parameters; ActionError when not runnable."""
-        action = self.action(approved.proposal.action)
-        if action is None:
-            raise ActionError(f"{approved.proposal.action!r} is not an allowlisted action")
-        values = {p.name: p.value for p in approved.proposal.parameters}
-        if len(values) != len(approved.proposal.parameters):
-            raise ActionError("a parameter is given twice")
-        return action, validate_parameters(action, values)
+        proposal = approved.proposal
+        return check_proposal(
+            self.config.actions, proposal.action, [(p.name, p.value) for p in proposal.parameters]
+        )
 
     async def schedule(self, approved: ApprovedRemediation) -> None:
         """Persist the run (execute at now + delay_s, verify after verify.within_s) and
@@ -114,47 +130,42 @@ class RemediationService:
         delay = max(0.0, float(approved.delay_s))
         now = utcnow()
         run_at = now + timedelta(seconds=delay)
-        key = approved.key or None
-        async with self.runtime.engine.begin() as conn:
-            if key is not None and await store.run_for_approval(conn, key) is not None:
-                log.info("remediation already scheduled for this approval", approval_key=key)
-                return
-            run_id = await store.create_run(
-                conn,
-                incident_id=approved.incident_id,
-                action=action.name,
-                definition=action.model_dump(mode="json"),
-                parameters=parameters,
-                reason=approved.proposal.reason,
-                approved_by=approved.approved_by,
-                created_at=now,
-                updated_at=now,
-                phase=store.SCHEDULED,
-                next_at=run_at,
-                step=0,
-                output="",
-                approval_key=key,
-            )
+        values = {
+            "incident_id": approved.incident_id,
+            "action": action.name,
+            "definition": action.model_dump(mode="json"),
+            "parameters": parameters,
+            "reason": approved.proposal.reason,
+            "approved_by": approved.approved_by,
+            "created_at": now,
+            "updated_at": now,
+            "phase": store.SCHEDULED,
+            "next_at": run_at,
+            "step": 0,
+            "output": "",
+            "approval_key": approved.key or None,
+        }
+        run_id = await self.writer.run(partial(_create_once, values=values))
+        if run_id is None:
+            log.info("remediation already scheduled for this approval", approval_key=approved.key)
+            return
         log.info("remediation scheduled", run_id=run_id, action=action.name, delay_s=delay)
         if delay > 0:
-            self._post(
-                approved.incident_id,
-                f":hourglass_flowing_sand: `{escape(action.name)}` approved by "
-                f"{mention(approved.approved_by)} will run {slack_date(run_at)} "
-                f"(in {_duration(delay)}).",
-            )
-        self.scheduler.schedule(store.Due("rem", run_id, 0, run_at))
+            self.notifier.tell(approved.incident_id, RemediationScheduled(
+                action=action.name, approved_by=approved.approved_by, run_at=run_at, delay_s=delay
+            ))  # fmt: skip
+        self.scheduler.schedule(Due(store.KIND, run_id, 0, run_at))
 
     # ------------------------------------------------------------------ job
 
     async def run_job(self, run_id: int, step: int) -> None:
-        async with self.runtime.engine.connect() as conn:
-            run = await store.get_run(conn, run_id)
-            if run is None or run.step != step:
-                return
-            status = await conn.scalar(
-                select(Incident.status).where(Incident.id == run.incident_id)
-            )
+        async with self.engine.connect() as conn:
+            found = await conn.run_sync(store.get_run, run_id)
+        if found is None:
+            return
+        run, status = found, found.incident_status
+        if run.step != step:
+            return
         if run.phase == store.SCHEDULED:
             await self._execute(run, status)
         elif run.phase == store.EXECUTING:
@@ -176,14 +187,13 @@ class RemediationService:
             return
         now = utcnow()
         deadline = now + timedelta(seconds=definition.timeout_s + DEADLINE_MARGIN_S)
-        async with self.runtime.engine.begin() as conn:
-            claimed = await store.advance_run(
-                conn, run.id, run.step, store.SCHEDULED,
-                to_phase=store.EXECUTING, next_at=deadline, now=now,
-            )  # fmt: skip
+        claimed = await self.writer.run(partial(
+            store.advance_run, run_id=run.id, step=run.step, phase=store.SCHEDULED,
+            to_phase=store.EXECUTING, next_at=deadline, now=now,
+        ))  # fmt: skip
         if not claimed:
             return
-        self.scheduler.schedule(store.Due("rem", run.id, run.step + 1, deadline))
+        self.scheduler.schedule(Due(store.KIND, run.id, run.step + 1, deadline))
         log.info("remediation running", run_id=run.id, action=run.action)
         self._running.add(run.id)
         try:
@@ -196,7 +206,7 @@ class RemediationService:
             ok, raw = False, f"{type(exc).__name__}: {exc}"
         finally:
             self._running.discard(run.id)
-        output = truncate(self.redactor.redact(raw), OUTPUT_MAX)
+        output = self.redactor.redact(raw)[:OUTPUT_MAX]
         await self._finish(run, run.step + 1, store.EXECUTING, ok=ok, output=output)
 
     async def _interrupted(self, run: Any) -> None:
@@ -232,87 +242,73 @@ class RemediationService:
             message = f"{run.action} not run: {skipped}"
         else:
             message = f"{run.action}({params}) {'succeeded' if ok else 'failed'}"
-        async with self.runtime.engine.begin() as conn:
-            if not await store.advance_run(
+        event = {
+            "run_id": run.id,
+            "action": run.action,
+            "parameters": run.parameters,
+            "approved_by": run.approved_by,
+            "ok": ok,
+            "output": output,
+            "skipped": skipped,
+        }
+
+        def record(conn: Connection) -> bool:
+            if not store.advance_run(
                 conn, run.id, step, phase,
                 to_phase=to_phase, next_at=next_at, now=now, ok=ok, output=output or skipped or "",
             ):  # fmt: skip
-                return
-            await add_event(
-                conn,
-                run.incident_id,
-                EventType.REMEDIATION_EXECUTED,
-                ACTOR,
-                message,
-                {
-                    "run_id": run.id,
-                    "action": run.action,
-                    "parameters": run.parameters,
-                    "approved_by": run.approved_by,
-                    "ok": ok,
-                    "output": output,
-                    "skipped": skipped,
-                },
+                return False
+            record_event(
+                conn, run.incident_id, EventType.REMEDIATION_EXECUTED, ACTOR, message, event
             )
+            return True
+
+        if not await self.writer.run(record):
+            return
         log.info("remediation finished", run_id=run.id, ok=ok, skipped=skipped)
-        name = f"`{escape(run.action)}`"
-        if skipped:
-            text = f":warning: Remediation {name} was not run: {escape(skipped)}."
-        else:
-            verdict = "succeeded :white_check_mark:" if ok else "failed :x:"
-            text = f":gear: Remediation {name} {verdict}"
-            if output:
-                text += f"\n```{escape(output).replace('```', '` ` `')}```"
-            if next_at and verify:
-                text += (
-                    f"\nVerifying {slack_date(next_at)}: `{escape(verify['promql'])}` "
-                    f"{escape(verify['op'])} {verify['threshold']:g}"
-                )
-        self._post(run.incident_id, text)
+        self.notifier.tell(run.incident_id, RemediationFinished(
+            action=run.action, ok=ok, output=output, skipped=skipped,
+            verify=verify if next_at else None, verify_at=next_at,
+        ))  # fmt: skip
         if next_at:
-            self.scheduler.schedule(store.Due("rem", run.id, step + 1, next_at))
+            self.scheduler.schedule(Due(store.KIND, run.id, step + 1, next_at))
 
     async def _verify(self, run: Any) -> None:
         verify = VerifyConfig.model_validate(run.definition["verify"])
         ok, value, error = await self.check(verify)
         now = utcnow()
-        async with self.runtime.engine.begin() as conn:
-            if not await store.advance_run(
+        shown = "no data" if value is None else f"{value:g}"
+        message = (
+            f"{run.action}: {verify.promql} = {shown}, wanted {verify.op} "
+            f"{verify.threshold:g}: {'verified' if ok else 'NOT verified'}"
+        )
+        event = {
+            "run_id": run.id,
+            "action": run.action,
+            "ok": ok,
+            "value": value,
+            "threshold": verify.threshold,
+            "op": verify.op,
+            "promql": verify.promql,
+            "error": error,
+        }
+
+        def record(conn: Connection) -> bool:
+            if not store.advance_run(
                 conn, run.id, run.step, store.VERIFY,
                 to_phase=store.DONE, next_at=None, now=now, verified=ok,
             ):  # fmt: skip
-                return
-            shown = "no data" if value is None else f"{value:g}"
-            message = (
-                f"{run.action}: {verify.promql} = {shown}, wanted {verify.op} "
-                f"{verify.threshold:g}: {'verified' if ok else 'NOT verified'}"
-            )
-            await add_event(
-                conn,
-                run.incident_id,
-                EventType.REMEDIATION_VERIFIED,
-                ACTOR,
-                message + (f" ({error})" if error else ""),
-                {
-                    "run_id": run.id,
-                    "action": run.action,
-                    "ok": ok,
-                    "value": value,
-                    "threshold": verify.threshold,
-                    "op": verify.op,
-                    "promql": verify.promql,
-                    "error": error,
-                },
-            )
-        icon = ":white_check_mark:" if ok else ":x:"
-        text = (
-            f"{icon} Verification of `{escape(run.action)}` "
-            f"{'passed' if ok else 'failed'}: `{escape(verify.promql)}` is {shown} "
-            f"(wanted {escape(verify.op)} {verify.threshold:g})"
-        )
-        if error:
-            text += f" — {escape(truncate(error, 300))}"
-        self._post(run.incident_id, text)
+                return False
+            text = message + (f" ({error})" if error else "")
+            record_event(conn, run.incident_id, EventType.REMEDIATION_VERIFIED, ACTOR, text, event)
+            return True
+
+        if not await self.writer.run(record):
+            return
+        self.notifier.tell(run.incident_id, RemediationVerified(
+            action=run.action, ok=ok, value=value, promql=verify.promql, op=verify.op,
+            threshold=verify.threshold, error=error,
+        ))  # fmt: skip
 
     async def check(self, verify: VerifyConfig) -> tuple[bool, float | None, str | None]:
         """Query Prometheus now: (ok, the value judged, error). Every series must satisfy the
@@ -353,19 +349,15 @@ class RemediationService:
         return True, worst, None
 
     def _source(self, name: str | None) -> PrometheusSource | None:
-        sources = self.runtime.config.sources.metrics
+        sources = self.metrics_sources
         if name is None:
             return sources[0] if sources else None
         return next((s for s in sources if s.name == name), None)
 
-    def _post(self, incident_id: int, text: str) -> None:
-        if self.runtime.notifier is not None:
-            self.runtime.notifier.post_in_thread(incident_id, text, purpose="remediation")
 
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:g} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def _create_once(conn: Connection, values: dict[str, Any]) -> int | None:
+    """The run, unless this approval already has one (None then)."""
+    key = values["approval_key"]
+    if key is not None and store.run_for_approval(conn, key) is not None:
+        return None
+    return store.create_run(conn, **values)

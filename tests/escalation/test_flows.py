@@ -8,26 +8,27 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from firebreak.scheduler import start_scheduler
-from firebreak.store import incidents
-from firebreak.store.models import EscalationState
+from firebreak.bot import replies
+from firebreak.incidents import transitions
+from firebreak.store.models import EscalationState, Incident
 from tests.conftest import make_config
 from tests.support.app import RunningApp, free_tcp_port, run_app
 from tests.support.escalation import (
     RecordingNotifier,
-    install_notifier,
     open_incident,
     pages,
+    recording,
     timeline,
 )
+from tests.support.payloads import alert, group
 from tests.support.waiting import eventually
 
 
@@ -41,9 +42,14 @@ def escalation(levels: list[tuple[list[str], float]], **extra: Any) -> dict[str,
     return {"policies": [policy], "sweep_interval_s": 0.5, **extra}
 
 
+async def escalate(app: RunningApp, incident_id: int, actor: str) -> str:
+    """A manual escalation as a person gets it: the action, worded as Slack words it."""
+    return replies.escalated(await app.runtime.incidents.escalate(incident_id, actor)).text
+
+
 def app_for(store_url: str, notifier: RecordingNotifier, **sections: Any) -> Any:
     config = make_config(store_url, **sections)
-    return run_app(config, components=[install_notifier(notifier), start_scheduler])
+    return run_app(config, parts=recording(notifier))
 
 
 async def wait_pages(app: RunningApp, incident_id: int, count: int, within: float = 10) -> list:
@@ -103,7 +109,7 @@ async def test_acknowledge_stops_the_ladder_and_reminders_run_until_resolved(
         incident_id = await open_incident(app.client)
         await wait_pages(app, incident_id, 1)
         async with app.runtime.engine.begin() as conn:
-            assert (await conn.run_sync(incidents.acknowledge, incident_id, "U1")).changed
+            assert (await conn.run_sync(transitions.acknowledge, incident_id, "U1")).changed
 
         async def two_reminders() -> bool:
             return len(await timeline(app.client, incident_id, "REMINDER")) >= 2
@@ -112,7 +118,7 @@ async def test_acknowledge_stops_the_ladder_and_reminders_run_until_resolved(
         assert await pages(app.client, incident_id) == [(1, 0, ["U1"])]  # level 2 never came
 
         async with app.runtime.engine.begin() as conn:
-            assert (await conn.run_sync(incidents.resolve, incident_id, "U1")).changed
+            assert (await conn.run_sync(transitions.resolve, incident_id, "U1")).changed
         reminders = len(await timeline(app.client, incident_id, "REMINDER"))
         await asyncio.sleep(1.2)
         assert len(await timeline(app.client, incident_id, "REMINDER")) == reminders
@@ -129,9 +135,8 @@ async def test_escalate_now_pages_the_next_level_at_once(store_url: str) -> None
         incident_id = await open_incident(app.client)
         await wait_pages(app, incident_id, 1)
         escalations = app.runtime.escalations
-        assert escalations is not None
 
-        answer = await escalations.escalate_now(incident_id, actor="U9")
+        answer = await escalate(app, incident_id, "U9")
 
         assert "level 2" in answer and "<@U2>" in answer
         assert await pages(app.client, incident_id) == [(1, 0, ["U1"]), (2, 0, ["U2"])]
@@ -142,10 +147,10 @@ async def test_escalate_now_pages_the_next_level_at_once(store_url: str) -> None
         # the timer job made for level 2 is stale now: firing it pages nobody
         assert not await escalations.fire_step(incident_id, 1)  # type: ignore[attr-defined]
 
-        assert "level 3" in await escalations.escalate_now(incident_id, actor="U9")
-        assert "last escalation level" in await escalations.escalate_now(incident_id, actor="U9")
+        assert "level 3" in await escalate(app, incident_id, "U9")
+        assert "last escalation level" in await escalate(app, incident_id, "U9")
         assert len(await pages(app.client, incident_id)) == 3
-        assert "no incident" in (await escalations.escalate_now(9999, actor="U9")).lower()
+        assert "no incident" in (await escalate(app, 9999, "U9")).lower()
 
 
 async def test_each_step_runs_once_however_often_it_fires(store_url: str) -> None:
@@ -210,9 +215,7 @@ async def test_first_matching_policy_wins_and_unmatched_incidents_page_nobody(
         assert (await wait_pages(app, checkout, 1))[0][2] == ["U6"]
         await asyncio.sleep(0.5)
         assert await pages(app.client, quiet) == []
-        assert "nobody to page" in await app.runtime.escalations.escalate_now(  # type: ignore[union-attr]
-            quiet, actor="U1"
-        )
+        assert "nobody to page" in await escalate(app, quiet, "U1")
         ready = (await app.client.get("/readyz")).json()
         assert ready["checks"]["scheduler"] == "ok"
 
@@ -286,3 +289,52 @@ async def test_kill_9_with_a_pending_step_then_restart_fires_it_exactly_once(
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(timeout=20)
+
+
+async def test_alertmanager_resolving_the_group_stops_the_ladder(store_url: str) -> None:
+    notifier = RecordingNotifier()
+    config = escalation([(["U1"], 60), (["U2"], 60)])
+    async with app_for(store_url, notifier, escalation=config) as app:
+        incident_id = await open_incident(app.client)
+        await wait_pages(app, incident_id, 1)
+        resolved = group("g1", [alert("a", status="resolved")], status="resolved")
+        assert (await app.client.post("/webhooks/alertmanager", json=resolved)).status_code == 200
+        async with app.runtime.engine.connect() as conn:
+            state = (
+                await conn.execute(
+                    select(EscalationState).where(EscalationState.incident_id == incident_id)
+                )
+            ).one()
+        assert state.next_at is None  # no longer among the due ladders, nothing left to page
+
+
+async def test_a_full_batch_of_stale_ladders_neither_stalls_the_timer_nor_hides_due_steps(
+    store_url: str,
+) -> None:
+    """Ladders left running on resolved incidents (rows an older build wrote) fill whole
+    batches of due rows: the timer must clear them and still page the live one behind them."""
+    notifier = RecordingNotifier()
+    config = escalation([(["U1"], 3600), (["U2"], 3600), (["U3"], 3600)])
+    async with app_for(store_url, notifier, escalation=config) as app:
+        stale = [await open_incident(app.client, key=f"stale{i}") for i in range(5)]
+        live = await open_incident(app.client, key="live")
+        for incident_id in [*stale, live]:
+            await wait_pages(app, incident_id, 1)
+        past = datetime.now(UTC) - timedelta(seconds=5)
+        async with app.runtime.engine.begin() as conn:
+            await conn.execute(update(EscalationState).values(next_at=past))
+            await conn.execute(
+                update(Incident).where(Incident.id.in_(stale)).values(status="resolved")
+            )
+        escalations = app.runtime.escalations
+        escalations.due_batch = 2  # five stale rows fill more than two batches
+
+        fired = await asyncio.wait_for(escalations.fire_due(), timeout=20)
+
+        assert fired == 1
+        assert [level for level, _, _ in await pages(app.client, live)] == [1, 2]
+        async with app.runtime.engine.connect() as conn:
+            running = await conn.scalars(
+                select(EscalationState.incident_id).where(EscalationState.next_at.is_not(None))
+            )
+            assert set(running) == {live}  # the stale ones were stopped, the live one goes on

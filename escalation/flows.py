@@ -1,6 +1,6 @@
 """Escalation ladders and reminders: who gets paged, when, and exactly once.
 
-The ladder of an incident lives in the `escalations` row (store/escalations.py): the policy
+The ladder of an incident lives in the `escalations` row (escalation/service.py): the policy
 snapshotted when the incident opened, the last level paged, the cycle, `next_at` (None =
 stopped) and `step`, the exactly-once token. A step is one transaction: a conditional UPDATE
 on `step` (and, for the timer, `next_at IS NOT NULL` and the incident still triggered), the
@@ -11,12 +11,13 @@ commit and the notifier call loses that page's Slack message but never doubles i
 notifier itself records it durably once called.)
 
 The timer: the scheduler keeps one job per 0.1 s tick in which some ladder's `next_at` falls
-(firebreak/scheduler.py); the job fires every step due by then (`fire_due`), so 10,000 steps
-due within seconds of each other commit in a few writer batches instead of 10,000 jobs each
-committing its own removal.
+(the `esc` job kind, scheduler/core.py); the job fires every step due by then (`fire_due`), so
+10,000 steps due within seconds of each other commit in a few writer batches instead of 10,000
+jobs each committing its own removal.
 
-Acknowledge and resolve (store/incidents.py) stop the ladder in their own transaction by
-clearing `next_at` and bumping `step`, so any job still queued for the old step is a no-op.
+Acknowledge and resolve, by a person or by Alertmanager, stop the ladder in their own
+transaction (`incidents.transitions.stop_ladder`: `next_at` cleared, `step` bumped), so any job
+still queued for the old step is a no-op.
 
 Reminders: an acknowledged, unresolved incident gets one every `escalation.reminder_interval_s`
 counted from the later of the acknowledgement and the previous reminder; `incident_reminders`
@@ -29,21 +30,22 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak.bot.cards import escalation_page_text, escape, mention, slack_date, truncate
-from firebreak.config import EscalationPolicy
-from firebreak.events import Change, IncidentEvent
-from firebreak.store import escalations as store
+from firebreak.escalation import service as store
+from firebreak.escalation.config import EscalationConfig, EscalationPolicy
+from firebreak.incidents.events import Change, EventBus, IncidentEvent
+from firebreak.incidents.notices import Paged, Reminder, YouArePaged
+from firebreak.incidents.ports import Escalation, Notifier
+from firebreak.incidents.transitions import stop_ladder
+from firebreak.scheduler.core import CatchUp, Due, JobKind, Scheduling
 from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.schemas import EventType
-
-if TYPE_CHECKING:
-    from firebreak.app import Runtime
-    from firebreak.scheduler import JobScheduler
+from firebreak.store.writer import Writer
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +53,7 @@ ACTOR = "firebreak"
 NO_POLICY: dict[str, Any] = {"name": None, "match": {}, "levels": [], "repeat": 0}
 _USER_PREFIXES = ("U", "W")
 DUE_BATCH = 1000  # steps fired per look at the due ladders (they commit in writer batches)
+TICK_S = 0.1  # ladder steps fire on these ticks: at most this late, one job per tick
 
 
 def match_policy(
@@ -98,40 +101,69 @@ class Page:
 
 
 class EscalationService:
-    """Implements `firebreak.ports.Escalations`; the scheduler's jobs call `fire_due` and
-    `fire_reminder`."""
+    """Implements `incidents.ports.Escalations`; its job kinds fire ladder steps (`fire_due`)
+    and reminders (`fire_reminder`)."""
 
-    def __init__(self, runtime: Runtime, scheduler: JobScheduler) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        writer: Writer,
+        bus: EventBus,
+        notifier: Notifier,
+        scheduler: Scheduling,
+        config: EscalationConfig,
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.bus = bus
+        self.notifier = notifier
         self.scheduler = scheduler
-        self.config = runtime.config.escalation
+        self.config = config
         self._firing = False
         self._look_again = False
+        self.due_batch = DUE_BATCH
+
+    def job_kinds(self) -> list[JobKind]:
+        """Ladder steps share tick jobs; reminders are one job each, run in bounded slots."""
+        interval = self.config.reminder_interval_s
+        return [
+            JobKind(store.LADDER, lambda _tick, _: self.fire_due(), store.pending_ladders, TICK_S),
+            JobKind(
+                store.REMINDER,
+                self.fire_reminder,
+                partial(store.pending_reminders, interval_s=interval),
+                limited=True,
+            ),
+        ]
+
+    def catch_up(self) -> CatchUp:
+        """Triggered incidents with no ladder (their OPENED was lost in a crash) start one."""
+        return CatchUp(store.unstarted_incidents, self.start)
 
     # ------------------------------------------------------------------ public (ports)
 
     async def start(self, incident_id: int) -> None:
         """Snapshot the matching policy and page level 1 now (idempotent; a reopened incident
         whose ladder had stopped starts again)."""
-        step = await self.runtime.writer.run(partial(self._start_ladder, incident_id=incident_id))
+        step = await self.writer.run(partial(self._start_ladder, incident_id=incident_id))
         if step is not None:
             log.info("escalation started", incident_id=incident_id)
             await self.fire_step(incident_id, step)
 
-    async def escalate_now(self, incident_id: int, *, actor: str) -> str:
-        """Page the next level immediately; returns what to tell the human."""
+    async def escalate_now(self, incident_id: int, *, actor: str) -> Escalation:
+        """Page the next level immediately."""
         for _ in range(3):
-            outcome = await self.runtime.writer.run(
+            outcome = await self.writer.run(
                 partial(self._escalate, incident_id=incident_id, actor=actor)
             )
-            if isinstance(outcome, str):
+            if isinstance(outcome, Escalation):
                 return outcome
             if outcome is None:
                 continue  # lost a race with the timer, an ack or another click: look again
             await self._after_page(outcome)
-            who = ", ".join(mention(t) for t in outcome.targets)
-            return f"Escalated incident #{incident_id} to level {outcome.level}: {who} paged."
-        return f"Incident #{incident_id} changed while escalating; please try again."
+            return Escalation("paged", outcome.level, tuple(outcome.targets))
+        return Escalation("raced")
 
     # ------------------------------------------------------------------ jobs
 
@@ -147,11 +179,13 @@ class EscalationService:
             self._look_again = True
             while self._look_again:
                 self._look_again = False
-                async with self.runtime.engine.connect() as conn:
-                    due = await conn.run_sync(store.due_steps, utcnow(), DUE_BATCH)
+                async with self.engine.connect() as conn:
+                    due = await conn.run_sync(store.due_steps, utcnow(), self.due_batch)
                 pages = await asyncio.gather(*(self.fire_step(i, step) for i, step in due))
                 fired += sum(pages)
-                self._look_again |= len(due) == DUE_BATCH
+                # A full batch may hide more due steps behind it. Every row of this batch has
+                # been fired or stopped, so the next look reads rows not seen yet.
+                self._look_again |= len(due) == self.due_batch
         finally:
             self._firing = False
         return fired
@@ -159,9 +193,7 @@ class EscalationService:
     async def fire_step(self, incident_id: int, step: int) -> bool:
         """The timer: page the next level if step `step` is still the pending one. Steps due
         together commit together (the store writer batches them)."""
-        page = await self.runtime.writer.run(
-            partial(self._timer_step, incident_id=incident_id, step=step)
-        )
+        page = await self.writer.run(partial(self._timer_step, incident_id=incident_id, step=step))
         if page is None:
             return False
         await self._after_page(page)
@@ -170,26 +202,21 @@ class EscalationService:
     async def fire_reminder(self, incident_id: int, sent: int) -> bool:
         """Remind the thread that an acknowledged incident is still open (reminder sent+1)."""
         interval = self.config.reminder_interval_s
-        outcome = await self.runtime.writer.run(
+        outcome = await self.writer.run(
             partial(self._remind, incident_id=incident_id, sent=sent, interval=interval)
         )
         if isinstance(outcome, datetime):  # re-acknowledged since this job was made
-            self.scheduler.schedule(store.Due("rmd", incident_id, sent, outcome))
+            self.scheduler.schedule(Due(store.REMINDER, incident_id, sent, outcome))
             return False
         if outcome is None:
             return False
         ladder, now = outcome
         assert ladder.acknowledged_at is not None
-        if self.runtime.notifier is not None:
-            who = ladder.acknowledged_by or "someone"
-            self.runtime.notifier.post_in_thread(
-                incident_id,
-                f":alarm_clock: *Reminder*: incident #{incident_id} was acknowledged by "
-                f"{mention(who)} {slack_date(ladder.acknowledged_at)} and is not resolved yet.",
-                purpose="reminder",
-            )
+        self.notifier.tell(incident_id, Reminder(
+            acknowledged_by=ladder.acknowledged_by, acknowledged_at=ladder.acknowledged_at
+        ))  # fmt: skip
         self.scheduler.schedule(
-            store.Due("rmd", incident_id, sent + 1, now + timedelta(seconds=interval))
+            Due(store.REMINDER, incident_id, sent + 1, now + timedelta(seconds=interval))
         )
         return True
 
@@ -204,14 +231,14 @@ class EscalationService:
             self.scheduler.spawn(self.sync_reminder(event.incident_id))
 
     async def sync_reminder(self, incident_id: int) -> None:
-        async with self.runtime.engine.connect() as conn:
+        async with self.engine.connect() as conn:
             ladder = await conn.run_sync(store.ladder, incident_id)
             if ladder is None or ladder.status != store.ACKNOWLEDGED:
                 return
             assert ladder.acknowledged_at is not None
             sent, last_at = await conn.run_sync(store.reminder_state, incident_id)
         due = store.reminder_due(ladder.acknowledged_at, last_at, self.config.reminder_interval_s)
-        self.scheduler.schedule(store.Due("rmd", incident_id, sent, due))
+        self.scheduler.schedule(Due(store.REMINDER, incident_id, sent, due))
 
     # ------------------------------------------------------------------ transactions
     # Run on the store writer (blocking connection, shared commit); no side effects here.
@@ -237,39 +264,33 @@ class EscalationService:
             step = ladder.step + 1
         return step if next_at is not None else None
 
-    def _escalate(self, conn: Connection, *, incident_id: int, actor: str) -> Page | str | None:
-        """A manual escalation: the page, what to tell the human instead, or None (raced)."""
+    def _escalate(
+        self, conn: Connection, *, incident_id: int, actor: str
+    ) -> Page | Escalation | None:
+        """A manual escalation: the page, why there is none, or None (raced)."""
         ladder = store.ladder(conn, incident_id)
         if ladder is None:
-            return f"There is no incident #{incident_id}."
+            return Escalation("missing")
         if ladder.status == store.RESOLVED:
-            return f"Incident #{incident_id} is resolved; there is nobody to escalate to."
+            return Escalation("resolved")
         policy = ladder.policy
         if policy is None:  # opened before the scheduler ran: snapshot it now
             policy = self._snapshot(ladder)
             if not store.create_ladder(conn, incident_id, policy, None):
                 return None
         if not policy["levels"]:
-            return (
-                f"No escalation policy matches incident #{incident_id}, so there is nobody to page."
-            )
+            return Escalation("no_policy")
         position = next_position(policy, ladder.level, ladder.cycle)
         if position is None:
-            return (
-                f"Incident #{incident_id} is already at the last escalation level "
-                f"({ladder.level}); there is nobody further to page."
-            )
+            return Escalation("last_level", ladder.level)
         return self._record_page(conn, ladder, policy, position, actor=actor, manual=True)
 
     def _timer_step(self, conn: Connection, *, incident_id: int, step: int) -> Page | None:
         ladder = store.ladder(conn, incident_id)
-        if (
-            ladder is None
-            or ladder.policy is None
-            or ladder.step != step
-            or ladder.next_at is None
-            or ladder.status != store.TRIGGERED
-        ):
+        if ladder is None or ladder.policy is None or ladder.step != step or ladder.next_at is None:
+            return None
+        if ladder.status != store.TRIGGERED:  # nobody stopped it (a row from an older build)
+            stop_ladder(conn, incident_id)
             return None
         position = next_position(ladder.policy, ladder.level, ladder.cycle)
         if position is None:  # nothing left (cannot happen for rows we wrote): stop
@@ -379,21 +400,16 @@ class EscalationService:
         return Page(ladder.incident_id, ladder.title, level, cycle, targets, step + 1, next_at)
 
     async def _after_page(self, page: Page) -> None:
-        notifier = self.runtime.notifier
-        if notifier is not None:
-            notifier.post_in_thread(
-                page.incident_id, escalation_page_text(page.level, page.targets), purpose="page"
-            )
-            title = escape(truncate(" ".join(page.title.split()), 200))
-            for target in page.targets:
-                if target.startswith(_USER_PREFIXES):
-                    notifier.direct_message(
-                        target,
-                        f":mega: You are paged for incident #{page.incident_id} (escalation "
-                        f"level {page.level}): {title}. Please acknowledge it in its thread.",
-                    )
-        self.runtime.bus.publish(IncidentEvent(page.incident_id, Change.UPDATED, ACTOR))
+        log.info("incident escalated", incident_id=page.incident_id, level=page.level)
+        self.notifier.tell(page.incident_id, Paged(level=page.level, targets=page.targets))
+        for target in page.targets:
+            if target.startswith(_USER_PREFIXES):
+                self.notifier.tell_user(
+                    target,
+                    YouArePaged(incident_id=page.incident_id, level=page.level, title=page.title),
+                )
+        self.bus.publish(IncidentEvent(page.incident_id, Change.UPDATED, ACTOR))
         if page.next_at is not None:
             self.scheduler.schedule(
-                store.Due("esc", page.incident_id, page.next_step, page.next_at)
+                Due(store.LADDER, page.incident_id, page.next_step, page.next_at)
             )

@@ -19,18 +19,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
+from firebreak.incidents.transitions import insert_incident, stop_ladder
 from firebreak.store.incidents import INSERT_EVENT
 from firebreak.store.models import Alert, Incident
-from firebreak.store.payloads import AlertmanagerPayload, AlertPayload
+from firebreak.store.payloads import AlertmanagerPayload, AlertPayload, service_of
 from firebreak.store.schemas import EventType, IncidentStatus
 
 ALERTMANAGER = "alertmanager"
-SERVICE_LABELS = ("service", "app", "job", "deployment", "container", "namespace")
 MAX_FINGERPRINTS_IN_EVENT = 20
+
+
+class _Open(NamedTuple):
+    id: int
+    status: str
+    resolved_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ def ingest(
                 _reopen(conn, incident.id, now)
                 reopened = True
             elif any(alert.status == "firing" for alert in alerts):
-                incident = _create_incident(conn, payload, now)
+                incident = _create_incident(conn, payload)
                 created = True
             if incident is None:
                 return IngestOutcome()
@@ -171,23 +177,17 @@ def _within(resolved_at: datetime | None, now: datetime, window_s: int) -> bool:
     return resolved_at is not None and now - resolved_at <= timedelta(seconds=window_s)
 
 
-def _create_incident(conn: Connection, payload: AlertmanagerPayload, now: datetime) -> Row[Any]:
+def _create_incident(conn: Connection, payload: AlertmanagerPayload) -> _Open:
     labels = payload.common_labels or payload.group_labels or payload.alerts[0].labels
-    values = {
-        "group_key": payload.group_key,
-        "title": _title(payload, labels),
-        "status": IncidentStatus.TRIGGERED.value,
-        "severity": labels.get("severity") or payload.alerts[0].labels.get("severity", "unknown"),
-        "service": next((labels[k] for k in SERVICE_LABELS if labels.get(k)), "unknown"),
-        "labels": labels,
-        "created_at": now,
-        "updated_at": now,
-        "alert_count": 0,
-        "truncated_alerts": 0,
-        "escalation_level": 0,
-    }
-    returning = (Incident.id, Incident.status, Incident.resolved_at)
-    return conn.execute(insert(Incident).values(values).returning(*returning)).one()
+    incident_id = insert_incident(
+        conn,
+        group_key=payload.group_key,
+        title=_title(payload, labels),
+        severity=labels.get("severity") or payload.alerts[0].labels.get("severity", "unknown"),
+        service=service_of(labels),
+        labels=labels,
+    )
+    return _Open(incident_id, IncidentStatus.TRIGGERED.value, None)
 
 
 def _title(payload: AlertmanagerPayload, labels: dict[str, str]) -> str:
@@ -195,7 +195,7 @@ def _title(payload: AlertmanagerPayload, labels: dict[str, str]) -> str:
     summary = payload.common_annotations.get("summary") or payload.alerts[0].annotations.get(
         "summary", ""
     )
-    return f"{alertname}: {summary}"[:300] if summary else alertname[:300]
+    return f"{alertname}: {summary}" if summary else alertname
 
 
 def _reopen(conn: Connection, incident_id: int, now: datetime) -> None:
@@ -263,6 +263,8 @@ def _update_incident(
         "now": now,
     }
     conn.execute(_RESOLVE_INCIDENT if resolve else _COUNT_ALERTS, params)
+    if resolve:  # nobody needs paging for a resolved incident, whoever resolved it
+        stop_ladder(conn, incident_id)
 
 
 def _record_events(

@@ -10,13 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from firebreak.ports import ApprovedRemediation
-from firebreak.scheduler import start_scheduler
+from firebreak.remediation.flows import ApprovedRemediation
 from firebreak.store.schemas import RemediationParameter, RemediationProposal
 from firebreak.tools.actions import ActionError
 from tests.conftest import make_config
 from tests.support.app import run_app
-from tests.support.escalation import RecordingNotifier, install_notifier, open_incident, timeline
+from tests.support.escalation import RecordingNotifier, open_incident, recording, timeline
 from tests.support.promstack import run_prometheus, serve_metrics
 from tests.support.waiting import eventually
 
@@ -47,9 +46,7 @@ def approved(
 
 
 def app_for(store_url: str, notifier: RecordingNotifier, **sections: Any) -> Any:
-    return run_app(
-        make_config(store_url, **sections), components=[install_notifier(notifier), start_scheduler]
-    )
+    return run_app(make_config(store_url, **sections), parts=recording(notifier))
 
 
 async def test_only_approvers_may_approve_and_refused_actions_never_run(

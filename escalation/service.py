@@ -1,16 +1,15 @@
-"""Queries for escalation ladders, reminders and remediation runs.
+"""Queries for escalation ladders and reminders.
 
-Every state change here is a conditional UPDATE on an exactly-once token (`step` for ladders
-and remediation runs, `sent` for reminders): it changes one row only if nobody did that step
+Every state change here is a conditional UPDATE on an exactly-once token (`step` for ladders,
+`sent` for reminders): it changes one row only if nobody did that step
 before. The caller writes the timeline event in the same transaction and does the step's side
 effects (Slack, running the action) only when the UPDATE changed a row. Under PostgreSQL's
 READ COMMITTED a second replica racing on the same row waits for the first to commit, then
 re-checks the WHERE against the new row and changes nothing; SQLite serialises writers.
 
-The caller owns the transaction. Ladders and reminders take a blocking `Connection`: their
-steps run on the store writer (group commit; see store/writer.py), and the `*_sync` readers
-serve the scheduler's reconciliation in a worker thread. Remediation runs (rare, slow) take an
-`AsyncConnection`.
+The caller owns the transaction; every function takes a blocking `Connection`: steps run on
+the store writer (group commit; see store/writer.py), and the `pending_*` readers serve the
+scheduler's reconciliation in a worker thread.
 """
 
 from __future__ import annotations
@@ -19,28 +18,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, func, insert, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, exists, func, literal, select, update
 
+from firebreak.scheduler.core import Due
 from firebreak.store.db import conflict_insert
 from firebreak.store.models import (
     EscalationState,
     Incident,
     IncidentReminder,
-    RemediationRun,
     TimelineEvent,
 )
 from firebreak.store.schemas import EventType, IncidentStatus
 
+LADDER = "esc"  # the scheduler's job kinds: ladder steps and reminders
+REMINDER = "rmd"
 TRIGGERED = IncidentStatus.TRIGGERED.value
 ACKNOWLEDGED = IncidentStatus.ACKNOWLEDGED.value
 RESOLVED = IncidentStatus.RESOLVED.value
-
-# remediation run phases
-SCHEDULED = "scheduled"
-EXECUTING = "executing"
-VERIFY = "verify"
-DONE = "done"
 
 
 @dataclass(frozen=True)
@@ -269,71 +263,16 @@ def reminder_due(
     return base + timedelta(seconds=interval_s)
 
 
-# ---------------------------------------------------------------------- remediation runs
-
-
-async def create_run(conn: AsyncConnection, **values: Any) -> int:
-    run_id = await conn.scalar(insert(RemediationRun).values(**values).returning(RemediationRun.id))
-    assert run_id is not None
-    return int(run_id)
-
-
-async def run_for_approval(conn: AsyncConnection, approval_key: str) -> int | None:
-    return await conn.scalar(
-        select(RemediationRun.id).where(RemediationRun.approval_key == approval_key)
-    )
-
-
-async def get_run(conn: AsyncConnection, run_id: int) -> Any:
-    return (await conn.execute(select(RemediationRun).where(RemediationRun.id == run_id))).first()
-
-
-async def advance_run(
-    conn: AsyncConnection,
-    run_id: int,
-    step: int,
-    phase: str,
-    *,
-    to_phase: str,
-    next_at: datetime | None,
-    now: datetime,
-    **values: Any,
-) -> bool:
-    """Move run `run_id` from (step, phase) to `to_phase`; True only for the one that did."""
-    result = await conn.execute(
-        update(RemediationRun)
-        .where(
-            RemediationRun.id == run_id, RemediationRun.step == step, RemediationRun.phase == phase
-        )
-        .values(phase=to_phase, next_at=next_at, step=step + 1, updated_at=now, **values)
-    )
-    return result.rowcount == 1
-
-
 # ---------------------------------------------------------------------- reconciliation (sync)
 
 
-@dataclass(frozen=True)
-class Due:
-    """Something the scheduler must fire: `kind` esc | rmd | rem, the row id, its token."""
-
-    kind: str
-    key: int
-    token: int
-    at: datetime
-
-    @property
-    def job_id(self) -> str:
-        return f"{self.kind}:{self.key}:{self.token}"
-
-
-def pending_ladders_sync(conn: Connection) -> list[Due]:
+def pending_ladders(conn: Connection) -> list[Due]:
     rows = conn.execute(
         select(EscalationState.incident_id, EscalationState.step, EscalationState.next_at).where(
             EscalationState.next_at.is_not(None)
         )
     )
-    return [Due("esc", r.incident_id, r.step, r.next_at) for r in rows]
+    return [Due(LADDER, r.incident_id, r.step, r.next_at) for r in rows]
 
 
 def due_steps(conn: Connection, now: datetime, limit: int) -> list[tuple[int, int]]:
@@ -347,7 +286,7 @@ def due_steps(conn: Connection, now: datetime, limit: int) -> list[tuple[int, in
     return [(r.incident_id, r.step) for r in rows]
 
 
-def pending_reminders_sync(conn: Connection, interval_s: float) -> list[Due]:
+def pending_reminders(conn: Connection, interval_s: float) -> list[Due]:
     rows = conn.execute(
         select(
             Incident.id,
@@ -360,21 +299,12 @@ def pending_reminders_sync(conn: Connection, interval_s: float) -> list[Due]:
         .where(Incident.status == ACKNOWLEDGED, Incident.acknowledged_at.is_not(None))
     )
     return [
-        Due("rmd", r.id, r.sent or 0, reminder_due(r.acknowledged_at, r.last_at, interval_s))
+        Due(REMINDER, r.id, r.sent or 0, reminder_due(r.acknowledged_at, r.last_at, interval_s))
         for r in rows
     ]
 
 
-def pending_runs_sync(conn: Connection) -> list[Due]:
-    rows = conn.execute(
-        select(RemediationRun.id, RemediationRun.step, RemediationRun.next_at).where(
-            RemediationRun.next_at.is_not(None)
-        )
-    )
-    return [Due("rem", r.id, r.step, r.next_at) for r in rows]
-
-
-def unstarted_incidents_sync(conn: Connection, limit: int = 200) -> list[int]:
+def unstarted_incidents(conn: Connection, limit: int = 200) -> list[int]:
     """Triggered incidents with no ladder row: their OPENED event was lost (crash in between)."""
     rows = conn.execute(
         select(Incident.id)

@@ -10,9 +10,10 @@ from functools import partial
 import pytest
 from sqlalchemy import func, select
 
+from firebreak.incidents import transitions
+from firebreak.incidents.ingest import IngestOutcome, ingest
 from firebreak.store import incidents
 from firebreak.store.db import create_engine, create_sync_engine
-from firebreak.store.ingest import IngestOutcome, ingest
 from firebreak.store.migrate import upgrade
 from firebreak.store.models import Alert, Incident, TimelineEvent
 from firebreak.store.payloads import AlertmanagerPayload
@@ -144,7 +145,7 @@ async def test_repeat_of_known_alert_after_resolve_opens_nothing(harness: Harnes
     firing = group("g1", [alert("a")])
     opened = await harness.send(firing)
     async with harness.engine.begin() as conn:
-        await conn.run_sync(incidents.resolve, opened.incident_id, "U1")
+        await conn.run_sync(transitions.resolve, opened.incident_id, "U1")
     late = await harness.send(firing)
     assert not late.opened
     assert await harness.count(Incident) == 1
@@ -182,11 +183,11 @@ async def test_concurrent_groups_are_batched_and_all_stored(harness: Harness) ->
 async def test_acknowledge_is_idempotent_and_recorded(harness: Harness) -> None:
     opened = await harness.send(group("g1", [alert("a")]))
     async with harness.engine.begin() as conn:
-        first = await conn.run_sync(incidents.acknowledge, opened.incident_id, "U123")
+        first = await conn.run_sync(transitions.acknowledge, opened.incident_id, "U123")
     async with harness.engine.begin() as conn:
-        second = await conn.run_sync(incidents.acknowledge, opened.incident_id, "U456")
+        second = await conn.run_sync(transitions.acknowledge, opened.incident_id, "U456")
     async with harness.engine.begin() as conn:
-        missing = await conn.run_sync(incidents.acknowledge, 999_999, "U1")
+        missing = await conn.run_sync(transitions.acknowledge, 999_999, "U1")
     assert first.changed and first.status == "acknowledged"
     assert not second.changed and second.status == "acknowledged"
     assert missing.status is None

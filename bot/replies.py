@@ -1,0 +1,110 @@
+"""What Firebreak answers a person who acted, worded from the action's outcome.
+
+The incident flows (incidents/flows.py) say what happened as data; Slack, and the write API's
+messages, are worded here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from firebreak.bot.cards import escape, mention
+from firebreak.bot.slack_outbox import blocks_json
+from firebreak.incidents.flows import Outcome, Result
+from firebreak.incidents.ports import Decision, Escalation
+from firebreak.store.schemas import IncidentStatus
+
+
+@dataclass
+class Reply:
+    """What to tell the user, and whether the action changed anything."""
+
+    text: str
+    blocks: list[Any] | None = None
+    changed: bool = True
+    response_type: str = "ephemeral"
+    missing: bool = False  # the incident does not exist
+
+    def message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"text": self.text, "response_type": self.response_type}
+        if self.blocks:
+            message["blocks"] = blocks_json(self.blocks)
+        return message
+
+
+def missing(incident_id: int) -> Reply:
+    return Reply(f"There is no incident #{incident_id}.", changed=False, missing=True)
+
+
+def acknowledged(outcome: Outcome) -> Reply:
+    i = outcome.incident_id
+    if outcome.result is Result.MISSING:
+        return missing(i)
+    if outcome.changed:
+        return Reply(f":eyes: You acknowledged incident #{i}; escalation stopped.")
+    if outcome.status == IncidentStatus.ACKNOWLEDGED:
+        who = mention(outcome.acknowledged_by) if outcome.acknowledged_by else "someone"
+        return Reply(f"Incident #{i} was already acknowledged by {who}.", changed=False)
+    return Reply(f"Incident #{i} is already resolved.", changed=False)
+
+
+def resolved(outcome: Outcome) -> Reply:
+    i = outcome.incident_id
+    if outcome.result is Result.MISSING:
+        return missing(i)
+    if outcome.changed:
+        return Reply(f":white_check_mark: You resolved incident #{i}.")
+    return Reply(f"Incident #{i} is already resolved.", changed=False)
+
+
+def escalated(outcome: Outcome) -> Reply:
+    i = outcome.incident_id
+    escalation = outcome.escalation or Escalation("raced")
+    if escalation.result == "missing":
+        return missing(i)
+    if escalation.result == "paged":
+        who = ", ".join(mention(t) for t in escalation.targets)
+        return Reply(f"Escalated incident #{i} to level {escalation.level}: {who} paged.")
+    text = {
+        "resolved": f"Incident #{i} is resolved; nothing to escalate.",
+        "no_policy": f"No escalation policy matches incident #{i}, so there is nobody to page.",
+        "last_level": (
+            f"Incident #{i} is already at the last escalation level ({escalation.level}); "
+            "there is nobody further to page."
+        ),
+        "raced": f"Incident #{i} changed while escalating; please try again.",
+    }[escalation.result]
+    return Reply(text, changed=False)
+
+
+def investigating(outcome: Outcome) -> Reply:
+    i = outcome.incident_id
+    if outcome.result is Result.MISSING:
+        return missing(i)
+    if outcome.changed:
+        return Reply(
+            f":mag: Investigating incident #{i} again; "
+            "the analysis will appear in the card's thread."
+        )
+    return Reply(f"An investigation of incident #{i} is already running.", changed=False)
+
+
+def declared(incident_id: int, title: str, channel: str) -> Reply:
+    return Reply(
+        f":rotating_light: Declared incident #{incident_id}: {escape(title)}. "
+        f"Its card is going to {mention(channel)}."
+    )
+
+
+def decided(decision: Decision, incident_id: int, approvers: list[str]) -> str:
+    if decision == "refused":
+        who = ", ".join(mention(a) for a in approvers[:10])
+        return (
+            "Sorry, you are not allowed to approve remediations for this bot. "
+            f"Please ask one of: {who}."
+        )
+    if decision == "nothing_waiting":
+        return f"No remediation on incident #{incident_id} is waiting for a decision."
+    verb = "Approved" if decision == "approved" else "Rejected"
+    return f"{verb}. The decision is recorded on incident #{incident_id}'s timeline."

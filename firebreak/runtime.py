@@ -1,0 +1,59 @@
+"""The app object: every component, built once and wired together.
+
+`Runtime` is the one piece of state the brief allows beyond constants. It is complete when it
+exists (firebreak/components.py builds it whole; no part is filled in later) and frozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+
+from firebreak.bot.slack_outbox import OutboxNotifier
+from firebreak.config import Config, Secrets
+from firebreak.escalation.flows import EscalationService
+from firebreak.incidents.events import EventBus
+from firebreak.incidents.flows import AlertIntake, IncidentOps
+from firebreak.incidents.ingest import IngestOutcome
+from firebreak.incidents.ports import Investigations, Notifier
+from firebreak.metrics import Metrics
+from firebreak.remediation.flows import RemediationService
+from firebreak.scheduler.core import JobScheduler
+from firebreak.store.payloads import AlertmanagerPayload
+from firebreak.store.writer import Writer
+from firebreak.tools.redact import Redactor
+
+Readiness = Callable[[], str]  # "ok" or the reason it is not ready
+SlackHandler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: Config
+    secrets: Secrets
+    engine: AsyncEngine
+    writer: Writer  # group commit for every write (store/writer.py)
+    metrics: Metrics
+    bus: EventBus
+    redactor: Redactor
+    notifier: Notifier
+    outbox: OutboxNotifier | None  # the Slack outbox (None when a test brings its notifier)
+    intake: AlertIntake
+    incidents: IncidentOps
+    investigations: Investigations
+    escalations: EscalationService
+    remediations: RemediationService
+    scheduler: JobScheduler
+    # POST /slack/events, when Slack runs in HTTP mode (or console mode with a signing secret)
+    slack_handler: SlackHandler | None
+    readiness_checks: dict[str, Readiness]
+
+    def readiness(self) -> dict[str, str]:
+        return {name: check() for name, check in self.readiness_checks.items()}
+
+    async def ingest(self, payload: AlertmanagerPayload) -> IngestOutcome:
+        return await self.intake.ingest(payload)

@@ -1,0 +1,208 @@
+"""The incident actions people take, from any surface: Slack buttons, `/incident`, the write
+API. Each returns an `Outcome` (what happened, as data); the surface words the answer.
+
+State changes are conditional updates with their timeline event in one writer transaction
+(incidents/transitions.py), so a second click, a retry or another replica changes nothing;
+the bus then tells the card, the ladder and the other components about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+import structlog
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from firebreak.incidents import transitions
+from firebreak.incidents.config import IngestConfig
+from firebreak.incidents.events import Change, EventBus, IncidentEvent
+from firebreak.incidents.ingest import ALERTMANAGER, IngestOutcome, ingest
+from firebreak.incidents.ports import Escalation, Escalations, Investigations
+from firebreak.store import incidents
+from firebreak.store.incidents import record_event, utcnow
+from firebreak.store.payloads import AlertmanagerPayload
+from firebreak.store.schemas import EventType, IncidentStatus
+from firebreak.store.writer import Writer
+
+log = structlog.get_logger(__name__)
+
+MAX_NOTE = 4000
+
+
+class Result(StrEnum):
+    DONE = "done"
+    UNCHANGED = "unchanged"  # already so: nothing changed
+    MISSING = "missing"  # no such incident
+    REFUSED = "refused"  # not possible now (a resolved incident cannot be escalated...)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    incident_id: int
+    status: IncidentStatus | None = None
+    acknowledged_by: str | None = None
+    escalation: Escalation | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.result is Result.DONE
+
+
+class AlertIntake:
+    """Alertmanager notifications in: stored (returns once committed), then announced on the
+    bus, which starts cards, investigations and ladders, never inside the request."""
+
+    def __init__(
+        self,
+        *,
+        writer: Writer,
+        bus: EventBus,
+        config: IngestConfig,
+        opened: Counter,
+        resolved: Counter,
+    ) -> None:
+        self.writer = writer
+        self.bus = bus
+        self.config = config
+        self.opened = opened
+        self.resolved = resolved
+
+    async def ingest(self, payload: AlertmanagerPayload) -> IngestOutcome:
+        outcome = await self.writer.run(
+            partial(
+                ingest,
+                payload=payload,
+                now=utcnow(),
+                reopen_window_s=self.config.reopen_window_s,
+            )
+        )
+        if outcome.incident_id is not None:
+            self._announce(outcome.incident_id, outcome)
+        return outcome
+
+    def _announce(self, incident_id: int, outcome: IngestOutcome) -> None:
+        if outcome.opened:
+            self.opened.inc()
+            log.info("incident opened", incident_id=incident_id, reopened=outcome.reopened)
+            self.bus.publish(IncidentEvent(incident_id, Change.OPENED, ALERTMANAGER))
+        if outcome.resolved:
+            self.resolved.inc()
+            log.info("incident resolved", incident_id=incident_id, actor=ALERTMANAGER)
+            self.bus.publish(IncidentEvent(incident_id, Change.RESOLVED, ALERTMANAGER))
+        elif not outcome.opened and outcome.alerts_written:
+            self.bus.publish(IncidentEvent(incident_id, Change.ALERTS, ALERTMANAGER))
+
+
+class IncidentOps:
+    """Acknowledge, resolve, escalate, re-investigate, declare, notes and questions."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        writer: Writer,
+        bus: EventBus,
+        escalations: Escalations,
+        investigations: Investigations,
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.bus = bus
+        self.escalations = escalations
+        self.investigations = investigations
+
+    async def acknowledge(self, incident_id: int, actor: str) -> Outcome:
+        done = await self.writer.run(
+            partial(transitions.acknowledge, incident_id=incident_id, actor=actor)
+        )
+        return self._after(incident_id, done, Change.UPDATED, actor, "acknowledged")
+
+    async def resolve(self, incident_id: int, actor: str) -> Outcome:
+        done = await self.writer.run(
+            partial(transitions.resolve, incident_id=incident_id, actor=actor)
+        )
+        return self._after(incident_id, done, Change.RESOLVED, actor, "resolved")
+
+    async def escalate(self, incident_id: int, actor: str) -> Outcome:
+        escalation = await self.escalations.escalate_now(incident_id, actor=actor)
+        result = {
+            "paged": Result.DONE,
+            "missing": Result.MISSING,
+            "raced": Result.UNCHANGED,
+        }.get(escalation.result, Result.REFUSED)
+        return Outcome(result, incident_id, escalation=escalation)
+
+    async def investigate(self, incident_id: int, actor: str) -> Outcome:
+        if not await self._exists(incident_id):
+            return Outcome(Result.MISSING, incident_id)
+        started = self.investigations.request(
+            incident_id, actor=actor, reason=f"re-investigation requested by {actor}"
+        )
+        return Outcome(Result.DONE if started else Result.UNCHANGED, incident_id)
+
+    async def declare(self, title: str, actor: str) -> int:
+        incident_id = await self.writer.run(partial(transitions.declare, title=title, actor=actor))
+        log.info("incident declared", incident_id=incident_id, actor=actor)
+        self.bus.publish(IncidentEvent(incident_id, Change.OPENED, actor))
+        return incident_id
+
+    async def add_note(
+        self, incident_id: int, actor: str, text: str, data: dict[str, Any] | None = None
+    ) -> Outcome:
+        if not await self._exists(incident_id):
+            return Outcome(Result.MISSING, incident_id)
+        await self.writer.run(
+            partial(
+                record_event,
+                incident_id=incident_id,
+                kind=EventType.NOTE,
+                actor=actor,
+                message=text[:MAX_NOTE],
+                data=data,
+            )
+        )
+        return Outcome(Result.DONE, incident_id)
+
+    async def ask(self, incident_id: int, question: str, actor: str) -> str:
+        """Record the question, get the answer, record it: both NOTE events by the asker."""
+        question = question[:MAX_NOTE]
+        await self.add_note(
+            incident_id, actor, f"Question: {question}", {"kind": "question", "question": question}
+        )
+        try:
+            answer = await self.investigations.answer_question(incident_id, question, actor=actor)
+        except Exception as exc:
+            log.exception("answering a question failed", incident_id=incident_id)
+            answer = f"I could not answer that ({type(exc).__name__})."
+        await self.add_note(
+            incident_id,
+            actor,
+            f"Answer: {answer}",
+            {"kind": "answer", "question": question, "answered_by": "firebreak"},
+        )
+        return answer
+
+    def _after(
+        self,
+        incident_id: int,
+        done: transitions.Transition,
+        change: Change,
+        actor: str,
+        what: str,
+    ) -> Outcome:
+        if done.status is None:
+            return Outcome(Result.MISSING, incident_id)
+        if done.changed:
+            log.info(f"incident {what}", incident_id=incident_id, actor=actor)
+            self.bus.publish(IncidentEvent(incident_id, change, actor))
+        result = Result.DONE if done.changed else Result.UNCHANGED
+        return Outcome(result, incident_id, done.status, done.acknowledged_by)
+
+    async def _exists(self, incident_id: int) -> bool:
+        async with self.engine.connect() as conn:
+            return await incidents.exists(conn, incident_id)

@@ -1,0 +1,111 @@
+"""The configuration sections the tools read: the LLM, the log and metric sources and the
+allowlisted remediation actions. Validated once, at start, as part of the whole config."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Section(BaseModel):
+    """A configuration section: unknown keys are refused (a typo is not silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CircuitBreakerConfig(Section):
+    fail_max: int = Field(5, ge=1)
+    reset_timeout_s: float = Field(60, gt=0)
+
+
+class LLMConfig(Section):
+    provider: Literal["ollama", "openai", "offline"] = "offline"
+    model: str = "llama3.1:8b"
+    base_url: str = "http://localhost:11434"
+    timeout_s: float = Field(60, gt=0)
+    max_json_retries: int = Field(2, ge=0, le=10)
+    transient_retries: int = Field(2, ge=0, le=10)  # network errors / 5xx, with backoff
+    temperature: float = Field(0.0, ge=0, le=2)
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+
+
+class LokiSource(Section):
+    type: Literal["loki"]
+    name: str
+    url: str
+    query: str = '{service="{{ labels.service }}"}'
+    limit: int = Field(200, ge=1, le=5000)
+    timeout_s: float = Field(10, gt=0)
+
+
+class ElasticsearchSource(Section):
+    type: Literal["elasticsearch"]
+    name: str
+    url: str
+    index: str = "*"
+    query: str = 'service:"{{ labels.service }}"'
+    timestamp_field: str = "@timestamp"
+    message_field: str = "message"
+    limit: int = Field(200, ge=1, le=5000)
+    timeout_s: float = Field(10, gt=0)
+
+
+class FileSource(Section):
+    type: Literal["file"]
+    name: str
+    path: str
+    limit: int = Field(200, ge=1, le=5000)
+
+
+LogSource = Annotated[LokiSource | ElasticsearchSource | FileSource, Field(discriminator="type")]
+
+
+class PrometheusSource(Section):
+    type: Literal["prometheus"]
+    name: str
+    url: str
+    queries: list[str] = []
+    timeout_s: float = Field(10, gt=0)
+
+
+class SourcesConfig(Section):
+    logs: list[LogSource] = []
+    metrics: list[PrometheusSource] = []
+
+
+class VerifyConfig(Section):
+    promql: str
+    threshold: float
+    op: Literal["<", "<=", ">", ">="] = "<"
+    within_s: float = Field(300, gt=0)
+    source: str | None = None  # name of a sources.metrics entry; default the first one
+
+
+class RemediationParam(Section):
+    name: str
+    pattern: str = r"^[A-Za-z0-9_.:/-]{1,128}$"
+    description: str = ""
+
+
+class RemediationAction(Section):
+    name: str
+    description: str
+    kind: Literal["http", "command"]
+    method: str = "POST"
+    url: str | None = None
+    headers: dict[str, str] = {}
+    body: str | None = None
+    argv: list[str] = []
+    parameters: list[RemediationParam] = []
+    timeout_s: float = Field(60, gt=0)
+    verify: VerifyConfig | None = None
+
+
+class InvestigationConfig(Section):
+    max_concurrent: int = Field(4, ge=1, le=256)
+    lookback_s: int = Field(1800, ge=60)  # evidence window before the alert started
+    lookahead_s: int = Field(300, ge=0)
+    evidence_budget_chars: int = Field(12_000, ge=1000)
+    redact_patterns: list[str] = []  # extra regular expressions to scrub
+    checkpoint_path: str | None = None  # SQLite checkpointer file; default beside the store

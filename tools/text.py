@@ -1,0 +1,28 @@
+"""Small text and time helpers every room shows things with: one way to cut, to print a
+number and to read a timestamp that may have come without a zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+ELLIPSIS = "…"
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, ending in "…" when cut."""
+    if limit < 1:
+        raise ValueError("limit must be >= 1")
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    """A reading for people and models: `n/a` when missing, else `digits` significant ones."""
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A zoned moment; a naive one (hand-written payloads, SQLite) is taken as UTC, never as
+    the host's local time."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
