@@ -31,6 +31,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from firebreak.tools.kubernetes import KubernetesSource
+
 CONFIG_ENV = "FIREBREAK_CONFIG"
 ENV_PREFIX = "FIREBREAK__"
 DEFAULT_CONFIG = Path("config.yaml")
@@ -137,6 +139,7 @@ class PrometheusSource(Section):
 class SourcesConfig(Section):
     logs: list[LogSource] = []
     metrics: list[PrometheusSource] = []
+    kubernetes: list[KubernetesSource] = []
 
 
 class InvestigationConfig(Section):
@@ -146,6 +149,8 @@ class InvestigationConfig(Section):
     evidence_budget_chars: int = Field(12_000, ge=1000)
     redact_patterns: list[str] = []  # extra regular expressions to scrub
     checkpoint_path: str | None = None  # SQLite checkpointer file; default beside the store
+    max_tool_calls: int = Field(6, ge=0, le=50)  # follow-up tool calls per investigation
+    tool_result_chars: int = Field(4000, ge=200, le=100_000)  # one tool result's cap
 
 
 class IngestConfig(Section):
