@@ -142,20 +142,21 @@ def _get(obj: Any, *path: str) -> Any:
 
 
 def _container_line(status: Any) -> tuple[str, float, datetime | None]:
-    """One container's state, how alarming it is, and when it last terminated."""
+    """One container's state, its score as a log line saying it would get (a severe error 4,
+    an error 3), and when it last terminated."""
     parts = [f"container {status.name}"]
     score = 0.0
     if waiting := _get(status, "state", "waiting"):
         parts.append(f"waiting {waiting.reason or '?'}")
-        score += 1.0
+        score = 3.0 if waiting.reason not in (None, "ContainerCreating", "PodInitializing") else 0
     elif terminated := _get(status, "state", "terminated"):
         parts.append(f"terminated {terminated.reason or '?'} (exit code {terminated.exit_code})")
-        score += 2.0
+        score = 3.0 if terminated.exit_code else 0.0
     elif _get(status, "state", "running"):
         parts.append("running")
     if status.restart_count:
         parts.append(f"{status.restart_count} restarts")
-        score += 1.0
+        score = max(score, 2.0)
     finished = None
     if last := _get(status, "last_state", "terminated"):
         finished = last.finished_at
@@ -163,7 +164,7 @@ def _container_line(status: Any) -> tuple[str, float, datetime | None]:
             f"last terminated {last.reason or '?'} (exit code {last.exit_code}) at {_ts(finished)}"
         )
         oom = (last.reason or "") == "OOMKilled" or last.exit_code == 137
-        score += 4.0 if oom else (3.0 if last.exit_code else 0.0)
+        score = max(score, 4.0 if oom else (3.0 if last.exit_code else 0.0))
     parts.append(f"image {status.image}")
     return ", ".join(parts), score, finished
 
@@ -178,15 +179,17 @@ def describe_pod(pod: Any, *, detailed: bool = False) -> tuple[str, float, datet
     head = f"{status.phase or '?'}, ready {ready}/{len(containers)}, {restarts} restarts"
     if status.reason:
         head += f", {status.reason}: {status.message or ''}".rstrip(": ")
-    score = 1.0 + (1.0 if ready < len(containers) else 0.0)
-    score += 1.0 if status.phase in ("Failed", "Pending", "Unknown") else 0.0
+    unwell = ready < len(containers) or status.phase in ("Failed", "Pending", "Unknown")
+    score = 2.0 if unwell else 1.0  # a healthy pod is context, not a clue
     lines, latest = [head], None
     for container in containers:
         text, points, finished = _container_line(container)
         lines.append(text)
-        score = max(score, 1.0 + points)
+        score = max(score, points)
         if finished is not None and (latest is None or finished > latest):
             latest = finished
+    if restarts > 1:  # like a repeated log line
+        score += 0.5 * math.log10(restarts)
     if detailed:
         node = pod.spec.node_name if pod.spec else None
         lines.append(f"node {node or '(not scheduled)'}, started {_ts(status.start_time)}")
@@ -211,8 +214,10 @@ def pod_finding(source: str, pod: Any) -> KubeFinding:
     )
 
 
-def previous_log_finding(source: str, pod: str, container: str, log: str) -> KubeFinding | None:
-    """The last lines the crashed container wrote before it was restarted."""
+def previous_log_finding(
+    source: str, pod: str, container: str, log: str, finished: datetime | None = None
+) -> KubeFinding | None:
+    """The last lines the crashed container wrote before it was restarted (at `finished`)."""
     lines = [line for line in log.splitlines() if line.strip()]
     if not lines:
         return None
@@ -223,6 +228,7 @@ def previous_log_finding(source: str, pod: str, container: str, log: str) -> Kub
         kind="previous_log",
         object=f"pod/{pod}",
         text=_cap(text, keep_end=True),
+        timestamp=finished,
         score=4.0 if errors else 2.0,
     )
 
@@ -373,7 +379,7 @@ def rollout_findings(
             object=f"deployment/{name}",
             text=describe_deployment(deployment, history),
             timestamp=history[-1].metadata.creation_timestamp if history else None,
-            score=1.0 + (2.0 if _unavailable(deployment) else 0.0),
+            score=2.0 if _unavailable(deployment) else 1.0,
         )
     ]
     for index, replicaset in enumerate(history):

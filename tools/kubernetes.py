@@ -413,7 +413,7 @@ async def _alert_pods(
 
 async def _previous_logs(kube: KubeClient, namespace: str, pods: list[Any], found: _Gathering):
     wanted = [
-        (pod.metadata.name, status.name)
+        (pod.metadata.name, status.name, status.last_state.terminated.finished_at)
         for pod in pods
         for status in pod.status.container_statuses or []
         if status.restart_count and status.last_state and status.last_state.terminated
@@ -423,16 +423,16 @@ async def _previous_logs(kube: KubeClient, namespace: str, pods: list[Any], foun
             kube.pod_log(
                 namespace, pod, container=c, previous=True, tail_lines=found.source.log_lines
             )
-            for pod, c in wanted
+            for pod, c, _ in wanted
         ),
         return_exceptions=True,
     )
-    for (pod, container), result in zip(wanted, results, strict=True):
+    for (pod, container, finished), result in zip(wanted, results, strict=True):
         if isinstance(result, BaseException):
             if not (isinstance(result, KubernetesError) and result.status == 400):
                 found.fail(result)  # 400: no previous container any more, nothing to say
             continue
-        if finding := previous_log_finding(found.source.name, pod, container, result):
+        if finding := previous_log_finding(found.source.name, pod, container, result, finished):
             found.findings.append(finding)
 
 
