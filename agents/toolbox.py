@@ -331,8 +331,6 @@ def _redacted(item: Item, redact: Callable[[str], str]) -> Item:
 def _why(exc: Exception) -> str:
     if isinstance(exc, _OWN_ERRORS):
         return str(exc)[:MAX_ERROR_CHARS]
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
     return _describe_error(exc, ToolError)
 
 
@@ -441,6 +439,9 @@ class Toolbox:
         try:
             async with asyncio.timeout(self.call_timeout_s):
                 items, header, empty = await self._dispatch(name, args)
+        except TimeoutError:
+            why = f"no answer within {self.call_timeout_s:g}s"
+            result = self._failed(name, shown, why, began)
         except Exception as exc:  # the call failed; the investigation goes on
             result = self._failed(name, shown, _why(exc), began)
         else:

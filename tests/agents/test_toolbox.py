@@ -64,6 +64,7 @@ class Loki:
         self.url = url
         self.received: list[dict[str, str]] = []
         self.lines: list[tuple[datetime, str]] = []
+        self.hold: asyncio.Event | None = None  # set: answer only once it is released
 
 
 @pytest.fixture
@@ -72,6 +73,8 @@ async def loki() -> AsyncIterator[Loki]:
 
     async def query_range(request: web.Request) -> web.Response:
         state.received.append(dict(request.query))
+        if state.hold is not None:
+            await state.hold.wait()
         query = request.query["query"]
         if "!!" in query:
             return web.Response(
@@ -380,6 +383,16 @@ async def test_bad_logql_and_a_source_down_are_errors_not_exceptions(
     unreachable = await tools.call("search_logs", {"source": "down", "query": '{a="b"}'})
     assert unreachable.text.startswith("error: ConnectError")
     assert tools.calls == 2 and tools.next_refs["L"] == 1
+
+
+async def test_a_call_that_hangs_is_given_up(http: httpx.AsyncClient, loki: Loki) -> None:
+    loki.hold = asyncio.Event()
+    tools = box(http, logs=[loki_source(loki.url)], call_timeout_s=0.2)
+    try:
+        result = await tools.call("search_logs", {"source": "loki", "query": '{a="b"}'})
+    finally:
+        loki.hold.set()
+    assert result.text == "error: no answer within 0.2s" and len(loki.received) == 1
 
 
 async def test_an_exact_repeat_is_refused(http: httpx.AsyncClient, loki: Loki) -> None:
