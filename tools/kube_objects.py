@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from firebreak.tools.evidence import is_error
+from firebreak.tools.models import LogLine
 
 __all__ = [
     "MAX_FINDING_CHARS",
@@ -58,6 +59,18 @@ class KubeFinding(BaseModel):
     timestamp: datetime | None = None
     count: int = Field(1, ge=1)
     score: float = 0.0
+
+    def as_log_line(self) -> LogLine:
+        """The finding as a log line (source `prod pod/x`), for readers that know only lines,
+        such as the offline analyzer: a rollout reads as a change, an OOM kill as an error."""
+        return LogLine(
+            ref=self.ref,
+            source=f"{self.source} {self.object}".strip(),
+            timestamp=self.timestamp,
+            text=self.text,
+            count=self.count,
+            score=self.score,
+        )
 
 
 def _ts(value: datetime | None) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from firebreak.config import ConfigError, load_config
 from firebreak.tools import kubernetes
-from firebreak.tools.evidence import build_evidence
+from firebreak.tools.evidence import build_evidence, is_change, is_error
 from firebreak.tools.kube_objects import format_finding, select_findings
 from firebreak.tools.kubernetes import KubeClient, KubernetesError, KubernetesSource
 from firebreak.tools.models import AlertContext, LogLine
@@ -201,6 +201,17 @@ async def test_the_oom_kill_outranks_the_healthy_and_selection_keeps_the_best(
     assert min(f.score for f in kept) >= max(f.score for f in dropped), "the best are kept"
     stamps = [f.timestamp for f in kept if f.timestamp is not None]
     assert stamps == sorted(stamps), "shown in time order"
+
+
+async def test_findings_read_as_log_lines_for_the_offline_analyzer(cluster: Cluster) -> None:
+    findings, _ = await kubernetes.fetch_kubernetes(cluster.source(), alert())
+    kept = select_findings(findings, 10_000)
+    lines = {f.kind: f.as_log_line() for f in kept}
+    assert is_change(lines["rollout"].text) and not is_error(lines["rollout"].text)
+    crashed = max(by_kind(kept, "pod"), key=lambda f: f.score).as_log_line()
+    assert is_error(crashed.text) and is_error(lines["previous_log"].text)
+    assert lines["rollout"].source == "prod deployment/checkout"
+    assert lines["rollout"].ref == next(f.ref for f in kept if f.kind == "rollout")
 
 
 async def test_a_rollout_before_the_window_is_history_not_a_change(cluster: Cluster) -> None:
