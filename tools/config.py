@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from firebreak.tools.kubernetes import KubernetesSource
+
 
 class Section(BaseModel):
     """A configuration section: unknown keys are refused (a typo is not silently ignored)."""
@@ -72,6 +74,7 @@ class PrometheusSource(Section):
 class SourcesConfig(Section):
     logs: list[LogSource] = []
     metrics: list[PrometheusSource] = []
+    kubernetes: list[KubernetesSource] = []
 
 
 class VerifyConfig(Section):
@@ -109,3 +112,5 @@ class InvestigationConfig(Section):
     evidence_budget_chars: int = Field(12_000, ge=1000)
     redact_patterns: list[str] = []  # extra regular expressions to scrub
     checkpoint_path: str | None = None  # SQLite checkpointer file; default beside the store
+    max_tool_calls: int = Field(6, ge=0, le=50)  # follow-up tool calls per investigation
+    tool_result_chars: int = Field(4000, ge=200, le=100_000)  # one tool result's cap

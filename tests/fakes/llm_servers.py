@@ -21,6 +21,14 @@ after a delay longer than the client's timeout). When the queue is empty the ser
 ``server.default`` (an ``http_error(500, "script exhausted")`` unless set), so an unscripted
 call is loud.
 
+Tool calling: ``tool_call(name, arguments)`` answers with one call (``tool_calls(...)`` with
+several), in each provider's own shape: OpenAI ``message.tool_calls[]`` with the arguments as a
+JSON string and ``finish_reason: "tool_calls"`` (also streamed as ``delta.tool_calls``
+pieces), Ollama ``message.tool_calls[].function.arguments`` as a dict. ``tools(i)`` is the
+``tools`` list request ``i`` offered. ``ScriptedLLMServer(..., tools=False)`` plays a model
+without tool support: a request carrying ``tools`` answers 400 as OpenAI-compatible servers
+and Ollama do, and Ollama's ``/api/show`` leaves ``tools`` out of ``capabilities``.
+
 Every request is recorded *before* it is answered (so timed-out calls are recorded too):
 ``server.requests`` (all), ``server.chat_requests`` / ``server.chat_calls``, each a
 ``RecordedRequest`` with ``method``, ``path``, ``headers``, ``raw`` (the body as text) and
@@ -73,6 +81,26 @@ class Behaviour:
     delay_s: float = 0.0
     finish_reason: str = "stop"
     headers: Mapping[str, str] = field(default_factory=dict)
+    calls: tuple[ToolCall, ...] = ()  # tool calls instead of (or beside) the content
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call the model makes."""
+
+    name: str
+    arguments: Mapping[str, Any]
+    id: str = field(default_factory=lambda: "call_" + uuid.uuid4().hex[:24])
+
+
+def tool_call(name: str, arguments: Mapping[str, Any] | None = None, **extra: Any) -> Behaviour:
+    """An answer that calls the tool ``name`` with ``arguments`` (``extra``: a ``content``)."""
+    return tool_calls(ToolCall(name, dict(arguments or {})), **extra)
+
+
+def tool_calls(*calls: ToolCall, content: str = "") -> Behaviour:
+    """An answer with several tool calls at once."""
+    return Behaviour("answer", content=content, finish_reason="tool_calls", calls=tuple(calls))
 
 
 def answer(
@@ -141,11 +169,12 @@ class RecordedRequest:
 class ScriptedLLMServer:
     """An OpenAI- or Ollama-compatible server answering from a script. See the module doc."""
 
-    def __init__(self, flavour: Flavour, *, model: str = DEFAULT_MODEL) -> None:
+    def __init__(self, flavour: Flavour, *, model: str = DEFAULT_MODEL, tools: bool = True) -> None:
         if flavour not in ("openai", "ollama"):
             raise ValueError(f"unknown flavour {flavour!r}")
         self.flavour: Flavour = flavour
         self.model = model
+        self.supports_tools = tools  # False: a request offering tools answers 400
         self.default: Behaviour = SCRIPT_EXHAUSTED
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Behaviour] = deque()
@@ -204,6 +233,13 @@ class ScriptedLLMServer:
     def format(self, index: int = -1) -> Any:
         """Ollama: the ``format`` the client sent (None if absent)."""
         return self.body(index).get("format")
+
+    def tools(self, index: int = -1) -> list[dict[str, Any]] | None:
+        """The ``tools`` chat request ``index`` offered (None if it offered none)."""
+        return self.body(index).get("tools")
+
+    def tool_names(self, index: int = -1) -> list[str]:
+        return [t["function"]["name"] for t in self.tools(index) or []]
 
     def all_bodies(self) -> str:
         """Every recorded request body, as received: to assert a secret never got here."""
@@ -334,6 +370,9 @@ class ScriptedLLMServer:
             return _openai_error(
                 400, "We could not parse the JSON body of your request.", "invalid_request_error"
             )
+        if body.get("tools") and not self.supports_tools:
+            message = f"registry.ollama.ai/library/{self.model} does not support tools"
+            return _openai_error(400, message, "invalid_request_error")
         behaviour = self._next()
         await self._wait(behaviour.delay_s)
         if behaviour.kind == "error":
@@ -346,6 +385,7 @@ class ScriptedLLMServer:
         prompt_tokens = self._tokens(json.dumps(body.get("messages", [])))
         completion_tokens = self._tokens(behaviour.content)
         completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
+        content = (behaviour.content or None) if behaviour.calls else behaviour.content
         created = int(time.time())
         usage = {
             "prompt_tokens": prompt_tokens,
@@ -371,9 +411,10 @@ class ScriptedLLMServer:
                             "index": 0,
                             "message": {
                                 "role": "assistant",
-                                "content": behaviour.content,
+                                "content": content,
                                 "refusal": None,
                                 "annotations": [],
+                                **_openai_tool_calls(behaviour.calls),
                             },
                             "logprobs": None,
                             "finish_reason": behaviour.finish_reason,
@@ -408,6 +449,8 @@ class ScriptedLLMServer:
         await response.write(chunk({"role": "assistant", "content": "", "refusal": None}, None))
         for piece in _pieces(behaviour.content):
             await response.write(chunk({"content": piece}, None))
+        for delta in _openai_tool_call_deltas(behaviour.calls):
+            await response.write(chunk({"tool_calls": [delta]}, None))
         await response.write(chunk({}, behaviour.finish_reason))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage_chunk = {
@@ -447,6 +490,11 @@ class ScriptedLLMServer:
             return web.json_response({"error": "invalid character in JSON body"}, status=400)
         if not body.get("model"):
             return web.json_response({"error": "model is required"}, status=400)
+        if body.get("tools") and not self.supports_tools:
+            return web.json_response(
+                {"error": f"registry.ollama.ai/library/{body['model']} does not support tools"},
+                status=400,
+            )
         behaviour = self._next()
         await self._wait(behaviour.delay_s)
         if behaviour.kind == "error":
@@ -473,7 +521,11 @@ class ScriptedLLMServer:
                 {
                     "model": model,
                     "created_at": _ollama_now(),
-                    "message": {"role": "assistant", "content": behaviour.content},
+                    "message": {
+                        "role": "assistant",
+                        "content": behaviour.content,
+                        **_ollama_tool_calls(behaviour.calls),
+                    },
                     **stats,
                 }
             )
@@ -485,6 +537,18 @@ class ScriptedLLMServer:
                 "model": model,
                 "created_at": _ollama_now(),
                 "message": {"role": "assistant", "content": piece},
+                "done": False,
+            }
+            await response.write((json.dumps(line) + "\n").encode())
+        if behaviour.calls:  # Ollama sends the calls whole, in a chunk of their own
+            line = {
+                "model": model,
+                "created_at": _ollama_now(),
+                "message": {
+                    "role": "assistant",
+                    "content": "",
+                    **_ollama_tool_calls(behaviour.calls),
+                },
                 "done": False,
             }
             await response.write((json.dumps(line) + "\n").encode())
@@ -541,7 +605,7 @@ class ScriptedLLMServer:
                     "quantization_level": "Q4_K_M",
                 },
                 "model_info": {},
-                "capabilities": ["completion"],
+                "capabilities": ["completion", "tools"] if self.supports_tools else ["completion"],
                 "modified_at": "2026-01-01T00:00:00.000000000Z",
             }
         )
@@ -555,6 +619,44 @@ def _openai_error(
         status=status,
         headers=dict(headers or {}),
     )
+
+
+def _openai_tool_calls(calls: tuple[ToolCall, ...]) -> dict[str, Any]:
+    if not calls:
+        return {}
+    return {
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+            }
+            for call in calls
+        ]
+    }
+
+
+def _openai_tool_call_deltas(calls: tuple[ToolCall, ...]) -> Iterator[dict[str, Any]]:
+    """Streamed calls: the id and name first, then the JSON arguments in pieces."""
+    for index, call in enumerate(calls):
+        yield {
+            "index": index,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        for piece in _pieces(json.dumps(call.arguments)):
+            yield {"index": index, "function": {"arguments": piece}}
+
+
+def _ollama_tool_calls(calls: tuple[ToolCall, ...]) -> dict[str, Any]:
+    if not calls:
+        return {}
+    return {
+        "tool_calls": [
+            {"function": {"name": call.name, "arguments": dict(call.arguments)}} for call in calls
+        ]
+    }
 
 
 def _ollama_now() -> str:

@@ -1,0 +1,628 @@
+"""Read what a Kubernetes cluster knows about an alert: pods, events, rollouts, crashed logs.
+
+Why `kubernetes_asyncio` and not the official (synchronous) `kubernetes` client: both are
+generated from the same OpenAPI spec (same call names, same strict models), but the official
+one blocks on urllib3 and would need `asyncio.to_thread` for every call. On our 2-core
+machines the default thread pool has 6 workers, shared with the file log source; a
+black-holed API server would hold them past any `asyncio.timeout`, because a thread cannot be
+cancelled. `kubernetes_asyncio` runs on aiohttp, which the bot already depends on, so a call
+is cancelled when its deadline passes and costs no thread.
+
+Read-only by construction: only `get` and `list` calls are made (`read_*`, `list_*`, the pod
+log, `/version`). A kubeconfig (with `context`) or the in-cluster service account; a missing
+kubeconfig or an unknown context is refused when the configuration is loaded, naming it. The
+kubeconfig is never written back (`persist_config=False`), even when a token is refreshed.
+
+Alert labels are attacker-influenced (anyone able to fire an alert chooses them), so label
+values that are not valid Kubernetes label values render as "" in the `namespace` and
+`selector` templates: a value cannot add requirements to a selector or leave the namespace.
+
+Failures never raise out of `fetch_kubernetes`: they end up in `SourceReport.error`, and what
+was read before the failure is still evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from firebreak.tools.kube_objects import (
+    KubeFinding,
+    describe_deployment,
+    describe_node,
+    describe_pod,
+    describe_replicaset,
+    event_findings,
+    log_findings,
+    pod_finding,
+    previous_log_finding,
+    rollout_findings,
+)
+from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, SourceReport
+from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio import client as k8s
+
+__all__ = [
+    "KINDS",
+    "KubeClient",
+    "KubeFinding",
+    "KubernetesError",
+    "KubernetesSource",
+    "check",
+    "describe",
+    "events",
+    "fetch_kubernetes",
+    "logs",
+]
+
+T = TypeVar("T")
+
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")  # DNS subdomain (pods, nodes)
+NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # DNS label
+_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+KINDS = {
+    "pod": "pod", "pods": "pod", "po": "pod",
+    "deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
+    "replicaset": "replicaset", "replicasets": "replicaset", "rs": "replicaset",
+    "node": "node", "nodes": "node", "no": "node",
+}  # fmt: skip
+
+
+class KubernetesSource(BaseModel):
+    """`sources.kubernetes[]`: one cluster, read with a kubeconfig or the service account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kubeconfig: str | None = None
+    in_cluster: bool = False  # the pod's service account instead of a kubeconfig
+    context: str | None = None  # default: the kubeconfig's current-context
+    namespace: str = "{{ labels.namespace }}"
+    selector: str | None = None  # pod label selector template; else the alert's `pod` label
+    max_pods: int = Field(5, ge=1, le=50)
+    log_lines: int = Field(30, ge=1, le=500)  # of a restarted container's previous log
+    timeout_s: float = Field(10, gt=0)
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _kubeconfig_exists(cls, path: str | None) -> str | None:
+        if path is not None:
+            _read_kubeconfig(path)
+        return path
+
+    @field_validator("context")
+    @classmethod
+    def _context_known(cls, context: str | None, info: ValidationInfo) -> str | None:
+        path = info.data.get("kubeconfig")
+        if context is None or path is None:
+            return context
+        names, _ = _read_kubeconfig(path)
+        if context not in names:
+            known = ", ".join(names) or "none"
+            raise ValueError(f"context {context!r} is not in kubeconfig {path} (contexts: {known})")
+        return context
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> KubernetesSource:
+        if self.in_cluster and (self.kubeconfig or self.context):
+            raise ValueError("in_cluster: true uses the service account: drop kubeconfig/context")
+        if not self.in_cluster and self.kubeconfig is None:
+            raise ValueError("set kubeconfig: PATH, or in_cluster: true")
+        if self.kubeconfig is not None and self.context is None:
+            _, current = _read_kubeconfig(self.kubeconfig)
+            if not current:
+                raise ValueError(
+                    f"kubeconfig {self.kubeconfig} has no current-context: set context"
+                )
+        return self
+
+
+def _read_kubeconfig(path: str) -> tuple[list[str], str | None]:
+    """Context names and current-context of a kubeconfig; ValueError naming the file."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ValueError(f"kubeconfig {path} does not exist")
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"kubeconfig {path} is unreadable: {' '.join(str(exc).split())}") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"kubeconfig {path} is not a kubeconfig (no mapping at the top)")
+    contexts = document.get("contexts") or []
+    names = [str(c.get("name")) for c in contexts if isinstance(c, dict) and c.get("name")]
+    current = document.get("current-context") or None
+    return names, str(current) if current else None
+
+
+class KubernetesError(Exception):
+    """The cluster could not be read; the message says what was asked and why it failed."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message[:MAX_ERROR_CHARS])
+        self.status = status
+
+
+def _api_message(exc: Any) -> str:
+    """The API server's `Status.message` when it sent one."""
+    body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else exc.body
+    try:
+        message = yaml.safe_load(body).get("message") if body else None
+    except (yaml.YAMLError, AttributeError):
+        message = None
+    return f"HTTP {exc.status}: {message or (body or exc.reason or '').strip()}"
+
+
+class KubeClient:
+    """One cluster's API, read-only, as an async context manager. Every call is bounded by
+    `source.timeout_s` and raises only `KubernetesError`."""
+
+    def __init__(self, source: KubernetesSource) -> None:
+        self.source = source
+        self.host = ""
+        self._api: k8s.ApiClient | None = None
+
+    async def __aenter__(self) -> KubeClient:
+        # kubernetes_asyncio takes about 0.4 s to import: pay it when a cluster is read, not
+        # with every configuration load (this module defines a config model).
+        from kubernetes_asyncio import client as k8s
+        from kubernetes_asyncio import config as k8s_config
+        from kubernetes_asyncio.config.config_exception import ConfigException
+
+        configuration = k8s.Configuration()
+        try:
+            if self.source.in_cluster:
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            else:
+                await k8s_config.load_kube_config(
+                    config_file=self.source.kubeconfig,  # the loader expands `~`
+                    context=self.source.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
+            where = "in-cluster config" if self.source.in_cluster else self.source.kubeconfig
+            raise KubernetesError(f"{where}: {exc}") from None
+        self.host = configuration.host
+        self._api = k8s.ApiClient(configuration)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
+
+    async def _call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
+        from kubernetes_asyncio.client import ApiException
+
+        timeout = self.source.timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                return await make()
+        except ApiException as exc:
+            raise KubernetesError(f"{what}: {_api_message(exc)}", status=exc.status) from None
+        except TimeoutError:
+            raise KubernetesError(f"{what}: no answer within {timeout:g}s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise KubernetesError(f"{what}: cannot reach {self.host}: {exc}") from None
+        except (ValueError, TypeError, AttributeError) as exc:  # strict models, odd answers
+            raise KubernetesError(f"{what}: unexpected answer: {exc}") from None
+
+    def _core(self) -> k8s.CoreV1Api:
+        from kubernetes_asyncio.client import CoreV1Api
+
+        assert self._api is not None, "use `async with KubeClient(source)`"
+        return CoreV1Api(self._api)
+
+    def _apps(self) -> k8s.AppsV1Api:
+        from kubernetes_asyncio.client import AppsV1Api
+
+        assert self._api is not None, "use `async with KubeClient(source)`"
+        return AppsV1Api(self._api)
+
+    @property
+    def _timeout(self) -> dict[str, float]:
+        return {"_request_timeout": self.source.timeout_s}
+
+    async def version(self) -> Any:
+        from kubernetes_asyncio.client import VersionApi
+
+        assert self._api is not None, "use `async with KubeClient(source)`"
+        api = VersionApi(self._api)
+        return await self._call("/version", lambda: api.get_code(**self._timeout))
+
+    async def pod(self, namespace: str, name: str) -> Any:
+        return await self._call(
+            f"pod {namespace}/{name}",
+            lambda: self._core().read_namespaced_pod(name, namespace, **self._timeout),
+        )
+
+    async def pods(self, namespace: str, selector: str, limit: int) -> list[Any]:
+        listing = await self._call(
+            f"pods {selector!r} in {namespace}",
+            lambda: self._core().list_namespaced_pod(
+                namespace, label_selector=selector, limit=limit, **self._timeout
+            ),
+        )
+        return list(listing.items or [])
+
+    async def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        previous: bool = False,
+        tail_lines: int = 100,
+        timestamps: bool = False,
+    ) -> str:
+        which = "previous log" if previous else "log"
+        return await self._call(
+            f"{which} of {namespace}/{name}" + (f" container {container}" if container else ""),
+            lambda: self._core().read_namespaced_pod_log(
+                name,
+                namespace,
+                container=container,
+                previous=previous,
+                tail_lines=tail_lines,
+                timestamps=timestamps,
+                **self._timeout,
+            ),
+        )
+
+    async def events(self, namespace: str, involved: str | None = None) -> list[Any]:
+        selector = f"involvedObject.name={involved}" if involved else None
+        listing = await self._call(
+            f"events of {involved or 'everything'} in {namespace}",
+            lambda: self._core().list_namespaced_event(
+                namespace, field_selector=selector, **self._timeout
+            ),
+        )
+        return list(listing.items or [])
+
+    async def deployment(self, namespace: str, name: str) -> Any:
+        return await self._call(
+            f"deployment {namespace}/{name}",
+            lambda: self._apps().read_namespaced_deployment(name, namespace, **self._timeout),
+        )
+
+    async def replicaset(self, namespace: str, name: str) -> Any:
+        return await self._call(
+            f"replicaset {namespace}/{name}",
+            lambda: self._apps().read_namespaced_replica_set(name, namespace, **self._timeout),
+        )
+
+    async def replicasets(self, namespace: str, selector: str) -> list[Any]:
+        listing = await self._call(
+            f"replicasets {selector!r} in {namespace}",
+            lambda: self._apps().list_namespaced_replica_set(
+                namespace, label_selector=selector, **self._timeout
+            ),
+        )
+        return list(listing.items or [])
+
+    async def node(self, name: str) -> Any:
+        return await self._call(
+            f"node {name}", lambda: self._core().read_node(name, **self._timeout)
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# `firebreak check`
+
+
+async def check(source: KubernetesSource) -> str:
+    """Reach the cluster (`GET /version`): one line for `firebreak check`; raises
+    KubernetesError with the reason."""
+    async with KubeClient(source) as kube:
+        info = await kube.version()
+    via = "in-cluster service account" if source.in_cluster else f"context {_context(source)}"
+    return f"kubernetes {info.git_version} at {kube.host} ({via})"
+
+
+def _context(source: KubernetesSource) -> str:
+    if source.context:
+        return source.context
+    return _read_kubeconfig(source.kubeconfig or "")[1] or "?"
+
+
+# --------------------------------------------------------------------------------------------
+# Evidence for an alert
+
+
+def _safe_labels(alert: AlertContext) -> AlertContext:
+    """The alert with label values that are not valid Kubernetes label values emptied."""
+    labels = {k: (v if _LABEL_VALUE_RE.match(v) else "") for k, v in alert.labels.items()}
+    return alert.model_copy(update={"labels": labels})
+
+
+def _selector(match_labels: dict[str, str] | None, expressions: list[Any] | None) -> str:
+    """A deployment's `spec.selector` as a label selector string."""
+    parts = [f"{k}={v}" for k, v in sorted((match_labels or {}).items())]
+    for expression in expressions or []:
+        values = ",".join(expression.values or [])
+        parts.append(
+            {
+                "In": f"{expression.key} in ({values})",
+                "NotIn": f"{expression.key} notin ({values})",
+                "Exists": expression.key,
+                "DoesNotExist": f"!{expression.key}",
+            }.get(expression.operator, expression.key)
+        )
+    return ",".join(parts)
+
+
+def _unexpected(exc: Exception) -> str:
+    if isinstance(exc, KubernetesError | QueryTemplateError):
+        return str(exc)[:MAX_ERROR_CHARS]
+    return f"unexpected: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+
+
+class _Gathering:
+    """What one fetch found so far, and what went wrong."""
+
+    def __init__(self, source: KubernetesSource) -> None:
+        self.source = source
+        self.findings: list[KubeFinding] = []
+        self.errors: list[str] = []
+
+    def fail(self, exc: BaseException) -> None:
+        """Record a failed call; cancellation and other BaseExceptions go on up."""
+        if not isinstance(exc, Exception):
+            raise exc
+        message = _unexpected(exc)
+        if message not in self.errors:
+            self.errors.append(message)
+
+    def note(self, text: str, obj: str = "", score: float = 1.0) -> None:
+        self.findings.append(
+            KubeFinding(source=self.source.name, kind="note", object=obj, text=text, score=score)
+        )
+
+
+async def _alert_pods(
+    kube: KubeClient, namespace: str, alert: AlertContext, found: _Gathering
+) -> list[Any]:
+    source = found.source
+    name = alert.labels.get("pod", "")
+    if name and NAME_RE.match(name):
+        try:
+            return [await kube.pod(namespace, name)]
+        except KubernetesError as exc:
+            if exc.status != 404:
+                raise
+            found.note(
+                f"pod {name} (named by the alert) no longer exists in {namespace}", f"pod/{name}"
+            )
+            return []
+    if source.selector:
+        selector = render_query(source.selector, alert)
+        if selector:
+            return await kube.pods(namespace, selector, source.max_pods)
+    return []
+
+
+async def _previous_logs(kube: KubeClient, namespace: str, pods: list[Any], found: _Gathering):
+    wanted = [
+        (pod.metadata.name, status.name, status.last_state.terminated.finished_at)
+        for pod in pods
+        for status in pod.status.container_statuses or []
+        if status.restart_count and status.last_state and status.last_state.terminated
+    ]
+    results = await asyncio.gather(
+        *(
+            kube.pod_log(
+                namespace, pod, container=c, previous=True, tail_lines=found.source.log_lines
+            )
+            for pod, c, _ in wanted
+        ),
+        return_exceptions=True,
+    )
+    for (pod, container, finished), result in zip(wanted, results, strict=True):
+        if isinstance(result, BaseException):
+            if not (isinstance(result, KubernetesError) and result.status == 400):
+                found.fail(result)  # 400: no previous container any more, nothing to say
+            continue
+        if finding := previous_log_finding(found.source.name, pod, container, result, finished):
+            found.findings.append(finding)
+
+
+async def _owners(
+    kube: KubeClient, namespace: str, pods: list[Any], alert: AlertContext, found: _Gathering
+) -> tuple[list[str], list[str]]:
+    """The ReplicaSets owning the pods and the Deployments owning those (or the alert's
+    `deployment` label)."""
+    sets = sorted(
+        {
+            owner.name
+            for pod in pods
+            for owner in pod.metadata.owner_references or []
+            if owner.kind == "ReplicaSet"
+        }
+    )
+    deployments = (
+        {alert.labels["deployment"]} if NAME_RE.match(alert.labels.get("deployment", "")) else set()
+    )
+    results = await asyncio.gather(
+        *(kube.replicaset(namespace, name) for name in sets), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            found.fail(result)
+            continue
+        for owner in result.metadata.owner_references or []:
+            if owner.kind == "Deployment":
+                deployments.add(owner.name)
+    return sets, sorted(deployments)
+
+
+async def _rollouts(
+    kube: KubeClient, namespace: str, name: str, window: tuple[Any, Any], alert: AlertContext
+) -> list[KubeFinding]:
+    deployment = await kube.deployment(namespace, name)
+    selector = _selector(
+        deployment.spec.selector.match_labels, deployment.spec.selector.match_expressions
+    )
+    history = await kube.replicasets(namespace, selector)
+    start, end = window
+    return rollout_findings(
+        kube.source.name,
+        deployment,
+        history,
+        start=start,
+        end=end,
+        starts_at=alert_window(alert, 0, 0)[0],
+    )
+
+
+async def fetch_kubernetes(
+    source: KubernetesSource,
+    alert: AlertContext,
+    *,
+    lookback_s: float = 1800,
+    lookahead_s: float = 300,
+) -> tuple[list[KubeFinding], SourceReport]:
+    """Findings about `alert` from one cluster (unranked, without refs: `select_findings`
+    ranks, caps, redacts and numbers them), with a report for the timeline.
+
+    The alert's pods (`labels.pod`, else `selector`) with their state; the previous log of
+    each restarted container; Warning events of the pods, their ReplicaSets and Deployments
+    inside the window, de-duplicated by reason; each Deployment's rollout history, a rollout
+    inside the window being a "what changed" finding.
+    """
+    began = time.perf_counter()
+    report = SourceReport(source=source.name, kind="kubernetes")
+    found = _Gathering(source)
+    window = alert_window(alert, lookback_s, lookahead_s)
+    safe = _safe_labels(alert)
+    try:
+        namespace = render_query(source.namespace, safe)
+    except QueryTemplateError as exc:
+        return [], report.finish(0, [str(exc)], began)
+    if not NAMESPACE_RE.match(namespace):
+        problem = f"namespace template {source.namespace!r} gave {namespace!r}: not a namespace"
+        return [], report.finish(0, [problem], began)
+    try:
+        async with KubeClient(source) as kube:
+            await _gather(kube, namespace, safe, window, found)
+    except Exception as exc:  # what was found before the failure is still evidence
+        found.fail(exc)
+    return found.findings, report.finish(len(found.findings), found.errors, began)
+
+
+async def _gather(
+    kube: KubeClient,
+    namespace: str,
+    alert: AlertContext,
+    window: tuple[Any, Any],
+    found: _Gathering,
+) -> None:
+    pods = await _alert_pods(kube, namespace, alert, found)
+    found.findings.extend(pod_finding(found.source.name, pod) for pod in pods)
+    (sets, deployments), _ = await asyncio.gather(
+        _owners(kube, namespace, pods, alert, found), _previous_logs(kube, namespace, pods, found)
+    )
+    names = [pod.metadata.name for pod in pods] + sets + deployments
+    results = await asyncio.gather(
+        *(kube.events(namespace, name) for name in names),
+        *(_rollouts(kube, namespace, name, window, alert) for name in deployments),
+        return_exceptions=True,
+    )
+    events: list[Any] = []
+    for result in results[: len(names)]:
+        if isinstance(result, BaseException):
+            found.fail(result)
+        else:
+            events.extend(result)
+    start, end = window
+    found.findings.extend(event_findings(found.source.name, events, start=start, end=end))
+    for result in results[len(names) :]:
+        if isinstance(result, BaseException):
+            found.fail(result)
+        else:
+            found.findings.extend(result)
+
+
+# --------------------------------------------------------------------------------------------
+# Investigation tools: one question each, answered as findings (unnumbered)
+
+
+async def events(kube: KubeClient, namespace: str, name: str | None = None) -> list[KubeFinding]:
+    """The namespace's events (or one object's), by reason and object, Warning first."""
+    found = await kube.events(namespace, name)
+    return event_findings(kube.source.name, found, warning_only=False, by_object=True)
+
+
+async def describe(kube: KubeClient, kind: str, namespace: str, name: str) -> list[KubeFinding]:
+    """Status, conditions, restarts, last termination and images of one object."""
+    resolved = KINDS.get(kind.lower())
+    source = kube.source.name
+    if resolved == "pod":
+        pod = await kube.pod(namespace, name)
+        text, score, latest = describe_pod(pod, detailed=True)
+        return [
+            KubeFinding(
+                source=source, kind="pod", object=f"pod/{name}", text=text,
+                timestamp=latest or pod.status.start_time, score=score,
+            )
+        ]  # fmt: skip
+    if resolved == "deployment":
+        deployment = await kube.deployment(namespace, name)
+        selector = _selector(
+            deployment.spec.selector.match_labels, deployment.spec.selector.match_expressions
+        )
+        history = [
+            rs
+            for rs in await kube.replicasets(namespace, selector)
+            if any(o.uid == deployment.metadata.uid for o in rs.metadata.owner_references or [])
+        ]
+        history.sort(key=lambda rs: rs.metadata.creation_timestamp)
+        text = describe_deployment(deployment, history)
+        return [
+            KubeFinding(source=source, kind="deployment", object=f"deployment/{name}", text=text)
+        ]
+    if resolved == "replicaset":
+        replicaset = await kube.replicaset(namespace, name)
+        return [
+            KubeFinding(
+                source=source, kind="replicaset", object=f"replicaset/{name}",
+                text=describe_replicaset(replicaset),
+                timestamp=replicaset.metadata.creation_timestamp,
+            )
+        ]  # fmt: skip
+    if resolved == "node":
+        node = await kube.node(name)
+        return [
+            KubeFinding(source=source, kind="node", object=f"node/{name}", text=describe_node(node))
+        ]
+    raise KubernetesError(f"kind {kind!r} is not supported (pod, deployment, replicaset, node)")
+
+
+async def logs(
+    kube: KubeClient,
+    namespace: str,
+    pod: str,
+    *,
+    container: str | None = None,
+    previous: bool = False,
+    tail_lines: int = 100,
+) -> list[KubeFinding]:
+    """A container's last log lines (of the terminated one before it with `previous`)."""
+    text = await kube.pod_log(
+        namespace,
+        pod,
+        container=container,
+        previous=previous,
+        tail_lines=tail_lines,
+        timestamps=True,
+    )
+    return log_findings(kube.source.name, pod, container or "", text)
