@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import httpx
 from pydantic import (
@@ -176,10 +177,12 @@ class AlertmanagerClient:
 
     async def expire_silence(self, silence_id: str) -> None:
         """End the silence now (expiring an expired one again is fine)."""
-        await self._call("DELETE", f"/api/v2/silence/{silence_id}", f"expire silence {silence_id}")
+        path = f"/api/v2/silence/{quote(silence_id, safe='')}"
+        await self._call("DELETE", path, f"expire silence {silence_id}")
 
     async def get_silence(self, silence_id: str) -> Silence:
-        answer = await self._call("GET", f"/api/v2/silence/{silence_id}", f"read {silence_id}")
+        path = f"/api/v2/silence/{quote(silence_id, safe='')}"
+        answer = await self._call("GET", path, f"read silence {silence_id}")
         try:
             state = answer.get("status", {}).get("state", "") if isinstance(answer, dict) else ""
             return Silence.model_validate({**answer, "state": state})
@@ -219,23 +222,23 @@ class AlertmanagerClient:
 def _refusal(response: httpx.Response, doing: str) -> AlertmanagerError:
     status, message = response.status_code, _message(response)
     said = f": {message}" if message else ""
-    if status == 404 or "not found" in message.lower():  # 0.25 answers 500 for an unknown id
+    if status == 404 or (status >= 500 and "not found" in message.lower()):  # 0.25: 500
         return AlertmanagerError(
             f"Alertmanager could not {doing}: no such silence", reason="not_found", status=status
         )
     if status in (401, 403):
         return AlertmanagerError(
-            f"Alertmanager refused to {doing} (HTTP {status}{said}); "
+            f"Alertmanager refused to {doing} (HTTP {status}){said}; "
             "check $FIREBREAK_ALERTMANAGER_TOKEN",
             reason="refused",
             status=status,
         )
     if status >= 500:
         return AlertmanagerError(
-            f"Alertmanager failed to {doing} (HTTP {status}{said})", reason="failed", status=status
+            f"Alertmanager failed to {doing} (HTTP {status}){said}", reason="failed", status=status
         )
     return AlertmanagerError(
-        f"Alertmanager refused to {doing} (HTTP {status}{said})", reason="refused", status=status
+        f"Alertmanager refused to {doing} (HTTP {status}){said}", reason="refused", status=status
     )
 
 
