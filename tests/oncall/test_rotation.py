@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry
 
-from firebreak.oncall.config import ScheduleConfig
+from firebreak.oncall.config import Rotation, ScheduleConfig
+from firebreak.oncall.rotation import rotation_segments
 from firebreak.oncall.service import OnCall
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -150,3 +151,11 @@ def test_the_answer_is_the_same_whatever_the_timezone_of_the_question() -> None:
     in_utc = schedule.who("s", at.astimezone(UTC))
     in_tokyo = schedule.who("s", at.astimezone(ZoneInfo("Asia/Tokyo")))
     assert in_utc == in_tokyo == schedule.who("s", at)
+
+
+def test_rotation_segments_see_a_shift_that_begins_in_the_repeated_hour() -> None:
+    rotation = Rotation(users=USERS, start=datetime(2026, 10, 23, 2, 30), shift_hours=24)
+    t0 = datetime(2026, 10, 25, 0, 0, tzinfo=UTC)
+    t1 = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)  # 02:10 CET, on the wall before 02:30
+    starts = [seg.start for seg in rotation_segments(rotation, BERLIN, t0, t1)]
+    assert starts[-1] == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
