@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from firebreak.oncall.config import is_schedule_target
 from firebreak.tools.config import Section
 
 
@@ -15,8 +16,11 @@ class EscalationLevel(Section):
     @classmethod
     def _slack_ids(cls, targets: list[str]) -> list[str]:
         for target in targets:
-            if target[:1] not in {"U", "W", "S", "C", "G"}:
-                raise ValueError(f"{target!r} is not a Slack user (U…), group (S…) or channel (C…)")
+            if target[:1] not in {"U", "W", "S", "C", "G"} and not is_schedule_target(target):
+                raise ValueError(
+                    f"{target!r} is not a Slack user (U…), group (S…), channel (C…) "
+                    "or schedule:NAME"
+                )
         return targets
 
 

@@ -24,6 +24,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -35,7 +36,9 @@ from pydantic_settings import (
 from firebreak.bot.config import SlackConfig
 from firebreak.escalation.config import EscalationConfig
 from firebreak.incidents.config import IngestConfig
+from firebreak.oncall.config import Routing, Schedules, check_schedule_targets
 from firebreak.remediation.config import RemediationConfig
+from firebreak.tools.alertmanager import AlertmanagerConfig
 from firebreak.tools.config import InvestigationConfig, LLMConfig, Section, SourcesConfig
 
 CONFIG_ENV = "FIREBREAK_CONFIG"
@@ -81,6 +84,19 @@ class Config(BaseSettings):
     ingest: IngestConfig = IngestConfig()
     escalation: EscalationConfig = EscalationConfig()
     remediation: RemediationConfig = RemediationConfig()
+    schedules: Schedules = []
+    routing: Routing = []
+    alertmanager: AlertmanagerConfig | None = None
+
+    @model_validator(mode="after")
+    def _schedule_targets_exist(self) -> Config:
+        levels = {
+            f"escalation.policies.{i}.levels.{j}.notify": level.notify
+            for i, policy in enumerate(self.escalation.policies)
+            for j, level in enumerate(policy.levels)
+        }
+        check_schedule_targets(levels, {schedule.name for schedule in self.schedules})
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -109,6 +125,7 @@ class Secrets(BaseModel):
     openai_api_key: SecretStr | None = None
     webhook_token: SecretStr | None = None
     api_token: SecretStr | None = None
+    alertmanager_token: SecretStr | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
@@ -134,6 +151,7 @@ SECRET_ENV = {
     "openai_api_key": "OPENAI_API_KEY",
     "webhook_token": "FIREBREAK_WEBHOOK_TOKEN",
     "api_token": "FIREBREAK_API_TOKEN",
+    "alertmanager_token": "FIREBREAK_ALERTMANAGER_TOKEN",
 }
 SLACK_MODE_SECRETS = {
     "http": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"),
@@ -191,7 +209,8 @@ def _describe(exc: ValidationError, yaml_file: Path | None) -> str:
     for error in exc.errors():
         parts = [str(part) for part in error["loc"] if not _is_union_tag(part)]
         message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        problems.append(f"{'.'.join(parts)}: {message}{_origin(parts, yaml_file)}")
+        where = f"{'.'.join(parts)}: " if parts else ""  # a check across sections names its keys
+        problems.append(f"{where}{message}{_origin(parts, yaml_file)}")
     return "config error: " + "; ".join(problems)
 
 

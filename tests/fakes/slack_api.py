@@ -10,7 +10,8 @@ What it gives a test:
 
 * the methods a bot uses: ``auth.test``, ``chat.postMessage``, ``chat.update``,
   ``chat.delete``, ``chat.postEphemeral``, ``chat.getPermalink``, ``conversations.open``,
-  ``conversations.history``, ``conversations.replies``, ``users.info``, ``reactions.add``,
+  ``conversations.history``, ``conversations.replies``, ``users.info``,
+  ``users.lookupByEmail`` (users registered with ``add_user``), ``reactions.add``,
   ``views.open`` / ``views.update`` / ``views.push``; anything else answers ``unknown_method``;
 * Slack's request handling: form-encoded, JSON and query-string arguments; the bot token from
   ``Authorization: Bearer`` (or a ``token`` argument) -> ``not_authed`` / ``invalid_auth``;
@@ -158,6 +159,7 @@ class FakeSlackApi:
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "users.lookupByEmail": self._users_lookup_by_email,
             "reactions.add": self._reactions_add,
             "views.open": self._views_open,
             "views.push": self._views_open,
@@ -610,6 +612,15 @@ class FakeSlackApi:
             raise _ApiError("user_not_found")
         name = f"user-{user_id.lower()}"
         return {"user": _user(user_id, name, f"User {user_id}")}
+
+    def _users_lookup_by_email(self, params: dict[str, Any]) -> dict[str, Any]:
+        email = params.get("email")
+        if not isinstance(email, str) or not email:
+            raise _ApiError("invalid_arguments")
+        for user in self._users.values():
+            if user["profile"].get("email", "").lower() == email.lower():
+                return {"user": user}
+        raise _ApiError("users_not_found")
 
     def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(params)
