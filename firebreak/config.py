@@ -261,6 +261,7 @@ class Secrets(BaseModel):
     openai_api_key: SecretStr | None = None
     webhook_token: SecretStr | None = None
     api_token: SecretStr | None = None
+    web_secret: SecretStr | None = None  # signs web links and sessions (bot/web/auth.py)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
@@ -286,6 +287,7 @@ SECRET_ENV = {
     "openai_api_key": "OPENAI_API_KEY",
     "webhook_token": "FIREBREAK_WEBHOOK_TOKEN",
     "api_token": "FIREBREAK_API_TOKEN",
+    "web_secret": "FIREBREAK_WEB_SECRET",
 }
 SLACK_MODE_SECRETS = {
     "http": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"),

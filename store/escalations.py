@@ -288,6 +288,16 @@ async def get_run(conn: AsyncConnection, run_id: int) -> Any:
     return (await conn.execute(select(RemediationRun).where(RemediationRun.id == run_id))).first()
 
 
+async def runs_for_incident(conn: AsyncConnection, incident_id: int) -> list[Any]:
+    """An incident's remediation runs, oldest first (rows of `remediation_runs`)."""
+    rows = await conn.execute(
+        select(RemediationRun)
+        .where(RemediationRun.incident_id == incident_id)
+        .order_by(RemediationRun.id)
+    )
+    return list(rows)
+
+
 async def advance_run(
     conn: AsyncConnection,
     run_id: int,
