@@ -229,7 +229,7 @@ def _run(row: Any) -> RunView:
     output = row.output or ""
     return RunView(
         action=row.action,
-        parameters=_params(row.parameters or {}),
+        parameters=_params(dict(sorted((row.parameters or {}).items()))),  # JSONB reorders
         reason=row.reason or "",
         approved_by=row.approved_by,
         phase=row.phase,
