@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from pydantic import SecretStr
+from pydantic import AnyUrl
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -79,19 +79,23 @@ def verify(key: bytes, purpose: str, token: str, scope: str, now: datetime) -> V
 
 
 def incident_link(
-    public_url: str, incident_id: int, secrets: Secrets, now: datetime, *, ttl: timedelta = LINK_TTL
+    public_url: str | AnyUrl,
+    incident_id: int,
+    secrets: Secrets,
+    now: datetime,
+    *,
+    ttl: timedelta = LINK_TTL,
 ) -> str:
     """The "Open in Firebreak" URL of one incident's page; signed when a key is configured."""
-    return _link(
-        f"{public_url.rstrip('/')}/incidents/{incident_id}", str(incident_id), secrets, now, ttl
-    )
+    page = f"{str(public_url).rstrip('/')}/incidents/{incident_id}"
+    return _link(page, str(incident_id), secrets, now, ttl)
 
 
 def incidents_link(
-    public_url: str, secrets: Secrets, now: datetime, *, ttl: timedelta = LINK_TTL
+    public_url: str | AnyUrl, secrets: Secrets, now: datetime, *, ttl: timedelta = LINK_TTL
 ) -> str:
     """A URL of the incident list whose session opens every page."""
-    return _link(f"{public_url.rstrip('/')}/incidents", ALL, secrets, now, ttl)
+    return _link(f"{str(public_url).rstrip('/')}/incidents", ALL, secrets, now, ttl)
 
 
 def _link(page: str, scope: str, secrets: Secrets, now: datetime, ttl: timedelta) -> str:
@@ -112,10 +116,9 @@ def cookie_path(scope: str) -> str:
 def has_session(request: Request, secrets: Secrets, scope: str, now: datetime) -> bool:
     """True when the pages are open, the request carries the API token, or a session cookie
     (this incident's, or one for every page) verifies."""
-    api_token: SecretStr | None = secrets.api_token
-    if api_token is None:
+    if secrets.api_token is None:
         return True
-    if request.headers.get("authorization") and bearer_ok(request, api_token):
+    if request.headers.get("authorization") and bearer_ok(request, secrets.api_token):
         return True
     key = signing_key(secrets)
     assert key is not None  # derived from the API token at least

@@ -75,8 +75,7 @@ class IncidentView:
     other: list[EvidenceRow]
     runs: list[RunView]
     timeline: list[TimelineEventOut]
-    related: Mapping[str, Sequence[Mapping[str, Any]]] | None = None  # filled by another issue
-    cited: frozenset[str] = field(default_factory=frozenset)
+    related: Mapping[str, Sequence[Any]] | None = None  # filled by another issue
 
 
 def build_view(
@@ -84,8 +83,10 @@ def build_view(
     events: list[TimelineEventOut],
     gathered: Mapping[str, Any] | None,
     runs: Sequence[Any],
-    related: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    related: Mapping[str, Sequence[Any]] | None = None,
 ) -> IncidentView:
+    """`related`: `{"similar": [...], "concurrent": [...]}`, items with `id`, `title`,
+    `status`, `root_cause` (the contract's related-incidents JSON); None until it exists."""
     started = min((a.starts_at for a in incident.alerts), default=incident.created_at)
     analysis = incident.analysis
     cited = cited_refs(analysis)
@@ -108,7 +109,6 @@ def build_view(
         runs=[_run(row) for row in runs],
         timeline=events,
         related=related,
-        cited=frozenset(cited),
     )
 
 
