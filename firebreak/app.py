@@ -16,9 +16,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from firebreak.bot import api, slack_http, webhooks
+from firebreak.bot.web import pages
 from firebreak.components import Parts, assembled
 from firebreak.config import Config, Secrets
 
@@ -57,7 +58,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/webhooks/alertmanager", webhooks.alertmanager_webhook, methods=["POST"]),
         Route("/slack/events", slack_http.slack_events, methods=["POST"]),
@@ -67,4 +68,5 @@ def routes() -> list[Route]:
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
+        *pages.routes(),  # /incidents, /incidents/{id}, /static/style.css
     ]

@@ -126,6 +126,7 @@ class Secrets(BaseModel):
     webhook_token: SecretStr | None = None
     api_token: SecretStr | None = None
     alertmanager_token: SecretStr | None = None
+    web_secret: SecretStr | None = None  # signs web links and sessions (bot/web/auth.py)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
@@ -152,6 +153,7 @@ SECRET_ENV = {
     "webhook_token": "FIREBREAK_WEBHOOK_TOKEN",
     "api_token": "FIREBREAK_API_TOKEN",
     "alertmanager_token": "FIREBREAK_ALERTMANAGER_TOKEN",
+    "web_secret": "FIREBREAK_WEB_SECRET",
 }
 SLACK_MODE_SECRETS = {
     "http": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite, with all its set-up, exactly as CI runs it:
 # - Debian's prometheus and prometheus-alertmanager (the integration tests start real ones);
+# - Debian's chromium (the incident page tests open the pages in headless Chromium);
 # - .venv with Firebreak and its test dependencies;
 # - ruff, then pytest on SQLite and PostgreSQL ($FIREBREAK_TEST_PG, default
 #   postgresql+asyncpg://postgres@127.0.0.1:5432/test). Extra arguments go to pytest.
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

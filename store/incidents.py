@@ -64,11 +64,22 @@ def record_event(
 
 
 async def list_incidents(
-    conn: AsyncConnection, status: IncidentStatus | None = None, limit: int = 100
+    conn: AsyncConnection,
+    status: IncidentStatus | None = None,
+    limit: int = 100,
+    *,
+    service: str | None = None,
+    severity: str | None = None,
+    offset: int = 0,
 ) -> list[IncidentOut]:
-    query = select(Incident).order_by(Incident.id.desc()).limit(limit)
+    """Newest first; `service` and `severity` match exactly, `offset` pages."""
+    query = select(Incident).order_by(Incident.id.desc()).limit(limit).offset(offset)
     if status is not None:
         query = query.where(Incident.status == status.value)
+    if service is not None:
+        query = query.where(Incident.service == service)
+    if severity is not None:
+        query = query.where(Incident.severity == severity)
     rows = (await conn.execute(query)).all()
     cards = await _card_refs(conn, [row.id for row in rows])
     analyses = await _latest_analyses(conn, [row.id for row in rows])

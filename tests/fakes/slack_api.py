@@ -12,7 +12,10 @@ What it gives a test:
   ``chat.delete``, ``chat.postEphemeral``, ``chat.getPermalink``, ``conversations.open``,
   ``conversations.history``, ``conversations.replies``, ``users.info``,
   ``users.lookupByEmail`` (users registered with ``add_user``), ``reactions.add``,
-  ``views.open`` / ``views.update`` / ``views.push``; anything else answers ``unknown_method``;
+  ``views.open`` / ``views.update`` / ``views.push``, and file uploads the way
+  ``files_upload_v2`` makes them (``files.getUploadURLExternal``, a POST of the bytes to the
+  upload URL it hands out, ``files.completeUploadExternal`` sharing them into a channel or a
+  thread); anything else answers ``unknown_method``;
 * Slack's request handling: form-encoded, JSON and query-string arguments; the bot token from
   ``Authorization: Bearer`` (or a ``token`` argument) -> ``not_authed`` / ``invalid_auth``;
   cheap validation (``channel_not_found``, ``no_text``, ``message_not_found``,
@@ -55,6 +58,7 @@ MAX_BLOCKS = 50
 MAX_TEXT = 40_000
 ANY_METHOD = "*"
 RESPONSE_URL_METHOD = "response_url"
+UPLOAD_METHOD = "upload"  # the POST of a file's bytes to its upload URL
 
 # Arguments Slack accepts as JSON strings inside form-encoded bodies.
 _JSON_ARGS = ("blocks", "attachments", "view", "metadata")
@@ -142,6 +146,7 @@ class FakeSlackApi:
         self._users: dict[str, dict[str, Any]] = {}
         self._dms: dict[str, str] = {}
         self._views: dict[str, dict[str, Any]] = {}
+        self._files: dict[str, dict[str, Any]] = {}  # id -> name, length, content (once sent)
         self._ts_counter = itertools.count(1)
         self._start_us = start_ts * 1_000_000
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -164,6 +169,8 @@ class FakeSlackApi:
             "views.open": self._views_open,
             "views.push": self._views_open,
             "views.update": self._views_update,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -199,6 +206,7 @@ class FakeSlackApi:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._on_api)
         app.router.add_route("*", "/response/{key}", self._on_response_url)
+        app.router.add_route("*", "/upload/{file_id}", self._on_upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, 0)
@@ -300,6 +308,14 @@ class FakeSlackApi:
             for m in self.messages(channel)
             if m.get("thread_ts") == thread_ts and m["ts"] != thread_ts
         ]
+
+    def uploaded(self, file_id: str) -> bytes:
+        """The bytes a client sent to a file's upload URL. KeyError if none."""
+        with self._lock:
+            content = self._files[file_id].get("content")
+        if content is None:
+            raise KeyError(f"{file_id} was never uploaded")
+        return content
 
     def add_user(self, user_id: str, name: str, *, real_name: str | None = None, **extra: Any):
         """Register a user for ``users.info`` (otherwise U…/W… ids get a generated profile)."""
@@ -415,6 +431,31 @@ class FakeSlackApi:
             else:
                 reply = _Reply(200, "ok")
         return self._answer(RESPONSE_URL_METHOD, request, params, reply)
+
+    async def _on_upload(self, request: web.Request) -> web.Response:
+        """The upload URL: the raw bytes (as slack-sdk sends them) or a multipart file."""
+        file_id = request.match_info["file_id"]
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            parts = [v for v in form.values() if isinstance(v, web.FileField)]
+            body = parts[0].file.read() if parts else b""
+        else:
+            body = await request.read()
+        reply = self._scripted_reply(UPLOAD_METHOD)
+        if reply is None:
+            with self._lock:
+                upload = self._files.get(file_id)
+                if request.method != "POST":
+                    reply = _Reply(405, "method not allowed")
+                elif upload is None:
+                    reply = _Reply(404, "file_not_found")
+                elif len(body) != upload["length"]:
+                    reply = _Reply(400, f"length {len(body)} != {upload['length']}")
+                else:
+                    upload["content"] = body
+                    reply = _Reply(200, f"OK - {len(body)}")
+        params = {"file_id": file_id, "bytes": len(body)}
+        return self._answer(UPLOAD_METHOD, request, params, reply)
 
     def _answer(
         self, method: str, request: web.Request, params: dict[str, Any], reply: _Reply
@@ -657,6 +698,48 @@ class FakeSlackApi:
         self._views[view_id] = {"id": view_id, "team_id": self.team_id, **view}
         return {"view": self._views[view_id]}
 
+    def _files_get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename, length = params.get("filename"), str(params.get("length") or "")
+        if not filename or not length.isdigit() or int(length) < 1:
+            raise _ApiError("invalid_arguments")
+        file_id = f"F{len(self._files) + 1:09d}"
+        self._files[file_id] = {"name": str(filename), "length": int(length), "content": None}
+        return {"upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            files = params.get("files")
+            listed = json.loads(files) if isinstance(files, str) else files
+        except ValueError:
+            raise _ApiError("invalid_arguments") from None
+        if not isinstance(listed, list) or not listed:
+            raise _ApiError("invalid_arguments")
+        shared = []
+        for item in listed:
+            upload = self._files.get(item.get("id")) if isinstance(item, dict) else None
+            if upload is None or upload["content"] is None:
+                raise _ApiError("file_not_found")
+            shared.append(
+                {
+                    "id": item["id"],
+                    "name": upload["name"],
+                    "title": item.get("title") or upload["name"],
+                    "size": upload["length"],
+                }
+            )
+        if params.get("channel_id"):
+            channel = self._channel(params, "channel_id")
+            ts = self._next_ts()
+            message = self._new_message(ts, {"text": params.get("initial_comment") or ""})
+            message["files"] = shared
+            if params.get("thread_ts"):
+                message["thread_ts"] = str(params["thread_ts"])
+                parent = self._messages.get((channel, message["thread_ts"]))
+                if parent is not None:
+                    parent["reply_count"] = parent.get("reply_count", 0) + 1
+            self._messages[(channel, ts)] = {**message, "channel": channel}
+        return {"files": shared}
+
 
 # ---------------------------------------------------------------------- module helpers
 
@@ -829,6 +912,7 @@ __all__ = [
     "DEFAULT_TOKEN",
     "RESPONSE_URL_METHOD",
     "TEAM_ID",
+    "UPLOAD_METHOD",
     "FakeSlackApi",
     "RecordedCall",
     "block_errors",

@@ -1,0 +1,1 @@
+"""The incident web pages: server-rendered HTML, signed links and sessions, charts."""

@@ -1,0 +1,71 @@
+"""The charts: SVG geometry for the page, and the PNG for Slack drawn by matplotlib."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+from PIL import Image
+
+from firebreak.bot.web.charts import alert_reading, render_png, samples_of, svg_chart
+from firebreak.tools.models import MetricReading
+from tests.bot.web.seed import ERRORS_QUERY, evidence
+
+START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def reading(**extra: object) -> dict[str, object]:
+    return dict(evidence(START)["metrics"][0], **extra)
+
+
+def test_png_is_a_real_png_of_sane_size() -> None:
+    png = render_png(reading(), START)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    image = Image.open(io.BytesIO(png))
+    image.verify()  # decodes every chunk: a truncated or hand-made file fails here
+    assert image.format == "PNG"
+    assert image.size == (800, 300)
+    assert 5_000 < len(png) < 300_000
+
+
+def test_png_of_a_reading_without_points_says_so() -> None:
+    png = render_png(MetricReading(ref="M1", source="prometheus", query="up"), None)
+    image = Image.open(io.BytesIO(png))
+    assert image.size == (800, 300)
+    colours = image.convert("L").getcolors(maxcolors=100_000)
+    assert colours is not None and len(colours) > 2  # the "no points kept" text is drawn
+
+
+def test_svg_marks_the_alert_start_and_the_change_point_where_they_happened() -> None:
+    chart = svg_chart(reading(), START)
+    assert chart is not None
+    marks = {m.kind: m for m in chart.markers}
+    assert set(marks) == {"alert-start", "change-point"}
+    assert marks["change-point"].x < marks["alert-start"].x  # the change came 90 s before
+    assert marks["alert-start"].label == "alert 10:00"
+    xs = [float(point.split(",")[0]) for point in chart.points.split()]
+    assert xs == sorted(xs) and len(xs) == 88
+    assert chart.plot_left <= min(xs) and max(xs) <= chart.plot_right
+    assert chart.baseline_y is not None
+
+
+def test_svg_is_none_without_points_and_ignores_malformed_ones() -> None:
+    assert svg_chart(reading(samples=None), START) is None
+    assert svg_chart({"query": "up"}, START) is None
+    odd = [["not a time", 1], [START.isoformat(), "NaN"], [1e30, 1], "x", [START.isoformat(), 2]]
+    assert samples_of(reading(samples=odd)) == [(START, 2.0)]
+    flat = svg_chart(reading(samples=[[START.isoformat(), 3], [1763805700, 3]]), None)
+    assert flat is not None and flat.y_ticks[0].at != flat.y_ticks[-1].at
+
+
+def test_the_alert_reading_is_the_one_of_its_own_expression() -> None:
+    readings = evidence(START)["metrics"][::-1]  # M2 first
+    url = "http://prometheus:9090/graph?g0.expr=" + ERRORS_QUERY + " > 1&g0.tab=1"
+    assert alert_reading(readings, url)["ref"] == "M1"
+    assert alert_reading(readings, "")["ref"] == "M2"  # else the first (most telling)
+    assert alert_reading([], url) is None
+
+
+def test_a_pydantic_reading_draws_too() -> None:
+    model = MetricReading(ref="M1", source="p", query="up", changed_at=START)
+    assert svg_chart(model, START - timedelta(minutes=1)) is None  # no samples field yet
