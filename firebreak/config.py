@@ -9,6 +9,7 @@ pasted into YAML is refused instead of silently ignored.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from firebreak.config_hints import unknown_key_message
 
 CONFIG_ENV = "FIREBREAK_CONFIG"
 ENV_PREFIX = "FIREBREAK__"
@@ -332,9 +335,11 @@ def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:
         if name.startswith(ENV_PREFIX):
             section = name[len(ENV_PREFIX) :].split("__")[0].lower()
             if section not in sections:
+                close = difflib.get_close_matches(section, sections, n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
                 raise ConfigError(
                     f"${name}: no config section {section!r} "
-                    f"(sections: {', '.join(sorted(sections))})"
+                    f"({hint}sections: {', '.join(sorted(sections))})"
                 )
 
 
@@ -342,7 +347,12 @@ def _describe(exc: ValidationError, yaml_file: Path | None) -> str:
     problems = []
     for error in exc.errors():
         parts = [str(part) for part in error["loc"] if not _is_union_tag(part)]
-        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        if error["type"] == "extra_forbidden":  # a typo, or a secret pasted into the file
+            message = unknown_key_message(
+                error["loc"], parts, error.get("input"), Config, SECRET_ENV.values()
+            )
+        else:
+            message = error["msg"]
         problems.append(f"{'.'.join(parts)}: {message}{_origin(parts, yaml_file)}")
     return "config error: " + "; ".join(problems)
 
