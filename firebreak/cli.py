@@ -7,8 +7,12 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 from firebreak.config import Config, ConfigError, Secrets, load_config
+
+if TYPE_CHECKING:
+    from firebreak.store.migrate import Upgrade
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,8 +93,9 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if (problem := _migrate(config.store.url)) is not None:
-        print(problem, file=sys.stderr)
+    migrated = _migrate(config.store.url)
+    if isinstance(migrated, str):
+        print(migrated, file=sys.stderr)
         return 1
     return serve(config, secrets)
 
@@ -146,25 +151,26 @@ def _check(args: argparse.Namespace) -> int:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     config, _ = _load(args)
-    if (problem := _migrate(config.store.url)) is not None:
-        print(problem, file=sys.stderr)
+    migrated = _migrate(config.store.url)
+    if isinstance(migrated, str):
+        print(migrated, file=sys.stderr)
         return 1
-    print(f"store at {_safe_url(config.store.url)}: schema at the latest migration")
+    print(f"store at {_safe_url(config.store.url)}: {migrated.describe()}")
     return 0
 
 
-def _migrate(url: str) -> str | None:
-    """Apply migrations; the reason in one line when the store cannot be reached."""
+def _migrate(url: str) -> Upgrade | str:
+    """Apply migrations: what was applied, or the reason in one line when the store cannot
+    be reached."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     from firebreak.store.migrate import upgrade
 
     try:
-        upgrade(url)
+        return upgrade(url)
     except (OperationalError, DBAPIError, OSError) as exc:
         reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
         return f"store at {_safe_url(url)} cannot be used: {reason[:300]}"
-    return None
 
 
 def _safe_url(url: str) -> str:

@@ -53,6 +53,7 @@ class ServerConfig(Section):
 
 class StoreConfig(Section):
     url: str = "sqlite+aiosqlite:///./firebreak.db"
+    retention_days: int | None = Field(None, ge=1)  # purge resolved incidents older; None: keep
 
     @field_validator("url")
     @classmethod
