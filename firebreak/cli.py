@@ -10,6 +10,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 from firebreak.config import Config, ConfigError, Secrets, load_config
+from firebreak.store.schemas import IncidentStatus
 
 if TYPE_CHECKING:
     from firebreak.store.migrate import Upgrade
@@ -64,12 +65,50 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(manifest)
     manifest.set_defaults(run=_slack_manifest)
 
+    listing = commands.add_parser("incidents", help="list incidents from the configured store")
+    listing.add_argument(
+        "--status", choices=[s.value for s in IncidentStatus], help="only incidents in this state"
+    )
+    _config_option(listing)
+    listing.set_defaults(run=_incidents)
+
+    one = commands.add_parser("incident", help="one incident: its facts, RCA and timeline")
+    one.add_argument("id", type=_incident_id, help="incident id (#12 or 12)")
+    _config_option(one)
+    one.set_defaults(run=_incident)
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(title="db commands", required=True)
     db_upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
     _config_option(db_upgrade)
     db_upgrade.set_defaults(run=_db_upgrade)
+    db_purge = db_commands.add_parser(
+        "purge", help="delete resolved incidents older than store.retention_days"
+    )
+    db_purge.add_argument(
+        "--older-than-days",
+        type=_positive_int,
+        help="instead of store.retention_days: resolved more than this many days ago",
+    )
+    db_purge.add_argument(
+        "--batch", type=_positive_int, default=200, help="incidents per transaction (200)"
+    )
+    _config_option(db_purge)
+    db_purge.set_defaults(run=_db_purge)
     return parser
+
+
+def _incident_id(raw: str) -> int:
+    digits = raw.strip().removeprefix("#")
+    if not digits.isdigit() or len(digits) > 18:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an incident id (like 12 or #12)")
+    return int(digits)
+
+
+def _positive_int(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
+    return int(raw)
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +195,58 @@ def _db_upgrade(args: argparse.Namespace) -> int:
         print(migrated, file=sys.stderr)
         return 1
     print(f"store at {_safe_url(config.store.url)}: {migrated.describe()}")
+    return 0
+
+
+def _incidents(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from firebreak.incidents_cli import show_list
+
+    config, _ = _load(args)
+    status = IncidentStatus(args.status) if args.status else None
+    return show_list(config, status, Console(highlight=False))
+
+
+def _incident(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from firebreak.incidents_cli import show_incident
+
+    config, _ = _load(args)
+    return show_incident(config, args.id, Console(highlight=False))
+
+
+def _db_purge(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from firebreak.logs import configure_logging
+    from firebreak.store.db import create_sync_engine
+    from firebreak.store.retention import purge_resolved
+
+    config, _ = _load(args)
+    days = args.older_than_days or config.store.retention_days
+    if days is None:
+        print(
+            "firebreak db purge: set store.retention_days or pass --older-than-days N",
+            file=sys.stderr,
+        )
+        return 2
+    migrated = _migrate(config.store.url)  # a purge on an old schema would miss tables
+    if isinstance(migrated, str):
+        print(migrated, file=sys.stderr)
+        return 1
+    configure_logging("WARNING")
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    engine = create_sync_engine(config.store.url)
+    try:
+        purged = purge_resolved(engine, cutoff, args.batch)
+    finally:
+        engine.dispose()
+    print(
+        f"store at {_safe_url(config.store.url)}: purged {purged} incident(s) resolved "
+        f"before {cutoff:%Y-%m-%d %H:%M} UTC ({days} days)"
+    )
     return 0
 
 
