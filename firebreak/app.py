@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from firebreak.bot import api, slack_http, webhooks
+from firebreak.bot import api, slack_http, webhooks, write_api
 from firebreak.config import Config, Secrets
 from firebreak.events import Change, EventBus, IncidentEvent
 from firebreak.metrics import Metrics
@@ -167,6 +167,7 @@ def routes() -> list[Route]:
         Route("/api/v1/incidents", api.list_incidents, methods=["GET"]),
         Route("/api/v1/incidents/{incident_id}", api.get_incident, methods=["GET"]),
         Route("/api/v1/incidents/{incident_id}/timeline", api.get_timeline, methods=["GET"]),
+        *write_api.write_routes(),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),

@@ -1,8 +1,23 @@
-"""Prometheus metrics, kept in one registry owned by the app (no module-level collectors)."""
+"""Prometheus metrics, kept in one registry owned by the app (no module-level collectors).
+
+`firebreak_incidents_open{status}` is read from the store at each scrape
+(`refresh_incidents_open`), not counted up and down in memory: it is then right after a
+restart and the same on every replica (aggregate replicas with `max`, not `sum`).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import asyncio
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from firebreak.store.counts import open_incident_counts
+
+log = structlog.get_logger(__name__)
+
+STORE_GAUGE_TIMEOUT_S = 2.0
 
 
 class Metrics:
@@ -40,3 +55,23 @@ class Metrics:
             ["execution_status"],
             registry=self.registry,
         )
+        self.incidents_open = Gauge(
+            "firebreak_incidents_open",
+            "Open incidents by status, counted in the store at each scrape",
+            ["status"],
+            registry=self.registry,
+        )
+
+
+async def refresh_incidents_open(metrics: Metrics, engine: AsyncEngine) -> None:
+    """Set `firebreak_incidents_open` from the store; call it just before rendering /metrics.
+    An unreachable store drops the series (absent, not stale) and logs why."""
+    try:
+        async with asyncio.timeout(STORE_GAUGE_TIMEOUT_S), engine.connect() as conn:
+            counts = await open_incident_counts(conn)
+    except Exception as exc:
+        metrics.incidents_open.clear()
+        log.warning("cannot count open incidents for /metrics", error=type(exc).__name__)
+        return
+    for status, count in counts.items():
+        metrics.incidents_open.labels(status.value).set(count)
