@@ -49,7 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     investigate = commands.add_parser(
         "investigate", help="investigate one Alertmanager payload, print the analysis as JSON"
     )
-    investigate.add_argument("--alert", required=True, help="Alertmanager webhook payload (JSON)")
+    what = investigate.add_mutually_exclusive_group(required=True)
+    what.add_argument("--alert", help="Alertmanager webhook payload (JSON)")
+    what.add_argument(
+        "--sample",
+        action="store_true",
+        help="the shipped sample incident, over its own sample logs and metrics",
+    )
     _config_option(investigate)
     investigate.set_defaults(run=_investigate)
 
@@ -156,13 +162,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _investigate(args: argparse.Namespace) -> int:
-    from firebreak.investigate import InvestigateError, investigate, read_payload
+    from firebreak.investigate import (
+        InvestigateError,
+        investigate,
+        investigate_sample,
+        read_payload,
+    )
     from firebreak.logs import configure_logging
 
     config, secrets = _load(args)
     configure_logging("WARNING")
     try:
-        incident = asyncio.run(investigate(config, secrets, read_payload(args.alert)))
+        if args.sample:
+            incident = asyncio.run(investigate_sample(config, secrets))
+        else:
+            incident = asyncio.run(investigate(config, secrets, read_payload(args.alert)))
     except InvestigateError as exc:
         print(f"firebreak investigate: {exc}", file=sys.stderr)
         return 1
