@@ -40,6 +40,24 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(serve)
     serve.set_defaults(run=_serve)
 
+    init = commands.add_parser(
+        "init", help="write a commented config.yaml for what runs on this machine"
+    )
+    init.add_argument("--path", default="config.yaml", help="where to write it (config.yaml)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.add_argument(
+        "--slack-mode", choices=["http", "socket", "console"], default="console", help="(console)"
+    )
+    init.add_argument("--slack-channel", default="C0INCIDENTS", help="channel id for the cards")
+    init.add_argument("--public-url", default="http://localhost:8080", help="server.public_url")
+    init.add_argument("--store-url", default="sqlite+aiosqlite:///./firebreak.db", help="store.url")
+    for name in ("loki", "prometheus", "alertmanager", "ollama", "elasticsearch"):
+        init.add_argument(f"--{name}-url", help=f"{name} elsewhere than on this machine")
+    init.add_argument(
+        "--no-probe", action="store_true", help="probe nothing; write only the URLs given"
+    )
+    init.set_defaults(run=_init)
+
     demo = commands.add_parser(
         "demo", help="play a whole incident on this machine: no network, no tokens"
     )
@@ -143,6 +161,31 @@ def _serve(args: argparse.Namespace) -> int:
         print(migrated, file=sys.stderr)
         return 1
     return serve(config, secrets)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from firebreak.init import DEFAULT_URLS, InitOptions, init_main
+
+    urls = {
+        name: getattr(args, f"{name}_url")
+        for name in DEFAULT_URLS
+        if getattr(args, f"{name}_url", None)
+    }
+    options = InitOptions(
+        path=Path(args.path),
+        force=args.force,
+        slack_mode=args.slack_mode,
+        slack_channel=args.slack_channel,
+        public_url=args.public_url,
+        store_url=args.store_url,
+        urls=urls,
+        probe=not args.no_probe,
+    )
+    return init_main(options, Console(highlight=False))
 
 
 def _demo(args: argparse.Namespace) -> int:
