@@ -11,20 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from firebreak.bot.auth import bearer_ok
+from firebreak.bot import auth
 from firebreak.bot.errors import error_response
 from firebreak.store import incidents
+from firebreak.store.counts import refresh_open_gauge
 from firebreak.store.db import ping
 from firebreak.store.schemas import IncidentStatus
 
 
 def _refused(request: Request) -> JSONResponse | None:
-    if bearer_ok(request, request.app.state.runtime.secrets.api_token):
-        return None
-    return error_response(401, "unauthorized", "missing or wrong bearer token")
+    return auth.refused(request, request.app.state.runtime.secrets.api_token)
 
 
-def _incident_id(request: Request) -> int | None:
+def path_incident_id(request: Request) -> int | None:
+    """The `{incident_id}` of the path as a number, None when it cannot name an incident."""
     raw = request.path_params["incident_id"]
     return int(raw) if raw.isdigit() and len(raw) < 19 else None
 
@@ -59,7 +59,7 @@ async def _one_incident(
     """Something about the incident named in the path, or 404 when there is no such one."""
     if refused := _refused(request):
         return refused
-    incident_id = _incident_id(request)
+    incident_id = path_incident_id(request)
     found = None
     if incident_id is not None:
         async with request.app.state.runtime.engine.connect() as conn:
@@ -87,5 +87,6 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
-    registry = request.app.state.runtime.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    runtime = request.app.state.runtime
+    await refresh_open_gauge(runtime.metrics.incidents_open, runtime.engine)
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from firebreak.bot.auth import bearer_ok
+from firebreak.bot import auth
 from firebreak.bot.errors import PayloadTooLarge, error_response, read_body, validation_response
 from firebreak.store.payloads import AlertmanagerPayload
 
@@ -25,8 +25,7 @@ async def alertmanager_webhook(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
     metrics = runtime.metrics
     started = time.perf_counter()
-    if not bearer_ok(request, runtime.secrets.webhook_token):
-        response = error_response(401, "unauthorized", "missing or wrong bearer token")
+    if (response := auth.refused(request, runtime.secrets.webhook_token)) is not None:
         return _rejected(request, "unauthorized", response)
     try:
         body = await read_body(request, runtime.config.server.max_body_bytes)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from firebreak.bot import api, slack_http, webhooks
+from firebreak.bot import api, slack_http, webhooks, write_api
 from firebreak.bot.web import pages
 from firebreak.components import Parts, assembled
 from firebreak.config import Config, Secrets
@@ -65,6 +65,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/incidents", api.list_incidents, methods=["GET"]),
         Route("/api/v1/incidents/{incident_id}", api.get_incident, methods=["GET"]),
         Route("/api/v1/incidents/{incident_id}/timeline", api.get_timeline, methods=["GET"]),
+        *write_api.write_routes(),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),

@@ -7,7 +7,9 @@ Why it is built this way:
 - The checks run concurrently, each bounded by `TIMEOUT_S`, so a black-holed host costs five
   seconds, not five seconds per dependency. The output order is fixed all the same.
 - A check never changes anything: the store is pinged and its Alembic revision compared with
-  the code's head, never migrated; a SQLite file that does not exist yet is not created.
+  the code's head, never migrated; a SQLite file that does not exist yet is not created. A
+  store that exists but was never migrated (a new PostgreSQL database) is green, like a SQLite
+  file not created yet: `serve` migrates it at start.
 - Slack is `auth.test` with the configured `slack.api_base_url`; in console mode no Slack is
   needed. The LLM is `LLMGateway.check()` (a model listing, outside the circuit breaker);
   `offline` needs nothing.
@@ -102,6 +104,7 @@ async def check_store(config: Config) -> str:
         await ping(engine)
         async with engine.connect() as conn:
             current = await conn.run_sync(_current_heads)
+            tables = await conn.run_sync(_table_names) if not current else []
     except (TimeoutError, asyncio.CancelledError):
         raise
     except Exception as exc:
@@ -112,8 +115,15 @@ async def check_store(config: Config) -> str:
     heads = await asyncio.to_thread(_code_heads, config.store.url)
     if set(current) == set(heads):
         return f"{shown}: reachable, schema at head {', '.join(sorted(heads))}"
-    if not current:
-        raise CheckFailed(f"{shown}: reachable but empty: run `firebreak db upgrade`")
+    if not current:  # a new database: the first start migrates it, as on SQLite
+        others = ""
+        if tables:  # shared with another application? Its tables stay untouched.
+            named = ", ".join(sorted(tables)[:3]) + (", …" if len(tables) > 3 else "")
+            others = f"; it already holds {len(tables)} other table(s): {named}"
+        return (
+            f"{shown}: reachable, not migrated yet "
+            f"(`firebreak serve` or `firebreak db upgrade` will){others}"
+        )
     unknown = set(current) - set(_all_revisions(config.store.url))
     if unknown:
         raise CheckFailed(
@@ -142,6 +152,13 @@ def _current_heads(connection: object) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
 
     return tuple(MigrationContext.configure(connection).get_current_heads())  # type: ignore[arg-type]
+
+
+def _table_names(connection: object) -> list[str]:
+    from sqlalchemy import inspect
+
+    names = inspect(connection).get_table_names()
+    return [name for name in names if name != "alembic_version"]
 
 
 def _script(url: str) -> object:

@@ -7,8 +7,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 from firebreak.config import Config, ConfigError, Secrets, load_config
+from firebreak.store.schemas import IncidentStatus
+
+if TYPE_CHECKING:
+    from firebreak.store.migrate import Upgrade
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,6 +40,24 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(serve)
     serve.set_defaults(run=_serve)
 
+    init = commands.add_parser(
+        "init", help="write a commented config.yaml for what runs on this machine"
+    )
+    init.add_argument("--path", default="config.yaml", help="where to write it (config.yaml)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.add_argument(
+        "--slack-mode", choices=["http", "socket", "console"], default="console", help="(console)"
+    )
+    init.add_argument("--slack-channel", default="C0INCIDENTS", help="channel id for the cards")
+    init.add_argument("--public-url", default="http://localhost:8080", help="server.public_url")
+    init.add_argument("--store-url", default="sqlite+aiosqlite:///./firebreak.db", help="store.url")
+    for name in ("loki", "prometheus", "alertmanager", "ollama", "elasticsearch"):
+        init.add_argument(f"--{name}-url", help=f"{name} elsewhere than on this machine")
+    init.add_argument(
+        "--no-probe", action="store_true", help="probe nothing; write only the URLs given"
+    )
+    init.set_defaults(run=_init)
+
     demo = commands.add_parser(
         "demo", help="play a whole incident on this machine: no network, no tokens"
     )
@@ -44,7 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     investigate = commands.add_parser(
         "investigate", help="investigate one Alertmanager payload, print the analysis as JSON"
     )
-    investigate.add_argument("--alert", required=True, help="Alertmanager webhook payload (JSON)")
+    what = investigate.add_mutually_exclusive_group(required=True)
+    what.add_argument("--alert", help="Alertmanager webhook payload (JSON)")
+    what.add_argument(
+        "--sample",
+        action="store_true",
+        help="the shipped sample incident, over its own sample logs and metrics",
+    )
     _config_option(investigate)
     investigate.set_defaults(run=_investigate)
 
@@ -60,12 +89,50 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(manifest)
     manifest.set_defaults(run=_slack_manifest)
 
+    listing = commands.add_parser("incidents", help="list incidents from the configured store")
+    listing.add_argument(
+        "--status", choices=[s.value for s in IncidentStatus], help="only incidents in this state"
+    )
+    _config_option(listing)
+    listing.set_defaults(run=_incidents)
+
+    one = commands.add_parser("incident", help="one incident: its facts, RCA and timeline")
+    one.add_argument("id", type=_incident_id, help="incident id (#12 or 12)")
+    _config_option(one)
+    one.set_defaults(run=_incident)
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(title="db commands", required=True)
     db_upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
     _config_option(db_upgrade)
     db_upgrade.set_defaults(run=_db_upgrade)
+    db_purge = db_commands.add_parser(
+        "purge", help="delete resolved incidents older than store.retention_days"
+    )
+    db_purge.add_argument(
+        "--older-than-days",
+        type=_positive_int,
+        help="instead of store.retention_days: resolved more than this many days ago",
+    )
+    db_purge.add_argument(
+        "--batch", type=_positive_int, default=200, help="incidents per transaction (200)"
+    )
+    _config_option(db_purge)
+    db_purge.set_defaults(run=_db_purge)
     return parser
+
+
+def _incident_id(raw: str) -> int:
+    digits = raw.strip().removeprefix("#")
+    if not digits.isdigit() or len(digits) > 18:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an incident id (like 12 or #12)")
+    return int(digits)
+
+
+def _positive_int(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
+    return int(raw)
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -89,10 +156,36 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if (problem := _migrate(config.store.url)) is not None:
-        print(problem, file=sys.stderr)
+    migrated = _migrate(config.store.url)
+    if isinstance(migrated, str):
+        print(migrated, file=sys.stderr)
         return 1
     return serve(config, secrets)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from firebreak.init import DEFAULT_URLS, InitOptions, init_main
+
+    urls = {
+        name: getattr(args, f"{name}_url")
+        for name in DEFAULT_URLS
+        if getattr(args, f"{name}_url", None)
+    }
+    options = InitOptions(
+        path=Path(args.path),
+        force=args.force,
+        slack_mode=args.slack_mode,
+        slack_channel=args.slack_channel,
+        public_url=args.public_url,
+        store_url=args.store_url,
+        urls=urls,
+        probe=not args.no_probe,
+    )
+    return init_main(options, Console(highlight=False))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -112,13 +205,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _investigate(args: argparse.Namespace) -> int:
-    from firebreak.investigate import InvestigateError, investigate, read_payload
+    from firebreak.investigate import (
+        InvestigateError,
+        investigate,
+        investigate_sample,
+        read_payload,
+    )
     from firebreak.logs import configure_logging
 
     config, secrets = _load(args)
     configure_logging("WARNING")
     try:
-        incident = asyncio.run(investigate(config, secrets, read_payload(args.alert)))
+        if args.sample:
+            incident = asyncio.run(investigate_sample(config, secrets))
+        else:
+            incident = asyncio.run(investigate(config, secrets, read_payload(args.alert)))
     except InvestigateError as exc:
         print(f"firebreak investigate: {exc}", file=sys.stderr)
         return 1
@@ -146,25 +247,78 @@ def _check(args: argparse.Namespace) -> int:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     config, _ = _load(args)
-    if (problem := _migrate(config.store.url)) is not None:
-        print(problem, file=sys.stderr)
+    migrated = _migrate(config.store.url)
+    if isinstance(migrated, str):
+        print(migrated, file=sys.stderr)
         return 1
-    print(f"store at {_safe_url(config.store.url)}: schema at the latest migration")
+    print(f"store at {_safe_url(config.store.url)}: {migrated.describe()}")
     return 0
 
 
-def _migrate(url: str) -> str | None:
-    """Apply migrations; the reason in one line when the store cannot be reached."""
+def _incidents(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from firebreak.incidents_cli import show_list
+
+    config, _ = _load(args)
+    status = IncidentStatus(args.status) if args.status else None
+    return show_list(config, status, Console(highlight=False))
+
+
+def _incident(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from firebreak.incidents_cli import show_incident
+
+    config, _ = _load(args)
+    return show_incident(config, args.id, Console(highlight=False))
+
+
+def _db_purge(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from firebreak.logs import configure_logging
+    from firebreak.store.db import create_sync_engine
+    from firebreak.store.retention import purge_resolved
+
+    config, _ = _load(args)
+    days = args.older_than_days or config.store.retention_days
+    if days is None:
+        print(
+            "firebreak db purge: set store.retention_days or pass --older-than-days N",
+            file=sys.stderr,
+        )
+        return 2
+    migrated = _migrate(config.store.url)  # a purge on an old schema would miss tables
+    if isinstance(migrated, str):
+        print(migrated, file=sys.stderr)
+        return 1
+    configure_logging("WARNING")
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    engine = create_sync_engine(config.store.url)
+    try:
+        purged = purge_resolved(engine, cutoff, args.batch)
+    finally:
+        engine.dispose()
+    print(
+        f"store at {_safe_url(config.store.url)}: purged {purged} incident(s) resolved "
+        f"before {cutoff:%Y-%m-%d %H:%M} UTC ({days} days)"
+    )
+    return 0
+
+
+def _migrate(url: str) -> Upgrade | str:
+    """Apply migrations: what was applied, or the reason in one line when the store cannot
+    be reached."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     from firebreak.store.migrate import upgrade
 
     try:
-        upgrade(url)
+        return upgrade(url)
     except (OperationalError, DBAPIError, OSError) as exc:
         reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
         return f"store at {_safe_url(url)} cannot be used: {reason[:300]}"
-    return None
 
 
 def _safe_url(url: str) -> str:

@@ -10,6 +10,7 @@ room that reads it; this module composes them.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,7 @@ from pydantic_settings import (
 )
 
 from firebreak.bot.config import SlackConfig
+from firebreak.config_hints import unknown_key_message
 from firebreak.escalation.config import EscalationConfig
 from firebreak.incidents.config import IngestConfig
 from firebreak.oncall.config import Routing, Schedules, check_schedule_targets
@@ -56,6 +58,7 @@ class ServerConfig(Section):
 
 class StoreConfig(Section):
     url: str = "sqlite+aiosqlite:///./firebreak.db"
+    retention_days: int | None = Field(None, ge=1)  # purge resolved incidents older; None: keep
 
     @field_validator("url")
     @classmethod
@@ -200,9 +203,11 @@ def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:
         if name.startswith(ENV_PREFIX):
             section = name[len(ENV_PREFIX) :].split("__")[0].lower()
             if section not in sections:
+                close = difflib.get_close_matches(section, sections, n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
                 raise ConfigError(
                     f"${name}: no config section {section!r} "
-                    f"(sections: {', '.join(sorted(sections))})"
+                    f"({hint}sections: {', '.join(sorted(sections))})"
                 )
 
 
@@ -210,7 +215,12 @@ def _describe(exc: ValidationError, yaml_file: Path | None) -> str:
     problems = []
     for error in exc.errors():
         parts = [str(part) for part in error["loc"] if not _is_union_tag(part)]
-        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        if error["type"] == "extra_forbidden":  # a typo, or a secret pasted into the file
+            message = unknown_key_message(
+                error["loc"], parts, error.get("input"), Config, SECRET_ENV.values()
+            )
+        else:
+            message = error["msg"]
         where = f"{'.'.join(parts)}: " if parts else ""  # a check across sections names its keys
         problems.append(f"{where}{message}{_origin(parts, yaml_file)}")
     return "config error: " + "; ".join(problems)

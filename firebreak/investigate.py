@@ -3,20 +3,28 @@
 The payload is ingested and investigated exactly as `serve` would (same store code, same
 graph), but in a throw-away SQLite store, so trying Firebreak on a payload never touches the
 real one. The configured sources and LLM are used.
+
+`--sample` investigates the shipped sample incident (`examples/demo/`, made current by
+`firebreak.sample`) against its own sample log and a sample Prometheus on loopback instead
+of the configured sources, with the configured LLM: a way to see what an LLM makes of a known
+story, with no sources set up yet.
 """
 
 from __future__ import annotations
 
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from firebreak.components import Parts, QuietNotifier, assembled
 from firebreak.config import Config, Secrets
+from firebreak.sample import SampleStack, materialise, serve_sample_prometheus
 from firebreak.store import incidents
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.store.schemas import IncidentOut
+from firebreak.tools.config import SourcesConfig
 
 
 class InvestigateError(Exception):
@@ -59,3 +67,31 @@ async def investigate(
                 incident = await incidents.get_incident(conn, outcome.incident_id)
     assert incident is not None
     return incident
+
+
+async def investigate_sample(config: Config, secrets: Secrets) -> IncidentOut:
+    """The shipped sample alert, investigated over the sample log and metrics."""
+    with tempfile.TemporaryDirectory(prefix="firebreak-sample-") as tmp:
+        stack = materialise(Path(tmp), datetime.now(UTC))
+        async with serve_sample_prometheus(stack.series) as prometheus_url:
+            sample_config = config.model_copy(
+                update={"sources": sample_sources(stack, prometheus_url)}
+            )
+            payload = AlertmanagerPayload.model_validate(stack.payload)
+            return await investigate(sample_config, secrets, payload)
+
+
+def sample_sources(stack: SampleStack, prometheus_url: str) -> SourcesConfig:
+    return SourcesConfig.model_validate(
+        {
+            "logs": [{"type": "file", "name": "checkout", "path": str(stack.log_path)}],
+            "metrics": [
+                {
+                    "type": "prometheus",
+                    "name": "prometheus",
+                    "url": prometheus_url,
+                    "queries": stack.queries,
+                }
+            ],
+        }
+    )

@@ -1,8 +1,13 @@
-"""Prometheus metrics, kept in one registry owned by the app (no module-level collectors)."""
+"""Prometheus metrics, kept in one registry owned by the app (no module-level collectors).
+
+`firebreak_incidents_open{status}` is read from the store at each scrape
+(`store.counts.refresh_open_gauge`), not counted up and down in memory: it is then right after
+a restart and the same on every replica (aggregate replicas with `max`, not `sum`).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -38,5 +43,11 @@ class Metrics:
             "firebreak_investigations",
             "Investigations finished, by execution status",
             ["execution_status"],
+            registry=self.registry,
+        )
+        self.incidents_open = Gauge(
+            "firebreak_incidents_open",
+            "Open incidents by status, counted in the store at each scrape",
+            ["status"],
             registry=self.registry,
         )

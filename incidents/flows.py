@@ -129,6 +129,12 @@ class IncidentOps:
         return self._after(incident_id, done, Change.RESOLVED, actor, "resolved")
 
     async def escalate(self, incident_id: int, actor: str) -> Outcome:
+        async with self.engine.connect() as conn:
+            incident = await incidents.get_incident(conn, incident_id, with_alerts=False)
+        if incident is None:
+            return Outcome(Result.MISSING, incident_id)
+        if incident.status == IncidentStatus.RESOLVED:
+            return Outcome(Result.REFUSED, incident_id, escalation=Escalation("resolved"))
         escalation = await self.escalations.escalate_now(incident_id, actor=actor)
         result = {
             "paged": Result.DONE,

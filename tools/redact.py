@@ -32,6 +32,15 @@ _SENSITIVE_KEY = (
 _SENSITIVE_KEY_RE = re.compile(rf"(?i)(?:^|[\W_]){_SENSITIVE_KEY}$")
 
 
+# Lookahead bodies: what follows "Bearer " is a credential, not an English word.
+_CREDENTIAL_LIKE = (
+    r"[A-Za-z-]*[0-9]"  # a digit somewhere in it
+    r"|[A-Za-z-]*[._~+/][A-Za-z0-9]"  # a symbol inside it (a trailing full stop is prose)
+    r"|[A-Za-z-]*[a-z][A-Z]"  # mixed case after the first letter
+    r"|[A-Za-z]{20}"  # long
+)
+
+
 def _keep_quotes(match: re.Match[str]) -> str:
     value = match.group("val")
     quote = value[0] if value[:1] in {'"', "'"} else ""
@@ -71,8 +80,14 @@ _BUILTIN: tuple[_Sub, ...] = (
         ),
         rf"\g<head>{REDACTED}",
     ),
+    # A bare "Bearer <token>" elsewhere (curl lines, dumped headers). The value must look
+    # like a credential, not a word: a digit or a symbol inside, mixed case, or 20+ letters.
+    # Otherwise Firebreak's own "missing or wrong bearer token" lost its last word.
     (
-        re.compile(r"(?i)\b(?P<head>bearer\s+)(?!\[REDACTED\])[A-Za-z0-9\-._~+/]+=*"),
+        re.compile(
+            r"(?i)\b(?P<head>bearer\s+)(?!\[REDACTED\])(?-i:(?=" + _CREDENTIAL_LIKE + r"))"
+            r"[A-Za-z0-9\-._~+/]+=*"
+        ),
         rf"\g<head>{REDACTED}",
     ),
     # Vendor tokens with recognisable shapes.

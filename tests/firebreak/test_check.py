@@ -183,6 +183,34 @@ async def test_store_behind_head_is_red(tmp_path: Path) -> None:
     assert "run `firebreak db upgrade`" in line.detail and "schema at 0001" in line.detail
 
 
+async def test_a_store_never_migrated_is_green(store_url: str, tmp_path: Path) -> None:
+    """An empty PostgreSQL database (or an empty SQLite file) is what a first `serve`
+    migrates: not a failure. Tables of another application sharing it are mentioned."""
+    from sqlalchemy import create_engine, text
+
+    from firebreak.store.db import sync_url
+
+    engine = create_engine(sync_url(store_url))
+    with engine.connect():  # on SQLite this creates the (empty) file
+        pass
+    config = Config(store={"url": store_url})
+    line = by_name(await run_checks(config, Secrets(), "valid"))["store"]
+    assert line.ok, line
+    assert line.detail.endswith(
+        ": reachable, not migrated yet (`firebreak serve` or `firebreak db upgrade` will)"
+    )
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE other_app (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    line = by_name(await run_checks(config, Secrets(), "valid"))["store"]
+    assert line.ok and line.detail.endswith("; it already holds 1 other table(s): other_app")
+
+    (tmp_path / "c.yaml").write_text(json.dumps({"store": {"url": store_url}}))
+    code, out, err = await run_cli("check", "--config", str(tmp_path / "c.yaml"))
+    assert code == 0, out + err
+    assert "not migrated yet" in out
+
+
 async def test_sample_prometheus_passes_the_check(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 

@@ -31,13 +31,77 @@ def test_wrong_value_and_unknown_key_are_named(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "\n" not in message
     assert "llm.timeout_s: Input should be a valid number" in message
-    assert "slack.chanel: unknown key" in message
+    assert "slack.chanel: unknown key (did you mean slack.channel?)" in message
 
 
-def test_secrets_are_refused_in_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "slack: {bot_token: xoxb-123}\n")
-    with pytest.raises(ConfigError, match=r"slack\.bot_token: unknown key"):
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("slack: {chanel: C1}", "slack.chanel: unknown key (did you mean slack.channel?)"),
+        ("slak: {mode: http}", "slak: unknown key (did you mean slack?)"),
+        ("llm: {Model: x}", "llm.Model: unknown key (did you mean llm.model?)"),
+        (  # inside a list of tagged sources: the fields of that kind of source
+            "sources: {logs: [{type: loki, name: l, url: u, qurey: x}]}",
+            "sources.logs.0.qurey: unknown key (did you mean sources.logs.0.query?)",
+        ),
+        (
+            "escalation: {policies: [{name: p, levels: [{notify: [U1], timout_s: 5}]}]}",
+            "escalation.policies.0.levels.0.timout_s: unknown key "
+            "(did you mean escalation.policies.0.levels.0.timeout_s?)",
+        ),
+        ("server: {flux_capacitor: 1}", "server.flux_capacitor: unknown key ("),
+        ("llm: {max_tokens: 100}", "llm.max_tokens: unknown key"),  # a word, not a secret
+    ],
+)
+def test_unknown_keys_suggest_the_closest(tmp_path: Path, text: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text + "\n"))
+    assert f"{problem}" in str(caught.value)
+    if problem.endswith("unknown key ("):  # nothing close: no suggestion
+        assert "did you mean" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "variable"),
+    [
+        ("slack: {bot_token: xoxb-123456789-abcdef}", "SLACK_BOT_TOKEN"),
+        ("slack: {token: abc}", "SLACK_BOT_TOKEN"),
+        ("slack: {signing_secret: 8f14e45fceea167a}", "SLACK_SIGNING_SECRET"),
+        ("slack: {app_token: xapp-1-A1-2-abc}", "SLACK_APP_TOKEN"),
+        ("llm: {api_key: sk-proj-abcdefghijklmnop}", "OPENAI_API_KEY"),
+        ("llm: {openai_api_key: whatever}", "OPENAI_API_KEY"),
+        ("server: {webhook_token: hunter2hunter2}", "FIREBREAK_WEBHOOK_TOKEN"),
+        ("server: {api_token: hunter2hunter2}", "FIREBREAK_API_TOKEN"),
+        ("slack: {channel_key: xoxb-123456789-abcdef}", "SLACK_BOT_TOKEN"),  # by its shape
+    ],
+)
+def test_secrets_in_the_file_name_their_variable(tmp_path: Path, text: str, variable: str) -> None:
+    path = write(tmp_path, text + "\n")
+    with pytest.raises(ConfigError) as caught:
         load_config(path)
+    message = str(caught.value)
+    assert f": secrets come from the environment: {variable}, not from the config" in message
+    pasted = text.split(": ", 2)[-1].rstrip("}")
+    assert pasted not in message  # the secret is never repeated back
+
+
+def test_a_secret_named_by_nobody_lists_every_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources: {logs: [{type: file, name: f, path: x, password: pw}]}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "sources.logs.0.password: secrets come from the environment: SLACK_BOT_TOKEN or" in (
+        message
+    )
+    assert "FIREBREAK_API_TOKEN" in message and ": pw" not in message
+
+
+def test_unknown_section_in_the_environment_suggests_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIREBREAK__SLAK__MODE", "http")
+    with pytest.raises(ConfigError, match=r"no config section 'slak' \(did you mean slack\? "):
+        load_config(write(tmp_path, "{}\n"))
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,10 @@ CASES = [
     ("legacy key sk-1234567890abcdefghijABCDEFGHIJ used", "1234567890abcdefghij", "legacy key"),
     ("gh token ghp_16C7e42F292c6912E7710c838347Ae178B4a ok", "ghp_16C7e42F292c6912E7710c8", "ok"),
     ("alert sent to oncall.person+sre@example.co.uk by bot", "oncall.person", "by bot"),
+    ("curl -H 'X-Auth: Bearer 9f8e7d6c5b4a3928' up", "9f8e7d6c5b4a3928", "X-Auth: Bearer"),
+    ("retry with Bearer AbCdEfGhIjKlMnOp now", "AbCdEfGhIjKlMnOp", "now"),
+    ("sent Bearer qwertyuiopasdfghjklzxc to it", "qwertyuiopasdfghjklzxc", "to it"),
+    ("sent Bearer ab.cd~ef to it", "ab.cd~ef", "to it"),
     (f"loaded key\n{PEM}\nand continued", "MIIEowIBAAKCAQEA1c7", "and continued"),
     (
         "cut off: -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAAS",
@@ -108,6 +112,11 @@ ORDINARY = [
     "user bob logged in from 192.168.1.10",
     "https://grafana.example.com/d/abc?var-service=checkout&from=now-1h",
     "AbstractSingletonProxyFactoryBeanManager initialised",
+    # Prose about bearer tokens, Firebreak's own refusals among it, keeps its words.
+    "missing or wrong bearer token",
+    '{"error": "unauthorized", "detail": "missing or wrong bearer token"}',
+    "send a Bearer token.",
+    "the bearer token-based login failed",
     "",
 ]
 
@@ -184,6 +193,22 @@ def test_structlog_processor_scrubs_event_dict() -> None:
     assert event["api_token"] == REDACTED  # a key named like a secret loses its value
     assert event["nested"] == {"headers": ["Authorization: Bearer [REDACTED]"], "count": 3}
     assert event["attempts"] == 2
+
+
+def test_a_refused_request_logs_its_reason_whole(redactor: Redactor) -> None:
+    """The webhook's 401 log line carries the answer's body: its words must survive."""
+    captured: list[dict[str, object]] = []
+
+    def capture(logger: object, method: str, event_dict: dict[str, object]) -> str:
+        captured.append(dict(event_dict))
+        return "ok"
+
+    logger = structlog.wrap_logger(
+        structlog.ReturnLogger(), processors=[redact_processor(redactor), capture]
+    )
+    detail = '{"error":"unauthorized","detail":"missing or wrong bearer token"}'
+    logger.warning("webhook rejected", reason="unauthorized", status=401, detail=detail)
+    assert captured[0]["detail"] == detail
 
 
 def test_fast_enough_for_every_evidence_line(redactor: Redactor) -> None:

@@ -1,0 +1,141 @@
+"""The write half of the JSON API: acknowledge, escalate, resolve and annotate incidents.
+
+    POST /api/v1/incidents/{id}/acknowledge   {"by": "U0ALICE"}
+    POST /api/v1/incidents/{id}/escalate      {"by": "alice"}
+    POST /api/v1/incidents/{id}/resolve       {"by": "U0ALICE"}
+    POST /api/v1/incidents/{id}/notes         {"by": "U0ALICE", "text": "rolled back v2.4.1"}
+
+Why through `incidents.flows.IncidentOps` and not the store: a button in Slack and a script
+calling this API must do the same thing (stop the ladder, refresh the card, page the next
+level, record the actor), so both call the one set of incident actions (`runtime.incidents`).
+This module only checks the request and shapes the answer.
+
+Answers: the incident JSON (as `GET /api/v1/incidents/{id}`), 200 also when nothing changed
+(a repeated acknowledge or resolve is a no-op); 401 without the API token; 404 for an unknown
+incident; 400 for a body that is not JSON, 422 for JSON of the wrong shape (both naming the
+problem); 413 over `server.max_body_bytes`. Bad input never reaches the domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import structlog
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic_core import to_jsonable_python
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from firebreak.bot import auth
+from firebreak.bot.api import path_incident_id
+from firebreak.bot.errors import PayloadTooLarge, error_response, read_body, validation_response
+from firebreak.incidents.flows import IncidentOps, Outcome, Result
+from firebreak.store import incidents
+
+__all__ = ["ActionBody", "NoteBody", "write_routes"]
+
+log = structlog.get_logger(__name__)
+
+MAX_ACTOR = 64  # the store's actor columns
+MAX_NOTE = 4000
+
+
+Actor = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_ACTOR, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
+NoteText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NOTE)
+]
+
+
+class ActionBody(BaseModel):
+    """`by`: who acts, a Slack user id (`U…`) or a name; the timeline records it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Actor
+
+
+class NoteBody(ActionBody):
+    text: NoteText
+
+
+Operation = Callable[[IncidentOps, int, Any], Awaitable[Outcome]]
+
+
+async def acknowledge(request: Request) -> JSONResponse:
+    return await _act(
+        request, "acknowledge", ActionBody, lambda ops, i, b: ops.acknowledge(i, b.by)
+    )
+
+
+async def escalate(request: Request) -> JSONResponse:
+    return await _act(request, "escalate", ActionBody, lambda ops, i, b: ops.escalate(i, b.by))
+
+
+async def resolve(request: Request) -> JSONResponse:
+    return await _act(request, "resolve", ActionBody, lambda ops, i, b: ops.resolve(i, b.by))
+
+
+async def add_note(request: Request) -> JSONResponse:
+    return await _act(request, "note", NoteBody, lambda ops, i, b: ops.add_note(i, b.by, b.text))
+
+
+def write_routes() -> list[Route]:
+    """The routes to add to the app's (`firebreak/app.py` `routes()`)."""
+    base = "/api/v1/incidents/{incident_id}"
+    return [
+        Route(f"{base}/acknowledge", acknowledge, methods=["POST"]),
+        Route(f"{base}/escalate", escalate, methods=["POST"]),
+        Route(f"{base}/resolve", resolve, methods=["POST"]),
+        Route(f"{base}/notes", add_note, methods=["POST"]),
+    ]
+
+
+async def _act(
+    request: Request,
+    action: str,
+    model: type[ActionBody],
+    operation: Operation,
+) -> JSONResponse:
+    runtime = request.app.state.runtime
+    if (refused := auth.refused(request, runtime.secrets.api_token)) is not None:
+        return refused
+    incident_id = path_incident_id(request)
+    if incident_id is None:
+        return _not_found(request)
+    try:
+        body = model.model_validate_json(
+            await read_body(request, runtime.config.server.max_body_bytes)
+        )
+    except PayloadTooLarge as exc:
+        return error_response(413, "payload_too_large", str(exc))
+    except ClientDisconnect:
+        return error_response(400, "client_disconnected", "the request body was not complete")
+    except ValidationError as exc:
+        return validation_response(exc)
+    outcome = await operation(runtime.incidents, incident_id, body)
+    if outcome.result is Result.MISSING:
+        return _not_found(request)
+    log.info(
+        "incident action via the API",
+        action=action,
+        incident_id=incident_id,
+        actor=body.by,
+        result=outcome.result.value,
+        escalation=outcome.escalation.result if outcome.escalation else None,
+    )
+    async with runtime.engine.connect() as conn:
+        incident = await incidents.get_incident(conn, incident_id)
+    if incident is None:  # deleted meanwhile (retention)
+        return _not_found(request)
+    return JSONResponse(to_jsonable_python(incident))
+
+
+def _not_found(request: Request) -> JSONResponse:
+    return error_response(404, "not_found", f"no incident {request.path_params['incident_id']}")

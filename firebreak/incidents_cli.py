@@ -1,0 +1,250 @@
+"""`firebreak incidents` and `firebreak incident ID`: the store, read from a terminal.
+
+Reads go through the same `firebreak.store.incidents` queries the JSON API answers from, so
+the terminal and `GET /api/v1/incidents…` never disagree. Nothing is written: a SQLite file
+that does not exist is not created, a store that was never migrated is said to be so.
+
+Everything shown comes from alerts and people (titles, labels, notes), so it is printed as
+plain `Text`, never parsed as Rich markup: a title with `[brackets]` stays as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from firebreak.config import Config
+from firebreak.store import incidents
+from firebreak.store.db import create_engine
+from firebreak.store.schemas import Analysis, IncidentOut, IncidentStatus, TimelineEventOut
+
+__all__ = ["StoreUnreadable", "incident_view", "incidents_table", "show_incident", "show_list"]
+
+STATUS_STYLE = {
+    IncidentStatus.TRIGGERED: "bold red",
+    IncidentStatus.ACKNOWLEDGED: "yellow",
+    IncidentStatus.RESOLVED: "green",
+}
+MAX_LISTED = 100
+
+T = TypeVar("T")
+
+
+class StoreUnreadable(Exception):
+    """The store cannot be read: missing, never migrated or unreachable (one line)."""
+
+
+def show_list(config: Config, status: IncidentStatus | None, console: Console) -> int:
+    """Print the incidents (newest first, at most `MAX_LISTED`); 0, or 1 if unreadable."""
+    try:
+        found = _read(config, lambda conn: _list(conn, status))
+    except StoreUnreadable as exc:
+        console.print(Text(str(exc), style="red"), soft_wrap=True)
+        return 1
+    if not found:
+        which = f"{status.value} " if status else ""
+        console.print(Text(f"No {which}incidents."))
+        return 0
+    console.print(incidents_table(found))
+    return 0
+
+
+def show_incident(config: Config, incident_id: int, console: Console) -> int:
+    """Print one incident: its card's facts, the latest RCA and the timeline; 1 if missing."""
+    try:
+        found = _read(config, lambda conn: _one(conn, incident_id))
+    except StoreUnreadable as exc:
+        console.print(Text(str(exc), style="red"), soft_wrap=True)
+        return 1
+    if found is None:
+        console.print(Text(f"There is no incident #{incident_id}.", style="red"))
+        return 1
+    incident, events = found
+    console.print(incident_view(incident, events))
+    return 0
+
+
+async def _list(conn: AsyncConnection, status: IncidentStatus | None) -> list[IncidentOut]:
+    return await incidents.list_incidents(conn, status, limit=MAX_LISTED)
+
+
+async def _one(
+    conn: AsyncConnection, incident_id: int
+) -> tuple[IncidentOut, list[TimelineEventOut]] | None:
+    incident = await incidents.get_incident(conn, incident_id)
+    if incident is None:
+        return None
+    return incident, await incidents.timeline(conn, incident_id) or []
+
+
+def _read(config: Config, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    url = make_url(config.store.url)
+    shown = url.render_as_string(hide_password=True)
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database != ":memory:":
+        if not database or not Path(database).exists():
+            raise StoreUnreadable(
+                f"no store at {shown} yet (`firebreak serve` or `firebreak db upgrade` creates it)"
+            )
+    return asyncio.run(_query(config.store.url, shown, query))
+
+
+async def _query(url: str, shown: str, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            if not await conn.run_sync(_migrated):
+                raise StoreUnreadable(
+                    f"the store at {shown} is not migrated yet: run `firebreak db upgrade`"
+                )
+            return await query(conn)
+    except (DBAPIError, OSError) as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+        raise StoreUnreadable(f"cannot read the store at {shown}: {reason}") from None
+    finally:
+        await engine.dispose()
+
+
+def _migrated(connection: object) -> bool:
+    from alembic.runtime.migration import MigrationContext
+
+    return bool(MigrationContext.configure(connection).get_current_heads())  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def incidents_table(found: list[IncidentOut], now: datetime | None = None) -> Table:
+    now = now or datetime.now(UTC)
+    table = Table(header_style="bold", show_lines=False)
+    for column, justify in (
+        ("id", "right"),
+        ("status", "left"),
+        ("severity", "left"),
+        ("service", "left"),
+        ("title", "left"),
+        ("alerts", "right"),
+        ("age", "right"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for incident in found:
+        table.add_row(
+            Text(f"#{incident.id}"),
+            _status(incident.status),
+            Text(incident.severity),
+            Text(incident.service),
+            Text(incident.title),
+            Text(str(incident.alert_count)),
+            Text(_age(now - incident.created_at)),
+        )
+    return table
+
+
+def incident_view(incident: IncidentOut, events: list[TimelineEventOut]) -> RenderableType:
+    parts: list[RenderableType] = [
+        Panel(_facts(incident), title=Text(f"#{incident.id} {incident.title}", style="bold"))
+    ]
+    if incident.analysis is not None:
+        parts.append(Panel(_rca(incident.analysis), title=Text("Root-cause analysis")))
+    else:
+        parts.append(Text("No analysis yet.", style="dim"))
+    parts.append(_timeline(events))
+    return Group(*parts)
+
+
+def _facts(incident: IncidentOut) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    ack = _when(incident.acknowledged_at)
+    if incident.acknowledged_by:
+        ack = f"{ack} by {incident.acknowledged_by}"
+    rows: list[tuple[str, Text]] = [
+        ("Status", _status(incident.status)),
+        ("Severity", Text(incident.severity)),
+        ("Service", Text(incident.service)),
+        ("Alerts", Text(_alerts(incident))),
+        ("Escalation level", Text(str(incident.escalation_level))),
+        ("Started", Text(_when(incident.created_at))),
+        ("Acknowledged", Text(ack)),
+        ("Resolved", Text(_when(incident.resolved_at))),
+    ]
+    if incident.slack.channel:
+        rows.append(("Slack", Text(f"{incident.slack.channel} · {incident.slack.ts}")))
+    if incident.labels:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(incident.labels.items()))
+        rows.append(("Labels", Text(labels)))
+    for name, value in rows:
+        grid.add_row(Text(name), value)
+    return grid
+
+
+def _rca(analysis: Analysis) -> Group:
+    parts: list[RenderableType] = []
+    for name in ("root_cause", "reasoning", "mitigation", "prevention", "recommendation"):
+        parts.append(Text(name.replace("_", " ").capitalize(), style="bold"))
+        parts.append(Text(getattr(analysis, name)))
+    parts.append(
+        Text(
+            f"Confidence {analysis.confidence_score}% · {analysis.execution_status.value} · "
+            f"{analysis.provider}{' ' + analysis.model if analysis.model else ''} · "
+            f"{len(analysis.attempts)} attempt(s)",
+            style="dim",
+        )
+    )
+    if analysis.evidence:
+        evidence = Table(header_style="bold", box=None, show_edge=False)
+        for column in ("ref", "source", "evidence"):
+            evidence.add_column(column, overflow="fold")
+        for item in analysis.evidence:
+            evidence.add_row(Text(item.ref), Text(item.source), Text(item.text))
+        parts.append(evidence)
+    return Group(*parts)
+
+
+def _timeline(events: list[TimelineEventOut]) -> Table:
+    table = Table(title="Timeline", header_style="bold", title_justify="left")
+    for column in ("at", "type", "actor", "message"):
+        table.add_column(column, overflow="fold")
+    for event in events:
+        table.add_row(
+            Text(event.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")),
+            Text(event.type),
+            Text(event.actor),
+            Text(event.message),
+        )
+    return table
+
+
+def _status(status: IncidentStatus) -> Text:
+    return Text(status.value, style=STATUS_STYLE.get(status, ""))
+
+
+def _alerts(incident: IncidentOut) -> str:
+    truncated = f" (+{incident.truncated_alerts} truncated)" if incident.truncated_alerts else ""
+    return f"{incident.alert_count}{truncated}"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(0.0, delta.total_seconds())
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
