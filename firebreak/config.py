@@ -31,6 +31,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from firebreak.tools.breaker import SOURCE_BREAKER, BreakerConfig
+
 CONFIG_ENV = "FIREBREAK_CONFIG"
 ENV_PREFIX = "FIREBREAK__"
 DEFAULT_CONFIG = Path("config.yaml")
@@ -79,11 +81,6 @@ class SlackConfig(Section):
         return url if url.endswith("/") else url + "/"
 
 
-class CircuitBreakerConfig(Section):
-    fail_max: int = Field(5, ge=1)
-    reset_timeout_s: float = Field(60, gt=0)
-
-
 class LLMConfig(Section):
     provider: Literal["ollama", "openai", "offline"] = "offline"
     model: str = "llama3.1:8b"
@@ -92,7 +89,7 @@ class LLMConfig(Section):
     max_json_retries: int = Field(2, ge=0, le=10)
     transient_retries: int = Field(2, ge=0, le=10)  # network errors / 5xx, with backoff
     temperature: float = Field(0.0, ge=0, le=2)
-    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    circuit_breaker: BreakerConfig = BreakerConfig()
 
 
 class LokiSource(Section):
@@ -102,6 +99,7 @@ class LokiSource(Section):
     query: str = '{service="{{ labels.service }}"}'
     limit: int = Field(200, ge=1, le=5000)
     timeout_s: float = Field(10, gt=0)
+    circuit_breaker: BreakerConfig = SOURCE_BREAKER
 
 
 class ElasticsearchSource(Section):
@@ -114,6 +112,7 @@ class ElasticsearchSource(Section):
     message_field: str = "message"
     limit: int = Field(200, ge=1, le=5000)
     timeout_s: float = Field(10, gt=0)
+    circuit_breaker: BreakerConfig = SOURCE_BREAKER
 
 
 class FileSource(Section):
@@ -132,6 +131,7 @@ class PrometheusSource(Section):
     url: str
     queries: list[str] = []
     timeout_s: float = Field(10, gt=0)
+    circuit_breaker: BreakerConfig = SOURCE_BREAKER
 
 
 class SourcesConfig(Section):
