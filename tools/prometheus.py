@@ -273,18 +273,24 @@ def summarise(
     starts_at: datetime,
 ) -> MetricReading:
     """A series as current / baseline (median before `starts_at`) / peak / change point."""
-    return _summary(source, query, series, _points(values), starts_at)
+    points = _points(values)
+    return _summary(source, query, series, points, starts_at, len(points) >= MIN_HISTORY_POINTS)
 
 
 def _summary(
-    source: str, query: str, series: dict[str, str], points: list[Point], starts_at: datetime
+    source: str,
+    query: str,
+    series: dict[str, str],
+    points: list[Point],
+    starts_at: datetime,
+    history: bool,
 ) -> MetricReading:
     reading = MetricReading(
         source=source,
         query=query,
         series=series,
         points=len(points),
-        history=len(points) >= MIN_HISTORY_POINTS,
+        history=history,
         samples=downsample(points),
     )
     if not points:
@@ -341,17 +347,21 @@ def _readings(
     for series in matrix:
         labels = _labels(series)
         found[tuple(sorted(labels.items()))] = (labels, _points(series.get("values") or []))
+    history = {key: len(points) >= MIN_HISTORY_POINTS for key, (_, points) in found.items()}
     for series in vector or []:
         labels = _labels(series)
         key = tuple(sorted(labels.items()))
         _, points = found.get(key, (labels, []))
         now = _points([series["value"]]) if series.get("value") else []
-        if len(points) >= MIN_HISTORY_POINTS or not now:
+        if history.get(key) or not now:
             continue
         if not points or now[0][0] > points[-1][0]:
             points = [*points, *now]
         found[key] = (labels, points)
-    readings = [_summary(source, query, lbl, pts, starts_at) for lbl, pts in found.values()]
+    readings = [
+        _summary(source, query, labels, points, starts_at, history.get(key, False))
+        for key, (labels, points) in found.items()
+    ]
     readings.sort(key=metric_interest, reverse=True)
     return readings
 

@@ -15,7 +15,7 @@ from firebreak.config import LLMConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` without a conftest
 
-from firebreak.tools.breaker import BreakerConfig
+from firebreak.tools.breaker import BreakerBoard, BreakerConfig
 from firebreak.tools.llm import LLMCallError, LLMGateway, LLMUnavailable
 from tests.fakes.llm_servers import (
     ScriptedLLMServer,
@@ -258,6 +258,43 @@ async def test_slow_calls_trip_the_breaker_too(llm_server, registry):
             await gateway.complete_json(MESSAGES, SCHEMA)
     assert caught.value.kind == "circuit_open"
     assert llm_server.chat_calls == 2
+
+
+async def test_slow_answers_are_used_and_open_the_breaker(llm_server, registry):
+    # Every answer arrives, but later than slow_call_s: used, and counted as failures.
+    llm_server.script(
+        answer({"root_cause": "slow one"}, delay_s=0.6),
+        answer({"root_cause": "slow two"}, delay_s=0.6),
+    )
+    dependency = f"llm:{llm_server.flavour}"
+    config = BreakerConfig(slow_call_s=0.5)
+    async with gateway_for(llm_server, registry, fail_max=2, breaker_config=config) as gateway:
+        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "slow one"}'
+        assert gateway.breaker_state == "closed"
+        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "slow two"}'
+        assert gateway.breaker_state == "open"
+        with pytest.raises(LLMUnavailable) as caught:
+            await gateway.complete_json(MESSAGES, SCHEMA)
+    assert caught.value.kind == "circuit_open"
+    assert llm_server.chat_calls == 2
+    slow_calls = registry.get_sample_value(
+        "firebreak_circuit_breaker_calls_total", {"dependency": dependency, "outcome": "slow"}
+    )
+    assert slow_calls == 2
+    assert calls(registry, llm_server.flavour, "ok") == 2
+
+
+async def test_a_breaker_from_the_board_is_used(llm_server, registry):
+    board = BreakerBoard(registry=registry)
+    breaker = board.add(f"llm:{llm_server.flavour}", BreakerConfig(fail_max=1))
+    llm_server.script(http_error(503))
+    async with gateway_for(llm_server, registry, breaker=breaker, transient_retries=0) as gateway:
+        with pytest.raises(LLMUnavailable):
+            await gateway.complete_json(MESSAGES, SCHEMA)
+        assert gateway.breaker is breaker and breaker.state == "open"
+        await board.act(breaker.name, "reset")
+        llm_server.script(answer({"root_cause": "back"}))
+        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "back"}'
 
 
 async def test_offline_provider_raises_llm_unavailable(registry):
