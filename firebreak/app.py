@@ -35,6 +35,7 @@ from firebreak.store.ingest import IngestOutcome, ingest
 from firebreak.store.migrate import upgrade
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.store.writer import Writer
+from firebreak.tools.breaker import BreakerBoard
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +56,7 @@ class Runtime:
     investigations: Investigations | None = None
     escalations: Escalations | None = None
     remediations: Remediations | None = None
+    breakers: BreakerBoard | None = None  # every dependency's circuit breaker (tools/breaker.py)
     # POST /slack/events is forwarded here while Slack runs in HTTP mode (bot/slack_app.py).
     slack_handler: Callable[[Request], Awaitable[Response]] | None = None
 
@@ -167,6 +169,8 @@ def routes() -> list[Route]:
         Route("/api/v1/incidents", api.list_incidents, methods=["GET"]),
         Route("/api/v1/incidents/{incident_id}", api.get_incident, methods=["GET"]),
         Route("/api/v1/incidents/{incident_id}/timeline", api.get_timeline, methods=["GET"]),
+        Route("/api/v1/breakers", api.list_breakers, methods=["GET"]),
+        Route("/api/v1/breakers/{name}/{action}", api.breaker_action, methods=["POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
