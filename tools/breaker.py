@@ -35,6 +35,7 @@ breaker belongs to one event loop: its own bookkeeping takes no lock.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
@@ -280,10 +281,8 @@ class _Transitions(pybreaker.CircuitBreakerListener):
 
 
 class _Failed(Exception):
-    """What a failed call is replayed into pybreaker as."""
-
-
-_FAILED = _Failed()
+    """What a failed call is replayed into pybreaker as (a new one each time: a raised
+    instance keeps every traceback it went through)."""
 
 
 def _succeed() -> None:
@@ -291,7 +290,7 @@ def _succeed() -> None:
 
 
 def _fail() -> None:
-    raise _FAILED
+    raise _Failed
 
 
 class _Window:
@@ -390,7 +389,7 @@ class Breaker:
         if state == OPEN:
             wait = self.config.reset_timeout_s - (self._clock() - self._storage.opened_tick)
             if wait > 0:
-                return f"is open (next trial call in {wait:.0f}s)"
+                return f"is open (next trial call in {math.ceil(wait)}s)"
         elif state == HALF_OPEN and self._trials >= self.config.half_open_max_calls:
             return "is half-open and its trial calls are in flight"
         return None

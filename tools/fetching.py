@@ -26,6 +26,7 @@ from firebreak.tools.models import SourceReport, describe_error
 __all__ = ["Query", "SourceFetch", "lent_client"]
 
 T = TypeVar("T")
+C = TypeVar("C")  # the client a query runs on: httpx for HTTP sources, any for others
 Query = Callable[[httpx.AsyncClient], Awaitable[T]]
 
 
@@ -63,13 +64,14 @@ class SourceFetch:
 
     async def gather(
         self,
-        queries: Sequence[Query[T]],
-        client: httpx.AsyncClient,
+        queries: Sequence[Callable[[C], Awaitable[T]]],
+        client: C,
         *,
         labels: Sequence[str] | None = None,
     ) -> list[T | None]:
         """Run `queries` concurrently on `client`: each result, or None where the query failed
-        and its error was recorded (prefixed with its label, when `labels` are given)."""
+        and its error was recorded (prefixed with its label, when `labels` are given). Any
+        async client works (a Kubernetes source passes its own)."""
         results = await asyncio.gather(
             *(self._send(query, client) for query in queries), return_exceptions=True
         )
@@ -83,10 +85,10 @@ class SourceFetch:
                 answers.append(result)
         return answers
 
-    async def _send(self, query: Query[T], http: httpx.AsyncClient) -> T:
+    async def _send(self, query: Callable[[C], Awaitable[T]], client: C) -> T:
         if self._breaker is None:
-            return await query(http)
-        return await self._breaker.call(lambda: query(http))
+            return await query(client)
+        return await self._breaker.call(lambda: query(client))
 
     def finish(self, items: int) -> SourceReport:
         return self.report.finish(items, self.errors, self._began)
