@@ -90,7 +90,10 @@ async def breaker_action(request: Request) -> JSONResponse:
         return error_response(404, "not_found", f"no circuit breaker {name!r}")
     if action not in ACTIONS:
         return error_response(404, "not_found", f"no breaker action {action!r}: open, close, reset")
-    status = await board.act(name, action, by="api")
+    try:
+        status = await board.act(name, action, by="api")
+    except Exception as exc:  # the store did not take it: nothing changed, here or elsewhere
+        return error_response(503, "store_unavailable", f"not stored: {type(exc).__name__}")
     return JSONResponse(status.model_dump(mode="json"))
 
 

@@ -334,7 +334,12 @@ class _Window:
 
 
 class Breaker:
-    """A circuit breaker for one dependency (`llm:openai`, a source's name). See the module doc."""
+    """A circuit breaker for one dependency (`llm:openai`, a source's name). See the module doc.
+
+    Every transition is logged (`circuit_breaker_state`, a warning when it opens) with its
+    `reason`: to open `consecutive`, `rate`, `slow`, `trial_failed` or `operator_open`; to
+    half-open `reset_timeout`; to closed `trial_succeeded`, `operator_close` or `operator_reset`.
+    """
 
     def __init__(
         self,
@@ -533,7 +538,8 @@ class BreakerBoard:
 
     Built once in the composition root and passed to whoever calls a dependency. Forced
     states reach the other replicas through `store` when their `sync()` runs (see
-    `sync_forever`); calls never wait on the store.
+    `sync_forever`); calls never wait on the store. Each replica logs and counts the actions it
+    applies, so `firebreak_circuit_breaker_operator_actions_total` moves on every replica.
     """
 
     def __init__(

@@ -10,6 +10,8 @@ from pydantic import SecretStr
 
 from firebreak.config import Secrets
 from firebreak.store.breakers import BreakerOverrides, read_overrides
+from firebreak.store.db import create_sync_engine
+from firebreak.store.writer import Writer
 from firebreak.tools.breaker import BreakerBoard, BreakerConfig
 from firebreak.tools.errors import CircuitOpenError
 from tests.conftest import make_config
@@ -106,3 +108,16 @@ async def test_bad_requests_change_nothing(app: RunningApp) -> None:
     assert all(b["state"] == "closed" and not b["forced"] for b in listed)
     async with app.runtime.engine.connect() as conn:
         assert await read_overrides(conn) == []
+
+
+async def test_an_action_the_store_cannot_take_changes_nothing(app: RunningApp) -> None:
+    runtime = app.runtime
+    stopped = Writer(create_sync_engine(runtime.config.store.url))
+    board = BreakerBoard(store=BreakerOverrides(runtime.engine, stopped))  # writer not running
+    board.add("loki")
+    runtime.breakers = board
+    response = await app.client.post("/api/v1/breakers/loki/open", headers=AUTH)
+    assert response.status_code == 503
+    assert response.json() == {"error": "store_unavailable", "detail": "not stored: RuntimeError"}
+    assert board.get("loki").state == "closed"  # type: ignore[union-attr]
+    stopped.engine.dispose()
