@@ -17,6 +17,7 @@ from firebreak.incidents.events import EventBus
 from firebreak.incidents.ports import Notifier
 from firebreak.remediation.flows import ApprovedRemediation
 from firebreak.store.writer import Writer
+from firebreak.tools.breaker import BreakerBoard
 from firebreak.tools.config import InvestigationConfig, RemediationAction, SourcesConfig
 from firebreak.tools.llm import LLMGateway
 from firebreak.tools.redact import Redactor
@@ -49,5 +50,6 @@ class Deps:
     gateway: LLMGateway | None
     redactor: Redactor  # the one redactor: evidence, prompts, answers
     http: httpx.AsyncClient  # shared by the log and metric clients
+    breakers: BreakerBoard  # each source's circuit breaker, by the source's name
     finished: Counter  # investigations finished, by execution status
     settings: Settings

@@ -34,8 +34,20 @@ async def _fetch(
     investigation = deps.settings.investigation
     match source:
         case LokiSource():
-            return await loki.fetch_logs(source, alert, investigation, client=deps.http)
+            return await loki.fetch_logs(
+                source,
+                alert,
+                investigation,
+                client=deps.http,
+                breaker=deps.breakers.get(source.name),
+            )
         case ElasticsearchSource():
-            return await elasticsearch.fetch_logs(source, alert, investigation, client=deps.http)
+            return await elasticsearch.fetch_logs(
+                source,
+                alert,
+                investigation,
+                client=deps.http,
+                breaker=deps.breakers.get(source.name),
+            )
         case FileSource():
             return await files.fetch_logs(source, alert, investigation)

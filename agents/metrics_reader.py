@@ -20,7 +20,13 @@ async def read_metrics(state: InvestigationState, runtime: GraphRuntime[Deps]) -
     alert = AlertContext.model_validate(state["alert"])
     results = await asyncio.gather(
         *(
-            prometheus.fetch_metrics(source, alert, config.investigation, client=deps.http)
+            prometheus.fetch_metrics(
+                source,
+                alert,
+                config.investigation,
+                client=deps.http,
+                breaker=deps.breakers.get(source.name),
+            )
             for source in config.sources.metrics
         )
     )

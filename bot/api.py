@@ -1,4 +1,5 @@
-"""Read-only JSON API over incidents, plus health, readiness and metrics."""
+"""Read-only JSON API over incidents, plus health, readiness, metrics and the circuit
+breakers' operator controls."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from firebreak.store import incidents
 from firebreak.store.counts import refresh_open_gauge
 from firebreak.store.db import ping
 from firebreak.store.schemas import IncidentStatus
+from firebreak.tools.breaker import ACTIONS
 
 
 def _refused(request: Request) -> JSONResponse | None:
@@ -67,6 +69,32 @@ async def _one_incident(
     if found is None:
         return error_response(404, "not_found", f"no incident {request.path_params['incident_id']}")
     return JSONResponse(to_jsonable_python(found))
+
+
+async def list_breakers(request: Request) -> JSONResponse:
+    """`[{name, state, failures, calls, failure_rate, opened_at, ...}]`, one per dependency."""
+    if refused := _refused(request):
+        return refused
+    board = request.app.state.runtime.breakers
+    statuses = board.statuses() if board is not None else []
+    return JSONResponse([status.model_dump(mode="json") for status in statuses])
+
+
+async def breaker_action(request: Request) -> JSONResponse:
+    """`POST /api/v1/breakers/{name}/open|close|reset`: applied here, stored for every replica."""
+    if refused := _refused(request):
+        return refused
+    board = request.app.state.runtime.breakers
+    name, action = request.path_params["name"], request.path_params["action"]
+    if board is None or board.get(name) is None:
+        return error_response(404, "not_found", f"no circuit breaker {name!r}")
+    if action not in ACTIONS:
+        return error_response(404, "not_found", f"no breaker action {action!r}: open, close, reset")
+    try:
+        status = await board.act(name, action, by="api")
+    except Exception as exc:  # the store did not take it: nothing changed, here or elsewhere
+        return error_response(503, "store_unavailable", f"not stored: {type(exc).__name__}")
+    return JSONResponse(status.model_dump(mode="json"))
 
 
 async def healthz(_: Request) -> JSONResponse:

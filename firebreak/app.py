@@ -65,6 +65,8 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/incidents", api.list_incidents, methods=["GET"]),
         Route("/api/v1/incidents/{incident_id}", api.get_incident, methods=["GET"]),
         Route("/api/v1/incidents/{incident_id}/timeline", api.get_timeline, methods=["GET"]),
+        Route("/api/v1/breakers", api.list_breakers, methods=["GET"]),
+        Route("/api/v1/breakers/{name}/{action}", api.breaker_action, methods=["POST"]),
         *write_api.write_routes(),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),

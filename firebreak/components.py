@@ -10,6 +10,7 @@ bring instead of a configured component (tests, the CLI's quiet notifier, the de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -41,13 +42,17 @@ from firebreak.metrics import Metrics
 from firebreak.remediation.flows import RemediationService
 from firebreak.runtime import Readiness, Runtime
 from firebreak.scheduler.core import JobScheduler
+from firebreak.store.breakers import BreakerOverrides
 from firebreak.store.db import create_engine, create_sync_engine
 from firebreak.store.migrate import upgrade
 from firebreak.store.writer import Writer
+from firebreak.tools.breaker import BreakerBoard
 from firebreak.tools.llm import LLMGateway
 from firebreak.tools.redact import Redactor
 
 log = structlog.get_logger(__name__)
+
+BREAKER_SYNC_S = 5.0  # how soon a breaker forced by an operator on another replica is honoured
 
 
 @dataclass(frozen=True)
@@ -122,8 +127,17 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 scheduler.register(kind)
             scheduler.register_catch_up(escalations.catch_up())
 
+        breakers = breaker_board(config, metrics, BreakerOverrides(engine, writer))
+        await breakers.sync()  # a breaker an operator forced open stays open across restarts
+        syncing = asyncio.create_task(breakers.sync_forever(BREAKER_SYNC_S), name="breakers")
+        stack.push_async_callback(_cancelled, syncing)
         gateway = await stack.enter_async_context(
-            LLMGateway.from_config(config.llm, secrets.openai_api_key, registry=metrics.registry)
+            LLMGateway.from_config(
+                config.llm,
+                secrets.openai_api_key,
+                registry=metrics.registry,
+                breaker=breakers.get(llm_dependency(config)),
+            )
         )
         http = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
         checkpointer = await stack.enter_async_context(
@@ -138,6 +152,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             gateway=gateway,
             redactor=redactor,
             http=http,
+            breakers=breakers,
             finished=metrics.investigations,
             settings=Settings(
                 sources=config.sources,
@@ -204,6 +219,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             escalations=escalations,
             remediations=remediations,
             scheduler=scheduler,
+            breakers=breakers,
             slack_handler=slack_handler,
             readiness_checks=readiness,
         )
@@ -227,6 +243,30 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
         if parts.escalations is None:
             bus.subscribe(_unless_stopped(scheduler, escalations))
         yield runtime
+
+
+def llm_dependency(config: Config) -> str:
+    return f"llm:{config.llm.provider}"
+
+
+def breaker_board(config: Config, metrics: Metrics, overrides: BreakerOverrides) -> BreakerBoard:
+    """One circuit breaker per dependency: the LLM and every log, metric and cluster source
+    that is reached over the network (a file is not a dependency that can be down)."""
+    board = BreakerBoard(registry=metrics.registry, store=overrides)
+    board.add(llm_dependency(config), config.llm.circuit_breaker)
+    sources = config.sources
+    for source in [*sources.logs, *sources.metrics]:
+        if source.type != "file":
+            board.add(source.name, source.circuit_breaker)
+    for cluster in sources.kubernetes:
+        board.add(cluster.name)
+    return board
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _unless_stopped(

@@ -25,6 +25,7 @@ from firebreak.remediation.flows import RemediationService
 from firebreak.scheduler.core import JobScheduler
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.store.writer import Writer
+from firebreak.tools.breaker import BreakerBoard
 from firebreak.tools.redact import Redactor
 
 Readiness = Callable[[], str]  # "ok" or the reason it is not ready
@@ -48,6 +49,7 @@ class Runtime:
     escalations: EscalationService
     remediations: RemediationService
     scheduler: JobScheduler
+    breakers: BreakerBoard  # every dependency's circuit breaker (tools/breaker.py)
     # POST /slack/events, when Slack runs in HTTP mode (or console mode with a signing secret)
     slack_handler: SlackHandler | None
     readiness_checks: dict[str, Readiness]

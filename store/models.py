@@ -291,3 +291,16 @@ class RemediationRun(Base):
     approval_key: Mapped[str | None] = mapped_column(String(64), unique=True)  # one run each
 
     __table_args__ = (Index("ix_remediation_runs_next_at", "next_at"),)
+
+
+class BreakerOverride(Base):
+    """An operator's latest action on one circuit breaker (store/breakers.py). `version` grows
+    with every write, so each replica applies each action once."""
+
+    __tablename__ = "breaker_overrides"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    action: Mapped[str] = mapped_column(String(8))  # open | close | reset
+    version: Mapped[int] = mapped_column(Integer)
+    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from firebreak.tools.breaker import SOURCE_BREAKER, BreakerConfig
 from firebreak.tools.kubernetes import KubernetesSource
 
 
@@ -14,11 +15,6 @@ class Section(BaseModel):
     """A configuration section: unknown keys are refused (a typo is not silently ignored)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CircuitBreakerConfig(Section):
-    fail_max: int = Field(5, ge=1)
-    reset_timeout_s: float = Field(60, gt=0)
 
 
 class LLMConfig(Section):
@@ -29,7 +25,7 @@ class LLMConfig(Section):
     max_json_retries: int = Field(2, ge=0, le=10)
     transient_retries: int = Field(2, ge=0, le=10)  # network errors / 5xx, with backoff
     temperature: float = Field(0.0, ge=0, le=2)
-    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    circuit_breaker: BreakerConfig = BreakerConfig()
 
 
 class LokiSource(Section):
@@ -39,6 +35,7 @@ class LokiSource(Section):
     query: str = '{service="{{ labels.service }}"}'
     limit: int = Field(200, ge=1, le=5000)
     timeout_s: float = Field(10, gt=0)
+    circuit_breaker: BreakerConfig = SOURCE_BREAKER
 
 
 class ElasticsearchSource(Section):
@@ -51,6 +48,7 @@ class ElasticsearchSource(Section):
     message_field: str = "message"
     limit: int = Field(200, ge=1, le=5000)
     timeout_s: float = Field(10, gt=0)
+    circuit_breaker: BreakerConfig = SOURCE_BREAKER
 
 
 class FileSource(Section):
@@ -69,6 +67,7 @@ class PrometheusSource(Section):
     url: str
     queries: list[str] = []
     timeout_s: float = Field(10, gt=0)
+    circuit_breaker: BreakerConfig = SOURCE_BREAKER
 
 
 class SourcesConfig(Section):

@@ -7,27 +7,23 @@ small ways that are handled here: `hits.total` is an object (ES 7+, OpenSearch) 
 nested (`log.message` as an object path) or flat (a key containing a dot).
 
 As with Loki, a second query restricted to error-ish words runs alongside the plain one so the
-explanatory lines are found on a busy index; failures end up in `SourceReport.error`.
+explanatory lines are found on a busy index; failures (an open circuit breaker too) end up in
+`SourceReport.error` (the shared skeleton: tools/fetching.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from firebreak.tools.breaker import Breaker
 from firebreak.tools.config import ElasticsearchSource, InvestigationConfig
-from firebreak.tools.models import (
-    MAX_ERROR_CHARS,
-    AlertContext,
-    LogLine,
-    SourceReport,
-    describe_error,
-)
+from firebreak.tools.errors import SourceError
+from firebreak.tools.fetching import Query, SourceFetch, lent_client
+from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, LogLine, SourceReport
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
 
 __all__ = ["ERROR_TERMS", "ElasticsearchError", "fetch_logs", "search"]
@@ -35,7 +31,7 @@ __all__ = ["ERROR_TERMS", "ElasticsearchError", "fetch_logs", "search"]
 ERROR_TERMS = "error OR exception OR fatal OR panic OR timeout OR refused OR oom OR killed"
 
 
-class ElasticsearchError(Exception):
+class ElasticsearchError(SourceError):
     """The cluster refused the search; the message is its `root_cause` reason."""
 
 
@@ -103,7 +99,7 @@ async def search(
         timeout=source.timeout_s,
     )
     if response.status_code >= 400:
-        raise ElasticsearchError(_error_message(response))
+        raise ElasticsearchError(_error_message(response), status_code=response.status_code)
     payload = response.json()
     hits = (payload.get("hits") or {}).get("hits") or []
     return [hit for hit in hits if isinstance(hit, dict)]
@@ -161,41 +157,31 @@ async def fetch_logs(
     investigation: InvestigationConfig | None = None,
     *,
     client: httpx.AsyncClient | None = None,
+    breaker: Breaker | None = None,
 ) -> tuple[list[LogLine], SourceReport]:
-    """Lines around `alert` from one index pattern, oldest first, with a timeline report."""
+    """Lines around `alert` from one index pattern, oldest first, with a timeline report.
+    Every search goes through `breaker` (the source's circuit breaker) when given."""
     investigation = investigation or InvestigationConfig()
-    began = time.perf_counter()
-    report = SourceReport(source=source.name, kind="elasticsearch")
+    fetch = SourceFetch(source.name, "elasticsearch", breaker=breaker, own_error=ElasticsearchError)
+    if fetch.refused():
+        return [], fetch.finish(0)
     try:
         query = render_query(source.query, alert)
     except QueryTemplateError as exc:
-        report.error = str(exc)
-        return [], report
+        fetch.error(str(exc))
+        return [], fetch.finish(0)
     start, end = alert_window(alert, investigation.lookback_s, investigation.lookahead_s)
     error_query = f"({query}) AND {source.message_field}:({ERROR_TERMS})"
 
-    owned = client is None
-    http = client or httpx.AsyncClient(timeout=source.timeout_s)
-    try:
-        results = await asyncio.gather(
-            search(http, source, query, start=start, end=end, size=source.limit),
-            search(http, source, error_query, start=start, end=end, size=source.limit),
-            return_exceptions=True,
-        )
-    finally:
-        if owned:
-            await http.aclose()
+    def ask(lucene: str) -> Query[list[dict[str, Any]]]:
+        return lambda http: search(http, source, lucene, start=start, end=end, size=source.limit)
 
+    async with lent_client(client, source.timeout_s) as http:
+        results = await fetch.gather([ask(query), ask(error_query)], http)
     lines: list[LogLine] = []
     seen: set[str] = set()
-    errors: list[str] = []
     for result in results:
-        if isinstance(result, BaseException):
-            message = describe_error(result, ElasticsearchError)
-            if message not in errors:
-                errors.append(message)
-            continue
-        for hit in result:
+        for hit in result or []:
             key = (
                 f"{hit.get('_index')}/{hit.get('_id')}"
                 if hit.get("_id")
@@ -206,4 +192,4 @@ async def fetch_logs(
             seen.add(key)
             lines.append(to_line(hit, source))
     lines.sort(key=lambda line: line.timestamp or start)
-    return lines, report.finish(len(lines), errors, began)
+    return lines, fetch.finish(len(lines))

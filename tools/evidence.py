@@ -42,6 +42,7 @@ __all__ = [
     "format_metric",
     "is_change",
     "is_error",
+    "metric_interest",
     "render_evidence",
     "signature",
 ]
@@ -121,7 +122,12 @@ def format_log_line(line: LogLine) -> str:
 def format_metric(reading: MetricReading) -> str:
     """A metric summarised in one line, readable without a graph."""
     labels = ",".join(f"{k}={v}" for k, v in sorted(reading.series.items()) if k != "__name__")
-    change = f", changed at {_ts(reading.changed_at)}" if reading.changed_at else ", no change"
+    if not reading.history:
+        change = ", no history"
+    elif reading.changed_at:
+        change = f", changed at {_ts(reading.changed_at)}"
+    else:
+        change = ", no change"
     return (
         f"[{reading.ref}] {reading.source}: {reading.query}{{{labels}}} "
         f"baseline={number(reading.baseline)} current={number(reading.current)} "
@@ -205,13 +211,21 @@ def _score(group: _Group, anchors: list[datetime], earliest: datetime | None) ->
     return round(score, 3)
 
 
-def _metric_interest(reading: MetricReading) -> float:
+CHANGE_WEIGHT = 10.0  # a reading with a change point outranks every reading without one
+MAX_SHIFT = 9.0  # relative shifts beyond 9x rank as 9x: large is large
+
+
+def metric_interest(reading: MetricReading) -> float:
+    """How telling a reading is: a change point first, then how far current and peak moved
+    from the baseline (relative). Readings without a baseline (no history) score 0 and
+    still reach the model, after the others. Ranks the evidence and the series of a query."""
     if reading.baseline is None or reading.current is None:
         return 0.0
     scale = max(abs(reading.baseline), 1e-9)
     peak = reading.peak if reading.peak is not None else reading.current
     shift = max(abs(reading.current - reading.baseline), abs(peak - reading.baseline))
-    return (10.0 if reading.changed_at is not None else 0.0) + min(shift / scale, 10.0)
+    changed = CHANGE_WEIGHT if reading.changed_at is not None else 0.0
+    return changed + min(shift / scale, MAX_SHIFT)
 
 
 def build_evidence(
@@ -228,7 +242,7 @@ def build_evidence(
     `starts_at` (the alert start) sharpens the scoring; `redactor` scrubs secrets before
     signatures are computed, so lines differing only in a token collapse too.
     """
-    metric_list = sorted(metrics, key=_metric_interest, reverse=True)
+    metric_list = sorted(metrics, key=metric_interest, reverse=True)
     if redactor is not None:
         metric_list = [redactor.redact_metric(m) for m in metric_list]
     kept_metrics: list[MetricReading] = []

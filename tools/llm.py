@@ -14,24 +14,25 @@ Why these choices:
   client, which outlives event loops).
 - Ollama goes through the official `ollama.AsyncClient` with `stream=False` and
   `format=<schema>`: ChatOllama streams by default and we want one request, one answer.
-- Every request runs inside a pybreaker `CircuitBreaker` per dependency (`llm:<provider>`),
-  as `with breaker.calling(): await ...` (`call_async` needs Tornado and `call(async_fn)` never
-  counts failures). An open breaker fails fast with `LLMUnavailable` without touching the
-  network. Failures that count: timeouts, connection errors, HTTP 5xx/408/429 and anything
-  unexpected. Not counted (they say nothing about the dependency's health): other 4xx answers
-  (our request was refused: the server is up) and cancellation from outside.
+- Every HTTP attempt runs through the dependency's circuit breaker (`llm:<provider>`,
+  tools/breaker.py: pybreaker's state machine plus failure rate, slow calls and half-open
+  trial permits), built here from `llm.circuit_breaker` or passed in by the composition root.
+  An open breaker fails fast with `LLMUnavailable` (kind `circuit_open`) without touching the
+  network. Errors are classified once for the LLM and the sources (tools/errors.py): refused
+  requests (`bad_request`) and outside cancellation do not count against the LLM.
 - `timeout_s` is a deadline for one `complete_*` call *including* its transient retries; each
   HTTP attempt gets what is left of it (the client's own timeout and an `asyncio.timeout`).
   So a hung server costs at most `timeout_s` per call, never `(1 + retries) * timeout_s`.
-- Transient errors (timeouts, connection errors, 5xx, 408, 429) are retried up to
-  `transient_retries` times with exponential backoff and full jitter (honouring `Retry-After`
-  up to `backoff_max_s`), each attempt counted by the breaker; other errors are not retried.
-- Breaker state is exported as the gauge `firebreak_circuit_breaker_state{dependency}`
-  (0 closed, 1 half-open, 2 open), kept current by a pybreaker listener; pybreaker moves from
-  open to half-open lazily, on the first call after `reset_timeout_s`, so the gauge reads 2
-  until then. Calls are counted in `firebreak_llm_calls_total{provider,outcome}`. The registry
-  is injectable; the collectors are shared when several gateways (or other breakers) use the
-  same registry.
+- Retryable errors (`transient`: connection errors, 5xx, 408; `timeout`; `rate_limited`) are
+  retried up to `transient_retries` times with exponential backoff and full jitter (honouring
+  `Retry-After` up to `backoff_max_s`), each attempt counted by the breaker; one that lasted
+  through a retry is `prolonged`. Other errors are not retried. An answer slower than
+  `circuit_breaker.slow_call_s` is used, and counted by the breaker as a failure.
+- Calls are counted in `firebreak_llm_calls_total{provider,outcome}` (the finer cause: ok,
+  timeout, unreachable, server_error, rate_limited, rejected, unexpected, circuit_open,
+  offline) and timed in `firebreak_llm_call_seconds{provider}`; the breaker exports its own
+  `firebreak_circuit_breaker_*` series. The registry is injectable; the collectors are shared
+  when several gateways (or other breakers) use the same registry.
 """
 
 from __future__ import annotations
@@ -40,30 +41,29 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import httpx
 import ollama
 import openai
-import pybreaker
 import structlog
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import SecretStr
 
+from firebreak.tools.breaker import Breaker, BreakerConfig, BreakerMetrics, shared_collector
 from firebreak.tools.config import LLMConfig
+from firebreak.tools.errors import Category, CircuitOpenError, Failure, classify
 
 __all__ = [
-    "BREAKER_STATE_VALUES",
     "JSON_SCHEMA_NAME",
     "LLMCallError",
     "LLMError",
     "LLMGateway",
     "LLMUnavailable",
-    "PrometheusBreakerListener",
     "Provider",
-    "circuit_breaker_gauge",
 ]
 
 log = structlog.get_logger(__name__)
@@ -73,12 +73,6 @@ Message = Mapping[str, str]
 T = TypeVar("T")
 
 JSON_SCHEMA_NAME = "root_cause_analysis"
-BREAKER_STATE_VALUES = {
-    pybreaker.STATE_CLOSED: 0,
-    pybreaker.STATE_HALF_OPEN: 1,
-    pybreaker.STATE_OPEN: 2,
-}
-_TRANSIENT_STATUS = {408, 429}
 _ROLES = {
     "system": SystemMessage,
     "user": HumanMessage,
@@ -93,7 +87,9 @@ _ROLES = {
 
 
 class LLMError(Exception):
-    """The LLM produced no answer. `kind` says why, in one word (for attempts and metrics)."""
+    """The LLM produced no answer. `kind` says why: an error category of tools/errors.py
+    (`transient`, `prolonged`, `timeout`, `rate_limited`, `bad_request`, `circuit_open`) or
+    `offline`."""
 
     def __init__(self, message: str, *, kind: str = "error", tries: int = 0) -> None:
         super().__init__(message)
@@ -107,100 +103,17 @@ class LLMUnavailable(LLMError):
 
 
 class LLMCallError(LLMError):
-    """The LLM server refused the request (a 4xx other than 408/429, or an unexpected error):
-    retrying the same request will not help."""
+    """The LLM server refused the request (a 4xx other than 408/429: `bad_request`) or
+    answered in a way we cannot use (`prolonged`): retrying the same request will not help."""
 
 
 # --------------------------------------------------------------------------------------------
-# Metrics
+# Error details
 
 
-def _collector(registry: CollectorRegistry, name: str, factory: Callable[[], T]) -> T:
-    """Create a collector, or reuse the one already registered under `name`."""
-    try:
-        return factory()
-    except ValueError:  # "Duplicated timeseries in CollectorRegistry"
-        existing = registry._names_to_collectors.get(name)  # no public lookup exists
-        if existing is None:
-            raise
-        return existing  # type: ignore[return-value]
-
-
-def circuit_breaker_gauge(registry: CollectorRegistry = REGISTRY) -> Gauge:
-    """The gauge `firebreak_circuit_breaker_state{dependency}`; shared by every breaker."""
-    return _collector(
-        registry,
-        "firebreak_circuit_breaker_state",
-        lambda: Gauge(
-            "firebreak_circuit_breaker_state",
-            "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open",
-            ["dependency"],
-            registry=registry,
-        ),
-    )
-
-
-class PrometheusBreakerListener(pybreaker.CircuitBreakerListener):
-    """Keeps `firebreak_circuit_breaker_state{dependency=...}` equal to the breaker's state."""
-
-    def __init__(self, gauge: Gauge, dependency: str) -> None:
-        self._child = gauge.labels(dependency=dependency)
-
-    def publish(self, state: str) -> None:
-        self._child.set(BREAKER_STATE_VALUES.get(state, 0))
-
-    def state_change(
-        self,
-        cb: pybreaker.CircuitBreaker,
-        old_state: pybreaker.CircuitBreakerState | None,
-        new_state: pybreaker.CircuitBreakerState,
-    ) -> None:
-        self.publish(new_state.name)
-        log.warning(
-            "circuit_breaker_state",
-            dependency=cb.name,
-            old=old_state.name if old_state else None,
-            new=new_state.name,
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# Error classification
-
-
-def _status_of(exc: BaseException) -> int | None:
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code
-    if isinstance(exc, ollama.ResponseError) and exc.status_code > 0:
-        return exc.status_code
-    return None
-
-
-def _classify(exc: BaseException) -> tuple[str, bool]:
-    """(outcome kind, transient?) for an exception raised by a provider call."""
-    if isinstance(exc, TimeoutError | openai.APITimeoutError | httpx.TimeoutException):
-        return "timeout", True
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError | ConnectionError):
-        return "unreachable", True
-    status = _status_of(exc)
-    if status is not None:
-        if status == 429:
-            return "rate_limited", True
-        if status >= 500 or status in _TRANSIENT_STATUS:
-            return "server_error", True
-        return "rejected", False
-    if type(exc).__module__.startswith(("httpx", "httpcore")):  # httpx2 / httpcore2 too
-        name = type(exc).__name__
-        return ("timeout", True) if "Timeout" in name else ("unreachable", True)
-    return "error", False
-
-
-def _not_a_dependency_failure(exc: BaseException) -> bool:
-    """Breaker exclusion: refused requests (4xx but 408/429) and outside cancellation."""
-    if isinstance(exc, asyncio.CancelledError):
-        return True
-    status = _status_of(exc)
-    return status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUS
+async def _within(seconds: float, call: Callable[[], Awaitable[str]]) -> str:
+    async with asyncio.timeout(seconds):
+        return await call()
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -236,12 +149,17 @@ class LLMGateway:
         timeout_s: float = 60.0,
         transient_retries: int = 2,
         temperature: float = 0.0,
-        fail_max: int = 5,
-        reset_timeout_s: float = 60.0,
+        fail_max: int | None = None,
+        reset_timeout_s: float | None = None,
         registry: CollectorRegistry | None = None,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 8.0,
+        breaker_config: BreakerConfig | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
+        """`breaker`: the dependency's breaker from the composition root's `BreakerBoard`;
+        without one the gateway builds its own from `breaker_config` (`fail_max` and
+        `reset_timeout_s` override it), its metrics on `registry` (a private one if None)."""
         if provider not in ("ollama", "openai", "offline"):
             raise ValueError(f"unknown LLM provider {provider!r}")
         self.provider: Provider = provider
@@ -254,21 +172,19 @@ class LLMGateway:
         self.backoff_max_s = backoff_max_s
         self.dependency = f"llm:{provider}"
 
-        registry = REGISTRY if registry is None else registry
-        self._listener = PrometheusBreakerListener(circuit_breaker_gauge(registry), self.dependency)
-        self._listener.publish(pybreaker.STATE_CLOSED)
-        self._calls = _collector(
+        registry = CollectorRegistry() if registry is None else registry
+        self._calls = shared_collector(
             registry,
             "firebreak_llm_calls",
             lambda: Counter(
                 "firebreak_llm_calls",
                 "LLM HTTP calls by provider and outcome (ok, timeout, unreachable, "
-                "server_error, rate_limited, rejected, error, circuit_open)",
+                "server_error, rate_limited, rejected, unexpected, circuit_open, offline)",
                 ["provider", "outcome"],
                 registry=registry,
             ),
         )
-        self._latency = _collector(
+        self._latency = shared_collector(
             registry,
             "firebreak_llm_call_seconds",
             lambda: Histogram(
@@ -279,13 +195,13 @@ class LLMGateway:
                 registry=registry,
             ),
         )
-        self.breaker = pybreaker.CircuitBreaker(
-            fail_max=fail_max,
-            reset_timeout=reset_timeout_s,
-            exclude=[_not_a_dependency_failure],
-            listeners=[self._listener],
-            name=self.dependency,
-        )
+        if breaker is None:
+            overrides = {"fail_max": fail_max, "reset_timeout_s": reset_timeout_s}
+            config = (breaker_config or BreakerConfig()).model_copy(
+                update={k: v for k, v in overrides.items() if v is not None}
+            )
+            breaker = Breaker(self.dependency, config, metrics=BreakerMetrics(registry))
+        self.breaker = breaker
 
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._chat: ChatOpenAI | None = None
@@ -317,7 +233,8 @@ class LLMGateway:
         **overrides: Any,
     ) -> LLMGateway:
         """The gateway the configuration describes (`api_key` is `OPENAI_API_KEY`, used only
-        by the openai provider). `overrides` reach the constructor (e.g. `backoff_base_s`)."""
+        by the openai provider). `overrides` reach the constructor (e.g. `backoff_base_s`, or
+        `breaker=` the board's `llm:<provider>` breaker)."""
         params: dict[str, Any] = {
             "provider": cfg.provider,
             "model": cfg.model,
@@ -326,8 +243,7 @@ class LLMGateway:
             "timeout_s": cfg.timeout_s,
             "transient_retries": cfg.transient_retries,
             "temperature": cfg.temperature,
-            "fail_max": cfg.circuit_breaker.fail_max,
-            "reset_timeout_s": cfg.circuit_breaker.reset_timeout_s,
+            "breaker_config": cfg.circuit_breaker,
             "registry": registry,
         }
         params.update(overrides)
@@ -343,7 +259,7 @@ class LLMGateway:
     @property
     def breaker_state(self) -> str:
         """`closed`, `open` or `half-open`."""
-        return self.breaker.current_state
+        return self.breaker.state
 
     def describe(self) -> str:
         return "offline" if not self.enabled else f"{self.provider} {self.model} at {self.base_url}"
@@ -390,7 +306,7 @@ class LLMGateway:
                     listing = await self._ollama.list()
                     names = [m.model or "" for m in listing.models]
         except Exception as exc:
-            kind, _ = _classify(exc)
+            kind = classify(exc).category
             raise LLMUnavailable(f"{self.describe()}: {_describe(exc)}", kind=kind) from exc
         note = "" if self.model in names else f" (model {self.model} not listed)"
         return f"{self.describe()}: reachable, {len(names)} models{note}"
@@ -432,57 +348,29 @@ class LLMGateway:
             if remaining <= 0:
                 raise LLMUnavailable(
                     f"{self.describe()}: no answer within {self.timeout_s:g}s ({tries} tries)",
-                    kind="timeout",
+                    kind=Category.TIMEOUT,
                     tries=tries,
                 )
             started = time.perf_counter()
-            called = False
             try:
-                with self.breaker.calling():
-                    called = True
-                    tries += 1
-                    async with asyncio.timeout(remaining):
-                        result = await call()
-            except pybreaker.CircuitBreakerError as exc:
-                cause = exc.__context__
-                if not called or cause is None:  # open: nothing was sent
-                    self._calls.labels(provider=self.provider, outcome="circuit_open").inc()
-                    raise LLMUnavailable(
-                        f"{self.dependency} circuit breaker is open: not calling the LLM",
-                        kind="circuit_open",
-                        tries=tries,
-                    ) from exc
-                kind, _ = _classify(cause)  # this very call failed and tripped the breaker
-                self._observe(kind, started)
+                result = await self.breaker.call(partial(_within, remaining, call))
+            except CircuitOpenError as exc:  # refused: nothing was sent
+                self._calls.labels(provider=self.provider, outcome="circuit_open").inc()
                 raise LLMUnavailable(
-                    f"{self.describe()}: {kind}: {_describe(cause)}; circuit breaker opened "
-                    f"after {self.breaker.fail_max} consecutive failures",
-                    kind="circuit_open",
+                    f"{self.dependency} circuit breaker is open: not calling the LLM ({exc})",
+                    kind=Category.CIRCUIT_OPEN,
                     tries=tries,
-                ) from cause
-            except asyncio.CancelledError:
-                raise
+                ) from exc
             except Exception as exc:
-                kind, transient = _classify(exc)
-                self._observe(kind, started)
-                message = f"{self.describe()}: {kind}: {_describe(exc)}"
-                if not transient:
-                    raise LLMCallError(message, kind=kind, tries=tries) from exc
-                if tries > self.transient_retries:
-                    raise LLMUnavailable(
-                        f"{message} (gave up after {tries} tries)", kind=kind, tries=tries
-                    ) from exc
-                delay = self._backoff(tries, exc)
-                if loop.time() + delay >= deadline:
-                    raise LLMUnavailable(
-                        f"{message} (no time left within {self.timeout_s:g}s for a retry)",
-                        kind=kind,
-                        tries=tries,
-                    ) from exc
+                tries += 1
+                failure = classify(exc)
+                self._observe(failure.cause, started)
+                delay = self._next_try(exc, failure, tries, deadline - loop.time())
                 log.info(
                     "llm_retry",
                     provider=self.provider,
-                    kind=kind,
+                    kind=failure.category,
+                    cause=failure.cause,
                     tries=tries,
                     delay_s=round(delay, 3),
                 )
@@ -490,6 +378,32 @@ class LLMGateway:
                 continue
             self._observe("ok", started)
             return result
+
+    def _next_try(self, exc: Exception, failure: Failure, tries: int, left_s: float) -> float:
+        """The pause before the next try, or raise: not retryable, retries used up, no time
+        left, or this failure (or one beside it) opened the breaker."""
+        message = f"{self.describe()}: {failure.cause}: {_describe(exc)}"
+        if self.breaker.state == "open":
+            raise LLMUnavailable(
+                f"{message}; the {self.dependency} circuit breaker opened",
+                kind=Category.CIRCUIT_OPEN,
+                tries=tries,
+            ) from exc
+        if not failure.category.retryable:
+            raise LLMCallError(message, kind=failure.category, tries=tries) from exc
+        kind = Category.PROLONGED if tries > 1 else failure.category
+        if tries > self.transient_retries:
+            raise LLMUnavailable(
+                f"{message} (gave up after {tries} tries)", kind=kind, tries=tries
+            ) from exc
+        delay = self._backoff(tries, exc)
+        if delay >= left_s:
+            raise LLMUnavailable(
+                f"{message} (no time left within {self.timeout_s:g}s for a retry)",
+                kind=kind,
+                tries=tries,
+            ) from exc
+        return delay
 
     def _observe(self, outcome: str, started: float) -> None:
         self._calls.labels(provider=self.provider, outcome=outcome).inc()

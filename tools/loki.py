@@ -7,30 +7,25 @@ over the whole window, two server-side filtered queries (LogQL line filters) sel
 lines leading up to the alert and change events (deploy, restart, config) in the window. The
 results are merged and de-duplicated; ranking and capping happen later in `evidence`.
 
-Failures never raise: a malformed query (Loki answers 400 with its parser message), a timeout
-or a refused connection end up in `SourceReport.error` so the investigation continues with the
-other sources.
+Failures never raise: a malformed query (Loki answers 400 with its parser message), a timeout,
+a refused connection or an open circuit breaker end up in `SourceReport.error` so the
+investigation continues with the other sources (the shared skeleton: tools/fetching.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from firebreak.tools.breaker import Breaker
 from firebreak.tools.config import InvestigationConfig, LokiSource
+from firebreak.tools.errors import Category, SourceError
 from firebreak.tools.evidence import CHANGE_FILTER, ERROR_FILTER
-from firebreak.tools.models import (
-    MAX_ERROR_CHARS,
-    AlertContext,
-    LogLine,
-    SourceReport,
-    describe_error,
-)
+from firebreak.tools.fetching import Query, SourceFetch, lent_client
+from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, LogLine, SourceReport
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
 
 __all__ = ["LokiError", "fetch_logs", "query_range"]
@@ -39,8 +34,11 @@ QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 CHANGE_LIMIT = 50  # deploy/config lines are rare; a few dozen is plenty
 
 
-class LokiError(Exception):
+class LokiError(SourceError):
     """Loki refused or failed the query; the message is Loki's own when it sent one."""
+
+
+Entry = tuple[datetime, str, dict[str, str]]
 
 
 def _ns(moment: datetime) -> str:
@@ -75,7 +73,7 @@ async def query_range(
     limit: int,
     direction: str = "backward",
     timeout_s: float = 10.0,
-) -> list[tuple[datetime, str, dict[str, str]]]:
+) -> list[Entry]:
     """One `query_range` call: `(timestamp, line, stream labels)` tuples, unsorted.
 
     Raises LokiError with Loki's message on a non-2xx answer or an unexpected result type.
@@ -91,14 +89,17 @@ async def query_range(
         base_url.rstrip("/") + QUERY_RANGE_PATH, params=params, timeout=timeout_s
     )
     if response.status_code >= 400:
-        raise LokiError(_error_message(response))
+        raise LokiError(_error_message(response), status_code=response.status_code)
     payload: dict[str, Any] = response.json()
     data = payload.get("data") or {}
     if payload.get("status") not in (None, "success"):
         raise LokiError(str(payload.get("error") or payload)[:MAX_ERROR_CHARS])
     if data.get("resultType") not in (None, "streams"):
-        raise LokiError(f"expected a log query, got a {data.get('resultType')} result: {query}")
-    entries: list[tuple[datetime, str, dict[str, str]]] = []
+        raise LokiError(
+            f"expected a log query, got a {data.get('resultType')} result: {query}",
+            category=Category.BAD_REQUEST,
+        )
+    entries: list[Entry] = []
     for stream in data.get("result") or []:
         labels = {str(k): str(v) for k, v in (stream.get("stream") or {}).items()}
         for value in stream.get("values") or []:
@@ -117,73 +118,45 @@ async def fetch_logs(
     investigation: InvestigationConfig | None = None,
     *,
     client: httpx.AsyncClient | None = None,
+    breaker: Breaker | None = None,
 ) -> tuple[list[LogLine], SourceReport]:
     """Lines around `alert` from one Loki source, oldest first, with a report for the timeline.
 
-    Window: `[starts_at - lookback_s, starts_at + lookahead_s]` from `investigation`.
+    Window: `[starts_at - lookback_s, starts_at + lookahead_s]` from `investigation`. Every
+    query goes through `breaker` (the source's circuit breaker) when given.
     """
     investigation = investigation or InvestigationConfig()
-    began = time.perf_counter()
-    report = SourceReport(source=source.name, kind="loki")
+    fetch = SourceFetch(source.name, "loki", breaker=breaker, own_error=LokiError)
+    if fetch.refused():
+        return [], fetch.finish(0)
     try:
         query = render_query(source.query, alert)
     except QueryTemplateError as exc:
-        report.error = str(exc)
-        return [], report
+        fetch.error(str(exc))
+        return [], fetch.finish(0)
     start, end = alert_window(alert, investigation.lookback_s, investigation.lookahead_s)
     error_end = min(end, alert_window(alert, 0, 60)[1])  # errors leading up to the alert
 
-    owned = client is None
-    http = client or httpx.AsyncClient(timeout=source.timeout_s)
-    try:
-        calls = [
-            query_range(
-                http,
-                source.url,
-                query,
-                start=start,
-                end=end,
-                limit=source.limit,
-                timeout_s=source.timeout_s,
-            ),
-            query_range(
-                http,
-                source.url,
-                _filtered(query, ERROR_FILTER),
-                start=start,
-                end=error_end,
-                limit=source.limit,
-                timeout_s=source.timeout_s,
-            ),
-            query_range(
-                http,
-                source.url,
-                _filtered(query, CHANGE_FILTER),
-                start=start,
-                end=end,
-                limit=min(source.limit, CHANGE_LIMIT),
-                timeout_s=source.timeout_s,
-            ),
-        ]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-    finally:
-        if owned:
-            await http.aclose()
+    def ask(logql: str, until: datetime, limit: int) -> Query[list[Entry]]:
+        return lambda http: query_range(
+            http, source.url, logql, start=start, end=until, limit=limit, timeout_s=source.timeout_s
+        )
 
+    queries = [
+        ask(query, end, source.limit),
+        ask(_filtered(query, ERROR_FILTER), error_end, source.limit),
+        ask(_filtered(query, CHANGE_FILTER), end, min(source.limit, CHANGE_LIMIT)),
+    ]
+    async with lent_client(client, source.timeout_s) as http:
+        results = await fetch.gather(queries, http)
     seen: set[tuple[datetime, str, tuple[tuple[str, str], ...]]] = set()
     lines: list[LogLine] = []
-    errors: list[str] = []
     for result in results:
-        if isinstance(result, BaseException):
-            message = describe_error(result, LokiError)
-            if message not in errors:
-                errors.append(message)
-            continue
-        for ts, text, labels in result:
+        for ts, text, labels in result or []:
             key = (ts, text, tuple(sorted(labels.items())))
             if key in seen:
                 continue
             seen.add(key)
             lines.append(LogLine(source=source.name, timestamp=ts, text=text))
     lines.sort(key=lambda line: line.timestamp or start)
-    return lines, report.finish(len(lines), errors, began)
+    return lines, fetch.finish(len(lines))

@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from firebreak.tools.errors import CircuitOpenError
+
 
 class AlertContext(BaseModel):
     """What query templates see: `labels`, `annotations`, `starts_at`, `ends_at`."""
@@ -57,6 +59,11 @@ class MetricReading(BaseModel):
     peak: float | None = None
     changed_at: datetime | None = None  # the change point, if one was found
     points: int = 0
+    # False when fewer than 3 points were found: a series born seconds ago, read by an instant
+    # query at investigation time. `current` and `peak` hold, there is no baseline.
+    history: bool = True
+    # The points for a chart: at most 120 (timestamp, value) pairs, downsampled keeping peaks.
+    samples: list[tuple[datetime, float]] = []
 
 
 MAX_ERROR_CHARS = 500
@@ -82,7 +89,7 @@ class SourceReport(BaseModel):
 def describe_error(exc: BaseException, own: type[Exception]) -> str:
     """One line for the timeline about a failed source call. `own` is the client's error type,
     whose message is already written for people. Cancellation is re-raised, never reported."""
-    if isinstance(exc, own):
+    if isinstance(exc, own | CircuitOpenError):
         return str(exc)[:MAX_ERROR_CHARS]
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out ({type(exc).__name__})"

@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from firebreak.tools.breaker import Breaker
 from firebreak.tools.config import ElasticsearchSource, InvestigationConfig
 from firebreak.tools.elasticsearch import ERROR_TERMS, fetch_logs
 from firebreak.tools.models import AlertContext
@@ -181,3 +182,17 @@ async def test_unreachable_cluster_is_reported() -> None:
     )
     lines, report = await fetch_logs(source, AlertContext(starts_at=T0), WINDOW)
     assert lines == [] and report.error is not None and "ConnectError" in report.error
+
+
+async def test_a_forced_open_breaker_reports_circuit_open_without_searching(es: Any) -> None:
+    url, received, handlers = es
+    handlers.append(two_queries)
+    source = ElasticsearchSource(type="elasticsearch", name="es", url=url)
+    breaker = Breaker("es")
+    breaker.apply("open", by="test")
+    lines, report = await fetch_logs(source, AlertContext(starts_at=T0), WINDOW, breaker=breaker)
+    assert lines == [] and received == []
+    assert report.error == "circuit open: es is forced open by an operator"
+    breaker.apply("close", by="test")
+    lines, report = await fetch_logs(source, AlertContext(starts_at=T0), WINDOW, breaker=breaker)
+    assert report.error is None and len(lines) == 2 and len(received) == 2

@@ -11,10 +11,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from firebreak.tools.config import CircuitBreakerConfig, LLMConfig
+from firebreak.tools.config import LLMConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` without a conftest
 
+from firebreak.tools.breaker import BreakerBoard, BreakerConfig
 from firebreak.tools.llm import LLMCallError, LLMGateway, LLMUnavailable
 from tests.fakes.llm_servers import (
     ScriptedLLMServer,
@@ -123,7 +124,7 @@ async def test_transient_errors_are_retried_with_backoff(llm_server, registry):
     assert text == '{"root_cause": "ok"}'
     assert llm_server.chat_calls == 3
     assert calls(registry, llm_server.flavour, "server_error") == 2
-    assert gateway.breaker.fail_counter == 0  # the success reset it
+    assert gateway.breaker.consecutive_failures == 0  # the success reset it
 
 
 async def test_retries_are_bounded(llm_server, registry):
@@ -132,10 +133,11 @@ async def test_retries_are_bounded(llm_server, registry):
         with pytest.raises(LLMUnavailable) as caught:
             await gateway.complete_json(MESSAGES, SCHEMA)
 
-    assert caught.value.kind == "server_error"
+    assert caught.value.kind == "prolonged"  # a transient error that lasted through retries
+    assert "server_error" in str(caught.value)
     assert caught.value.tries == 3
     assert llm_server.chat_calls == 3
-    assert gateway.breaker.fail_counter == 3  # each try counted by the breaker
+    assert gateway.breaker.consecutive_failures == 3  # each try counted by the breaker
 
 
 async def test_rate_limit_is_transient(registry):
@@ -156,7 +158,7 @@ async def test_client_errors_are_not_retried_and_do_not_trip_the_breaker(llm_ser
         for _ in range(3):
             with pytest.raises(LLMCallError) as caught:
                 await gateway.complete_json(MESSAGES, SCHEMA)
-            assert caught.value.kind == "rejected"
+            assert caught.value.kind == "bad_request"
         assert gateway.breaker_state == "closed"
     assert llm_server.chat_calls == 3
 
@@ -172,7 +174,7 @@ async def test_timeout_is_a_deadline_for_the_whole_call(llm_server, registry):
     assert caught.value.kind == "timeout"
     assert 0.4 <= elapsed < 2.0
     assert llm_server.chat_calls == 1  # no time was left for a retry
-    assert gateway.breaker.fail_counter == 1
+    assert gateway.breaker.consecutive_failures == 1
 
 
 @pytest.mark.parametrize("flavour", ["openai", "ollama"])
@@ -189,7 +191,8 @@ async def test_unreachable_server_is_retried_then_unavailable(flavour, registry)
     ) as gateway:
         with pytest.raises(LLMUnavailable) as caught:
             await gateway.complete_json(MESSAGES, SCHEMA)
-    assert caught.value.kind == "unreachable"
+    assert caught.value.kind == "prolonged"
+    assert "unreachable" in str(caught.value)
     assert caught.value.tries == 3
     assert calls(registry, flavour, "unreachable") == 3
 
@@ -203,7 +206,7 @@ async def test_breaker_opens_then_fails_fast_without_calling(llm_server, registr
             with pytest.raises(LLMUnavailable) as caught:
                 await gateway.complete_json(MESSAGES, SCHEMA)
             kinds.append(caught.value.kind)
-        assert kinds == ["server_error", "server_error", "circuit_open"]  # the 3rd tripped it
+        assert kinds == ["transient", "transient", "circuit_open"]  # the 3rd tripped it
         assert gateway.breaker_state == "open"
         assert state(registry, dependency) == 2
         assert llm_server.chat_calls == 3
@@ -257,6 +260,43 @@ async def test_slow_calls_trip_the_breaker_too(llm_server, registry):
     assert llm_server.chat_calls == 2
 
 
+async def test_slow_answers_are_used_and_open_the_breaker(llm_server, registry):
+    # Every answer arrives, but later than slow_call_s: used, and counted as failures.
+    llm_server.script(
+        answer({"root_cause": "slow one"}, delay_s=0.6),
+        answer({"root_cause": "slow two"}, delay_s=0.6),
+    )
+    dependency = f"llm:{llm_server.flavour}"
+    config = BreakerConfig(slow_call_s=0.5)
+    async with gateway_for(llm_server, registry, fail_max=2, breaker_config=config) as gateway:
+        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "slow one"}'
+        assert gateway.breaker_state == "closed"
+        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "slow two"}'
+        assert gateway.breaker_state == "open"
+        with pytest.raises(LLMUnavailable) as caught:
+            await gateway.complete_json(MESSAGES, SCHEMA)
+    assert caught.value.kind == "circuit_open"
+    assert llm_server.chat_calls == 2
+    slow_calls = registry.get_sample_value(
+        "firebreak_circuit_breaker_calls_total", {"dependency": dependency, "outcome": "slow"}
+    )
+    assert slow_calls == 2
+    assert calls(registry, llm_server.flavour, "ok") == 2
+
+
+async def test_a_breaker_from_the_board_is_used(llm_server, registry):
+    board = BreakerBoard(registry=registry)
+    breaker = board.add(f"llm:{llm_server.flavour}", BreakerConfig(fail_max=1))
+    llm_server.script(http_error(503))
+    async with gateway_for(llm_server, registry, breaker=breaker, transient_retries=0) as gateway:
+        with pytest.raises(LLMUnavailable):
+            await gateway.complete_json(MESSAGES, SCHEMA)
+        assert gateway.breaker is breaker and breaker.state == "open"
+        await board.act(breaker.name, "reset")
+        llm_server.script(answer({"root_cause": "back"}))
+        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "back"}'
+
+
 async def test_offline_provider_raises_llm_unavailable(registry):
     gateway = LLMGateway(provider="offline", model="", base_url="", registry=registry)
     assert not gateway.enabled
@@ -277,13 +317,14 @@ async def test_from_config(registry):
             timeout_s=3,
             transient_retries=1,
             temperature=0.2,
-            circuit_breaker=CircuitBreakerConfig(fail_max=7, reset_timeout_s=9),
+            circuit_breaker=BreakerConfig(fail_max=7, reset_timeout_s=9, slow_call_s=2),
         )
         gateway = LLMGateway.from_config(cfg, SecretStr(API_KEY), registry=registry)
         async with gateway:
             await gateway.complete_json(MESSAGES, SCHEMA)
-        assert gateway.breaker.fail_max == 7
-        assert gateway.breaker.reset_timeout == 9
+        assert gateway.breaker.config.fail_max == 7
+        assert gateway.breaker.config.reset_timeout_s == 9
+        assert gateway.breaker.config.slow_call_s == 2
         assert gateway.transient_retries == 1
         assert gateway.dependency == "llm:openai"
         body = server.body()

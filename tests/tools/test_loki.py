@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from firebreak.tools.breaker import Breaker, BreakerConfig
 from firebreak.tools.config import InvestigationConfig, LokiSource
 from firebreak.tools.evidence import CHANGE_FILTER, ERROR_FILTER
 from firebreak.tools.loki import fetch_logs
@@ -171,3 +172,29 @@ async def test_bad_template_is_reported(loki: Any) -> None:
     lines, report = await fetch_logs(source, AlertContext(starts_at=T0), WINDOW)
     assert lines == [] and received == []
     assert report.error is not None and "template" in report.error
+
+
+async def test_a_failing_loki_opens_its_breaker_then_costs_nothing(loki: Any) -> None:
+    url, received, handlers = loki
+    handlers.append(lambda request: web.Response(status=502, text="bad gateway"))
+    source = LokiSource(type="loki", name="loki", url=url)
+    breaker = Breaker("loki", BreakerConfig(fail_max=5))
+    _, report = await fetch_logs(source, AlertContext(starts_at=T0), WINDOW, breaker=breaker)
+    assert report.error == "HTTP 502: bad gateway" and breaker.state == "closed"  # 3 of 5
+    await fetch_logs(source, AlertContext(starts_at=T0), WINDOW, breaker=breaker)
+    assert breaker.state == "open" and len(received) == 6
+
+    lines, report = await fetch_logs(source, AlertContext(starts_at=T0), WINDOW, breaker=breaker)
+    assert lines == [] and len(received) == 6  # no request reached Loki
+    assert report.error is not None and report.error.startswith("circuit open: loki is open")
+
+
+async def test_malformed_queries_do_not_open_the_breaker(loki: Any) -> None:
+    url, received, handlers = loki
+    handlers.append(lambda request: web.Response(status=400, text="parse error"))
+    source = LokiSource(type="loki", name="loki", url=url, query="{service=checkout}")
+    breaker = Breaker("loki", BreakerConfig(fail_max=1))
+    for _ in range(3):
+        _, report = await fetch_logs(source, AlertContext(starts_at=T0), WINDOW, breaker=breaker)
+        assert report.error == "HTTP 400: parse error"
+    assert breaker.state == "closed" and len(received) == 9  # Loki is up: it answered

@@ -11,13 +11,17 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from firebreak.tools.breaker import Breaker, BreakerConfig
 from firebreak.tools.config import InvestigationConfig, PrometheusSource
+from firebreak.tools.evidence import format_metric
 from firebreak.tools.models import AlertContext, MetricReading
 from firebreak.tools.prometheus import (
     MAX_POINTS,
+    MAX_SAMPLES,
     MAX_SERIES,
     alert_expression,
     choose_step,
+    downsample,
     fetch_metrics,
     strip_threshold,
     summarise,
@@ -102,6 +106,32 @@ def test_summary_ignores_spikes_and_old_recovered_blips_and_sees_drops() -> None
     assert weird.points == 0 and weird.current is None
 
 
+def test_few_points_have_no_history() -> None:
+    before = T0 - timedelta(minutes=5)
+    reading = summarise("p", "q", {}, series([3.0, 9.0], start=before), starts_at=T0)
+    assert reading.history is False  # two points before the alert are not a baseline
+    assert reading.baseline is None and reading.changed_at is None
+    assert (reading.current, reading.peak, reading.points) == (9.0, 9.0, 2)
+    assert "no history" in format_metric(reading)
+    assert summarise("p", "q", {}, series([3.0, 3.0, 9.0]), starts_at=T0).history is True
+
+
+def test_samples_are_bounded_and_keep_spikes_dips_and_ends() -> None:
+    values = [10.0] * 3000
+    values[1234], values[2345] = 500.0, -50.0
+    reading = summarise("p", "q", {}, series(values), starts_at=T0)
+    assert reading.points == 3000 and len(reading.samples) == MAX_SAMPLES
+    kept = [value for _, value in reading.samples]
+    assert 500.0 in kept and -50.0 in kept
+    points = series(values)
+    assert reading.samples[0][0].timestamp() == points[0][0]
+    assert reading.samples[-1][0].timestamp() == points[-1][0]
+    assert [t for t, _ in reading.samples] == sorted(t for t, _ in reading.samples)
+    assert downsample(reading.samples[:5]) == reading.samples[:5]
+    dumped = reading.model_dump(mode="json")["samples"][0]
+    assert isinstance(dumped[0], str) and dumped[1] == 10.0  # JSON: [RFC 3339, value]
+
+
 # --- real Prometheus ----------------------------------------------------------------------------
 
 
@@ -182,6 +212,9 @@ async def test_real_prometheus_step_change_alert_expression_and_queries(
         switch_at - timedelta(seconds=0.5) <= reading.changed_at <= switch_at + timedelta(seconds=3)
     )
     assert reading.points >= 6
+    assert reading.history is True
+    assert 0 < len(reading.samples) <= MAX_SAMPLES and len(reading.samples) == reading.points
+    assert reading.samples[-1][1] == reading.current
 
     every = {r.series["service"]: r for r in readings if r.query == METRIC}
     assert set(every) == {"checkout", "cart"}
@@ -223,3 +256,57 @@ async def test_unreachable_prometheus_is_reported() -> None:
     )
     readings, report = await fetch_metrics(source, AlertContext(starts_at=T0))
     assert readings == [] and report.error is not None and "ConnectError" in report.error
+
+
+async def test_an_open_breaker_is_reported_at_once_without_a_request() -> None:
+    source = PrometheusSource(
+        type="prometheus", name="prom", url="http://127.0.0.1:9", queries=["up", "down"]
+    )
+    breaker = Breaker("prom", BreakerConfig(fail_max=2))
+    readings, report = await fetch_metrics(source, AlertContext(starts_at=T0), breaker=breaker)
+    assert report.error is not None and "ConnectError" in report.error  # two failed queries
+    assert breaker.state == "open"
+
+    hosts: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        hosts.append(request.url.host)
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
+        readings, report = await fetch_metrics(
+            source, AlertContext(starts_at=T0), client=client, breaker=breaker
+        )
+    assert readings == [] and hosts == []
+    assert report.error is not None and report.error.startswith("circuit open: prom is open")
+
+
+async def test_young_series_are_read_now_with_no_history(tmp_path: Path) -> None:
+    """A series born seconds ago: the 30-minute range query (7 s steps aligned to its start)
+    may hold no point of it at all; the instant query at investigation time does."""
+    young = "firebreak_test_young_queue_depth"
+    with serve_metrics() as exporter:
+        exporter.set(young, 42.0, {"service": "checkout"})
+        with run_prometheus(tmp_path, scrape_targets=[exporter.target], interval="1s") as url:
+            _wait_samples(url, young, 1)
+            paths: list[str] = []
+
+            async def record(request: httpx.Request) -> None:
+                paths.append(request.url.path)
+
+            generator = "http://prometheus.invalid/graph?g0.expr=" + quote(f"{young} > 10")
+            alert = AlertContext(
+                labels={"service": "checkout"}, starts_at=datetime.now(UTC), generator_url=generator
+            )
+            source = PrometheusSource(type="prometheus", name="prom", url=url)
+            async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
+                readings, report = await fetch_metrics(source, alert, client=client)
+
+    assert report.error is None, report.error
+    assert paths == ["/api/v1/query_range", "/api/v1/query"]
+    assert len(readings) == 1
+    reading = readings[0]
+    assert reading.query == young and reading.series["service"] == "checkout"
+    assert reading.history is False
+    assert reading.current == 42.0 and reading.peak == 42.0 and reading.baseline is None
+    assert 1 <= reading.points < 3 and reading.samples[-1][1] == 42.0
+    assert "no history" in format_metric(reading)

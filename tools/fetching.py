@@ -1,0 +1,107 @@
+"""The skeleton every HTTP source fetch shares: report, client, breaker, errors.
+
+Loki, Elasticsearch and Prometheus each send a few queries concurrently for one alert, and a
+fetch never raises: a failed query becomes part of `SourceReport.error` and the other queries'
+results are still used. `SourceFetch` is that skeleton, once: it times the fetch, sends every
+query through the source's circuit breaker and collects the distinct error messages;
+`lent_client` gives the fetch a client of its own when the caller lends none. A source whose
+breaker is open is reported as "circuit open" at once, without a request, instead of costing
+each investigation a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import httpx
+
+from firebreak.tools.breaker import Breaker
+from firebreak.tools.errors import SourceError
+from firebreak.tools.models import SourceReport, describe_error
+
+__all__ = ["Query", "SourceFetch", "lent_client"]
+
+T = TypeVar("T")
+C = TypeVar("C")  # the client a query runs on: httpx for HTTP sources, any for others
+Query = Callable[[httpx.AsyncClient], Awaitable[T]]
+
+
+class SourceFetch:
+    """One fetch from one source: `refused()` first, then `gather()` its queries (in one or
+    more rounds), then `finish()`."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        *,
+        breaker: Breaker | None = None,
+        own_error: type[Exception] = SourceError,
+    ) -> None:
+        self.report = SourceReport(source=name, kind=kind)
+        self.errors: list[str] = []
+        self._breaker = breaker
+        self._own_error = own_error
+        self._began = time.perf_counter()
+
+    def refused(self) -> bool:
+        """True when the breaker would refuse every query now; the report then says so."""
+        if self._breaker is None:
+            return False
+        refusal = self._breaker.refusal()
+        if refusal is None:
+            return False
+        self.error(f"circuit open: {self._breaker.name} {refusal}")
+        return True
+
+    def error(self, message: str) -> None:
+        if message not in self.errors:
+            self.errors.append(message)
+
+    async def gather(
+        self,
+        queries: Sequence[Callable[[C], Awaitable[T]]],
+        client: C,
+        *,
+        labels: Sequence[str] | None = None,
+    ) -> list[T | None]:
+        """Run `queries` concurrently on `client`: each result, or None where the query failed
+        and its error was recorded (prefixed with its label, when `labels` are given). Any
+        async client works (a Kubernetes source passes its own)."""
+        results = await asyncio.gather(
+            *(self._send(query, client) for query in queries), return_exceptions=True
+        )
+        answers: list[T | None] = []
+        for index, result in enumerate(results):
+            if isinstance(result, BaseException):
+                message = describe_error(result, self._own_error)  # re-raises cancellation
+                self.error(f"{labels[index]}: {message}" if labels else message)
+                answers.append(None)
+            else:
+                answers.append(result)
+        return answers
+
+    async def _send(self, query: Callable[[C], Awaitable[T]], client: C) -> T:
+        if self._breaker is None:
+            return await query(client)
+        return await self._breaker.call(lambda: query(client))
+
+    def finish(self, items: int) -> SourceReport:
+        return self.report.finish(items, self.errors, self._began)
+
+
+@asynccontextmanager
+async def lent_client(
+    client: httpx.AsyncClient | None, timeout_s: float
+) -> AsyncIterator[httpx.AsyncClient]:
+    """`client` when the caller lends one (the investigation's shared client), else a client
+    of our own for this fetch, closed after it."""
+    if client is not None:
+        yield client
+        return
+    async with httpx.AsyncClient(timeout=timeout_s) as own:
+        yield own
