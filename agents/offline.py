@@ -309,7 +309,12 @@ class _Story:
 
 
 def analyze_offline(alert: AlertContext, evidence: Evidence) -> RootCauseAnalysis:
-    """A grounded, cautious root-cause analysis from `evidence` alone (no LLM)."""
+    """A grounded, cautious root-cause analysis from `evidence` alone (no LLM). What the
+    clusters said is read as log lines (cited `K…`): an OOM kill reads as an error, a rollout
+    as a change."""
+    evidence = evidence.model_copy(
+        update={"logs": [*evidence.logs, *(f.as_log_line() for f in evidence.kubernetes)]}
+    )
     story = _Story(
         name=alert.labels.get("alertname", "the alert"),
         service=service_of(alert.labels, "the service"),
