@@ -61,7 +61,7 @@ def resolved(outcome: Outcome) -> Reply:
 def escalated(outcome: Outcome) -> Reply:
     i = outcome.incident_id
     escalation = outcome.escalation or Escalation("raced")
-    if escalation.result == "missing":
+    if outcome.result is Result.MISSING or escalation.result == "missing":
         return missing(i)
     if escalation.result == "paged":
         who = ", ".join(mention(t) for t in escalation.targets)
