@@ -27,6 +27,7 @@ from firebreak.store.schemas import Analysis, EvidenceItem, ExecutionStatus
 from tests.support.payloads import alert, group
 
 FIREBREAK = Path(sys.executable).parent / "firebreak"
+HEAD = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite://")).get_current_head()
 
 # The newest migration, read from the migrations themselves (each new one moves it).
 HEAD = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite://")).get_current_head()
