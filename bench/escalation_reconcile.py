@@ -30,12 +30,14 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import func, insert, select
 
 from firebreak.components import QuietNotifier
 from firebreak.config import Config
 from firebreak.escalation.flows import EscalationService
 from firebreak.incidents.events import EventBus
+from firebreak.oncall.service import OnCall
 from firebreak.scheduler.core import JobScheduler
 from firebreak.store.db import create_engine, create_sync_engine
 from firebreak.store.migrate import upgrade
@@ -147,6 +149,7 @@ async def main() -> int:
             notifier=QuietNotifier(),
             scheduler=scheduler,
             config=config.escalation,
+            resolve_targets=OnCall(config.schedules, registry=CollectorRegistry()).resolve_targets,
         )
         for kind in escalations.job_kinds():
             scheduler.register(kind)

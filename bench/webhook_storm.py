@@ -1,12 +1,18 @@
-"""Alert-storm benchmark for `POST /webhooks/alertmanager` (issue 2).
+"""Alert-storm benchmark for `POST /webhooks/alertmanager` (issues 2 and 18).
 
 32 connections post 10-alert groups spread over 50 groups, fingerprints all new, with wrk.
-Firebreak (`firebreak serve`, SQLite, fsync per commit) is compared with a bare Starlette
-endpoint that only parses the same JSON, on the same uvicorn, alternating in one run.
-Afterwards every acknowledged alert must be in the store and visible through the API.
+Firebreak (`firebreak serve`, SQLite with fsync per commit, or `--store URL`) is compared with
+a bare Starlette endpoint that only parses the same JSON, on the same uvicorn, alternating in
+one run. Afterwards every acknowledged alert must be in the store and visible through the API.
 
-    apt-get install wrk   # once
-    python bench/webhook_storm.py [--seconds 10] [--rounds 2] [--store URL]
+`--full` runs the configuration users run: Slack over HTTP to the tests' Slack-API server, one
+Loki and one Prometheus source on loopback (bench/storm_deps.py, a process of its own), and the
+investigations the storm opens running during it. It then reports how long after the storm the
+last card was posted and the last investigation finished. `--profile` samples the server with
+py-spy during the last round and prints the top functions (self time).
+
+    apt-get install wrk; pip install py-spy   # once
+    python bench/webhook_storm.py [--seconds 10] [--rounds 2] [--store URL] [--full] [--profile]
 """
 
 from __future__ import annotations
@@ -48,21 +54,55 @@ def wait_ready(url: str, proc: subprocess.Popen) -> None:
     raise SystemExit(f"{url} never answered")
 
 
-def start_firebreak(workdir: Path, store: str | None) -> tuple[subprocess.Popen, str, str]:
+def start_deps() -> tuple[subprocess.Popen, dict[str, str]]:
+    """The full configuration's Slack, Loki and Prometheus (bench/storm_deps.py)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "storm_deps.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    return proc, json.loads(proc.stdout.readline())
+
+
+def full_sections(deps: dict[str, str]) -> dict:
+    return {
+        "slack": {"mode": "http", "api_base_url": deps["slack"] + "/", "channel": "C0INCIDENTS"},
+        "sources": {
+            "logs": [{"type": "loki", "name": "loki", "url": deps["loki"]}],
+            "metrics": [
+                {
+                    "type": "prometheus",
+                    "name": "prometheus",
+                    "url": deps["prometheus"],
+                    "queries": ['rate(http_requests_total{service="{{ labels.service }}"}[5m])'],
+                }
+            ],
+        },
+    }
+
+
+def start_firebreak(
+    workdir: Path, store: str | None, deps: dict[str, str] | None
+) -> tuple[subprocess.Popen, str, str]:
     port = free_port()
     store_url = store or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     config = workdir / "config.yaml"
+    sections = full_sections(deps) if deps else {"slack": {"mode": "console"}}
     config.write_text(
         json.dumps(
             {
                 "server": {"host": "127.0.0.1", "port": port},
                 "store": {"url": store_url},
-                "slack": {"mode": "console"},
                 "llm": {"provider": "offline"},
+                **sections,
             }
         )
     )
     env = {**os.environ, "FIREBREAK_WEBHOOK_TOKEN": TOKEN}
+    if deps:
+        env.update(SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET="bench-signing")
     proc = subprocess.Popen(
         [sys.executable, "-m", "firebreak.cli", "serve", "--config", str(config)],
         env=env,
@@ -127,24 +167,97 @@ def stored_alerts(url: str) -> int:
     return sum(incident["alert_count"] for incident in incidents)
 
 
+def settled_after(url: str, *, within_s: float = 300) -> dict:
+    """Seconds after the storm until every incident has its card posted and its analysis
+    stored (the full configuration's "Slack and investigations keep progressing")."""
+    began = time.monotonic()
+    carded = analysed = None
+    while time.monotonic() - began < within_s:
+        incidents = httpx.get(url + "/api/v1/incidents", timeout=30).json()
+        if carded is None and all(i["slack"]["ts"] for i in incidents):
+            carded = time.monotonic() - began
+        if analysed is None and all(i["analysis"] for i in incidents):
+            analysed = time.monotonic() - began
+        if carded is not None and analysed is not None:
+            break
+        time.sleep(0.5)
+    return {
+        "incidents": len(incidents),
+        "last_card_after_storm_s": None if carded is None else round(carded, 1),
+        "last_investigation_after_storm_s": None if analysed is None else round(analysed, 1),
+    }
+
+
+def profile(pid: int, seconds: int, workdir: Path) -> subprocess.Popen | None:
+    """py-spy sampling `pid` for `seconds` (raw collapsed stacks), if py-spy is installed."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("(no py-spy: pip install py-spy for --profile)", flush=True)
+        return None
+    out = workdir / "profile.txt"
+    return subprocess.Popen(
+        [
+            spy,
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(seconds),
+            "-r",
+            "50",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def top_functions(workdir: Path, count: int = 12) -> list[str]:
+    """Self time by function from py-spy's collapsed stacks, biggest first."""
+    path = workdir / "profile.txt"
+    if not path.exists():
+        return []
+    self_time: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        self_time[leaf] = self_time.get(leaf, 0) + int(samples)
+        total += int(samples)
+    ranked = sorted(self_time.items(), key=lambda item: -item[1])[:count]
+    return [f"{100 * n / total:5.1f}%  {name}" for name, n in ranked]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--store", help="store URL (default: SQLite in a temp dir)")
+    parser.add_argument("--full", action="store_true", help="Slack, Loki, Prometheus on loopback")
+    parser.add_argument("--profile", action="store_true", help="py-spy the last round")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
     workdir = Path(tempfile.mkdtemp(prefix="firebreak-bench-"))
-    firebreak, fb_url, _ = start_firebreak(workdir, args.store)
+    deps_proc, deps = start_deps() if args.full else (None, None)
+    firebreak, fb_url, _ = start_firebreak(workdir, args.store, deps)
     baseline, base_url = start_baseline()
+    settled: dict = {}
+    spy = None
     try:
         wrk(base_url, 2)  # warm-up both
         wrk(fb_url, 2)
         base_runs, fb_runs = [], []
         for round_no in range(args.rounds):
             base_runs.append(wrk(base_url, args.seconds))
+            if args.profile and round_no == args.rounds - 1:
+                spy = profile(firebreak.pid, args.seconds, workdir)
             fb_runs.append(wrk(fb_url, args.seconds))
             print(
                 f"round {round_no + 1}: baseline {base_runs[-1]['rps']:.0f} req/s, "
@@ -153,11 +266,17 @@ def main() -> None:
             )
         acked = sum(r["requests"] - r["non2xx"] for r in fb_runs)
         warmup_and_runs_alerts = stored_alerts(fb_url)
+        if args.full:
+            settled = settled_after(fb_url)
+        if spy is not None:
+            spy.wait(60)
     finally:
         firebreak.terminate()
         baseline.terminate()
         firebreak.wait(30)
         baseline.wait(30)
+        if deps_proc is not None:
+            deps_proc.communicate(timeout=30)
 
     base_rps = statistics.median(r["rps"] for r in base_runs)
     fb_rps = statistics.median(r["rps"] for r in fb_runs)
@@ -174,8 +293,13 @@ def main() -> None:
         "acknowledged_alerts_in_measured_runs": acked * 10,
         "alerts_in_store_incl_warmup": warmup_and_runs_alerts,
         "every_acknowledged_alert_stored": warmup_and_runs_alerts >= acked * 10,
+        "configuration": "full" if args.full else "lean",
+        "store": (args.store or "sqlite").split(":")[0],
+        **settled,
     }
     print(json.dumps(report, indent=2))
+    for line in top_functions(workdir):
+        print(line)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

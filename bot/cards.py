@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -46,6 +47,7 @@ from firebreak.incidents.notices import (
     Reminder,
     YouArePaged,
 )
+from firebreak.store.oncall import ActiveSilence, LastPage
 from firebreak.store.schemas import (
     AlertOut,
     Analysis,
@@ -87,7 +89,10 @@ ACTION_INVESTIGATE = "incident_investigate"
 ACTION_REMEDIATION_APPROVE = "remediation_approve"
 ACTION_REMEDIATION_REJECT = "remediation_reject"
 ACTION_REMEDIATION_APPROVE_LATER = "remediation_approve_later"
+ACTION_SILENCE = "incident_silence"  # + "_N": one button per configured duration
+ACTION_UNSILENCE = "incident_unsilence"
 INCIDENT_ACTIONS_BLOCK = "incident_actions"
+SILENCE_ACTIONS_BLOCK = "incident_silence"
 REMEDIATION_ACTIONS_BLOCK = "remediation_actions"
 
 ELLIPSIS = "…"
@@ -125,6 +130,8 @@ EVENT_EMOJI = {
     "REMEDIATION_EXECUTED": ":gear:",
     "REMEDIATION_VERIFIED": ":white_check_mark:",
     "REMINDER": ":alarm_clock:",
+    "SILENCED": ":no_bell:",
+    "UNSILENCED": ":bell:",
 }
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
@@ -400,7 +407,10 @@ def incident_actions(incident: IncidentOut) -> Block:
 
 
 def incident_card(
-    incident: IncidentOut, *, alertmanager_url: str | None = None
+    incident: IncidentOut,
+    *,
+    alertmanager_url: str | None = None,
+    oncall: OnCallView | None = None,
 ) -> tuple[str, list[Block]]:
     """The incident's one card in ``slack.channel``: (fallback text, blocks)."""
     status = IncidentStatus(incident.status)
@@ -450,12 +460,86 @@ def incident_card(
     if alertmanager_url:
         blocks.append(_context(*_alertmanager_links(incident, alertmanager_url)))
 
+    blocks.extend(oncall_blocks(incident, oncall or OnCallView()))
     blocks.append(incident_actions(incident))
     footer = [f"Incident #{incident.id}"]
     if incident.group_key:
         footer.append(f"group `{escape(truncate(incident.group_key, 80))}`")
     blocks.append(_context(" · ".join(footer)))
     return fallback, _bounded(blocks)
+
+
+# ---------------------------------------------------------------------- paging and silences
+
+
+@dataclass(frozen=True)
+class OnCallView:
+    """What the card says about paging and silences (read by the outbox from store/oncall.py).
+    `silence_durations` empty: Alertmanager is not configured, so no silence controls."""
+
+    page: LastPage | None = None
+    silence: ActiveSilence | None = None
+    silence_durations: Sequence[str] = ()
+
+
+def paged_line(page: LastPage) -> str:
+    """`:mega: Paged (level 2): <@U0BOB> (on call for payments-primary)`."""
+    who = " ".join(
+        mention(t) + (f" ({escape(page.reasons[t])})" if page.reasons.get(t) else "")
+        for t in page.targets
+    )
+    parts = [who] if who else []
+    parts += [f":warning: {escape(reason)}" for reason in page.unstaffed]
+    return f":mega: Paged (level {page.level}): " + (" · ".join(parts) or "_nobody_")
+
+
+def silenced_line(silence: ActiveSilence) -> str:
+    return f":no_bell: Silenced until {slack_date(silence.ends_at)} by {_who(silence.created_by)}"
+
+
+def silence_value(incident_id: int, duration: str) -> str:
+    return f"{incident_id}:{duration}"
+
+
+def parse_silence_value(value: str) -> tuple[int, str]:
+    """Inverse of ``silence_value``; ValueError for anything else."""
+    incident_id, sep, duration = value.partition(":")
+    if not sep or not duration:
+        raise ValueError(f"not a silence value: {value!r}")
+    return int(incident_id), duration
+
+
+def silence_controls(incident: IncidentOut, view: OnCallView) -> Block | None:
+    """Unsilence while silenced; else one Silence button per duration on an open incident."""
+    if not view.silence_durations:
+        return None
+    if view.silence is not None:
+        buttons = [_button(":bell: Unsilence", ACTION_UNSILENCE, str(incident.id))]
+    elif incident.status != IncidentStatus.RESOLVED:
+        buttons = [
+            _button(
+                f":no_bell: Silence {duration}",
+                f"{ACTION_SILENCE}_{index}",
+                silence_value(incident.id, duration),
+            )
+            for index, duration in enumerate(view.silence_durations)
+        ]
+    else:
+        return None
+    return ActionsBlock(elements=buttons, block_id=SILENCE_ACTIONS_BLOCK)
+
+
+def oncall_blocks(incident: IncidentOut, view: OnCallView) -> list[Block]:
+    """Who was paged and why, the silence the group is under, and the silence controls."""
+    blocks: list[Block] = []
+    if view.page is not None and incident.status != IncidentStatus.RESOLVED:
+        blocks.append(_context(paged_line(view.page)))
+    if view.silence is not None:
+        blocks.append(_context(silenced_line(view.silence)))
+    controls = silence_controls(incident, view)
+    if controls is not None:
+        blocks.append(controls)
+    return blocks
 
 
 # ---------------------------------------------------------------------- RCA card
@@ -704,17 +788,28 @@ def remediation_card(
 
 
 def escalation_page_text(
-    level: int, targets: list[str], reasons: dict[str, str] | None = None
+    level: int,
+    targets: list[str],
+    reasons: dict[str, str] | None = None,
+    unstaffed: Sequence[str] = (),
 ) -> str:
     """The thread message that pages an escalation level: mentions that notify."""
     reasons = reasons or {}
     who = " ".join(
         mention(t) + (f" ({escape(reasons[t])})" if reasons.get(t) else "") for t in targets
     )
-    return (
+    if not who and unstaffed:
+        return f":warning: *Escalation level {level}*: {_unstaffed(unstaffed)}: nobody was paged."
+    text = (
         f":mega: *Escalation level {level}*: {who or '_(nobody configured)_'} — please take a "
         "look at this incident."
     )
+    return f"{text}\n:warning: {_unstaffed(unstaffed)}." if unstaffed else text
+
+
+def _unstaffed(reasons: Sequence[str]) -> str:
+    text = "; ".join(escape(reason) for reason in reasons)
+    return text[:1].upper() + text[1:]
 
 
 def page_dm_text(notice: YouArePaged) -> str:
@@ -805,7 +900,9 @@ def notice_message(
             assert analysis is not None and incident is not None
             return rca_card(incident, analysis)
         case Paged():
-            return _said(escalation_page_text(notice.level, notice.targets, notice.reasons))
+            return _said(
+                escalation_page_text(notice.level, notice.targets, notice.reasons, notice.unstaffed)
+            )
         case YouArePaged():
             return _said(page_dm_text(notice))
         case Reminder():
@@ -899,6 +996,9 @@ def help_text(command: str = "/incident") -> str:
         ("investigate ID", "run the root-cause analysis again"),
         ("timeline ID", "everything that happened, in order"),
         ("declare TITLE", "open an incident by hand"),
+        ("oncall [SCHEDULE]", "who is on call now, until when, and who is next"),
+        ("silence ID DURATION", "silence the incident's alerts in Alertmanager (e.g. 4h)"),
+        ("unsilence ID", "lift that silence"),
     ]
     body = "\n".join(f"• `{c} {usage}` — {what}" for usage, what in rows)
     return f"*Firebreak* — usage:\n{body}\nMention me in an incident thread to ask about it."
@@ -972,6 +1072,7 @@ _TERMINAL_EMOJI = {
     ":memo:": "📝",
     ":repeat:": "🔁",
     ":alarm_clock:": "⏰",
+    ":no_bell:": "🔕",
     ":gear:": "⚙️",
     ":+1:": "👍",
     ":tada:": "🎉",
@@ -1048,9 +1149,13 @@ __all__ = [
     "ACTION_REMEDIATION_APPROVE",
     "ACTION_REMEDIATION_REJECT",
     "ACTION_RESOLVE",
+    "ACTION_SILENCE",
+    "ACTION_UNSILENCE",
     "INCIDENT_ACTIONS_BLOCK",
     "MAX_BLOCKS",
     "REMEDIATION_ACTIONS_BLOCK",
+    "SILENCE_ACTIONS_BLOCK",
+    "OnCallView",
     "escalation_page_text",
     "escape",
     "help_text",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from firebreak.bot.cards import escape, mention, slack_date, truncate
+from firebreak.incidents.notices import OnCallHandoff
 from firebreak.oncall.answers import OnCallAnswer
-from firebreak.oncall.service import Shift, UnknownSchedule
-from firebreak.store.schemas import IncidentOut
+from firebreak.oncall.service import UnknownSchedule
 
 __all__ = ["handoff_text", "oncall_text", "unknown_schedule_text"]
 
@@ -41,17 +41,18 @@ def unknown_schedule_text(error: UnknownSchedule) -> str:
     return f":warning: {escape(str(error))}"
 
 
-def handoff_text(shift: Shift, incidents: Sequence[IncidentOut]) -> str:
+def handoff_text(notice: OnCallHandoff) -> str:
     """The DM to whoever takes over: their shift, and the open incidents paging it."""
-    until = f" until {slack_date(shift.until)}" if shift.until else ""
-    lines = [f":wave: You are now on call for *{escape(shift.schedule)}*{until}."]
+    until = f" until {slack_date(notice.until)}" if notice.until else ""
+    lines = [f":wave: You are now on call for *{escape(notice.schedule)}*{until}."]
+    incidents = notice.incidents
     if not incidents:
         lines.append("No open incidents page this schedule.")
         return "\n".join(lines)
     lines.append(f"Open incidents paging this schedule ({len(incidents)}):")
     for incident in incidents[:MAX_INCIDENTS]:
         title = escape(truncate(" ".join(incident.title.split()), 150))
-        lines.append(f"• #{incident.id} {title} ({incident.status.value})")
+        lines.append(f"• #{incident.id} {title} ({escape(incident.status)})")
     if len(incidents) > MAX_INCIDENTS:
         lines.append(f"…and {len(incidents) - MAX_INCIDENTS} more")
     return "\n".join(lines)

@@ -61,10 +61,10 @@ def resolved(outcome: Outcome) -> Reply:
 def escalated(outcome: Outcome) -> Reply:
     i = outcome.incident_id
     escalation = outcome.escalation or Escalation("raced")
-    if escalation.result == "missing":
+    if outcome.result is Result.MISSING or escalation.result == "missing":
         return missing(i)
     if escalation.result == "paged":
-        who = ", ".join(mention(t) for t in escalation.targets)
+        who = ", ".join(mention(t) for t in escalation.targets) or "nobody on call was"
         return Reply(f"Escalated incident #{i} to level {escalation.level}: {who} paged.")
     text = {
         "resolved": f"Incident #{i} is resolved; nothing to escalate.",

@@ -22,7 +22,7 @@ replica is still caught, and so is one that arrives after a restart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -42,6 +42,7 @@ from firebreak.bot.slack_handlers import Handlers, register
 from firebreak.bot.slack_outbox import OutboxNotifier, OutboxSettings
 from firebreak.bot.slack_transport import ConsoleTransport, SlackTransport, make_client
 from firebreak.incidents.events import Change, IncidentEvent
+from firebreak.oncall.config import RouteRule
 from firebreak.store import slack as slack_store
 from firebreak.store.writer import Writer
 
@@ -82,9 +83,14 @@ def build_notifier(
     engine: AsyncEngine,
     writer: Writer,
     opts: SlackOptions,
+    *,
+    routing: Sequence[RouteRule] = (),
+    silence_durations: Sequence[str] = (),
 ) -> OutboxNotifier:
     """The outbox notifier over Slack's Web API, or over the terminal in console mode. A
-    missing token is refused here, at start (SlackSetupError names the variable)."""
+    missing token is refused here, at start (SlackSetupError names the variable). `routing`
+    picks each card's channel; `silence_durations` (empty: no Alertmanager) the card's
+    Silence buttons."""
     if config.mode == "console":
         transport: Any = ConsoleTransport(opts.console)
     else:
@@ -104,6 +110,8 @@ def build_notifier(
         channel=config.channel,
         alertmanager_url=config.alertmanager_url,
         settings=opts.outbox,
+        routing=routing,
+        silence_durations=silence_durations,
     )
 
 

@@ -16,6 +16,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -24,10 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.bot import cards, replies
 from firebreak.bot.config import SlackConfig
+from firebreak.bot.oncall_messages import oncall_text, unknown_schedule_text
 from firebreak.bot.replies import Reply
+from firebreak.bot.silence_replies import silence_reply
 from firebreak.bot.slack_outbox import OutboxNotifier
 from firebreak.incidents.flows import IncidentOps
 from firebreak.incidents.ports import Investigations
+from firebreak.incidents.silences import SilenceOps
+from firebreak.oncall.answers import oncall_answers
+from firebreak.oncall.service import OnCall, UnknownSchedule
 from firebreak.store import incidents
 from firebreak.store.schemas import IncidentStatus
 from firebreak.store.writer import Writer
@@ -55,6 +61,8 @@ class Handlers:
     config: SlackConfig
     approvers: list[str]  # remediation.approvers (user groups are looked up)
     approve_later_s: float
+    oncall: OnCall  # `/incident oncall`
+    silences: SilenceOps  # Silence / Unsilence, `/incident silence|unsilence`
 
     # ------------------------------------------------------------------ the actions, worded
 
@@ -72,15 +80,30 @@ class Handlers:
 
     async def declare(self, title: str, user: str) -> Reply:
         incident_id = await self.ops.declare(title[:MAX_TITLE], user)
-        return replies.declared(incident_id, title[:MAX_TITLE], self.config.channel)
+        channel = self.notifier.card_channel({})  # a declared incident has no labels
+        return replies.declared(incident_id, title[:MAX_TITLE], channel)
 
     async def status(self, incident_id: int, _user: str = "") -> Reply:
         async with self.engine.connect() as conn:
             incident = await incidents.get_incident(conn, incident_id)
         if incident is None:
             return replies.missing(incident_id)
-        text, blocks = cards.incident_card(incident, alertmanager_url=self.config.alertmanager_url)
+        text, blocks = await self.notifier.render_card(incident)
         return Reply(text, blocks)
+
+    async def silence(self, incident_id: int, user: str, duration: str) -> Reply:
+        outcome = await self.silences.silence(incident_id, duration, user)
+        return silence_reply(outcome, self.config.command)
+
+    async def unsilence(self, incident_id: int, user: str) -> Reply:
+        return silence_reply(await self.silences.unsilence(incident_id, user), self.config.command)
+
+    def on_call(self, schedule: str) -> Reply:
+        try:
+            answers = oncall_answers(self.oncall, schedule or None, datetime.now(UTC))
+        except UnknownSchedule as exc:
+            return Reply(unknown_schedule_text(exc), changed=False)
+        return Reply(oncall_text(answers))
 
     async def timeline(self, incident_id: int, _user: str = "") -> Reply:
         async with self.engine.connect() as conn:
@@ -125,6 +148,7 @@ class Handlers:
             "escalate": self.escalate,
             "resolve": self.resolve,
             "investigate": self.investigate,
+            "unsilence": self.unsilence,
         }
 
 
@@ -144,6 +168,7 @@ def register(app: AsyncApp, handlers: Handlers) -> None:
         (cards.ACTION_REMEDIATION_REJECT, False, 0.0),
     ):
         _register_decision(app, handlers, action_id, approve, delay_s)
+    _register_silence_buttons(app, handlers)
     _register_mention(app, handlers)
 
 
@@ -177,6 +202,18 @@ def _register_command(app: AsyncApp, handlers: Handlers) -> None:
                 await say(cards.usage_text(command_name, "declare TITLE"))
             else:
                 await _quick(handlers.declare(rest, user), ack, respond, what="declare")
+        elif sub == "oncall":
+            await ack(**handlers.on_call(rest).message())
+        elif sub == "silence":
+            raw_id, _, duration = rest.partition(" ")
+            incident_id = parse_id(raw_id) if raw_id else None
+            if not raw_id or not duration.strip():
+                await say(cards.usage_text(command_name, "silence ID DURATION"))
+            elif incident_id is None:
+                await say(cards.no_incident_text(command_name, raw_id))
+            else:
+                work = handlers.silence(incident_id, user, duration.strip())
+                await _quick(_or_unknown(work, command_name, raw_id), ack, respond, what=sub)
         elif sub in by_id:
             incident_id = parse_id(rest) if rest else None
             if not rest:
@@ -248,6 +285,32 @@ def _register_button(app: AsyncApp, action_id: str, run: ById, *, always_answer:
             reply = Reply(f":x: That failed: {type(exc).__name__}. Try again.", changed=False)
         if always_answer or not reply.changed:
             await _respond(respond, reply.message())
+
+
+def _register_silence_buttons(app: AsyncApp, handlers: Handlers) -> None:
+    """One Silence button per configured duration (value `ID:DURATION`), and Unsilence."""
+
+    @app.action(re.compile(rf"^{cards.ACTION_SILENCE}_\d+$"))
+    async def on_silence(ack: Answer, body: dict[str, Any], respond: Answer) -> None:
+        await ack()
+        user, raw = _clicked(body)
+        try:
+            incident_id, duration = cards.parse_silence_value(raw)
+        except ValueError:
+            await _respond(respond, {"text": f"Bad button value `{cards.escape(raw[:40])}`."})
+            return
+        await _answer_click(respond, handlers.silence(incident_id, user, duration), "silence")
+
+    _register_button(app, cards.ACTION_UNSILENCE, handlers.unsilence, always_answer=True)
+
+
+async def _answer_click(respond: Answer, work: Coroutine[Any, Any, Reply], what: str) -> None:
+    try:
+        reply = await work
+    except Exception as exc:
+        log.exception("Slack button failed", action=what)
+        reply = Reply(f":x: That failed: {type(exc).__name__}. Try again.", changed=False)
+    await _respond(respond, reply.message())
 
 
 def _register_decision(

@@ -15,8 +15,11 @@ transport differs, nothing else). Callers never wait for Slack:
   backing off due at once, so the cards catch up as soon as Slack is back. An API refusal
   (``channel_not_found``…) is retried ``max_attempts`` times, then the row is marked failed
   and logged.
-* Card rows carry no content: the card is rendered from the incident at delivery, posted the
-  first time (its ts saved in ``slack_messages``) and ``chat.update``-d ever after. Pending card
+* Card rows carry no content: the card is rendered from the incident at delivery (with its
+  last page and its silence, store/oncall.py), posted the first time (its channel and ts saved
+  in ``slack_messages``) and ``chat.update``-d ever after. The first post picks the channel:
+  the first ``routing`` rule matching the incident's labels, else ``slack.channel``; the
+  thread (RCA, pages) follows the card. Pending card
   rows of an incident collapse into one delivery. A thread reply posts the card first if the
   incident has none yet, so nothing is ever said about an incident without its card.
 * Thread rows carry a notice (incidents/notices.py), rendered at delivery like the card (the
@@ -40,7 +43,7 @@ import socket
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
@@ -53,11 +56,16 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.bot import cards
+from firebreak.bot.oncall_messages import handoff_text
 from firebreak.bot.slack_transport import PermanentError, TransientError, Transport
-from firebreak.incidents.notices import NOTICE, Notice, RcaReady
+from firebreak.incidents.notices import NOTICE, Notice, OnCallHandoff, RcaReady
+from firebreak.oncall.config import RouteRule
+from firebreak.oncall.routing import route
 from firebreak.store import incidents
+from firebreak.store import oncall as oncall_store
 from firebreak.store import slack as outbox
 from firebreak.store.incidents import CARD, utcnow
+from firebreak.store.schemas import IncidentOut
 from firebreak.store.writer import Writer
 
 log = structlog.get_logger(__name__)
@@ -102,12 +110,16 @@ class OutboxNotifier:
         alertmanager_url: str | None = None,
         settings: OutboxSettings | None = None,
         owner: str | None = None,
+        routing: Sequence[RouteRule] = (),
+        silence_durations: Sequence[str] = (),
     ) -> None:
         self.engine = engine
         self.writer = writer
         self.transport = transport
-        self.channel = channel
+        self.channel = channel  # `slack.channel`: where a card goes when no routing rule matches
         self.alertmanager_url = alertmanager_url
+        self.routing = list(routing)
+        self.silence_durations = list(silence_durations)  # empty: no Alertmanager, no controls
         self.settings = settings or OutboxSettings()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -173,9 +185,17 @@ class OutboxNotifier:
         )
 
     def tell_user(self, user_id: str, notice: Notice) -> None:
-        incident_id = getattr(notice, "incident_id", 0)
-        text, _ = cards.notice_message(incident_id, notice, None, None)
+        if isinstance(notice, OnCallHandoff):
+            text = handoff_text(notice)
+        else:
+            text, _ = cards.notice_message(getattr(notice, "incident_id", 0), notice, None, None)
         self._spawn(self.enqueue_dm(user_id, text))
+
+    def card_channel(self, labels: Mapping[str, str]) -> str:
+        """Where an incident with these labels gets its card (and so its thread): the first
+        matching `routing` rule's channel, else `slack.channel`. Decided when the card is
+        first posted; from then on the card's channel is the one stored with it."""
+        return route(labels, self.channel, self.routing)
 
     # ------------------------------------------------------------------ awaitable enqueue
 
@@ -508,8 +528,17 @@ class OutboxNotifier:
 
     # ------------------------------------------------------------------ deliveries
 
-    def _render_card(self, incident: Any) -> tuple[str, list[dict[str, Any]]]:
-        text, blocks = cards.incident_card(incident, alertmanager_url=self.alertmanager_url)
+    async def render_card(self, incident: IncidentOut) -> tuple[str, list[dict[str, Any]]]:
+        """The incident's card as it is now, with its last page and its silence."""
+        async with self.engine.connect() as conn:
+            view = cards.OnCallView(
+                page=await oncall_store.last_page(conn, incident.id),
+                silence=await oncall_store.active_silence(conn, incident.id, utcnow()),
+                silence_durations=self.silence_durations,
+            )
+        text, blocks = cards.incident_card(
+            incident, alertmanager_url=self.alertmanager_url, oncall=view
+        )
         return text, blocks_json(blocks) or []
 
     async def _deliver_card(self, incident_id: int, up_to: int) -> None:
@@ -520,7 +549,7 @@ class OutboxNotifier:
             await self._post_card(incident, up_to=up_to)
             return
         if incident is not None and ref is not None:
-            text, blocks = self._render_card(incident)
+            text, blocks = await self.render_card(incident)
             await self.transport.update(ref[0], ref[1], text, blocks)
         await self.writer.run(
             partial(outbox.complete_cards, incident_id=incident_id, up_to_id=up_to)
@@ -538,8 +567,10 @@ class OutboxNotifier:
     async def _post_card(self, incident: Any, *, up_to: int | None) -> tuple[str, str]:
         """Post the card for the first time and keep where it is; card rows up to `up_to` are
         done with it."""
-        text, blocks = self._render_card(incident)
-        channel, ts = await self.transport.post(self.channel, text, blocks, None)
+        text, blocks = await self.render_card(incident)
+        channel, ts = await self.transport.post(
+            self.card_channel(incident.labels), text, blocks, None
+        )
 
         def card_posted(conn: Connection) -> None:
             incidents.save_slack_message(conn, incident.id, CARD, channel, ts)

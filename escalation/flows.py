@@ -22,12 +22,19 @@ still queued for the old step is a no-op.
 Reminders: an acknowledged, unresolved incident gets one every `escalation.reminder_interval_s`
 counted from the later of the acknowledgement and the previous reminder; `incident_reminders`
 holds the count (`sent`), the reminders' exactly-once token.
+
+Schedules: a level's `schedule:NAME` targets are resolved (`resolve_targets`, the on-call
+service's) inside the step's transaction, at the moment it fires, so a shift that changed
+between two levels pages the person on call now. The ESCALATED event keeps what was configured
+(`notify`), who was paged (`targets`), why (`reasons`), each schedule's person (`schedules`)
+and the schedules that found nobody (`unstaffed`), which the thread is told.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -42,6 +49,7 @@ from firebreak.incidents.events import Change, EventBus, IncidentEvent
 from firebreak.incidents.notices import Paged, Reminder, YouArePaged
 from firebreak.incidents.ports import Escalation, Notifier
 from firebreak.incidents.transitions import stop_ladder
+from firebreak.oncall.service import PageTarget
 from firebreak.scheduler.core import CatchUp, Due, JobKind, Scheduling
 from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.schemas import EventType
@@ -54,6 +62,10 @@ NO_POLICY: dict[str, Any] = {"name": None, "match": {}, "levels": [], "repeat": 
 _USER_PREFIXES = ("U", "W")
 DUE_BATCH = 1000  # steps fired per look at the due ladders (they commit in writer batches)
 TICK_S = 0.1  # ladder steps fire on these ticks: at most this late, one job per tick
+
+ResolveTargets = Callable[[Iterable[str], datetime], list[PageTarget]]
+"""A level's `notify` with each `schedule:NAME` replaced by whoever is on call at that instant
+(`oncall.service.OnCall.resolve_targets`)."""
 
 
 def match_policy(
@@ -98,6 +110,38 @@ class Page:
     targets: list[str]
     next_step: int
     next_at: datetime | None
+    reasons: dict[str, str] = field(default_factory=dict)
+    unstaffed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A level's targets as resolved when its step fires."""
+
+    notify: list[str]
+    pages: list[PageTarget]
+
+    @property
+    def targets(self) -> list[str]:
+        return [page.target for page in self.pages if page.target is not None]
+
+    @property
+    def reasons(self) -> dict[str, str]:
+        return {p.target: p.reason for p in self.pages if p.target is not None and p.reason}
+
+    @property
+    def unstaffed(self) -> list[str]:
+        return [p.reason for p in self.pages if p.target is None and p.reason]
+
+    @property
+    def schedules(self) -> dict[str, str | None]:
+        return {p.schedule: p.target for p in self.pages if p.schedule is not None}
+
+    def describe(self) -> str:
+        """`U1, U0ALICE (on call for payments-primary); nobody is on call for sre`."""
+        reasons = self.reasons
+        paged = ", ".join(t + (f" ({reasons[t]})" if t in reasons else "") for t in self.targets)
+        return "; ".join(part for part in [paged, *self.unstaffed] if part) or "nobody"
 
 
 class EscalationService:
@@ -113,6 +157,7 @@ class EscalationService:
         notifier: Notifier,
         scheduler: Scheduling,
         config: EscalationConfig,
+        resolve_targets: ResolveTargets,
     ) -> None:
         self.engine = engine
         self.writer = writer
@@ -120,6 +165,7 @@ class EscalationService:
         self.notifier = notifier
         self.scheduler = scheduler
         self.config = config
+        self.resolve_targets = resolve_targets
         self._firing = False
         self._look_again = False
         self.due_batch = DUE_BATCH
@@ -356,7 +402,9 @@ class EscalationService:
         now = utcnow()
         step = ladder.step
         level, cycle = position
-        targets = _targets(policy, level)
+        notify = _targets(policy, level)
+        resolved = Resolved(notify, self.resolve_targets(notify, now))
+        targets = resolved.targets
         automatic = ladder.status == store.TRIGGERED  # an acked incident gets no timer
         following = next_position(policy, level, cycle)
         next_at = (
@@ -374,7 +422,7 @@ class EscalationService:
         if not claimed:
             return None
         store.set_incident_level(conn, ladder.incident_id, level, now)
-        message = f"Escalation level {level} paged: {', '.join(targets)}"
+        message = f"Escalation level {level} paged: {resolved.describe()}"
         if cycle:
             message += f" (repeat {cycle})"
         if manual:
@@ -391,22 +439,49 @@ class EscalationService:
                 "level": level,
                 "cycle": cycle,
                 "targets": targets,
+                "notify": notify,
+                "reasons": resolved.reasons,
+                "schedules": resolved.schedules,
+                "unstaffed": resolved.unstaffed,
                 "policy": policy.get("name"),
                 "manual": manual,
                 "due": ladder.next_at.isoformat() if ladder.next_at and not manual else None,
                 "next_at": next_at.isoformat() if next_at else None,
             },
         )
-        return Page(ladder.incident_id, ladder.title, level, cycle, targets, step + 1, next_at)
+        return Page(
+            ladder.incident_id,
+            ladder.title,
+            level,
+            cycle,
+            targets,
+            step + 1,
+            next_at,
+            resolved.reasons,
+            resolved.unstaffed,
+        )
 
     async def _after_page(self, page: Page) -> None:
         log.info("incident escalated", incident_id=page.incident_id, level=page.level)
-        self.notifier.tell(page.incident_id, Paged(level=page.level, targets=page.targets))
+        self.notifier.tell(
+            page.incident_id,
+            Paged(
+                level=page.level,
+                targets=page.targets,
+                reasons=page.reasons,
+                unstaffed=page.unstaffed,
+            ),
+        )
         for target in page.targets:
             if target.startswith(_USER_PREFIXES):
                 self.notifier.tell_user(
                     target,
-                    YouArePaged(incident_id=page.incident_id, level=page.level, title=page.title),
+                    YouArePaged(
+                        incident_id=page.incident_id,
+                        level=page.level,
+                        title=page.title,
+                        reason=page.reasons.get(target, ""),
+                    ),
                 )
         self.bus.publish(IncidentEvent(page.incident_id, Change.UPDATED, ACTOR))
         if page.next_at is not None:

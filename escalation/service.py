@@ -314,3 +314,24 @@ def unstarted_incidents(conn: Connection, limit: int = 200) -> list[int]:
         .limit(limit)
     )
     return [r.id for r in rows]
+
+
+def open_incidents_paging(conn: Connection, target: str) -> list[tuple[int, str, str]]:
+    """(id, title, status) of the open incidents whose snapshotted policy names `target`
+    (`schedule:NAME`) in some level, oldest first."""
+    rows = conn.execute(
+        select(Incident.id, Incident.title, Incident.status, EscalationState.policy)
+        .join(EscalationState, EscalationState.incident_id == Incident.id)
+        .where(Incident.status != RESOLVED)
+        .order_by(Incident.id)
+    )
+    return [
+        (row.id, row.title, row.status)
+        for row in rows
+        if any(target in (level.get("notify") or []) for level in _levels(row.policy))
+    ]
+
+
+def _levels(policy: Any) -> list[dict[str, Any]]:
+    levels = policy.get("levels") if isinstance(policy, dict) else None
+    return [level for level in levels or [] if isinstance(level, dict)]

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from firebreak.bot import api, slack_http, webhooks, write_api
+from firebreak.bot import api, schedules_api, slack_http, webhooks, write_api
 from firebreak.bot.web import pages
 from firebreak.components import Parts, assembled
 from firebreak.config import Config, Secrets
@@ -67,6 +67,8 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/incidents/{incident_id}/timeline", api.get_timeline, methods=["GET"]),
         Route("/api/v1/breakers", api.list_breakers, methods=["GET"]),
         Route("/api/v1/breakers/{name}/{action}", api.breaker_action, methods=["POST"]),
+        Route("/api/v1/schedules", schedules_api.list_schedules, methods=["GET"]),
+        Route("/api/v1/schedules/{name}/oncall", schedules_api.schedule_oncall, methods=["GET"]),
         *write_api.write_routes(),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),

@@ -33,12 +33,18 @@ from firebreak.bot.slack_app import (
 )
 from firebreak.bot.slack_handlers import Handlers
 from firebreak.bot.slack_http import BoltHttpHandler
+from firebreak.bot.slack_outbox import OutboxNotifier
+from firebreak.bot.slack_transport import SlackTransport
 from firebreak.config import Config, Secrets
 from firebreak.escalation.flows import EscalationService
+from firebreak.escalation.handoffs import HandoffGreetings
 from firebreak.incidents.events import EventBus, IncidentEvent
 from firebreak.incidents.flows import AlertIntake, IncidentOps
 from firebreak.incidents.ports import Escalations, Investigations, Notifier
+from firebreak.incidents.silences import SilenceOps
 from firebreak.metrics import Metrics
+from firebreak.oncall.service import LookupEmail, OnCall
+from firebreak.oncall.slack_lookup import slack_email_lookup
 from firebreak.remediation.flows import RemediationService
 from firebreak.runtime import Readiness, Runtime
 from firebreak.scheduler.core import JobScheduler
@@ -46,6 +52,7 @@ from firebreak.store.breakers import BreakerOverrides
 from firebreak.store.db import create_engine, create_sync_engine
 from firebreak.store.migrate import upgrade
 from firebreak.store.writer import Writer
+from firebreak.tools.alertmanager import AlertmanagerClient
 from firebreak.tools.breaker import BreakerBoard
 from firebreak.tools.llm import LLMGateway
 from firebreak.tools.redact import Redactor
@@ -99,8 +106,41 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
         )
         outbox = None
         if parts.notifier is None:
-            outbox = build_notifier(config.slack, tokens, engine, writer, parts.slack)
+            outbox = build_notifier(
+                config.slack,
+                tokens,
+                engine,
+                writer,
+                parts.slack,
+                routing=config.routing,
+                silence_durations=(
+                    config.alertmanager.silence_durations if config.alertmanager else []
+                ),
+            )
         notifier: Notifier = parts.notifier or outbox  # type: ignore[assignment]
+
+        oncall = OnCall(
+            config.schedules, registry=metrics.registry, lookup_email=email_lookup(outbox)
+        )
+        stack.push_async_callback(oncall.aclose)
+        await oncall.refresh(force=True)  # calendars read before the first page is resolved
+        if oncall.refresh_interval_s is not None:
+            refreshing = asyncio.create_task(
+                _refresh_forever(oncall, oncall.refresh_interval_s), name="schedules"
+            )
+            stack.push_async_callback(_cancelled, refreshing)
+        silences = SilenceOps(
+            engine=engine,
+            writer=writer,
+            bus=bus,
+            alertmanager=(
+                AlertmanagerClient.from_config(config.alertmanager, secrets.alertmanager_token)
+                if config.alertmanager
+                else None
+            ),
+            public_url=str(config.server.public_url),
+        )
+        stack.push_async_callback(silences.aclose)
 
         scheduler = JobScheduler(url, sweep_interval_s=config.escalation.sweep_interval_s)
         escalations = EscalationService(
@@ -110,7 +150,10 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             notifier=notifier,
             scheduler=scheduler,
             config=config.escalation,
+            resolve_targets=oncall.resolve_targets,
         )
+        handoffs = HandoffGreetings(engine=engine, writer=writer, notifier=notifier, oncall=oncall)
+        scheduler.register(handoffs.job_kind())
         remediations = RemediationService(
             engine=engine,
             writer=writer,
@@ -193,6 +236,8 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 config=config.slack,
                 approvers=config.remediation.approvers,
                 approve_later_s=config.remediation.approve_later_s,
+                oncall=oncall,
+                silences=silences,
             )
             if config.slack.mode == "socket":
                 socket = SocketMode(
@@ -220,6 +265,8 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             remediations=remediations,
             scheduler=scheduler,
             breakers=breakers,
+            oncall=oncall,
+            silences=silences,
             slack_handler=slack_handler,
             readiness_checks=readiness,
         )
@@ -261,6 +308,25 @@ def breaker_board(config: Config, metrics: Metrics, overrides: BreakerOverrides)
     for cluster in sources.kubernetes:
         board.add(cluster.name)
     return board
+
+
+def email_lookup(outbox: OutboxNotifier | None) -> LookupEmail | None:
+    """Slack's `users.lookupByEmail` through the Slack transport's own client (token, base
+    URL, retry handlers), for iCal schedules naming people by e-mail; None in console mode or
+    when a caller brought its own notifier."""
+    transport = outbox.transport if outbox is not None else None
+    return slack_email_lookup(transport.client) if isinstance(transport, SlackTransport) else None
+
+
+async def _refresh_forever(oncall: OnCall, interval_s: float) -> None:
+    """Re-read the iCal schedules as their `ical_refresh_s` falls due (a failed read keeps the
+    last good copy; `refresh` logs and counts it)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await oncall.refresh()
+        except Exception:
+            log.exception("schedule refresh failed")
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:

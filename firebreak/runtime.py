@@ -20,7 +20,9 @@ from firebreak.incidents.events import EventBus
 from firebreak.incidents.flows import AlertIntake, IncidentOps
 from firebreak.incidents.ingest import IngestOutcome
 from firebreak.incidents.ports import Investigations, Notifier
+from firebreak.incidents.silences import SilenceOps
 from firebreak.metrics import Metrics
+from firebreak.oncall.service import OnCall
 from firebreak.remediation.flows import RemediationService
 from firebreak.scheduler.core import JobScheduler
 from firebreak.store.payloads import AlertmanagerPayload
@@ -50,6 +52,8 @@ class Runtime:
     remediations: RemediationService
     scheduler: JobScheduler
     breakers: BreakerBoard  # every dependency's circuit breaker (tools/breaker.py)
+    oncall: OnCall  # the schedules: who is on call (oncall/service.py)
+    silences: SilenceOps  # Alertmanager silences of incidents (incidents/silences.py)
     # POST /slack/events, when Slack runs in HTTP mode (or console mode with a signing secret)
     slack_handler: SlackHandler | None
     readiness_checks: dict[str, Readiness]

@@ -40,6 +40,7 @@ class Paged(_Notice):
     level: int
     targets: list[str]
     reasons: dict[str, str] = {}  # target -> why ("on call for payments-primary")
+    unstaffed: list[str] = []  # schedules that found nobody ("nobody is on call for sre")
 
 
 class YouArePaged(_Notice):
@@ -50,6 +51,24 @@ class YouArePaged(_Notice):
     level: int
     title: str
     reason: str = ""
+
+
+class HandoffIncident(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    title: str
+    status: str
+
+
+class OnCallHandoff(_Notice):
+    """The DM to whoever takes over a schedule with `notify_handoff: true`: their shift and
+    the open incidents whose policies page that schedule."""
+
+    kind: Literal["handoff"] = "handoff"
+    schedule: str
+    until: datetime | None
+    incidents: list[HandoffIncident] = []
 
 
 class Reminder(_Notice):
@@ -119,6 +138,7 @@ Notice = Annotated[
     RcaReady
     | Paged
     | YouArePaged
+    | OnCallHandoff
     | Reminder
     | RemediationProposed
     | RemediationDecided

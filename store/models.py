@@ -304,3 +304,19 @@ class BreakerOverride(Base):
     version: Mapped[int] = mapped_column(Integer)
     changed_by: Mapped[str] = mapped_column(String(200))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IncidentSilence(Base):
+    """The Alertmanager silence an incident's group is under, as the card shows it (store/
+    oncall.py). One per incident: a new silence replaces the row (and the old silence is
+    expired); Unsilence deletes it. A row whose `ends_at` has passed is not shown."""
+
+    __tablename__ = "incident_silences"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    silence_id: Mapped[str] = mapped_column(String(64))
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

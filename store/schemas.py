@@ -44,6 +44,8 @@ class EventType(StrEnum):
     REMEDIATION_VERIFIED = "REMEDIATION_VERIFIED"
     REMINDER = "REMINDER"
     TOOL_CALLED = "TOOL_CALLED"
+    SILENCED = "SILENCED"
+    UNSILENCED = "UNSILENCED"
 
 
 class RemediationParameter(BaseModel):

@@ -9,10 +9,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from rich.console import Console
 from firebreak.config import load_config
 from firebreak.init import DEFAULT_URLS, InitOptions, init_main
 from tests.fakes.llm_servers import closed_port_url
+from tests.support.http import Answer, Seen, serving
 from tests.support.promstack import run_alertmanager, run_prometheus
 
 FIREBREAK = Path(sys.executable).parent / "firebreak"
@@ -32,28 +31,13 @@ Routes = dict[str, tuple[int, str]]  # path -> (status, body)
 def http_server(routes: Routes) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 answering `routes`, 404 for anything else."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, body = routes.get(self.path, (404, "404 page not found\n"))
-            payload = body.encode()
-            self.send_response(status)
-            kind = "application/json" if body.startswith("{") else "text/plain"
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    def respond(request: Seen) -> Answer:
+        status, body = routes.get(request.path, (404, "404 page not found\n"))
+        kind = "application/json" if body.startswith("{") else "text/plain"
+        return status, kind, body.encode()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(respond) as url:
+        yield url
 
 
 LOKI: Routes = {"/ready": (200, "ready\n")}

@@ -9,10 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from firebreak.bot.oncall_messages import handoff_text, oncall_text, unknown_schedule_text
+from firebreak.incidents.notices import HandoffIncident, OnCallHandoff
 from firebreak.oncall.answers import oncall_answers
 from firebreak.oncall.config import ScheduleConfig
 from firebreak.oncall.service import OnCall, PageTarget, UnknownSchedule
-from firebreak.store.schemas import IncidentOut, IncidentStatus, SlackRef
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -156,24 +156,12 @@ def test_oncall_answer_says_who_until_when_and_who_next() -> None:
 def test_handoff_dm_lists_the_open_incidents() -> None:
     oncall = make(payments([DAVE]))
     shift = oncall.who("payments-primary", berlin("2026-12-25T12:00"))
-    incident = IncidentOut(
-        id=12,
-        title="Checkout <errors>",
-        status=IncidentStatus.TRIGGERED,
-        severity="critical",
-        service="checkout",
-        labels={},
-        group_key=None,
-        created_at=datetime(2026, 12, 24, tzinfo=UTC),
-        acknowledged_at=None,
-        acknowledged_by=None,
-        resolved_at=None,
-        alert_count=1,
-        truncated_alerts=0,
-        escalation_level=1,
-        slack=SlackRef(),
+    notice = OnCallHandoff(
+        schedule=shift.schedule,
+        until=shift.until,
+        incidents=[HandoffIncident(id=12, title="Checkout <errors>", status="triggered")],
     )
-    text = handoff_text(shift, [incident])
+    text = handoff_text(notice)
     assert text.startswith(":wave: You are now on call for *payments-primary* until <!date^")
     assert "• #12 Checkout &lt;errors&gt; (triggered)" in text
-    assert "No open incidents" in handoff_text(shift, [])
+    assert "No open incidents" in handoff_text(notice.model_copy(update={"incidents": []}))

@@ -6,10 +6,8 @@ authentication, it sits behind a proxy that does."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -21,6 +19,7 @@ from firebreak.tools.alertmanager import (
     AlertmanagerError,
     parse_duration,
 )
+from tests.support.http import Answer, Seen, serving
 from tests.support.promstack import free_port, run_alertmanager
 
 pytestmark = pytest.mark.integration
@@ -114,30 +113,14 @@ def proxy() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """A stand-in for an authenticating proxy: records headers, refuses a wrong token."""
     seen: list[dict[str, str]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            seen.append(dict(self.headers))
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            ok = self.headers.get("Authorization") == "Bearer am-token"
-            body = json.dumps({"silenceID": "s-1"} if ok else "bad credentials").encode()
-            self.send_response(200 if ok else 401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(request: Seen) -> Answer:
+        seen.append(request.headers)
+        ok = request.headers.get("Authorization") == "Bearer am-token"
+        body = json.dumps({"silenceID": "s-1"} if ok else "bad credentials").encode()
+        return (200 if ok else 401), "application/json", body
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(respond) as url:
+        yield url, seen
 
 
 async def test_the_bearer_token_is_sent_and_never_shown(

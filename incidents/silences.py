@@ -1,0 +1,252 @@
+"""Silence an incident's alert group in Alertmanager, and lift the silence, from any surface.
+
+Alertmanager first, the store after: `silence` creates the silence (matching the incident's
+group labels, `createdBy` the person, a comment linking the incident page), then records it
+in one writer transaction (the `incident_silences` row the card reads and a `SILENCED` event
+with the silence id). When Alertmanager is down or refuses, nothing is recorded and the
+outcome says why. A silence that replaces an earlier one expires the earlier one afterwards.
+`unsilence` expires the recorded silence, then forgets it (`UNSILENCED`). Both announce
+`UPDATED` on the bus, which refreshes the card. The surfaces word the `SilenceOutcome`.
+
+The group labels are read back from Alertmanager's group key (`…:{alertname="X", …}`); they are
+used only when every one of them is among the incident's labels (which hold the group's common
+labels, a superset), else the incident's labels are matched, which is never wider.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from firebreak.incidents.events import Change, EventBus, IncidentEvent
+from firebreak.store import incidents
+from firebreak.store import oncall as store
+from firebreak.store.incidents import record_event, utcnow
+from firebreak.store.models import Incident
+from firebreak.store.schemas import EventType
+from firebreak.store.writer import Writer
+from firebreak.tools.alertmanager import AlertmanagerClient, AlertmanagerError, parse_duration
+
+__all__ = ["SilenceOps", "SilenceOutcome", "SilenceResult", "group_labels"]
+
+log = structlog.get_logger(__name__)
+
+_GROUP_LABEL = re.compile(r'([^\s=,{}"]+)="((?:[^"\\]|\\.)*)"')
+
+
+class SilenceResult(StrEnum):
+    SILENCED = "silenced"
+    UNSILENCED = "unsilenced"
+    MISSING = "missing"  # no such incident
+    NOT_SILENCED = "not_silenced"  # nothing to unsilence
+    NOT_CONFIGURED = "not_configured"  # no `alertmanager:` section
+    BAD_DURATION = "bad_duration"
+    NOTHING_TO_MATCH = "nothing_to_match"  # a declared incident has no labels
+    FAILED = "failed"  # Alertmanager down or refusing: nothing recorded
+
+
+@dataclass(frozen=True)
+class SilenceOutcome:
+    result: SilenceResult
+    incident_id: int
+    silence_id: str | None = None
+    until: datetime | None = None
+    by: str | None = None
+    error: str | None = None  # why, for people (a duration's problem, Alertmanager's answer)
+
+    @property
+    def changed(self) -> bool:
+        return self.result in (SilenceResult.SILENCED, SilenceResult.UNSILENCED)
+
+
+def group_labels(group_key: str | None, labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels a silence of the incident matches: its group labels when the group key
+    names them and they agree with the incident's labels, else all of the incident's."""
+    head, sep, tail = (group_key or "").rpartition(":{")
+    if sep and head and tail.endswith("}"):
+        found = {name: _unquote(value) for name, value in _GROUP_LABEL.findall(tail[:-1])}
+        if found and all(labels.get(name) == value for name, value in found.items()):
+            return found
+    return dict(labels)
+
+
+def _unquote(value: str) -> str:
+    try:
+        return str(json.loads(f'"{value}"'))
+    except ValueError:
+        return value
+
+
+class SilenceOps:
+    """Silence and unsilence incidents (`alertmanager` None: not configured)."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        writer: Writer,
+        bus: EventBus,
+        alertmanager: AlertmanagerClient | None,
+        public_url: str,
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.bus = bus
+        self.alertmanager = alertmanager
+        self.public_url = public_url.rstrip("/")
+
+    @property
+    def configured(self) -> bool:
+        return self.alertmanager is not None
+
+    def incident_url(self, incident_id: int) -> str:
+        return f"{self.public_url}/incidents/{incident_id}"
+
+    async def silence(self, incident_id: int, duration: str, actor: str) -> SilenceOutcome:
+        if self.alertmanager is None:
+            return SilenceOutcome(SilenceResult.NOT_CONFIGURED, incident_id)
+        try:
+            length = parse_duration(duration)
+        except ValueError as exc:
+            return SilenceOutcome(SilenceResult.BAD_DURATION, incident_id, error=str(exc))
+        async with self.engine.connect() as conn:
+            incident = await incidents.get_incident(conn, incident_id, with_alerts=False)
+        if incident is None:
+            return SilenceOutcome(SilenceResult.MISSING, incident_id)
+        matchers = group_labels(incident.group_key, incident.labels)
+        if not matchers:
+            return SilenceOutcome(SilenceResult.NOTHING_TO_MATCH, incident_id)
+        now = utcnow()
+        until = now + length
+        link = self.incident_url(incident_id)
+        comment = f"Silenced from Firebreak incident #{incident_id}: {link}"
+        try:
+            silence_id = await self.alertmanager.create_silence(
+                matchers, now, until, actor, comment
+            )
+        except AlertmanagerError as exc:
+            log.warning("silence failed", incident_id=incident_id, reason=exc.reason)
+            return SilenceOutcome(SilenceResult.FAILED, incident_id, error=str(exc))
+        silence = store.ActiveSilence(silence_id, until, actor, now)
+        recorded = await self.writer.run(
+            partial(
+                _record_silence,
+                incident_id=incident_id,
+                silence=silence,
+                duration=duration.strip().lower(),
+                matchers=matchers,
+            )
+        )
+        if recorded is _GONE:  # deleted meanwhile (retention): do not leave the silence behind
+            await self._expire_quietly(incident_id, silence_id)
+            return SilenceOutcome(SilenceResult.MISSING, incident_id)
+        if isinstance(recorded, str):
+            await self._expire_quietly(incident_id, recorded)
+        log.info("incident silenced", incident_id=incident_id, silence_id=silence_id, by=actor)
+        self.bus.publish(IncidentEvent(incident_id, Change.UPDATED, actor))
+        return SilenceOutcome(SilenceResult.SILENCED, incident_id, silence_id, until, actor)
+
+    async def unsilence(self, incident_id: int, actor: str) -> SilenceOutcome:
+        if self.alertmanager is None:
+            return SilenceOutcome(SilenceResult.NOT_CONFIGURED, incident_id)
+        async with self.engine.connect() as conn:
+            if not await incidents.exists(conn, incident_id):
+                return SilenceOutcome(SilenceResult.MISSING, incident_id)
+            current = await store.active_silence(conn, incident_id, utcnow())
+        if current is None:
+            return SilenceOutcome(SilenceResult.NOT_SILENCED, incident_id)
+        try:
+            await self.alertmanager.expire_silence(current.silence_id)
+        except AlertmanagerError as exc:
+            if exc.reason != "not_found":  # already gone from Alertmanager: just forget it
+                log.warning("unsilence failed", incident_id=incident_id, reason=exc.reason)
+                return SilenceOutcome(SilenceResult.FAILED, incident_id, error=str(exc))
+        cleared = await self.writer.run(
+            partial(_record_unsilence, incident_id=incident_id, silence=current, actor=actor)
+        )
+        if not cleared:  # someone else unsilenced or replaced it meanwhile
+            return SilenceOutcome(SilenceResult.NOT_SILENCED, incident_id)
+        log.info("incident unsilenced", incident_id=incident_id, silence_id=current.silence_id)
+        self.bus.publish(IncidentEvent(incident_id, Change.UPDATED, actor))
+        return SilenceOutcome(
+            SilenceResult.UNSILENCED, incident_id, current.silence_id, current.ends_at, actor
+        )
+
+    async def _expire_quietly(self, incident_id: int, silence_id: str) -> None:
+        assert self.alertmanager is not None
+        try:
+            await self.alertmanager.expire_silence(silence_id)
+        except AlertmanagerError as exc:
+            log.warning(
+                "could not expire a replaced silence",
+                incident_id=incident_id,
+                silence_id=silence_id,
+                error=str(exc),
+            )
+
+    async def aclose(self) -> None:
+        if self.alertmanager is not None:
+            await self.alertmanager.aclose()
+
+
+_GONE = object()
+
+
+def _record_silence(
+    conn: Connection,
+    *,
+    incident_id: int,
+    silence: store.ActiveSilence,
+    duration: str,
+    matchers: dict[str, str],
+) -> Any:
+    """The row and the SILENCED event; the id of the silence replaced (or None), or _GONE."""
+    if conn.scalar(select(Incident.id).where(Incident.id == incident_id)) is None:
+        return _GONE
+    replaced = store.save_silence(conn, incident_id, silence)
+    record_event(
+        conn,
+        incident_id,
+        EventType.SILENCED,
+        silence.created_by,
+        f"Alerts silenced for {duration} (until {_minute(silence.ends_at)}) by "
+        f"{silence.created_by}: Alertmanager silence {silence.silence_id}",
+        {
+            "silence_id": silence.silence_id,
+            "until": silence.ends_at.isoformat(),
+            "duration": duration,
+            "matchers": matchers,
+            "replaces": replaced,
+        },
+    )
+    return replaced
+
+
+def _record_unsilence(
+    conn: Connection, *, incident_id: int, silence: store.ActiveSilence, actor: str
+) -> bool:
+    if not store.clear_silence(conn, incident_id, silence.silence_id):
+        return False
+    record_event(
+        conn,
+        incident_id,
+        EventType.UNSILENCED,
+        actor,
+        f"Silence {silence.silence_id} lifted by {actor}",
+        {"silence_id": silence.silence_id, "was_until": silence.ends_at.isoformat()},
+    )
+    return True
+
+
+def _minute(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC")
