@@ -6,13 +6,14 @@ fails when the investigations start, not in the middle of a run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from firebreak.agents.toolbox import ToolMetrics
 from firebreak.incidents.events import EventBus
 from firebreak.incidents.ports import Notifier
 from firebreak.remediation.flows import ApprovedRemediation
@@ -53,3 +54,6 @@ class Deps:
     breakers: BreakerBoard  # each source's circuit breaker, by the source's name
     finished: Counter  # investigations finished, by execution status
     settings: Settings
+    # the follow-up tool calls' counter and histogram; the composition root passes
+    # `ToolMetrics(metrics.registry)` so they reach /metrics
+    tool_metrics: ToolMetrics = field(default_factory=ToolMetrics)

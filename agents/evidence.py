@@ -1,5 +1,11 @@
-"""Joins what the two agents found: ranked, de-duplicated, capped and redacted, so that what
-follows (the LLM, the store, Slack) only ever sees the scrubbed version."""
+"""Joins what the three agents found: ranked, de-duplicated, capped and redacted, so that what
+follows (the LLM, the store, Slack) only ever sees the scrubbed version.
+
+The budget is shared: the cluster findings get at most a quarter of it (the best of them, by
+the same scores as log lines), the logs and metrics the rest. `gathered()` is the evidence as
+it stands later in the run: the joined evidence plus what the follow-up tool calls found
+(already redacted, capped and numbered by the toolbox).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,18 @@ from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.state import InvestigationState
 from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType
-from firebreak.tools.evidence import build_evidence
-from firebreak.tools.models import AlertContext, Evidence, LogLine, MetricReading, SourceReport
+from firebreak.tools.evidence import build_evidence, format_finding
+from firebreak.tools.kube_objects import select_findings
+from firebreak.tools.models import (
+    AlertContext,
+    Evidence,
+    KubeFinding,
+    LogLine,
+    MetricReading,
+    SourceReport,
+)
+
+KUBERNETES_SHARE = 4  # the findings get at most 1/4 of the evidence budget
 
 
 async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
@@ -26,26 +42,33 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
             logs=[LogLine.model_validate(line) for line in state.get("logs", [])],
             metrics=[MetricReading.model_validate(m) for m in state.get("metrics", [])],
             reports=reports,
+            kubernetes=[KubeFinding.model_validate(f) for f in state.get("kubernetes", [])],
         )
     )  # the one pass: everything after this (the LLM, the store, Slack) sees scrubbed text
+    budget = deps.settings.investigation.evidence_budget_chars
+    findings = select_findings(found.kubernetes, budget // KUBERNETES_SHARE)
+    spent = sum(len(format_finding(f)) + 1 for f in findings)
     evidence = build_evidence(
         found.logs,
         found.metrics,
         found.reports,
-        deps.settings.investigation.evidence_budget_chars,
+        budget - spent,
         starts_at=alert.starts_at,
-    )
-    gathered = {
+    ).model_copy(update={"kubernetes": findings})
+    gathered_counts = {
         "log_lines": len(state.get("logs", [])),
         "metric_series": len(state.get("metrics", [])),
+        "kubernetes_findings": len(state.get("kubernetes", [])),
         "kept_log_lines": len(evidence.logs),
         "kept_metrics": len(evidence.metrics),
+        "kept_kubernetes": len(evidence.kubernetes),
         "sources": [r.model_dump(mode="json") for r in evidence.reports],
     }
     failed = [r.source for r in evidence.reports if r.error]
+    clusters = f", {len(findings)} cluster findings" if state.get("kubernetes") else ""
     message = (
         f"Evidence collected: {len(evidence.logs)} log lines, {len(evidence.metrics)} metric "
-        f"readings from {len(evidence.reports)} sources"
+        f"readings{clusters} from {len(evidence.reports)} sources"
         + (f" ({', '.join(failed)} failed)" if failed else "")
     )
     await deps.writer.run(
@@ -55,7 +78,26 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
             kind=EventType.EVIDENCE_COLLECTED,
             actor=FIREBREAK,
             message=message,
-            data=gathered,
+            data=gathered_counts,
         )
     )
     return {"evidence": evidence.model_dump(mode="json")}
+
+
+def gathered(state: InvestigationState) -> Evidence:
+    """The joined evidence plus the items the follow-up calls found, in call order."""
+    evidence = Evidence.model_validate(state.get("evidence") or {})
+    logs, metrics, findings = list(evidence.logs), list(evidence.metrics), []
+    for call in state.get("calls", []):
+        for item in call.get("items", []):
+            if call["tool"] == "search_logs":
+                logs.append(LogLine.model_validate(item))
+            elif call["tool"] == "query_metrics":
+                metrics.append(MetricReading.model_validate(item))
+            else:
+                findings.append(KubeFinding.model_validate(item))
+    if not findings and len(logs) == len(evidence.logs) and len(metrics) == len(evidence.metrics):
+        return evidence
+    return evidence.model_copy(
+        update={"logs": logs, "metrics": metrics, "kubernetes": [*evidence.kubernetes, *findings]}
+    )

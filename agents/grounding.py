@@ -1,9 +1,10 @@
 """Grounding: an answer may only rest on evidence that was gathered, and may only propose what
 the allowlist lets run. Applied to LLM and offline answers alike.
 
-- Every cited ref must be one of `evidence.refs()` (matched case-insensitively). Unknown refs
-  are dropped, and each one lowers `confidence_score` by `UNKNOWN_REF_PENALTY` (15) points: an
-  invented citation is evidence the model is confabulating.
+- Every cited ref must be one of `evidence.refs()` (matched case-insensitively): a log line
+  `L…`, a metric `M…`, a cluster finding `K…`, gathered first or by a follow-up tool call.
+  Unknown refs are dropped, and each one lowers `confidence_score` by `UNKNOWN_REF_PENALTY`
+  (15) points: an invented citation is evidence the model is confabulating.
 - An analysis left citing no gathered evidence is capped at `UNGROUNDED_CONFIDENCE_CAP` (30).
 - A proposed remediation is dropped unless the allowlist rule (`tools.actions.check_proposal`,
   the same one a run is held to) accepts it.
@@ -19,7 +20,7 @@ from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.store.schemas import EvidenceItem, RcaBody, RemediationProposal
 from firebreak.tools.actions import ActionError, check_proposal
 from firebreak.tools.config import RemediationAction
-from firebreak.tools.models import Evidence, LogLine, MetricReading
+from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading
 from firebreak.tools.text import number, truncate
 
 UNKNOWN_REF_PENALTY = 15
@@ -53,6 +54,29 @@ def _log_text(line: LogLine) -> str:
     return f"{when}{count} {line.text}".strip()
 
 
+def _finding_text(finding: KubeFinding) -> str:
+    when = finding.timestamp.isoformat() if finding.timestamp else ""
+    count = f" (x{finding.count})" if finding.count > 1 else ""
+    return f"{when} {finding.object}{count}: {finding.text}".strip()
+
+
+def _item(ref: str, evidence: Evidence) -> EvidenceItem | None:
+    for line in evidence.logs:
+        if line.ref == ref:
+            return EvidenceItem(ref=ref, kind="log", source=line.source, text=_log_text(line))
+    for reading in evidence.metrics:
+        if reading.ref == ref:
+            return EvidenceItem(
+                ref=ref, kind="metric", source=reading.source, text=metric_text(reading)
+            )
+    for finding in evidence.kubernetes:
+        if finding.ref == ref:
+            return EvidenceItem(
+                ref=ref, kind="kubernetes", source=finding.source, text=_finding_text(finding)
+            )
+    return None
+
+
 def _check_remediation(
     proposal: RemediationProposal, actions: Sequence[RemediationAction]
 ) -> str | None:
@@ -68,9 +92,7 @@ def ground(
     rca: RootCauseAnalysis, evidence: Evidence, actions: Sequence[RemediationAction] = ()
 ) -> Grounded:
     """Apply the grounding rules of the module doc to an answer."""
-    logs = {line.ref: line for line in evidence.logs if line.ref}
-    metrics = {reading.ref: reading for reading in evidence.metrics if reading.ref}
-    known = {ref.upper(): ref for ref in (*logs, *metrics)}
+    known = {ref.upper(): ref for ref in evidence.refs() if ref}
 
     cited: list[str] = []
     unknown: list[str] = []
@@ -104,20 +126,7 @@ def ground(
             notes.append(f"dropped the proposed remediation: {problem}")
             remediation = None
 
-    items: list[EvidenceItem] = []
-    for ref in cited:
-        if ref in logs:
-            line = logs[ref]
-            items.append(
-                EvidenceItem(ref=ref, kind="log", source=line.source, text=_log_text(line))
-            )
-        else:
-            reading = metrics[ref]
-            items.append(
-                EvidenceItem(
-                    ref=ref, kind="metric", source=reading.source, text=metric_text(reading)
-                )
-            )
+    items = [item for ref in cited if (item := _item(ref, evidence)) is not None]
 
     body = rca.model_dump(exclude={"evidence"})
     body["confidence_score"] = confidence

@@ -18,7 +18,7 @@ correlation is not proof. Every claim cites the refs (`L3`, `M1`) it rests on.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -220,13 +220,16 @@ def _classify(signatures: list[_Signature], logs: list[LogLine]) -> _Category | 
     return None
 
 
-def _investigate(alert: AlertContext, evidence: Evidence) -> _Findings:
+def _investigate(
+    alert: AlertContext, evidence: Evidence, symptoms: Collection[str] = ()
+) -> _Findings:
+    """`symptoms`: refs of lines that are never the change (what a cluster reports)."""
     starts_at = as_utc(alert.starts_at)
     signatures, total = _group_errors(evidence.logs)
     errors = [line for s in signatures for line in s.lines if line.timestamp is not None]
     first_error = min(errors, key=_when) if errors else None
     anchor = _when(first_error) if first_error is not None else starts_at
-    change = _find_change(evidence.logs, anchor)
+    change = _find_change([line for line in evidence.logs if line.ref not in symptoms], anchor)
     anchors = [starts_at] + ([_when(first_error)] if first_error is not None else [])
     return _Findings(
         signatures=signatures,
@@ -309,12 +312,20 @@ class _Story:
 
 
 def analyze_offline(alert: AlertContext, evidence: Evidence) -> RootCauseAnalysis:
-    """A grounded, cautious root-cause analysis from `evidence` alone (no LLM)."""
+    """A grounded, cautious root-cause analysis from `evidence` alone (no LLM). What the
+    clusters said is read as log lines (cited `K…`): an OOM kill reads as an error, a rollout
+    as a change."""
+    # A pod's "3 restarts" or a "Back-off restarting" event is a symptom, not a change: of
+    # the findings, only a rollout may be the change that explains the errors.
+    symptoms = {f.ref for f in evidence.kubernetes if f.kind != "rollout"}
+    evidence = evidence.model_copy(
+        update={"logs": [*evidence.logs, *(f.as_log_line() for f in evidence.kubernetes)]}
+    )
     story = _Story(
         name=alert.labels.get("alertname", "the alert"),
         service=service_of(alert.labels, "the service"),
         starts_at=as_utc(alert.starts_at),
-        findings=_investigate(alert, evidence),
+        findings=_investigate(alert, evidence, symptoms),
         has_evidence=bool(evidence.logs or evidence.metrics),
         configured=bool(evidence.reports or evidence.logs or evidence.metrics),
         refs=[],

@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime as GraphRuntime
 from sqlalchemy import Connection
 
 from firebreak.agents.context import Deps
+from firebreak.agents.evidence import gathered
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.state import InvestigationState
 from firebreak.incidents.events import Change, IncidentEvent
@@ -23,10 +24,11 @@ async def publish(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
     deps = runtime.context
     incident_id = state["incident_id"]
     analysis = Analysis.model_validate(state["analysis"])
+    evidence = gathered(state).model_dump(mode="json")  # with what the follow-up calls found
 
     def store(conn: Connection) -> bool:
         stored = incidents.save_analysis(
-            conn, incident_id, analysis, state["evidence"], run_id=state["run_id"]
+            conn, incident_id, analysis, evidence, run_id=state["run_id"]
         )
         if stored:
             for kind, message, data in timeline_entries(analysis):

@@ -45,6 +45,7 @@ async def answer_question(
             analysis=analysis,
             logs=safe_evidence.logs,
             metrics=safe_evidence.metrics,
+            kubernetes=safe_evidence.kubernetes,
             boundary=boundary,
         )
         messages = [
@@ -86,6 +87,7 @@ def _deterministic_answer(
     candidates: list[tuple[str, str]] = [
         (line.ref, line.text) for line in evidence.logs if line.ref
     ] + [(m.ref, metric_text(m)) for m in evidence.metrics if m.ref]
+    candidates += [(f.ref, f"{f.object} {f.text}") for f in evidence.kubernetes if f.ref]
     matching = [
         (ref, text) for ref, text in candidates if words and any(w in text.lower() for w in words)
     ]

@@ -27,6 +27,11 @@ Every offline analysis is marked: `root_cause` and `reasoning` start with "[Offl
 and after a fallback the reasoning says why the LLM was not used.
 
 Every answer, LLM or offline, is grounded (agents/grounding.py) before it is returned.
+
+After follow-up tool calls (agents/followup.py) the evidence holds their results too, and the
+prompt lists the calls made. When the loop ended with the model's own answer (it answered
+without calling a tool), that answer is attempt 1 (`Opening`), validated and repaired like any;
+when it ended in an LLM error, that error is attempt 1 and the offline analyser answers.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +49,7 @@ from langgraph.runtime import Runtime as GraphRuntime
 from pydantic import ValidationError
 
 from firebreak.agents.context import Deps
+from firebreak.agents.evidence import gathered
 from firebreak.agents.grounding import fit, ground
 from firebreak.agents.offline import analyze_offline
 from firebreak.agents.prompts import evidence_boundary, render
@@ -61,9 +68,12 @@ from firebreak.tools.redact import Redactor
 
 __all__ = [
     "OFFLINE_PREFIX",
+    "Opening",
     "build_rca_messages",
     "build_repair_message",
+    "rca_boundary",
     "reason",
+    "safe_alert",
 ]
 
 log = structlog.get_logger(__name__)
@@ -81,24 +91,46 @@ _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(?P<body>.*?)\n?\s*```\s*$", re
 # Prompts
 
 
+def safe_alert(alert: AlertContext, redactor: Redactor) -> AlertContext:
+    """The alert with its labels and annotations scrubbed, as every prompt shows it."""
+    return alert.model_copy(
+        update={
+            "labels": redactor.redact_value(dict(alert.labels)),
+            "annotations": redactor.redact_value(dict(alert.annotations)),
+        }
+    )
+
+
+def rca_boundary(alert: AlertContext, evidence: Evidence) -> str:
+    """The marker id of the RCA prompt's data blocks (and of the tool results answering it)."""
+    return evidence_boundary(evidence, alert.model_dump_json())
+
+
 def build_rca_messages(
     alert: AlertContext,
     evidence: Evidence,
     actions: Sequence[RemediationAction] = (),
     redactor: Redactor | None = None,
+    *,
+    tools: int = 0,
+    followups: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, str]]:
     """System + user messages for one investigation, scrubbed. `evidence` should already be
-    redacted (it is scrubbed again as part of the rendered text anyway)."""
+    redacted (it is scrubbed again as part of the rendered text anyway). `tools`: how many
+    follow-up calls the request offers (the system message then explains them); `followups`:
+    the calls made already (`tool`, `arguments`, `refs`, `error`), listed with the evidence."""
     redactor = redactor or Redactor()
-    boundary = evidence_boundary(evidence, alert.model_dump_json())
-    system = render("rca_system.md", boundary=boundary)
+    boundary = rca_boundary(alert, evidence)
+    system = render("rca_system.md", boundary=boundary, tools=tools)
     user = render(
         "rca_user.md",
         alert=alert,
         logs=evidence.logs,
         metrics=evidence.metrics,
+        kubernetes=evidence.kubernetes,
         reports=evidence.reports,
         actions=list(actions),
+        followups=list(followups),
         boundary=boundary,
     )
     return [
@@ -142,6 +174,31 @@ def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
+@dataclass(frozen=True)
+class Opening:
+    """How the follow-up loop ended, when it ended with the LLM: its answer without a tool
+    call (`raw`), or why it gave none (`error`). Either is the RCA's first attempt."""
+
+    raw: str | None = None
+    error: str | None = None
+    elapsed_ms: float = 0.0
+
+
+async def _ask(
+    gateway: LLMGateway, messages: list[dict[str, str]], schema: dict[str, Any]
+) -> tuple[str | None, str | None, float]:
+    """(raw answer, None, ms), or (None, why the LLM gave nothing, ms)."""
+    started = time.perf_counter()
+    try:
+        raw = await gateway.complete_json(messages, schema)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # LLMError, or a bug: either way the LLM gave nothing
+        kind = exc.kind if isinstance(exc, LLMError) else type(exc).__name__
+        return None, f"{kind}: {exc}", _elapsed_ms(started)
+    return raw, None, _elapsed_ms(started)
+
+
 async def reason(
     alert: AlertContext,
     evidence: Evidence,
@@ -150,41 +207,38 @@ async def reason(
     max_json_retries: int,
     actions: Sequence[RemediationAction] = (),
     redactor: Redactor | None = None,
+    opening: Opening | None = None,
+    followups: Sequence[Mapping[str, Any]] = (),
 ) -> Analysis:
-    """Root-cause analysis of `alert` from `evidence`; see the module doc for the rules."""
+    """Root-cause analysis of `alert` from `evidence`; see the module doc for the rules.
+    `opening`: the follow-up loop's closing answer, used as attempt 1; `followups`: the tool
+    calls it made (listed in the prompt)."""
     redactor = redactor or Redactor()
-    safe_alert = alert.model_copy(
-        update={
-            "labels": redactor.redact_value(dict(alert.labels)),
-            "annotations": redactor.redact_value(dict(alert.annotations)),
-        }
-    )
+    shown_alert = safe_alert(alert, redactor)
     safe_evidence = redactor.redact_evidence(evidence)
     attempts: list[Attempt] = []
 
     if gateway is None or not gateway.enabled:
-        return _offline(safe_alert, safe_evidence, actions, attempts, failure=None)
+        return _offline(shown_alert, safe_evidence, actions, attempts, failure=None)
 
-    base = build_rca_messages(safe_alert, safe_evidence, actions, redactor)
+    base = build_rca_messages(shown_alert, safe_evidence, actions, redactor, followups=followups)
     schema = strict_json_schema()
     messages = base
     failure = "no attempt was made"
     for number in range(1, max_json_retries + 2):
-        started = time.perf_counter()
-        try:
-            raw = await gateway.complete_json(messages, schema)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # LLMError, or a bug: either way the LLM gave nothing
-            kind = exc.kind if isinstance(exc, LLMError) else type(exc).__name__
-            failure = f"{kind}: {exc}"
+        if number == 1 and opening is not None:
+            raw, error, elapsed_ms = opening.raw, opening.error, opening.elapsed_ms
+        else:
+            raw, error, elapsed_ms = await _ask(gateway, messages, schema)
+        if raw is None:
+            failure = error or "no answer"
             attempts.append(
                 Attempt(
                     number=number,
                     provider=gateway.provider,
                     ok=False,
                     error=failure[:1000],
-                    elapsed_ms=_elapsed_ms(started),
+                    elapsed_ms=elapsed_ms,
                 )
             )
             log.warning("llm_unavailable", provider=gateway.provider, error=failure[:300])
@@ -200,16 +254,14 @@ async def reason(
                     provider=gateway.provider,
                     ok=False,
                     error=failure[:1000],
-                    elapsed_ms=_elapsed_ms(started),
+                    elapsed_ms=elapsed_ms,
                 )
             )
             log.info("llm_invalid_answer", attempt=number, errors=errors[:5])
             messages = [*base, build_repair_message(errors, raw, redactor)]
             continue
         attempts.append(
-            Attempt(
-                number=number, provider=gateway.provider, ok=True, elapsed_ms=_elapsed_ms(started)
-            )
+            Attempt(number=number, provider=gateway.provider, ok=True, elapsed_ms=elapsed_ms)
         )
         grounded = ground(rca, safe_evidence, actions)
         return Analysis(
@@ -225,7 +277,7 @@ async def reason(
         failure = f"no valid answer after {max_json_retries + 1} attempts (last: {failure})"
 
     note = f"The LLM ({gateway.describe()}) could not be used: {failure}"
-    return _offline(safe_alert, safe_evidence, actions, attempts, failure=note)
+    return _offline(shown_alert, safe_evidence, actions, attempts, failure=note)
 
 
 def _offline(
@@ -311,15 +363,29 @@ def _failed(attempts: list[Attempt], problems: Sequence[str | None]) -> Analysis
 
 
 async def analyse(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
-    """The graph node: the reasoning agent over the joined, redacted evidence."""
+    """The graph node: the reasoning agent over the joined, redacted evidence and what the
+    follow-up calls found; the loop's closing answer (if any) is the first attempt."""
     deps = runtime.context
     settings = deps.settings
+    calls = state.get("calls", [])
+    ended = state.get("followup") or {}
+    opening = None
+    if ended.get("raw") is not None or ended.get("error") is not None:
+        opening = Opening(
+            raw=ended.get("raw"), error=ended.get("error"), elapsed_ms=ended.get("elapsed_ms", 0)
+        )
     analysis = await reason(
         AlertContext.model_validate(state["alert"]),
-        Evidence.model_validate(state["evidence"]),
+        gathered(state),
         deps.gateway,
         max_json_retries=settings.max_json_retries,
         actions=settings.actions,
         redactor=deps.redactor,
+        opening=opening,
+        followups=[
+            {"tool": c["tool"], "arguments": c["arguments"], "refs": c["refs"], "error": c["error"]}
+            for c in calls
+        ],
     )
+    analysis = analysis.model_copy(update={"tool_calls": len(calls)})
     return {"analysis": analysis.model_dump(mode="json")}

@@ -70,6 +70,11 @@ class InvestigationService:
         self._single_process = deps.engine.url.get_backend_name() == "sqlite"
         self._keepalive: asyncio.Task[None] | None = None
 
+    @property
+    def deps(self) -> Deps:
+        """What the graph's nodes are given (read-only: tests and benches read its metrics)."""
+        return self._deps
+
     def on_event(self, event: IncidentEvent) -> None:
         """Bus subscriber: a newly opened incident is investigated."""
         if event.change is Change.OPENED:

@@ -13,7 +13,13 @@ functions, and the guards a model's calls need, because a model is not trusted t
 - shown items are numbered as evidence, continuing the investigation's `L`/`M`/`K` refs, so the
   answer can cite them and grounding accepts them;
 - after `max_calls` calls (every call counts, failed ones too, so an erring model stops as
-  surely as a curious one) `offered()` is empty and calls are refused.
+  surely as a curious one) `offered()` is empty and calls are refused;
+- a source's circuit breaker (when one is given) is honoured: an open one answers `error:
+  circuit open …` without a request, and each query counts toward it.
+
+A toolbox lives for one step of the investigation graph; the next step builds a new one from
+the checkpointed calls (`calls_made`, `earlier`), so repeats are still recognised and refs still
+continue after a restart. `ToolMetrics` counts and times the calls on the app's registry.
 
 Only `tools/` is imported: source configs are passed in and told apart by their `type`
 (`loki`, `elasticsearch`, `file`; metrics sources are Prometheus), so no config import is needed.
@@ -29,16 +35,19 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from firebreak.tools import elasticsearch, files, loki, prometheus
 from firebreak.tools import kubernetes as kube
+from firebreak.tools.breaker import Breaker, shared_collector
+from firebreak.tools.errors import Category, SourceError
 from firebreak.tools.evidence import format_log_line, format_metric
 from firebreak.tools.kube_objects import KubeFinding, format_finding
 from firebreak.tools.kubernetes import KubeClient, KubernetesError, KubernetesSource
@@ -47,6 +56,7 @@ from firebreak.tools.models import describe_error as _describe_error
 
 __all__ = [
     "TOOL_NAMES",
+    "ToolMetrics",
     "ToolResult",
     "Toolbox",
     "is_tools_refusal",
@@ -72,8 +82,12 @@ _OWN_ERRORS = (
 )
 
 
-class ToolError(Exception):
-    """A call that cannot run; the message is for the model."""
+class ToolError(SourceError):
+    """A call that cannot run; the message is for the model. Our refusal of the model's
+    request, so a breaker does not count it against the source."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, category=Category.BAD_REQUEST)
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,6 +314,10 @@ class ToolResult:
     error: str | None = None
     seconds: float = 0.0
     items: list[Item] = field(default_factory=list)
+    # ok; error (the call ran and failed); refused (a guard: bad arguments, unknown tool,
+    # repeat, over the limit)
+    outcome: str = "ok"
+    key: str = ""  # the call's identity for repeat detection ("" when it never got that far)
 
     def timeline_data(self) -> dict[str, Any]:
         return {
@@ -309,6 +327,43 @@ class ToolResult:
             "seconds": round(self.seconds, 3),
             "error": self.error,
         }
+
+
+class ToolMetrics:
+    """`firebreak_tool_calls_total{tool,outcome}` (ok, error, refused) and
+    `firebreak_tool_call_seconds{tool}`, on `registry` (a private one if None); shared when
+    several investigations' services use one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        registry = CollectorRegistry() if registry is None else registry
+        self.registry = registry
+        self.calls = shared_collector(
+            registry,
+            "firebreak_tool_calls",
+            lambda: Counter(
+                "firebreak_tool_calls",
+                "Follow-up tool calls of the reasoning agent, by tool and outcome (ok, error, "
+                "refused)",
+                ["tool", "outcome"],
+                registry=registry,
+            ),
+        )
+        self.seconds = shared_collector(
+            registry,
+            "firebreak_tool_call_seconds",
+            lambda: Histogram(
+                "firebreak_tool_call_seconds",
+                "Follow-up tool call duration",
+                ["tool"],
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                registry=registry,
+            ),
+        )
+
+    def observe(self, result: ToolResult) -> None:
+        tool = result.tool if result.tool in TOOL_NAMES else "unknown"  # bounded label values
+        self.calls.labels(tool=tool, outcome=result.outcome).inc()
+        self.seconds.labels(tool=tool).observe(result.seconds)
 
 
 def _format(item: Item) -> str:
@@ -369,7 +424,13 @@ class Toolbox:
         result_chars: int = 4000,
         next_refs: Mapping[str, int] | None = None,
         call_timeout_s: float = 30.0,
+        calls_made: int = 0,
+        earlier: Sequence[ToolResult] = (),
+        breakers: Callable[[str], Breaker | None] | None = None,
     ) -> None:
+        """`calls_made` and `earlier`: what the investigation's previous steps called (each
+        result with its `key`), so the limit and the repeat guard span the whole loop.
+        `breakers`: a source's circuit breaker by its name."""
         self.alert = alert
         self.window = window
         self.http = http
@@ -377,13 +438,14 @@ class Toolbox:
         self.max_calls = max_calls
         self.result_chars = result_chars
         self.call_timeout_s = call_timeout_s
-        self.calls = 0
+        self.calls = calls_made
         self._logs = {s.name: s for s in logs}
         self._metrics = {s.name: s for s in metrics}
         self._kubernetes = {s.name: s for s in kubernetes}
         self._specs = tool_specs(list(self._logs), list(self._metrics), list(self._kubernetes))
         self._next = {"L": 1, "M": 1, "K": 1} | dict(next_refs or {})
-        self._seen: dict[str, ToolResult] = {}
+        self._seen: dict[str, ToolResult] = {r.key: r for r in earlier if r.key}
+        self._breakers = breakers or (lambda name: None)
         self._clients: dict[str, KubeClient] = {}
         self._stack = contextlib.AsyncExitStack()
 
@@ -421,24 +483,24 @@ class Toolbox:
         raw = _as_dict(arguments)
         if self.calls > self.max_calls:
             why = f"the limit of {self.max_calls} tool calls is reached: answer with what you have"
-            return self._failed(name, raw or {}, why, began)
+            return self._refused(name, raw or {}, why, began)
         if raw is None:
-            return self._failed(name, {}, "bad arguments: not a JSON object", began)
+            return self._refused(name, {}, "bad arguments: not a JSON object", began)
         offered = {spec["function"]["name"] for spec in self._specs}
         if name not in offered:
             known = ", ".join(sorted(offered)) or "none"
-            return self._failed(name, raw, f"unknown tool {name!r} (tools: {known})", began)
+            return self._refused(name, raw, f"unknown tool {name!r} (tools: {known})", began)
         try:
             args = _ARGUMENTS[name].model_validate({k: v for k, v in raw.items() if v is not None})
         except ValidationError as exc:
-            return self._failed(name, raw, _bad_arguments(exc), began)
+            return self._refused(name, raw, _bad_arguments(exc), began)
         shown = args.model_dump(mode="json")
         key = name + json.dumps(shown, sort_keys=True)
         if (earlier := self._seen.get(key)) is not None:
-            return self._failed(name, shown, _repeat_note(name, earlier), began)
+            return self._refused(name, shown, _repeat_note(name, earlier), began)
         try:
             async with asyncio.timeout(self.call_timeout_s):
-                items, header, empty = await self._dispatch(name, args)
+                items, header, empty = await self._guarded(name, args)
         except TimeoutError:
             why = f"no answer within {self.call_timeout_s:g}s"
             result = self._failed(name, shown, why, began)
@@ -446,10 +508,18 @@ class Toolbox:
             result = self._failed(name, shown, _why(exc), began)
         else:
             result = self._answer(name, shown, items, header, empty, began)
+        result = replace(result, key=key)
         self._seen[key] = result
         return result
 
-    def _failed(self, name: str, arguments: dict[str, Any], why: str, began: float) -> ToolResult:
+    def _failed(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        why: str,
+        began: float,
+        outcome: str = "error",
+    ) -> ToolResult:
         why = self.redact(why)
         return ToolResult(
             tool=name,
@@ -457,7 +527,11 @@ class Toolbox:
             text=f"error: {why}",
             error=why,
             seconds=time.perf_counter() - began,
+            outcome=outcome,
         )
+
+    def _refused(self, name: str, arguments: dict[str, Any], why: str, began: float) -> ToolResult:
+        return self._failed(name, arguments, why, began, outcome="refused")
 
     def _scrub(self, arguments: dict[str, Any]) -> dict[str, Any]:
         return {k: self.redact(v) if isinstance(v, str) else v for k, v in arguments.items()}
@@ -506,6 +580,13 @@ class Toolbox:
         )
 
     # -- dispatch ----------------------------------------------------------------------------
+
+    async def _guarded(self, name: str, args: _Args) -> tuple[list[Item], str, str]:
+        """The call through its source's breaker, when the source has one."""
+        breaker = self._breakers(args.source)
+        if breaker is None:
+            return await self._dispatch(name, args)
+        return await breaker.call(lambda: self._dispatch(name, args))
 
     async def _dispatch(self, name: str, args: _Args) -> tuple[list[Item], str, str]:
         """(items best first, a header line, what to say when there are none)."""

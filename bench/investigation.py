@@ -10,12 +10,21 @@
    2 s each, `--limit` at a time. Baseline: the ideal ceil(n / limit) x 2 s.
 3. Circuit breaker: time for a call to fail once the breaker is open. Baseline: raising and
    catching an exception in a plain function.
+4. The follow-up loop's own overhead per tool call (issue 12): investigations in which the
+   scripted LLM (answering at once) calls `--tool-calls` tools, one after the other, on a log
+   file (an in-process source). Per call, the time between two LLM requests as the server
+   sees them arrive: the LLM round trip, the graph's two steps (checkpointed), the toolbox,
+   the TOOL_CALLED event, the metrics, the next prompt. Measured twice in the same run: with
+   the real toolbox, and with `Toolbox.call` replaced by returning a constant result (so the
+   source costs nothing); the bare LLM round trip of the same request through the same
+   gateway is the baseline subtracted from both.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import statistics
@@ -27,13 +36,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from firebreak.agents import toolbox
 from firebreak.agents.schema import strict_json_schema
 from firebreak.components import Parts, QuietNotifier, assembled
 from firebreak.config import Config, LLMConfig, Secrets
 from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.tools.llm import LLMGateway, LLMUnavailable
-from tests.fakes.llm_servers import ScriptedLLMServer, answer, closed_port_url, slow
+from tests.fakes.llm_servers import (
+    ScriptedLLMServer,
+    answer,
+    closed_port_url,
+    slow,
+    tool_call,
+)
 from tests.support.payloads import alert, group
 from tests.support.promstack import run_prometheus, serve_metrics
 
@@ -159,6 +175,95 @@ async def breaker_fail_fast(n: int) -> tuple[list[float], list[float]]:
     return open_times, base
 
 
+def loop_config(workdir: Path, llm_url: str, calls: int) -> Config:
+    return Config(
+        store={"url": f"sqlite+aiosqlite:///{workdir / 'loop.db'}"},
+        llm={"provider": "openai", "model": "bench", "base_url": llm_url, "timeout_s": 30},
+        sources={
+            "logs": [{"type": "file", "name": "app", "path": str(workdir.parent / "app.log")}]
+        },
+        investigation={"checkpoint_path": str(workdir / "cp.db"), "max_tool_calls": calls},
+    )
+
+
+async def constant_call(self: toolbox.Toolbox, name: str, arguments: object) -> toolbox.ToolResult:
+    self.calls += 1
+    return toolbox.ToolResult(
+        tool=name, arguments={}, text="3 lines, all fine", key=f"k{self.calls}"
+    )
+
+
+async def tool_loop_gaps(
+    workdir: Path, llm: ScriptedLLMServer, starts: datetime, incidents: int, calls: int
+) -> list[float]:
+    """Seconds between consecutive LLM requests of each investigation's follow-up loop."""
+    workdir.mkdir()  # noqa: ASYNC240 - a bench, before the clock runs
+    llm.reset()
+    for _ in range(incidents):
+        llm.script(
+            *(
+                tool_call("search_logs", {"source": "app", "query": f"took {i}"})
+                for i in range(calls)
+            ),
+            answer(RCA),
+        )
+    await timed_investigations(
+        loop_config(workdir, llm.base_url, calls),
+        [f"loop{i}" for i in range(incidents)],
+        starts,
+        at_once=False,
+    )
+    arrivals = [r.at for r in llm.chat_requests]
+    assert len(arrivals) == incidents * (calls + 1), len(arrivals)
+    gaps = []
+    for first in range(0, len(arrivals), calls + 1):
+        block = arrivals[first : first + calls + 1]
+        gaps += [later - earlier for earlier, later in itertools.pairwise(block)]
+    return gaps
+
+
+async def loop_llm_round_trips(llm: ScriptedLLMServer, config: Config, n: int) -> list[float]:
+    """The loop's own request (prompt and tools as the first follow-up sent them) through the
+    same gateway, answered with a tool call: what each loop step pays the LLM."""
+    messages = [
+        {"role": m["role"], "content": m["content"]} for m in llm.messages(0) if m.get("content")
+    ]
+    tools = toolbox.tool_specs([source.name for source in config.sources.logs])
+    llm.reset()
+    llm.default = tool_call("search_logs", {"source": "app", "query": "took 1"})
+    times = []
+    async with LLMGateway.from_config(config.llm) as gateway:
+        for _ in range(n):
+            began = time.perf_counter()
+            await gateway.complete_with_tools(messages, tools, schema=strict_json_schema())
+            times.append(time.perf_counter() - began)
+    return times
+
+
+async def tool_loop(
+    workdir: Path, llm: ScriptedLLMServer, starts: datetime, incidents: int, calls: int
+) -> dict[str, float]:
+    real = await tool_loop_gaps(workdir / "loop-real", llm, starts, incidents, calls)
+    rtt = await loop_llm_round_trips(llm, loop_config(workdir, llm.base_url, calls), 50)
+    original = toolbox.Toolbox.call
+    toolbox.Toolbox.call = constant_call  # type: ignore[method-assign]
+    try:
+        constant = await tool_loop_gaps(workdir / "loop-const", llm, starts, incidents, calls)
+    finally:
+        toolbox.Toolbox.call = original  # type: ignore[method-assign]
+    p50 = {name: statistics.median(v) * 1000 for name, v in
+           (("real", real), ("constant", constant), ("llm", rtt))}  # fmt: skip
+    return {
+        "tool_calls": len(real),
+        "p50_step_ms": round(p50["real"], 2),
+        "p50_step_constant_toolbox_ms": round(p50["constant"], 2),
+        "p50_llm_round_trip_ms": round(p50["llm"], 2),
+        "p50_loop_overhead_ms": round(p50["constant"] - p50["llm"], 2),
+        "p50_source_ms": round(p50["real"] - p50["constant"], 2),
+        "p90_step_constant_toolbox_ms": round(pct(constant, 90) * 1000, 2),
+    }
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
@@ -170,6 +275,9 @@ async def main() -> None:
     parser.add_argument("--concurrent", type=int, default=50)
     parser.add_argument("--limit", type=int, default=4)
     parser.add_argument("--llm-seconds", type=float, default=2.0)
+    parser.add_argument("--tool-calls", type=int, default=6)
+    parser.add_argument("--loop-incidents", type=int, default=10)
+    parser.add_argument("--only-loop", action="store_true", help="section 4 alone")
     args = parser.parse_args()
     report: dict[str, object] = {}
     starts = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
@@ -183,6 +291,12 @@ async def main() -> None:
         write_logs(workdir / "app.log", starts)
         for name, value in zip(QUERIES, (5, 0.8, 19), strict=True):
             exporter.set(name, value)
+        if args.only_loop:
+            report["tool_loop"] = await tool_loop(
+                workdir, llm, starts, args.loop_incidents, args.tool_calls
+            )
+            print(json.dumps(report, indent=2))
+            return
         with run_prometheus(workdir, scrape_targets=[exporter.target]) as prometheus:
             await asyncio.sleep(6)  # Prometheus' first scrape happens on a 5 s tick
             llm.default = answer(RCA)
@@ -226,6 +340,11 @@ async def main() -> None:
                 "serial_would_be_s": args.concurrent * args.llm_seconds,
             }
             print(json.dumps(report["slow_llm"]), flush=True)
+
+        report["tool_loop"] = await tool_loop(
+            workdir, llm, starts, args.loop_incidents, args.tool_calls
+        )
+        print(json.dumps(report["tool_loop"]), flush=True)
 
     open_times, base = await breaker_fail_fast(2000)
     report["breaker_open"] = {

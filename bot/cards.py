@@ -658,8 +658,14 @@ def rca_card(incident: IncidentOut, analysis: Analysis) -> tuple[str, list[Block
         blocks.append(
             _context(f":hammer_and_wrench: Proposed remediation `{action}`: see the next message.")
         )
-    blocks.append(_context(*_attempts_context(analysis)))
+    blocks.append(_context(*_attempts_context(analysis), *_follow_ups(analysis)))
     return fallback, _bounded(blocks)
+
+
+def _follow_ups(analysis: Analysis) -> list[str]:
+    """`3 follow-up queries`: the tool calls the reasoning agent made before it answered."""
+    count = analysis.tool_calls
+    return [f"{count} follow-up quer{'y' if count == 1 else 'ies'}"] if count else []
 
 
 def _confidence(score: int) -> str:

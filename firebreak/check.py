@@ -1,7 +1,8 @@
 """`firebreak check`: validate the configuration and reach every configured dependency.
 
 One line per dependency, green ✓ or red ✗ with the reason, in a fixed order: config, store,
-Slack, LLM, each log source, each metrics source. Exit status 1 when any line is red.
+Slack, LLM, each log source, each metrics source, each Kubernetes cluster (`/version`, with
+the kubeconfig and context it is configured with). Exit status 1 when any line is red.
 
 Why it is built this way:
 - The checks run concurrently, each bounded by `TIMEOUT_S`, so a black-holed host costs five
@@ -34,7 +35,9 @@ from rich.console import Console
 from rich.text import Text
 
 from firebreak.config import Config, ConfigError, Secrets, load_config, resolve_config_path
+from firebreak.tools import kubernetes
 from firebreak.tools.config import ElasticsearchSource, FileSource, LokiSource, PrometheusSource
+from firebreak.tools.kubernetes import KubernetesError, KubernetesSource
 from firebreak.tools.redact import Redactor
 
 __all__ = ["TIMEOUT_S", "CheckResult", "check_main", "print_results", "run_checks"]
@@ -309,6 +312,13 @@ async def check_prometheus(source: PrometheusSource, client: httpx.AsyncClient) 
     raise _http_error(response)
 
 
+async def check_kubernetes(source: KubernetesSource) -> str:
+    try:
+        return await kubernetes.check(source)
+    except KubernetesError as exc:
+        raise CheckFailed(str(exc)) from None
+
+
 # --------------------------------------------------------------------------------------------
 # Running and printing
 
@@ -355,6 +365,8 @@ async def run_checks(config: Config, secrets: Secrets, config_line: str) -> list
                     lambda s=metrics_source: check_prometheus(s, client),
                 )
             )
+        for cluster in config.sources.kubernetes:
+            jobs.append((f"kubernetes:{cluster.name}", "", lambda s=cluster: check_kubernetes(s)))
         results = await asyncio.gather(
             *(_run(name, make, redactor, where) for name, where, make in jobs)
         )

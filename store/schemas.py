@@ -43,6 +43,7 @@ class EventType(StrEnum):
     REMEDIATION_EXECUTED = "REMEDIATION_EXECUTED"
     REMEDIATION_VERIFIED = "REMEDIATION_VERIFIED"
     REMINDER = "REMINDER"
+    TOOL_CALLED = "TOOL_CALLED"
     SILENCED = "SILENCED"
     UNSILENCED = "UNSILENCED"
 
@@ -77,10 +78,11 @@ class RcaBody(BaseModel):
 
 
 class EvidenceItem(BaseModel):
-    """A log line or metric reading an analysis rests on, resolved from its ref."""
+    """A log line, metric reading or cluster finding an analysis rests on, resolved from its
+    ref."""
 
     ref: str
-    kind: Literal["log", "metric"]
+    kind: Literal["log", "metric", "kubernetes"]
     source: str
     text: str
 
@@ -100,6 +102,7 @@ class Analysis(RcaBody):
     provider: str = "offline"
     model: str = ""
     created_at: datetime | None = None
+    tool_calls: int = 0  # follow-up queries the reasoning agent made before answering
 
 
 class SlackRef(BaseModel):

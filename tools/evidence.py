@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from firebreak.tools.models import Evidence, LogLine, MetricReading, SourceReport
+from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading, SourceReport
 from firebreak.tools.text import as_utc, number, truncate
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ __all__ = [
     "ERROR_FILTER",
     "MAX_LINE_CHARS",
     "build_evidence",
+    "format_finding",
     "format_log_line",
     "format_metric",
     "is_change",
@@ -135,10 +136,21 @@ def format_metric(reading: MetricReading) -> str:
     )
 
 
+def format_finding(finding: KubeFinding) -> str:
+    """`[K2] 2026-12-01T09:59:00Z prod pod/checkout-abc (x14): text`, as for log lines."""
+    count = f" (x{finding.count})" if finding.count > 1 else ""
+    where = f" {finding.object}" if finding.object else ""
+    return (
+        f"[{finding.ref}] {_ts(finding.timestamp)} {finding.source}{where}{count}: {finding.text}"
+    )
+
+
 def render_evidence(evidence: Evidence) -> str:
-    """The whole evidence as text: metrics, then log lines, then sources that failed."""
+    """The whole evidence as text: metrics, then log lines, then what the clusters said, then
+    sources that failed."""
     parts = [format_metric(m) for m in evidence.metrics]
     parts += [format_log_line(line) for line in evidence.logs]
+    parts += [format_finding(finding) for finding in evidence.kubernetes]
     parts += [f"(source {r.source} failed: {r.error})" for r in evidence.reports if r.error]
     return "\n".join(parts) if parts else "(no evidence found)"
 

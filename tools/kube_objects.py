@@ -4,10 +4,11 @@ Why a module of its own: `tools/kubernetes.py` talks to the cluster; this one on
 client's model objects (attribute access, no network), so it can be tested and reused by the
 fetcher and the investigation tools alike.
 
-A `KubeFinding` is the Kubernetes sibling of `LogLine`: a short text with a time, a count and a
-score, cited as `K1…`. Scores use the same weights as log lines in `tools.evidence` (an error
-3, a severe one 4, a change 3, close to the alert start up to 1.5 more), so a rollout minutes
-before the alert ranks like the deploy line it is, and an `OOMKilled` pod like a fatal error.
+A `KubeFinding` (defined in tools/models.py, beside `Evidence`) is the Kubernetes sibling of
+`LogLine`: a short text with a time, a count and a score, cited as `K1…`. Scores use the same
+weights as log lines in `tools.evidence` (an error 3, a severe one 4, a change 3, close to the
+alert start up to 1.5 more), so a rollout minutes before the alert ranks like the deploy line
+it is, and an `OOMKilled` pod like a fatal error.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from firebreak.tools.evidence import is_error
-from firebreak.tools.models import LogLine
+from firebreak.tools.evidence import format_finding, is_error
+from firebreak.tools.models import KubeFinding
 
 __all__ = [
     "MAX_FINDING_CHARS",
@@ -47,43 +46,8 @@ _SEVERE_REASONS = ("oom", "kill", "backoff", "evict", "failed", "unhealthy")
 _HISTORY = 5  # revisions shown in a deployment's history
 
 
-class KubeFinding(BaseModel):
-    """One thing the cluster said about the incident: a pod's state, a (de-duplicated) event,
-    a rollout, the last lines of a crashed container."""
-
-    ref: str = ""
-    source: str  # the configured source's name
-    kind: str  # pod | event | rollout | deployment | replicaset | node | previous_log | log
-    object: str = ""  # `pod/checkout-7d9f-abcde`, `deployment/checkout`
-    text: str
-    timestamp: datetime | None = None
-    count: int = Field(1, ge=1)
-    score: float = 0.0
-
-    def as_log_line(self) -> LogLine:
-        """The finding as a log line (source `prod pod/x`), for readers that know only lines,
-        such as the offline analyzer: a rollout reads as a change, an OOM kill as an error."""
-        return LogLine(
-            ref=self.ref,
-            source=f"{self.source} {self.object}".strip(),
-            timestamp=self.timestamp,
-            text=self.text,
-            count=self.count,
-            score=self.score,
-        )
-
-
 def _ts(value: datetime | None) -> str:
     return "?" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def format_finding(finding: KubeFinding) -> str:
-    """`[K2] 2026-12-01T09:59:00Z prod pod/checkout-abc (x14): text`, as for log lines."""
-    count = f" (x{finding.count})" if finding.count > 1 else ""
-    where = f" {finding.object}" if finding.object else ""
-    return (
-        f"[{finding.ref}] {_ts(finding.timestamp)} {finding.source}{where}{count}: {finding.text}"
-    )
 
 
 def _cap(text: str, limit: int = MAX_FINDING_CHARS, *, keep_end: bool = False) -> str:

@@ -1,7 +1,9 @@
 """The LLM gateway: one small interface over Ollama and OpenAI-compatible servers.
 
 `LLMGateway.complete_json(messages, schema)` returns the model's raw text, constrained by the
-provider's structured-output feature; `complete_text(messages)` returns free text (thread Q&A).
+provider's structured-output feature; `complete_text(messages)` returns free text (thread Q&A);
+`complete_with_tools(messages, tools, schema=...)` offers tools and returns a `ToolTurn` (the
+text, or the calls the model made).
 Validating the JSON is the caller's job (see `firebreak.agents.reasoning`): the raw text is what
 a self-healing loop needs to show the model its own mistake.
 
@@ -14,6 +16,14 @@ Why these choices:
   client, which outlives event loops).
 - Ollama goes through the official `ollama.AsyncClient` with `stream=False` and
   `format=<schema>`: ChatOllama streams by default and we want one request, one answer.
+- Tool calling uses the same two clients' raw chat APIs, not LangChain's `bind_tools`: with
+  tools AND a `response_format` (so that an answer without a call is the strict JSON the
+  caller wants), langchain-openai routes the request through the SDK's `parse()`, which
+  refuses any tool that is not `strict` (ours have optional arguments); and the raw answers
+  hand over a call's arguments exactly as the model sent them (OpenAI: a JSON string, maybe
+  broken; Ollama: a dict), which the caller's guards want to judge themselves. Ollama gets
+  no `format` beside tools: its format grammar suppresses tool calls (ollama#8095, #11037).
+  Messages are plain dicts in one neutral shape (see `complete_with_tools`).
 - Every HTTP attempt runs through the dependency's circuit breaker (`llm:<provider>`,
   tools/breaker.py: pybreaker's state machine plus failure rate, slow calls and half-open
   trial permits), built here from `llm.circuit_breaker` or passed in by the composition root.
@@ -38,9 +48,12 @@ Why these choices:
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, TypeVar
 
@@ -64,6 +77,8 @@ __all__ = [
     "LLMGateway",
     "LLMUnavailable",
     "Provider",
+    "ToolRequest",
+    "ToolTurn",
 ]
 
 log = structlog.get_logger(__name__)
@@ -108,10 +123,80 @@ class LLMCallError(LLMError):
 
 
 # --------------------------------------------------------------------------------------------
+# Tool calls
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    """One call the model asked for. `arguments` as it sent them: OpenAI a JSON string (maybe
+    not valid JSON), Ollama a dict. Ollama sends no ids: one is made up here."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | str
+
+
+@dataclass(frozen=True)
+class ToolTurn:
+    """The model's answer to a request that offered tools: its text, and the calls it made
+    (none: `content` is its answer)."""
+
+    content: str
+    calls: tuple[ToolRequest, ...] = ()
+
+
+def _call_arguments(arguments: Any) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def _openai_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    role = message.get("role", "user")
+    if role == "tool":
+        return {
+            "role": "tool",
+            "tool_call_id": message["tool_call_id"],
+            "content": message["content"],
+        }
+    if role == "assistant" and message.get("tool_calls"):
+        calls = [
+            {
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": _call_arguments(call["arguments"])},
+            }
+            for call in message["tool_calls"]
+        ]
+        return {"role": "assistant", "content": message.get("content") or None, "tool_calls": calls}
+    return {"role": role, "content": message["content"]}
+
+
+def _as_mapping(arguments: Any) -> dict[str, Any]:
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return {}
+    return dict(arguments) if isinstance(arguments, Mapping) else {}
+
+
+def _ollama_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    role = message.get("role", "user")
+    if role == "tool":
+        return {"role": "tool", "content": message["content"], "tool_name": message.get("name")}
+    if role == "assistant" and message.get("tool_calls"):
+        calls = [
+            {"function": {"name": call["name"], "arguments": _as_mapping(call["arguments"])}}
+            for call in message["tool_calls"]
+        ]
+        return {"role": "assistant", "content": message.get("content") or "", "tool_calls": calls}
+    return {"role": role, "content": message["content"]}
+
+
+# --------------------------------------------------------------------------------------------
 # Error details
 
 
-async def _within(seconds: float, call: Callable[[], Awaitable[str]]) -> str:
+async def _within(seconds: float, call: Callable[[], Awaitable[T]]) -> T:
     async with asyncio.timeout(seconds):
         return await call()
 
@@ -291,6 +376,34 @@ class LLMGateway:
             return await self._with_resilience(lambda: self._openai(messages))
         return await self._with_resilience(lambda: self._ollama_chat(messages, fmt=None))
 
+    async def complete_with_tools(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        *,
+        schema: dict[str, Any] | None = None,
+        schema_name: str = JSON_SCHEMA_NAME,
+    ) -> ToolTurn:
+        """One chat request offering `tools` (OpenAI function specs), through the breaker and
+        the retries like every call. `messages` are dicts: `{"role", "content"}`, an
+        assistant's calls `{"role": "assistant", "content", "tool_calls": [{"id", "name",
+        "arguments"}]}`, a result `{"role": "tool", "tool_call_id", "name", "content"}`.
+        `schema` constrains an answer without a call where the provider allows it beside
+        tools (OpenAI strict `json_schema`); Ollama gets none (see the module doc). A server
+        or model that takes no tools answers 400: `LLMCallError` (kind `bad_request`)."""
+        self._require_enabled()
+        if self.provider == "openai":
+            response_format = None
+            if schema is not None:
+                response_format = {
+                    "type": "json_schema",
+                    "json_schema": {"name": schema_name, "strict": True, "schema": schema},
+                }
+            return await self._with_resilience(
+                lambda: self._openai_tools(messages, tools, response_format)
+            )
+        return await self._with_resilience(lambda: self._ollama_tools(messages, tools))
+
     async def check(self) -> str:
         """Reach the server once (model list), for `firebreak check`. Not through the
         breaker: it is a diagnosis. Returns a one-line description; raises `LLMError`."""
@@ -339,7 +452,7 @@ class LLMGateway:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (tries - 1))
         return random.uniform(0, ceiling)  # full jitter
 
-    async def _with_resilience(self, call: Callable[[], Awaitable[str]]) -> str:
+    async def _with_resilience(self, call: Callable[[], Awaitable[T]]) -> T:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         tries = 0
@@ -453,3 +566,51 @@ class LLMGateway:
             options={"temperature": self.temperature},
         )
         return response.message.content or ""
+
+    async def _openai_tools(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        response_format: dict[str, Any] | None,
+    ) -> ToolTurn:
+        assert self._chat is not None
+        extra: dict[str, Any] = {}
+        if response_format is not None:
+            extra["response_format"] = response_format
+        completion = await self._chat.root_async_client.chat.completions.create(
+            model=self.model,
+            messages=[_openai_message(m) for m in messages],  # type: ignore[misc]
+            tools=list(tools),  # type: ignore[arg-type]
+            temperature=self.temperature,
+            **extra,
+        )
+        if not completion.choices:
+            return ToolTurn(content="")
+        message = completion.choices[0].message
+        calls = tuple(
+            ToolRequest(call.id, call.function.name, call.function.arguments or "")
+            for call in message.tool_calls or []
+            if getattr(call, "function", None) is not None
+        )
+        return ToolTurn(content=message.content or message.refusal or "", calls=calls)
+
+    async def _ollama_tools(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]]
+    ) -> ToolTurn:
+        assert self._ollama is not None
+        response = await self._ollama.chat(
+            model=self.model,
+            messages=[_ollama_message(m) for m in messages],
+            tools=list(tools),  # type: ignore[arg-type]
+            stream=False,
+            options={"temperature": self.temperature},
+        )
+        calls = tuple(
+            ToolRequest(
+                "call_" + uuid.uuid4().hex[:24],
+                call.function.name,
+                dict(call.function.arguments or {}),
+            )
+            for call in response.message.tool_calls or []
+        )
+        return ToolTurn(content=response.message.content or "", calls=calls)

@@ -1,7 +1,9 @@
 """Types the tools hand to the agents: the alert they investigate and the evidence they found.
 
-Evidence items carry a short stable `ref` (`L3`, `M1`) so the reasoning agent can cite them
-and the grounding check can verify every citation points at something actually gathered.
+Evidence items carry a short stable `ref` (`L3`, `M1`, `K2`) so the reasoning agent can cite
+them and the grounding check can verify every citation points at something actually gathered.
+`KubeFinding` lives here, beside `LogLine`, because `Evidence` holds both; the code that reads
+a cluster into findings is tools/kube_objects.py.
 """
 
 from __future__ import annotations
@@ -45,6 +47,32 @@ class LogLine(BaseModel):
     text: str
     count: int = Field(1, ge=1)  # how many lines collapsed into this one
     score: float = 0.0  # ranking weight: errors, first occurrences, deploys score higher
+
+
+class KubeFinding(BaseModel):
+    """One thing the cluster said about the incident: a pod's state, a (de-duplicated) event,
+    a rollout, the last lines of a crashed container."""
+
+    ref: str = ""
+    source: str  # the configured source's name
+    kind: str  # pod | event | rollout | deployment | replicaset | node | previous_log | log
+    object: str = ""  # `pod/checkout-7d9f-abcde`, `deployment/checkout`
+    text: str
+    timestamp: datetime | None = None
+    count: int = Field(1, ge=1)
+    score: float = 0.0
+
+    def as_log_line(self) -> LogLine:
+        """The finding as a log line (source `prod pod/x`), for readers that know only lines,
+        such as the offline analyzer: a rollout reads as a change, an OOM kill as an error."""
+        return LogLine(
+            ref=self.ref,
+            source=f"{self.source} {self.object}".strip(),
+            timestamp=self.timestamp,
+            text=self.text,
+            count=self.count,
+            score=self.score,
+        )
 
 
 class MetricReading(BaseModel):
@@ -104,6 +132,11 @@ class Evidence(BaseModel):
     logs: list[LogLine] = []
     metrics: list[MetricReading] = []
     reports: list[SourceReport] = []
+    kubernetes: list[KubeFinding] = []
 
     def refs(self) -> set[str]:
-        return {line.ref for line in self.logs} | {reading.ref for reading in self.metrics}
+        return (
+            {line.ref for line in self.logs}
+            | {reading.ref for reading in self.metrics}
+            | {finding.ref for finding in self.kubernetes}
+        )

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-from firebreak.tools.models import Evidence, LogLine, MetricReading, SourceReport
+from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading, SourceReport
 
 __all__ = ["REDACTED", "Redactor", "redact_processor"]
 
@@ -166,12 +166,21 @@ class Redactor:
             return report
         return report.model_copy(update={"error": self.redact(report.error)})
 
+    def redact_finding(self, finding: KubeFinding) -> KubeFinding:
+        return finding.model_copy(
+            update={"text": self.redact(finding.text), "object": self.redact(finding.object)}
+        )
+
     def redact_evidence(self, evidence: Evidence) -> Evidence:
-        """A scrubbed copy: log text, metric queries and labels, source error messages."""
-        return Evidence(
-            logs=[self.redact_line(line) for line in evidence.logs],
-            metrics=[self.redact_metric(m) for m in evidence.metrics],
-            reports=[self.redact_report(r) for r in evidence.reports],
+        """A scrubbed copy: log text, metric queries and labels, what the clusters said,
+        source error messages. A copy of `evidence`, so lists added later are kept."""
+        return evidence.model_copy(
+            update={
+                "logs": [self.redact_line(line) for line in evidence.logs],
+                "metrics": [self.redact_metric(m) for m in evidence.metrics],
+                "reports": [self.redact_report(r) for r in evidence.reports],
+                "kubernetes": [self.redact_finding(f) for f in evidence.kubernetes],
+            }
         )
 
     def redact_value(self, value: Any) -> Any:

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 from firebreak.agents.offline import MAX_CONFIDENCE, analyze_offline
 from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.tools.evidence import build_evidence
-from firebreak.tools.models import AlertContext, Evidence, LogLine, MetricReading, SourceReport
+from firebreak.tools.models import (
+    AlertContext,
+    Evidence,
+    KubeFinding,
+    LogLine,
+    MetricReading,
+    SourceReport,
+)
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 ALERT = AlertContext(
@@ -161,3 +168,37 @@ def test_no_configured_source_is_said_plainly() -> None:
     assert "no log or metric sources are configured" in rca.root_cause
     assert "returned nothing" not in rca.root_cause
     assert "firebreak init" in rca.recommendation
+
+
+def test_an_oom_kill_in_the_cluster_is_an_error_and_a_rollout_a_change() -> None:
+    rollout = KubeFinding(
+        ref="K1",
+        source="prod",
+        kind="rollout",
+        object="deployment/checkout",
+        text="rollout: revision 7 (replicaset checkout-7d9f) created, images app=checkout:2.4.1",
+        timestamp=at(-8),
+        score=4.5,
+    )
+    oom = KubeFinding(
+        ref="K2",
+        source="prod",
+        kind="pod",
+        object="pod/checkout-7d9f-abcde",
+        text="Running, ready 0/1, 3 restarts; container app, last terminated OOMKilled "
+        "(exit code 137)",
+        timestamp=at(-2),
+        count=3,
+        score=4.2,
+    )
+    found = evidence(routine()).model_copy(update={"kubernetes": [rollout, oom]})
+    rca = analyze_offline(ALERT, found)
+    assert "memory" in rca.root_cause.lower()
+    assert {"K1", "K2"} <= set(rca.evidence), "the rollout and the OOM kill are cited"
+    assert "K2" in rca.reasoning
+
+
+def test_without_cluster_findings_the_analysis_is_unchanged() -> None:
+    found = evidence([DEPLOY, *refused(30)], [ERROR_METRIC])
+    with_empty = found.model_copy(update={"kubernetes": []})
+    assert analyze_offline(ALERT, found) == analyze_offline(ALERT, with_empty)

@@ -26,7 +26,7 @@ from firebreak.agents.reasoning import OFFLINE_PREFIX, reason
 from firebreak.agents.schema import RootCauseAnalysis, strict_json_schema
 from firebreak.store.schemas import Analysis, ExecutionStatus
 from firebreak.tools.llm import LLMGateway
-from firebreak.tools.models import AlertContext, Evidence, LogLine, MetricReading
+from firebreak.tools.models import AlertContext, Evidence, KubeFinding, LogLine, MetricReading
 from firebreak.tools.redact import Redactor
 from tests.fakes.llm_servers import (
     ScriptedLLMServer,
@@ -550,3 +550,77 @@ async def test_answer_question_without_llm_or_analysis(evidence):
     reply = await answer_question("anything?", "Incident #8", Evidence(), None, None)
     assert "No analysis" in reply
     assert "No evidence" in reply
+
+
+# --------------------------------------------------------------------------------------------
+# After the follow-up loop: cluster findings, tool results, the loop's closing answer
+
+
+def with_cluster(evidence: Evidence) -> Evidence:
+    oom = KubeFinding(
+        ref="K1",
+        source="prod",
+        kind="pod",
+        object="pod/checkout-1",
+        text=f"last terminated OOMKilled (exit code 137); env password={PG_PASSWORD}",
+        timestamp=T0 - timedelta(minutes=1),
+    )
+    return evidence.model_copy(update={"kubernetes": [oom]})
+
+
+async def test_k_refs_are_shown_cited_and_resolved(llm_server, registry, alert, evidence):
+    llm_server.script(answer(rca(evidence=["K1", "L2", "K9"])))
+    async with gateway_for(llm_server, registry) as gateway:
+        analysis = await reason(alert, with_cluster(evidence), gateway, max_json_retries=0)
+
+    assert [(i.ref, i.kind, i.source) for i in analysis.evidence] == [
+        ("K1", "kubernetes", "prod"),
+        ("L2", "log", "loki"),
+    ]
+    assert "pod/checkout-1" in analysis.evidence[0].text
+    assert analysis.confidence_score == 85 - UNKNOWN_REF_PENALTY, "K9 was never gathered"
+    block = evidence_block(llm_server.messages(0)[-1]["content"])
+    assert "[K1]" in block and "OOMKilled" in block
+    assert PG_PASSWORD not in llm_server.all_bodies()
+
+
+async def test_the_loops_closing_answer_is_the_first_attempt(llm_server, registry, alert, evidence):
+    async with gateway_for(llm_server, registry) as gateway:
+        opening = reasoning.Opening(raw=json.dumps(rca()), elapsed_ms=12.5)
+        analysis = await reason(alert, evidence, gateway, max_json_retries=2, opening=opening)
+    assert analysis.execution_status is ExecutionStatus.COMPLETED
+    assert [(a.number, a.ok, a.elapsed_ms) for a in analysis.attempts] == [(1, True, 12.5)]
+    assert llm_server.chat_calls == 0, "no second request for what the loop already has"
+
+
+async def test_an_invalid_closing_answer_is_repaired_as_strict_json(
+    llm_server, registry, alert, evidence
+):
+    llm_server.script(answer(rca()))
+    followups = [{"tool": "search_logs", "arguments": {"query": "x"}, "refs": [], "error": None}]
+    async with gateway_for(llm_server, registry) as gateway:
+        analysis = await reason(
+            alert,
+            evidence,
+            gateway,
+            max_json_retries=2,
+            opening=reasoning.Opening(raw="I think it is the database."),
+            followups=followups,
+        )
+    assert analysis.execution_status is ExecutionStatus.COMPLETED
+    assert [a.ok for a in analysis.attempts] == [False, True]
+    assert sent_schema(llm_server, 0)["type"] == "object"
+    sent = llm_server.messages(0)
+    assert "I think it is the database." in sent[-1]["content"], "the repair quotes it"
+    assert '- search_logs {"query": "x"} -> nothing found' in sent[1]["content"]
+
+
+async def test_a_closing_llm_error_falls_back_without_asking_again(
+    llm_server, registry, alert, evidence
+):
+    async with gateway_for(llm_server, registry) as gateway:
+        opening = reasoning.Opening(error="timeout: no answer within 5s", elapsed_ms=5000)
+        analysis = await reason(alert, evidence, gateway, max_json_retries=2, opening=opening)
+    assert analysis.execution_status is ExecutionStatus.RECOVERED_FALLBACK
+    assert analysis.attempts[0].error == "timeout: no answer within 5s"
+    assert llm_server.chat_calls == 0

@@ -223,6 +223,15 @@ def test_rca_card_sections():
     assert not buttons(data)  # no remediation proposed, no buttons
 
 
+def test_rca_card_counts_the_follow_up_queries():
+    def context(analysis: Analysis) -> str:
+        return all_text(blocks_json(cards.rca_card(make_incident(), analysis)[1])[-1:])
+
+    assert "follow-up" not in context(make_analysis())
+    assert "3 follow-up queries" in context(make_analysis(tool_calls=3))
+    assert "1 follow-up query" in context(make_analysis(tool_calls=1))
+
+
 def test_fallback_card_says_offline_at_the_top():
     analysis = make_analysis(
         execution_status=ExecutionStatus.RECOVERED_FALLBACK,

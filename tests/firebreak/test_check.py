@@ -21,6 +21,7 @@ from firebreak.check import CheckResult, print_results, run_checks
 from firebreak.config import Config, Secrets
 from firebreak.sample import materialise, serve_sample_prometheus
 from firebreak.store.migrate import upgrade
+from tests.fakes.k8s_api import FakeKubeApi
 from tests.fakes.llm_servers import ScriptedLLMServer, closed_port_url
 from tests.fakes.slack_api import FakeSlackApi
 from tests.support.promstack import run_prometheus
@@ -303,3 +304,27 @@ async def test_unreachable_postgresql_is_red_without_its_password() -> None:
     assert line.detail.startswith("postgresql+asyncpg://firebreak:") and "127.0.0.1" in line.detail
     assert "Connect call failed" in line.detail or "refused" in line.detail.lower()
     assert "pg-pass-123" not in line.detail
+
+
+async def test_each_cluster_is_reached_and_a_refusing_one_is_red(tmp_path: Path) -> None:
+    with FakeKubeApi() as api, FakeKubeApi() as down:
+        down.outage = True
+        config = Config(
+            store={"url": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"},
+            slack={"mode": "console"},
+            sources={
+                "kubernetes": [
+                    {"name": "prod", "kubeconfig": str(api.write_kubeconfig(tmp_path / "a"))},
+                    {"name": "dr", "kubeconfig": str(down.write_kubeconfig(tmp_path / "b"))},
+                ]
+            },
+        )
+        results = by_name(await run_checks(config, Secrets(), "test config: valid"))
+        assert [r.path.rstrip("/") for r in api.requests] == ["/version"]
+
+    assert results["kubernetes:prod"].ok, results["kubernetes:prod"]
+    assert "v1.31.4" in results["kubernetes:prod"].detail
+    assert "context fake-cluster" in results["kubernetes:prod"].detail
+    assert not results["kubernetes:dr"].ok
+    assert "503" in results["kubernetes:dr"].detail
+    assert api.token not in str(results)

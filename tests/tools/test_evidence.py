@@ -13,7 +13,7 @@ from firebreak.tools.evidence import (
     render_evidence,
     signature,
 )
-from firebreak.tools.models import LogLine, MetricReading, SourceReport
+from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading, SourceReport
 from firebreak.tools.redact import Redactor
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -184,3 +184,20 @@ def test_rendering_is_readable() -> None:
         [], [], [SourceReport(source="loki", kind="loki", error="HTTP 400")], 1000
     )
     assert render_evidence(empty) == "(source loki failed: HTTP 400)"
+
+
+def test_render_evidence_shows_cluster_findings_with_their_refs() -> None:
+    finding = KubeFinding(
+        ref="K1",
+        source="prod",
+        kind="pod",
+        object="pod/checkout-1",
+        text="last terminated OOMKilled (exit code 137)",
+        timestamp=datetime(2026, 12, 1, 9, 59, tzinfo=UTC),
+        count=3,
+    )
+    text = render_evidence(Evidence(kubernetes=[finding]))
+    assert text == (
+        "[K1] 2026-12-01T09:59:00Z prod pod/checkout-1 (x3): "
+        "last terminated OOMKilled (exit code 137)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.fakes.llm_servers import (
     http_error,
     invalid_json,
     slow,
+    tool_call,
 )
 
 SCHEMA = {
@@ -356,3 +358,80 @@ async def test_truncated_openai_answer_is_returned_for_repair(registry):
         server.script(answer('{"root_cause": "the disk is fu', finish_reason="length"))
         async with gateway_for(server, registry) as gateway:
             assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "the disk is fu'
+
+
+# --------------------------------------------------------------------------------------------
+# Tool calling
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "search_logs",
+            "description": "Search the logs.",
+            "parameters": {
+                "type": "object",
+                "properties": {"source": {"type": "string"}, "query": {"type": "string"}},
+                "required": ["source", "query"],
+                "additionalProperties": False,
+            },
+        },
+    }
+]
+
+
+async def test_tool_calls_round_trip_in_each_providers_format(llm_server, registry):
+    llm_server.script(
+        tool_call("search_logs", {"source": "app", "query": "refused"}),
+        answer({"root_cause": "disk full"}),
+    )
+    async with gateway_for(llm_server, registry) as gateway:
+        turn = await gateway.complete_with_tools(MESSAGES, TOOLS, schema=SCHEMA)
+        (call,) = turn.calls
+        conversation = [
+            *MESSAGES,
+            {"role": "assistant", "content": turn.content, "tool_calls": [vars(call)]},
+            {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": "3 lines"},
+        ]
+        final = await gateway.complete_with_tools(conversation, TOOLS, schema=SCHEMA)
+
+    assert call.name == "search_logs" and call.id
+    arguments = {"source": "app", "query": "refused"}
+    if llm_server.flavour == "openai":  # as the model sent them: a JSON string
+        assert json.loads(call.arguments) == arguments
+        assert llm_server.response_format(0)["json_schema"]["schema"] == SCHEMA
+        sent = llm_server.messages(1)
+        assert sent[2]["tool_calls"][0]["id"] == call.id
+        assert sent[3] == {"role": "tool", "tool_call_id": call.id, "content": "3 lines"}
+    else:  # a dict; no format beside tools
+        assert call.arguments == arguments
+        assert llm_server.format(0) is None
+        sent = llm_server.messages(1)
+        assert sent[2]["tool_calls"][0]["function"]["arguments"] == arguments
+        assert sent[3] == {"role": "tool", "content": "3 lines", "tool_name": "search_logs"}
+    assert llm_server.tool_names(0) == ["search_logs"]
+    assert (final.content, final.calls) == ('{"root_cause": "disk full"}', ())
+    assert calls(registry, llm_server.flavour, "ok") == 2
+
+
+async def test_a_model_without_tools_is_a_bad_request_not_a_breaker_failure(registry):
+    for flavour in ("openai", "ollama"):
+        with ScriptedLLMServer(flavour, tools=False) as server:
+            async with gateway_for(server, registry, fail_max=1) as gateway:
+                with pytest.raises(LLMCallError) as caught:
+                    await gateway.complete_with_tools(MESSAGES, TOOLS)
+                assert caught.value.kind == "bad_request"
+                assert "does not support tools" in str(caught.value)
+                assert gateway.breaker_state == "closed"
+                assert server.chat_calls == 1  # not retried
+
+
+async def test_tool_requests_go_through_the_breaker(llm_server, registry):
+    llm_server.default = http_error(500)
+    async with gateway_for(llm_server, registry, fail_max=1, transient_retries=0) as gateway:
+        with pytest.raises(LLMUnavailable):
+            await gateway.complete_with_tools(MESSAGES, TOOLS)
+        with pytest.raises(LLMUnavailable) as caught:
+            await gateway.complete_with_tools(MESSAGES, TOOLS)
+    assert caught.value.kind == "circuit_open"
+    assert llm_server.chat_calls == 1

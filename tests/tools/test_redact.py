@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from firebreak.tools.config import InvestigationConfig
-from firebreak.tools.models import Evidence, LogLine, MetricReading, SourceReport
+from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading, SourceReport
 from firebreak.tools.redact import REDACTED, Redactor, redact_processor
 
 PEM = """-----BEGIN RSA PRIVATE KEY-----
@@ -222,3 +222,18 @@ def test_fast_enough_for_every_evidence_line(redactor: Redactor) -> None:
         redactor.redact(line)
     per_line = (time.perf_counter() - began) / len(lines)
     assert per_line < 200e-6  # well under a millisecond per line
+
+
+def test_redact_evidence_scrubs_cluster_findings_and_keeps_every_list() -> None:
+    finding = KubeFinding(
+        ref="K1",
+        source="prod",
+        kind="previous_log",
+        object="pod/checkout-1",
+        text="connecting with password=hunter2-db-secret",
+    )
+    evidence = Evidence(logs=[LogLine(source="a", text="token=abc123def456")], kubernetes=[finding])
+    scrubbed = Redactor().redact_evidence(evidence)
+    assert "hunter2" not in scrubbed.kubernetes[0].text and REDACTED in scrubbed.kubernetes[0].text
+    assert scrubbed.kubernetes[0].ref == "K1" and scrubbed.refs() == {"", "K1"}
+    assert "abc123def456" not in scrubbed.logs[0].text

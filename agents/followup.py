@@ -1,0 +1,128 @@
+"""The follow-up loop's model step: the reasoning LLM sees the evidence and may call tools
+before it answers.
+
+    join_evidence ─ followup ─┬─ (calls) ─ use_tools ─┐
+                     ▲        └─ (ended) ─ analyse    │
+                     └────────────────────────────────┘
+
+Each pass sends the RCA prompt (agents/reasoning.py, with the tools explained) plus the loop's
+conversation so far, offering the tools in the provider's own format (`LLMGateway.
+complete_with_tools`, through the LLM's breaker and retries). OpenAI also gets the strict RCA
+schema as `response_format`, so an answer without a call is the RCA itself; Ollama cannot take
+a format beside tools (see tools/llm.py). The loop ends (the `followup` state value) when:
+
+- it is off: `max_tool_calls: 0`, no LLM, or no source to offer a tool for (silently);
+- the model cannot call tools: Ollama's `/api/show` lists no `tools` capability, or the
+  server answers a request with tools with 400 (a NOTE on the timeline says so);
+- `max_tool_calls` calls were made: the tools are withdrawn, `analyse` asks for the strict-
+  JSON RCA as before;
+- the model answers without a call: that answer is the RCA's first attempt;
+- the LLM fails: that failure is the RCA's first attempt (the offline analyser answers).
+
+Every step is checkpointed like the rest of the graph, so a run cut short resumes mid-loop:
+the conversation and the calls made are in the state, never in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+from typing import Any
+
+from langgraph.runtime import Runtime as GraphRuntime
+
+from firebreak.agents.context import Deps, Settings
+from firebreak.agents.intake import FIREBREAK
+from firebreak.agents.reasoning import build_rca_messages, safe_alert
+from firebreak.agents.schema import strict_json_schema
+from firebreak.agents.state import InvestigationState
+from firebreak.agents.toolbox import is_tools_refusal, supports_tools, tool_specs
+from firebreak.store.incidents import record_event
+from firebreak.store.schemas import EventType
+from firebreak.tools.llm import LLMError, LLMGateway
+from firebreak.tools.models import AlertContext, Evidence
+
+__all__ = ["after_followup", "followup", "offered_tools"]
+
+
+def offered_tools(settings: Settings) -> list[dict[str, Any]]:
+    """The tool specs for the configured sources (none: nothing to follow up with)."""
+    sources = settings.sources
+    return tool_specs(
+        [s.name for s in sources.logs],
+        [s.name for s in sources.metrics],
+        [s.name for s in sources.kubernetes],
+    )
+
+
+def after_followup(state: InvestigationState) -> str:
+    """The edge out of `followup`: run the calls the model made, or go on to the RCA."""
+    return "analyse" if state.get("followup") else "use_tools"
+
+
+def _ended(why: str, **opening: Any) -> dict[str, Any]:
+    return {"followup": {"ended": why, **opening}}
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+async def followup(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
+    deps = runtime.context
+    settings = deps.settings
+    limit = settings.investigation.max_tool_calls
+    gateway = deps.gateway
+    tools = offered_tools(settings)
+    if limit == 0 or gateway is None or not gateway.enabled or not tools:
+        return _ended("off")
+    if len(state.get("calls", [])) >= limit:
+        return _ended("limit")
+    turns = state.get("turns", [])
+    if not turns and not await _takes_tools(gateway, deps):
+        await _note(deps, state, f"the model ({gateway.describe()}) does not support tools")
+        return _ended("no_tools")
+
+    alert = safe_alert(AlertContext.model_validate(state["alert"]), deps.redactor)
+    evidence = Evidence.model_validate(state["evidence"])
+    prompt = build_rca_messages(alert, evidence, settings.actions, deps.redactor, tools=limit)
+    started = time.perf_counter()
+    try:
+        turn = await gateway.complete_with_tools(
+            [*prompt, *turns], tools, schema=strict_json_schema()
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # LLMError, or a bug: the loop ends, the RCA copes as before
+        if is_tools_refusal(exc):
+            await _note(deps, state, f"the LLM refused a request with tools ({exc})")
+            return _ended("refused")
+        kind = exc.kind if isinstance(exc, LLMError) else type(exc).__name__
+        return _ended("llm_error", error=f"{kind}: {exc}", elapsed_ms=_elapsed_ms(started))
+    if not turn.calls:
+        return _ended("answered", raw=turn.content, elapsed_ms=_elapsed_ms(started))
+    calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in turn.calls]
+    content = deps.redactor.redact(turn.content)
+    return {"turns": [{"role": "assistant", "content": content, "tool_calls": calls}]}
+
+
+async def _takes_tools(gateway: LLMGateway, deps: Deps) -> bool:
+    """Ollama says whether the model takes tools; OpenAI-compatible servers say so by
+    answering (a 400 to the first request is handled where it is sent)."""
+    if gateway.provider != "ollama":
+        return True
+    return await supports_tools(gateway.provider, gateway.base_url, gateway.model, http=deps.http)
+
+
+async def _note(deps: Deps, state: InvestigationState, why: str) -> None:
+    await deps.writer.run(
+        partial(
+            record_event,
+            incident_id=state["incident_id"],
+            kind=EventType.NOTE,
+            actor=FIREBREAK,
+            message=f"Follow-up queries skipped: {why}"[:1000],
+            data={"followup": "skipped", "reason": why[:500]},
+        )
+    )

@@ -1,0 +1,133 @@
+"""The follow-up loop's tools step: run the calls the model just made, answer each one.
+
+A `Toolbox` (agents/toolbox.py: guards, redaction, caps, numbering) is built for this step from
+the checkpointed state: the calls made so far (the limit and the repeat guard span the whole
+loop) and every ref given out so far (new items continue the `L`/`M`/`K` numbering). Calls run
+one after the other, in the model's order; past the limit the rest are not run (the loop ends
+at the next `followup` step, and the model is not asked again with tools).
+
+Each call made is recorded three ways: a `TOOL_CALLED` timeline event (data `{tool, arguments,
+results, seconds, error}`), the tool metrics (`Deps.tool_metrics`), and the state (`calls`:
+the record with its items, which join the evidence; `turns`: the result for the model, inside
+the prompt's data markers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime as GraphRuntime
+from sqlalchemy import Connection
+
+from firebreak.agents.context import Deps
+from firebreak.agents.evidence import gathered
+from firebreak.agents.intake import FIREBREAK
+from firebreak.agents.prompts import render
+from firebreak.agents.reasoning import rca_boundary, safe_alert
+from firebreak.agents.state import InvestigationState
+from firebreak.agents.toolbox import Toolbox, ToolResult, next_ref_numbers
+from firebreak.store.incidents import record_event
+from firebreak.store.schemas import EventType
+from firebreak.tools.models import AlertContext, Evidence
+from firebreak.tools.templating import alert_window
+from firebreak.tools.text import truncate
+
+__all__ = ["earlier_result", "use_tools"]
+
+
+async def use_tools(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
+    deps = runtime.context
+    settings = deps.settings
+    investigation = settings.investigation
+    alert = AlertContext.model_validate(state["alert"])
+    calls = state.get("calls", [])
+    requests = state["turns"][-1].get("tool_calls") or []
+    room = max(0, investigation.max_tool_calls - len(calls))
+    box = Toolbox(
+        alert=alert,
+        window=alert_window(alert, investigation.lookback_s, investigation.lookahead_s),
+        http=deps.http,
+        redact=deps.redactor.redact,
+        logs=settings.sources.logs,
+        metrics=settings.sources.metrics,
+        kubernetes=settings.sources.kubernetes,
+        max_calls=investigation.max_tool_calls,
+        result_chars=investigation.tool_result_chars,
+        next_refs=next_ref_numbers(gathered(state).refs()),
+        calls_made=len(calls),
+        earlier=[earlier_result(call) for call in calls],
+        breakers=deps.breakers.get,
+    )
+    async with box:
+        done = [(request, await box.call(request["name"], request["arguments"]))
+                for request in requests[:room]]  # fmt: skip
+    for _, result in done:
+        deps.tool_metrics.observe(result)
+    incident_id = state["incident_id"]
+
+    def store(conn: Connection) -> None:
+        for _, result in done:
+            record_event(
+                conn,
+                incident_id,
+                EventType.TOOL_CALLED,
+                FIREBREAK,
+                _message(result),
+                result.timeline_data(),
+            )
+
+    await deps.writer.run(store)
+    boundary = rca_boundary(
+        safe_alert(alert, deps.redactor), Evidence.model_validate(state["evidence"])
+    )
+    return {
+        "calls": [_record(request, result) for request, result in done],
+        "turns": [
+            {
+                "role": "tool",
+                "tool_call_id": request["id"],
+                "name": request["name"],
+                "content": render("tool_result.md", boundary=boundary, text=result.text),
+            }
+            for request, result in done
+        ],
+    }
+
+
+def _record(request: dict[str, Any], result: ToolResult) -> dict[str, Any]:
+    return {
+        "id": request["id"],
+        "tool": result.tool,
+        "arguments": result.arguments,
+        "key": result.key,
+        "refs": result.refs,
+        "error": result.error,
+        "outcome": result.outcome,
+        "seconds": round(result.seconds, 4),
+        "items": [item.model_dump(mode="json") for item in result.items],
+    }
+
+
+def earlier_result(call: dict[str, Any]) -> ToolResult:
+    """A checkpointed call as the toolbox's repeat guard knows it."""
+    return ToolResult(
+        tool=call["tool"],
+        arguments=call["arguments"],
+        text="",
+        refs=list(call["refs"]),
+        error=call["error"],
+        seconds=call["seconds"],
+        outcome=call["outcome"],
+        key=call["key"],
+    )
+
+
+def _message(result: ToolResult) -> str:
+    arguments = ", ".join(f"{k}={v!r}" for k, v in result.arguments.items())
+    called = f"{result.tool}({truncate(arguments, 300)})"
+    if result.error is not None:
+        return truncate(f"Tool {called}: error: {result.error}", 1000)
+    if not result.refs:
+        return f"Tool {called}: nothing found"
+    span = result.refs[0] if len(result.refs) == 1 else f"{result.refs[0]}–{result.refs[-1]}"
+    return f"Tool {called}: {len(result.refs)} results ({span})"
