@@ -6,7 +6,7 @@ fails when the investigations start, not in the middle of a run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
@@ -54,6 +54,4 @@ class Deps:
     breakers: BreakerBoard  # each source's circuit breaker, by the source's name
     finished: Counter  # investigations finished, by execution status
     settings: Settings
-    # the follow-up tool calls' counter and histogram; the composition root passes
-    # `ToolMetrics(metrics.registry)` so they reach /metrics
-    tool_metrics: ToolMetrics = field(default_factory=ToolMetrics)
+    tool_metrics: ToolMetrics  # the follow-up tool calls' counter and histogram

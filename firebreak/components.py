@@ -22,6 +22,7 @@ import structlog
 from firebreak.agents.context import Deps, Settings
 from firebreak.agents.graph import build_graph
 from firebreak.agents.runner import InvestigationService, open_checkpointer
+from firebreak.agents.toolbox import ToolMetrics
 from firebreak.bot.slack_app import (
     SlackOptions,
     SlackTokens,
@@ -196,6 +197,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             redactor=redactor,
             http=http,
             breakers=breakers,
+            tool_metrics=ToolMetrics(metrics.registry),
             finished=metrics.investigations,
             settings=Settings(
                 sources=config.sources,
