@@ -202,6 +202,32 @@ class JobScheduler:
     def register_catch_up(self, catch_up: CatchUp) -> None:
         self.catch_ups.append(catch_up)
 
+    def every(
+        self,
+        name: str,
+        interval_s: float,
+        work: Callable[[], Awaitable[Any]],
+        *,
+        first_at: datetime | None = None,
+    ) -> None:
+        """Run `work` every `interval_s` (first at `first_at`, default one interval after
+        start) on the elected scheduler only: on every other replica the job fires and does
+        nothing. An in-memory job (nothing to pickle, nothing to reconcile); a failure is
+        logged and the next run comes as planned."""
+
+        async def run() -> None:
+            if self.stopped or not self.is_leader:
+                return
+            try:
+                await work()
+            except Exception:
+                log.exception("interval job failed", job=name)
+
+        when = {"next_run_time": first_at} if first_at is not None else {}
+        self.scheduler.add_job(
+            run, "interval", seconds=interval_s, id=f"every:{name}", **when, **JOB_OPTIONS
+        )
+
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
