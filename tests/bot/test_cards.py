@@ -614,9 +614,12 @@ def test_render_text_markup_survives_hostile_urls_and_labels():
     blocks = cards.incident_card(
         incident, page_url="https://f.example.com/incidents/7?token=a]b[c"
     )[1]
+    markup = cards.render_text(blocks, markup=True)
     out = io.StringIO()
-    Console(file=out, width=200, color_system=None).print(
-        cards.render_text(blocks, markup=True)
-    )
+    Console(file=out, width=200, color_system=None).print(markup)
     assert "[bold]x[/bold] <&>" in out.getvalue()  # printed as written, not as markup
-    assert "Open in Firebreak" in out.getvalue()
+    link = "🌐 Open in Firebreak (https://f.example.com/incidents/7?token=a]b[c) ]"
+    assert link in out.getvalue()
+    out = io.StringIO()  # a terminal: the button is a hyperlink to the whole URL
+    Console(file=out, width=200, color_system="standard", force_terminal=True).print(markup)
+    assert "https://f.example.com/incidents/7?token=a%5Db%5Bc" in out.getvalue()
