@@ -590,8 +590,7 @@ def test_render_text_as_rich_markup():
     markup = cards.mrkdwn_to_text(text, markup=True)
     assert markup.startswith("[bold]Root cause[/bold] in [cyan]pool_in_use")
     assert (
-        "[link=https://grafana.example.com/d/1]the board (https://grafana.example.com/d/1)"
-        "[/link]"
+        "[link=https://grafana.example.com/d/1]the board (https://grafana.example.com/d/1)[/link]"
     ) in markup
     assert "2026-11-18 10:00 UTC" in markup and "<!date" not in markup
     assert "[bold magenta]@U0BOB[/bold magenta]" in markup

@@ -179,7 +179,7 @@ def test_rendering_is_readable() -> None:
         points=10,
     )
     assert format_metric(metric) == (
-        "[M1] prom: up{job=\"api\"} baseline=1 current=0 peak=1, changed at 2026-11-22T09:59:00Z "
+        '[M1] prom: up{job="api"} baseline=1 current=0 peak=1, changed at 2026-11-22T09:59:00Z '
         "(10 points)"
     )
     empty = build_evidence(
