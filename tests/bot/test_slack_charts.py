@@ -48,8 +48,8 @@ class Charting:
         return int(response.json()["incident_id"])
 
     async def card_ts(self) -> str:
-        (post,) = await self.slack.await_calls("chat.postMessage", timeout=10)
-        assert not post.params.get("thread_ts")
+        post, *_ = await self.slack.await_calls("chat.postMessage", timeout=10)
+        assert not post.params.get("thread_ts")  # the card comes first
         return str(post.response["ts"])
 
     async def rca(self, card_ts: str) -> dict:
@@ -228,6 +228,8 @@ async def test_open_in_firebreak_opens_the_page_and_its_click_is_acknowledged(
         assert page.status_code == 200 and "HighErrorRate" in page.text
 
         # Slack posts block_actions for a URL button too: acknowledged, nothing else happens
+        await rig.slack.await_calls(COMPLETE, timeout=30)  # the RCA and its chart are out
+        assert await rig.app.runtime.outbox.idle(10)
         before = len(rig.slack.calls())
         body, headers = block_actions(cards.ACTION_OPEN_PAGE, "", message_ts=card_ts)
         response = await rig.app.client.post("/slack/events", content=body, headers=headers)
