@@ -26,6 +26,7 @@ from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.store.payloads import service_of
 from firebreak.tools.evidence import is_change, is_error, signature
 from firebreak.tools.models import AlertContext, Evidence, LogLine, MetricReading, SourceReport
+from firebreak.tools.promql import short_metric
 from firebreak.tools.text import as_utc, number, truncate
 
 __all__ = ["MAX_CONFIDENCE", "analyze_offline"]
@@ -243,9 +244,7 @@ def _investigate(
 
 
 def _describe_metric(reading: MetricReading) -> str:
-    labels = {k: v for k, v in reading.series.items() if k not in {"__name__", "instance", "job"}}
-    where = "{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}" if labels else ""
-    return f"{reading.query}{where}"
+    return short_metric(reading.query, reading.series)
 
 
 def _direction(reading: MetricReading) -> str:

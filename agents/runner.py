@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -33,6 +34,7 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
+from prometheus_client import Histogram
 from sqlalchemy.engine import make_url
 
 from firebreak.agents.context import Deps
@@ -59,8 +61,16 @@ class Approvers(Protocol):
 class InvestigationService:
     """The `Investigations` port (incidents/ports.py)."""
 
-    def __init__(self, graph: CompiledStateGraph, deps: Deps, approvers: Approvers) -> None:
+    def __init__(
+        self,
+        graph: CompiledStateGraph,
+        deps: Deps,
+        approvers: Approvers,
+        *,
+        durations: Histogram,
+    ) -> None:
         self._graph = graph
+        self._durations = durations  # seconds each drive of a run took, by how it ended
         self._deps = deps
         self._approvers = approvers
         self._writer = deps.writer
@@ -202,6 +212,7 @@ class InvestigationService:
     ) -> None:
         config = _thread(thread_id)
         async with self._slots:
+            began = time.perf_counter()
             try:
                 await self._graph.ainvoke(start, config, context=self._deps, durability="sync")
                 paused = bool((await self._graph.aget_state(config)).next)
@@ -212,8 +223,28 @@ class InvestigationService:
                 log.exception("investigation failed", thread_id=thread_id)
                 status = RunStatus.FAILED
                 await self._record_failure(incident_id, exc)
+            seconds = time.perf_counter() - began
         await self._writer.run(
             partial(investigations.set_status, thread_id=thread_id, status=status)
+        )
+        await self._finished(incident_id, thread_id, status, seconds)
+
+    async def _finished(
+        self, incident_id: int, thread_id: str, status: RunStatus, seconds: float
+    ) -> None:
+        """One info line and one histogram sample per drive of a run (a run paused for an
+        approval is driven again when it is decided)."""
+        self._durations.labels(status.value).observe(seconds)
+        async with self._deps.engine.connect() as conn:
+            analysis = await incidents.analysis_of_run(conn, thread_id)
+        log.info(
+            "investigation finished",
+            incident_id=incident_id,
+            thread_id=thread_id,
+            status=status.value,
+            execution_status=analysis.execution_status.value if analysis else None,
+            confidence=analysis.confidence_score if analysis else None,
+            seconds=round(seconds, 3),
         )
 
     async def _record_failure(self, incident_id: int, exc: Exception) -> None:

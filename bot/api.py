@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from firebreak.bot import auth
 from firebreak.bot.errors import error_response
+from firebreak.bot.slack_outbox import refresh_pending_gauge
 from firebreak.store import incidents
 from firebreak.store.counts import refresh_open_gauge
 from firebreak.store.db import ping
@@ -117,4 +118,5 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     runtime = request.app.state.runtime
     await refresh_open_gauge(runtime.metrics.incidents_open, runtime.engine)
+    await refresh_pending_gauge(runtime.metrics.slack_outbox_pending, runtime.engine)
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,7 +9,8 @@ Text taken from alerts, logs and the LLM is escaped (``&``, ``<``, ``>``) so an 
 neither break the markup nor ping ``@channel``. Mentions Firebreak means to make are built by
 ``mention``.
 
-``render_text`` turns any list of blocks into plain text for the terminal (console mode, demo).
+``render_text`` turns any list of blocks into text for the terminal: plain, or rich console
+markup (console mode, the demo), from one reading of Slack's mrkdwn.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from rich.markup import escape as rich_escape
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -58,6 +60,7 @@ from firebreak.store.schemas import (
     RemediationProposal,
     TimelineEventOut,
 )
+from firebreak.tools.promql import metric_reading_text
 
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/).
 MAX_BLOCKS = 50
@@ -86,6 +89,7 @@ ACTION_ACK = "incident_ack"
 ACTION_ESCALATE = "incident_escalate"
 ACTION_RESOLVE = "incident_resolve"
 ACTION_INVESTIGATE = "incident_investigate"
+ACTION_OPEN_PAGE = "incident_open_page"  # a URL button: Slack still sends block_actions
 ACTION_REMEDIATION_APPROVE = "remediation_approve"
 ACTION_REMEDIATION_REJECT = "remediation_reject"
 ACTION_REMEDIATION_APPROVE_LATER = "remediation_approve_later"
@@ -411,8 +415,15 @@ def incident_card(
     *,
     alertmanager_url: str | None = None,
     oncall: OnCallView | None = None,
+    page_url: str | None = None,
+    now: datetime | None = None,
 ) -> tuple[str, list[Block]]:
-    """The incident's one card in ``slack.channel``: (fallback text, blocks)."""
+    """The incident's one card in ``slack.channel``: (fallback text, blocks).
+
+    "Started" is when the earliest alert started firing (not when Firebreak heard of it), and
+    how long it has fired is worked out at ``now``, when the card is rendered: Slack's date
+    tokens cannot count. ``page_url`` (the incident's page, a signed link) adds "Open in
+    Firebreak"."""
     status = IncidentStatus(incident.status)
     title = _one_line(incident.title) or f"Incident {incident.id}"
     fallback = _fallback(
@@ -432,7 +443,7 @@ def incident_card(
         alerts_field,
         f"*Escalation level*\n{incident.escalation_level}",
         f"*Acknowledged by*\n{_who(incident.acknowledged_by)}",
-        f"*Started*\n{slack_date(incident.created_at)}",
+        f"*Started*\n{slack_date(started_at(incident))} ({_firing_for(incident, now)})",
     ]
     if incident.resolved_at is not None:
         fields.append(f"*Resolved*\n{slack_date(incident.resolved_at)}")
@@ -461,7 +472,16 @@ def incident_card(
         blocks.append(_context(*_alertmanager_links(incident, alertmanager_url)))
 
     blocks.extend(oncall_blocks(incident, oncall or OnCallView()))
-    blocks.append(incident_actions(incident))
+    actions = incident_actions(incident)
+    if page_url:
+        actions.elements.append(
+            ButtonElement(
+                text=PlainTextObject(text=":globe_with_meridians: Open in Firebreak", emoji=True),
+                action_id=ACTION_OPEN_PAGE,
+                url=page_url,
+            )
+        )
+    blocks.append(actions)
     footer = [f"Incident #{incident.id}"]
     if incident.group_key:
         footer.append(f"group `{escape(truncate(incident.group_key, 80))}`")
@@ -542,6 +562,34 @@ def oncall_blocks(incident: IncidentOut, view: OnCallView) -> list[Block]:
     return blocks
 
 
+def started_at(incident: IncidentOut) -> datetime:
+    """When the incident began: its earliest alert's ``startsAt`` (alerts come oldest first),
+    else when it was opened (declared by hand)."""
+    starts = [a.starts_at for a in incident.alerts if a.starts_at is not None]
+    return min(starts, key=_epoch) if starts else incident.created_at
+
+
+def _firing_for(incident: IncidentOut, now: datetime | None) -> str:
+    if incident.resolved_at is not None:
+        end, verb = incident.resolved_at, "fired for"
+    else:
+        end, verb = now or datetime.now(UTC), "firing for"
+    return f"{verb} {age_text(_epoch(end) - _epoch(started_at(incident)))}"
+
+
+def age_text(seconds: float) -> str:
+    """How long, for people: "under a minute", "14 min", "2 h 5 min", "3 days"."""
+    minutes = int(max(0.0, seconds) // 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"
+
+
 # ---------------------------------------------------------------------- RCA card
 
 
@@ -577,7 +625,8 @@ def _evidence_blocks(evidence: Sequence[EvidenceItem]) -> list[Block]:
         shown = metrics[:METRIC_EVIDENCE_SHOWN]
         lines = [
             f"• *{escape(truncate(e.source, 80))}* "
-            f"{escape(truncate(_one_line(e.text), EVIDENCE_LINE_MAX))} `{escape(e.ref[:40])}`"
+            f"{escape(truncate(_one_line(metric_reading_text(e.text)), EVIDENCE_LINE_MAX))} "
+            f"`{escape(e.ref[:40])}`"
             for e in shown
         ]
         text, _ = _pack(
@@ -1044,15 +1093,6 @@ def no_incident_text(command: str, raw_id: str) -> str:
 
 # ---------------------------------------------------------------------- terminal rendering
 
-_DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
-_LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
-_BARE_LINK = re.compile(r"<(https?://[^|>]+)>")
-_USER = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
-_SUBTEAM = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>")
-_CHANNEL = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
-_SPECIAL = re.compile(r"<!(here|channel|everyone)>")
-
-
 _TERMINAL_EMOJI = {
     ":rotating_light:": "🚨",
     ":eyes:": "👀",
@@ -1082,63 +1122,151 @@ _TERMINAL_EMOJI = {
     ":shield:": "🛡️",
     ":point_right:": "👉",
     ":small_blue_diamond:": "🔹",
+    ":globe_with_meridians:": "🌐",
+    ":chart_with_upwards_trend:": "📈",
 }
 _SHORTCODE = re.compile(r":[a-z0-9_+\-]+:")
-
-
+# One pass over mrkdwn: code first (nothing inside it is markup), then <…> entities, then the
+# emphasis marks, which Slack honours only at word boundaries (`pool_in_use` is no italics).
+_TOKEN = re.compile(
+    r"(?P<pre>```(?P<pre_body>.*?)```)"
+    r"|(?P<code>`(?P<code_body>[^`\n]+)`)"
+    r"|<(?P<angle>[^<>\n]+)>"
+    r"|(?P<mark>(?<![\w*_~])(?P<sign>[*_~])(?=\S)(?P<inner>[^\n]+?)(?<=\S)(?P=sign)(?![\w*_~]))",
+    re.DOTALL,
+)
+_STYLE = {"*": "bold", "_": "italic", "~": "strike"}
+_MENTION_STYLE = "bold magenta"
+_CODE_STYLE = "cyan"
 TERMINAL_URL_MAX = 60  # longer URLs (a graph's encoded PromQL) become just their label
 
 
-def _link_text(match: re.Match[str]) -> str:
-    url, label = match.group(1).replace("&amp;", "&"), match.group(2)
-    return f"{label} ({url})" if len(url) <= TERMINAL_URL_MAX else f"{label} ↗"
+def mrkdwn_to_text(text: str, *, markup: bool = False) -> str:
+    """Slack markup for the terminal: links, mentions, dates, entities and common emoji
+    resolved. Plain (``markup=False``) keeps the emphasis and code marks as typed; with
+    ``markup=True`` the result is rich console markup: bold, italics, strike, code styled,
+    links clickable where the terminal can, every literal ``[`` escaped."""
+    out: list[str] = []
+    position = 0
+    for found in _TOKEN.finditer(text):
+        out.append(_literal(text[position : found.start()], markup))
+        out.append(_token(found, markup))
+        position = found.end()
+    out.append(_literal(text[position:], markup))
+    return "".join(out)
 
 
-def mrkdwn_to_text(text: str) -> str:
-    """Slack markup -> plain text: links, mentions, dates, entities, common emoji."""
-    text = _SHORTCODE.sub(lambda m: _TERMINAL_EMOJI.get(m.group(0), m.group(0)), text)
-    text = _DATE.sub(r"\1", text)
-    text = _LINK.sub(_link_text, text)
-    text = _BARE_LINK.sub(r"\1", text)
-    text = _USER.sub(r"@\1", text)
-    text = _SUBTEAM.sub(r"@\1", text)
-    text = _CHANNEL.sub(lambda m: f"#{m.group(2) or m.group(1)}", text)
-    text = _SPECIAL.sub(r"@\1", text)
+def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _text(obj: Any) -> str:
+def _literal(text: str, markup: bool, *, emoji: bool = True) -> str:
+    if emoji:
+        text = _SHORTCODE.sub(lambda m: _TERMINAL_EMOJI.get(m.group(0), m.group(0)), text)
+    text = _unescape(text)
+    return rich_escape(text) if markup else text
+
+
+def _styled(text: str, style: str, markup: bool) -> str:
+    return f"[{style}]{text}[/{style}]" if markup and text else text
+
+
+def _token(found: re.Match[str], markup: bool) -> str:
+    if found.group("pre") is not None:
+        body = _literal(found.group("pre_body"), markup, emoji=False)
+        return _styled(body, _CODE_STYLE, True) if markup else f"```{body}```"
+    if found.group("code") is not None:
+        body = _literal(found.group("code_body"), markup, emoji=False)
+        return _styled(body, _CODE_STYLE, True) if markup else f"`{body}`"
+    if found.group("angle") is not None:
+        return _angle(found.group("angle"), markup)
+    sign, inner = found.group("sign"), mrkdwn_to_text(found.group("inner"), markup=markup)
+    return _styled(inner, _STYLE[sign], True) if markup else f"{sign}{inner}{sign}"
+
+
+def _angle(inner: str, markup: bool) -> str:
+    """What Slack shows for ``<…>``: a date's fallback, a link, a mention."""
+    target, _, label = inner.partition("|")
+    if target.startswith("!date^"):
+        return _literal(label or target, markup)
+    if target.startswith(("http://", "https://")):
+        return _link_text(_unescape(target), mrkdwn_to_text(label, markup=markup), markup)
+    if target.startswith("@"):
+        return _styled(_literal("@" + target[1:], markup), _MENTION_STYLE, markup)
+    if target.startswith("!subteam^"):
+        return _styled(_literal("@" + target[9:], markup), _MENTION_STYLE, markup)
+    if target.startswith("#"):
+        return _styled(_literal("#" + (label or target[1:]), markup), _MENTION_STYLE, markup)
+    if target in ("!here", "!channel", "!everyone"):
+        return _styled(_literal("@" + target[1:], markup), _MENTION_STYLE, markup)
+    return _literal(f"<{inner}>", markup)
+
+
+def _link_text(url: str, label: str, markup: bool) -> str:
+    """``label (url)`` for a short URL, ``label ↗`` for a long one; clickable with markup."""
+    if not label:  # a bare <url>
+        shown = rich_escape(url) if markup else url
+        return f"[link={_markup_url(url)}]{shown}[/link]" if markup else shown
+    shown = url if len(url) <= TERMINAL_URL_MAX else ""
+    tail = f" ({rich_escape(shown) if markup else shown})" if shown else " ↗"
+    if not markup:
+        return label + tail
+    return f"[link={_markup_url(url)}]{label}{tail}[/link]"
+
+
+def _markup_url(url: str) -> str:
+    """A URL inside rich's ``[link=…]`` tag, which ends at the first ``]`` and admits no ``[``."""
+    return url.replace("[", "%5B").replace("]", "%5D")
+
+
+def _text(obj: Any, markup: bool) -> str:
     if isinstance(obj, dict):
-        return mrkdwn_to_text(str(obj.get("text", "")))
+        return mrkdwn_to_text(str(obj.get("text", "")), markup=markup)
     return ""
 
 
-def render_text(blocks: Iterable[Block | dict[str, Any]], *, width: int = 72) -> str:
-    """A plain-text rendering of blocks for the terminal."""
+def _field(obj: Any, markup: bool) -> str:
+    """``*Label*\nvalue`` as ``  Label: value``."""
+    raw = str(obj.get("text", "")) if isinstance(obj, dict) else ""
+    label, _, value = raw.partition("\n")
+    label = mrkdwn_to_text(label.strip().strip("*"), markup=markup)
+    if not value:
+        return f"  {label}"
+    return f"  {_styled(label, 'bold', markup)}: {mrkdwn_to_text(value, markup=markup)}"
+
+
+def _button_text(element: dict[str, Any], markup: bool) -> str:
+    label = _text(element.get("text"), markup)
+    url = element.get("url")
+    if url:
+        label = _link_text(str(url), label, markup)
+    return f"{rich_escape('[') if markup else '['} {label} ]"
+
+
+def render_text(
+    blocks: Iterable[Block | dict[str, Any]], *, width: int = 72, markup: bool = False
+) -> str:
+    """Blocks for the terminal: plain text, or rich console markup with ``markup=True``."""
     out: list[str] = []
     for block in blocks:
         data = block.to_dict() if isinstance(block, Block) else block
         kind = data.get("type")
         if kind == "header":
-            title = _text(data.get("text"))
-            out += [title, "=" * min(width, max(len(title), 3))]
+            title, plain = _text(data.get("text"), markup), _text(data.get("text"), False)
+            out += [_styled(title, "bold", markup), "=" * min(width, max(len(plain), 3))]
         elif kind == "section":
             if data.get("text"):
-                out.append(_text(data["text"]))
-            for field_obj in data.get("fields") or []:
-                label, _, value = _text(field_obj).partition("\n")
-                out.append(f"  {label.strip('*')}: {value}" if value else f"  {label}")
+                out.append(_text(data["text"], markup))
+            out += [_field(f, markup) for f in data.get("fields") or []]
         elif kind == "context":
-            out.append("  " + " · ".join(_text(e) for e in data.get("elements") or []))
+            out.append("  " + " · ".join(_text(e, markup) for e in data.get("elements") or []))
         elif kind == "divider":
             out.append("-" * width)
         elif kind == "actions":
-            buttons = [
-                f"[ {_text(e.get('text'))} ]" for e in data.get("elements") or [] if e.get("text")
-            ]
-            out.append(" ".join(buttons))
+            elements = [e for e in data.get("elements") or [] if e.get("text")]
+            out.append(" ".join(_button_text(e, markup) for e in elements))
         elif data.get("text"):
-            out.append(_text(data["text"]))
+            out.append(_text(data["text"], markup))
     return "\n".join(out)
 
 

@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 from pydantic import SecretStr
 from rich.console import Console
 from slack_bolt import BoltResponse
@@ -41,6 +42,7 @@ from firebreak.bot.config import SlackConfig
 from firebreak.bot.slack_handlers import Handlers, register
 from firebreak.bot.slack_outbox import OutboxNotifier, OutboxSettings
 from firebreak.bot.slack_transport import ConsoleTransport, SlackTransport, make_client
+from firebreak.bot.web.auth import Secrets as WebSecrets
 from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.oncall.config import RouteRule
 from firebreak.store import slack as slack_store
@@ -77,6 +79,14 @@ def _secret(value: Any, variable: str, mode: str) -> str:
     return value.get_secret_value()
 
 
+@dataclass(frozen=True)
+class PageLinks:
+    """Where the incident pages are (`server.public_url`) and what signs links to them."""
+
+    public_url: str
+    secrets: WebSecrets
+
+
 def build_notifier(
     config: SlackConfig,
     tokens: SlackTokens,
@@ -84,13 +94,15 @@ def build_notifier(
     writer: Writer,
     opts: SlackOptions,
     *,
+    pages: PageLinks,
+    api_errors: Counter,
     routing: Sequence[RouteRule] = (),
     silence_durations: Sequence[str] = (),
 ) -> OutboxNotifier:
     """The outbox notifier over Slack's Web API, or over the terminal in console mode. A
-    missing token is refused here, at start (SlackSetupError names the variable). `routing`
-    picks each card's channel; `silence_durations` (empty: no Alertmanager) the card's
-    Silence buttons."""
+    missing token is refused here, at start (SlackSetupError names the variable).
+    `api_errors` counts failed Slack calls by method and error; `routing` picks each card's
+    channel; `silence_durations` (empty: no Alertmanager) the card's Silence buttons."""
     if config.mode == "console":
         transport: Any = ConsoleTransport(opts.console)
     else:
@@ -101,13 +113,16 @@ def build_notifier(
                 config.api_base_url,
                 timeout_s=opts.client_timeout_s,
                 max_inline_wait_s=opts.max_inline_wait_s,
-            )
+            ),
+            api_errors,
         )
     return OutboxNotifier(
         engine,
         writer,
         transport,
         channel=config.channel,
+        public_url=pages.public_url,
+        secrets=pages.secrets,
         alertmanager_url=config.alertmanager_url,
         settings=opts.outbox,
         routing=routing,
@@ -185,6 +200,13 @@ def build_bolt_app(
         return await next()
 
     register(app, handlers)
+
+    @app.action(cards.ACTION_OPEN_PAGE)
+    async def page_opened(ack: Any) -> None:
+        """Slack posts block_actions for URL buttons too: acknowledged, nothing to do (the
+        browser opens the page). Unanswered, Bolt would answer 404."""
+        await ack()
+
     return app
 
 

@@ -15,6 +15,7 @@ BOT_SCOPES = [
     "chat:write",
     "chat:write.public",
     "commands",
+    "files:write",  # the PNG chart in the RCA's thread (files_upload_v2)
     "im:write",
     "users:read",
     "usergroups:read",

@@ -29,7 +29,14 @@ transport differs, nothing else). Callers never wait for Slack:
   drains (renewed every loop, expires after ``lease_ttl_s``), so a card is never posted twice by
   two replicas racing. The others only write rows.
 * On start, incidents that should have a card but neither have one nor wait for one get one
-  (an enqueue lost in a crash), and open incidents' cards are refreshed.
+  (an enqueue lost in a crash), and open incidents' cards are refreshed. While an incident is
+  open its card is refreshed every ``card_age_refresh_s`` as a routine change, so "firing for
+  14 min" (worked out when the card is rendered) stays roughly current.
+* The card links to the incident's page ("Open in Firebreak"), signed at each render
+  (bot/web/auth.py) so the link in a card that is kept current never expires.
+* A delivered RCA brings a file row (lane ``files:<id>``, in the same commit): a PNG chart of
+  the alert's own metric (bot/web/charts.py), uploaded into the thread. Its own lane, so a
+  failing upload holds back nothing else; retried and given up like any row.
 
 Delivery is at-least-once: a crash between Slack's answer and the commit that records it can
 repeat that one message.
@@ -51,6 +58,7 @@ from functools import partial
 from typing import Any
 
 import structlog
+from prometheus_client import Gauge
 from slack_sdk.models.blocks import Block
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -58,6 +66,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak.bot import cards
 from firebreak.bot.oncall_messages import handoff_text
 from firebreak.bot.slack_transport import PermanentError, TransientError, Transport
+from firebreak.bot.web.auth import Secrets as WebSecrets
+from firebreak.bot.web.auth import incident_link
+from firebreak.bot.web.charts import alert_reading, render_png, samples_of
 from firebreak.incidents.notices import NOTICE, Notice, OnCallHandoff, RcaReady
 from firebreak.oncall.config import RouteRule
 from firebreak.oncall.routing import route
@@ -67,6 +78,7 @@ from firebreak.store import slack as outbox
 from firebreak.store.incidents import CARD, utcnow
 from firebreak.store.schemas import IncidentOut
 from firebreak.store.writer import Writer
+from firebreak.tools.promql import short_metric
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +100,21 @@ class OutboxSettings:
     final_drain_s: float = 3.0  # on shutdown, try to deliver what is due for this long
     card_interval_s: float = 1.0  # at most one card refresh per incident this often
     routine_cards_per_minute: float = 40.0  # alert-count refreshes, all incidents together
+    card_age_refresh_s: float = 600.0  # open cards re-rendered this often ("firing for …")
+
+
+KIND_FILE = "file"  # a chart for the thread, rendered at delivery
+CHART_PURPOSE = "chart"
+
+
+@dataclass(frozen=True)
+class ChartFile:
+    """A file for `Transport.upload`."""
+
+    filename: str
+    title: str
+    content: bytes
+    comment: str = ""
 
 
 def blocks_json(blocks: list[Any] | None) -> list[dict[str, Any]] | None:
@@ -107,6 +134,8 @@ class OutboxNotifier:
         transport: Transport,
         *,
         channel: str,
+        public_url: str,
+        secrets: WebSecrets,
         alertmanager_url: str | None = None,
         settings: OutboxSettings | None = None,
         owner: str | None = None,
@@ -117,6 +146,8 @@ class OutboxNotifier:
         self.writer = writer
         self.transport = transport
         self.channel = channel  # `slack.channel`: where a card goes when no routing rule matches
+        self.public_url = public_url  # the incident pages' address, for "Open in Firebreak"
+        self.secrets = secrets  # what signs those links
         self.alertmanager_url = alertmanager_url
         self.routing = list(routing)
         self.silence_durations = list(silence_durations)  # empty: no Alertmanager, no controls
@@ -136,6 +167,7 @@ class OutboxNotifier:
         self._probe_delay = 0.0
         self._dm_channels: dict[str, str] = {}
         self._last_maintenance = 0.0
+        self._last_age_refresh = 0.0
         self.delivered = 0  # counters for readiness / tests
         self.failures = 0
 
@@ -289,6 +321,7 @@ class OutboxNotifier:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._last_age_refresh = self._loop.time()  # `recover` refreshes them at start
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="slack-outbox")
 
@@ -363,6 +396,7 @@ class OutboxNotifier:
                 self._leader = await self._take_lease()
                 if self._leader:
                     await self._maintenance()
+                    await self._refresh_ages()
                     await self.drain_once()
                     wait = await self._time_to_next_due()
                     if self._degraded:  # the next probe after the last one's backoff
@@ -418,6 +452,17 @@ class OutboxNotifier:
 
         await self.writer.run(prune)
 
+    async def _refresh_ages(self) -> None:
+        """Open cards re-rendered now and then (routine: they take turns with the others)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_age_refresh < self.settings.card_age_refresh_s:
+            return
+        self._last_age_refresh = loop.time()
+        async with self.engine.connect() as conn:
+            open_ids = await outbox.open_incidents_with_card(conn)
+        for incident_id in open_ids:
+            self.card_changed(incident_id, routine=True)
+
     async def drain_once(self) -> int:
         """Deliver every row that is due now, lane by lane; returns how many were delivered."""
         async with self.engine.connect() as conn:
@@ -461,6 +506,8 @@ class OutboxNotifier:
                 await self._deliver_thread(item)
             elif item.kind == outbox.KIND_DM:
                 await self._deliver_dm(item)
+            elif item.kind == KIND_FILE:
+                await self._deliver_chart(item)
             else:
                 await self._deliver_message(item)
         except TransientError as exc:
@@ -529,15 +576,20 @@ class OutboxNotifier:
     # ------------------------------------------------------------------ deliveries
 
     async def render_card(self, incident: IncidentOut) -> tuple[str, list[dict[str, Any]]]:
-        """The incident's card as it is now, with its last page and its silence."""
+        """The incident's card as it is now: its last page, its silence, a fresh page link."""
+        now = utcnow()
         async with self.engine.connect() as conn:
             view = cards.OnCallView(
                 page=await oncall_store.last_page(conn, incident.id),
-                silence=await oncall_store.active_silence(conn, incident.id, utcnow()),
+                silence=await oncall_store.active_silence(conn, incident.id, now),
                 silence_durations=self.silence_durations,
             )
         text, blocks = cards.incident_card(
-            incident, alertmanager_url=self.alertmanager_url, oncall=view
+            incident,
+            alertmanager_url=self.alertmanager_url,
+            oncall=view,
+            page_url=incident_link(self.public_url, incident.id, self.secrets, now),
+            now=now,
         )
         return text, blocks_json(blocks) or []
 
@@ -596,10 +648,20 @@ class OutboxNotifier:
                 await self._done(item)
                 return
         channel, ts = await self.transport.post(ref[0], text, blocks, ref[1])
+        notice = item.payload.get("notice") or {}
 
         def reply_posted(conn: Connection) -> None:
             incidents.save_slack_message(conn, incident_id, key or item.purpose, channel, ts)
             outbox.mark_done(conn, [item.id])
+            if notice.get("kind") == RcaReady.model_fields["kind"].default:
+                outbox.enqueue(
+                    conn,
+                    lane=f"files:{incident_id}",
+                    kind=KIND_FILE,
+                    purpose=CHART_PURPOSE,
+                    incident_id=incident_id,
+                    payload={"run_id": notice.get("run_id")},
+                )
 
         await self.writer.run(reply_posted)
 
@@ -619,6 +681,23 @@ class OutboxNotifier:
                 raise PermanentError(f"no stored analysis for run {notice.run_id}")
         text, blocks = cards.notice_message(incident_id, notice, analysis, incident)
         return text, blocks_json(blocks), notice.key
+
+    async def _deliver_chart(self, item: outbox.OutboxItem) -> None:
+        """The PNG chart of the alert's own metric, into the incident's thread."""
+        incident_id = item.incident_id
+        assert incident_id is not None
+        async with self.engine.connect() as conn:
+            incident = await incidents.get_incident(conn, incident_id)
+            gathered = await incidents.latest_evidence(conn, incident_id)
+            ref = await outbox.card_ref(conn, incident_id)
+        chart = None
+        if incident is not None and ref is not None:
+            chart = await chart_file(incident, (gathered or {}).get("metrics") or [])
+        if chart is None or ref is None:
+            log.info("no chart for the thread", incident_id=incident_id, item=item.id)
+        else:
+            await self.transport.upload(ref[0], ref[1], chart)
+        await self._done(item)
 
     async def _deliver_dm(self, item: outbox.OutboxItem) -> None:
         user = str(item.payload["user"])
@@ -641,3 +720,36 @@ class OutboxNotifier:
 
     async def _done(self, item: outbox.OutboxItem) -> None:
         await self.writer.run(partial(outbox.mark_done, ids=[item.id]))
+
+
+async def chart_file(incident: IncidentOut, readings: list[dict[str, Any]]) -> ChartFile | None:
+    """The alert's own metric as a PNG (drawn in a worker thread: matplotlib is slow and
+    blocking), or None when the investigation kept no points of it."""
+    generator = next((a.generator_url for a in incident.alerts if a.generator_url), "")
+    reading = alert_reading(readings, generator)
+    if reading is None or not samples_of(reading):
+        return None
+    png = await asyncio.to_thread(render_png, reading, cards.started_at(incident))
+    name = short_metric(str(reading.get("query", "")), reading.get("series") or {})
+    return ChartFile(
+        filename=f"incident-{incident.id}-chart.png",
+        title=cards.truncate(name, 200),
+        content=png,
+        comment=f"Incident #{incident.id}: the alert's metric around its start",
+    )
+
+
+PENDING_GAUGE_TIMEOUT_S = 2.0
+
+
+async def refresh_pending_gauge(gauge: Gauge, engine: AsyncEngine) -> None:
+    """Set `firebreak_slack_outbox_pending` (rows not delivered yet) from the store; call it
+    just before rendering /metrics. An unreachable store drops the value and logs why."""
+    try:
+        async with asyncio.timeout(PENDING_GAUGE_TIMEOUT_S), engine.connect() as conn:
+            depth = await outbox.count_pending(conn)
+    except Exception as exc:
+        gauge.set(float("nan"))
+        log.warning("cannot count pending Slack messages for /metrics", error=type(exc).__name__)
+        return
+    gauge.set(depth)

@@ -5,19 +5,27 @@ down, 5xx, 429 with a long ``Retry-After``, connection errors — retried foreve
 or ``PermanentError`` (an API error such as ``channel_not_found`` — retried a few times, then
 given up). Short waits are absorbed inside the call by slack-sdk's retry handlers: a 429 whose
 ``Retry-After`` is at most ``max_inline_wait_s`` is slept off and retried in place, 500/503 and
-dropped connections are retried once or twice with a short jittered backoff.
+dropped connections are retried once or twice with a short jittered backoff. Every failed
+Slack call is counted by method and error (`firebreak_slack_api_errors_total`).
+
+The console prints what Slack would show: the blocks' mrkdwn as rich markup (bold, code,
+links, dates, mentions), and a file upload as the path of a temporary file holding it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
 import structlog
+from prometheus_client import Counter
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
@@ -32,6 +40,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
+from firebreak.bot.cards import escape as slack_escape
 from firebreak.bot.cards import render_text
 
 log = structlog.get_logger(__name__)
@@ -80,7 +89,26 @@ class Transport(Protocol):
     async def open_dm(self, user_id: str) -> str:
         """The DM channel id with one user."""
 
+    async def upload(self, channel: str, thread_ts: str, file: Upload) -> None:
+        """Share a file in a thread."""
+
     async def close(self) -> None: ...
+
+
+class Upload(Protocol):
+    """A file to share (bot/slack_outbox.py `ChartFile`)."""
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def comment(self) -> str: ...
 
 
 # ---------------------------------------------------------------------- Slack
@@ -144,6 +172,16 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
+def error_code(exc: BaseException) -> str:
+    """A short name for a failed Slack call: the API's error (`channel_not_found`), the HTTP
+    status (`http_503`), or the exception's type (`ClientConnectorError`)."""
+    if isinstance(exc, SlackApiError):
+        data = getattr(exc.response, "data", None)
+        code = str(data.get("error") or "") if isinstance(data, dict) else ""
+        return code or f"http_{getattr(exc.response, 'status_code', 0)}"
+    return type(exc).__name__
+
+
 def classify(exc: BaseException) -> Exception:
     """A Slack client failure as TransientError or PermanentError."""
     if isinstance(exc, SlackApiError):
@@ -164,10 +202,20 @@ def classify(exc: BaseException) -> Exception:
 
 
 class SlackTransport:
-    """The Slack Web API through slack-sdk's ``AsyncWebClient`` (``base_url`` from config)."""
+    """The Slack Web API through slack-sdk's ``AsyncWebClient`` (``base_url`` from config);
+    ``errors`` counts failed calls by method and error."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, errors: Counter) -> None:
         self.client = client
+        self.errors = errors
+
+    def _failed(self, method: str, exc: Exception) -> Exception:
+        response = getattr(exc, "response", None)
+        api_url = str(getattr(response, "api_url", "") or "")
+        if api_url:  # files_upload_v2 makes three calls: name the one that failed
+            method = api_url.rstrip("/").rsplit("/", 1)[-1]
+        self.errors.labels(method, error_code(exc)[:64]).inc()
+        return classify(exc)
 
     async def post(
         self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None
@@ -182,7 +230,7 @@ class SlackTransport:
                 unfurl_media=False,
             )
         except Exception as exc:
-            raise classify(exc) from exc
+            raise self._failed("chat.postMessage", exc) from exc
         return str(response["channel"]), str(response["ts"])
 
     async def update(
@@ -191,14 +239,29 @@ class SlackTransport:
         try:
             await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or [])
         except Exception as exc:
-            raise classify(exc) from exc
+            raise self._failed("chat.update", exc) from exc
 
     async def open_dm(self, user_id: str) -> str:
         try:
             response = await self.client.conversations_open(users=user_id)
         except Exception as exc:
-            raise classify(exc) from exc
+            raise self._failed("conversations.open", exc) from exc
         return str(response["channel"]["id"])
+
+    async def upload(self, channel: str, thread_ts: str, file: Upload) -> None:
+        """slack-sdk's `files_upload_v2`: files.getUploadURLExternal, the bytes to the URL it
+        hands out, files.completeUploadExternal into the thread."""
+        try:
+            await self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=file.content,
+                filename=file.filename,
+                title=file.title,
+                initial_comment=file.comment or None,
+            )
+        except Exception as exc:
+            raise self._failed("files.upload", exc) from exc
 
     async def close(self) -> None:
         session = getattr(self.client, "session", None)
@@ -221,8 +284,8 @@ class ConsoleTransport:
         return f"{self._start}.{next(self._counter):06d}"
 
     def _show(self, title: str, text: str, blocks: list[dict[str, Any]] | None) -> None:
-        body = render_text(blocks) if blocks else render_text([_as_section(text)])
-        self.console.print(Panel(body.rstrip() or text, title=title, title_align="left"))
+        body = render_text(blocks or [_as_section(text)], markup=True).rstrip()
+        self.console.print(Panel(body or escape(text), title=title, title_align="left"))
 
     async def post(
         self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None
@@ -239,6 +302,21 @@ class ConsoleTransport:
 
     async def open_dm(self, user_id: str) -> str:
         return f"DM-{user_id}"
+
+    async def upload(self, channel: str, thread_ts: str, file: Upload) -> None:
+        """The file goes to a temporary file (kept: the point is to open it); its path is
+        printed where Slack would show the file."""
+        suffix = Path(file.filename).suffix or ".bin"
+        with tempfile.NamedTemporaryFile(
+            prefix="firebreak-", suffix=suffix, delete=False
+        ) as handle:
+            handle.write(file.content)
+        caption = f":chart_with_upwards_trend: *{slack_escape(file.title)}*"
+        text = f"{file.comment}\n{caption}" if file.comment else caption
+        body = render_text([_as_section(text)], markup=True)
+        body += f"\n{escape(file.filename)} written to {escape(handle.name)}"
+        where = f"Slack #{channel} › thread {thread_ts}"
+        self.console.print(Panel(body, title=where, title_align="left"))
 
     async def close(self) -> None:
         return None

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
@@ -24,6 +25,7 @@ from firebreak.agents.graph import build_graph
 from firebreak.agents.runner import InvestigationService, open_checkpointer
 from firebreak.agents.toolbox import ToolMetrics
 from firebreak.bot.slack_app import (
+    PageLinks,
     SlackOptions,
     SlackTokens,
     SocketMode,
@@ -52,6 +54,7 @@ from firebreak.scheduler.core import JobScheduler
 from firebreak.store.breakers import BreakerOverrides
 from firebreak.store.db import create_engine, create_sync_engine
 from firebreak.store.migrate import upgrade
+from firebreak.store.retention import purge_resolved_async
 from firebreak.store.writer import Writer
 from firebreak.tools.alertmanager import AlertmanagerClient
 from firebreak.tools.breaker import BreakerBoard
@@ -117,6 +120,8 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 silence_durations=(
                     config.alertmanager.silence_durations if config.alertmanager else []
                 ),
+                pages=PageLinks(str(config.server.public_url), secrets),
+                api_errors=metrics.slack_api_errors,
             )
         notifier: Notifier = parts.notifier or outbox  # type: ignore[assignment]
 
@@ -144,6 +149,8 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
         stack.push_async_callback(silences.aclose)
 
         scheduler = JobScheduler(url, sweep_interval_s=config.escalation.sweep_interval_s)
+        if config.store.retention_days is not None:
+            schedule_retention(scheduler, writer, config.store.retention_days)
         escalations = EscalationService(
             engine=engine,
             writer=writer,
@@ -207,7 +214,9 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 approve_later_s=config.remediation.approve_later_s,
             ),
         )
-        service = InvestigationService(build_graph(checkpointer), deps, remediations)
+        service = InvestigationService(
+            build_graph(checkpointer), deps, remediations, durations=metrics.investigation_seconds
+        )
         investigations = parts.investigations or service
         ops = IncidentOps(
             engine=engine,
@@ -292,6 +301,28 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
         if parts.escalations is None:
             bus.subscribe(_unless_stopped(scheduler, escalations))
         yield runtime
+
+
+RETENTION_INTERVAL_S = 3600.0
+RETENTION_FIRST_AFTER_S = 60.0  # the first purge shortly after start, not an hour later
+
+
+def schedule_retention(
+    scheduler: JobScheduler,
+    writer: Writer,
+    retention_days: int,
+    *,
+    first_after_s: float = RETENTION_FIRST_AFTER_S,
+) -> None:
+    """`store.retention_days`: the elected scheduler purges resolved incidents older than that,
+    hourly (store/retention.py; each batch through the writer, logged)."""
+
+    async def purge() -> None:
+        older_than = datetime.now(UTC) - timedelta(days=retention_days)
+        await purge_resolved_async(writer, older_than)
+
+    first = datetime.now(UTC) + timedelta(seconds=first_after_s)
+    scheduler.every("retention", RETENTION_INTERVAL_S, purge, first_at=first)
 
 
 def llm_dependency(config: Config) -> str:

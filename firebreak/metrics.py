@@ -1,8 +1,10 @@
 """Prometheus metrics, kept in one registry owned by the app (no module-level collectors).
 
-`firebreak_incidents_open{status}` is read from the store at each scrape
-(`store.counts.refresh_open_gauge`), not counted up and down in memory: it is then right after
-a restart and the same on every replica (aggregate replicas with `max`, not `sum`).
+`firebreak_incidents_open{status}` and `firebreak_slack_outbox_pending` are read from the store
+at each scrape (`store.counts.refresh_open_gauge`, `bot.slack_outbox.refresh_pending_gauge`),
+not counted up and down in memory: they are then right after a restart and the same on every
+replica (aggregate replicas with `max`, not `sum`). Components get the collectors they feed as
+constructor arguments (firebreak/components.py).
 """
 
 from __future__ import annotations
@@ -49,5 +51,23 @@ class Metrics:
             "firebreak_incidents_open",
             "Open incidents by status, counted in the store at each scrape",
             ["status"],
+            registry=self.registry,
+        )
+        self.investigation_seconds = Histogram(
+            "firebreak_investigation_duration_seconds",
+            "Investigation run time (until done, failed or paused for approval), by status",
+            ["status"],
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=self.registry,
+        )
+        self.slack_outbox_pending = Gauge(
+            "firebreak_slack_outbox_pending",
+            "Slack messages written to the outbox and not delivered yet, counted at each scrape",
+            registry=self.registry,
+        )
+        self.slack_api_errors = Counter(
+            "firebreak_slack_api_errors",
+            "Failed Slack Web API calls, by method and error",
+            ["method", "error"],
             registry=self.registry,
         )

@@ -38,6 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 import structlog
@@ -183,6 +184,7 @@ class JobScheduler:
         self.lock = leader_lock(store_url)
         self.kinds: dict[str, JobKind] = {}
         self.catch_ups: list[CatchUp] = []
+        self._every: list[Callable[[], Any]] = []  # interval jobs to add at start
         self.is_leader = False
         self.stopped = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -202,6 +204,42 @@ class JobScheduler:
     def register_catch_up(self, catch_up: CatchUp) -> None:
         self.catch_ups.append(catch_up)
 
+    def every(
+        self,
+        name: str,
+        interval_s: float,
+        work: Callable[[], Awaitable[Any]],
+        *,
+        first_at: datetime | None = None,
+    ) -> None:
+        """Run `work` every `interval_s` (first at `first_at`, default one interval after
+        start) on the elected scheduler only: on every other replica the job fires and does
+        nothing. An in-memory job (nothing to pickle, nothing to reconcile); a failure is
+        logged and the next run comes as planned."""
+
+        async def run() -> None:
+            if self.stopped or not self.is_leader:
+                return
+            try:
+                await work()
+            except Exception:
+                log.exception("interval job failed", job=name)
+
+        when = {"next_run_time": first_at} if first_at is not None else {}
+        job = partial(
+            self.scheduler.add_job,
+            run,
+            "interval",
+            seconds=interval_s,
+            id=f"every:{name}",
+            **when,
+            **JOB_OPTIONS,
+        )
+        if self.scheduler.running:
+            job()
+        else:  # added by `start`, once the election is decided: a first run due at start
+            self._every.append(job)  # must not find the scheduler still a follower
+
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
@@ -216,6 +254,9 @@ class JobScheduler:
             id="firebreak-sweep",
             **JOB_OPTIONS,
         )
+        for add in self._every:
+            add()
+        self._every.clear()
 
     async def stop(self, grace_s: float = 5.0) -> None:
         self.stopped = True

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading, SourceReport
+from firebreak.tools.promql import series_selector
 from firebreak.tools.text import as_utc, number, truncate
 
 if TYPE_CHECKING:
@@ -121,8 +122,8 @@ def format_log_line(line: LogLine) -> str:
 
 
 def format_metric(reading: MetricReading) -> str:
-    """A metric summarised in one line, readable without a graph."""
-    labels = ",".join(f"{k}={v}" for k, v in sorted(reading.series.items()) if k != "__name__")
+    """A metric summarised in one line, readable without a graph. The query stays whole (the
+    model may query again), its series' labels said once (`promql.series_selector`)."""
     if not reading.history:
         change = ", no history"
     elif reading.changed_at:
@@ -130,7 +131,7 @@ def format_metric(reading: MetricReading) -> str:
     else:
         change = ", no change"
     return (
-        f"[{reading.ref}] {reading.source}: {reading.query}{{{labels}}} "
+        f"[{reading.ref}] {reading.source}: {series_selector(reading.query, reading.series)} "
         f"baseline={number(reading.baseline)} current={number(reading.current)} "
         f"peak={number(reading.peak)}{change} ({reading.points} points)"
     )

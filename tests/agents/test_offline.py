@@ -202,3 +202,34 @@ def test_without_cluster_findings_the_analysis_is_unchanged() -> None:
     found = evidence([DEPLOY, *refused(30)], [ERROR_METRIC])
     with_empty = found.model_copy(update={"kubernetes": []})
     assert analyze_offline(ALERT, found) == analyze_offline(ALERT, with_empty)
+
+
+def test_whole_expressions_are_named_by_their_metric_and_telling_labels() -> None:
+    ratio = MetricReading(
+        source="prom",
+        query=(
+            'sum(rate(http_requests_total{service="checkout",code=~"5.."}[5m])) / '
+            'sum(rate(http_requests_total{service="checkout"}[5m]))'
+        ),
+        series={"service": "checkout"},
+        baseline=0.002,
+        current=0.25,
+        peak=0.25,
+        changed_at=at(-4),
+        points=300,
+    )
+    pool = MetricReading(
+        source="prom",
+        query='connection_pool_in_use{service="checkout"}',
+        series={"pool": "payment-gateway", "service": "checkout", "instance": "web-1:8080"},
+        baseline=5,
+        current=10,
+        peak=10,
+        changed_at=at(-4),
+        points=300,
+    )
+    rca = analyze_offline(ALERT, evidence([*routine(), *refused(20)], [ratio, pool]))
+    prose = rca.root_cause + rca.reasoning
+    assert 'http_requests_total{code=~"5.."} rose from 0.002 to 0.25' in prose
+    assert 'connection_pool_in_use{pool="payment-gateway",service="checkout"} rose' in prose
+    assert "sum(rate(" not in prose and "}{" not in prose

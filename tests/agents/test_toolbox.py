@@ -281,7 +281,8 @@ async def test_query_metrics_on_a_real_prometheus(
     (reading,) = result.items
     assert isinstance(reading, MetricReading) and reading.current == 3 and reading.points > 0
     assert result.refs == ["M4"]
-    assert f"[M4] prom: {selector}" in result.text and "current=3" in result.text
+    assert f"[M4] prom: {GAUGE}{{" in result.text and "current=3" in result.text
+    assert 'service="checkout"}' in result.text and "}{" not in result.text  # labels said once
 
     bad = await tools.call("query_metrics", {"source": "prom", "promql": "rate(x[5m]"})
     assert bad.text.startswith("error: HTTP 400: bad_data:") and "parse error" in bad.text

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from rich.console import Console
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.models.blocks import Block, DividerBlock
@@ -520,3 +522,112 @@ async def test_fake_form_encoded_and_other_methods():
         assert response.status_code == 200
         (recorded,) = slack.responses("abc")
         assert recorded.params == {"text": "done", "replace_original": False}
+
+
+# ---------------------------------------------------------------------- issue 16/17 details
+
+
+def started_field(blocks: list[Block]) -> str:
+    return next(line for line in cards.render_text(blocks).splitlines() if "Started:" in line)
+
+
+def test_started_is_the_earliest_alert_and_the_card_says_how_long_it_fires():
+    first = make_alert(1).model_copy(update={"starts_at": T0})
+    later = make_alert(2).model_copy(update={"starts_at": T0 + timedelta(minutes=5)})
+    received = T0 - timedelta(hours=1, minutes=54)  # a 10:00 alert Firebreak got at 08:06
+    incident = make_incident(created_at=received, alerts=[first, later])
+    now = T0 + timedelta(minutes=14, seconds=30)
+    line = started_field(cards.incident_card(incident, now=now)[1])
+    assert line == "  Started: 2026-11-22 10:00 UTC (firing for 14 min)"
+    date = json.dumps([b.to_dict() for b in cards.incident_card(incident, now=now)[1]])
+    assert f"<!date^{int(T0.timestamp())}^" in date  # Slack's token localises the start
+
+    later_now = T0 + timedelta(hours=3, minutes=5)
+    assert "(firing for 3 h 5 min)" in started_field(
+        cards.incident_card(incident, now=later_now)[1]
+    )
+    resolved = make_incident(
+        alerts=[first], status=IncidentStatus.RESOLVED, resolved_at=T0 + timedelta(minutes=40)
+    )
+    assert "(fired for 40 min)" in started_field(cards.incident_card(resolved, now=later_now)[1])
+    declared = make_incident(alerts=[], alert_count=0, created_at=T0)  # no alert: when opened
+    assert "10:00 UTC (firing for under a minute)" in started_field(
+        cards.incident_card(declared, now=T0 + timedelta(seconds=20))[1]
+    )
+
+
+def test_card_has_an_open_in_firebreak_url_button():
+    url = "https://firebreak.example.com/incidents/7?token=7.1799999999.abc"
+    _, blocks = cards.incident_card(make_incident(), page_url=url)
+    (actions,) = [b.to_dict() for b in blocks if b.block_id == cards.INCIDENT_ACTIONS_BLOCK]
+    link = actions["elements"][-1]
+    assert link["action_id"] == cards.ACTION_OPEN_PAGE and link["url"] == url
+    assert "Open in Firebreak" in link["text"]["text"]
+    assert block_errors([b.to_dict() for b in blocks], limit=50) == []
+    _, without = cards.incident_card(make_incident())
+    assert cards.ACTION_OPEN_PAGE not in json.dumps([b.to_dict() for b in without])
+
+
+def test_rca_metric_lines_name_the_metric_once_and_short():
+    stored = (
+        'sum(rate(http_requests_total{service="checkout",code=~"5.."}[5m])) / '
+        'sum(rate(http_requests_total{service="checkout"}[5m])){service=checkout} '
+        "baseline=0.002 current=0.25 peak=0.25"
+    )
+    pool = (
+        'connection_pool_in_use{service="checkout"}{pool=payment-gateway,service=checkout} '
+        "baseline=5.1 current=10 peak=10"
+    )
+    analysis = make_analysis(
+        evidence=[
+            EvidenceItem(ref="M1", kind="metric", source="prom", text=stored),
+            EvidenceItem(ref="M2", kind="metric", source="prom", text=pool),
+        ]
+    )
+    page = cards.render_text(cards.rca_card(make_incident(), analysis)[1])
+    assert 'http_requests_total{code=~"5.."} baseline=0.002' in page
+    assert 'connection_pool_in_use{pool="payment-gateway",service="checkout"} baseline' in page
+    assert "}{" not in page and "sum(rate(" not in page
+
+
+def test_render_text_as_rich_markup():
+    text = (
+        "*Root cause* in `pool_in_use[5m]` per <https://grafana.example.com/d/1|the board>, "
+        "<!date^1795000000^{date}|2026-11-18 10:00 UTC> by <@U0BOB> for <!subteam^S0SRE> "
+        "_soon_ ~old~ [not markup] a_b_c &lt;x&gt;"
+    )
+    markup = cards.mrkdwn_to_text(text, markup=True)
+    assert markup.startswith("[bold]Root cause[/bold] in [cyan]pool_in_use")
+    assert (
+        "[link=https://grafana.example.com/d/1]the board (https://grafana.example.com/d/1)[/link]"
+    ) in markup
+    assert "2026-11-18 10:00 UTC" in markup and "<!date" not in markup
+    assert "[bold magenta]@U0BOB[/bold magenta]" in markup
+    assert "[bold magenta]@S0SRE[/bold magenta]" in markup
+    assert "[italic]soon[/italic] [strike]old[/strike] \\[not markup] a_b_c <x>" in markup
+
+    out = io.StringIO()
+    console = Console(file=out, width=300, color_system="standard", force_terminal=True)
+    console.print(markup, highlight=False)
+    shown = out.getvalue()
+    assert "\x1b[1mRoot cause" in shown  # bold, not asterisks
+    assert "*" not in shown and "`" not in shown and "[not markup]" in shown
+    assert "pool_in_use[5m]" in shown
+    plain = cards.mrkdwn_to_text(text)  # plain text keeps the marks as typed
+    assert plain.startswith("*Root cause* in `pool_in_use[5m]` per the board (https://")
+
+
+def test_render_text_markup_survives_hostile_urls_and_labels():
+    incident = make_incident(title="[bold]x[/bold] <&>")
+    blocks = cards.incident_card(
+        incident, page_url="https://f.example.com/incidents/7?token=a]b[c"
+    )[1]
+    markup = cards.render_text(blocks, markup=True)
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(markup)
+    assert "[bold]x[/bold] <&>" in out.getvalue()  # printed as written, not as markup
+    link = "🌐 Open in Firebreak (https://f.example.com/incidents/7?token=a]b[c) ]"
+    assert link in out.getvalue()
+    out = io.StringIO()  # a terminal: the button is a hyperlink to the whole URL
+    Console(file=out, width=200, color_system="standard", force_terminal=True).print(markup)
+    assert "https://f.example.com/incidents/7?token=a%5Db%5Bc" in out.getvalue()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from firebreak.bot.slack_app import SlackOptions
+from firebreak.bot.slack_outbox import ChartFile
+from firebreak.bot.slack_transport import ConsoleTransport
 from firebreak.cli import main
 from firebreak.components import Parts
 from firebreak.config import Secrets
@@ -53,6 +56,30 @@ async def test_console_mode_prints_cards_and_replies_without_network(store_url: 
     assert "[ 👀 Acknowledge ]" in text
     assert "RCA: the disk is full" in text and "You are paged" in text
     assert "Resolved" in text
+
+
+async def test_console_renders_mrkdwn_and_says_where_an_upload_went(tmp_path: Path) -> None:
+    out = io.StringIO()
+    transport = ConsoleTransport(Console(file=out, width=300, force_terminal=True))
+    text = "*Root cause*: `db-pool` exhausted, see <https://grafana.example.com/d/1|board> <@U0BOB>"
+    await transport.post("C0INCIDENTS", text, None, "1.000001")
+    await transport.upload(
+        "C0INCIDENTS",
+        "1.000001",
+        ChartFile(filename="incident-1-chart.png", title="errors_total", content=b"\x89PNG-1"),
+    )
+    shown = out.getvalue()
+    assert "\x1b[1mRoot cause" in shown and "*Root cause*" not in shown  # bold, not asterisks
+    assert "`" not in shown and "<https" not in shown and "<@" not in shown
+    assert "board (https://grafana.example.com/d/1)" in shown and "@U0BOB" in shown
+    plain = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;[^\x1b]*\x1b\\", "", shown)  # styles, links
+    written = re.search(r"incident-1-chart\.png written to (\S+\.png)", plain)
+    assert written is not None, plain
+    path = Path(written.group(1))
+    try:
+        assert await asyncio.to_thread(path.read_bytes) == b"\x89PNG-1"
+    finally:
+        await asyncio.to_thread(path.unlink)
 
 
 async def test_socket_mode_starts_while_slack_is_unreachable(store_url: str) -> None:
@@ -112,6 +139,7 @@ def test_slack_manifest(
     for scope in (
         "chat:write",
         "commands",
+        "files:write",  # the RCA's chart
         "app_mentions:read",
         "im:write",
         "users:read",
