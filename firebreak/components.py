@@ -170,6 +170,8 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             bus=bus,
             escalations=parts.escalations or escalations,
             investigations=investigations,
+            time_to_acknowledge=metrics.time_to_acknowledge,
+            time_to_resolve=metrics.time_to_resolve,
         )
         intake = AlertIntake(
             writer=writer,
@@ -177,6 +179,8 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             config=config.ingest,
             opened=metrics.incidents_opened,
             resolved=metrics.incidents_resolved,
+            correlation=config.correlation,
+            time_to_resolve=metrics.time_to_resolve,
         )
 
         readiness: dict[str, Readiness] = {"scheduler": scheduler.readiness}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select
+from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.store.models import (
@@ -159,6 +159,9 @@ def save_analysis(
             body=analysis.model_dump(mode="json"),
             evidence=evidence,
         )
+    )
+    conn.execute(  # the similarity search reads it from the incident (store/memory.py)
+        update(Incident).where(Incident.id == incident_id).values(root_cause=analysis.root_cause)
     )
     return True
 

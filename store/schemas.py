@@ -43,6 +43,7 @@ class EventType(StrEnum):
     REMEDIATION_EXECUTED = "REMEDIATION_EXECUTED"
     REMEDIATION_VERIFIED = "REMEDIATION_VERIFIED"
     REMINDER = "REMINDER"
+    POSTMORTEM_DRAFTED = "POSTMORTEM_DRAFTED"
 
 
 class RemediationParameter(BaseModel):
@@ -78,9 +79,43 @@ class EvidenceItem(BaseModel):
     """A log line or metric reading an analysis rests on, resolved from its ref."""
 
     ref: str
-    kind: Literal["log", "metric"]
+    kind: Literal["log", "metric", "history"]
     source: str
     text: str
+
+
+class HistoryRef(BaseModel):
+    """An earlier incident like this one, as the reasoning agent saw it (ref `H1`…): its root
+    cause and how it ended. Facts from the store, never from the model."""
+
+    ref: str
+    incident_id: int
+    title: str
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    root_cause: str | None = None
+    resolution: str | None = None  # what fixed it: a remediation run, or a resolution note
+    score: float = 0.0
+
+    @property
+    def resolve_s(self) -> float | None:
+        if self.resolved_at is None:
+            return None
+        return (self.resolved_at - self.created_at).total_seconds()
+
+
+class RelatedIncident(BaseModel):
+    """One item of `GET /api/v1/incidents/{id}/related` (`similar` and `concurrent`)."""
+
+    id: int
+    title: str
+    status: IncidentStatus
+    created_at: datetime
+    resolved_at: datetime | None
+    score: float
+    root_cause: str | None
+    resolved_by: str | None
 
 
 class Attempt(BaseModel):
@@ -98,6 +133,7 @@ class Analysis(RcaBody):
     provider: str = "offline"
     model: str = ""
     created_at: datetime | None = None
+    history: list[HistoryRef] = []  # earlier incidents like this one, given as `H1`…
 
 
 class SlackRef(BaseModel):
@@ -133,6 +169,7 @@ class IncidentOut(BaseModel):
     slack: SlackRef
     analysis: Analysis | None = None
     alerts: list[AlertOut] = []
+    related: list[int] = []  # incidents correlated with this one (`correlation`), by id
 
 
 class TimelineEventOut(BaseModel):
