@@ -72,6 +72,7 @@ class IngestOutcome:
 class _Changes:
     inserts: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    stale: int = 0  # alerts older than the ones stored (a replay), left alone
 
 
 @dataclass
@@ -362,7 +363,7 @@ def _diff_alerts(
                 }
             )
         elif alert.starts_at < row.starts_at:
-            continue  # an older firing of this alert, replayed: what is stored is newer
+            changes.stale += 1  # an older firing of this alert, replayed: the stored is newer
         elif (row.status, row.starts_at, row.ends_at) != tuple(state.values()):
             changes.updates.append({**state, "alert_id": row.id, "updated_at": now})
     return changes
@@ -385,12 +386,17 @@ def _update_group(
     decision: _Decision,
 ) -> bool:
     """Record the group's state in the incident; True when the group has resolved. A group is
-    firing while any alert of it says so (a stale replay of old alerts changes nothing)."""
+    firing while any alert of it says so; a replay of older alerts cannot resolve it (what is
+    stored about those alerts is newer)."""
     written = changes.inserts + changes.updates
     firing = any(alert["status"] == FIRING for alert in written) or (
         decision.reopened and any(alert.status == FIRING for alert in alerts)
     )
-    resolved = payload.status == RESOLVED and not any(a.status == FIRING for a in alerts)
+    resolved = (
+        payload.status == RESOLVED
+        and not changes.stale
+        and not any(alert.status == FIRING for alert in alerts)
+    )
     status = FIRING if firing else RESOLVED if resolved else incident.group_status or FIRING
     if incident.group_status is None:
         conn.execute(
