@@ -1,7 +1,8 @@
 """Grounding: an answer may only rest on evidence that was gathered, and may only propose what
 the allowlist lets run. Applied to LLM and offline answers alike.
 
-- Every cited ref must be one of `evidence.refs()` (matched case-insensitively). Unknown refs
+- Every cited ref must be one of `evidence.refs()` or of the history given (`H1`…, earlier
+  incidents like this one), matched case-insensitively. Unknown refs
   are dropped, and each one lowers `confidence_score` by `UNKNOWN_REF_PENALTY` (15) points: an
   invented citation is evidence the model is confabulating.
 - An analysis left citing no gathered evidence is capped at `UNGROUNDED_CONFIDENCE_CAP` (30).
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from firebreak.agents.schema import RootCauseAnalysis
-from firebreak.store.schemas import EvidenceItem, RcaBody, RemediationProposal
+from firebreak.store.schemas import EvidenceItem, HistoryRef, RcaBody, RemediationProposal
 from firebreak.tools.actions import ActionError, check_proposal
 from firebreak.tools.config import RemediationAction
 from firebreak.tools.models import Evidence, LogLine, MetricReading
@@ -65,12 +66,16 @@ def _check_remediation(
 
 
 def ground(
-    rca: RootCauseAnalysis, evidence: Evidence, actions: Sequence[RemediationAction] = ()
+    rca: RootCauseAnalysis,
+    evidence: Evidence,
+    actions: Sequence[RemediationAction] = (),
+    history: Sequence[HistoryRef] = (),
 ) -> Grounded:
     """Apply the grounding rules of the module doc to an answer."""
     logs = {line.ref: line for line in evidence.logs if line.ref}
     metrics = {reading.ref: reading for reading in evidence.metrics if reading.ref}
-    known = {ref.upper(): ref for ref in (*logs, *metrics)}
+    earlier = {item.ref: item for item in history}
+    known = {ref.upper(): ref for ref in (*logs, *metrics, *earlier)}
 
     cited: list[str] = []
     unknown: list[str] = []
@@ -111,6 +116,8 @@ def ground(
             items.append(
                 EvidenceItem(ref=ref, kind="log", source=line.source, text=_log_text(line))
             )
+        elif ref in earlier:
+            items.append(_history_item(earlier[ref]))
         else:
             reading = metrics[ref]
             items.append(
@@ -127,6 +134,17 @@ def ground(
             "reasoning", body["reasoning"], suffix=" [Grounding] " + "; ".join(notes) + "."
         )
     return Grounded(body, items, notes)
+
+
+def _history_item(item: HistoryRef) -> EvidenceItem:
+    cause = item.root_cause or "not analysed"
+    fix = f"; fixed by {item.resolution}" if item.resolution else ""
+    return EvidenceItem(
+        ref=item.ref,
+        kind="history",
+        source=f"incident #{item.incident_id}",
+        text=truncate(f"{item.title}: {cause}{fix}", 1000),
+    )
 
 
 def _limit(field: str) -> int:

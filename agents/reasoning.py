@@ -45,13 +45,15 @@ from pydantic import ValidationError
 from firebreak.agents.context import Deps
 from firebreak.agents.grounding import fit, ground
 from firebreak.agents.offline import analyze_offline
-from firebreak.agents.prompts import evidence_boundary, render
+from firebreak.agents.prompts import evidence_boundary, fmt_value, oneline, render
 from firebreak.agents.schema import RootCauseAnalysis, strict_json_schema
 from firebreak.agents.state import InvestigationState
+from firebreak.incidents.postmortem import duration_text
 from firebreak.store.schemas import (
     Analysis,
     Attempt,
     ExecutionStatus,
+    HistoryRef,
     RcaBody,
 )
 from firebreak.tools.config import RemediationAction
@@ -86,11 +88,13 @@ def build_rca_messages(
     evidence: Evidence,
     actions: Sequence[RemediationAction] = (),
     redactor: Redactor | None = None,
+    history: Sequence[HistoryRef] = (),
 ) -> list[dict[str, str]]:
     """System + user messages for one investigation, scrubbed. `evidence` should already be
-    redacted (it is scrubbed again as part of the rendered text anyway)."""
+    redacted (it is scrubbed again as part of the rendered text anyway). `history`: earlier
+    incidents like this one, shown as evidence `H1`…"""
     redactor = redactor or Redactor()
-    boundary = evidence_boundary(evidence, alert.model_dump_json())
+    boundary = evidence_boundary(evidence, alert.model_dump_json(), *history_lines(history))
     system = render("rca_system.md", boundary=boundary)
     user = render(
         "rca_user.md",
@@ -100,11 +104,30 @@ def build_rca_messages(
         reports=evidence.reports,
         actions=list(actions),
         boundary=boundary,
+        history=history_lines(history),
     )
     return [
         {"role": "system", "content": redactor.redact(system)},
         {"role": "user", "content": redactor.redact(user)},
     ]
+
+
+def history_lines(history: Sequence[HistoryRef]) -> list[str]:
+    """One evidence line per earlier incident: its root cause and how it ended (facts)."""
+    lines = []
+    for item in history:
+        ended = "not resolved"
+        if item.resolved_at is not None:
+            ended = f"resolved by {item.resolved_by or 'unknown'} after "
+            ended += duration_text(item.resolve_s)
+        fix = item.resolution or "not recorded"
+        cause = item.root_cause or "not analysed"
+        lines.append(
+            f"[{item.ref}] earlier incident #{item.incident_id} ({fmt_value(item.created_at)}): "
+            f"{oneline(item.title)} | root cause: {oneline(cause)} | fixed by: {oneline(fix)} "
+            f"| {ended}"
+        )
+    return lines
 
 
 def build_repair_message(
@@ -150,8 +173,11 @@ async def reason(
     max_json_retries: int,
     actions: Sequence[RemediationAction] = (),
     redactor: Redactor | None = None,
+    history: Sequence[HistoryRef] = (),
 ) -> Analysis:
-    """Root-cause analysis of `alert` from `evidence`; see the module doc for the rules."""
+    """Root-cause analysis of `alert` from `evidence`; see the module doc for the rules.
+    `history` (earlier incidents like this one) is shown as `H` refs and kept in the analysis."""
+    history = list(history)
     redactor = redactor or Redactor()
     safe_alert = alert.model_copy(
         update={
@@ -163,9 +189,10 @@ async def reason(
     attempts: list[Attempt] = []
 
     if gateway is None or not gateway.enabled:
-        return _offline(safe_alert, safe_evidence, actions, attempts, failure=None)
+        offline = _offline(safe_alert, safe_evidence, actions, attempts, failure=None)
+        return offline.model_copy(update={"history": history})
 
-    base = build_rca_messages(safe_alert, safe_evidence, actions, redactor)
+    base = build_rca_messages(safe_alert, safe_evidence, actions, redactor, history)
     schema = strict_json_schema()
     messages = base
     failure = "no attempt was made"
@@ -211,7 +238,7 @@ async def reason(
                 number=number, provider=gateway.provider, ok=True, elapsed_ms=_elapsed_ms(started)
             )
         )
-        grounded = ground(rca, safe_evidence, actions)
+        grounded = ground(rca, safe_evidence, actions, history)
         return Analysis(
             **grounded.body,
             execution_status=ExecutionStatus.COMPLETED,
@@ -220,12 +247,14 @@ async def reason(
             provider=gateway.provider,
             model=gateway.model,
             created_at=datetime.now(UTC),
+            history=history,
         )
     else:
         failure = f"no valid answer after {max_json_retries + 1} attempts (last: {failure})"
 
     note = f"The LLM ({gateway.describe()}) could not be used: {failure}"
-    return _offline(safe_alert, safe_evidence, actions, attempts, failure=note)
+    fallback = _offline(safe_alert, safe_evidence, actions, attempts, failure=note)
+    return fallback.model_copy(update={"history": history})
 
 
 def _offline(
@@ -321,5 +350,6 @@ async def analyse(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
         max_json_retries=settings.max_json_retries,
         actions=settings.actions,
         redactor=deps.redactor,
+        history=[HistoryRef.model_validate(item) for item in state.get("history", [])],
     )
     return {"analysis": analysis.model_dump(mode="json")}

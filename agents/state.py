@@ -19,5 +19,6 @@ class InvestigationState(TypedDict, total=False):
     metrics: Annotated[list[dict[str, Any]], operator.add]  # tools.models.MetricReading
     reports: Annotated[list[dict[str, Any]], operator.add]  # tools.models.SourceReport
     evidence: dict[str, Any]  # tools.models.Evidence, ranked, capped and redacted
+    history: list[dict[str, Any]]  # store.schemas.HistoryRef: earlier incidents like this one
     analysis: dict[str, Any]  # store.schemas.Analysis
     decision: dict[str, Any]  # a human's answer to a remediation proposal

@@ -29,6 +29,7 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     DividerBlock,
     HeaderBlock,
+    MarkdownBlock,
     MarkdownTextObject,
     PlainTextObject,
     SectionBlock,
@@ -51,6 +52,7 @@ from firebreak.store.schemas import (
     Analysis,
     EvidenceItem,
     ExecutionStatus,
+    HistoryRef,
     IncidentOut,
     IncidentStatus,
     RemediationProposal,
@@ -125,6 +127,7 @@ EVENT_EMOJI = {
     "REMEDIATION_EXECUTED": ":gear:",
     "REMEDIATION_VERIFIED": ":white_check_mark:",
     "REMINDER": ":alarm_clock:",
+    "POSTMORTEM_DRAFTED": ":page_facing_up:",
 }
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
@@ -449,6 +452,8 @@ def incident_card(
 
     if alertmanager_url:
         blocks.append(_context(*_alertmanager_links(incident, alertmanager_url)))
+    if incident.related:
+        blocks.append(_context(related_line(incident.related)))
 
     blocks.append(incident_actions(incident))
     footer = [f"Incident #{incident.id}"]
@@ -525,8 +530,11 @@ def _attempts_context(analysis: Analysis) -> list[str]:
     return parts
 
 
-def rca_card(incident: IncidentOut, analysis: Analysis) -> tuple[str, list[Block]]:
-    """The root-cause analysis, posted in the incident's thread: (fallback text, blocks)."""
+def rca_card(
+    incident: IncidentOut, analysis: Analysis, *, public_url: str | None = None
+) -> tuple[str, list[Block]]:
+    """The root-cause analysis, posted in the incident's thread: (fallback text, blocks).
+    `public_url` (`server.public_url`) makes the "Seen before" incidents links."""
     offline = _is_offline(analysis)
     failed = analysis.execution_status == ExecutionStatus.FAILED
     prefix = "Offline analysis" if offline else "Root cause"
@@ -574,8 +582,83 @@ def rca_card(incident: IncidentOut, analysis: Analysis) -> tuple[str, list[Block
         blocks.append(
             _context(f":hammer_and_wrench: Proposed remediation `{action}`: see the next message.")
         )
+    if analysis.history:
+        blocks.append(_section(seen_before_text(analysis.history, public_url)))
     blocks.append(_context(*_attempts_context(analysis)))
     return fallback, _bounded(blocks)
+
+
+# ---------------------------------------------------------------------- incident memory
+
+HISTORY_SHOWN = 3
+RELATED_SHOWN = 10
+
+
+def _ago(at: datetime, now: datetime) -> str:
+    seconds = max(0.0, (now - at).total_seconds())
+    if seconds < 3600:
+        return f"{max(1, round(seconds / 60))} min ago"
+    if seconds < 2 * 86400:
+        hours = round(seconds / 3600)
+        return f"{hours} hour{'s' if hours != 1 else ''} ago"
+    return f"{round(seconds / 86400)} days ago"
+
+
+def _incident_ref(incident_id: int, public_url: str | None) -> str:
+    label = f"#{incident_id}"
+    if not public_url:
+        return label
+    return _link(f"{public_url.rstrip('/')}/incidents/{incident_id}", label)
+
+
+def seen_before_line(item: HistoryRef, public_url: str | None, now: datetime) -> str:
+    """ "#12, 3 days ago, resolved by @alice in 14 min (rollback)"."""
+    parts = [_incident_ref(item.incident_id, public_url), _ago(item.created_at, now)]
+    if item.resolved_at is not None:
+        resolved = f"resolved by {_who(item.resolved_by)}"
+        if item.resolve_s is not None:
+            resolved += f" in {duration_text(item.resolve_s)}"
+        if item.resolution:
+            resolved += f" ({escape(truncate(_one_line(item.resolution), 120))})"
+        parts.append(resolved)
+    line = ", ".join(parts)
+    if item.root_cause:
+        line += f" — _{escape(truncate(_one_line(item.root_cause), 200))}_"
+    return line
+
+
+def seen_before_text(
+    history: Sequence[HistoryRef], public_url: str | None, now: datetime | None = None
+) -> str:
+    """The RCA card's "Seen before" lines, one per earlier incident like this one."""
+    now = now or datetime.now(UTC)
+    lines = [seen_before_line(item, public_url, now) for item in history[:HISTORY_SHOWN]]
+    if len(lines) == 1:
+        return f":repeat: *Seen before:* {lines[0]}"
+    return ":repeat: *Seen before:*\n" + "\n".join(f"• {line}" for line in lines)
+
+
+def related_line(related: Sequence[int]) -> str:
+    """The incident card's "Related: #41, #42" (incidents correlated with this one)."""
+    shown = ", ".join(f"#{i}" for i in related[:RELATED_SHOWN])
+    more = f" and {len(related) - RELATED_SHOWN} more" if len(related) > RELATED_SHOWN else ""
+    return f":link: Related: {shown}{more}"
+
+
+POSTMORTEM_MESSAGE_MAX = MarkdownBlock.text_max_length  # longer drafts go out as a file
+
+
+def postmortem_message(incident_id: int, markdown: str) -> Message | None:
+    """A postmortem draft as one thread message (a Markdown block), or None when it is too
+    long for one (it is then shared as a file)."""
+    if len(markdown) > POSTMORTEM_MESSAGE_MAX:
+        return None
+    fallback = _fallback(f"Postmortem draft for incident #{incident_id}")
+    return fallback, [MarkdownBlock(text=markdown)]
+
+
+def postmortem_comment(incident_id: int) -> str:
+    return f":page_facing_up: Postmortem draft for incident #{incident_id} (Markdown)."
 
 
 def _confidence(score: int) -> str:
@@ -790,14 +873,19 @@ Message = tuple[str, list[Block]]
 
 
 def notice_message(
-    incident_id: int, notice: Notice, analysis: Analysis | None, incident: IncidentOut | None
+    incident_id: int,
+    notice: Notice,
+    analysis: Analysis | None,
+    incident: IncidentOut | None,
+    *,
+    public_url: str | None = None,
 ) -> Message:
     """A notice (incidents/notices.py) as it is said in Slack: (fallback text, blocks). The
     RCA needs its stored analysis and the incident; the others carry what they say."""
     match notice:
         case RcaReady():
             assert analysis is not None and incident is not None
-            return rca_card(incident, analysis)
+            return rca_card(incident, analysis, public_url=public_url)
         case Paged():
             return _said(escalation_page_text(notice.level, notice.targets, notice.reasons))
         case YouArePaged():
@@ -892,6 +980,7 @@ def help_text(command: str = "/incident") -> str:
         ("resolve ID", "resolve an incident"),
         ("investigate ID", "run the root-cause analysis again"),
         ("timeline ID", "everything that happened, in order"),
+        ("postmortem ID", "a postmortem draft, posted in the incident's thread"),
         ("declare TITLE", "open an incident by hand"),
     ]
     body = "\n".join(f"• `{c} {usage}` — {what}" for usage, what in rows)
@@ -975,6 +1064,8 @@ _TERMINAL_EMOJI = {
     ":shield:": "🛡️",
     ":point_right:": "👉",
     ":small_blue_diamond:": "🔹",
+    ":link:": "🔗",
+    ":page_facing_up:": "📄",
 }
 _SHORTCODE = re.compile(r":[a-z0-9_+\-]+:")
 
@@ -1025,6 +1116,8 @@ def render_text(blocks: Iterable[Block | dict[str, Any]], *, width: int = 72) ->
             out.append("  " + " · ".join(_text(e) for e in data.get("elements") or []))
         elif kind == "divider":
             out.append("-" * width)
+        elif kind == "markdown":
+            out.append(str(data.get("text", "")))
         elif kind == "actions":
             buttons = [
                 f"[ {_text(e.get('text'))} ]" for e in data.get("elements") or [] if e.get("text")

@@ -82,6 +82,8 @@ def build_notifier(
     engine: AsyncEngine,
     writer: Writer,
     opts: SlackOptions,
+    *,
+    public_url: str | None = None,
 ) -> OutboxNotifier:
     """The outbox notifier over Slack's Web API, or over the terminal in console mode. A
     missing token is refused here, at start (SlackSetupError names the variable)."""
@@ -104,6 +106,7 @@ def build_notifier(
         channel=config.channel,
         alertmanager_url=config.alertmanager_url,
         settings=opts.outbox,
+        public_url=public_url,
     )
 
 

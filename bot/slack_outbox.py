@@ -53,7 +53,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.bot import cards
-from firebreak.bot.slack_transport import PermanentError, TransientError, Transport
+from firebreak.bot.slack_transport import PermanentError, ThreadFile, TransientError, Transport
 from firebreak.incidents.notices import NOTICE, Notice, RcaReady
 from firebreak.store import incidents
 from firebreak.store import slack as outbox
@@ -102,12 +102,14 @@ class OutboxNotifier:
         alertmanager_url: str | None = None,
         settings: OutboxSettings | None = None,
         owner: str | None = None,
+        public_url: str | None = None,
     ) -> None:
         self.engine = engine
         self.writer = writer
         self.transport = transport
         self.channel = channel
         self.alertmanager_url = alertmanager_url
+        self.public_url = public_url  # `server.public_url`: links to the incident pages
         self.settings = settings or OutboxSettings()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -206,6 +208,23 @@ class OutboxNotifier:
             purpose=purpose[:32],
             incident_id=incident_id,
             payload=payload,
+        )
+
+    async def enqueue_thread_file(
+        self, incident_id: int, file: ThreadFile, *, purpose: str = "file"
+    ) -> None:
+        """A text file shared into the incident's thread (posting the card first if need be)."""
+        await self._enqueue(
+            lane=outbox.incident_lane(incident_id),
+            kind=outbox.KIND_FILE,
+            purpose=purpose[:32],
+            incident_id=incident_id,
+            payload={
+                "filename": file.filename,
+                "title": file.title,
+                "content": file.content,
+                "comment": file.comment,
+            },
         )
 
     async def enqueue_dm(self, user_id: str, text: str) -> None:
@@ -441,6 +460,8 @@ class OutboxNotifier:
                 await self._deliver_thread(item)
             elif item.kind == outbox.KIND_DM:
                 await self._deliver_dm(item)
+            elif item.kind == outbox.KIND_FILE:
+                await self._deliver_file(item)
             else:
                 await self._deliver_message(item)
         except TransientError as exc:
@@ -586,8 +607,24 @@ class OutboxNotifier:
                 incident = await incidents.get_incident(conn, incident_id, with_alerts=False)
             if analysis is None or incident is None:
                 raise PermanentError(f"no stored analysis for run {notice.run_id}")
-        text, blocks = cards.notice_message(incident_id, notice, analysis, incident)
+        text, blocks = cards.notice_message(
+            incident_id, notice, analysis, incident, public_url=self.public_url
+        )
         return text, blocks_json(blocks), notice.key
+
+    async def _deliver_file(self, item: outbox.OutboxItem) -> None:
+        assert item.incident_id is not None
+        ref = await self._ensure_card(item.incident_id)
+        if ref is not None:  # else the incident is gone
+            payload = item.payload
+            file = ThreadFile(
+                filename=str(payload["filename"]),
+                title=str(payload.get("title") or payload["filename"]),
+                content=str(payload["content"]),
+                comment=str(payload.get("comment") or ""),
+            )
+            await self.transport.upload(ref[0], ref[1], file)
+        await self._done(item)
 
     async def _deliver_dm(self, item: outbox.OutboxItem) -> None:
         user = str(item.payload["user"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -80,7 +81,18 @@ class Transport(Protocol):
     async def open_dm(self, user_id: str) -> str:
         """The DM channel id with one user."""
 
+    async def upload(self, channel: str, thread_ts: str, file: ThreadFile) -> None:
+        """Share a text file into a thread."""
+
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ThreadFile:
+    filename: str
+    title: str
+    content: str
+    comment: str = ""  # the message the file comes with
 
 
 # ---------------------------------------------------------------------- Slack
@@ -200,6 +212,21 @@ class SlackTransport:
             raise classify(exc) from exc
         return str(response["channel"]["id"])
 
+    async def upload(self, channel: str, thread_ts: str, file: ThreadFile) -> None:
+        """slack-sdk's `files_upload_v2`: `files.getUploadURLExternal`, the bytes to the URL it
+        gives, then `files.completeUploadExternal` into the thread."""
+        try:
+            await self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=file.content,
+                filename=file.filename,
+                title=file.title,
+                initial_comment=file.comment or None,
+            )
+        except Exception as exc:
+            raise classify(exc) from exc
+
     async def close(self) -> None:
         session = getattr(self.client, "session", None)
         if session is not None and not session.closed:
@@ -239,6 +266,10 @@ class ConsoleTransport:
 
     async def open_dm(self, user_id: str) -> str:
         return f"DM-{user_id}"
+
+    async def upload(self, channel: str, thread_ts: str, file: ThreadFile) -> None:
+        title = f"Slack #{channel} › thread {thread_ts} · file {file.filename}"
+        self.console.print(Panel(file.content.rstrip(), title=title, title_align="left"))
 
     async def close(self) -> None:
         return None

@@ -21,6 +21,7 @@ import structlog
 
 from firebreak.agents.context import Deps, Settings
 from firebreak.agents.graph import build_graph
+from firebreak.agents.postmortem import PostmortemService
 from firebreak.agents.runner import InvestigationService, open_checkpointer
 from firebreak.bot.slack_app import (
     SlackOptions,
@@ -99,7 +100,14 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
         )
         outbox = None
         if parts.notifier is None:
-            outbox = build_notifier(config.slack, tokens, engine, writer, parts.slack)
+            outbox = build_notifier(
+                config.slack,
+                tokens,
+                engine,
+                writer,
+                parts.slack,
+                public_url=str(config.server.public_url),
+            )
         notifier: Notifier = parts.notifier or outbox  # type: ignore[assignment]
 
         scheduler = JobScheduler(url, sweep_interval_s=config.escalation.sweep_interval_s)
@@ -164,6 +172,13 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
         )
         service = InvestigationService(build_graph(checkpointer), deps, remediations)
         investigations = parts.investigations or service
+        postmortems = PostmortemService(
+            engine=engine,
+            writer=writer,
+            gateway=gateway,
+            redactor=redactor,
+            max_json_retries=config.llm.max_json_retries,
+        )
         ops = IncidentOps(
             engine=engine,
             writer=writer,
@@ -197,6 +212,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 config=config.slack,
                 approvers=config.remediation.approvers,
                 approve_later_s=config.remediation.approve_later_s,
+                postmortems=postmortems,
             )
             if config.slack.mode == "socket":
                 socket = SocketMode(
@@ -220,6 +236,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             intake=intake,
             incidents=ops,
             investigations=investigations,
+            postmortems=postmortems,
             escalations=escalations,
             remediations=remediations,
             scheduler=scheduler,

@@ -444,3 +444,31 @@ async def durations(conn: AsyncConnection, incident_id: int) -> Durations:
         return None if at is None else (at - row.created_at).total_seconds()
 
     return Durations(since_open(row.acknowledged_at), since_open(row.resolved_at))
+
+
+# ---------------------------------------------------------------------- postmortem facts
+
+
+@dataclass(frozen=True)
+class RunFact:
+    """One approved remediation run, as the postmortem tells it."""
+
+    action: str
+    approved_by: str
+    created_at: datetime
+    phase: str
+    ok: bool | None
+    verified: bool | None
+    output: str
+
+
+async def remediation_runs(conn: AsyncConnection, incident_id: int) -> list[RunFact]:
+    rows = await conn.execute(
+        select(RemediationRun)
+        .where(RemediationRun.incident_id == incident_id)
+        .order_by(RemediationRun.id)
+    )
+    return [
+        RunFact(r.action, r.approved_by, r.created_at, r.phase, r.ok, r.verified, r.output)
+        for r in rows
+    ]

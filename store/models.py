@@ -252,7 +252,7 @@ class SlackOutbox(Base):
     incident_id: Mapped[int | None] = mapped_column(
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(16))  # card | thread | dm | message
+    kind: Mapped[str] = mapped_column(String(16))  # card | thread | dm | message | file
     purpose: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     status: Mapped[str] = mapped_column(String(16))  # pending | done | failed
