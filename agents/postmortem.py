@@ -6,7 +6,7 @@ remediation runs, the action items) always come from incidents/postmortem.py. Th
 only the summary and "what went well / what did not", as strict JSON through the same
 self-healing loop as the reasoning agent (`complete_json`, `model_validate_json`, the
 validation errors sent back with `postmortem_repair.md`, at most `max_json_retries` more
-calls). It sees the timeline redacted and without people's names (their role instead), and
+calls). It sees the timeline redacted and without people's names ("person A" instead), and
 cites timeline items by ref (`T3`): a statement citing an item that does not exist is dropped,
 and the draft says so. Any LLM failure leaves the template's narrative. The draft says which.
 """
@@ -27,7 +27,6 @@ from firebreak.agents.prompts import evidence_boundary, render
 from firebreak.agents.reasoning import _unfence, _validation_errors
 from firebreak.agents.schema import strict_schema
 from firebreak.incidents.postmortem import (
-    MACHINE_ACTORS,
     PostmortemDraft,
     PostmortemFacts,
     duration_text,
@@ -46,6 +45,7 @@ log = structlog.get_logger(__name__)
 
 LLM = "llm"
 TEMPLATE = "template"
+SCHEMA_NAME = "postmortem_narrative"
 _REF = re.compile(r"\bT\d+\b")
 
 
@@ -142,7 +142,7 @@ def ground(answer: PostmortemNarrative, known: set[str]) -> tuple[Narrative, lis
             if unknown:
                 invented.extend(ref for ref in unknown if ref not in invented)
                 continue
-            refs = ", ".join(sorted(cited, key=lambda r: int(r[1:]) if r[1:].isdigit() else 0))
+            refs = ", ".join(sorted(cited, key=_ref_number))
             kept.append(statement.text.strip() + (f" ({refs})" if refs else ""))
         return kept
 
@@ -151,7 +151,11 @@ def ground(answer: PostmortemNarrative, known: set[str]) -> tuple[Narrative, lis
         went_well=keep(answer.went_well),
         went_badly=keep(answer.went_badly),
     )
-    return narrative, invented
+    return narrative, sorted(invented, key=_ref_number)
+
+
+def _ref_number(ref: str) -> int:
+    return int(ref[1:]) if ref[1:].isdigit() else 0
 
 
 # ---------------------------------------------------------------------- the LLM
@@ -162,13 +166,20 @@ def _run_view(run: RunFact) -> dict[str, str]:
 
 
 def build_messages(facts: PostmortemFacts, redactor: Redactor) -> list[dict[str, str]]:
-    """System + user messages, scrubbed; people appear by role, never by name."""
+    """System + user messages, scrubbed; people appear as "person A", never by name."""
+    people = {who: f"person {chr(ord('A') + n % 26)}" for n, who in enumerate(facts.people())}
+
+    def anonymous(text: str) -> str:
+        for who, label in people.items():
+            text = text.replace(who, label)
+        return redactor.redact(text)
+
     timeline = [
         {
             "ref": item.ref,
             "type": item.type,
-            "role": item.actor if item.actor in MACHINE_ACTORS else "a person",
-            "message": redactor.redact(item.message),
+            "role": people.get(item.actor, item.actor),
+            "message": anonymous(item.message),
         }
         for item in facts.timeline
     ]
@@ -204,7 +215,7 @@ async def narrate(
     problem = "no attempt was made"
     for attempt in range(1, max_json_retries + 2):
         try:
-            raw = await gateway.complete_json(messages, schema)
+            raw = await gateway.complete_json(messages, schema, schema_name=SCHEMA_NAME)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # LLMError, or a bug: either way no narrative
