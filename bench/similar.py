@@ -51,7 +51,7 @@ from firebreak.store.migrate import upgrade
 from tests.support.history import Probe, Seeded, probes, seed_history
 
 K = 3
-THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+THRESHOLDS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 Ranked = list[tuple[float, int, str, str]]  # (score, id, alertname, service)
 Method = Callable[[AsyncConnection, Probe, str], Awaitable[list[int]]]
 

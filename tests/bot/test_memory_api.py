@@ -105,6 +105,10 @@ async def test_related_names_concurrent_incidents(app: RunningApp) -> None:
     assert body["concurrent"][0]["status"] == "triggered"
     shown = await app.client.get(f"/api/v1/incidents/{first}", headers=AUTH)
     assert shown.json()["related"] == [second]
+    page = await app.client.get(f"/incidents/{second}", headers=AUTH)
+    assert page.status_code == 200
+    related = page.text.split('id="related"', 1)[1].split("</section>", 1)[0]
+    assert f'href="/incidents/{first}"' in related and "Concurrent" in related
 
 
 async def test_postmortem_is_markdown_and_recorded(app: RunningApp) -> None:

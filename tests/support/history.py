@@ -86,8 +86,7 @@ ARCHETYPES = (
             "within 30s",
             "The postgres connection pool of {svc} was exhausted after a traffic spike; "
             "requests failed waiting for a connection",
-            "Connection pool exhaustion against the primary database made {svc} return 500 "
-            "errors",
+            "Connection pool exhaustion against the primary database made {svc} return 500 errors",
         ),
         2.0,
     ),
@@ -98,8 +97,7 @@ ARCHETYPES = (
         (
             "A bad deploy of {svc} version 2.{n}.0 introduced a NullPointerException in the "
             "request handler",
-            "Release 2.{n}.1 of {svc} shipped a regression: NullPointerException on every "
-            "request",
+            "Release 2.{n}.1 of {svc} shipped a regression: NullPointerException on every request",
             "The rollout of {svc} 2.{n} broke request handling with a null pointer exception",
         ),
         2.0,
