@@ -7,13 +7,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import func, select
 
+from firebreak.config import Config, ConfigError, load_config
 from firebreak.incidents import transitions
-from firebreak.incidents.config import CorrelationConfig
+from firebreak.incidents.config import CorrelationConfig, IngestConfig
+from firebreak.incidents.events import Change, EventBus, IncidentEvent
+from firebreak.incidents.flows import AlertIntake
 from firebreak.incidents.ingest import IngestOutcome, ingest
 from firebreak.store import incidents
 from firebreak.store.db import create_engine, create_sync_engine
@@ -208,3 +214,46 @@ async def test_a_replayed_older_payload_never_moves_starts_at_back(rigs: dict[st
     incident = await rig.incident(opened.incident_id)
     assert incident.status == "triggered"
     assert [(a.status, a.starts_at) for a in incident.alerts] == [("firing", new)]
+
+
+async def test_the_intake_refreshes_the_cards_of_correlated_incidents(writer: Writer) -> None:
+    """The older incident's card must name the newer one too: the bus says so."""
+    bus = EventBus()
+    seen: list[IncidentEvent] = []
+    bus.subscribe(seen.append)
+    registry = CollectorRegistry()
+    intake = AlertIntake(
+        writer=writer,
+        bus=bus,
+        config=IngestConfig(),
+        opened=Counter("opened", "", registry=registry),
+        resolved=Counter("resolved", "", registry=registry),
+        correlation=CorrelationConfig(),
+    )
+    first = await intake.ingest(AlertmanagerPayload.model_validate(group("g1", [placed("a")])))
+    second = await intake.ingest(AlertmanagerPayload.model_validate(group("g2", [placed("b")])))
+    assert [(e.incident_id, e.change) for e in seen] == [
+        (first.incident_id, Change.OPENED),
+        (second.incident_id, Change.OPENED),
+        (first.incident_id, Change.ALERTS),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [({"window_s": -1}, "window_s"), ({"merge": "maybe"}, "merge"), ({"lables": []}, "lables")],
+)
+def test_a_bad_correlation_section_is_refused_naming_the_key(
+    tmp_path: Path, section: dict[str, Any], key: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"correlation": section}))
+    with pytest.raises(ConfigError, match=rf"correlation\.{key}"):
+        load_config(path)
+    assert load_config_text(tmp_path, {}).correlation == CorrelationConfig()
+
+
+def load_config_text(tmp_path: Path, body: dict[str, Any]) -> Config:
+    path = tmp_path / "empty.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return load_config(path)
