@@ -2,9 +2,10 @@
 the allowlist lets run. Applied to LLM and offline answers alike.
 
 - Every cited ref must be one of `evidence.refs()` (matched case-insensitively): a log line
-  `L…`, a metric `M…`, a cluster finding `K…`, gathered first or by a follow-up tool call.
-  Unknown refs are dropped, and each one lowers `confidence_score` by `UNKNOWN_REF_PENALTY`
-  (15) points: an invented citation is evidence the model is confabulating.
+  `L…`, a metric `M…`, a cluster finding `K…`, gathered first or by a follow-up tool call, or an
+  earlier incident `H…` of the history given. Unknown refs are dropped, and each one lowers
+  `confidence_score` by `UNKNOWN_REF_PENALTY` (15) points: an invented citation is evidence the
+  model is confabulating.
 - An analysis left citing no gathered evidence is capped at `UNGROUNDED_CONFIDENCE_CAP` (30).
 - A proposed remediation is dropped unless the allowlist rule (`tools.actions.check_proposal`,
   the same one a run is held to) accepts it.
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from firebreak.agents.schema import RootCauseAnalysis
-from firebreak.store.schemas import EvidenceItem, RcaBody, RemediationProposal
+from firebreak.store.schemas import EvidenceItem, HistoryRef, RcaBody, RemediationProposal
 from firebreak.tools.actions import ActionError, check_proposal
 from firebreak.tools.config import RemediationAction
 from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading
@@ -89,10 +90,14 @@ def _check_remediation(
 
 
 def ground(
-    rca: RootCauseAnalysis, evidence: Evidence, actions: Sequence[RemediationAction] = ()
+    rca: RootCauseAnalysis,
+    evidence: Evidence,
+    actions: Sequence[RemediationAction] = (),
+    history: Sequence[HistoryRef] = (),
 ) -> Grounded:
     """Apply the grounding rules of the module doc to an answer."""
-    known = {ref.upper(): ref for ref in evidence.refs() if ref}
+    earlier = {item.ref: item for item in history}
+    known = {ref.upper(): ref for ref in (*evidence.refs(), *earlier) if ref}
 
     cited: list[str] = []
     unknown: list[str] = []
@@ -126,7 +131,11 @@ def ground(
             notes.append(f"dropped the proposed remediation: {problem}")
             remediation = None
 
-    items = [item for ref in cited if (item := _item(ref, evidence)) is not None]
+    items: list[EvidenceItem] = []
+    for ref in cited:
+        item = _history_item(earlier[ref]) if ref in earlier else _item(ref, evidence)
+        if item is not None:
+            items.append(item)
 
     body = rca.model_dump(exclude={"evidence"})
     body["confidence_score"] = confidence
@@ -136,6 +145,17 @@ def ground(
             "reasoning", body["reasoning"], suffix=" [Grounding] " + "; ".join(notes) + "."
         )
     return Grounded(body, items, notes)
+
+
+def _history_item(item: HistoryRef) -> EvidenceItem:
+    cause = item.root_cause or "not analysed"
+    fix = f"; fixed by {item.resolution}" if item.resolution else ""
+    return EvidenceItem(
+        ref=item.ref,
+        kind="history",
+        source=f"incident #{item.incident_id}",
+        text=truncate(f"{item.title}: {cause}{fix}", 1000),
+    )
 
 
 def _limit(field: str) -> int:

@@ -1,5 +1,6 @@
 """First node: what is being investigated. Turns the stored incident into the alert context
-the query templates see, and marks the start on the timeline."""
+the query templates see, recalls earlier incidents like it (store/memory.py: the reasoning
+agent's history, refs `H1`…), and marks the start on the timeline."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from langgraph.runtime import Runtime as GraphRuntime
 
 from firebreak.agents.context import Deps
 from firebreak.agents.state import InvestigationState
-from firebreak.store import incidents
+from firebreak.store import incidents, memory
 from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType, IncidentOut
 from firebreak.tools.models import AlertContext
@@ -24,6 +25,7 @@ async def open_investigation(
     deps = runtime.context
     async with deps.engine.connect() as conn:
         incident = await incidents.get_incident(conn, state["incident_id"])
+        history = await memory.history(conn, state["incident_id"])
     if incident is None:
         raise LookupError(f"incident {state['incident_id']} does not exist")
     await deps.writer.run(
@@ -36,7 +38,10 @@ async def open_investigation(
             data={"run_id": state["run_id"]},
         )
     )
-    return {"alert": alert_context(incident).model_dump(mode="json")}
+    return {
+        "alert": alert_context(incident).model_dump(mode="json"),
+        "history": [item.model_dump(mode="json") for item in history],
+    }
 
 
 def alert_context(incident: IncidentOut) -> AlertContext:

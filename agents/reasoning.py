@@ -52,13 +52,15 @@ from firebreak.agents.context import Deps
 from firebreak.agents.evidence import gathered
 from firebreak.agents.grounding import fit, ground
 from firebreak.agents.offline import analyze_offline
-from firebreak.agents.prompts import evidence_boundary, render
+from firebreak.agents.prompts import evidence_boundary, fmt_value, oneline, render
 from firebreak.agents.schema import RootCauseAnalysis, strict_json_schema
 from firebreak.agents.state import InvestigationState
+from firebreak.incidents.postmortem import duration_text
 from firebreak.store.schemas import (
     Analysis,
     Attempt,
     ExecutionStatus,
+    HistoryRef,
     RcaBody,
 )
 from firebreak.tools.config import RemediationAction
@@ -114,11 +116,13 @@ def build_rca_messages(
     *,
     tools: int = 0,
     followups: Sequence[Mapping[str, Any]] = (),
+    history: Sequence[HistoryRef] = (),
 ) -> list[dict[str, str]]:
     """System + user messages for one investigation, scrubbed. `evidence` should already be
     redacted (it is scrubbed again as part of the rendered text anyway). `tools`: how many
     follow-up calls the request offers (the system message then explains them); `followups`:
-    the calls made already (`tool`, `arguments`, `refs`, `error`), listed with the evidence."""
+    the calls made already (`tool`, `arguments`, `refs`, `error`), listed with the evidence;
+    `history`: earlier incidents like this one, shown as evidence `H1`…"""
     redactor = redactor or Redactor()
     boundary = rca_boundary(alert, evidence)
     system = render("rca_system.md", boundary=boundary, tools=tools)
@@ -132,11 +136,30 @@ def build_rca_messages(
         actions=list(actions),
         followups=list(followups),
         boundary=boundary,
+        history=history_lines(history),
     )
     return [
         {"role": "system", "content": redactor.redact(system)},
         {"role": "user", "content": redactor.redact(user)},
     ]
+
+
+def history_lines(history: Sequence[HistoryRef]) -> list[str]:
+    """One evidence line per earlier incident: its root cause and how it ended (facts)."""
+    lines = []
+    for item in history:
+        ended = "not resolved"
+        if item.resolved_at is not None:
+            ended = f"resolved by {item.resolved_by or 'unknown'} after "
+            ended += duration_text(item.resolve_s)
+        fix = item.resolution or "not recorded"
+        cause = item.root_cause or "not analysed"
+        lines.append(
+            f"[{item.ref}] earlier incident #{item.incident_id} ({fmt_value(item.created_at)}): "
+            f"{oneline(item.title)} | root cause: {oneline(cause)} | fixed by: {oneline(fix)} "
+            f"| {ended}"
+        )
+    return lines
 
 
 def build_repair_message(
@@ -209,19 +232,25 @@ async def reason(
     redactor: Redactor | None = None,
     opening: Opening | None = None,
     followups: Sequence[Mapping[str, Any]] = (),
+    history: Sequence[HistoryRef] = (),
 ) -> Analysis:
     """Root-cause analysis of `alert` from `evidence`; see the module doc for the rules.
     `opening`: the follow-up loop's closing answer, used as attempt 1; `followups`: the tool
-    calls it made (listed in the prompt)."""
+    calls it made (listed in the prompt); `history` (earlier incidents like this one) is shown
+    as `H` refs and kept in the analysis."""
+    history = list(history)
     redactor = redactor or Redactor()
     shown_alert = safe_alert(alert, redactor)
     safe_evidence = redactor.redact_evidence(evidence)
     attempts: list[Attempt] = []
 
     if gateway is None or not gateway.enabled:
-        return _offline(shown_alert, safe_evidence, actions, attempts, failure=None)
+        offline = _offline(shown_alert, safe_evidence, actions, attempts, failure=None)
+        return offline.model_copy(update={"history": history})
 
-    base = build_rca_messages(shown_alert, safe_evidence, actions, redactor, followups=followups)
+    base = build_rca_messages(
+        shown_alert, safe_evidence, actions, redactor, followups=followups, history=history
+    )
     schema = strict_json_schema()
     messages = base
     failure = "no attempt was made"
@@ -263,7 +292,7 @@ async def reason(
         attempts.append(
             Attempt(number=number, provider=gateway.provider, ok=True, elapsed_ms=elapsed_ms)
         )
-        grounded = ground(rca, safe_evidence, actions)
+        grounded = ground(rca, safe_evidence, actions, history)
         return Analysis(
             **grounded.body,
             execution_status=ExecutionStatus.COMPLETED,
@@ -272,12 +301,14 @@ async def reason(
             provider=gateway.provider,
             model=gateway.model,
             created_at=datetime.now(UTC),
+            history=history,
         )
     else:
         failure = f"no valid answer after {max_json_retries + 1} attempts (last: {failure})"
 
     note = f"The LLM ({gateway.describe()}) could not be used: {failure}"
-    return _offline(shown_alert, safe_evidence, actions, attempts, failure=note)
+    fallback = _offline(shown_alert, safe_evidence, actions, attempts, failure=note)
+    return fallback.model_copy(update={"history": history})
 
 
 def _offline(
@@ -386,6 +417,7 @@ async def analyse(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
             {"tool": c["tool"], "arguments": c["arguments"], "refs": c["refs"], "error": c["error"]}
             for c in calls
         ],
+        history=[HistoryRef.model_validate(item) for item in state.get("history", [])],
     )
     analysis = analysis.model_copy(update={"tool_calls": len(calls)})
     return {"analysis": analysis.model_dump(mode="json")}

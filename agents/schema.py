@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from firebreak.store.schemas import RcaBody
 
@@ -20,7 +20,12 @@ class RootCauseAnalysis(RcaBody):
 def strict_json_schema() -> dict[str, Any]:
     """JSON schema in the form OpenAI's strict mode wants: every property required and
     `additionalProperties: false` everywhere (Ollama's `format` accepts the same)."""
-    schema = RootCauseAnalysis.model_json_schema()
+    return strict_schema(RootCauseAnalysis)
+
+
+def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON schema in OpenAI's strict form (see `strict_json_schema`)."""
+    schema = model.model_json_schema()
     _strictify(schema)
     return schema
 

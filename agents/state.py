@@ -26,5 +26,6 @@ class InvestigationState(TypedDict, total=False):
     turns: Annotated[list[dict[str, Any]], operator.add]
     calls: Annotated[list[dict[str, Any]], operator.add]  # agents.tool_calls.CallRecord
     followup: dict[str, Any]  # agents.reasoning.Opening fields, plus `ended`
+    history: list[dict[str, Any]]  # store.schemas.HistoryRef: earlier incidents like this one
     analysis: dict[str, Any]  # store.schemas.Analysis
     decision: dict[str, Any]  # a human's answer to a remediation proposal

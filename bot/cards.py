@@ -32,6 +32,7 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     DividerBlock,
     HeaderBlock,
+    MarkdownBlock,
     MarkdownTextObject,
     PlainTextObject,
     SectionBlock,
@@ -55,6 +56,7 @@ from firebreak.store.schemas import (
     Analysis,
     EvidenceItem,
     ExecutionStatus,
+    HistoryRef,
     IncidentOut,
     IncidentStatus,
     RemediationProposal,
@@ -136,6 +138,7 @@ EVENT_EMOJI = {
     "REMINDER": ":alarm_clock:",
     "SILENCED": ":no_bell:",
     "UNSILENCED": ":bell:",
+    "POSTMORTEM_DRAFTED": ":page_facing_up:",
 }
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
@@ -470,6 +473,8 @@ def incident_card(
 
     if alertmanager_url:
         blocks.append(_context(*_alertmanager_links(incident, alertmanager_url)))
+    if incident.related:
+        blocks.append(_context(related_line(incident.related)))
 
     blocks.extend(oncall_blocks(incident, oncall or OnCallView()))
     actions = incident_actions(incident)
@@ -658,8 +663,11 @@ def _attempts_context(analysis: Analysis) -> list[str]:
     return parts
 
 
-def rca_card(incident: IncidentOut, analysis: Analysis) -> tuple[str, list[Block]]:
-    """The root-cause analysis, posted in the incident's thread: (fallback text, blocks)."""
+def rca_card(
+    incident: IncidentOut, analysis: Analysis, *, public_url: str | None = None
+) -> tuple[str, list[Block]]:
+    """The root-cause analysis, posted in the incident's thread: (fallback text, blocks).
+    `public_url` (`server.public_url`) makes the "Seen before" incidents links."""
     offline = _is_offline(analysis)
     failed = analysis.execution_status == ExecutionStatus.FAILED
     prefix = "Offline analysis" if offline else "Root cause"
@@ -707,6 +715,8 @@ def rca_card(incident: IncidentOut, analysis: Analysis) -> tuple[str, list[Block
         blocks.append(
             _context(f":hammer_and_wrench: Proposed remediation `{action}`: see the next message.")
         )
+    if analysis.history:
+        blocks.append(_section(seen_before_text(analysis.history, public_url)))
     blocks.append(_context(*_attempts_context(analysis), *_follow_ups(analysis)))
     return fallback, _bounded(blocks)
 
@@ -715,6 +725,79 @@ def _follow_ups(analysis: Analysis) -> list[str]:
     """`3 follow-up queries`: the tool calls the reasoning agent made before it answered."""
     count = analysis.tool_calls
     return [f"{count} follow-up quer{'y' if count == 1 else 'ies'}"] if count else []
+
+
+# ---------------------------------------------------------------------- incident memory
+
+HISTORY_SHOWN = 3
+RELATED_SHOWN = 10
+
+
+def _ago(at: datetime, now: datetime) -> str:
+    seconds = max(0.0, (now - at).total_seconds())
+    if seconds < 3600:
+        return f"{max(1, round(seconds / 60))} min ago"
+    if seconds < 2 * 86400:
+        hours = round(seconds / 3600)
+        return f"{hours} hour{'s' if hours != 1 else ''} ago"
+    return f"{round(seconds / 86400)} days ago"
+
+
+def _incident_ref(incident_id: int, public_url: str | None) -> str:
+    label = f"#{incident_id}"
+    if not public_url:
+        return label
+    return _link(f"{public_url.rstrip('/')}/incidents/{incident_id}", label)
+
+
+def seen_before_line(item: HistoryRef, public_url: str | None, now: datetime) -> str:
+    """ "#12, 3 days ago, resolved by @alice in 14 min (rollback)"."""
+    parts = [_incident_ref(item.incident_id, public_url), _ago(item.created_at, now)]
+    if item.resolved_at is not None:
+        resolved = f"resolved by {_who(item.resolved_by)}"
+        if item.resolve_s is not None:
+            resolved += f" in {duration_text(item.resolve_s)}"
+        if item.resolution:
+            resolved += f" ({escape(truncate(_one_line(item.resolution), 120))})"
+        parts.append(resolved)
+    line = ", ".join(parts)
+    if item.root_cause:
+        line += f" — _{escape(truncate(_one_line(item.root_cause), 200))}_"
+    return line
+
+
+def seen_before_text(
+    history: Sequence[HistoryRef], public_url: str | None, now: datetime | None = None
+) -> str:
+    """The RCA card's "Seen before" lines, one per earlier incident like this one."""
+    now = now or datetime.now(UTC)
+    lines = [seen_before_line(item, public_url, now) for item in history[:HISTORY_SHOWN]]
+    if len(lines) == 1:
+        return f":repeat: *Seen before:* {lines[0]}"
+    return ":repeat: *Seen before:*\n" + "\n".join(f"• {line}" for line in lines)
+
+
+def related_line(related: Sequence[int]) -> str:
+    """The incident card's "Related: #41, #42" (incidents correlated with this one)."""
+    shown = ", ".join(f"#{i}" for i in related[:RELATED_SHOWN])
+    more = f" and {len(related) - RELATED_SHOWN} more" if len(related) > RELATED_SHOWN else ""
+    return f":link: Related: {shown}{more}"
+
+
+POSTMORTEM_MESSAGE_MAX = MarkdownBlock.text_max_length  # longer drafts go out as a file
+
+
+def postmortem_message(incident_id: int, markdown: str) -> Message | None:
+    """A postmortem draft as one thread message (a Markdown block), or None when it is too
+    long for one (it is then shared as a file)."""
+    if len(markdown) > POSTMORTEM_MESSAGE_MAX:
+        return None
+    fallback = _fallback(f"Postmortem draft for incident #{incident_id}")
+    return fallback, [MarkdownBlock(text=markdown)]
+
+
+def postmortem_comment(incident_id: int) -> str:
+    return f":page_facing_up: Postmortem draft for incident #{incident_id} (Markdown)."
 
 
 def _confidence(score: int) -> str:
@@ -940,14 +1023,19 @@ Message = tuple[str, list[Block]]
 
 
 def notice_message(
-    incident_id: int, notice: Notice, analysis: Analysis | None, incident: IncidentOut | None
+    incident_id: int,
+    notice: Notice,
+    analysis: Analysis | None,
+    incident: IncidentOut | None,
+    *,
+    public_url: str | None = None,
 ) -> Message:
     """A notice (incidents/notices.py) as it is said in Slack: (fallback text, blocks). The
     RCA needs its stored analysis and the incident; the others carry what they say."""
     match notice:
         case RcaReady():
             assert analysis is not None and incident is not None
-            return rca_card(incident, analysis)
+            return rca_card(incident, analysis, public_url=public_url)
         case Paged():
             return _said(
                 escalation_page_text(notice.level, notice.targets, notice.reasons, notice.unstaffed)
@@ -1044,6 +1132,7 @@ def help_text(command: str = "/incident") -> str:
         ("resolve ID", "resolve an incident"),
         ("investigate ID", "run the root-cause analysis again"),
         ("timeline ID", "everything that happened, in order"),
+        ("postmortem ID", "a postmortem draft, posted in the incident's thread"),
         ("declare TITLE", "open an incident by hand"),
         ("oncall [SCHEDULE]", "who is on call now, until when, and who is next"),
         ("silence ID DURATION", "silence the incident's alerts in Alertmanager (e.g. 4h)"),
@@ -1124,6 +1213,8 @@ _TERMINAL_EMOJI = {
     ":small_blue_diamond:": "🔹",
     ":globe_with_meridians:": "🌐",
     ":chart_with_upwards_trend:": "📈",
+    ":link:": "🔗",
+    ":page_facing_up:": "📄",
 }
 _SHORTCODE = re.compile(r":[a-z0-9_+\-]+:")
 # One pass over mrkdwn: code first (nothing inside it is markup), then <…> entities, then the
@@ -1262,6 +1353,8 @@ def render_text(
             out.append("  " + " · ".join(_text(e, markup) for e in data.get("elements") or []))
         elif kind == "divider":
             out.append("-" * width)
+        elif kind == "markdown":
+            out.append(str(data.get("text", "")))
         elif kind == "actions":
             elements = [e for e in data.get("elements") or [] if e.get("text")]
             out.append(" ".join(_button_text(e, markup) for e in elements))

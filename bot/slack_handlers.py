@@ -29,8 +29,9 @@ from firebreak.bot.oncall_messages import oncall_text, unknown_schedule_text
 from firebreak.bot.replies import Reply
 from firebreak.bot.silence_replies import silence_reply
 from firebreak.bot.slack_outbox import OutboxNotifier
+from firebreak.bot.slack_transport import ThreadFile
 from firebreak.incidents.flows import IncidentOps
-from firebreak.incidents.ports import Investigations
+from firebreak.incidents.ports import Investigations, Postmortems
 from firebreak.incidents.silences import SilenceOps
 from firebreak.oncall.answers import oncall_answers
 from firebreak.oncall.service import OnCall, UnknownSchedule
@@ -63,6 +64,7 @@ class Handlers:
     approve_later_s: float
     oncall: OnCall  # `/incident oncall`
     silences: SilenceOps  # Silence / Unsilence, `/incident silence|unsilence`
+    postmortems: Postmortems  # `/incident postmortem ID`
 
     # ------------------------------------------------------------------ the actions, worded
 
@@ -138,6 +140,31 @@ class Handlers:
             return f":x: The decision could not be recorded ({type(exc).__name__})."
         return replies.decided(decision, incident_id, self.approvers)
 
+    async def postmortem(self, incident_id: int, user: str) -> Reply:
+        """Draft the postmortem and post it in the incident's thread (a file when long)."""
+        if self.postmortems is None:
+            return Reply("Postmortem drafts are not available here.", changed=False)
+        draft = await self.postmortems.draft(incident_id, actor=user)
+        if draft is None:
+            return replies.missing(incident_id)
+        message = cards.postmortem_message(incident_id, draft.markdown)
+        if message is not None:
+            text, blocks = message
+            await self.notifier.enqueue_thread(incident_id, text, blocks, purpose="postmortem")
+        else:
+            file = ThreadFile(
+                filename=f"postmortem-{incident_id}.md",
+                title=f"Postmortem draft: incident #{incident_id}",
+                content=draft.markdown.encode(),
+                comment=cards.postmortem_comment(incident_id),
+            )
+            await self.notifier.enqueue_thread_file(incident_id, file, purpose="postmortem")
+        how = "from the LLM's narrative" if draft.written_by == "llm" else "from the template"
+        return Reply(
+            f":page_facing_up: Postmortem draft for incident #{incident_id} ({how}) posted "
+            "in its thread."
+        )
+
     def by_id(self) -> dict[str, ById]:
         """The subcommands that take an incident id."""
         return {
@@ -149,6 +176,7 @@ class Handlers:
             "resolve": self.resolve,
             "investigate": self.investigate,
             "unsilence": self.unsilence,
+            "postmortem": self.postmortem,
         }
 
 

@@ -65,7 +65,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.bot import cards
 from firebreak.bot.oncall_messages import handoff_text
-from firebreak.bot.slack_transport import PermanentError, TransientError, Transport
+from firebreak.bot.slack_transport import PermanentError, ThreadFile, TransientError, Transport
 from firebreak.bot.web.auth import Secrets as WebSecrets
 from firebreak.bot.web.auth import incident_link
 from firebreak.bot.web.charts import alert_reading, render_png, samples_of
@@ -103,18 +103,8 @@ class OutboxSettings:
     card_age_refresh_s: float = 600.0  # open cards re-rendered this often ("firing for …")
 
 
-KIND_FILE = "file"  # a chart for the thread, rendered at delivery
+KIND_CHART = "chart"  # the alert's chart for the thread, rendered at delivery
 CHART_PURPOSE = "chart"
-
-
-@dataclass(frozen=True)
-class ChartFile:
-    """A file for `Transport.upload`."""
-
-    filename: str
-    title: str
-    content: bytes
-    comment: str = ""
 
 
 def blocks_json(blocks: list[Any] | None) -> list[dict[str, Any]] | None:
@@ -258,6 +248,24 @@ class OutboxNotifier:
             purpose=purpose[:32],
             incident_id=incident_id,
             payload=payload,
+        )
+
+    async def enqueue_thread_file(
+        self, incident_id: int, file: ThreadFile, *, purpose: str = "file"
+    ) -> None:
+        """A text file shared into the incident's thread (posting the card first if need be);
+        its content is kept in the outbox as text."""
+        await self._enqueue(
+            lane=outbox.incident_lane(incident_id),
+            kind=outbox.KIND_FILE,
+            purpose=purpose[:32],
+            incident_id=incident_id,
+            payload={
+                "filename": file.filename,
+                "title": file.title,
+                "content": file.content.decode("utf-8"),
+                "comment": file.comment,
+            },
         )
 
     async def enqueue_dm(self, user_id: str, text: str) -> None:
@@ -506,8 +514,10 @@ class OutboxNotifier:
                 await self._deliver_thread(item)
             elif item.kind == outbox.KIND_DM:
                 await self._deliver_dm(item)
-            elif item.kind == KIND_FILE:
+            elif item.kind == KIND_CHART:
                 await self._deliver_chart(item)
+            elif item.kind == outbox.KIND_FILE:
+                await self._deliver_file(item)
             else:
                 await self._deliver_message(item)
         except TransientError as exc:
@@ -657,7 +667,7 @@ class OutboxNotifier:
                 outbox.enqueue(
                     conn,
                     lane=f"files:{incident_id}",
-                    kind=KIND_FILE,
+                    kind=KIND_CHART,
                     purpose=CHART_PURPOSE,
                     incident_id=incident_id,
                     payload={"run_id": notice.get("run_id")},
@@ -679,7 +689,9 @@ class OutboxNotifier:
                 incident = await incidents.get_incident(conn, incident_id, with_alerts=False)
             if analysis is None or incident is None:
                 raise PermanentError(f"no stored analysis for run {notice.run_id}")
-        text, blocks = cards.notice_message(incident_id, notice, analysis, incident)
+        text, blocks = cards.notice_message(
+            incident_id, notice, analysis, incident, public_url=self.public_url
+        )
         return text, blocks_json(blocks), notice.key
 
     async def _deliver_chart(self, item: outbox.OutboxItem) -> None:
@@ -697,6 +709,20 @@ class OutboxNotifier:
             log.info("no chart for the thread", incident_id=incident_id, item=item.id)
         else:
             await self.transport.upload(ref[0], ref[1], chart)
+        await self._done(item)
+
+    async def _deliver_file(self, item: outbox.OutboxItem) -> None:
+        assert item.incident_id is not None
+        ref = await self._ensure_card(item.incident_id)
+        if ref is not None:  # else the incident is gone
+            payload = item.payload
+            file = ThreadFile(
+                filename=str(payload["filename"]),
+                title=str(payload.get("title") or payload["filename"]),
+                content=str(payload["content"]).encode(),
+                comment=str(payload.get("comment") or ""),
+            )
+            await self.transport.upload(ref[0], ref[1], file)
         await self._done(item)
 
     async def _deliver_dm(self, item: outbox.OutboxItem) -> None:
@@ -722,7 +748,7 @@ class OutboxNotifier:
         await self.writer.run(partial(outbox.mark_done, ids=[item.id]))
 
 
-async def chart_file(incident: IncidentOut, readings: list[dict[str, Any]]) -> ChartFile | None:
+async def chart_file(incident: IncidentOut, readings: list[dict[str, Any]]) -> ThreadFile | None:
     """The alert's own metric as a PNG (drawn in a worker thread: matplotlib is slow and
     blocking), or None when the investigation kept no points of it."""
     generator = next((a.generator_url for a in incident.alerts if a.generator_url), "")
@@ -731,7 +757,7 @@ async def chart_file(incident: IncidentOut, readings: list[dict[str, Any]]) -> C
         return None
     png = await asyncio.to_thread(render_png, reading, cards.started_at(incident))
     name = short_metric(str(reading.get("query", "")), reading.get("series") or {})
-    return ChartFile(
+    return ThreadFile(
         filename=f"incident-{incident.id}-chart.png",
         title=cards.truncate(name, 200),
         content=png,

@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -89,26 +90,20 @@ class Transport(Protocol):
     async def open_dm(self, user_id: str) -> str:
         """The DM channel id with one user."""
 
-    async def upload(self, channel: str, thread_ts: str, file: Upload) -> None:
+    async def upload(self, channel: str, thread_ts: str, file: ThreadFile) -> None:
         """Share a file in a thread."""
 
     async def close(self) -> None: ...
 
 
-class Upload(Protocol):
-    """A file to share (bot/slack_outbox.py `ChartFile`)."""
+@dataclass(frozen=True)
+class ThreadFile:
+    """A file shared into a thread: a chart (PNG) or a long text (a postmortem draft)."""
 
-    @property
-    def filename(self) -> str: ...
-
-    @property
-    def title(self) -> str: ...
-
-    @property
-    def content(self) -> bytes: ...
-
-    @property
-    def comment(self) -> str: ...
+    filename: str
+    title: str
+    content: bytes
+    comment: str = ""  # the message the file comes with
 
 
 # ---------------------------------------------------------------------- Slack
@@ -248,7 +243,7 @@ class SlackTransport:
             raise self._failed("conversations.open", exc) from exc
         return str(response["channel"]["id"])
 
-    async def upload(self, channel: str, thread_ts: str, file: Upload) -> None:
+    async def upload(self, channel: str, thread_ts: str, file: ThreadFile) -> None:
         """slack-sdk's `files_upload_v2`: files.getUploadURLExternal, the bytes to the URL it
         hands out, files.completeUploadExternal into the thread."""
         try:
@@ -303,9 +298,15 @@ class ConsoleTransport:
     async def open_dm(self, user_id: str) -> str:
         return f"DM-{user_id}"
 
-    async def upload(self, channel: str, thread_ts: str, file: Upload) -> None:
-        """The file goes to a temporary file (kept: the point is to open it); its path is
-        printed where Slack would show the file."""
+    async def upload(self, channel: str, thread_ts: str, file: ThreadFile) -> None:
+        """A text file is printed where Slack would show it; any other goes to a temporary file
+        (kept: the point is to open it) whose path is printed."""
+        where = f"Slack #{channel} › thread {thread_ts}"
+        if file.filename.endswith((".md", ".txt")):
+            title = f"{where} · file {file.filename}"
+            text = file.content.decode("utf-8", "replace").rstrip()
+            self.console.print(Panel(text, title=title, title_align="left"))
+            return
         suffix = Path(file.filename).suffix or ".bin"
         with tempfile.NamedTemporaryFile(
             prefix="firebreak-", suffix=suffix, delete=False
@@ -315,7 +316,6 @@ class ConsoleTransport:
         text = f"{file.comment}\n{caption}" if file.comment else caption
         body = render_text([_as_section(text)], markup=True)
         body += f"\n{escape(file.filename)} written to {escape(handle.name)}"
-        where = f"Slack #{channel} › thread {thread_ts}"
         self.console.print(Panel(body, title=where, title_align="left"))
 
     async def close(self) -> None:

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from firebreak.bot import api, schedules_api, slack_http, webhooks, write_api
+from firebreak.bot import api, memory_api, schedules_api, slack_http, webhooks, write_api
 from firebreak.bot.web import pages
 from firebreak.components import Parts, assembled
 from firebreak.config import Config, Secrets
@@ -70,6 +70,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/schedules", schedules_api.list_schedules, methods=["GET"]),
         Route("/api/v1/schedules/{name}/oncall", schedules_api.schedule_oncall, methods=["GET"]),
         *write_api.write_routes(),
+        *memory_api.memory_routes(),  # related incidents, postmortem drafts, stats
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),

@@ -22,6 +22,7 @@ import structlog
 
 from firebreak.agents.context import Deps, Settings
 from firebreak.agents.graph import build_graph
+from firebreak.agents.postmortem import PostmortemService
 from firebreak.agents.runner import InvestigationService, open_checkpointer
 from firebreak.agents.toolbox import ToolMetrics
 from firebreak.bot.slack_app import (
@@ -218,12 +219,21 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             build_graph(checkpointer), deps, remediations, durations=metrics.investigation_seconds
         )
         investigations = parts.investigations or service
+        postmortems = PostmortemService(
+            engine=engine,
+            writer=writer,
+            gateway=gateway,
+            redactor=redactor,
+            max_json_retries=config.llm.max_json_retries,
+        )
         ops = IncidentOps(
             engine=engine,
             writer=writer,
             bus=bus,
             escalations=parts.escalations or escalations,
             investigations=investigations,
+            time_to_acknowledge=metrics.time_to_acknowledge,
+            time_to_resolve=metrics.time_to_resolve,
         )
         intake = AlertIntake(
             writer=writer,
@@ -231,6 +241,8 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             config=config.ingest,
             opened=metrics.incidents_opened,
             resolved=metrics.incidents_resolved,
+            correlation=config.correlation,
+            time_to_resolve=metrics.time_to_resolve,
         )
 
         readiness: dict[str, Readiness] = {"scheduler": scheduler.readiness}
@@ -249,6 +261,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 approve_later_s=config.remediation.approve_later_s,
                 oncall=oncall,
                 silences=silences,
+                postmortems=postmortems,
             )
             if config.slack.mode == "socket":
                 socket = SocketMode(
@@ -272,6 +285,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             intake=intake,
             incidents=ops,
             investigations=investigations,
+            postmortems=postmortems,
             escalations=escalations,
             remediations=remediations,
             scheduler=scheduler,

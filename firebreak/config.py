@@ -37,7 +37,7 @@ from pydantic_settings import (
 from firebreak.bot.config import SlackConfig
 from firebreak.config_hints import unknown_key_message
 from firebreak.escalation.config import EscalationConfig
-from firebreak.incidents.config import IngestConfig
+from firebreak.incidents.config import CorrelationConfig, IngestConfig
 from firebreak.oncall.config import Routing, Schedules, check_schedule_targets
 from firebreak.remediation.config import RemediationConfig
 from firebreak.tools.alertmanager import AlertmanagerConfig
@@ -85,6 +85,7 @@ class Config(BaseSettings):
     sources: SourcesConfig = SourcesConfig()
     investigation: InvestigationConfig = InvestigationConfig()
     ingest: IngestConfig = IngestConfig()
+    correlation: CorrelationConfig = CorrelationConfig()
     escalation: EscalationConfig = EscalationConfig()
     remediation: RemediationConfig = RemediationConfig()
     schedules: Schedules = []

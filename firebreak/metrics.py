@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# 30 s to a day: incidents are acknowledged in minutes and resolved in minutes to hours.
+INCIDENT_BUCKETS_S = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -45,6 +48,18 @@ class Metrics:
             "firebreak_investigations",
             "Investigations finished, by execution status",
             ["execution_status"],
+            registry=self.registry,
+        )
+        self.time_to_acknowledge = Histogram(
+            "firebreak_time_to_acknowledge_seconds",
+            "Time from an incident's opening to its acknowledgement",
+            buckets=INCIDENT_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.time_to_resolve = Histogram(
+            "firebreak_time_to_resolve_seconds",
+            "Time from an incident's opening to its resolve (by a person or by Alertmanager)",
+            buckets=INCIDENT_BUCKETS_S,
             registry=self.registry,
         )
         self.incidents_open = Gauge(

@@ -19,7 +19,7 @@ from firebreak.escalation.flows import EscalationService
 from firebreak.incidents.events import EventBus
 from firebreak.incidents.flows import AlertIntake, IncidentOps
 from firebreak.incidents.ingest import IngestOutcome
-from firebreak.incidents.ports import Investigations, Notifier
+from firebreak.incidents.ports import Investigations, Notifier, Postmortems
 from firebreak.incidents.silences import SilenceOps
 from firebreak.metrics import Metrics
 from firebreak.oncall.service import OnCall
@@ -48,6 +48,7 @@ class Runtime:
     intake: AlertIntake
     incidents: IncidentOps
     investigations: Investigations
+    postmortems: Postmortems  # drafts on demand (bot/memory_api.py, /incident postmortem)
     escalations: EscalationService
     remediations: RemediationService
     scheduler: JobScheduler

@@ -14,15 +14,15 @@ from functools import partial
 from typing import Any
 
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.incidents import transitions
-from firebreak.incidents.config import IngestConfig
+from firebreak.incidents.config import CorrelationConfig, IngestConfig
 from firebreak.incidents.events import Change, EventBus, IncidentEvent
 from firebreak.incidents.ingest import ALERTMANAGER, IngestOutcome, ingest
 from firebreak.incidents.ports import Escalation, Escalations, Investigations
-from firebreak.store import incidents
+from firebreak.store import incidents, memory
 from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.store.schemas import EventType, IncidentStatus
@@ -65,12 +65,16 @@ class AlertIntake:
         config: IngestConfig,
         opened: Counter,
         resolved: Counter,
+        correlation: CorrelationConfig | None = None,
+        time_to_resolve: Histogram | None = None,
     ) -> None:
         self.writer = writer
         self.bus = bus
         self.config = config
         self.opened = opened
         self.resolved = resolved
+        self.correlation = correlation
+        self.time_to_resolve = time_to_resolve
 
     async def ingest(self, payload: AlertmanagerPayload) -> IngestOutcome:
         outcome = await self.writer.run(
@@ -79,6 +83,7 @@ class AlertIntake:
                 payload=payload,
                 now=utcnow(),
                 reopen_window_s=self.config.reopen_window_s,
+                correlation=self.correlation,
             )
         )
         if outcome.incident_id is not None:
@@ -90,12 +95,18 @@ class AlertIntake:
             self.opened.inc()
             log.info("incident opened", incident_id=incident_id, reopened=outcome.reopened)
             self.bus.publish(IncidentEvent(incident_id, Change.OPENED, ALERTMANAGER))
+        if outcome.joined:
+            log.info("correlated group joined an incident", incident_id=incident_id)
         if outcome.resolved:
             self.resolved.inc()
+            if self.time_to_resolve is not None and outcome.resolved_after_s is not None:
+                self.time_to_resolve.observe(outcome.resolved_after_s)
             log.info("incident resolved", incident_id=incident_id, actor=ALERTMANAGER)
             self.bus.publish(IncidentEvent(incident_id, Change.RESOLVED, ALERTMANAGER))
         elif not outcome.opened and outcome.alerts_written:
             self.bus.publish(IncidentEvent(incident_id, Change.ALERTS, ALERTMANAGER))
+        for other in outcome.correlated:  # their cards now name this one too
+            self.bus.publish(IncidentEvent(other, Change.ALERTS, ALERTMANAGER))
 
 
 class IncidentOps:
@@ -109,24 +120,44 @@ class IncidentOps:
         bus: EventBus,
         escalations: Escalations,
         investigations: Investigations,
+        time_to_acknowledge: Histogram | None = None,
+        time_to_resolve: Histogram | None = None,
     ) -> None:
         self.engine = engine
         self.writer = writer
         self.bus = bus
         self.escalations = escalations
         self.investigations = investigations
+        self.time_to_acknowledge = time_to_acknowledge
+        self.time_to_resolve = time_to_resolve
 
     async def acknowledge(self, incident_id: int, actor: str) -> Outcome:
         done = await self.writer.run(
             partial(transitions.acknowledge, incident_id=incident_id, actor=actor)
         )
+        if done.changed:
+            await self._observe(incident_id, self.time_to_acknowledge, resolved=False)
         return self._after(incident_id, done, Change.UPDATED, actor, "acknowledged")
 
     async def resolve(self, incident_id: int, actor: str) -> Outcome:
         done = await self.writer.run(
             partial(transitions.resolve, incident_id=incident_id, actor=actor)
         )
+        if done.changed:
+            await self._observe(incident_id, self.time_to_resolve, resolved=True)
         return self._after(incident_id, done, Change.RESOLVED, actor, "resolved")
+
+    async def _observe(
+        self, incident_id: int, histogram: Histogram | None, *, resolved: bool
+    ) -> None:
+        """Time from opening to this acknowledgement or resolve, into its histogram."""
+        if histogram is None:
+            return
+        async with self.engine.connect() as conn:
+            took = await memory.durations(conn, incident_id)
+        seconds = took.resolve_s if resolved else took.acknowledge_s
+        if seconds is not None:
+            histogram.observe(seconds)
 
     async def escalate(self, incident_id: int, actor: str) -> Outcome:
         async with self.engine.connect() as conn:

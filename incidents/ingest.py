@@ -1,15 +1,25 @@
 """Turning Alertmanager notifications into incidents, in one transaction per batch.
 
 Rules (documented in README "Alert grouping"):
-- One incident per Alertmanager group (`groupKey`) while it is open.
+- A group (`groupKey`) belongs to one open incident at a time (`incident_groups`): its own, or,
+  with `correlation.merge`, an open incident it joined.
 - Alerts are keyed by fingerprint within an incident; a notification that repeats what is
   already stored (same status, startsAt, endsAt) changes nothing, so redelivery is harmless.
-- A group-level `resolved` notification resolves the incident.
+  An alert older than the one stored (an earlier startsAt: a replayed old notification) is
+  ignored, so `starts_at` never moves back.
+- A group-level `resolved` notification resolves the group, unless one of its alerts still
+  says `firing` (then only the alerts that say resolved are); the incident resolves once every
+  one of its groups has.
 - A firing notification for a group with no open incident reopens the last incident when it
-  was resolved less than `ingest.reopen_window_s` ago (flapping), otherwise opens a new one;
-  a notification that only repeats alerts the last incident already holds opens nothing.
-- A resolved-only notification for a group never seen is recorded nowhere: there is nothing
-  to resolve.
+  was resolved less than `ingest.reopen_window_s` ago (flapping), else joins a correlated open
+  incident (`correlation.merge`), else opens a new one; a notification that only repeats alerts
+  the last incident already holds opens nothing. A resolved incident never takes a new group,
+  and nothing is opened from alerts that are not firing.
+- A new incident is linked to the incidents it correlates with (`correlation`: opened within
+  `window_s`, the same values of `labels`), which each card then names.
+- On PostgreSQL the decision for a correlated group is taken under a transaction-scoped
+  advisory lock on its correlation values, so two replicas receiving correlated groups at the
+  same moment see each other's incident instead of opening two.
 
 The functions here are synchronous on purpose: they run through `AsyncConnection.run_sync`,
 which keeps one code path for aiosqlite and asyncpg and lets a batch run without awaits.
@@ -17,26 +27,33 @@ which keeps one code path for aiosqlite and asyncpg and lets a batch run without
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
 
+from firebreak.incidents.config import CorrelationConfig
 from firebreak.incidents.transitions import insert_incident, stop_ladder
+from firebreak.store import memory
 from firebreak.store.incidents import INSERT_EVENT
-from firebreak.store.models import Alert, Incident
+from firebreak.store.models import Alert, Incident, IncidentGroup
 from firebreak.store.payloads import AlertmanagerPayload, AlertPayload, service_of
 from firebreak.store.schemas import EventType, IncidentStatus
 
 ALERTMANAGER = "alertmanager"
 MAX_FINGERPRINTS_IN_EVENT = 20
+FIRING = "firing"
+RESOLVED = "resolved"
 
 
 class _Open(NamedTuple):
     id: int
     status: str
+    created_at: datetime
     resolved_at: datetime | None
+    group_status: str | None  # this group's row in the incident; None: not in it yet
 
 
 @dataclass(frozen=True)
@@ -46,72 +63,139 @@ class IngestOutcome:
     reopened: bool = False
     resolved: bool = False
     alerts_written: int = 0
+    joined: bool = False  # a correlated group joined this open incident (correlation.merge)
+    correlated: tuple[int, ...] = ()  # earlier incidents a new one was linked with
+    resolved_after_s: float | None = None  # from opening to this resolve (a metric observes it)
 
 
 @dataclass
 class _Changes:
     inserts: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    stale: int = 0  # alerts older than the ones stored (a replay), left alone
+
+
+@dataclass
+class _Decision:
+    """Where a notification goes: the incident, and how it got there."""
+
+    incident: _Open
+    created: bool = False
+    reopened: bool = False
+    joined: bool = False
+    correlated: tuple[int, ...] = ()
 
 
 def ingest(
-    conn: Connection, payload: AlertmanagerPayload, *, now: datetime, reopen_window_s: int
+    conn: Connection,
+    payload: AlertmanagerPayload,
+    *,
+    now: datetime,
+    reopen_window_s: int,
+    correlation: CorrelationConfig | None = None,
 ) -> IngestOutcome:
     """Apply one notification. The caller owns the transaction."""
     alerts = _last_per_fingerprint(payload.alerts)
     if not alerts:
         return IngestOutcome()
-    incident = _find_open_incident(conn, payload.group_key)
-    created = reopened = False
-    if incident is None:
-        incident = _latest_incident(conn, payload.group_key)
-        if incident is None or _needs_open(conn, incident, alerts):
-            if incident is not None and _within(incident.resolved_at, now, reopen_window_s):
-                _reopen(conn, incident.id, now)
-                reopened = True
-            elif any(alert.status == "firing" for alert in alerts):
-                incident = _create_incident(conn, payload)
-                created = True
-            if incident is None:
-                return IngestOutcome()
+    decision = _decide(conn, payload, alerts, now, reopen_window_s, correlation)
+    if decision is None:
+        return IngestOutcome()
+    incident = decision.incident
     changes = _diff_alerts(conn, incident.id, alerts, now)
     _write_alerts(conn, changes)
-    resolve = payload.status == "resolved" and (
-        incident.status != IncidentStatus.RESOLVED or reopened
+    group_resolved = _update_group(conn, incident, payload, alerts, changes, now, decision)
+    resolve = (
+        group_resolved
+        and (incident.status != IncidentStatus.RESOLVED or decision.reopened)
+        and not _firing_groups(conn, incident.id)
     )
     _update_incident(conn, incident.id, payload, changes, now, resolve)
-    _record_events(
-        conn,
-        incident.id,
-        changes,
-        now,
-        created=created,
-        reopened=reopened,
-        resolved=resolve,
-        payload=payload,
-    )
+    _record_events(conn, incident.id, changes, now, decision, resolved=resolve, payload=payload)
     return IngestOutcome(
         incident_id=incident.id,
-        opened=created or reopened,
-        reopened=reopened,
+        opened=decision.created or decision.reopened,
+        reopened=decision.reopened,
         resolved=resolve,
         alerts_written=len(changes.inserts) + len(changes.updates),
+        joined=decision.joined,
+        correlated=decision.correlated,
+        resolved_after_s=(now - incident.created_at).total_seconds() if resolve else None,
     )
+
+
+def _decide(
+    conn: Connection,
+    payload: AlertmanagerPayload,
+    alerts: list[AlertPayload],
+    now: datetime,
+    reopen_window_s: int,
+    correlation: CorrelationConfig | None,
+) -> _Decision | None:
+    """The incident this notification belongs to (None: it opens nothing and has no home)."""
+    incident = _find_open_incident(conn, payload.group_key)
+    if incident is not None:
+        return _Decision(incident)
+    key = correlation.key(_labels(payload)) if correlation is not None else None
+    if key is not None and conn.dialect.name == "postgresql":
+        _lock_correlation(conn, key)  # until commit: the other replica's incident is visible
+        if (incident := _find_open_incident(conn, payload.group_key)) is not None:
+            return _Decision(incident)
+    latest = _latest_incident(conn, payload.group_key)
+    if latest is not None and not _needs_open(conn, latest, alerts):
+        return _Decision(latest)  # only repeats: recorded on the last incident, opens nothing
+    if latest is not None and _within(latest.resolved_at, now, reopen_window_s):
+        _reopen(conn, latest.id, now)
+        return _Decision(latest, reopened=True)
+    if not any(alert.status == FIRING for alert in alerts):
+        return None
+    correlated = _correlated(conn, correlation, key, now) if key is not None else []
+    if correlation is not None and correlation.merge:
+        for row in correlated:
+            if row.status != IncidentStatus.RESOLVED.value:  # a resolved one never takes it
+                joined = _Open(row.id, row.status, row.created_at, None, None)
+                return _Decision(joined, joined=True)
+    created = _create_incident(conn, payload)
+    memory.link(conn, created.id, [row.id for row in correlated], now)
+    return _Decision(created, created=True, correlated=tuple(row.id for row in correlated))
 
 
 def _last_per_fingerprint(alerts: list[AlertPayload]) -> list[AlertPayload]:
     return list({alert.fingerprint: alert for alert in alerts}.values())
 
 
+def _labels(payload: AlertmanagerPayload) -> dict[str, str]:
+    """The labels that describe the group (and the incident it opens)."""
+    return payload.common_labels or payload.group_labels or payload.alerts[0].labels
+
+
 # Statements are built once: constructing them per call cost more CPU than running them.
-_OPEN_INCIDENT = select(Incident.id, Incident.status, Incident.resolved_at).where(
-    Incident.group_key == bindparam("group_key"), Incident.status != IncidentStatus.RESOLVED.value
+_INCIDENT_AND_GROUP = (
+    Incident.id,
+    Incident.status,
+    Incident.created_at,
+    Incident.resolved_at,
+    IncidentGroup.status,
 )
-_LATEST_INCIDENT = (
-    select(Incident.id, Incident.status, Incident.resolved_at)
-    .where(Incident.group_key == bindparam("group_key"))
+_OPEN_INCIDENT = (
+    select(*_INCIDENT_AND_GROUP)
+    .join(IncidentGroup, IncidentGroup.incident_id == Incident.id)
+    .where(
+        IncidentGroup.group_key == bindparam("group_key"),
+        Incident.status != IncidentStatus.RESOLVED.value,
+    )
     .order_by(Incident.id.desc())
     .limit(1)
+)
+_LATEST_INCIDENT = (
+    select(*_INCIDENT_AND_GROUP)
+    .join(IncidentGroup, IncidentGroup.incident_id == Incident.id)
+    .where(IncidentGroup.group_key == bindparam("group_key"))
+    .order_by(Incident.id.desc())
+    .limit(1)
+)
+_FIRING_GROUPS = select(func.count()).where(
+    IncidentGroup.incident_id == bindparam("incident_id"), IncidentGroup.status == FIRING
 )
 _STORED_ALERTS = select(
     Alert.id, Alert.fingerprint, Alert.status, Alert.starts_at, Alert.ends_at
@@ -130,6 +214,15 @@ _UPDATE_ALERT = (
         updated_at=bindparam("updated_at"),
     )
 )
+_INSERT_GROUP = insert(IncidentGroup)
+_GROUP_STATUS = (
+    update(IncidentGroup)
+    .where(
+        IncidentGroup.incident_id == bindparam("in_incident"),
+        IncidentGroup.group_key == bindparam("of_group"),
+    )
+    .values(status=bindparam("group_status"))
+)
 
 _COUNT_ALERTS = (
     update(Incident)
@@ -145,23 +238,56 @@ _RESOLVE_INCIDENT = _COUNT_ALERTS.values(
 )
 
 
-def _find_open_incident(conn: Connection, group_key: str) -> Row[Any] | None:
-    return conn.execute(_OPEN_INCIDENT, {"group_key": group_key}).first()
+def _open(row: Row[Any] | None) -> _Open | None:
+    return None if row is None else _Open(*row)
 
 
-def _latest_incident(conn: Connection, group_key: str) -> Row[Any] | None:
-    return conn.execute(_LATEST_INCIDENT, {"group_key": group_key}).first()
+def _find_open_incident(conn: Connection, group_key: str) -> _Open | None:
+    return _open(conn.execute(_OPEN_INCIDENT, {"group_key": group_key}).first())
 
 
-def _needs_open(conn: Connection, incident: Row[Any], alerts: list[AlertPayload]) -> bool:
+def _latest_incident(conn: Connection, group_key: str) -> _Open | None:
+    return _open(conn.execute(_LATEST_INCIDENT, {"group_key": group_key}).first())
+
+
+def _firing_groups(conn: Connection, incident_id: int) -> int:
+    return conn.scalar(_FIRING_GROUPS, {"incident_id": incident_id}) or 0
+
+
+def _lock_correlation(conn: Connection, key: tuple[str, ...]) -> None:
+    """PostgreSQL: wait for any other transaction deciding about the same correlation values;
+    released at commit (`pg_advisory_xact_lock`)."""
+    digest = hashlib.blake2b("\0".join(("firebreak-correlation", *key)).encode(), digest_size=8)
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(:key)"),
+        {"key": int.from_bytes(digest.digest(), "big", signed=True)},
+    )
+
+
+def _correlated(
+    conn: Connection, correlation: CorrelationConfig | None, key: tuple[str, ...], now: datetime
+) -> list[Row[Any]]:
+    """Alertmanager incidents opened within the window that share the correlation values."""
+    assert correlation is not None
+    query = select(Incident.id, Incident.status, Incident.created_at).where(
+        Incident.created_at >= now - timedelta(seconds=correlation.window_s),
+        Incident.group_key.is_not(None),
+    )
+    for name, value in zip(correlation.labels, key, strict=True):
+        query = query.where(Incident.labels[name].as_string() == value)
+    return list(conn.execute(query.order_by(Incident.id)))
+
+
+def _needs_open(conn: Connection, incident: _Open, alerts: list[AlertPayload]) -> bool:
     """True when a firing alert is news to the last (resolved) incident of the group."""
-    firing = [alert for alert in alerts if alert.status == "firing"]
+    firing = [alert for alert in alerts if alert.status == FIRING]
     if not firing:
         return False
     stored = _stored_alerts(conn, incident.id, firing)
     return any(
         (row := stored.get(alert.fingerprint)) is None
-        or (row.status, row.starts_at) != ("firing", alert.starts_at)
+        or (alert.starts_at > row.starts_at)
+        or (alert.starts_at == row.starts_at and row.status != FIRING)
         for alert in firing
     )
 
@@ -178,7 +304,7 @@ def _within(resolved_at: datetime | None, now: datetime, window_s: int) -> bool:
 
 
 def _create_incident(conn: Connection, payload: AlertmanagerPayload) -> _Open:
-    labels = payload.common_labels or payload.group_labels or payload.alerts[0].labels
+    labels = _labels(payload)
     incident_id = insert_incident(
         conn,
         group_key=payload.group_key,
@@ -187,7 +313,9 @@ def _create_incident(conn: Connection, payload: AlertmanagerPayload) -> _Open:
         service=service_of(labels),
         labels=labels,
     )
-    return _Open(incident_id, IncidentStatus.TRIGGERED.value, None)
+    created = conn.scalar(select(Incident.created_at).where(Incident.id == incident_id))
+    assert created is not None
+    return _Open(incident_id, IncidentStatus.TRIGGERED.value, created, None, None)
 
 
 def _title(payload: AlertmanagerPayload, labels: dict[str, str]) -> str:
@@ -234,6 +362,8 @@ def _diff_alerts(
                     "updated_at": now,
                 }
             )
+        elif alert.starts_at < row.starts_at:
+            changes.stale += 1  # an older firing of this alert, replayed: the stored is newer
         elif (row.status, row.starts_at, row.ends_at) != tuple(state.values()):
             changes.updates.append({**state, "alert_id": row.id, "updated_at": now})
     return changes
@@ -244,6 +374,44 @@ def _write_alerts(conn: Connection, changes: _Changes) -> None:
         conn.execute(_INSERT_ALERTS, changes.inserts)
     if changes.updates:
         conn.execute(_UPDATE_ALERT, changes.updates)
+
+
+def _update_group(
+    conn: Connection,
+    incident: _Open,
+    payload: AlertmanagerPayload,
+    alerts: list[AlertPayload],
+    changes: _Changes,
+    now: datetime,
+    decision: _Decision,
+) -> bool:
+    """Record the group's state in the incident; True when the group has resolved. A group is
+    firing while any alert of it says so; a replay of older alerts cannot resolve it (what is
+    stored about those alerts is newer)."""
+    written = changes.inserts + changes.updates
+    firing = any(alert["status"] == FIRING for alert in written) or (
+        decision.reopened and any(alert.status == FIRING for alert in alerts)
+    )
+    resolved = (
+        payload.status == RESOLVED
+        and not changes.stale
+        and not any(alert.status == FIRING for alert in alerts)
+    )
+    status = FIRING if firing else RESOLVED if resolved else incident.group_status or FIRING
+    if incident.group_status is None:
+        conn.execute(
+            _INSERT_GROUP,
+            {
+                "incident_id": incident.id,
+                "group_key": payload.group_key,
+                "status": status,
+                "joined_at": now,
+            },
+        )
+    elif status != incident.group_status:
+        params = {"in_incident": incident.id, "of_group": payload.group_key}
+        conn.execute(_GROUP_STATUS, {**params, "group_status": status})
+    return status == RESOLVED
 
 
 def _update_incident(
@@ -267,14 +435,19 @@ def _update_incident(
         stop_ladder(conn, incident_id)
 
 
+def group_name(payload: AlertmanagerPayload) -> str:
+    """The group as people read it: its group labels (`alertname=HighErrorRate`)."""
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(payload.group_labels.items()))
+    return labels or payload.group_key[:120]
+
+
 def _record_events(
     conn: Connection,
     incident_id: int,
     changes: _Changes,
     now: datetime,
+    decision: _Decision,
     *,
-    created: bool,
-    reopened: bool,
     resolved: bool,
     payload: AlertmanagerPayload,
 ) -> None:
@@ -292,26 +465,29 @@ def _record_events(
             }
         )
 
-    if created:
-        add(
-            EventType.INCIDENT_CREATED,
-            "Incident opened from Alertmanager group",
-            {"group_key": payload.group_key},
-        )
-    if reopened:
+    group = {"group_key": payload.group_key}
+    if decision.created:
+        data = {**group, "correlated": list(decision.correlated)}
+        add(EventType.INCIDENT_CREATED, "Incident opened from Alertmanager group", data)
+    if decision.reopened:
         add(
             EventType.REOPENED,
             "Alert fired again shortly after resolve; incident reopened",
-            {"group_key": payload.group_key},
+            group,
         )
     written = changes.inserts + changes.updates
     if written:
-        firing = sum(1 for alert in written if alert["status"] == "firing")
+        firing = sum(1 for alert in written if alert["status"] == FIRING)
         fingerprints = [alert.get("fingerprint", alert.get("alert_id")) for alert in written]
+        joined = " (a correlated group joined this incident)" if decision.joined else ""
         add(
             EventType.ALERT_RECEIVED,
-            f"{len(written)} alert(s) received: {firing} firing, {len(written) - firing} resolved",
+            f"{len(written)} alert(s) received from group {group_name(payload)}{joined}: "
+            f"{firing} firing, {len(written) - firing} resolved",
             {
+                **group,
+                "group": group_name(payload),
+                "joined": decision.joined,
                 "new": len(changes.inserts),
                 "changed": len(changes.updates),
                 "firing": firing,
@@ -320,6 +496,6 @@ def _record_events(
             },
         )
     if resolved:
-        add(EventType.RESOLVED, "All alerts of the group resolved", {})
+        add(EventType.RESOLVED, "All alerts of the incident's groups resolved", {})
     if events:
         conn.execute(INSERT_EVENT, events)

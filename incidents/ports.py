@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from firebreak.incidents.events import IncidentEvent
 from firebreak.incidents.notices import Notice
+from firebreak.incidents.postmortem import PostmortemDraft
 
 
 class Notifier(Protocol):
@@ -75,3 +76,9 @@ class Escalation:
 class Escalations(Protocol):
     async def escalate_now(self, incident_id: int, *, actor: str) -> Escalation:
         """Page the next level immediately."""
+
+
+class Postmortems(Protocol):
+    async def draft(self, incident_id: int, *, actor: str) -> PostmortemDraft | None:
+        """The incident's postmortem draft as Markdown (None: no such incident); recorded on
+        the timeline as `POSTMORTEM_DRAFTED` by `actor`."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select
+from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from firebreak.store import memory
 from firebreak.store.models import (
     Alert,
     AnalysisRecord,
@@ -81,9 +82,14 @@ async def list_incidents(
     if severity is not None:
         query = query.where(Incident.severity == severity)
     rows = (await conn.execute(query)).all()
-    cards = await _card_refs(conn, [row.id for row in rows])
-    analyses = await _latest_analyses(conn, [row.id for row in rows])
-    return [_incident_out(row, cards.get(row.id), analyses.get(row.id)) for row in rows]
+    ids = [row.id for row in rows]
+    cards = await _card_refs(conn, ids)
+    analyses = await _latest_analyses(conn, ids)
+    related = await memory.related_ids(conn, ids)
+    return [
+        _incident_out(row, cards.get(row.id), analyses.get(row.id), related.get(row.id, []))
+        for row in rows
+    ]
 
 
 async def get_incident(
@@ -94,7 +100,10 @@ async def get_incident(
         return None
     cards = await _card_refs(conn, [incident_id])
     analyses = await _latest_analyses(conn, [incident_id])
-    incident = _incident_out(row, cards.get(incident_id), analyses.get(incident_id))
+    related = await memory.related_ids(conn, [incident_id])
+    incident = _incident_out(
+        row, cards.get(incident_id), analyses.get(incident_id), related.get(incident_id, [])
+    )
     if with_alerts:
         alerts = await conn.execute(
             select(Alert)
@@ -159,6 +168,9 @@ def save_analysis(
             body=analysis.model_dump(mode="json"),
             evidence=evidence,
         )
+    )
+    conn.execute(  # the similarity search reads it from the incident (store/memory.py)
+        update(Incident).where(Incident.id == incident_id).values(root_cause=analysis.root_cause)
     )
     return True
 
@@ -237,7 +249,9 @@ async def _latest_analyses(conn: AsyncConnection, ids: list[int]) -> dict[int, A
     return {row.incident_id: Analysis.model_validate(row.body) for row in rows}
 
 
-def _incident_out(row: Row[Any], card: Row[Any] | None, analysis: Analysis | None) -> IncidentOut:
+def _incident_out(
+    row: Row[Any], card: Row[Any] | None, analysis: Analysis | None, related: list[int]
+) -> IncidentOut:
     return IncidentOut(
         id=row.id,
         title=row.title,
@@ -255,4 +269,5 @@ def _incident_out(row: Row[Any], card: Row[Any] | None, analysis: Analysis | Non
         escalation_level=row.escalation_level,
         slack=SlackRef(channel=card.channel, ts=card.ts) if card else SlackRef(),
         analysis=analysis,
+        related=related,
     )

@@ -83,6 +83,9 @@ class Incident(Base):
     alert_count: Mapped[int] = mapped_column(Integer, default=0)
     truncated_alerts: Mapped[int] = mapped_column(Integer, default=0)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # The latest analysis's root cause, kept here for the similarity search (store/memory.py),
+    # which reads thousands of incidents at a time and must not parse their analyses.
+    root_cause: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index(
@@ -94,7 +97,40 @@ class Incident(Base):
         ),
         Index("ix_incidents_group_key_resolved", "group_key", "resolved_at"),
         Index("ix_incidents_status", "status"),
+        Index("ix_incidents_created_at", "created_at"),  # correlation windows, stats
     )
+
+
+class IncidentGroup(Base):
+    """The Alertmanager groups an incident holds (incidents/ingest.py): its own first, then, with
+    `correlation.merge`, the correlated groups that joined it. `status` is each group's last
+    word; an incident resolves by Alertmanager only once every one of its groups has."""
+
+    __tablename__ = "incident_groups"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # firing | resolved
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_incident_groups_group_key", "group_key"),)
+
+
+class IncidentLink(Base):
+    """Two incidents correlated by `correlation` (the same label values, opened within its
+    window), stored both ways when the later one opens, so each card can name the other."""
+
+    __tablename__ = "incident_links"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    related_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Alert(Base):
@@ -216,7 +252,7 @@ class SlackOutbox(Base):
     incident_id: Mapped[int | None] = mapped_column(
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(16))  # card | thread | dm | message
+    kind: Mapped[str] = mapped_column(String(16))  # card | thread | dm | message | file
     purpose: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     status: Mapped[str] = mapped_column(String(16))  # pending | done | failed

@@ -46,6 +46,7 @@ class EventType(StrEnum):
     TOOL_CALLED = "TOOL_CALLED"
     SILENCED = "SILENCED"
     UNSILENCED = "UNSILENCED"
+    POSTMORTEM_DRAFTED = "POSTMORTEM_DRAFTED"
 
 
 class RemediationParameter(BaseModel):
@@ -82,9 +83,43 @@ class EvidenceItem(BaseModel):
     ref."""
 
     ref: str
-    kind: Literal["log", "metric", "kubernetes"]
+    kind: Literal["log", "metric", "kubernetes", "history"]
     source: str
     text: str
+
+
+class HistoryRef(BaseModel):
+    """An earlier incident like this one, as the reasoning agent saw it (ref `H1`…): its root
+    cause and how it ended. Facts from the store, never from the model."""
+
+    ref: str
+    incident_id: int
+    title: str
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    root_cause: str | None = None
+    resolution: str | None = None  # what fixed it: a remediation run, or a resolution note
+    score: float = 0.0
+
+    @property
+    def resolve_s(self) -> float | None:
+        if self.resolved_at is None:
+            return None
+        return (self.resolved_at - self.created_at).total_seconds()
+
+
+class RelatedIncident(BaseModel):
+    """One item of `GET /api/v1/incidents/{id}/related` (`similar` and `concurrent`)."""
+
+    id: int
+    title: str
+    status: IncidentStatus
+    created_at: datetime
+    resolved_at: datetime | None
+    score: float
+    root_cause: str | None
+    resolved_by: str | None
 
 
 class Attempt(BaseModel):
@@ -103,6 +138,7 @@ class Analysis(RcaBody):
     model: str = ""
     created_at: datetime | None = None
     tool_calls: int = 0  # follow-up queries the reasoning agent made before answering
+    history: list[HistoryRef] = []  # earlier incidents like this one, given as `H1`…
 
 
 class SlackRef(BaseModel):
@@ -138,6 +174,7 @@ class IncidentOut(BaseModel):
     slack: SlackRef
     analysis: Analysis | None = None
     alerts: list[AlertOut] = []
+    related: list[int] = []  # incidents correlated with this one (`correlation`), by id
 
 
 class TimelineEventOut(BaseModel):

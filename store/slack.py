@@ -34,6 +34,7 @@ KIND_CARD = "card"
 KIND_THREAD = "thread"
 KIND_DM = "dm"
 KIND_MESSAGE = "message"
+KIND_FILE = "file"  # a file shared into an incident's thread (a long postmortem draft)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 from firebreak.bot.web import auth
 from firebreak.bot.web.views import build_view
 from firebreak.remediation import service as remediation_runs
-from firebreak.store import incidents
+from firebreak.store import incidents, memory
 from firebreak.store.schemas import IncidentStatus
 
 PAGE_SIZE = 25
@@ -129,7 +129,8 @@ async def incident_page(request: Request) -> Response:
         events = await incidents.timeline(conn, incident_id) or []
         gathered = await incidents.latest_evidence(conn, incident_id)
         runs = await conn.run_sync(remediation_runs.runs_of, incident_id)
-    view = build_view(incident, events, gathered, runs)
+        related = await memory.related(conn, incident_id)
+    view = build_view(incident, events, gathered, runs, related)
     return _page(request, "incident.html.j2", {"view": view, "now": now})
 
 

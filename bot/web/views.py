@@ -75,7 +75,7 @@ class IncidentView:
     other: list[EvidenceRow]
     runs: list[RunView]
     timeline: list[TimelineEventOut]
-    related: Mapping[str, Sequence[Any]] | None = None  # filled by another issue
+    related: Mapping[str, Sequence[Any]] | None = None  # store.memory.related
 
 
 def build_view(

@@ -13,8 +13,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from firebreak.bot.slack_app import SlackOptions
-from firebreak.bot.slack_outbox import ChartFile
-from firebreak.bot.slack_transport import ConsoleTransport
+from firebreak.bot.slack_transport import ConsoleTransport, ThreadFile
 from firebreak.cli import main
 from firebreak.components import Parts
 from firebreak.config import Secrets
@@ -66,7 +65,7 @@ async def test_console_renders_mrkdwn_and_says_where_an_upload_went(tmp_path: Pa
     await transport.upload(
         "C0INCIDENTS",
         "1.000001",
-        ChartFile(filename="incident-1-chart.png", title="errors_total", content=b"\x89PNG-1"),
+        ThreadFile(filename="incident-1-chart.png", title="errors_total", content=b"\x89PNG-1"),
     )
     shown = out.getvalue()
     assert "\x1b[1mRoot cause" in shown and "*Root cause*" not in shown  # bold, not asterisks

@@ -1,0 +1,139 @@
+"""Earlier incidents as the reasoning agent's history: `H` refs in the prompt, accepted by
+grounding like the others, kept in the stored analysis; end to end through the running app."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from firebreak.agents.reasoning import reason
+from firebreak.agents.schema import RootCauseAnalysis
+from firebreak.store.schemas import ExecutionStatus, HistoryRef
+from firebreak.tools.llm import LLMGateway
+from firebreak.tools.models import AlertContext, Evidence, LogLine
+from tests.conftest import make_config
+from tests.fakes.llm_servers import (
+    ScriptedLLMServer,
+    answer,
+    fixture_openai_server,  # noqa: F401  (registers the `openai_server` fixture)
+)
+from tests.support.app import investigating, run_app
+from tests.support.payloads import alert, group
+from tests.support.waiting import eventually
+
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+EARLIER = HistoryRef(
+    ref="H1",
+    incident_id=12,
+    title="HighErrorRate: checkout is failing requests",
+    created_at=T0 - timedelta(days=3),
+    resolved_at=T0 - timedelta(days=3) + timedelta(minutes=14),
+    resolved_by="U0ALICE",
+    root_cause="The 2.3.0 deploy exhausted the database connection pool.",
+    resolution="rollback (verified)",
+    score=1.4,
+)
+ALERT = AlertContext(labels={"alertname": "HighErrorRate", "service": "checkout"}, starts_at=T0)
+EVIDENCE = Evidence(logs=[LogLine(ref="L1", source="loki", timestamp=T0, text="ERROR pool")])
+
+
+def rca(evidence: list[str]) -> dict[str, Any]:
+    body = {
+        "root_cause": "The deploy exhausted the pool again, as in incident #12.",
+        "reasoning": "L1 shows the pool errors; H1 had the same cause.",
+        "mitigation": "Roll back.",
+        "prevention": "Load-test the pool.",
+        "recommendation": "Roll back now.",
+        "confidence_score": 80,
+        "evidence": evidence,
+        "remediation": None,
+    }
+    RootCauseAnalysis.model_validate(body)
+    return body
+
+
+def gateway_for(server: ScriptedLLMServer) -> LLMGateway:
+    return LLMGateway(
+        provider="openai",
+        model="test-model",
+        base_url=server.base_url,
+        api_key="sk-test-0123456789abcdefghijklmnop",
+        timeout_s=5.0,
+        transient_retries=0,
+        registry=CollectorRegistry(),
+    )
+
+
+async def test_history_is_evidence_the_answer_may_cite(openai_server: ScriptedLLMServer) -> None:
+    openai_server.script(answer(rca(["L1", "H1", "H7"])))
+    async with gateway_for(openai_server) as gateway:
+        analysis = await reason(ALERT, EVIDENCE, gateway, max_json_retries=0, history=[EARLIER])
+
+    prompt = openai_server.messages()[-1]["content"]
+    evidence_block = prompt.split("<<<EVIDENCE", 1)[1].split("<<<END EVIDENCE", 1)[0]
+    assert "[H1] earlier incident #12" in evidence_block
+    assert "fixed by: rollback (verified)" in evidence_block
+    assert "resolved by U0ALICE after 14 min" in evidence_block
+    assert "(`H` references)" in prompt
+    assert analysis.execution_status is ExecutionStatus.COMPLETED
+    assert [(e.ref, e.kind) for e in analysis.evidence] == [("L1", "log"), ("H1", "history")]
+    assert analysis.evidence[1].source == "incident #12"
+    assert "H7" in analysis.reasoning and analysis.confidence_score == 80 - 15  # H7 invented
+    assert analysis.history == [EARLIER]
+
+
+async def test_offline_analysis_keeps_the_history() -> None:
+    analysis = await reason(ALERT, EVIDENCE, None, max_json_retries=0, history=[EARLIER])
+    assert analysis.history == [EARLIER]
+    assert (await reason(ALERT, EVIDENCE, None, max_json_retries=0)).history == []
+
+
+async def test_an_investigation_recalls_the_earlier_incident(
+    store_url: str, tmp_path: Path
+) -> None:
+    config = make_config(
+        store_url,
+        llm={"provider": "offline"},
+        investigation={"checkpoint_path": str(tmp_path / "checkpoints.db")},
+    )
+    async with run_app(config, parts=investigating()) as app:
+
+        async def analysed(incident_id: int) -> dict[str, Any]:
+            async def probe() -> dict[str, Any] | None:
+                shown = (await app.client.get(f"/api/v1/incidents/{incident_id}")).json()
+                return shown if shown["analysis"] else None
+
+            return await eventually(probe, within=30)
+
+        first = await app.client.post("/webhooks/alertmanager", json=group("g1", [alert("a")]))
+        first_id = first.json()["incident_id"]
+        await analysed(first_id)
+        resolved = await app.client.post(
+            f"/api/v1/incidents/{first_id}/resolve", json={"by": "U0ALICE"}
+        )
+        assert resolved.status_code == 200
+        second = await app.client.post("/webhooks/alertmanager", json=group("g2", [alert("b")]))
+        shown = await analysed(second.json()["incident_id"])
+        related = await app.client.get(f"/api/v1/incidents/{second.json()['incident_id']}/related")
+
+    history = shown["analysis"]["history"]
+    assert [(h["ref"], h["incident_id"], h["resolved_by"]) for h in history] == [
+        ("H1", first_id, "U0ALICE")
+    ]
+    assert history[0]["root_cause"].startswith("[Offline analysis]")
+    assert related.status_code == 200
+    similar = related.json()["similar"]
+    assert [item["id"] for item in similar] == [first_id]
+    assert set(similar[0]) == {
+        "id",
+        "title",
+        "status",
+        "created_at",
+        "resolved_at",
+        "score",
+        "root_cause",
+        "resolved_by",
+    }
