@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.agents.prompts import evidence_boundary, render
-from firebreak.agents.reasoning import _unfence, _validation_errors
+from firebreak.agents.reasoning import unfence, validation_errors
 from firebreak.agents.schema import strict_schema
 from firebreak.incidents.postmortem import (
     PostmortemDraft,
@@ -223,9 +223,9 @@ async def narrate(
             log.warning("postmortem llm unavailable", error=f"{kind}: {exc}"[:300])
             return None, [f"the LLM could not be used: {kind}"]
         try:
-            answer = PostmortemNarrative.model_validate_json(_unfence(raw))
+            answer = PostmortemNarrative.model_validate_json(unfence(raw))
         except ValidationError as exc:
-            errors = _validation_errors(exc)
+            errors = validation_errors(exc)
             problem = "; ".join(errors)
             log.info("postmortem llm invalid answer", attempt=attempt, errors=errors[:5])
             repair = render("postmortem_repair.md", errors=errors, bad_answer=raw)

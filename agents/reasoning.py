@@ -171,7 +171,7 @@ def build_repair_message(
     return {"role": "user", "content": redactor.redact(text)}
 
 
-def _validation_errors(exc: ValidationError) -> list[str]:
+def validation_errors(exc: ValidationError) -> list[str]:
     out: list[str] = []
     for error in exc.errors(include_url=False):
         loc = ".".join(str(part) for part in error["loc"]) or "(answer)"
@@ -184,7 +184,7 @@ def _validation_errors(exc: ValidationError) -> list[str]:
     return out or [str(exc).splitlines()[0]]
 
 
-def _unfence(text: str) -> str:
+def unfence(text: str) -> str:
     match = _FENCE.match(text)
     return match.group("body") if match else text
 
@@ -273,9 +273,9 @@ async def reason(
             log.warning("llm_unavailable", provider=gateway.provider, error=failure[:300])
             break
         try:
-            rca = RootCauseAnalysis.model_validate_json(_unfence(raw))
+            rca = RootCauseAnalysis.model_validate_json(unfence(raw))
         except ValidationError as exc:
-            errors = _validation_errors(exc)
+            errors = validation_errors(exc)
             failure = "invalid answer: " + "; ".join(errors)
             attempts.append(
                 Attempt(

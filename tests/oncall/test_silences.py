@@ -5,10 +5,8 @@ when Alertmanager is down or refuses (nothing recorded)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,6 +27,7 @@ from tests.oncall.rig import (
     open_incident,
 )
 from tests.support.app import RunningApp
+from tests.support.http import serving
 from tests.support.promstack import free_port, run_alertmanager
 
 PUBLIC = "https://firebreak.example.com"
@@ -181,27 +180,9 @@ async def test_alertmanager_down_answers_why_and_records_nothing(store_url: str)
 def refusing_alertmanager() -> Iterator[str]:
     """An authenticating proxy in front of Alertmanager that refuses our token."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.dumps({"message": "token not accepted"}).encode()
-            self.send_response(403)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    body = json.dumps({"message": "token not accepted"}).encode()
+    with serving(lambda _request: (403, "application/json", body)) as url:
+        yield url
 
 
 async def test_alertmanager_refusing_answers_what_it_said(
