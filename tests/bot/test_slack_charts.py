@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from firebreak.bot import cards
 from firebreak.bot.slack_app import SlackOptions
-from firebreak.bot.slack_outbox import KIND_FILE, OutboxSettings
+from firebreak.bot.slack_outbox import KIND_CHART, OutboxSettings
 from firebreak.components import Parts
 from firebreak.config import Secrets
 from firebreak.sample import SampleStack, materialise, serve_sample_prometheus
@@ -66,7 +66,7 @@ class Charting:
 
     async def file_rows(self) -> list[SlackOutbox]:
         async with self.app.runtime.engine.connect() as conn:
-            rows = await conn.execute(select(SlackOutbox).where(SlackOutbox.kind == KIND_FILE))
+            rows = await conn.execute(select(SlackOutbox).where(SlackOutbox.kind == KIND_CHART))
             return list(rows)
 
 
@@ -191,7 +191,7 @@ async def test_an_upload_slack_keeps_refusing_is_given_up_and_logged(
             rows = await wait(failed_rows, within=30)
         assert rows[0].attempts == 2 and "missing_scope" in (rows[0].last_error or "")
         (gave_up,) = [e for e in logs if e["event"] == "giving up on a Slack message"]
-        assert gave_up["kind"] == KIND_FILE and gave_up["incident_id"] == incident_id
+        assert gave_up["kind"] == KIND_CHART and gave_up["incident_id"] == incident_id
         assert rig.slack.calls(COMPLETE) == []
         # the incident's own lane went on: a resolution is said in the thread
         resolved = {**rig.sample.payload, "status": "resolved"}
