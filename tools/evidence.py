@@ -25,14 +25,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading, SourceReport
 from firebreak.tools.promql import series_selector
 from firebreak.tools.text import as_utc, number, truncate
-
-if TYPE_CHECKING:
-    from firebreak.tools.redact import Redactor
 
 __all__ = [
     "CHANGE_FILTER",
@@ -173,11 +169,10 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
-def _group(logs: Iterable[LogLine], redactor: Redactor | None) -> list[_Group]:
+def _group(logs: Iterable[LogLine]) -> list[_Group]:
     groups: dict[tuple[str, str], _Group] = {}
     for index, line in enumerate(logs):
-        text = redactor.redact(line.text) if redactor is not None else line.text
-        text = _truncate(text)
+        text = _truncate(line.text)
         sig = signature(text)
         key = (line.source, sig)
         ts = _aware(line.timestamp)
@@ -248,16 +243,14 @@ def build_evidence(
     budget_chars: int,
     *,
     starts_at: datetime | None = None,
-    redactor: Redactor | None = None,
 ) -> Evidence:
     """De-duplicate, score and cap; refs are assigned here (`L1..`, `M1..`).
 
-    `starts_at` (the alert start) sharpens the scoring; `redactor` scrubs secrets before
-    signatures are computed, so lines differing only in a token collapse too.
+    `starts_at` (the alert start) sharpens the scoring. Give it evidence already redacted
+    (`Redactor.redact_evidence`, the one pass in `agents/evidence.py`): signatures are computed
+    on the scrubbed text, so lines differing only in a token collapse too.
     """
     metric_list = sorted(metrics, key=metric_interest, reverse=True)
-    if redactor is not None:
-        metric_list = [redactor.redact_metric(m) for m in metric_list]
     kept_metrics: list[MetricReading] = []
     spent = 0
     metric_budget = budget_chars // 2  # metrics first, but never crowd out the logs entirely
@@ -269,7 +262,7 @@ def build_evidence(
         kept_metrics.append(numbered)
         spent += cost
 
-    groups = _group(logs, redactor)
+    groups = _group(logs)
     anchors = _anchors(kept_metrics, starts_at)
     stamps = [t for g in groups if (t := _aware(g.first.timestamp)) is not None]
     earliest = min(stamps) if stamps else None
@@ -296,10 +289,7 @@ def build_evidence(
         )
         for n, (group, score) in enumerate(kept, start=1)
     ]
-    report_list = list(reports)
-    if redactor is not None:
-        report_list = [redactor.redact_report(r) for r in report_list]
-    return Evidence(logs=lines, metrics=kept_metrics, reports=report_list)
+    return Evidence(logs=lines, metrics=kept_metrics, reports=list(reports))
 
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)

@@ -156,7 +156,8 @@ def test_long_lines_are_truncated_and_redactor_applied_before_dedup() -> None:
         LogLine(source="app", timestamp=at(-1), text="E" * 5000),
     ]
     reports = [SourceReport(source="es", kind="elasticsearch", error="http://u:topsecret@es")]
-    evidence = build_evidence(logs, [], reports, 12_000, redactor=redactor)
+    found = redactor.redact_evidence(Evidence(logs=logs, reports=reports))  # as join_evidence does
+    evidence = build_evidence(found.logs, [], found.reports, 12_000)
     assert len(evidence.logs) == 2
     login = evidence.logs[0]
     assert login.count == 2 and "aaaa" not in login.text and "[REDACTED]" in login.text
