@@ -24,11 +24,9 @@ server with ``write_kubeconfig(path)``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,6 +38,8 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
+
+from tests.fakes.serving import ThreadedServer
 
 DEFAULT_TOKEN = "k8s-test-token-0123456789"
 CONTEXT = "fake-cluster"
@@ -580,10 +580,13 @@ def _list(kind: str, items: Sequence[Mapping[str, Any]], api_version: str) -> we
     )
 
 
-class FakeKubeApi:
+class FakeKubeApi(ThreadedServer):
     """A Kubernetes API server look-alike answering from the objects a test adds."""
 
+    name = "fake Kubernetes API"
+
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+        super().__init__()
         self.token = token
         self.outage = False
         self.requests: list[RecordedRequest] = []
@@ -591,11 +594,6 @@ class FakeKubeApi:
         self._events: list[dict[str, Any]] = []
         self._logs: dict[tuple[str, str, str, bool], list[tuple[datetime, str]]] = {}
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self.port = 0
 
     # -- content -----------------------------------------------------------------------------
 
@@ -662,49 +660,7 @@ class FakeKubeApi:
         path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         return path
 
-    def start(self) -> FakeKubeApi:
-        if self._thread is not None:
-            return self
-        self._thread = threading.Thread(target=self._run, name="fake-kube-api", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake Kubernetes API did not start")
-        return self
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        self._thread = None
-
-    def __enter__(self) -> FakeKubeApi:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeKubeApi:
-        return self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(self._startup())
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.close()
-
-    async def _startup(self) -> None:
+    async def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._gate])
         routes = [
             ("/version", self._version),
@@ -720,12 +676,7 @@ class FakeKubeApi:
         ]
         for path, handler in routes:
             app.router.add_route("*", path, handler)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        return app
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -60,6 +60,8 @@ from typing import Any, Literal
 import pytest
 from aiohttp import web
 
+from tests.fakes.serving import ThreadedServer
+
 Flavour = Literal["openai", "ollama"]
 
 DEFAULT_MODEL = "test-model"
@@ -166,12 +168,16 @@ class RecordedRequest:
 # The server
 
 
-class ScriptedLLMServer:
+class ScriptedLLMServer(ThreadedServer):
     """An OpenAI- or Ollama-compatible server answering from a script. See the module doc."""
+
+    shutdown_timeout_s = 1.0  # handlers scripted to think for long are cut short
 
     def __init__(self, flavour: Flavour, *, model: str = DEFAULT_MODEL, tools: bool = True) -> None:
         if flavour not in ("openai", "ollama"):
             raise ValueError(f"unknown flavour {flavour!r}")
+        super().__init__()
+        self.name = f"fake {flavour} server"
         self.flavour: Flavour = flavour
         self.model = model
         self.supports_tools = tools  # False: a request offering tools answers 400
@@ -179,13 +185,7 @@ class ScriptedLLMServer:
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._release: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-        self.port = 0
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -258,58 +258,11 @@ class ScriptedLLMServer:
         root = f"http://127.0.0.1:{self.port}"
         return root + "/v1" if self.flavour == "openai" else root
 
-    def start(self) -> ScriptedLLMServer:
-        if self._thread is not None:
-            return self
-        self._thread = threading.Thread(target=self._run, name=f"fake-{self.flavour}", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError(f"fake {self.flavour} server did not start")
-        if self._startup_error is not None:
-            raise RuntimeError(f"fake {self.flavour} server failed") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
+    def _before_stop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._release is not None:
             loop.call_soon_threadsafe(self._release.set)  # wake handlers still "thinking"
-        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        self._thread = None
 
-    def __enter__(self) -> ScriptedLLMServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> ScriptedLLMServer:
-        return self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:
-            self._startup_error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.close()
-
-    async def _startup(self) -> None:
+    async def _app(self) -> web.Application:
         self._release = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         if self.flavour == "openai":
@@ -321,19 +274,7 @@ class ScriptedLLMServer:
             app.router.add_get("/api/version", self._ollama_version)
             app.router.add_post("/api/show", self._ollama_show)
         app.middlewares.append(self._record)
-        self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        site = web.SockSite(self._runner, sock)
-        await site.start()
-
-    async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app
 
     # -- plumbing ----------------------------------------------------------------------------
 
