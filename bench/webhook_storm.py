@@ -9,7 +9,9 @@ one run. Afterwards every acknowledged alert must be in the store and visible th
 Loki and one Prometheus source on loopback (bench/storm_deps.py, a process of its own), and the
 investigations the storm opens running during it. It then reports how long after the storm the
 last card was posted and the last investigation finished. `--profile` samples the server with
-py-spy during the last round and prints the top functions (self time).
+py-spy during the first round (the one the storm's investigations and cards run in) and prints
+where the samples went: the server's parts, then the top functions by self time; the raw
+profile is kept.
 
     apt-get install wrk; pip install py-spy   # once
     python bench/webhook_storm.py [--seconds 10] [--rounds 2] [--store URL] [--full] [--profile]
@@ -215,12 +217,22 @@ def profile(pid: int, seconds: int, workdir: Path) -> subprocess.Popen | None:
     )
 
 
+PARTS = {  # a frame that marks a sample as spent in that part (inclusive)
+    "HTTP server (uvicorn, h11)": "RequestResponseCycle.run_asgi",
+    "webhook handler": "alertmanager_webhook",
+    "store writer thread": "Writer._apply",
+    "Slack outbox": "OutboxNotifier.",
+    "investigations": "InvestigationService.",
+}
+
+
 def top_functions(workdir: Path, count: int = 12) -> list[str]:
-    """Self time by function from py-spy's collapsed stacks, biggest first."""
+    """Where the samples went: the parts above (inclusive), then functions by self time."""
     path = workdir / "profile.txt"
     if not path.exists():
         return []
     self_time: dict[str, int] = {}
+    parts = dict.fromkeys(PARTS, 0)
     total = 0
     for line in path.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
@@ -229,8 +241,13 @@ def top_functions(workdir: Path, count: int = 12) -> list[str]:
         leaf = stack.split(";")[-1]
         self_time[leaf] = self_time.get(leaf, 0) + int(samples)
         total += int(samples)
+        for part, marker in PARTS.items():
+            if marker in stack:
+                parts[part] += int(samples)
     ranked = sorted(self_time.items(), key=lambda item: -item[1])[:count]
-    return [f"{100 * n / total:5.1f}%  {name}" for name, n in ranked]
+    return [f"{100 * n / total:5.1f}%  {name}" for name, n in parts.items()] + [
+        f"{100 * n / total:5.1f}%  {name}" for name, n in ranked
+    ]
 
 
 def main() -> None:
@@ -256,7 +273,7 @@ def main() -> None:
         base_runs, fb_runs = [], []
         for round_no in range(args.rounds):
             base_runs.append(wrk(base_url, args.seconds))
-            if args.profile and round_no == args.rounds - 1:
+            if args.profile and round_no == 0:  # the round the investigations run in
                 spy = profile(firebreak.pid, args.seconds, workdir)
             fb_runs.append(wrk(fb_url, args.seconds))
             print(
@@ -300,7 +317,10 @@ def main() -> None:
     print(json.dumps(report, indent=2))
     for line in top_functions(workdir):
         print(line)
-    shutil.rmtree(workdir, ignore_errors=True)
+    if spy is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print("raw profile kept in", workdir / "profile.txt")
 
 
 if __name__ == "__main__":

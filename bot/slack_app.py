@@ -43,6 +43,7 @@ from firebreak.bot.slack_handlers import Handlers, register
 from firebreak.bot.slack_outbox import OutboxNotifier, OutboxSettings
 from firebreak.bot.slack_transport import ConsoleTransport, SlackTransport, make_client
 from firebreak.bot.web.auth import Secrets as WebSecrets
+from firebreak.bot.web.charts import ChartDrawer
 from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.oncall.config import RouteRule
 from firebreak.store import slack as slack_store
@@ -96,12 +97,14 @@ def build_notifier(
     *,
     pages: PageLinks,
     api_errors: Counter,
+    charts: ChartDrawer,
     routing: Sequence[RouteRule] = (),
     silence_durations: Sequence[str] = (),
 ) -> OutboxNotifier:
     """The outbox notifier over Slack's Web API, or over the terminal in console mode. A
     missing token is refused here, at start (SlackSetupError names the variable).
-    `api_errors` counts failed Slack calls by method and error; `routing` picks each card's
+    `api_errors` counts failed Slack calls by method and error; `charts` draws the thread's
+    charts; `routing` picks each card's
     channel; `silence_durations` (empty: no Alertmanager) the card's Silence buttons."""
     if config.mode == "console":
         transport: Any = ConsoleTransport(opts.console)
@@ -120,6 +123,7 @@ def build_notifier(
         engine,
         writer,
         transport,
+        charts=charts,
         channel=config.channel,
         public_url=pages.public_url,
         secrets=pages.secrets,

@@ -68,7 +68,7 @@ from firebreak.bot.oncall_messages import handoff_text
 from firebreak.bot.slack_transport import PermanentError, ThreadFile, TransientError, Transport
 from firebreak.bot.web.auth import Secrets as WebSecrets
 from firebreak.bot.web.auth import incident_link
-from firebreak.bot.web.charts import alert_reading, render_png, samples_of
+from firebreak.bot.web.charts import ChartDrawer, alert_reading, samples_of
 from firebreak.incidents.notices import NOTICE, Notice, OnCallHandoff, RcaReady
 from firebreak.oncall.config import RouteRule
 from firebreak.oncall.routing import route
@@ -123,6 +123,7 @@ class OutboxNotifier:
         writer: Writer,
         transport: Transport,
         *,
+        charts: ChartDrawer,
         channel: str,
         public_url: str,
         secrets: WebSecrets,
@@ -135,6 +136,7 @@ class OutboxNotifier:
         self.engine = engine
         self.writer = writer
         self.transport = transport
+        self.charts = charts  # the thread's PNG charts, drawn in a worker process
         self.channel = channel  # `slack.channel`: where a card goes when no routing rule matches
         self.public_url = public_url  # the incident pages' address, for "Open in Firebreak"
         self.secrets = secrets  # what signs those links
@@ -704,7 +706,7 @@ class OutboxNotifier:
             ref = await outbox.card_ref(conn, incident_id)
         chart = None
         if incident is not None and ref is not None:
-            chart = await chart_file(incident, (gathered or {}).get("metrics") or [])
+            chart = await chart_file(self.charts, incident, (gathered or {}).get("metrics") or [])
         if chart is None or ref is None:
             log.info("no chart for the thread", incident_id=incident_id, item=item.id)
         else:
@@ -748,14 +750,15 @@ class OutboxNotifier:
         await self.writer.run(partial(outbox.mark_done, ids=[item.id]))
 
 
-async def chart_file(incident: IncidentOut, readings: list[dict[str, Any]]) -> ThreadFile | None:
-    """The alert's own metric as a PNG (drawn in a worker thread: matplotlib is slow and
-    blocking), or None when the investigation kept no points of it."""
+async def chart_file(
+    charts: ChartDrawer, incident: IncidentOut, readings: list[dict[str, Any]]
+) -> ThreadFile | None:
+    """The alert's own metric as a PNG, or None when the investigation kept no points of it."""
     generator = next((a.generator_url for a in incident.alerts if a.generator_url), "")
     reading = alert_reading(readings, generator)
     if reading is None or not samples_of(reading):
         return None
-    png = await asyncio.to_thread(render_png, reading, cards.started_at(incident))
+    png = await charts.png(reading, cards.started_at(incident))
     name = short_metric(str(reading.get("query", "")), reading.get("series") or {})
     return ThreadFile(
         filename=f"incident-{incident.id}-chart.png",

@@ -39,6 +39,7 @@ from firebreak.bot.slack_handlers import Handlers
 from firebreak.bot.slack_http import BoltHttpHandler
 from firebreak.bot.slack_outbox import OutboxNotifier
 from firebreak.bot.slack_transport import SlackTransport
+from firebreak.bot.web.charts import ChartDrawer
 from firebreak.config import Config, Secrets
 from firebreak.escalation.flows import EscalationService
 from firebreak.escalation.handoffs import HandoffGreetings
@@ -111,6 +112,8 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
         )
         outbox = None
         if parts.notifier is None:
+            charts = ChartDrawer()
+            stack.callback(charts.close)
             outbox = build_notifier(
                 config.slack,
                 tokens,
@@ -123,6 +126,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 ),
                 pages=PageLinks(str(config.server.public_url), secrets),
                 api_errors=metrics.slack_api_errors,
+                charts=charts,
             )
         notifier: Notifier = parts.notifier or outbox  # type: ignore[assignment]
 

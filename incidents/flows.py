@@ -15,18 +15,19 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.incidents import transitions
 from firebreak.incidents.config import CorrelationConfig, IngestConfig
 from firebreak.incidents.events import Change, EventBus, IncidentEvent
-from firebreak.incidents.ingest import ALERTMANAGER, IngestOutcome, ingest
+from firebreak.incidents.ingest import ALERTMANAGER, IngestOutcome, ingest, ingest_many
 from firebreak.incidents.ports import Escalation, Escalations, Investigations
 from firebreak.store import incidents, memory
 from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.store.schemas import EventType, IncidentStatus
-from firebreak.store.writer import Writer
+from firebreak.store.writer import Batched, Writer
 
 log = structlog.get_logger(__name__)
 
@@ -75,20 +76,25 @@ class AlertIntake:
         self.resolved = resolved
         self.correlation = correlation
         self.time_to_resolve = time_to_resolve
+        # Notifications arriving while a batch is written go in the next, applied set-wise.
+        self._batches = Batched(writer, self._apply_many, self._apply_one)
 
     async def ingest(self, payload: AlertmanagerPayload) -> IngestOutcome:
-        outcome = await self.writer.run(
-            partial(
-                ingest,
-                payload=payload,
-                now=utcnow(),
-                reopen_window_s=self.config.reopen_window_s,
-                correlation=self.correlation,
-            )
-        )
+        outcome = await self._batches.run(payload)
         if outcome.incident_id is not None:
             self._announce(outcome.incident_id, outcome)
         return outcome
+
+    def _apply_many(
+        self, conn: Connection, payloads: list[AlertmanagerPayload]
+    ) -> list[IngestOutcome]:
+        return ingest_many(conn, payloads, now=utcnow(), **self._rules())
+
+    def _apply_one(self, conn: Connection, payload: AlertmanagerPayload) -> IngestOutcome:
+        return ingest(conn, payload, now=utcnow(), **self._rules())
+
+    def _rules(self) -> dict[str, Any]:
+        return {"reopen_window_s": self.config.reopen_window_s, "correlation": self.correlation}
 
     def _announce(self, incident_id: int, outcome: IngestOutcome) -> None:
         if outcome.opened:

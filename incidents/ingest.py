@@ -28,8 +28,10 @@ which keeps one code path for aiosqlite and asyncpg and lets a batch run without
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
@@ -124,6 +126,119 @@ def ingest(
     )
 
 
+def ingest_many(
+    conn: Connection,
+    payloads: Sequence[AlertmanagerPayload],
+    *,
+    now: datetime,
+    reopen_window_s: int,
+    correlation: CorrelationConfig | None = None,
+) -> list[IngestOutcome]:
+    """Apply notifications in order, with the outcomes and the rows `ingest` gives one by one,
+    in a few statements for the whole batch (issue 18: a storm's notifications cost five
+    statements each, and on PostgreSQL each waited for a round trip).
+
+    The common case of a storm, more alerts for a group whose incident is open and firing,
+    is read for the whole batch at once and written set-wise at the end. Anything else (a new
+    group, a resolve, a reopen, a fingerprint this batch already touched) first writes what is
+    buffered, then goes through `ingest` itself, and the batch reads the rest anew."""
+    apply = partial(ingest, conn, now=now, reopen_window_s=reopen_window_s, correlation=correlation)
+    batch = _Batch(conn, now)
+    batch.read(payloads)
+    outcomes: list[IngestOutcome] = []
+    for index, payload in enumerate(payloads):
+        outcome = batch.add(payload)
+        if outcome is None:
+            batch.write()
+            outcome = apply(payload)
+            batch.read(payloads[index + 1 :])
+        outcomes.append(outcome)
+    batch.write()
+    return outcomes
+
+
+CHUNK = 500  # bound parameters per IN list (SQLite allows 32,766 per statement)
+
+
+class _Batch:
+    """What `ingest_many` read for its notifications, and the rows it has yet to write."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self.conn = conn
+        self.now = now
+        self.open: dict[str, _Open] = {}  # group key -> its open incident, and its row there
+        self.stored: dict[tuple[int, str], Row[Any]] = {}  # (incident, fingerprint) -> alert
+        self.touched: set[tuple[int, str]] = set()  # alerts written by this batch
+        self.inserts: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+        self.counts: dict[int, dict[str, Any]] = {}  # incident -> its alert-count update
+        self.events: list[dict[str, Any]] = []
+
+    def read(self, payloads: Sequence[AlertmanagerPayload]) -> None:
+        """The open incidents of the notifications' groups, and their stored alerts."""
+        self.open.clear()
+        self.stored.clear()
+        self.touched.clear()
+        keys = list({payload.group_key for payload in payloads})
+        for chunk in _chunks(keys):
+            for row in self.conn.execute(_OPEN_INCIDENTS, {"group_keys": chunk}):
+                self.open.setdefault(row.group_key, _Open(*row[:-1]))  # newest first
+        incident_ids = list({incident.id for incident in self.open.values()})
+        fingerprints = list({a.fingerprint for payload in payloads for a in payload.alerts})
+        if not incident_ids:
+            return
+        for chunk in _chunks(fingerprints):
+            params = {"incident_ids": incident_ids, "fingerprints": chunk}
+            for row in self.conn.execute(_STORED_IN_INCIDENTS, params):
+                self.stored[(row.incident_id, row.fingerprint)] = row
+
+    def add(self, payload: AlertmanagerPayload) -> IngestOutcome | None:
+        """Buffer a notification for an open, firing group; None: it needs `ingest` itself."""
+        alerts = _last_per_fingerprint(payload.alerts)
+        incident = self.open.get(payload.group_key)
+        if not alerts or incident is None or incident.group_status != FIRING:
+            return None
+        keys = [(incident.id, alert.fingerprint) for alert in alerts]
+        if any(key in self.touched for key in keys):
+            return None
+        stored = {key[1]: self.stored[key] for key in keys if key in self.stored}
+        changes = _diff(stored, incident.id, alerts, self.now)
+        if _group_status(incident, payload, alerts, changes, reopened=False) != FIRING:
+            return None
+        self.touched.update(keys)
+        self.inserts += changes.inserts
+        self.updates += changes.updates
+        if changes.inserts or changes.updates:
+            count = self.counts.setdefault(
+                incident.id, {"incident_id": incident.id, "new_alerts": 0, "now": self.now}
+            )
+            count["new_alerts"] += len(changes.inserts)
+            count["truncated"] = payload.truncated_alerts
+        self.events += _events(
+            incident.id, changes, self.now, _Decision(incident), resolved=False, payload=payload
+        )
+        return IngestOutcome(
+            incident_id=incident.id, alerts_written=len(changes.inserts) + len(changes.updates)
+        )
+
+    def write(self) -> None:
+        """Write what is buffered, in the order `ingest` would have."""
+        if self.inserts:
+            self.conn.execute(_INSERT_ALERTS, self.inserts)
+        if self.updates:
+            self.conn.execute(_UPDATE_ALERT, self.updates)
+        if self.counts:
+            self.conn.execute(_COUNT_ALERTS, list(self.counts.values()))
+        if self.events:
+            self.conn.execute(INSERT_EVENT, self.events)
+        self.inserts, self.updates, self.events = [], [], []
+        self.counts = {}
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]
+
+
 def _decide(
     conn: Connection,
     payload: AlertmanagerPayload,
@@ -193,6 +308,21 @@ _LATEST_INCIDENT = (
     .where(IncidentGroup.group_key == bindparam("group_key"))
     .order_by(Incident.id.desc())
     .limit(1)
+)
+_OPEN_INCIDENTS = (
+    select(*_INCIDENT_AND_GROUP, IncidentGroup.group_key)
+    .join(IncidentGroup, IncidentGroup.incident_id == Incident.id)
+    .where(
+        IncidentGroup.group_key.in_(bindparam("group_keys", expanding=True)),
+        Incident.status != IncidentStatus.RESOLVED.value,
+    )
+    .order_by(Incident.id.desc())
+)
+_STORED_IN_INCIDENTS = select(
+    Alert.id, Alert.incident_id, Alert.fingerprint, Alert.status, Alert.starts_at, Alert.ends_at
+).where(
+    Alert.incident_id.in_(bindparam("incident_ids", expanding=True)),
+    Alert.fingerprint.in_(bindparam("fingerprints", expanding=True)),
 )
 _FIRING_GROUPS = select(func.count()).where(
     IncidentGroup.incident_id == bindparam("incident_id"), IncidentGroup.status == FIRING
@@ -344,7 +474,13 @@ def _reopen(conn: Connection, incident_id: int, now: datetime) -> None:
 def _diff_alerts(
     conn: Connection, incident_id: int, alerts: list[AlertPayload], now: datetime
 ) -> _Changes:
-    stored = _stored_alerts(conn, incident_id, alerts)
+    return _diff(_stored_alerts(conn, incident_id, alerts), incident_id, alerts, now)
+
+
+def _diff(
+    stored: Mapping[str, Row[Any]], incident_id: int, alerts: list[AlertPayload], now: datetime
+) -> _Changes:
+    """What the notification changes about the stored alerts (by fingerprint)."""
     changes = _Changes()
     for alert in alerts:
         row = stored.get(alert.fingerprint)
@@ -385,19 +521,8 @@ def _update_group(
     now: datetime,
     decision: _Decision,
 ) -> bool:
-    """Record the group's state in the incident; True when the group has resolved. A group is
-    firing while any alert of it says so; a replay of older alerts cannot resolve it (what is
-    stored about those alerts is newer)."""
-    written = changes.inserts + changes.updates
-    firing = any(alert["status"] == FIRING for alert in written) or (
-        decision.reopened and any(alert.status == FIRING for alert in alerts)
-    )
-    resolved = (
-        payload.status == RESOLVED
-        and not changes.stale
-        and not any(alert.status == FIRING for alert in alerts)
-    )
-    status = FIRING if firing else RESOLVED if resolved else incident.group_status or FIRING
+    """Record the group's state in the incident; True when the group has resolved."""
+    status = _group_status(incident, payload, alerts, changes, reopened=decision.reopened)
     if incident.group_status is None:
         conn.execute(
             _INSERT_GROUP,
@@ -412,6 +537,28 @@ def _update_group(
         params = {"in_incident": incident.id, "of_group": payload.group_key}
         conn.execute(_GROUP_STATUS, {**params, "group_status": status})
     return status == RESOLVED
+
+
+def _group_status(
+    incident: _Open,
+    payload: AlertmanagerPayload,
+    alerts: list[AlertPayload],
+    changes: _Changes,
+    *,
+    reopened: bool,
+) -> str:
+    """The group's state after the notification. A group is firing while any alert of it says
+    so; a replay of older alerts cannot resolve it (what is stored about those is newer)."""
+    written = changes.inserts + changes.updates
+    firing = any(alert["status"] == FIRING for alert in written) or (
+        reopened and any(alert.status == FIRING for alert in alerts)
+    )
+    resolved = (
+        payload.status == RESOLVED
+        and not changes.stale
+        and not any(alert.status == FIRING for alert in alerts)
+    )
+    return FIRING if firing else RESOLVED if resolved else incident.group_status or FIRING
 
 
 def _update_incident(
@@ -451,6 +598,20 @@ def _record_events(
     resolved: bool,
     payload: AlertmanagerPayload,
 ) -> None:
+    if events := _events(incident_id, changes, now, decision, resolved=resolved, payload=payload):
+        conn.execute(INSERT_EVENT, events)
+
+
+def _events(
+    incident_id: int,
+    changes: _Changes,
+    now: datetime,
+    decision: _Decision,
+    *,
+    resolved: bool,
+    payload: AlertmanagerPayload,
+) -> list[dict[str, Any]]:
+    """The notification's timeline rows."""
     events: list[dict[str, Any]] = []
 
     def add(kind: EventType, message: str, data: dict[str, Any]) -> None:
@@ -497,5 +658,4 @@ def _record_events(
         )
     if resolved:
         add(EventType.RESOLVED, "All alerts of the incident's groups resolved", {})
-    if events:
-        conn.execute(INSERT_EVENT, events)
+    return events

@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from sqlalchemy import Connection, Engine
@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 Work = Callable[[Connection], T]
 
 
@@ -92,24 +93,90 @@ class Writer:
             results = await loop.run_in_executor(self._thread, self._apply, batch)
         except Exception as exc:
             if len(batch) == 1:
-                _settle(batch[0], exception=exc)
+                _settle(batch[0].done, exception=exc)
                 return
             log.warning("write batch failed, retrying one by one", error=type(exc).__name__)
             for item in batch:
                 await self._commit([item])
             return
         for item, result in zip(batch, results, strict=True):
-            _settle(item, result=result)
+            _settle(item.done, result=result)
 
     def _apply(self, batch: list[_Pending]) -> list[Any]:
         with self.engine.begin() as conn:
             return [item.work(conn) for item in batch]
 
 
-def _settle(item: _Pending, *, result: Any = None, exception: BaseException | None = None) -> None:
-    if item.done.done():  # the caller was cancelled meanwhile; the work is committed anyway
+class Batched(Generic[Item, T]):
+    """Items that arrive while a batch of them is being written wait for the next batch, which
+    is written as one `Work`: `apply_many(conn, items)` returns one result per item, in order.
+
+    For work that is cheaper set-wise than item by item (ingestion reads and writes a batch of
+    notifications in a few statements). When a batch fails, each item is tried alone through
+    `apply_one`, so one bad item fails only its own caller, as with `Writer.run`.
+    """
+
+    def __init__(
+        self,
+        writer: Writer,
+        apply_many: Callable[[Connection, list[Item]], list[T]],
+        apply_one: Callable[[Connection, Item], T],
+        *,
+        max_batch: int = 256,
+    ) -> None:
+        self.writer = writer
+        self._apply_many = apply_many
+        self._apply_one = apply_one
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Item, asyncio.Future[T]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def run(self, item: Item) -> T:
+        """Apply `item` in the next batch; returns its result once committed."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush(), name="batched-writes")
+        return await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                await self._write(batch)
+        finally:
+            self._flushing = None
+
+    async def _write(self, batch: list[tuple[Item, asyncio.Future[T]]]) -> None:
+        items = [item for item, _ in batch]
+        try:
+            results = await self.writer.run(lambda conn: self._apply_many(conn, items))
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exception=exc)
+                return
+            log.warning("batched write failed, retrying one by one", error=type(exc).__name__)
+            results = await asyncio.gather(
+                *(
+                    self.writer.run(lambda conn, item=item: self._apply_one(conn, item))
+                    for item in items
+                ),
+                return_exceptions=True,
+            )
+        for (_, done), result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                _settle(done, exception=result)
+            else:
+                _settle(done, result=result)
+
+
+def _settle(
+    done: asyncio.Future[Any], *, result: Any = None, exception: BaseException | None = None
+) -> None:
+    if done.done():  # the caller was cancelled meanwhile; the work is committed anyway
         return
     if exception is not None:
-        item.done.set_exception(exception)
+        done.set_exception(exception)
     else:
-        item.done.set_result(result)
+        done.set_result(result)

@@ -11,7 +11,7 @@ from firebreak.store.db import create_sync_engine
 from firebreak.store.incidents import utcnow
 from firebreak.store.migrate import upgrade
 from firebreak.store.models import SlackEventSeen
-from firebreak.store.writer import Writer
+from firebreak.store.writer import Batched, Writer
 
 
 def _seen(key: str):
@@ -62,3 +62,35 @@ async def test_stop_finishes_what_was_submitted(store_url: str) -> None:
     assert [p.result() for p in pending] == [f"s{i}" for i in range(20)]
     with pytest.raises(RuntimeError, match="not running"):
         await writer.run(_count)
+
+
+async def test_batched_items_share_batches_and_return_each_result(writer: Writer) -> None:
+    sizes: list[int] = []
+
+    def many(conn: Connection, keys: list[str]) -> list[str]:
+        sizes.append(len(keys))
+        return [_seen(key)(conn) for key in keys]
+
+    batched = Batched(writer, many, lambda conn, key: _seen(key)(conn))
+    keys = [f"b{i}" for i in range(60)]
+    assert await asyncio.gather(*(batched.run(key) for key in keys)) == keys
+    assert sum(sizes) == 60 and len(sizes) < 60  # callers waiting meanwhile went together
+    assert await writer.run(_count) == 60
+
+
+async def test_a_failing_batch_is_retried_item_by_item(writer: Writer) -> None:
+    def many(conn: Connection, keys: list[str]) -> list[str]:
+        return [one(conn, key) for key in keys]
+
+    def one(conn: Connection, key: str) -> str:
+        if key == "bad":
+            raise ValueError("bad item")
+        return _seen(key)(conn)
+
+    batched = Batched(writer, many, one)
+    results = await asyncio.gather(
+        *(batched.run(key) for key in ["a", "bad", "c"]), return_exceptions=True
+    )
+    assert results[0] == "a" and results[2] == "c"
+    assert isinstance(results[1], ValueError)
+    assert await writer.run(_count) == 2  # the batch's writes were rolled back, then redone
