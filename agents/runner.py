@@ -1,7 +1,8 @@
 """Runs investigations in the background: bounded, checkpointed, resumed after a crash.
 
 - `request()` never waits: it records the run and starts a task; at most
-  `investigation.max_concurrent` graphs run at once, the rest queue on a semaphore.
+  `investigation.max_concurrent` graphs run at once, the rest queue on a semaphore. While
+  ingestion is busy (an alert storm), graphs start one at a time.
 - Every run is a LangGraph thread checkpointed after each step (`durability="sync"`) with the
   SQLite saver (a file beside the SQLite store) or the PostgreSQL saver (the store's database).
   Runs still `running` whose owner died were cut short: they resume from their last
@@ -21,7 +22,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
@@ -68,6 +69,7 @@ class InvestigationService:
         approvers: Approvers,
         *,
         durations: Histogram,
+        ingest_busy: Callable[[], bool],
     ) -> None:
         self._graph = graph
         self._durations = durations  # seconds each drive of a run took, by how it ended
@@ -75,6 +77,10 @@ class InvestigationService:
         self._approvers = approvers
         self._writer = deps.writer
         self._slots = asyncio.Semaphore(deps.settings.investigation.max_concurrent)
+        # While an alert storm is taken in, graphs start one at a time: the CPU goes to
+        # acknowledging Alertmanager first (the cards are posted regardless; issue 18).
+        self._ingest_busy = ingest_busy
+        self._storm_turns = asyncio.Semaphore(1)
         self._active: dict[int, asyncio.Task[None]] = {}
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._single_process = deps.engine.url.get_backend_name() == "sqlite"
@@ -211,7 +217,7 @@ class InvestigationService:
         self, incident_id: int, thread_id: str, start: dict[str, Any] | Command | None
     ) -> None:
         config = _thread(thread_id)
-        async with self._slots:
+        async with self._slot():
             began = time.perf_counter()
             try:
                 await self._graph.ainvoke(start, config, context=self._deps, durability="sync")
@@ -228,6 +234,16 @@ class InvestigationService:
             partial(investigations.set_status, thread_id=thread_id, status=status)
         )
         await self._finished(incident_id, thread_id, status, seconds)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """One of `max_concurrent`; during a storm also the storm's single turn."""
+        async with self._slots:
+            if not self._ingest_busy():
+                yield
+                return
+            async with self._storm_turns:
+                yield
 
     async def _finished(
         self, incident_id: int, thread_id: str, status: RunStatus, seconds: float

@@ -15,6 +15,7 @@ profile is kept.
 
     apt-get install wrk; pip install py-spy   # once
     python bench/webhook_storm.py [--seconds 10] [--rounds 2] [--store URL] [--full] [--profile]
+        [--replicas N]   # N serve processes on one PostgreSQL, the storm's connections split
 """
 
 from __future__ import annotations
@@ -86,11 +87,11 @@ def full_sections(deps: dict[str, str]) -> dict:
 
 
 def start_firebreak(
-    workdir: Path, store: str | None, deps: dict[str, str] | None
-) -> tuple[subprocess.Popen, str, str]:
+    workdir: Path, store: str | None, deps: dict[str, str] | None, replica: int = 0
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     store_url = store or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    config = workdir / "config.yaml"
+    config = workdir / f"config-{replica}.yaml"
     sections = full_sections(deps) if deps else {"slack": {"mode": "console"}}
     config.write_text(
         json.dumps(
@@ -109,11 +110,11 @@ def start_firebreak(
         [sys.executable, "-m", "firebreak.cli", "serve", "--config", str(config)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "serve.log", "w"),
+        stderr=open(workdir / f"serve-{replica}.log", "w"),
     )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url + "/healthz", proc)
-    return proc, url, store_url
+    return proc, url
 
 
 def start_baseline() -> tuple[subprocess.Popen, str]:
@@ -139,29 +140,30 @@ def start_baseline() -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def wrk(url: str, seconds: int) -> dict:
+def wrk(urls: list[str], seconds: int) -> dict:
+    """The storm: 32 connections in all, split evenly over `urls` (one wrk process each)."""
     run_id = f"run{time.monotonic_ns()}"  # fingerprints never repeat across runs
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            "-c32",
-            f"-d{seconds}s",
-            "--timeout",
-            "5s",
-            "-s",
-            str(HERE / "storm.lua"),
-            url,
-            "--",
-            run_id,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    result = json.loads(re.search(r"^RESULT (.*)$", out, re.M).group(1))
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    return result
+    connections = 32 // len(urls)
+    procs = [
+        subprocess.Popen(
+            [
+                *("wrk", f"-t{max(1, 2 // len(urls))}", f"-c{connections}", f"-d{seconds}s"),
+                *("--timeout", "5s", "-s", str(HERE / "storm.lua"), url, "--", f"{run_id}-{n}"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n, url in enumerate(urls)
+    ]
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        results.append(json.loads(re.search(r"^RESULT (.*)$", out, re.M).group(1)))
+    merged = {key: sum(r[key] for r in results) for key in ("requests", "non2xx", "socket_errors")}
+    merged["rps"] = sum(r["requests"] / (r["duration_us"] / 1e6) for r in results)
+    merged["p50_us"] = statistics.median(r["p50_us"] for r in results)
+    merged["p99_us"] = max(r["p99_us"] for r in results)
+    return merged
 
 
 def stored_alerts(url: str) -> int:
@@ -256,42 +258,48 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--store", help="store URL (default: SQLite in a temp dir)")
     parser.add_argument("--full", action="store_true", help="Slack, Loki, Prometheus on loopback")
-    parser.add_argument("--profile", action="store_true", help="py-spy the last round")
+    parser.add_argument("--profile", action="store_true", help="py-spy the first round")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="serve processes on one PostgreSQL --store"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
+    if args.replicas > 1 and not (args.store or "").startswith("postgresql"):
+        raise SystemExit("--replicas needs --store postgresql+asyncpg://...")
 
     workdir = Path(tempfile.mkdtemp(prefix="firebreak-bench-"))
     deps_proc, deps = start_deps() if args.full else (None, None)
-    firebreak, fb_url, _ = start_firebreak(workdir, args.store, deps)
+    replicas = [start_firebreak(workdir, args.store, deps, n) for n in range(args.replicas)]
+    fb_urls = [url for _, url in replicas]
     baseline, base_url = start_baseline()
     settled: dict = {}
     spy = None
     try:
-        wrk(base_url, 2)  # warm-up both
-        wrk(fb_url, 2)
+        wrk([base_url], 2)  # warm-up both
+        wrk(fb_urls, 2)
         base_runs, fb_runs = [], []
         for round_no in range(args.rounds):
-            base_runs.append(wrk(base_url, args.seconds))
+            base_runs.append(wrk([base_url], args.seconds))
             if args.profile and round_no == 0:  # the round the investigations run in
-                spy = profile(firebreak.pid, args.seconds, workdir)
-            fb_runs.append(wrk(fb_url, args.seconds))
+                spy = profile(replicas[0][0].pid, args.seconds, workdir)
+            fb_runs.append(wrk(fb_urls, args.seconds))
             print(
                 f"round {round_no + 1}: baseline {base_runs[-1]['rps']:.0f} req/s, "
                 f"firebreak {fb_runs[-1]['rps']:.0f} req/s",
                 flush=True,
             )
         acked = sum(r["requests"] - r["non2xx"] for r in fb_runs)
-        warmup_and_runs_alerts = stored_alerts(fb_url)
+        warmup_and_runs_alerts = stored_alerts(fb_urls[0])
         if args.full:
-            settled = settled_after(fb_url)
+            settled = settled_after(fb_urls[0])
         if spy is not None:
             spy.wait(60)
     finally:
-        firebreak.terminate()
-        baseline.terminate()
-        firebreak.wait(30)
-        baseline.wait(30)
+        for proc in [baseline] + [proc for proc, _ in replicas]:
+            proc.terminate()
+        for proc in [baseline] + [proc for proc, _ in replicas]:
+            proc.wait(30)
         if deps_proc is not None:
             deps_proc.communicate(timeout=30)
 
@@ -312,6 +320,7 @@ def main() -> None:
         "every_acknowledged_alert_stored": warmup_and_runs_alerts >= acked * 10,
         "configuration": "full" if args.full else "lean",
         "store": (args.store or "sqlite").split(":")[0],
+        "replicas": args.replicas,
         **settled,
     }
     print(json.dumps(report, indent=2))

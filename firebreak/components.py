@@ -219,8 +219,21 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 approve_later_s=config.remediation.approve_later_s,
             ),
         )
+        intake = AlertIntake(
+            writer=writer,
+            bus=bus,
+            config=config.ingest,
+            opened=metrics.incidents_opened,
+            resolved=metrics.incidents_resolved,
+            correlation=config.correlation,
+            time_to_resolve=metrics.time_to_resolve,
+        )
         service = InvestigationService(
-            build_graph(checkpointer), deps, remediations, durations=metrics.investigation_seconds
+            build_graph(checkpointer),
+            deps,
+            remediations,
+            durations=metrics.investigation_seconds,
+            ingest_busy=lambda: intake.busy,
         )
         investigations = parts.investigations or service
         postmortems = PostmortemService(
@@ -237,15 +250,6 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             escalations=parts.escalations or escalations,
             investigations=investigations,
             time_to_acknowledge=metrics.time_to_acknowledge,
-            time_to_resolve=metrics.time_to_resolve,
-        )
-        intake = AlertIntake(
-            writer=writer,
-            bus=bus,
-            config=config.ingest,
-            opened=metrics.incidents_opened,
-            resolved=metrics.incidents_resolved,
-            correlation=config.correlation,
             time_to_resolve=metrics.time_to_resolve,
         )
 

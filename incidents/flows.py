@@ -8,6 +8,7 @@ the bus then tells the card, the ladder and the other components about it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -32,6 +33,10 @@ from firebreak.store.writer import Batched, Writer
 log = structlog.get_logger(__name__)
 
 MAX_NOTE = 4000
+# Ingestion is "busy" for BUSY_HOLD_S after this many notifications waited for the next batch:
+# Alertmanager sends one notification per group and interval; a storm queues dozens at once.
+BUSY_BACKLOG = 8
+BUSY_HOLD_S = 2.0
 
 
 class Result(StrEnum):
@@ -78,8 +83,17 @@ class AlertIntake:
         self.time_to_resolve = time_to_resolve
         # Notifications arriving while a batch is written go in the next, applied set-wise.
         self._batches = Batched(writer, self._apply_many, self._apply_one)
+        self._busy_until = 0.0  # monotonic time until which ingestion counts as busy
+
+    @property
+    def busy(self) -> bool:
+        """A storm is being taken in (notifications queued for the store within the last
+        BUSY_HOLD_S): background work such as investigations should let ingestion go first."""
+        return time.monotonic() < self._busy_until
 
     async def ingest(self, payload: AlertmanagerPayload) -> IngestOutcome:
+        if self._batches.waiting >= BUSY_BACKLOG:
+            self._busy_until = time.monotonic() + BUSY_HOLD_S
         outcome = await self._batches.run(payload)
         if outcome.incident_id is not None:
             self._announce(outcome.incident_id, outcome)

@@ -32,9 +32,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
 from firebreak.incidents.config import CorrelationConfig
 from firebreak.incidents.transitions import insert_incident, stop_ladder
@@ -48,6 +58,16 @@ ALERTMANAGER = "alertmanager"
 MAX_FINGERPRINTS_IN_EVENT = 20
 FIRING = "firing"
 RESOLVED = "resolved"
+
+
+class _Stored(NamedTuple):
+    """What the diff needs of a stored alert."""
+
+    id: int
+    fingerprint: str
+    status: str
+    starts_at: datetime
+    ends_at: datetime | None
 
 
 class _Open(NamedTuple):
@@ -157,7 +177,8 @@ def ingest_many(
     return outcomes
 
 
-CHUNK = 500  # bound parameters per IN list (SQLite allows 32,766 per statement)
+CHUNK = 500  # values per IN list (SQLite allows 32,766 bound parameters per statement)
+_T = TypeVar("_T")
 
 
 class _Batch:
@@ -167,7 +188,7 @@ class _Batch:
         self.conn = conn
         self.now = now
         self.open: dict[str, _Open] = {}  # group key -> its open incident, and its row there
-        self.stored: dict[tuple[int, str], Row[Any]] = {}  # (incident, fingerprint) -> alert
+        self.stored: dict[tuple[int, str], _Stored] = {}  # (incident, fingerprint) -> alert
         self.touched: set[tuple[int, str]] = set()  # alerts written by this batch
         self.inserts: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
@@ -175,7 +196,9 @@ class _Batch:
         self.events: list[dict[str, Any]] = []
 
     def read(self, payloads: Sequence[AlertmanagerPayload]) -> None:
-        """The open incidents of the notifications' groups, and their stored alerts."""
+        """The open incidents of the notifications' groups, then those of their stored alerts
+        the notifications name, by (incident, fingerprint) pairs: PostgreSQL reads pairs
+        through the unique index, where two IN lists (or a join) made it scan every alert."""
         self.open.clear()
         self.stored.clear()
         self.touched.clear()
@@ -183,14 +206,17 @@ class _Batch:
         for chunk in _chunks(keys):
             for row in self.conn.execute(_OPEN_INCIDENTS, {"group_keys": chunk}):
                 self.open.setdefault(row.group_key, _Open(*row[:-1]))  # newest first
-        incident_ids = list({incident.id for incident in self.open.values()})
-        fingerprints = list({a.fingerprint for payload in payloads for a in payload.alerts})
-        if not incident_ids:
-            return
-        for chunk in _chunks(fingerprints):
-            params = {"incident_ids": incident_ids, "fingerprints": chunk}
-            for row in self.conn.execute(_STORED_IN_INCIDENTS, params):
-                self.stored[(row.incident_id, row.fingerprint)] = row
+        pairs = list(
+            {
+                (self.open[payload.group_key].id, alert.fingerprint)
+                for payload in payloads
+                if payload.group_key in self.open
+                for alert in payload.alerts
+            }
+        )
+        for chunk in _chunks(pairs):
+            for row in self.conn.execute(_STORED_PAIRS, {"pairs": chunk}):
+                self.stored[(row.incident_id, row.fingerprint)] = _Stored(*row[1:])
 
     def add(self, payload: AlertmanagerPayload) -> IngestOutcome | None:
         """Buffer a notification for an open, firing group; None: it needs `ingest` itself."""
@@ -235,7 +261,7 @@ class _Batch:
         self.counts = {}
 
 
-def _chunks(values: list[str]) -> list[list[str]]:
+def _chunks(values: list[_T]) -> list[list[_T]]:
     return [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]
 
 
@@ -318,12 +344,9 @@ _OPEN_INCIDENTS = (
     )
     .order_by(Incident.id.desc())
 )
-_STORED_IN_INCIDENTS = select(
-    Alert.id, Alert.incident_id, Alert.fingerprint, Alert.status, Alert.starts_at, Alert.ends_at
-).where(
-    Alert.incident_id.in_(bindparam("incident_ids", expanding=True)),
-    Alert.fingerprint.in_(bindparam("fingerprints", expanding=True)),
-)
+_STORED_PAIRS = select(
+    Alert.incident_id, Alert.id, Alert.fingerprint, Alert.status, Alert.starts_at, Alert.ends_at
+).where(tuple_(Alert.incident_id, Alert.fingerprint).in_(bindparam("pairs", expanding=True)))
 _FIRING_GROUPS = select(func.count()).where(
     IncidentGroup.incident_id == bindparam("incident_id"), IncidentGroup.status == FIRING
 )
@@ -478,7 +501,10 @@ def _diff_alerts(
 
 
 def _diff(
-    stored: Mapping[str, Row[Any]], incident_id: int, alerts: list[AlertPayload], now: datetime
+    stored: Mapping[str, _Stored | Row[Any]],
+    incident_id: int,
+    alerts: list[AlertPayload],
+    now: datetime,
 ) -> _Changes:
     """What the notification changes about the stored alerts (by fingerprint)."""
     changes = _Changes()

@@ -131,6 +131,11 @@ class Batched(Generic[Item, T]):
         self._waiting: list[tuple[Item, asyncio.Future[T]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
+    @property
+    def waiting(self) -> int:
+        """Items waiting for the next batch (the one being written not counted)."""
+        return len(self._waiting)
+
     async def run(self, item: Item) -> T:
         """Apply `item` in the next batch; returns its result once committed."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()

@@ -246,3 +246,30 @@ async def test_investigations_are_bounded(store_url: str, tmp_path: Path, limit:
     starts = sorted(r.at for r in llm.chat_requests)
     # with 2 slots and 0.5 s answers, the 5th request cannot start before ~1 s after the 1st
     assert starts[4] - starts[0] >= 0.9
+
+
+async def test_investigations_take_turns_during_an_alert_storm(
+    store_url: str, tmp_path: Path
+) -> None:
+    """While a storm is taken in, graphs start one at a time (4 slots would run all three)."""
+    with ScriptedLLMServer("openai") as llm:
+        llm.default = slow(0.5, rca())
+        config = config_for(store_url, tmp_path, llm, investigation={"max_concurrent": 4})
+        async with run_app(config, parts=investigating()) as app:
+            sent = 0
+
+            async def poster(number: int) -> None:
+                nonlocal sent
+                while llm.chat_calls < 3:
+                    sent += 1
+                    payload = group(f"g{number % 3}", [alert(f"p{number}-{sent}")])
+                    response = await app.client.post("/webhooks/alertmanager", json=payload)
+                    assert response.status_code == 200
+
+            storm = [asyncio.create_task(poster(number)) for number in range(24)]
+            await asyncio.wait_for(asyncio.gather(*storm), 60)
+            assert app.runtime.intake.busy
+            await app.runtime.investigations.wait_idle()
+    starts = sorted(r.at for r in llm.chat_requests)
+    assert len(starts) == 3
+    assert starts[2] - starts[0] >= 0.9  # one after the other, 0.5 s each
