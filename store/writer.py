@@ -108,12 +108,17 @@ class Writer:
 
 
 class Batched(Generic[Item, T]):
-    """Items that arrive while a batch of them is being written wait for the next batch, which
-    is written as one `Work`: `apply_many(conn, items)` returns one result per item, in order.
+    """Items that arrive while batches of them are being written wait for the next batch,
+    which is written as one `Work`: `apply_many(conn, items)` returns one result per item, in
+    order. For work that is cheaper set-wise than item by item (ingestion reads and writes a
+    batch of notifications in a few statements).
 
-    For work that is cheaper set-wise than item by item (ingestion reads and writes a batch of
-    notifications in a few statements). When a batch fails, each item is tried alone through
-    `apply_one`, so one bad item fails only its own caller, as with `Writer.run`.
+    Two batches are in flight at once, so the next one already waits in the writer's queue
+    when the current one commits: with one, the writer often committed other queued work (an
+    fsync) before the next batch reached it (measured: a third of the storm's throughput
+    while investigations and cards were written too). When a batch fails, each of its items
+    is tried alone through `apply_one`, so one bad item fails only its own caller, as with
+    `Writer.run`; those retries commit after the batch behind it.
     """
 
     def __init__(
@@ -123,35 +128,39 @@ class Batched(Generic[Item, T]):
         apply_one: Callable[[Connection, Item], T],
         *,
         max_batch: int = 256,
+        in_flight: int = 2,
     ) -> None:
         self.writer = writer
         self._apply_many = apply_many
         self._apply_one = apply_one
         self._max_batch = max_batch
+        self._max_in_flight = in_flight
         self._waiting: list[tuple[Item, asyncio.Future[T]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._writing: set[asyncio.Task[None]] = set()
 
     @property
     def waiting(self) -> int:
-        """Items waiting for the next batch (the one being written not counted)."""
+        """Items waiting for a batch (those being written not counted)."""
         return len(self._waiting)
 
     async def run(self, item: Item) -> T:
         """Apply `item` in the next batch; returns its result once committed."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, done))
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush(), name="batched-writes")
+        self._start_batches()
         return await done
 
-    async def _flush(self) -> None:
-        try:
-            while self._waiting:
-                batch = self._waiting[: self._max_batch]
-                del self._waiting[: self._max_batch]
-                await self._write(batch)
-        finally:
-            self._flushing = None
+    def _start_batches(self) -> None:
+        while self._waiting and len(self._writing) < self._max_in_flight:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+            task = asyncio.create_task(self._write(batch), name="batched-writes")
+            self._writing.add(task)
+            task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._writing.discard(task)
+        self._start_batches()
 
     async def _write(self, batch: list[tuple[Item, asyncio.Future[T]]]) -> None:
         items = [item for item, _ in batch]
