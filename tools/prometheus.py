@@ -31,7 +31,6 @@ import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -41,6 +40,7 @@ from firebreak.tools.errors import Category, SourceError
 from firebreak.tools.evidence import metric_interest
 from firebreak.tools.fetching import Query, SourceFetch, lent_client
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, MetricReading, SourceReport
+from firebreak.tools.promql import alert_expression, strip_threshold
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
 
 __all__ = [
@@ -48,13 +48,11 @@ __all__ = [
     "MAX_SERIES",
     "MIN_HISTORY_POINTS",
     "PrometheusError",
-    "alert_expression",
     "choose_step",
     "downsample",
     "fetch_metrics",
     "query_instant",
     "query_range",
-    "strip_threshold",
     "summarise",
 ]
 
@@ -66,7 +64,6 @@ MIN_HISTORY_POINTS = 3  # fewer, and the reading has no history: an instant quer
 MAD_K = 4.0  # deviations beyond k·σ̂ (σ̂ = 1.4826·MAD) count as changed
 REL_THRESHOLD = 0.2  # ...and at least 20 % away from the baseline, so flat series stay quiet
 PERSIST = 3  # consecutive deviating points make a change, a single spike does not
-_COMPARISONS = ("==", "!=", ">=", "<=", ">", "<")
 
 Point = tuple[datetime, float]
 Series = dict[str, Any]
@@ -74,66 +71,6 @@ Series = dict[str, Any]
 
 class PrometheusError(SourceError):
     """Prometheus refused the query; the message is its `errorType: error`."""
-
-
-def alert_expression(generator_url: str) -> str | None:
-    """The PromQL behind an alert: `g0.expr` of its generator URL (host ignored)."""
-    if not generator_url:
-        return None
-    values = parse_qs(urlsplit(generator_url).query).get("g0.expr")
-    return values[0].strip() if values and values[0].strip() else None
-
-
-def _top_level_comparison(expr: str) -> tuple[int, str] | None:
-    """Position and operator of the last comparison outside (), {}, [] and strings."""
-    depth, quote, found = 0, "", None
-    i = 0
-    while i < len(expr):
-        char = expr[i]
-        if quote:
-            if char == "\\":
-                i += 2
-                continue
-            if char == quote:
-                quote = ""
-        elif char in "\"'`":
-            quote = char
-        elif char in "({[":
-            depth += 1
-        elif char in ")}]":
-            depth -= 1
-        elif depth == 0:
-            for op in _COMPARISONS:
-                if expr.startswith(op, i):
-                    found = (i, op)
-                    i += len(op) - 1
-                    break
-        i += 1
-    return found
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def strip_threshold(expr: str) -> str:
-    """`rate(x[5m]) > 0.5` → `rate(x[5m])` (also `0.5 < ...` and `> bool 0.5`); else as is."""
-    found = _top_level_comparison(expr)
-    if found is None:
-        return expr
-    position, op = found
-    left, right = expr[:position].strip(), expr[position + len(op) :].strip()
-    if right.startswith("bool "):
-        right = right[5:].strip()
-    if _is_number(right) and left:
-        return left
-    if _is_number(left) and right:
-        return right
-    return expr
 
 
 def choose_step(start: datetime, end: datetime, target_points: int = TARGET_POINTS) -> float:

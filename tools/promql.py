@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 import promql_parser
 
@@ -155,3 +156,66 @@ def _braces(matchers: list[Matcher]) -> str:
 
 def _order(matcher: Matcher) -> tuple[str, str]:
     return matcher.name, matcher.op
+
+
+_COMPARISONS = ("==", "!=", ">=", "<=", ">", "<")
+
+
+def alert_expression(generator_url: str) -> str | None:
+    """The PromQL behind an alert: `g0.expr` of its generator URL (host ignored)."""
+    if not generator_url:
+        return None
+    values = parse_qs(urlsplit(generator_url).query).get("g0.expr")
+    return values[0].strip() if values and values[0].strip() else None
+
+
+def _top_level_comparison(expr: str) -> tuple[int, str] | None:
+    """Position and operator of the last comparison outside (), {}, [] and strings."""
+    depth, quote, found = 0, "", None
+    i = 0
+    while i < len(expr):
+        char = expr[i]
+        if quote:
+            if char == "\\":
+                i += 2
+                continue
+            if char == quote:
+                quote = ""
+        elif char in "\"'`":
+            quote = char
+        elif char in "({[":
+            depth += 1
+        elif char in ")}]":
+            depth -= 1
+        elif depth == 0:
+            for op in _COMPARISONS:
+                if expr.startswith(op, i):
+                    found = (i, op)
+                    i += len(op) - 1
+                    break
+        i += 1
+    return found
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def strip_threshold(expr: str) -> str:
+    """`rate(x[5m]) > 0.5` → `rate(x[5m])` (also `0.5 < ...` and `> bool 0.5`); else as is."""
+    found = _top_level_comparison(expr)
+    if found is None:
+        return expr
+    position, op = found
+    left, right = expr[:position].strip(), expr[position + len(op) :].strip()
+    if right.startswith("bool "):
+        right = right[5:].strip()
+    if _is_number(right) and left:
+        return left
+    if _is_number(left) and right:
+        return right
+    return expr

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from firebreak.tools.prometheus import alert_expression, strip_threshold
+from firebreak.tools.promql import alert_expression, strip_threshold
 
 MAX_SAMPLES = 500  # a hostile or odd evidence document must not make a huge page
 WIDTH, HEIGHT = 640, 200

@@ -15,7 +15,7 @@ import pytest
 
 from firebreak.investigate import read_payload
 from firebreak.sample import ALERT_AGE, ANCHOR, SAMPLE_DIR, materialise, serve_sample_prometheus
-from firebreak.tools import files, prometheus
+from firebreak.tools import files, prometheus, promql
 from firebreak.tools.config import FileSource, InvestigationConfig, PrometheusSource
 from firebreak.tools.models import AlertContext
 from firebreak.tools.templating import render_query
@@ -77,7 +77,7 @@ def test_materialise_shifts_everything_to_now(tmp_path: Path) -> None:
     assert set(stack.queries) == set(by_template)
     for template, query in by_template.items():
         assert render_query(template, alert) == query
-    expression = prometheus.strip_threshold(prometheus.alert_expression(alert.generator_url))
+    expression = promql.strip_threshold(promql.alert_expression(alert.generator_url))
     assert expression in {s.query for s in stack.series}
     for series in stack.series:
         assert series.points[0][0] == pytest.approx(stack.alert_start.timestamp() - 1800)
@@ -93,9 +93,7 @@ async def test_fetch_metrics_against_the_sample_prometheus(tmp_path: Path) -> No
     assert report.error is None
     assert report.items == len(stack.series) == 4
     by_query = {r.query: r for r in readings}
-    error_ratio = by_query[
-        prometheus.strip_threshold(prometheus.alert_expression(alert.generator_url))
-    ]
+    error_ratio = by_query[promql.strip_threshold(promql.alert_expression(alert.generator_url))]
     assert error_ratio.baseline is not None and error_ratio.baseline < 0.01
     assert error_ratio.current is not None and error_ratio.current > 0.15
     assert error_ratio.changed_at is not None

@@ -19,11 +19,9 @@ from firebreak.tools.prometheus import (
     MAX_POINTS,
     MAX_SAMPLES,
     MAX_SERIES,
-    alert_expression,
     choose_step,
     downsample,
     fetch_metrics,
-    strip_threshold,
     summarise,
 )
 from tests.support.promstack import Exporter, run_prometheus, serve_metrics
@@ -33,33 +31,6 @@ T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
 # --- pure functions ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("expr", "expected"),
-    [
-        ("rate(errors_total[5m]) > 0.5", "rate(errors_total[5m])"),
-        (
-            'sum by (svc) (rate(x{code=~"5..", a!="b"}[1m])) >= bool 1e3',
-            'sum by (svc) (rate(x{code=~"5..", a!="b"}[1m]))',
-        ),
-        ("0.9 < histogram_quantile(0.99, rate(h[5m]))", "histogram_quantile(0.99, rate(h[5m]))"),
-        ('up{job="a>b"} == 0', 'up{job="a>b"}'),
-        ("a > b", "a > b"),  # no numeric threshold: keep the expression as it is
-        ("absent(up)", "absent(up)"),
-    ],
-)
-def test_strip_threshold(expr: str, expected: str) -> None:
-    assert strip_threshold(expr) == expected
-
-
-def test_alert_expression_from_generator_url() -> None:
-    url = (
-        "http://prom-0.internal:9090/graph?g0.expr=" + quote('rate(x{a="b"}[5m]) > 1') + "&g0.tab=1"
-    )
-    assert alert_expression(url) == 'rate(x{a="b"}[5m]) > 1'
-    assert alert_expression("") is None
-    assert alert_expression("http://prom/graph?g0.tab=1") is None
 
 
 def test_step_keeps_points_well_under_the_limit() -> None:

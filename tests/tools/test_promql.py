@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 
 from firebreak.tools.evidence import format_metric
 from firebreak.tools.models import MetricReading
-from firebreak.tools.promql import metric_reading_text, series_selector, short_metric
+from firebreak.tools.promql import (
+    alert_expression,
+    metric_reading_text,
+    series_selector,
+    short_metric,
+    strip_threshold,
+)
 
 RATIO = (
     'sum(rate(http_requests_total{service="checkout",code=~"5.."}[5m])) / '
@@ -87,3 +94,30 @@ def test_stored_evidence_lines_are_shortened() -> None:
         'http_requests_total{code=~"5.."} baseline=0.002 current=0.25'
     )
     assert metric_reading_text("db_pool_in_use 50") == "db_pool_in_use 50"
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("rate(errors_total[5m]) > 0.5", "rate(errors_total[5m])"),
+        (
+            'sum by (svc) (rate(x{code=~"5..", a!="b"}[1m])) >= bool 1e3',
+            'sum by (svc) (rate(x{code=~"5..", a!="b"}[1m]))',
+        ),
+        ("0.9 < histogram_quantile(0.99, rate(h[5m]))", "histogram_quantile(0.99, rate(h[5m]))"),
+        ('up{job="a>b"} == 0', 'up{job="a>b"}'),
+        ("a > b", "a > b"),  # no numeric threshold: keep the expression as it is
+        ("absent(up)", "absent(up)"),
+    ],
+)
+def test_strip_threshold(expr: str, expected: str) -> None:
+    assert strip_threshold(expr) == expected
+
+
+def test_alert_expression_from_generator_url() -> None:
+    url = (
+        "http://prom-0.internal:9090/graph?g0.expr=" + quote('rate(x{a="b"}[5m]) > 1') + "&g0.tab=1"
+    )
+    assert alert_expression(url) == 'rate(x{a="b"}[5m]) > 1'
+    assert alert_expression("") is None
+    assert alert_expression("http://prom/graph?g0.tab=1") is None
