@@ -104,8 +104,8 @@ def build_notifier(
     """The outbox notifier over Slack's Web API, or over the terminal in console mode. A
     missing token is refused here, at start (SlackSetupError names the variable).
     `api_errors` counts failed Slack calls by method and error; `charts` draws the thread's
-    charts; `routing` picks each card's
-    channel; `silence_durations` (empty: no Alertmanager) the card's Silence buttons."""
+    charts; `routing` picks each card's channel; `silence_durations` (empty: no Alertmanager)
+    the card's Silence buttons."""
     if config.mode == "console":
         transport: Any = ConsoleTransport(opts.console)
     else:

@@ -74,7 +74,6 @@ class AlertIntake:
         correlation: CorrelationConfig | None = None,
         time_to_resolve: Histogram | None = None,
     ) -> None:
-        self.writer = writer
         self.bus = bus
         self.config = config
         self.opened = opened

@@ -190,8 +190,7 @@ class _Batch:
         self.open: dict[str, _Open] = {}  # group key -> its open incident, and its row there
         self.stored: dict[tuple[int, str], _Stored] = {}  # (incident, fingerprint) -> alert
         self.touched: set[tuple[int, str]] = set()  # alerts written by this batch
-        self.inserts: list[dict[str, Any]] = []
-        self.updates: list[dict[str, Any]] = []
+        self.alerts = _Changes()  # alert rows to insert and update
         self.counts: dict[int, dict[str, Any]] = {}  # incident -> its alert-count update
         self.events: list[dict[str, Any]] = []
 
@@ -231,8 +230,8 @@ class _Batch:
         if _group_status(incident, payload, alerts, changes, reopened=False) != FIRING:
             return None
         self.touched.update(keys)
-        self.inserts += changes.inserts
-        self.updates += changes.updates
+        self.alerts.inserts += changes.inserts
+        self.alerts.updates += changes.updates
         if changes.inserts or changes.updates:
             count = self.counts.setdefault(
                 incident.id, {"incident_id": incident.id, "new_alerts": 0, "now": self.now}
@@ -248,16 +247,12 @@ class _Batch:
 
     def write(self) -> None:
         """Write what is buffered, in the order `ingest` would have."""
-        if self.inserts:
-            self.conn.execute(_INSERT_ALERTS, self.inserts)
-        if self.updates:
-            self.conn.execute(_UPDATE_ALERT, self.updates)
+        _write_alerts(self.conn, self.alerts)
         if self.counts:
             self.conn.execute(_COUNT_ALERTS, list(self.counts.values()))
         if self.events:
             self.conn.execute(INSERT_EVENT, self.events)
-        self.inserts, self.updates, self.events = [], [], []
-        self.counts = {}
+        self.alerts, self.counts, self.events = _Changes(), {}, []
 
 
 def _chunks(values: list[_T]) -> list[list[_T]]:
