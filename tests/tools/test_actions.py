@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -23,6 +21,7 @@ from firebreak.tools.actions import (
     validate_parameters,
 )
 from firebreak.tools.config import RemediationAction
+from tests.support.http import Answer, Seen, serving
 
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
 
@@ -108,39 +107,23 @@ async def test_a_missing_program_is_a_failure_not_an_exception() -> None:
     assert not ok and "could not start" in output
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    seen: ClassVar[list[dict[str, Any]]] = []
+SEEN: list[Seen] = []  # reset by the fixture: the requests the action server received
 
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        _Recorder.seen.append(
-            {"path": self.path, "headers": dict(self.headers), "body": self.rfile.read(length)}
-        )
-        status = 500 if "fail" in self.path else 202
-        self.send_response(status)
-        self.end_headers()
-        self.wfile.write(b"accepted")
 
-    def do_GET(self) -> None:
+def _answer(seen: Seen) -> Answer:
+    """POST: recorded and accepted (refused for a `fail` path); GET: answered after 2 s."""
+    if seen.method == "GET":
         time.sleep(2)
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return None
+        return 200, "text/plain", b""
+    SEEN.append(seen)
+    return (500 if "fail" in seen.path else 202), "text/plain", b"accepted"
 
 
 @pytest.fixture
 def http_server() -> Iterator[str]:
-    _Recorder.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    SEEN.clear()
+    with serving(_answer) as url:
+        yield url
 
 
 def http_action(url: str, **extra: Any) -> RemediationAction:
@@ -160,10 +143,10 @@ async def test_http_action_sends_an_encoded_request(http_server: str) -> None:
     action = http_action(http_server + "/restart/{{ target }}")
     ok, output = await run_action(action, {"target": 'check"out'})
     assert ok and output.startswith("HTTP 202")
-    request = _Recorder.seen[0]
-    assert request["path"] == "/restart/check%22out"
-    assert json.loads(request["body"]) == {"service": 'check"out', "reason": "firebreak"}
-    assert request["headers"]["Content-Type"] == "application/json"
+    request = SEEN[0]
+    assert request.path == "/restart/check%22out"
+    assert json.loads(request.body) == {"service": 'check"out', "reason": "firebreak"}
+    assert request.headers["Content-Type"] == "application/json"
 
     ok, output = await run_action(http_action(http_server + "/fail"), {"target": "x"})
     assert not ok and output.startswith("HTTP 500")
