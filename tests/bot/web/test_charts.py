@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
+import os
 from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
-from firebreak.bot.web.charts import alert_reading, render_png, samples_of, svg_chart
+from firebreak.bot.web.charts import ChartDrawer, alert_reading, render_png, samples_of, svg_chart
 from firebreak.tools.models import MetricReading
 from tests.bot.web.seed import ERRORS_QUERY, evidence
 
@@ -69,3 +71,15 @@ def test_the_alert_reading_is_the_one_of_its_own_expression() -> None:
 def test_a_pydantic_reading_draws_too() -> None:
     model = MetricReading(ref="M1", source="p", query="up", changed_at=START)
     assert svg_chart(model, START - timedelta(minutes=1)) is None  # no samples field yet
+
+
+async def test_the_drawer_draws_in_a_worker_at_the_lowest_cpu_priority() -> None:
+    drawer = ChartDrawer()
+    try:
+        png = await drawer.png(reading(), START)
+        workers = multiprocessing.active_children()
+        assert png.startswith(b"\x89PNG") and workers
+        assert all(os.getpriority(os.PRIO_PROCESS, w.pid) == 19 for w in workers)
+        assert os.getpriority(os.PRIO_PROCESS, 0) < 19  # the drawer's own process is not lowered
+    finally:
+        drawer.close()
