@@ -36,6 +36,12 @@ Work = Callable[[Connection], T]
 
 @dataclass
 class _Pending:
+    build: Callable[[], Work[Any]]
+    done: asyncio.Future[Any]
+
+
+@dataclass
+class _Ready:
     work: Work[Any]
     done: asyncio.Future[Any]
 
@@ -67,19 +73,25 @@ class Writer:
 
     async def run(self, work: Work[T]) -> T:
         """Apply `work` in a shared transaction; returns its result once committed."""
+        return await self.run_built(lambda: work)
+
+    async def run_built(self, build: Callable[[], Work[T]]) -> T:
+        """As `run`, with the work made by `build()` (on the event loop) when its transaction
+        starts, so that it takes in whatever its caller collected until then (`Batched`)."""
         if self._task is None:
             raise RuntimeError("the store writer is not running")
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(work, done))
+        self._queue.put_nowait(_Pending(build, done))
         return await done
 
     async def _run(self) -> None:
         stopping = False
         while not stopping:
-            batch: list[_Pending] = []
+            batch: list[_Ready] = []
             item = await self._queue.get()
             while item is not None:
-                batch.append(item)
+                if (ready := _built(item)) is not None:
+                    batch.append(ready)
                 if len(batch) >= self._max_batch or self._queue.empty():
                     break
                 item = self._queue.get_nowait()
@@ -87,7 +99,7 @@ class Writer:
             if batch:
                 await self._commit(batch)
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Ready]) -> None:
         loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(self._thread, self._apply, batch)
@@ -102,23 +114,32 @@ class Writer:
         for item, result in zip(batch, results, strict=True):
             _settle(item.done, result=result)
 
-    def _apply(self, batch: list[_Pending]) -> list[Any]:
+    def _apply(self, batch: list[_Ready]) -> list[Any]:
         with self.engine.begin() as conn:
             return [item.work(conn) for item in batch]
 
 
-class Batched(Generic[Item, T]):
-    """Items that arrive while batches of them are being written wait for the next batch,
-    which is written as one `Work`: `apply_many(conn, items)` returns one result per item, in
-    order. For work that is cheaper set-wise than item by item (ingestion reads and writes a
-    batch of notifications in a few statements).
+def _built(pending: _Pending) -> _Ready | None:
+    try:
+        return _Ready(pending.build(), pending.done)
+    except Exception as exc:  # a broken builder fails its own caller, not the writer
+        _settle(pending.done, exception=exc)
+        return None
 
-    Two batches are in flight at once, so the next one already waits in the writer's queue
-    when the current one commits: with one, the writer often committed other queued work (an
-    fsync) before the next batch reached it (measured: a third of the storm's throughput
-    while investigations and cards were written too). When a batch fails, each of its items
-    is tried alone through `apply_one`, so one bad item fails only its own caller, as with
-    `Writer.run`; those retries commit after the batch behind it.
+
+class Batched(Generic[Item, T]):
+    """Items that arrive while a batch of them is written wait for the next batch, which is
+    written as one `Work`: `apply_many(conn, items)` returns one result per item, in order.
+    For work that is cheaper set-wise than item by item (ingestion reads and writes a batch of
+    notifications in a few statements).
+
+    A batch is queued in the writer as soon as an item waits, but takes its items only when
+    its transaction starts: every item that arrived until then, up to `max_batch`. Batches
+    formed when queued were uneven during a storm (half of them one notification, the others
+    up to 30: a commit and the batch's fixed statements for one item, measured in issue 18).
+    When a batch fails, each of its items is tried alone through `apply_one`, so one bad item
+    fails only its own caller, as with `Writer.run`; those retries commit after the batch
+    behind it.
     """
 
     def __init__(
@@ -128,14 +149,13 @@ class Batched(Generic[Item, T]):
         apply_one: Callable[[Connection, Item], T],
         *,
         max_batch: int = 256,
-        in_flight: int = 2,
     ) -> None:
         self.writer = writer
         self._apply_many = apply_many
         self._apply_one = apply_one
         self._max_batch = max_batch
-        self._max_in_flight = in_flight
         self._waiting: list[tuple[Item, asyncio.Future[T]]] = []
+        self._queued = False  # a batch waits in the writer's queue and has taken no items yet
         self._writing: set[asyncio.Task[None]] = set()
 
     @property
@@ -147,26 +167,38 @@ class Batched(Generic[Item, T]):
         """Apply `item` in the next batch; returns its result once committed."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, done))
-        self._start_batches()
+        if not self._queued:
+            self._queue_batch()
         return await done
 
-    def _start_batches(self) -> None:
-        while self._waiting and len(self._writing) < self._max_in_flight:
-            batch = self._waiting[: self._max_batch]
-            del self._waiting[: self._max_batch]
-            task = asyncio.create_task(self._write(batch), name="batched-writes")
-            self._writing.add(task)
-            task.add_done_callback(self._written)
+    def _queue_batch(self) -> None:
+        self._queued = True
+        task = asyncio.create_task(self._write(), name="batched-writes")
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
 
-    def _written(self, task: asyncio.Task[None]) -> None:
-        self._writing.discard(task)
-        self._start_batches()
+    def _take(self) -> list[tuple[Item, asyncio.Future[T]]]:
+        """The items for a batch whose transaction starts now."""
+        self._queued = False
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        if self._waiting:  # more than one batch's worth: the rest go in the next
+            self._queue_batch()
+        return batch
 
-    async def _write(self, batch: list[tuple[Item, asyncio.Future[T]]]) -> None:
-        items = [item for item, _ in batch]
+    async def _write(self) -> None:
+        batch: list[tuple[Item, asyncio.Future[T]]] = []
+
+        def build() -> Work[list[T]]:
+            batch.extend(self._take())
+            items = [item for item, _ in batch]
+            return lambda conn: self._apply_many(conn, items)
+
         try:
-            results = await self.writer.run(lambda conn: self._apply_many(conn, items))
+            results: list[Any] = await self.writer.run_built(build)
         except Exception as exc:
+            if not batch:  # refused before its transaction (the writer is stopped)
+                batch.extend(self._take())
             if len(batch) == 1:
                 _settle(batch[0][1], exception=exc)
                 return
@@ -174,7 +206,7 @@ class Batched(Generic[Item, T]):
             results = await asyncio.gather(
                 *(
                     self.writer.run(lambda conn, item=item: self._apply_one(conn, item))
-                    for item in items
+                    for item, _ in batch
                 ),
                 return_exceptions=True,
             )

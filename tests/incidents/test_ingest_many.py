@@ -208,4 +208,6 @@ async def test_a_storm_batch_is_read_and_written_set_wise(store_url: str) -> Non
     assert [o.alerts_written for o in outcomes] == [10] * 40
     assert not any(o.opened for o in outcomes)
     assert stored == 1 + 8 * 10
-    assert len(statements) == 5, statements  # 2 reads; insert alerts; count them; timeline
+    # 2 reads; insert alerts; count them; timeline (on PostgreSQL both inserts are COPY, which
+    # psycopg runs past SQLAlchemy's statement events)
+    assert len(statements) == (3 if store_url.startswith("postgresql") else 5), statements

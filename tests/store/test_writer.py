@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
@@ -78,6 +80,41 @@ async def test_batched_items_share_batches_and_return_each_result(writer: Writer
     assert await writer.run(_count) == 60
 
 
+async def test_a_batch_takes_the_items_waiting_when_its_transaction_starts(writer: Writer) -> None:
+    """Not those waiting when it was queued: callers arriving one by one behind a busy writer
+    all go in one batch, instead of a first batch of one and the rest after it."""
+    sizes: list[int] = []
+
+    def many(conn: Connection, keys: list[str]) -> list[str]:
+        sizes.append(len(keys))
+        return [_seen(key)(conn) for key in keys]
+
+    batched = Batched(writer, many, lambda conn, key: _seen(key)(conn))
+    release = threading.Event()
+    busy = asyncio.ensure_future(writer.run(lambda conn: release.wait(5)))
+    await asyncio.sleep(0.05)  # the writer's thread is in that transaction now
+    callers = []
+    for n in range(10):
+        callers.append(asyncio.ensure_future(batched.run(f"w{n}")))
+        await asyncio.sleep(0.01)
+    assert batched.waiting == 10
+    release.set()
+    assert await asyncio.gather(*callers) == [f"w{n}" for n in range(10)]
+    assert await busy is True
+    assert sizes == [10]
+
+
+async def test_batched_items_fail_cleanly_once_the_writer_stopped(store_url: str) -> None:
+    await asyncio.to_thread(upgrade, store_url)
+    writer = Writer(create_sync_engine(store_url))
+    await writer.start()
+    await writer.stop()
+    batched = Batched(writer, lambda conn, keys: keys, lambda conn, key: key)
+    for _ in range(2):  # and the next caller is not left waiting either
+        with pytest.raises(RuntimeError, match="not running"):
+            await asyncio.wait_for(batched.run("late"), 5)
+
+
 async def test_a_failing_batch_is_retried_item_by_item(writer: Writer) -> None:
     def many(conn: Connection, keys: list[str]) -> list[str]:
         return [one(conn, key) for key in keys]
@@ -94,3 +131,18 @@ async def test_a_failing_batch_is_retried_item_by_item(writer: Writer) -> None:
     assert results[0] == "a" and results[2] == "c"
     assert isinstance(results[1], ValueError)
     assert await writer.run(_count) == 2  # the batch's writes were rolled back, then redone
+
+
+async def test_a_failing_builder_fails_its_caller_and_the_writer_goes_on(writer: Writer) -> None:
+    def broken() -> Callable[[Connection], str]:
+        raise ValueError("no work today")
+
+    results = await asyncio.gather(
+        writer.run(_seen("before")),
+        writer.run_built(broken),
+        writer.run(_seen("after")),
+        return_exceptions=True,
+    )
+    assert results[0] == "before" and results[2] == "after"
+    assert isinstance(results[1], ValueError)
+    assert await writer.run(_count) == 2
