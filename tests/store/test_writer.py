@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
@@ -14,6 +15,7 @@ from firebreak.store.incidents import utcnow
 from firebreak.store.migrate import upgrade
 from firebreak.store.models import SlackEventSeen
 from firebreak.store.writer import Batched, Writer
+from tests.support.waiting import eventually
 
 
 def _seen(key: str):
@@ -146,3 +148,27 @@ async def test_a_failing_builder_fails_its_caller_and_the_writer_goes_on(writer:
     assert results[0] == "before" and results[2] == "after"
     assert isinstance(results[1], ValueError)
     assert await writer.run(_count) == 2
+
+
+async def test_on_sqlite_the_writer_checkpoints_the_wal_itself(tmp_path: Path) -> None:
+    """Its commits never copy the WAL into the database (the stall every half second of a
+    storm); its own checkpoints do, soon after."""
+    path = tmp_path / "store.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(upgrade, url)
+    writer = Writer(create_sync_engine(url))
+    await writer.start()
+    try:
+        pragma = await writer.run(lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint"))
+        assert pragma.scalar() == 0
+        size_before = path.stat().st_size
+        padding = "x" * 1000
+        await asyncio.gather(*(writer.run(_seen(f"{n}-{padding}")) for n in range(2000)))
+
+        # ~2 MB committed: below the 1000 pages (4 MB) at which a commit would checkpoint
+        async def checkpointed() -> bool:
+            return path.stat().st_size > size_before + 1_000_000
+
+        await eventually(checkpointed, within=10)
+    finally:
+        await writer.stop()
