@@ -312,6 +312,7 @@ def main() -> None:
         "firebreak_alerts_per_s": round(fb_rps * 10),
         "firebreak_p50_ms": round(statistics.median(r["p50_us"] for r in fb_runs) / 1000, 2),
         "firebreak_p99_ms": round(max(r["p99_us"] for r in fb_runs) / 1000, 2),
+        "firebreak_p99_ms_by_round": [round(r["p99_us"] / 1000, 1) for r in fb_runs],
         "baseline_p99_ms": round(max(r["p99_us"] for r in base_runs) / 1000, 2),
         "firebreak_non2xx": sum(r["non2xx"] for r in fb_runs),
         "firebreak_socket_errors": sum(r["socket_errors"] for r in fb_runs),
