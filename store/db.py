@@ -104,10 +104,10 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     """Many rows (each with the same keys) into `table` in one statement: COPY on PostgreSQL,
     an executemany INSERT elsewhere. The values are bound by the columns' own SQLAlchemy types,
     as the INSERT binds them, and a row that breaks a constraint fails them all with the same
-    exception. psycopg sends an INSERT's rows one Bind and Execute each and reads a result per
-    row, waking the writer's thread for each: during a storm that thread then waited for the
-    event loop's GIL at every wake-up, and inserting a batch's alerts took two thirds of its
-    time (measured, issue 18); COPY streams the rows and answers once."""
+    exception. psycopg pipelines an INSERT's rows as one Bind and Execute each and reads a
+    result per row: during a storm the writer's thread spent two thirds of its time there
+    (py-spy, issue 18); with COPY, which streams the rows and answers once, it is idle for
+    two fifths of it."""
     if not rows:
         return
     if conn.dialect.name != "postgresql":

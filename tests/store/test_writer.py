@@ -172,3 +172,24 @@ async def test_on_sqlite_the_writer_checkpoints_the_wal_itself(tmp_path: Path) -
         await eventually(checkpointed, within=10)
     finally:
         await writer.stop()
+
+
+async def test_the_wal_starts_over_while_the_writer_keeps_writing(tmp_path: Path) -> None:
+    """Checkpoints beside a busy writer never quite catch up; past its limit the writer lets
+    one finish between two transactions, so the WAL file stops growing."""
+    path = tmp_path / "store.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(upgrade, url)
+    writer = Writer(create_sync_engine(url), wal_limit_frames=250)  # about 1 MB
+    await writer.start()
+    padding = "x" * 2000
+    wal = path.with_name("store.db-wal")
+    largest = 0
+    try:
+        for wave in range(40):  # ~8 MB, the writer never idle for long
+            await asyncio.gather(*(writer.run(_seen(f"{wave}-{n}-{padding}")) for n in range(100)))
+            largest = max(largest, wal.stat().st_size)
+        assert await writer.run(_count) == 4000
+    finally:
+        await writer.stop()
+    assert 0 < largest < 12_000_000  # it grows to ~30 MB when the writer never lets one finish
