@@ -98,13 +98,15 @@ def build_notifier(
     pages: PageLinks,
     api_errors: Counter,
     charts: ChartDrawer,
+    ingest_busy: Callable[[], bool],
     routing: Sequence[RouteRule] = (),
     silence_durations: Sequence[str] = (),
 ) -> OutboxNotifier:
     """The outbox notifier over Slack's Web API, or over the terminal in console mode. A
     missing token is refused here, at start (SlackSetupError names the variable).
     `api_errors` counts failed Slack calls by method and error; `charts` draws the thread's
-    charts; `routing` picks each card's channel; `silence_durations` (empty: no Alertmanager)
+    charts; `ingest_busy` says an alert storm is being taken in (deliveries then take turns);
+    `routing` picks each card's channel; `silence_durations` (empty: no Alertmanager)
     the card's Silence buttons."""
     if config.mode == "console":
         transport: Any = ConsoleTransport(opts.console)
@@ -124,6 +126,7 @@ def build_notifier(
         writer,
         transport,
         charts=charts,
+        ingest_busy=ingest_busy,
         channel=config.channel,
         public_url=pages.public_url,
         secrets=pages.secrets,

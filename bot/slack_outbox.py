@@ -50,7 +50,7 @@ import socket
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
@@ -124,6 +124,7 @@ class OutboxNotifier:
         transport: Transport,
         *,
         charts: ChartDrawer,
+        ingest_busy: Callable[[], bool],
         channel: str,
         public_url: str,
         secrets: WebSecrets,
@@ -137,6 +138,9 @@ class OutboxNotifier:
         self.writer = writer
         self.transport = transport
         self.charts = charts  # the thread's PNG charts, drawn in a worker process
+        # While an alert storm is taken in, one lane is delivered at a time (issue 18): Slack
+        # takes about a message a second per channel anyway, and the CPU goes to the webhook.
+        self._ingest_busy = ingest_busy
         self.channel = channel  # `slack.channel`: where a card goes when no routing rule matches
         self.public_url = public_url  # the incident pages' address, for "Open in Firebreak"
         self.secrets = secrets  # what signs those links
@@ -481,7 +485,7 @@ class OutboxNotifier:
         for item in items:
             lanes.setdefault(item.lane, []).append(item)
         now = utcnow()
-        limit = asyncio.Semaphore(self.settings.concurrency)
+        limit = asyncio.Semaphore(1 if self._ingest_busy() else self.settings.concurrency)
         before = self.delivered
 
         probe = {"taken": False}

@@ -110,6 +110,15 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
         tokens = SlackTokens(
             secrets.slack_bot_token, secrets.slack_signing_secret, secrets.slack_app_token
         )
+        intake = AlertIntake(  # first: background work yields to it during a storm
+            writer=writer,
+            bus=bus,
+            config=config.ingest,
+            opened=metrics.incidents_opened,
+            resolved=metrics.incidents_resolved,
+            correlation=config.correlation,
+            time_to_resolve=metrics.time_to_resolve,
+        )
         outbox = None
         if parts.notifier is None:
             charts = ChartDrawer()
@@ -127,6 +136,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 pages=PageLinks(str(config.server.public_url), secrets),
                 api_errors=metrics.slack_api_errors,
                 charts=charts,
+                ingest_busy=lambda: intake.busy,
             )
         notifier: Notifier = parts.notifier or outbox  # type: ignore[assignment]
 
@@ -218,15 +228,6 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 max_json_retries=config.llm.max_json_retries,
                 approve_later_s=config.remediation.approve_later_s,
             ),
-        )
-        intake = AlertIntake(
-            writer=writer,
-            bus=bus,
-            config=config.ingest,
-            opened=metrics.incidents_opened,
-            resolved=metrics.incidents_resolved,
-            correlation=config.correlation,
-            time_to_resolve=metrics.time_to_resolve,
         )
         service = InvestigationService(
             build_graph(checkpointer),

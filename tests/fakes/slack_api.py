@@ -136,6 +136,9 @@ class FakeSlackApi:
         self.app_id = APP_ID
         self.team_id = TEAM_ID
         self.outage = False
+        self.latency_s = 0.0  # how long each Web API call takes to answer
+        self.max_in_flight = 0  # the most Web API calls answered at once (reset at will)
+        self._in_flight = 0
         self._host = host
         self._port: int | None = None
         self._lock = threading.RLock()
@@ -412,11 +415,17 @@ class FakeSlackApi:
 
     async def _on_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        params, parse_error = await _read_params(request)
-        reply = self._scripted_reply(method)
-        if reply is None:
-            reply = self._dispatch(method, request, params, parse_error)
-        return self._answer(method, request, params, reply)
+        self._in_flight += 1  # the fake's own event loop: no lock needed
+        self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            await asyncio.sleep(self.latency_s)
+            params, parse_error = await _read_params(request)
+            reply = self._scripted_reply(method)
+            if reply is None:
+                reply = self._dispatch(method, request, params, parse_error)
+            return self._answer(method, request, params, reply)
+        finally:
+            self._in_flight -= 1
 
     async def _on_response_url(self, request: web.Request) -> web.Response:
         params, parse_error = await _read_params(request)
