@@ -33,8 +33,8 @@ from firebreak.store.writer import Batched, Writer
 log = structlog.get_logger(__name__)
 
 MAX_NOTE = 4000
-# Ingestion is "busy" for BUSY_HOLD_S after this many notifications waited for the next batch:
-# Alertmanager sends one notification per group and interval; a storm queues dozens at once.
+# Ingestion is "busy" for BUSY_HOLD_S after this many notifications were being stored at once:
+# Alertmanager sends one notification per group and interval; a storm brings dozens at once.
 BUSY_BACKLOG = 8
 BUSY_HOLD_S = 2.0
 
@@ -86,12 +86,13 @@ class AlertIntake:
 
     @property
     def busy(self) -> bool:
-        """A storm is being taken in (notifications queued for the store within the last
-        BUSY_HOLD_S): background work such as investigations should let ingestion go first."""
+        """A storm is being taken in (BUSY_BACKLOG notifications or more were being stored at
+        once within the last BUSY_HOLD_S): background work (investigations, Slack deliveries)
+        should let ingestion go first."""
         return time.monotonic() < self._busy_until
 
     async def ingest(self, payload: AlertmanagerPayload) -> IngestOutcome:
-        if self._batches.waiting >= BUSY_BACKLOG:
+        if self._batches.pending >= BUSY_BACKLOG:
             self._busy_until = time.monotonic() + BUSY_HOLD_S
         outcome = await self._batches.run(payload)
         if outcome.incident_id is not None:

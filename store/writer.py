@@ -218,11 +218,12 @@ class Batched(Generic[Item, T]):
         self._waiting: list[tuple[Item, asyncio.Future[T]]] = []
         self._queued = False  # a batch waits in the writer's queue and has taken no items yet
         self._writing: set[asyncio.Task[None]] = set()
+        self._pending = 0
 
     @property
-    def waiting(self) -> int:
-        """Items waiting for a batch (those being written not counted)."""
-        return len(self._waiting)
+    def pending(self) -> int:
+        """Items not written yet: waiting for a batch, or in the batch being written."""
+        return self._pending
 
     async def run(self, item: Item) -> T:
         """Apply `item` in the next batch; returns its result once committed."""
@@ -230,7 +231,11 @@ class Batched(Generic[Item, T]):
         self._waiting.append((item, done))
         if not self._queued:
             self._queue_batch()
-        return await done
+        self._pending += 1
+        try:
+            return await done
+        finally:
+            self._pending -= 1
 
     def _queue_batch(self) -> None:
         self._queued = True

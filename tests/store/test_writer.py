@@ -99,7 +99,7 @@ async def test_a_batch_takes_the_items_waiting_when_its_transaction_starts(write
     for n in range(10):
         callers.append(asyncio.ensure_future(batched.run(f"w{n}")))
         await asyncio.sleep(0.01)
-    assert batched.waiting == 10
+    assert batched.pending == 10
     release.set()
     assert await asyncio.gather(*callers) == [f"w{n}" for n in range(10)]
     assert await busy is True
