@@ -18,6 +18,7 @@ BOT_SCOPES = [
     "files:write",  # the PNG chart in the RCA's thread (files_upload_v2)
     "im:write",
     "users:read",
+    "users:read.email",  # on-call people given as e-mail addresses (users.lookupByEmail)
     "usergroups:read",
 ]
 BOT_EVENTS = ["app_mention"]

@@ -2,7 +2,9 @@
 
 One line per dependency, green ✓ or red ✗ with the reason, in a fixed order: config, store,
 Slack, LLM, each log source, each metrics source, each Kubernetes cluster (`/version`, with
-the kubeconfig and context it is configured with). Exit status 1 when any line is red.
+the kubeconfig and context it is configured with), Alertmanager (`/api/v2/status` with
+`$FIREBREAK_ALERTMANAGER_TOKEN`, as the silence buttons will call it). Exit status 1 when any
+line is red.
 
 Why it is built this way:
 - The checks run concurrently, each bounded by `TIMEOUT_S`, so a black-holed host costs five
@@ -36,6 +38,7 @@ from rich.text import Text
 
 from firebreak.config import Config, ConfigError, Secrets, load_config, resolve_config_path
 from firebreak.tools import kubernetes
+from firebreak.tools.alertmanager import AlertmanagerClient, AlertmanagerError
 from firebreak.tools.config import ElasticsearchSource, FileSource, LokiSource, PrometheusSource
 from firebreak.tools.kubernetes import KubernetesError, KubernetesSource
 from firebreak.tools.redact import Redactor
@@ -319,6 +322,16 @@ async def check_kubernetes(source: KubernetesSource) -> str:
         raise CheckFailed(str(exc)) from None
 
 
+async def check_alertmanager(config: Config, secrets: Secrets) -> str:
+    assert config.alertmanager is not None
+    settings = config.alertmanager.model_copy(update={"timeout_s": TIMEOUT_S})
+    async with AlertmanagerClient.from_config(settings, secrets.alertmanager_token) as client:
+        try:
+            return await client.describe()
+        except AlertmanagerError as exc:
+            raise CheckFailed(str(exc)) from None
+
+
 # --------------------------------------------------------------------------------------------
 # Running and printing
 
@@ -367,6 +380,8 @@ async def run_checks(config: Config, secrets: Secrets, config_line: str) -> list
             )
         for cluster in config.sources.kubernetes:
             jobs.append((f"kubernetes:{cluster.name}", "", lambda s=cluster: check_kubernetes(s)))
+        if config.alertmanager is not None:
+            jobs.append(("alertmanager", "", lambda: check_alertmanager(config, secrets)))
         results = await asyncio.gather(
             *(_run(name, make, redactor, where) for name, where, make in jobs)
         )

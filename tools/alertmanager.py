@@ -192,6 +192,18 @@ class AlertmanagerClient:
                 reason="bad_answer",
             ) from None
 
+    async def describe(self) -> str:
+        """`GET /api/v2/status` as one line (version, cluster state), through the same
+        headers and errors as the silence calls: what `firebreak check` shows."""
+        answer = await self._call("GET", "/api/v2/status", "report its status")
+        if not isinstance(answer, dict) or "versionInfo" not in answer:
+            raise AlertmanagerError(
+                f"{self.url} answered, but not as Alertmanager's v2 API", reason="bad_answer"
+            )
+        version = (answer.get("versionInfo") or {}).get("version") or "?"
+        cluster = (answer.get("cluster") or {}).get("status") or "?"
+        return f"alertmanager {version} at {self.url}, cluster {cluster}"
+
     async def _call(self, method: str, path: str, doing: str, **kwargs: Any) -> Any:
         try:
             response = await self._http.request(method, path, **kwargs)

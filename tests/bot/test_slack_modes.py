@@ -142,6 +142,7 @@ def test_slack_manifest(
         "app_mentions:read",
         "im:write",
         "users:read",
+        "users:read.email",  # on-call addresses resolved with users.lookupByEmail
         "usergroups:read",
     ):
         assert scope in scopes

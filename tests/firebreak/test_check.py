@@ -1,6 +1,6 @@
-"""`firebreak check` against real servers: Prometheus (Debian binary), the scripted LLM servers,
-the Slack Web API fake, SQLite and PostgreSQL; dead ports for the red lines; the CLI as a
-subprocess for exit codes and output."""
+"""`firebreak check` against real servers: Prometheus and Alertmanager (Debian binaries), the
+scripted LLM servers, the Slack Web API fake, SQLite and PostgreSQL; dead ports for the red
+lines; the CLI as a subprocess for exit codes and output."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from firebreak.store.migrate import upgrade
 from tests.fakes.k8s_api import FakeKubeApi
 from tests.fakes.llm_servers import ScriptedLLMServer, closed_port_url
 from tests.fakes.slack_api import FakeSlackApi
-from tests.support.promstack import run_prometheus
+from tests.support.http import Answer, Seen, serving
+from tests.support.promstack import run_alertmanager, run_prometheus
 
 FIREBREAK = Path(sys.executable).parent / "firebreak"
 
@@ -328,3 +329,46 @@ async def test_each_cluster_is_reached_and_a_refusing_one_is_red(tmp_path: Path)
     assert not results["kubernetes:dr"].ok
     assert "503" in results["kubernetes:dr"].detail
     assert api.token not in str(results)
+
+
+async def test_alertmanager_is_reached_with_its_token(tmp_path: Path) -> None:
+    """Green against Debian's Alertmanager; red, naming the token but never showing it, behind
+    a proxy that refuses the token; red with the reason on a dead port."""
+
+    def refusing_proxy(request: Seen) -> Answer:
+        return 401, "application/json", json.dumps("bad credentials").encode()
+
+    def config_for(url: str) -> Config:
+        return Config(
+            store={"url": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"},
+            slack={"mode": "console"},
+            alertmanager={"url": url},
+        )
+
+    token = Secrets(alertmanager_token="am-secret-42")
+    with run_alertmanager(tmp_path, webhook_url="http://127.0.0.1:9/unused") as alertmanager:
+        green = by_name(await run_checks(config_for(alertmanager), token, "valid"))
+    with serving(refusing_proxy) as proxy:
+        refused = by_name(await run_checks(config_for(proxy), token, "valid"))
+    dead = dead_url()
+    down = by_name(await run_checks(config_for(dead), token, "valid"))
+
+    assert green["alertmanager"].ok, green["alertmanager"]
+    assert green["alertmanager"].detail.startswith("alertmanager 0.")
+    assert green["alertmanager"].detail.endswith(f"at {alertmanager}, cluster disabled")
+    assert not refused["alertmanager"].ok
+    assert "HTTP 401" in refused["alertmanager"].detail
+    assert "FIREBREAK_ALERTMANAGER_TOKEN" in refused["alertmanager"].detail
+    assert not down["alertmanager"].ok
+    assert (
+        down["alertmanager"].detail
+        == f"Alertmanager at {dead} is down or unreachable (ConnectError)"
+    )
+    assert "am-secret-42" not in str([green, refused, down])
+
+
+async def test_no_alertmanager_configured_no_line(tmp_path: Path) -> None:
+    config = Config(
+        store={"url": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"}, slack={"mode": "console"}
+    )
+    assert "alertmanager" not in by_name(await run_checks(config, Secrets(), "valid"))

@@ -98,6 +98,24 @@ async def test_unknown_silences_are_not_found(alertmanager: str) -> None:
         assert caught.value.reason == "refused" and "must be of type uuid" in str(caught.value)
 
 
+async def test_describe_reads_the_version_and_cluster_state(alertmanager: str) -> None:
+    async with AlertmanagerClient(alertmanager) as am:
+        line = await am.describe()
+    # gossip is off in tests (`--cluster.listen-address=`), so the cluster is "disabled"
+    assert line.startswith("alertmanager 0.") and line.endswith(
+        f"at {alertmanager}, cluster disabled"
+    )
+
+
+async def test_describe_refuses_what_is_not_alertmanager() -> None:
+    with serving(lambda request: (200, "application/json", b'{"status": "success"}')) as url:
+        async with AlertmanagerClient(url) as am:
+            with pytest.raises(AlertmanagerError) as caught:
+                await am.describe()
+    assert caught.value.reason == "bad_answer"
+    assert str(caught.value) == f"{url} answered, but not as Alertmanager's v2 API"
+
+
 async def test_alertmanager_down_is_said_so() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     now = datetime.now(UTC)
