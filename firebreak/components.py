@@ -177,6 +177,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
         )
         handoffs = HandoffGreetings(engine=engine, writer=writer, notifier=notifier, oncall=oncall)
         scheduler.register(handoffs.job_kind())
+        scheduler.register(SilenceEnds(writer=writer, bus=bus).job_kind())
         remediations = RemediationService(
             engine=engine,
             writer=writer,

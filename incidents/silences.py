@@ -8,6 +8,12 @@ outcome says why. A silence that replaces an earlier one expires the earlier one
 `unsilence` expires the recorded silence, then forgets it (`UNSILENCED`). Both announce
 `UPDATED` on the bus, which refreshes the card. The surfaces word the `SilenceOutcome`.
 
+A silence that runs out is ended by `SilenceEnds`, a scheduler job kind (`sil`, reconciled from
+the `incident_silences` rows like every deadline, so it survives restarts and fires on the
+elected replica only): at `ends_at` it forgets the row, records `UNSILENCED` (actor
+`alertmanager`, `data.expired` true) and refreshes the card, which would otherwise say
+"Silenced until" a time already past until something else redrew it.
+
 The group labels are read back from Alertmanager's group key (`…:{alertname="X", …}`); they are
 used only when every one of them is among the incident's labels (which hold the group's common
 labels, a superset), else the incident's labels are matched, which is never wider.
@@ -19,7 +25,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
 from typing import Any
@@ -29,18 +35,28 @@ from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.incidents.events import Change, EventBus, IncidentEvent
+from firebreak.scheduler.core import Due, JobKind
 from firebreak.store import incidents
 from firebreak.store import oncall as store
 from firebreak.store.incidents import record_event, utcnow
-from firebreak.store.models import Incident
+from firebreak.store.models import Incident, IncidentSilence
 from firebreak.store.schemas import EventType
 from firebreak.store.writer import Writer
 from firebreak.tools.alertmanager import AlertmanagerClient, AlertmanagerError, parse_duration
 
-__all__ = ["SilenceOps", "SilenceOutcome", "SilenceResult", "group_labels"]
+__all__ = [
+    "SILENCE_END",
+    "SilenceEnds",
+    "SilenceOps",
+    "SilenceOutcome",
+    "SilenceResult",
+    "group_labels",
+]
 
 log = structlog.get_logger(__name__)
 
+SILENCE_END = "sil"  # the scheduler's job kind
+_EARLY = timedelta(seconds=1)  # a job may fire this much before the stored end (rounding)
 _GROUP_LABEL = re.compile(r'([^\s=,{}"]+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -197,6 +213,58 @@ class SilenceOps:
     async def aclose(self) -> None:
         if self.alertmanager is not None:
             await self.alertmanager.aclose()
+
+
+class SilenceEnds:
+    """The `sil` job kind: a silence that ran out leaves the card (key: the incident, token:
+    the silence's end in epoch seconds, so a silence replaced since is recognisably stale)."""
+
+    def __init__(self, *, writer: Writer, bus: EventBus) -> None:
+        self.writer = writer
+        self.bus = bus
+
+    def job_kind(self) -> JobKind:
+        return JobKind(SILENCE_END, self.fire, pending_ends)
+
+    async def fire(self, incident_id: int, token: int) -> bool:
+        """End the incident's silence if it is still the one ending at `token`; True if so."""
+        ended = await self.writer.run(partial(_record_end, incident_id=incident_id, token=token))
+        if ended:
+            log.info("silence ran out", incident_id=incident_id)
+            self.bus.publish(IncidentEvent(incident_id, Change.UPDATED, "alertmanager"))
+        return ended
+
+
+def _epoch(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def pending_ends(conn: Connection) -> list[Due]:
+    """Every recorded silence's end (ended ones too: their job was lost, they fire late)."""
+    rows = conn.execute(select(IncidentSilence.incident_id, IncidentSilence.ends_at))
+    return [Due(SILENCE_END, row.incident_id, _epoch(row.ends_at), row.ends_at) for row in rows]
+
+
+def _record_end(conn: Connection, *, incident_id: int, token: int) -> bool:
+    silence = store.silence_of(conn, incident_id)
+    if silence is None or _epoch(silence.ends_at) != token:
+        return False  # lifted or replaced meanwhile
+    if silence.ends_at - _EARLY > utcnow():
+        return False
+    store.clear_silence(conn, incident_id, silence.silence_id)
+    record_event(
+        conn,
+        incident_id,
+        EventType.UNSILENCED,
+        "alertmanager",
+        f"Silence {silence.silence_id} ran out at {_minute(silence.ends_at)}",
+        {
+            "silence_id": silence.silence_id,
+            "was_until": silence.ends_at.isoformat(),
+            "expired": True,
+        },
+    )
+    return True
 
 
 _GONE = object()

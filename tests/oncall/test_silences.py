@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from firebreak.bot import cards
-from firebreak.incidents.silences import group_labels
+from firebreak.incidents.silences import SilenceEnds, group_labels
 from firebreak.store.models import IncidentSilence
 from firebreak.tools.alertmanager import AlertmanagerClient
 from tests.fakes.slack_api import FakeSlackApi
@@ -146,6 +146,48 @@ async def test_silence_and_unsilence_commands(store_url: str, alertmanager: str)
                 assert (await am.get_silence(new)).state == "expired"
             types = await timeline_types(app, incident_id)
     assert types.count("SILENCED") == 2 and types.count("UNSILENCED") == 1
+
+
+@pytest.mark.integration
+async def test_a_silence_that_runs_out_leaves_the_card(store_url: str, alertmanager: str) -> None:
+    """The `sil` job (reconciled from the row within a sweep) ends it at `ends_at`: the row is
+    forgotten, `UNSILENCED` says it ran out, the card offers Silence again."""
+    fast_sweep = {"escalation": {"sweep_interval_s": 0.5}}
+    with FakeSlackApi() as slack:
+        async with oncall_app(store_url, slack, **fast_sweep, **sections(alertmanager)) as app:
+            incident_id = await open_incident(app, labels_key=True)
+            channel, ts = await card(app, slack, incident_id)
+            answer = await command(app, slack, f"silence {incident_id} 3s")
+            assert answer.startswith(":no_bell: Silenced")
+            await card_text(slack, channel, ts, "Silenced until")
+
+            ended = (await events(app, incident_id, "UNSILENCED"))[0]
+            silence_id = (await events(app, incident_id, "SILENCED"))[0]["data"]["silence_id"]
+            assert ended["actor"] == "alertmanager"
+            assert ended["data"]["silence_id"] == silence_id and ended["data"]["expired"] is True
+            text = await card_text(slack, channel, ts, "Silence 1h")
+            assert "Silenced until" not in text and await silence_rows(app) == 0
+            async with AlertmanagerClient(alertmanager) as am:
+                assert (await am.get_silence(silence_id)).state == "expired"
+
+
+@pytest.mark.integration
+async def test_a_stale_or_early_end_changes_nothing(store_url: str, alertmanager: str) -> None:
+    with FakeSlackApi() as slack:
+        async with oncall_app(store_url, slack, **sections(alertmanager)) as app:
+            incident_id = await open_incident(app)
+            assert (await command(app, slack, f"silence {incident_id} 1h")).startswith(
+                ":no_bell: Silenced"
+            )
+            until = datetime.fromisoformat(
+                (await events(app, incident_id, "SILENCED"))[0]["data"]["until"]
+            )
+            ends = SilenceEnds(writer=app.runtime.writer, bus=app.runtime.bus)
+            assert not await ends.fire(incident_id, int(until.timestamp()) - 60)  # replaced one
+            assert not await ends.fire(incident_id, int(until.timestamp()))  # not run out yet
+            assert await silence_rows(app) == 1
+            types = await timeline_types(app, incident_id)
+    assert "UNSILENCED" not in types
 
 
 async def test_alertmanager_down_answers_why_and_records_nothing(store_url: str) -> None:
