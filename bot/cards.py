@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +80,7 @@ FALLBACK_TEXT_MAX = 3000  # the top-level `text` (notifications, screen readers)
 ALERTS_SHOWN = 5
 LOG_EVIDENCE_SHOWN = 12
 METRIC_EVIDENCE_SHOWN = 8
+CLUSTER_EVIDENCE_SHOWN = 8
 EVIDENCE_LINE_MAX = 400
 REASONING_MAX = 1500
 SUMMARY_MAX = 300
@@ -627,21 +628,44 @@ def _evidence_blocks(evidence: Sequence[EvidenceItem]) -> list[Block]:
             text += f"\n_…and {omitted} more log line{'s' if omitted != 1 else ''}_"
         blocks.append(_section(text))
     if metrics:
-        shown = metrics[:METRIC_EVIDENCE_SHOWN]
-        lines = [
-            f"• *{escape(truncate(e.source, 80))}* "
-            f"{escape(truncate(_one_line(metric_reading_text(e.text)), EVIDENCE_LINE_MAX))} "
-            f"`{escape(e.ref[:40])}`"
-            for e in shown
-        ]
-        text, _ = _pack(
-            ["*Key metrics*", *lines],
-            SECTION_TEXT_MAX,
-            "_…and {n} more metric readings_",
-            extra=len(metrics) - len(shown),
+        blocks.append(
+            _readings_section(
+                "*Key metrics*",
+                metrics,
+                METRIC_EVIDENCE_SHOWN,
+                "metric readings",
+                metric_reading_text,
+            )
         )
-        blocks.append(_section(text))
+    findings = [e for e in evidence if e.kind == "kubernetes"]
+    if findings:
+        blocks.append(
+            _readings_section("*Cluster findings*", findings, CLUSTER_EVIDENCE_SHOWN, "findings")
+        )
     return blocks
+
+
+def _readings_section(
+    title: str,
+    items: Sequence[EvidenceItem],
+    shown: int,
+    noun: str,
+    text_of: Callable[[str], str] = str,
+) -> Block:
+    """`title`, then `• *source* text `ref`` per item, the rest counted."""
+    lines = [
+        f"• *{escape(truncate(e.source, 80))}* "
+        f"{escape(truncate(_one_line(text_of(e.text)), EVIDENCE_LINE_MAX))} "
+        f"`{escape(e.ref[:40])}`"
+        for e in items[:shown]
+    ]
+    text, _ = _pack(
+        [title, *lines],
+        SECTION_TEXT_MAX,
+        "_…and {n} more " + noun + "_",
+        extra=len(items) - len(lines),
+    )
+    return _section(text)
 
 
 def _attempts_context(analysis: Analysis) -> list[str]:

@@ -248,6 +248,29 @@ def test_fallback_card_says_offline_at_the_top():
     assert "connection refused" in all_text(data)
 
 
+def test_cluster_findings_have_their_own_section():
+    findings = [
+        EvidenceItem(
+            ref=f"K{i}",
+            kind="kubernetes",
+            source="prod",
+            text=f"2026-12-01T10:14:00+00:00 Pod/checkout-{i} (x3): Back-off restarting <container>",
+        )
+        for i in range(1, 11)
+    ]
+    log = EvidenceItem(ref="L1", kind="log", source="loki", text="ERROR pool exhausted")
+    analysis = make_analysis(evidence=[log, *findings])
+    data = blocks_json(cards.rca_card(make_incident(), analysis)[1])
+    sections = [b["text"]["text"] for b in data if b["type"] == "section" and "text" in b]
+    cluster = next(s for s in sections if s.startswith("*Cluster findings*"))
+    assert cluster.count("\n• ") == cards.CLUSTER_EVIDENCE_SHOWN
+    assert "• *prod* 2026-12-01T10:14:00+00:00 Pod/checkout-1 (x3): Back-off restarting " in cluster
+    assert "&lt;container&gt;" in cluster and "`K1`" in cluster
+    assert f"…and {10 - cards.CLUSTER_EVIDENCE_SHOWN} more findings" in cluster
+    logs = next(s for s in sections if s.startswith("*Key log lines*"))
+    assert "Pod/checkout" not in logs  # findings are not log lines
+
+
 def test_huge_analysis_stays_within_limits():
     evidence = [
         EvidenceItem(ref=f"L{i}", kind="log", source="loki", text=f"ERROR {i} " + "x" * 600)
