@@ -10,10 +10,16 @@ Each call made is recorded three ways: a `TOOL_CALLED` timeline event (data `{to
 results, seconds, error}`), the tool metrics (`Deps.tool_metrics`), and the state (`calls`:
 the record with its items, which join the evidence; `turns`: the result for the model, inside
 the prompt's data markers).
+
+A step whose events were committed but whose checkpoint was not (the process died in between)
+runs again after the restart; its calls are then made again, but not recorded twice: each
+event is claimed once as `tool_call:RUN_ID:TOOL_CALL_ID` in the store's de-duplication table, in
+the event's own transaction (the timeline is the audit record).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime as GraphRuntime
@@ -28,11 +34,12 @@ from firebreak.agents.state import InvestigationState
 from firebreak.agents.toolbox import Toolbox, ToolResult, next_ref_numbers
 from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType
+from firebreak.store.slack import first_delivery
 from firebreak.tools.models import AlertContext, Evidence
 from firebreak.tools.templating import alert_window
 from firebreak.tools.text import truncate
 
-__all__ = ["earlier_result", "use_tools"]
+__all__ = ["earlier_result", "record_calls", "use_tools"]
 
 
 async def use_tools(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
@@ -65,18 +72,8 @@ async def use_tools(state: InvestigationState, runtime: GraphRuntime[Deps]) -> d
         deps.tool_metrics.observe(result)
     incident_id = state["incident_id"]
 
-    def store(conn: Connection) -> None:
-        for _, result in done:
-            record_event(
-                conn,
-                incident_id,
-                EventType.TOOL_CALLED,
-                FIREBREAK,
-                _message(result),
-                result.timeline_data(),
-            )
-
-    await deps.writer.run(store)
+    calls_made = [(f"{state['run_id']}:{request['id']}", result) for request, result in done]
+    await deps.writer.run(partial(record_calls, incident_id=incident_id, calls=calls_made))
     boundary = rca_boundary(
         safe_alert(alert, deps.redactor), Evidence.model_validate(state["evidence"])
     )
@@ -92,6 +89,24 @@ async def use_tools(state: InvestigationState, runtime: GraphRuntime[Deps]) -> d
             for request, result in done
         ],
     }
+
+
+def record_calls(conn: Connection, *, incident_id: int, calls: list[tuple[str, ToolResult]]) -> int:
+    """A `TOOL_CALLED` event per (call id, result) not recorded yet; how many were written."""
+    written = 0
+    for call, result in calls:
+        if not first_delivery(conn, f"tool_call:{call}"):
+            continue
+        record_event(
+            conn,
+            incident_id,
+            EventType.TOOL_CALLED,
+            FIREBREAK,
+            _message(result),
+            result.timeline_data(),
+        )
+        written += 1
+    return written
 
 
 def _record(request: dict[str, Any], result: ToolResult) -> dict[str, Any]:

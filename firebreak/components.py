@@ -46,7 +46,7 @@ from firebreak.escalation.handoffs import HandoffGreetings
 from firebreak.incidents.events import EventBus, IncidentEvent
 from firebreak.incidents.flows import AlertIntake, IncidentOps
 from firebreak.incidents.ports import Escalations, Investigations, Notifier
-from firebreak.incidents.silences import SilenceOps
+from firebreak.incidents.silences import SilenceEnds, SilenceOps
 from firebreak.metrics import Metrics
 from firebreak.oncall.service import LookupEmail, OnCall
 from firebreak.oncall.slack_lookup import slack_email_lookup

@@ -254,7 +254,7 @@ def test_cluster_findings_have_their_own_section():
             ref=f"K{i}",
             kind="kubernetes",
             source="prod",
-            text=f"2026-12-01T10:14:00+00:00 Pod/checkout-{i} (x3): Back-off restarting <container>",
+            text=f"2026-12-01T10:14:00+00:00 Pod/checkout-{i} (x3): Back-off restarting <c>",
         )
         for i in range(1, 11)
     ]
@@ -265,7 +265,7 @@ def test_cluster_findings_have_their_own_section():
     cluster = next(s for s in sections if s.startswith("*Cluster findings*"))
     assert cluster.count("\n• ") == cards.CLUSTER_EVIDENCE_SHOWN
     assert "• *prod* 2026-12-01T10:14:00+00:00 Pod/checkout-1 (x3): Back-off restarting " in cluster
-    assert "&lt;container&gt;" in cluster and "`K1`" in cluster
+    assert "&lt;c&gt;" in cluster and "`K1`" in cluster
     assert f"…and {10 - cards.CLUSTER_EVIDENCE_SHOWN} more findings" in cluster
     logs = next(s for s in sections if s.startswith("*Key log lines*"))
     assert "Pod/checkout" not in logs  # findings are not log lines
