@@ -60,11 +60,17 @@ CHECKPOINT_EVERY_S = 0.25  # how often the WAL is copied into an SQLite database
 
 class Writer:
     def __init__(
-        self, engine: Engine, *, max_batch: int = 256, wal_limit_frames: int = 10_000
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 256,
+        wal_limit_frames: int = 10_000,
+        checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     ) -> None:
         self.engine = engine
         self._max_batch = max_batch
         self._wal_limit_frames = wal_limit_frames  # pages (4 KiB) of WAL before catching up
+        self._checkpoint_every_s = checkpoint_every_s
         self._wal_catch_up = False
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -101,7 +107,7 @@ class Writer:
         or readers. A failure is logged and tried again at the next turn."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-checkpoint") as thread:
             while True:
-                await asyncio.sleep(CHECKPOINT_EVERY_S)
+                await asyncio.sleep(self._checkpoint_every_s)
                 try:
                     frames = await asyncio.get_running_loop().run_in_executor(
                         thread, self._copy_wal
