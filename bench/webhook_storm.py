@@ -299,7 +299,12 @@ def main() -> None:
         for proc in [baseline] + [proc for proc, _ in replicas]:
             proc.terminate()
         for proc in [baseline] + [proc for proc, _ in replicas]:
-            proc.wait(30)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:  # a starved chart worker can hold up shutdown
+                print(f"(pid {proc.pid} still stopping after 30 s: killed)", flush=True)
+                proc.kill()
+                proc.wait()
         if deps_proc is not None:
             deps_proc.communicate(timeout=30)
 
