@@ -447,7 +447,7 @@ def incident_card(
         alerts_field,
         f"*Escalation level*\n{incident.escalation_level}",
         f"*Acknowledged by*\n{_who(incident.acknowledged_by)}",
-        f"*Started*\n{slack_date(started_at(incident))} ({_firing_for(incident, now)})",
+        f"*Started*\n{slack_date(incident.started_at)} ({_firing_for(incident, now)})",
     ]
     if incident.resolved_at is not None:
         fields.append(f"*Resolved*\n{slack_date(incident.resolved_at)}")
@@ -568,19 +568,12 @@ def oncall_blocks(incident: IncidentOut, view: OnCallView) -> list[Block]:
     return blocks
 
 
-def started_at(incident: IncidentOut) -> datetime:
-    """When the incident began: its earliest alert's ``startsAt`` (alerts come oldest first),
-    else when it was opened (declared by hand)."""
-    starts = [a.starts_at for a in incident.alerts if a.starts_at is not None]
-    return min(starts, key=_epoch) if starts else incident.created_at
-
-
 def _firing_for(incident: IncidentOut, now: datetime | None) -> str:
     if incident.resolved_at is not None:
         end, verb = incident.resolved_at, "fired for"
     else:
         end, verb = now or datetime.now(UTC), "firing for"
-    return f"{verb} {age_text(_epoch(end) - _epoch(started_at(incident)))}"
+    return f"{verb} {age_text(_epoch(end) - _epoch(incident.started_at))}"
 
 
 def age_text(seconds: float) -> str:

@@ -762,7 +762,7 @@ async def chart_file(
     reading = alert_reading(readings, generator)
     if reading is None or not samples_of(reading):
         return None
-    png = await charts.png(reading, cards.started_at(incident))
+    png = await charts.png(reading, incident.started_at)
     name = short_metric(str(reading.get("query", "")), reading.get("series") or {})
     return ThreadFile(
         filename=f"incident-{incident.id}-chart.png",

@@ -177,7 +177,7 @@ def _facts(incident: IncidentOut) -> Table:
         ("Service", Text(incident.service)),
         ("Alerts", Text(_alerts(incident))),
         ("Escalation level", Text(str(incident.escalation_level))),
-        ("Started", Text(_when(incident.created_at))),
+        ("Started", Text(_when(incident.started_at))),
         ("Acknowledged", Text(ack)),
         ("Resolved", Text(_when(incident.resolved_at))),
     ]

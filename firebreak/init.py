@@ -381,7 +381,11 @@ def init_main(
     """`firebreak init`: 0 when the file was written, 1 when it exists, 2 for a bad flag."""
     if options.path.exists() and not options.force:
         console.print(
-            Text(f"{options.path} exists; nothing written (--force replaces it)", style="red"),
+            Text(
+                f"{options.path} exists; nothing written (--force replaces it, "
+                "--path my-config.yaml writes another)",
+                style="red",
+            ),
             soft_wrap=True,
         )
         return 1

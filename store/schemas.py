@@ -6,7 +6,7 @@ field added here shows up everywhere at once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -175,6 +175,17 @@ class IncidentOut(BaseModel):
     analysis: Analysis | None = None
     alerts: list[AlertOut] = []
     related: list[int] = []  # incidents correlated with this one (`correlation`), by id
+
+    @property
+    def started_at(self) -> datetime:
+        """When the incident began: its earliest alert's `startsAt`, else when it was opened
+        (declared by hand). Card, page, chart and CLI all say this one time."""
+        starts = [a.starts_at for a in self.alerts if a.starts_at is not None]
+        return (
+            min(starts, key=lambda at: at.replace(tzinfo=at.tzinfo or UTC))
+            if starts
+            else self.created_at
+        )
 
 
 class TimelineEventOut(BaseModel):

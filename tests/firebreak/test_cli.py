@@ -122,6 +122,8 @@ async def test_incidents_list_and_one_incident(tmp_path: Path, store_url: str) -
     assert "The [bold]pool[/bold] shrank to 10" in out  # alert text is never Rich markup
     assert "Confidence 80% · COMPLETED" in out and "pool exhausted 10/10" in out
     assert "INCIDENT_CREATED" in out and "ALERT_RECEIVED" in out and "alertmanager" in out
+    started = next(line for line in out.splitlines() if "Started" in line)
+    assert "2026-11-22 10:00" in started  # the alert's startsAt, as the card says, not created_at
 
     acked = cli("incident", str(second), config=config)
     assert "by U0BOB" in acked.stdout and "No analysis yet." in acked.stdout

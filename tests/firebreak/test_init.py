@@ -161,7 +161,11 @@ def test_an_existing_file_is_kept_unless_forced(tmp_path: Path) -> None:
     path.write_text("slack: {mode: console}\n")
     defaults = {name: dead() for name in DEFAULT_URLS}
     code, out = run_init(tmp_path, defaults)
-    assert code == 1 and "exists; nothing written (--force replaces it)" in out
+    assert (
+        code == 1
+        and "exists; nothing written (--force replaces it, --path my-config.yaml writes another)"
+        in out
+    )
     assert path.read_text() == "slack: {mode: console}\n"
     code, _ = run_init(tmp_path, defaults, force=True, slack_channel="C0OPS")
     assert code == 0 and load_config(path).slack.channel == "C0OPS"
