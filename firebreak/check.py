@@ -237,9 +237,21 @@ async def check_llm(config: Config, secrets: Secrets) -> str:
     try:
         return await gateway.check()
     except LLMError as exc:
-        raise CheckFailed(str(exc)) from None
+        raise CheckFailed(str(exc) + _openai_hints(config, secrets)) from None
     finally:
         await gateway.aclose()
+
+
+def _openai_hints(config: Config, secrets: Secrets) -> str:
+    """What usually is wrong when an OpenAI-compatible server does not answer the check."""
+    if config.llm.provider != "openai":
+        return ""
+    hints = []
+    if not httpx.URL(config.llm.base_url).path.rstrip("/").endswith("/v1"):
+        hints.append("OpenAI-compatible base URLs usually end in /v1")
+    if secrets.openai_api_key is None:
+        hints.append("OPENAI_API_KEY is not set (servers such as OpenAI and Azure need it)")
+    return "".join(f"; {hint}" for hint in hints)
 
 
 async def check_loki(source: LokiSource, client: httpx.AsyncClient) -> str:

@@ -189,12 +189,24 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
     yaml_file = resolve_config_path(path)
     _refuse_unknown_sections(os.environ)
     try:
+        if yaml_file is not None:
+            _refuse_non_mapping(yaml_file)
         return Config(_yaml_file=yaml_file, **overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, yaml_file)) from None
     except (ValueError, OSError, yaml.YAMLError) as exc:  # malformed YAML, unreadable file
         message = " ".join(str(exc).split())  # YAML errors span lines: one line, all of it
         raise ConfigError(f"config file {yaml_file}: {message}") from None
+
+
+def _refuse_non_mapping(yaml_file: Path) -> None:
+    """A list or a bare value at the top would fail deep inside the settings sources."""
+    document = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
+    if document is not None and not isinstance(document, dict):
+        raise ConfigError(
+            f"config file {yaml_file}: the top level must be a mapping of sections "
+            f"(server:, slack:, llm:, …), not a {type(document).__name__}"
+        )
 
 
 def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:

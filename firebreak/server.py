@@ -11,9 +11,11 @@ look at when a process seems stuck.
 from __future__ import annotations
 
 import faulthandler
+import ipaddress
 import signal
 import sys
 
+import structlog
 import uvicorn
 
 from firebreak.app import create_app
@@ -22,11 +24,40 @@ from firebreak.config import Config, Secrets
 from firebreak.logs import configure_logging
 from firebreak.tools.redact import Redactor, redact_processor
 
+log = structlog.get_logger(__name__)
+
+
+def open_to_the_network(config: Config, secrets: Secrets) -> list[str]:
+    """What anyone who can reach `server.host` may do without a token: nothing on loopback;
+    else one line per token not set (the default host, 0.0.0.0, is every interface)."""
+    host = config.server.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may well be reachable
+        loopback = False
+    if loopback:
+        return []
+    unguarded = []
+    if secrets.webhook_token is None:
+        unguarded.append(
+            "FIREBREAK_WEBHOOK_TOKEN is not set: anyone who reaches "
+            f"{host}:{config.server.port} can post alerts to /webhooks/alertmanager"
+        )
+    if secrets.api_token is None:
+        unguarded.append(
+            "FIREBREAK_API_TOKEN is not set: anyone who reaches "
+            f"{host}:{config.server.port} can read incidents and acknowledge, escalate and "
+            "resolve them through /api/v1"
+        )
+    return unguarded
+
 
 def serve(config: Config, secrets: Secrets) -> int:
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     redactor = Redactor.from_config(config.investigation, secrets.values())
     configure_logging(scrub=redact_processor(redactor))
+    for warning in open_to_the_network(config, secrets):
+        log.warning(warning + " (set it, or server.host: 127.0.0.1 to listen on this machine only)")
     app = create_app(config, secrets, Parts(redactor=redactor))
     server = uvicorn.Server(
         uvicorn.Config(

@@ -372,3 +372,22 @@ async def test_no_alertmanager_configured_no_line(tmp_path: Path) -> None:
         store={"url": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"}, slack={"mode": "console"}
     )
     assert "alertmanager" not in by_name(await run_checks(config, Secrets(), "valid"))
+
+
+async def test_an_unreachable_openai_server_gets_the_usual_hints(tmp_path: Path) -> None:
+    dead = dead_url()
+
+    async def llm_line(base_url: str, secrets: Secrets) -> CheckResult:
+        config = Config(
+            store={"url": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"},
+            slack={"mode": "console"},
+            llm={"provider": "openai", "model": "m", "base_url": base_url},
+        )
+        return by_name(await run_checks(config, secrets, "valid"))["llm"]
+
+    bare = await llm_line(dead, Secrets())
+    assert not bare.ok
+    assert "OpenAI-compatible base URLs usually end in /v1" in bare.detail
+    assert "OPENAI_API_KEY is not set" in bare.detail
+    keyed = await llm_line(dead + "/v1", Secrets(openai_api_key="sk-test-secret"))
+    assert not keyed.ok and keyed.detail == f"openai m at {dead}/v1: Connection error."

@@ -180,6 +180,21 @@ def test_malformed_yaml_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1 and "line 1, column 9" in result.stderr
 
 
+@pytest.mark.parametrize(("text", "kind"), [("- server\n- slack\n", "list"), ("8080\n", "int")])
+def test_a_top_level_that_is_not_a_mapping_is_named(tmp_path: Path, text: str, kind: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"config file {path}: the top level must be a mapping of sections "
+        f"(server:, slack:, llm:, …), not a {kind}"
+    )
+
+
+def test_an_empty_file_is_the_defaults(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "# nothing set yet\n")).server.port == 8080
+
+
 def test_environment_errors_name_the_variable(tmp_path: Path) -> None:
     path = write(tmp_path, "llm: {timeout_s: 60}\n")
     bad = cli("db", "upgrade", "--config", str(path), env={"FIREBREAK__LLM__TIMEOUT_S": "abc"})

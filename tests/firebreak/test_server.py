@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, func, select
 
+from firebreak.config import Config, Secrets
+from firebreak.server import open_to_the_network
 from firebreak.store.db import sync_url
 from firebreak.store.models import Alert, Incident
 from tests.support.app import free_tcp_port
@@ -103,3 +105,18 @@ async def test_sigterm_keeps_every_acknowledged_alert(store_url: str, tmp_path: 
     engine.dispose()
     assert acknowledged and set(acknowledged) <= stored
     assert counted == len(stored), "incident counters agree with the stored alerts"
+
+
+def test_listening_beyond_loopback_without_tokens_is_said() -> None:
+    def warnings(host: str, **tokens: str) -> list[str]:
+        return open_to_the_network(Config(server={"host": host, "port": 8080}), Secrets(**tokens))
+
+    assert warnings("127.0.0.1") == warnings("::1") == warnings("localhost") == []
+    everyone = warnings("0.0.0.0")
+    assert len(everyone) == 2
+    assert everyone[0].startswith(
+        "FIREBREAK_WEBHOOK_TOKEN is not set: anyone who reaches 0.0.0.0:8080"
+    )
+    assert "FIREBREAK_API_TOKEN is not set" in everyone[1] and "/api/v1" in everyone[1]
+    assert warnings("0.0.0.0", webhook_token="w", api_token="a") == []
+    assert len(warnings("firebreak.internal", api_token="a")) == 1  # a name may be reachable
