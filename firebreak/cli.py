@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -146,7 +147,7 @@ def _load(args: argparse.Namespace) -> tuple[Config, Secrets]:
 def _serve(args: argparse.Namespace) -> int:
     """Pre-flight before uvicorn: a missing token or an unreachable store is one line here,
     not a traceback out of the ASGI lifespan."""
-    from firebreak.server import serve
+    from firebreak.server import listening_socket, serve
 
     config, secrets = _load(args)
     if missing := secrets.missing_for_slack(config.slack.mode):
@@ -156,11 +157,22 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    migrated = _migrate(config.store.url)
-    if isinstance(migrated, str):
-        print(migrated, file=sys.stderr)
-        return 1
-    return serve(config, secrets)
+    host, port = config.server.host, config.server.port
+    try:
+        listening = listening_socket(host, port)
+    except OSError as exc:
+        print(
+            f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc} "
+            "(is another firebreak or service on it? set server.port)",
+            file=sys.stderr,
+        )
+        return 3
+    with listening:
+        migrated = _migrate(config.store.url)
+        if isinstance(migrated, str):
+            print(migrated, file=sys.stderr)
+            return 1
+        return serve(config, secrets, listening)
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import faulthandler
 import ipaddress
 import signal
+import socket
 import sys
 
 import structlog
@@ -52,7 +53,15 @@ def open_to_the_network(config: Config, secrets: Secrets) -> list[str]:
     return unguarded
 
 
-def serve(config: Config, secrets: Secrets) -> int:
+def listening_socket(host: str, port: int) -> socket.socket:
+    """`server.host:port`, bound and listening before anything else starts, so that a port in
+    use is one clear line and nothing has begun (no migration, no scheduler, no Slack).
+    Raises OSError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)  # uvicorn's backlog
+
+
+def serve(config: Config, secrets: Secrets, listening: socket.socket) -> int:
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     redactor = Redactor.from_config(config.investigation, secrets.values())
     configure_logging(scrub=redact_processor(redactor))
@@ -70,5 +79,5 @@ def serve(config: Config, secrets: Secrets) -> int:
             timeout_graceful_shutdown=int(config.server.shutdown_timeout_s),
         )
     )
-    server.run()
+    server.run(sockets=[listening])
     return 0

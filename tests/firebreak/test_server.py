@@ -120,3 +120,33 @@ def test_listening_beyond_loopback_without_tokens_is_said() -> None:
     assert "FIREBREAK_API_TOKEN is not set" in everyone[1] and "/api/v1" in everyone[1]
     assert warnings("0.0.0.0", webhook_token="w", api_token="a") == []
     assert len(warnings("firebreak.internal", api_token="a")) == 1  # a name may be reachable
+
+
+def test_a_port_in_use_is_one_line_and_nothing_starts(tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        config = tmp_path / "config.json"
+        store = tmp_path / "firebreak.db"
+        config.write_text(
+            json.dumps(
+                {
+                    "server": {"host": "127.0.0.1", "port": port},
+                    "store": {"url": f"sqlite+aiosqlite:///{store}"},
+                    "slack": {"mode": "console"},
+                }
+            )
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "firebreak.cli", "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 3
+    assert result.stderr.strip() == (
+        f"cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(is another firebreak or service on it? set server.port)"
+    )
+    assert not store.exists()  # not migrated: nothing started
