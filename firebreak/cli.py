@@ -147,7 +147,7 @@ def _load(args: argparse.Namespace) -> tuple[Config, Secrets]:
 def _serve(args: argparse.Namespace) -> int:
     """Pre-flight before uvicorn: a missing token or an unreachable store is one line here,
     not a traceback out of the ASGI lifespan."""
-    from firebreak.server import listening_socket, serve
+    from firebreak.server import check_port, serve
 
     config, secrets = _load(args)
     if missing := secrets.missing_for_slack(config.slack.mode):
@@ -159,7 +159,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     host, port = config.server.host, config.server.port
     try:
-        listening = listening_socket(host, port)
+        check_port(host, port)
     except OSError as exc:
         print(
             f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc} "
@@ -167,12 +167,11 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
-    with listening:
-        migrated = _migrate(config.store.url)
-        if isinstance(migrated, str):
-            print(migrated, file=sys.stderr)
-            return 1
-        return serve(config, secrets, listening)
+    migrated = _migrate(config.store.url)
+    if isinstance(migrated, str):
+        print(migrated, file=sys.stderr)
+        return 1
+    return serve(config, secrets)
 
 
 def _init(args: argparse.Namespace) -> int:
