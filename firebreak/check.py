@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 from rich.console import Console
 from rich.text import Text
 
 from firebreak.config import Config, ConfigError, Secrets, load_config, resolve_config_path
 from firebreak.tools import kubernetes
-from firebreak.tools.alertmanager import AlertmanagerClient, AlertmanagerError
+from firebreak.tools.alertmanager import AlertmanagerClient, AlertmanagerConfig, AlertmanagerError
 from firebreak.tools.config import ElasticsearchSource, FileSource, LokiSource, PrometheusSource
 from firebreak.tools.kubernetes import KubernetesError, KubernetesSource
 from firebreak.tools.redact import Redactor
@@ -334,10 +335,9 @@ async def check_kubernetes(source: KubernetesSource) -> str:
         raise CheckFailed(str(exc)) from None
 
 
-async def check_alertmanager(config: Config, secrets: Secrets) -> str:
-    assert config.alertmanager is not None
-    settings = config.alertmanager.model_copy(update={"timeout_s": TIMEOUT_S})
-    async with AlertmanagerClient.from_config(settings, secrets.alertmanager_token) as client:
+async def check_alertmanager(settings: AlertmanagerConfig, token: SecretStr | None) -> str:
+    bounded = settings.model_copy(update={"timeout_s": TIMEOUT_S})
+    async with AlertmanagerClient.from_config(bounded, token) as client:
         try:
             return await client.describe()
         except AlertmanagerError as exc:
@@ -392,8 +392,9 @@ async def run_checks(config: Config, secrets: Secrets, config_line: str) -> list
             )
         for cluster in config.sources.kubernetes:
             jobs.append((f"kubernetes:{cluster.name}", "", lambda s=cluster: check_kubernetes(s)))
-        if config.alertmanager is not None:
-            jobs.append(("alertmanager", "", lambda: check_alertmanager(config, secrets)))
+        if (alertmanager := config.alertmanager) is not None:
+            token = secrets.alertmanager_token
+            jobs.append(("alertmanager", "", lambda: check_alertmanager(alertmanager, token)))
         results = await asyncio.gather(
             *(_run(name, make, redactor, where) for name, where, make in jobs)
         )

@@ -108,14 +108,17 @@ class Writer:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-checkpoint") as thread:
             while True:
                 await asyncio.sleep(self._checkpoint_every_s)
-                try:
-                    frames = await asyncio.get_running_loop().run_in_executor(
-                        thread, self._copy_wal
-                    )
-                except Exception as exc:
-                    log.warning("WAL checkpoint failed", error=str(exc))
-                else:
+                frames = await self._copy_wal_in(thread)
+                if frames is not None:
                     self._wal_catch_up = frames >= self._wal_limit_frames
+
+    async def _copy_wal_in(self, thread: ThreadPoolExecutor) -> int | None:
+        """`_copy_wal` in `thread`; None (logged) when it failed."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(thread, self._copy_wal)
+        except Exception as exc:
+            log.warning("WAL checkpoint failed", error=str(exc))
+            return None
 
     def _copy_wal(self) -> int:
         """Checkpoint (PASSIVE); returns how many frames the WAL holds."""
@@ -157,10 +160,7 @@ class Writer:
         """Between two transactions: with none open, this checkpoint copies all that is left,
         and the next commit starts the WAL over."""
         self._wal_catch_up = False
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._copy_wal)
-        except Exception as exc:
-            log.warning("WAL checkpoint failed", error=str(exc))
+        await self._copy_wal_in(self._thread)
 
     async def _commit(self, batch: list[_Ready]) -> None:
         loop = asyncio.get_running_loop()
