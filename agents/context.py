@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.agents.toolbox import ToolMetrics
@@ -55,3 +55,4 @@ class Deps:
     finished: Counter  # investigations finished, by execution status
     settings: Settings
     tool_metrics: ToolMetrics  # the follow-up tool calls' counter and histogram
+    prompt_tokens: Histogram  # the RCA prompt's size, per analysis

@@ -1,26 +1,35 @@
 """Joins what the three agents found: ranked, de-duplicated, capped and redacted, so that what
 follows (the LLM, the store, Slack) only ever sees the scrubbed version.
 
-The budget is shared: the cluster findings get at most a quarter of it (the best of them, by
-the same scores as log lines), the logs and metrics the rest. `gathered()` is the evidence as
-it stands later in the run: the joined evidence plus what the follow-up tool calls found
-(already redacted, capped and numbered by the toolbox).
+The character budget is shared: the cluster findings get at most a quarter of it (the best of
+them, by the same scores as log lines), the logs and metrics the rest. With an LLM, the
+evidence is then packed into the model's token budget (agents/budget.py: the RCA prompt as the
+follow-up loop sends it, with room for the tool specs and some results), so the prompt fits
+the model's context; what a lead cites stays. `gathered()` is the evidence as it stands later
+in the run: the joined evidence plus what the follow-up tool calls found (already redacted,
+capped and numbered by the toolbox).
 """
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime as GraphRuntime
 
+from firebreak.agents.budget import Fitted, fit_evidence
 from firebreak.agents.context import Deps
+from firebreak.agents.followup import offered_tools
 from firebreak.agents.intake import FIREBREAK
+from firebreak.agents.leads import find
+from firebreak.agents.rca_prompt import build_rca_messages, safe_alert
 from firebreak.agents.state import InvestigationState
 from firebreak.store.incidents import record_event
-from firebreak.store.schemas import EventType
+from firebreak.store.schemas import EventType, HistoryRef
 from firebreak.tools.evidence import build_evidence, format_finding
 from firebreak.tools.kube_objects import select_findings
+from firebreak.tools.llm import estimate_tokens
 from firebreak.tools.models import (
     AlertContext,
     Evidence,
@@ -31,6 +40,7 @@ from firebreak.tools.models import (
 )
 
 KUBERNETES_SHARE = 4  # the findings get at most 1/4 of the evidence budget
+RESULTS_RESERVE_TOKENS = 1000  # room kept in the context for the follow-up calls' results
 
 
 async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
@@ -55,6 +65,9 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
         budget - spent,
         starts_at=alert.starts_at,
     ).model_copy(update={"kubernetes": findings})
+    fitted = await _fit_for_the_model(state, deps, alert, evidence)
+    if fitted is not None:
+        evidence = fitted.evidence
     gathered_counts = {
         "log_lines": len(state.get("logs", [])),
         "metric_series": len(state.get("metrics", [])),
@@ -64,8 +77,14 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
         "kept_kubernetes": len(evidence.kubernetes),
         "sources": [r.model_dump(mode="json") for r in evidence.reports],
     }
+    if fitted is not None:
+        gathered_counts |= {
+            "prompt_tokens": fitted.tokens,
+            "prompt_budget_tokens": fitted.budget,
+            "left_out_for_budget": fitted.dropped,
+        }
     failed = [r.source for r in evidence.reports if r.error]
-    clusters = f", {len(findings)} cluster findings" if state.get("kubernetes") else ""
+    clusters = f", {len(evidence.kubernetes)} cluster findings" if state.get("kubernetes") else ""
     message = (
         f"Evidence collected: {len(evidence.logs)} log lines, {len(evidence.metrics)} metric "
         f"readings{clusters} from {len(evidence.reports)} sources"
@@ -82,6 +101,33 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
         )
     )
     return {"evidence": evidence.model_dump(mode="json")}
+
+
+async def _fit_for_the_model(
+    state: InvestigationState, deps: Deps, alert: AlertContext, evidence: Evidence
+) -> Fitted | None:
+    """The evidence packed into the LLM's token budget, or None without an LLM."""
+    gateway = deps.gateway
+    if gateway is None or not gateway.enabled:
+        return None
+    settings = deps.settings
+    tools = offered_tools(settings) if settings.investigation.max_tool_calls else []
+    history = [HistoryRef.model_validate(item) for item in state.get("history", [])]
+    shown = safe_alert(alert, deps.redactor)
+    reserve = estimate_tokens(json.dumps(tools)) + (RESULTS_RESERVE_TOKENS if tools else 0)
+
+    def render(candidate: Evidence) -> list[dict[str, str]]:
+        return build_rca_messages(
+            shown,
+            candidate,
+            settings.actions,
+            deps.redactor,
+            tools=settings.investigation.max_tool_calls if tools else 0,
+            history=history,
+        )
+
+    keep = {ref for lead in find(shown, evidence).leads() for ref in lead.refs}
+    return await fit_evidence(evidence, render, gateway, reserve=reserve, keep=keep)
 
 
 def gathered(state: InvestigationState) -> Evidence:

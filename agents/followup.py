@@ -5,11 +5,14 @@ before it answers.
                      ▲        └─ (ended) ─ analyse    │
                      └────────────────────────────────┘
 
-Each pass sends the RCA prompt (agents/reasoning.py, with the tools explained) plus the loop's
-conversation so far, offering the tools in the provider's own format (`LLMGateway.
-complete_with_tools`, through the LLM's breaker and retries). OpenAI also gets the strict RCA
-schema as `response_format`, so an answer without a call is the RCA itself; Ollama cannot take
-a format beside tools (see tools/llm.py). The loop ends (the `followup` state value) when:
+Each pass sends the RCA prompt (agents/reasoning.py, with the tools explained, the leads and
+the earlier incidents) plus the loop's conversation so far, offering the tools in the
+provider's own format (`LLMGateway.complete_with_tools`, through the LLM's breaker and
+retries). No JSON schema goes beside the tools: a server that enforces one (llama.cpp, vLLM)
+would make a call impossible. A call the model writes as text is a call (tools/llm.py); an
+answer without one is the RCA's first attempt, read leniently and repaired with the schema
+enforced if it is not valid (tools/llm_json.py). The loop ends (the `followup` state value)
+when:
 
 - it is off: `max_tool_calls: 0`, no LLM, or no source to offer a tool for (silently);
 - the model cannot call tools: Ollama's `/api/show` lists no `tools` capability, or the
@@ -34,12 +37,11 @@ from langgraph.runtime import Runtime as GraphRuntime
 
 from firebreak.agents.context import Deps, Settings
 from firebreak.agents.intake import FIREBREAK
-from firebreak.agents.reasoning import build_rca_messages, safe_alert
-from firebreak.agents.schema import strict_json_schema
+from firebreak.agents.rca_prompt import build_rca_messages, safe_alert
 from firebreak.agents.state import InvestigationState
 from firebreak.agents.toolbox import is_tools_refusal, supports_tools, tool_specs
 from firebreak.store.incidents import record_event
-from firebreak.store.schemas import EventType
+from firebreak.store.schemas import EventType, HistoryRef
 from firebreak.tools.llm import LLMError, LLMGateway
 from firebreak.tools.models import AlertContext, Evidence
 
@@ -86,12 +88,13 @@ async def followup(state: InvestigationState, runtime: GraphRuntime[Deps]) -> di
 
     alert = safe_alert(AlertContext.model_validate(state["alert"]), deps.redactor)
     evidence = Evidence.model_validate(state["evidence"])
-    prompt = build_rca_messages(alert, evidence, settings.actions, deps.redactor, tools=limit)
+    history = [HistoryRef.model_validate(item) for item in state.get("history", [])]
+    prompt = build_rca_messages(
+        alert, evidence, settings.actions, deps.redactor, tools=limit, history=history
+    )
     started = time.perf_counter()
     try:
-        turn = await gateway.complete_with_tools(
-            [*prompt, *turns], tools, schema=strict_json_schema()
-        )
+        turn = await gateway.complete_with_tools([*prompt, *turns], tools)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # LLMError, or a bug: the loop ends, the RCA copes as before
@@ -101,9 +104,16 @@ async def followup(state: InvestigationState, runtime: GraphRuntime[Deps]) -> di
         kind = exc.kind if isinstance(exc, LLMError) else type(exc).__name__
         return _ended("llm_error", error=f"{kind}: {exc}", elapsed_ms=_elapsed_ms(started))
     if not turn.calls:
-        return _ended("answered", raw=turn.content, elapsed_ms=_elapsed_ms(started))
+        return _ended(
+            "answered",
+            raw=turn.text,
+            finish_reason=turn.finish_reason,
+            prompt_tokens=turn.prompt_tokens,
+            completion_tokens=turn.completion_tokens,
+            elapsed_ms=round(turn.elapsed_s * 1000, 1),
+        )
     calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in turn.calls]
-    content = deps.redactor.redact(turn.content)
+    content = deps.redactor.redact(turn.text)
     return {"turns": [{"role": "assistant", "content": content, "tool_calls": calls}]}
 
 

@@ -1,12 +1,19 @@
-"""Grounding: an answer may only rest on evidence that was gathered, and may only propose what
-the allowlist lets run. Applied to LLM and offline answers alike.
+"""Grounding: an answer may only rest on evidence that was gathered, may only propose what the
+allowlist lets run, and is scored by how well the evidence and the leads bear it out. Applied
+to LLM and offline answers alike; what follows from the verdict is the reasoning agent's call.
 
-- Every cited ref must be one of `evidence.refs()` (matched case-insensitively): a log line
-  `L…`, a metric `M…`, a cluster finding `K…`, gathered first or by a follow-up tool call, or an
-  earlier incident `H…` of the history given. Unknown refs are dropped, and each one lowers
-  `confidence_score` by `UNKNOWN_REF_PENALTY` (15) points: an invented citation is evidence the
-  model is confabulating.
+- Every cited ref must be one of `evidence.refs()` (case-insensitive): a log line `L…`, a metric
+  `M…`, a cluster finding `K…`, gathered first or by a follow-up tool call, or an earlier
+  incident `H…` of the history given. A cited string that is no ref but holds one (`[L14]`) or
+  quotes an item's text (small models pad the list with lines) is read as that item's ref.
+  What is left is invented: each lowers `confidence_score` by `UNKNOWN_REF_PENALTY` (5), at
+  most `MAX_REF_PENALTY` (20) in all.
 - An analysis left citing no gathered evidence is capped at `UNGROUNDED_CONFIDENCE_CAP` (30).
+- `support`: does the evidence the answer cites speak of the cause it names (agents/claims.py)?
+  `supported`, or why not: `no_evidence` (nothing gathered is cited), `symptom` (the cause
+  only restates the alert), `unrelated` (no cited item speaks of it).
+- `comparable`: the leads (agents/leads.py) whose evidence names more than the alert's own
+  symptom; `agreeing`: those whose evidence speaks of the cause too.
 - A proposed remediation is dropped unless the allowlist rule (`tools.actions.check_proposal`,
   the same one a run is held to) accepts it.
 - What grounding changed is appended to the reasoning ("[Grounding] ...").
@@ -14,29 +21,48 @@ the allowlist lets run. Applied to LLM and offline answers alike.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+from firebreak.agents.claims import cause_terms, names_a_cause, speaks_of
 from firebreak.agents.schema import RootCauseAnalysis
-from firebreak.store.schemas import EvidenceItem, HistoryRef, RcaBody, RemediationProposal
+from firebreak.store.schemas import (
+    EvidenceItem,
+    HistoryRef,
+    Lead,
+    RcaBody,
+    RemediationProposal,
+)
 from firebreak.tools.actions import ActionError, check_proposal
 from firebreak.tools.config import RemediationAction
 from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading
 from firebreak.tools.text import number, truncate
 
-UNKNOWN_REF_PENALTY = 15
+UNKNOWN_REF_PENALTY = 5
+MAX_REF_PENALTY = 20
 UNGROUNDED_CONFIDENCE_CAP = 30
-
+_QUOTE_MIN_CHARS = 12  # a shorter cited string is not read as a quoted line
+_REF_IN_TEXT = re.compile(r"\b([LMKH]\d{1,4})\b", re.IGNORECASE)
 _LIMITS = {name: field.metadata for name, field in RcaBody.model_fields.items()}
 
+Support = Literal["supported", "no_evidence", "symptom", "unrelated"]
 
+
+@dataclass
 class Grounded:
-    """The outcome of grounding: the corrected body, cited items and what was changed."""
+    """The outcome of grounding: the corrected body, the cited items, what was changed, and
+    how well the evidence and the leads bear the cause out."""
 
-    def __init__(self, body: dict[str, Any], items: list[EvidenceItem], notes: list[str]):
-        self.body = body
-        self.items = items
-        self.notes = notes
+    body: dict[str, Any]
+    items: list[EvidenceItem]
+    notes: list[str]
+    support: Support = "supported"
+    agreeing: list[Lead] = field(default_factory=list)
+    invented: list[str] = field(default_factory=list)
+    comparable: list[Lead] = field(default_factory=list)  # leads that name more than a symptom
 
 
 def metric_text(reading: MetricReading) -> str:
@@ -94,28 +120,24 @@ def ground(
     evidence: Evidence,
     actions: Sequence[RemediationAction] = (),
     history: Sequence[HistoryRef] = (),
+    *,
+    leads: Sequence[Lead] = (),
+    symptoms: AbstractSet[str] = frozenset(),
 ) -> Grounded:
-    """Apply the grounding rules of the module doc to an answer."""
+    """Apply the grounding rules of the module doc to an answer. `symptoms`: the alert's own
+    words (`claims.symptom_terms`), which name no cause."""
     earlier = {item.ref: item for item in history}
-    known = {ref.upper(): ref for ref in (*evidence.refs(), *earlier) if ref}
-
-    cited: list[str] = []
-    unknown: list[str] = []
-    for raw in rca.evidence:
-        ref = known.get(raw.strip().upper())
-        if ref is None:
-            if raw.strip() and raw.strip() not in unknown:
-                unknown.append(raw.strip())
-        elif ref not in cited:
-            cited.append(ref)
+    texts = _texts(evidence, earlier)
+    cited, invented = _resolve(rca.evidence, texts)
 
     notes: list[str] = []
     confidence = rca.confidence_score
-    if unknown:
-        confidence -= UNKNOWN_REF_PENALTY * len(unknown)
+    if invented:
+        penalty = min(MAX_REF_PENALTY, UNKNOWN_REF_PENALTY * len(invented))
+        confidence -= penalty
         notes.append(
-            f"dropped references to evidence that was never gathered: {', '.join(unknown)} "
-            f"(confidence -{UNKNOWN_REF_PENALTY} each)"
+            f"dropped references to evidence that was never gathered: "
+            f"{', '.join(truncate(ref, 40) for ref in invented)} (confidence -{penalty})"
         )
     if not cited and confidence > UNGROUNDED_CONFIDENCE_CAP:
         confidence = UNGROUNDED_CONFIDENCE_CAP
@@ -144,7 +166,77 @@ def ground(
         body["reasoning"] = fit(
             "reasoning", body["reasoning"], suffix=" [Grounding] " + "; ".join(notes) + "."
         )
-    return Grounded(body, items, notes)
+    claim = rca.root_cause
+    support = _support(claim, [texts[ref] for ref in cited], symptoms)
+    comparable = []
+    agreeing = []
+    for lead in leads:
+        said = [texts.get(ref, "") for ref in lead.refs]
+        if not lead.refs or not any(names_a_cause(text, symptoms) for text in said):
+            continue
+        comparable.append(lead)
+        if speaks_of(claim, said, symptoms):
+            agreeing.append(lead)
+    return Grounded(body, items, notes, support, agreeing, invented, comparable)
+
+
+def _support(claim: str, cited_texts: list[str], symptoms: AbstractSet[str]) -> Support:
+    if not cited_texts:
+        return "no_evidence"
+    if not cause_terms(claim, symptoms):
+        return "symptom"
+    return "supported" if speaks_of(claim, cited_texts, symptoms) else "unrelated"
+
+
+def _texts(evidence: Evidence, earlier: dict[str, HistoryRef]) -> dict[str, str]:
+    """Every citable ref and what it says (a metric: what it measures)."""
+    texts = {line.ref: _log_text(line) for line in evidence.logs}
+    texts |= {reading.ref: _metric_about(reading) for reading in evidence.metrics}
+    texts |= {finding.ref: _finding_text(finding) for finding in evidence.kubernetes}
+    texts |= {ref: _history_item(item).text for ref, item in earlier.items()}
+    texts.pop("", None)
+    return texts
+
+
+def _metric_about(reading: MetricReading) -> str:
+    """What a reading is about (its query and series), without the summary's own words."""
+    return f"{reading.query} " + " ".join(f"{k}={v}" for k, v in sorted(reading.series.items()))
+
+
+def _resolve(raw_refs: Sequence[str], texts: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(the cited refs that exist, in order, once each; the cited strings that name none)."""
+    known = {ref.upper(): ref for ref in texts}
+    cited: list[str] = []
+    invented: list[str] = []
+    for raw in raw_refs:
+        given = raw.strip()
+        if not given:
+            continue
+        ref = known.get(given.upper()) or _named_in(given, known) or _quoted(given, texts)
+        if ref is None:
+            if given not in invented:
+                invented.append(given)
+        elif ref not in cited:
+            cited.append(ref)
+    return cited, invented
+
+
+def _named_in(given: str, known: dict[str, str]) -> str | None:
+    """`[L14]`, `L14:`, `ref L14`: the one known ref the string names."""
+    found = {known[m.upper()] for m in _REF_IN_TEXT.findall(given[:200]) if m.upper() in known}
+    return found.pop() if len(found) == 1 else None
+
+
+def _quoted(given: str, texts: dict[str, str]) -> str | None:
+    """The item whose text the string quotes (or that quotes the string)."""
+    if len(given) < _QUOTE_MIN_CHARS:
+        return None
+    needle = " ".join(given.split()).lower()[:600]
+    for ref, text in texts.items():
+        haystack = " ".join(text.split()).lower()
+        if needle in haystack or (len(haystack) >= _QUOTE_MIN_CHARS and haystack in needle):
+            return ref
+    return None
 
 
 def _history_item(item: HistoryRef) -> EvidenceItem:

@@ -4,28 +4,25 @@ configured, else from Firebreak's template.
 Facts (times, durations, people, the timeline, the root cause with its evidence, the
 remediation runs, the action items) always come from incidents/postmortem.py. The LLM writes
 only the summary and "what went well / what did not", as strict JSON through the same
-self-healing loop as the reasoning agent (`complete_json`, `model_validate_json`, the
-validation errors sent back with `postmortem_repair.md`, at most `max_json_retries` more
-calls). It sees the timeline redacted and without people's names ("person A" instead), and
-cites timeline items by ref (`T3`): a statement citing an item that does not exist is dropped,
-and the draft says so. Any LLM failure leaves the template's narrative. The draft says which.
+self-healing loop as the reasoning agent (tools/llm_json.py: the validation errors sent back
+with `postmortem_repair.md`, at most `max_json_retries` more calls). It sees the timeline
+redacted and without people's names ("person A" instead), and cites timeline items by ref
+(`T3`): a statement citing an item that does not exist is dropped, and the draft says so. Any
+LLM failure leaves the template's narrative. The draft says which.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.agents.prompts import evidence_boundary, render
-from firebreak.agents.reasoning import unfence, validation_errors
-from firebreak.agents.schema import strict_schema
 from firebreak.incidents.postmortem import (
     PostmortemDraft,
     PostmortemFacts,
@@ -37,7 +34,8 @@ from firebreak.store.incidents import record_event
 from firebreak.store.memory import RunFact
 from firebreak.store.schemas import EventType, ExecutionStatus
 from firebreak.store.writer import Writer
-from firebreak.tools.llm import LLMError, LLMGateway
+from firebreak.tools.llm import LLMGateway
+from firebreak.tools.llm_json import ask_json
 from firebreak.tools.models import Evidence
 from firebreak.tools.redact import Redactor
 
@@ -209,39 +207,38 @@ async def narrate(
     redactor: Redactor,
 ) -> tuple[Narrative | None, list[str]]:
     """The LLM's grounded narrative, or None with why it could not be had."""
-    base = build_messages(facts, redactor)
-    schema = strict_schema(PostmortemNarrative)
-    messages = base
-    problem = "no attempt was made"
-    for attempt in range(1, max_json_retries + 2):
-        try:
-            raw = await gateway.complete_json(messages, schema, schema_name=SCHEMA_NAME)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # LLMError, or a bug: either way no narrative
-            kind = exc.kind if isinstance(exc, LLMError) else type(exc).__name__
-            log.warning("postmortem llm unavailable", error=f"{kind}: {exc}"[:300])
+    messages = build_messages(facts, redactor)
+
+    def repair(errors: Sequence[str], bad_answer: str) -> dict[str, str]:
+        text = render("postmortem_repair.md", errors=list(errors), bad_answer=bad_answer)
+        return {"role": "user", "content": redactor.redact(text)}
+
+    answered = await ask_json(
+        gateway,
+        messages,
+        PostmortemNarrative,
+        name=SCHEMA_NAME,
+        retries=max_json_retries,
+        repair=repair,
+    )
+    if answered.value is None:
+        log.warning("postmortem llm gave no narrative", failure=str(answered.failure)[:300])
+        if answered.gave_nothing:
+            kind = str(answered.failure).split(":", 1)[0]
             return None, [f"the LLM could not be used: {kind}"]
-        try:
-            answer = PostmortemNarrative.model_validate_json(unfence(raw))
-        except ValidationError as exc:
-            errors = validation_errors(exc)
-            problem = "; ".join(errors)
-            log.info("postmortem llm invalid answer", attempt=attempt, errors=errors[:5])
-            repair = render("postmortem_repair.md", errors=errors, bad_answer=raw)
-            messages = [*base, {"role": "user", "content": redactor.redact(repair)}]
-            continue
-        narrative, invented = ground(answer, facts.refs)
-        notes = []
-        if invented:
-            notes.append(
-                "Statements citing timeline items that do not exist were left out: "
-                + ", ".join(invented)
-                + "."
-            )
-        return narrative, notes
-    attempts = max_json_retries + 1
-    return None, [f"the LLM gave no valid answer in {attempts} attempts; last: {problem}"]
+        attempts = len(answered.tries)
+        return None, [
+            f"the LLM gave no valid answer in {attempts} attempts; last: {answered.failure}"
+        ]
+    narrative, invented = ground(answered.value, facts.refs)
+    notes = []
+    if invented:
+        notes.append(
+            "Statements citing timeline items that do not exist were left out: "
+            + ", ".join(invented)
+            + "."
+        )
+    return narrative, notes
 
 
 # ---------------------------------------------------------------------- the document

@@ -17,19 +17,35 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 import jinja2
 
-from firebreak.tools.models import Evidence
-from firebreak.tools.text import truncate
+from firebreak.tools.models import Evidence, MetricReading
+from firebreak.tools.promql import short_metric
+from firebreak.tools.text import as_utc, number, truncate
 
-__all__ = ["clip", "evidence_boundary", "fmt_value", "load_template", "oneline", "render"]
+__all__ = [
+    "clip",
+    "clock",
+    "evidence_boundary",
+    "fmt_value",
+    "load_template",
+    "log_text",
+    "metric_line",
+    "oneline",
+    "render",
+]
 
 PACKAGE = "firebreak.prompts"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# The timestamp a log line starts with, which the prompt already shows in front of it.
+_LEADING_STAMP = re.compile(
+    r"^\s*\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]?\s*"
+)
 
 
 def oneline(value: Any) -> str:
@@ -52,6 +68,37 @@ def fmt_value(value: Any) -> str:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
+
+
+def clock(moment: datetime | None, day: str | None = None) -> str:
+    """`HH:MM:SS` in UTC; with the date (`MM-DD HH:MM:SS`) when it is not `day` (YYYY-MM-DD,
+    the prompt's date)."""
+    if moment is None:
+        return "--:--:--"
+    utc = as_utc(moment).astimezone(UTC)
+    if day is not None and utc.strftime("%Y-%m-%d") != day:
+        return utc.strftime("%m-%d %H:%M:%S")
+    return utc.strftime("%H:%M:%S")
+
+
+def log_text(text: str) -> str:
+    """A log line without the timestamp it starts with (the prompt shows it once, in front)."""
+    return _LEADING_STAMP.sub("", text[:200], count=1) + text[200:]
+
+
+def metric_line(reading: MetricReading) -> str:
+    """`name{labels}: baseline -> current (peak p), changed HH:MM:SS` in few tokens."""
+    change = (
+        "no history"
+        if not reading.history
+        else f"changed {clock(reading.changed_at)}"
+        if reading.changed_at
+        else "no change"
+    )
+    return (
+        f"{short_metric(reading.query, reading.series)}: {number(reading.baseline)} -> "
+        f"{number(reading.current)} (peak {number(reading.peak)}), {change}"
+    )
 
 
 def _tojson(value: Any) -> str:
@@ -83,7 +130,15 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(oneline=oneline, clip=clip, fmt=fmt_value, tojson=_tojson)
+    env.filters.update(
+        oneline=oneline,
+        clip=clip,
+        fmt=fmt_value,
+        tojson=_tojson,
+        clock=clock,
+        logtext=log_text,
+        metric=metric_line,
+    )
     return env
 
 

@@ -46,12 +46,17 @@ async def publish(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
 def timeline_entries(analysis: Analysis) -> list[tuple[EventType, str, dict[str, Any]]]:
     """A fallback records both facts: the LLM failed, and an offline RCA was made."""
     llm_errors = [a.error for a in analysis.attempts if not a.ok and a.error]
-    summary = {
+    summary: dict[str, Any] = {
         "execution_status": analysis.execution_status.value,
         "confidence_score": analysis.confidence_score,
         "provider": analysis.provider,
         "attempts": len(analysis.attempts),
+        "prompt_tokens": analysis.prompt_tokens,
     }
+    if analysis.set_aside is not None:
+        summary["set_aside"] = analysis.set_aside.model_dump()
+    if analysis.dissent is not None:
+        summary["dissent"] = analysis.dissent
     entries: list[tuple[EventType, str, dict[str, Any]]] = []
     if analysis.execution_status is not ExecutionStatus.COMPLETED:
         entries.append(

@@ -53,7 +53,7 @@ async def answer_question(
             {"role": "user", "content": redactor.redact(question)},
         ]
         try:
-            text = (await gateway.complete_text(messages)).strip()
+            text = (await gateway.complete_text(messages)).text.strip()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

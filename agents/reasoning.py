@@ -1,225 +1,104 @@
-"""The reasoning agent: alert + evidence in, a grounded `Analysis` out.
+"""The reasoning agent: alert + evidence in, a grounded, honestly scored `Analysis` out.
 
 `reason()` is a plain async function; the LangGraph node (`analyse`) calls it. Grounding lives
-in agents/grounding.py, thread questions in agents/questions.py.
+in agents/grounding.py, the leads in agents/leads.py, thread questions in agents/questions.py.
 
-The loop (self-healing structured output):
-1. Render `rca_system.md` + `rca_user.md` from the *redacted* alert and evidence, and scrub the
-   rendered messages once more: no secret ever reaches the LLM request.
-2. `gateway.complete_json(messages, strict_json_schema())`, then
-   `RootCauseAnalysis.model_validate_json` on the raw text (a single surrounding Markdown code
-   fence is tolerated).
-3. An invalid answer (not JSON, or not the schema) is sent back: the next attempt is the same
-   conversation plus `rca_repair.md`, quoting the validation errors and the bad answer. At most
-   `max_json_retries` such retries (so `1 + max_json_retries` LLM calls).
-4. Grounding (below), then an `Analysis` with `execution_status=COMPLETED`, one `Attempt` per
-   LLM call and the cited evidence resolved to `EvidenceItem`s.
+1. The leads (Firebreak's own findings: the change, the first error, the metrics that moved)
+   are computed from the evidence: the same ones the offline analyzer writes from.
+2. `rca_system.md` + `rca_user.md` are rendered from the *redacted* alert and evidence, with the
+   leads and the earlier incidents (`H` refs), and asked for through the one self-healing loop
+   (tools/llm_json.py: constrained JSON, problems fed back, never the same request twice). The
+   follow-up loop's closing answer, when it ended with one, is the first attempt.
+3. The answer is grounded, and then judged:
+   - It must rest on the evidence: cite something gathered, name more than the alert's own
+     symptom, and cite evidence that speaks of what it names. An answer that does not is set
+     aside (`Analysis.set_aside` keeps it and why) and the offline analysis answers instead,
+     RECOVERED_FALLBACK. Why not keep it with a capped confidence: at 2 AM one answer is read,
+     and Firebreak's own rules are grounded by construction; a confident wrong cause on the
+     card costs more than a plainer right one.
+   - Its confidence is the model's own, capped by what bears it out: with the leads it agrees
+     with (`50 + 40 x agreeing / leads`), at 60 when the rules found nothing to compare with,
+     and at 40 when it contradicts every lead, when the card also shows the offline cause
+     (`Analysis.dissent`).
 
 Execution status:
-- `COMPLETED`: the configured analyser produced the analysis. When the configured provider is
-  `offline` (or no gateway is given) the deterministic analyser IS the configured analysis, so
-  it is COMPLETED with `provider="offline"`.
+- `COMPLETED`: the configured analyser produced a grounded analysis. With `llm.provider:
+  offline` (or no gateway) the deterministic analyser IS the configured analysis.
 - `RECOVERED_FALLBACK`: an LLM was configured but gave no usable answer (retries exhausted,
-  circuit breaker open, unreachable, timed out, request refused): the deterministic analyser
-  answered instead. The attempts record every LLM call and the offline one.
-- `FAILED`: nothing usable could be produced (the deterministic analyser itself raised).
-Every offline analysis is marked: `root_cause` and `reasoning` start with "[Offline analysis] ",
-and after a fallback the reasoning says why the LLM was not used.
-
-Every answer, LLM or offline, is grounded (agents/grounding.py) before it is returned.
-
-After follow-up tool calls (agents/followup.py) the evidence holds their results too, and the
-prompt lists the calls made. When the loop ended with the model's own answer (it answered
-without calling a tool), that answer is attempt 1 (`Opening`), validated and repaired like any;
-when it ended in an LLM error, that error is attempt 1 and the offline analyser answers.
+  circuit open, unreachable, timed out, refused, or set aside as unsupported): the offline
+  analyser answered, and its reasoning says why.
+- `FAILED`: nothing usable could be produced (the offline analyser itself raised).
+Every offline analysis is marked: `root_cause` and `reasoning` start with "[Offline analysis] ".
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
 from langgraph.runtime import Runtime as GraphRuntime
-from pydantic import ValidationError
 
+from firebreak.agents.claims import symptom_terms
 from firebreak.agents.context import Deps
 from firebreak.agents.evidence import gathered
-from firebreak.agents.grounding import fit, ground
+from firebreak.agents.grounding import Grounded, fit, ground
+from firebreak.agents.leads import Findings, find
 from firebreak.agents.offline import analyze_offline
-from firebreak.agents.prompts import evidence_boundary, fmt_value, oneline, render
-from firebreak.agents.schema import RootCauseAnalysis, strict_json_schema
+from firebreak.agents.rca_prompt import build_rca_messages, build_repair_message, safe_alert
+from firebreak.agents.schema import RootCauseAnalysis, rca_schema
 from firebreak.agents.state import InvestigationState
-from firebreak.incidents.postmortem import duration_text
 from firebreak.store.schemas import (
     Analysis,
     Attempt,
     ExecutionStatus,
     HistoryRef,
-    RcaBody,
+    SetAside,
 )
 from firebreak.tools.config import RemediationAction
-from firebreak.tools.llm import LLMError, LLMGateway
+from firebreak.tools.llm import JSON_SCHEMA_NAME, Completion, LLMError, LLMGateway
+from firebreak.tools.llm_json import Answered, ask_json
 from firebreak.tools.models import AlertContext, Evidence
 from firebreak.tools.redact import Redactor
 
-__all__ = [
-    "OFFLINE_PREFIX",
-    "Opening",
-    "build_rca_messages",
-    "build_repair_message",
-    "rca_boundary",
-    "reason",
-    "safe_alert",
-]
+__all__ = ["OFFLINE_PREFIX", "opening_of", "reason"]
 
 log = structlog.get_logger(__name__)
 
 OFFLINE_PREFIX = "[Offline analysis] "
-UNKNOWN_REF_PENALTY = 15
-UNGROUNDED_CONFIDENCE_CAP = 30
 OFFLINE_PROVIDER = "offline"
+CONTRADICTS_CAP = 40
+NO_LEADS_CAP = 60
+AGREEMENT_FLOOR, AGREEMENT_SPAN = 50, 40  # cap = floor + span * share of leads agreeing
 
-_LIMITS = {name: field.metadata for name, field in RcaBody.model_fields.items()}
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(?P<body>.*?)\n?\s*```\s*$", re.DOTALL)
-
-
-# --------------------------------------------------------------------------------------------
-# Prompts
-
-
-def safe_alert(alert: AlertContext, redactor: Redactor) -> AlertContext:
-    """The alert with its labels and annotations scrubbed, as every prompt shows it."""
-    return alert.model_copy(
-        update={
-            "labels": redactor.redact_value(dict(alert.labels)),
-            "annotations": redactor.redact_value(dict(alert.annotations)),
-        }
-    )
+_UNSUPPORTED = {
+    "no_evidence": "it cites no evidence that was gathered",
+    "symptom": "it names only the alert's own symptom, not a cause",
+    "unrelated": "the evidence it cites does not speak of the cause it names",
+}
 
 
-def rca_boundary(alert: AlertContext, evidence: Evidence) -> str:
-    """The marker id of the RCA prompt's data blocks (and of the tool results answering it)."""
-    return evidence_boundary(evidence, alert.model_dump_json())
-
-
-def build_rca_messages(
-    alert: AlertContext,
-    evidence: Evidence,
-    actions: Sequence[RemediationAction] = (),
-    redactor: Redactor | None = None,
-    *,
-    tools: int = 0,
-    followups: Sequence[Mapping[str, Any]] = (),
-    history: Sequence[HistoryRef] = (),
-) -> list[dict[str, str]]:
-    """System + user messages for one investigation, scrubbed. `evidence` should already be
-    redacted (it is scrubbed again as part of the rendered text anyway). `tools`: how many
-    follow-up calls the request offers (the system message then explains them); `followups`:
-    the calls made already (`tool`, `arguments`, `refs`, `error`), listed with the evidence;
-    `history`: earlier incidents like this one, shown as evidence `H1`…"""
-    redactor = redactor or Redactor()
-    boundary = rca_boundary(alert, evidence)
-    system = render("rca_system.md", boundary=boundary, tools=tools)
-    user = render(
-        "rca_user.md",
-        alert=alert,
-        logs=evidence.logs,
-        metrics=evidence.metrics,
-        kubernetes=evidence.kubernetes,
-        reports=evidence.reports,
-        actions=list(actions),
-        followups=list(followups),
-        boundary=boundary,
-        history=history_lines(history),
-    )
-    return [
-        {"role": "system", "content": redactor.redact(system)},
-        {"role": "user", "content": redactor.redact(user)},
-    ]
-
-
-def history_lines(history: Sequence[HistoryRef]) -> list[str]:
-    """One evidence line per earlier incident: its root cause and how it ended (facts)."""
-    lines = []
-    for item in history:
-        ended = "not resolved"
-        if item.resolved_at is not None:
-            ended = f"resolved by {item.resolved_by or 'unknown'} after "
-            ended += duration_text(item.resolve_s)
-        fix = item.resolution or "not recorded"
-        cause = item.root_cause or "not analysed"
-        lines.append(
-            f"[{item.ref}] earlier incident #{item.incident_id} ({fmt_value(item.created_at)}): "
-            f"{oneline(item.title)} | root cause: {oneline(cause)} | fixed by: {oneline(fix)} "
-            f"| {ended}"
+def opening_of(ended: Mapping[str, Any]) -> Completion | LLMError | None:
+    """How the follow-up loop ended, as the RCA's first attempt: the model's answer without a
+    tool call, the LLM's failure, or nothing (the loop was off or hit its limit)."""
+    if ended.get("raw") is not None:
+        return Completion(
+            text=ended["raw"],
+            finish_reason=ended.get("finish_reason"),
+            prompt_tokens=ended.get("prompt_tokens"),
+            completion_tokens=ended.get("completion_tokens"),
+            elapsed_s=ended.get("elapsed_ms", 0.0) / 1000,
         )
-    return lines
-
-
-def build_repair_message(
-    errors: Sequence[str], bad_answer: str, redactor: Redactor | None = None
-) -> dict[str, str]:
-    """The user message asking the model to correct its previous answer."""
-    redactor = redactor or Redactor()
-    text = render("rca_repair.md", errors=list(errors), bad_answer=bad_answer)
-    return {"role": "user", "content": redactor.redact(text)}
-
-
-def validation_errors(exc: ValidationError) -> list[str]:
-    out: list[str] = []
-    for error in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in error["loc"]) or "(answer)"
-        if error["type"] == "json_invalid":
-            out.append(f"{loc}: {error['msg']}")
-            continue
-        given = repr(error.get("input"))
-        given = given if len(given) <= 80 else given[:77] + "..."
-        out.append(f"{loc}: {error['msg']} (got {given})")
-    return out or [str(exc).splitlines()[0]]
-
-
-def unfence(text: str) -> str:
-    match = _FENCE.match(text)
-    return match.group("body") if match else text
+    if ended.get("error") is not None:
+        return LLMError(ended["error"], kind=str(ended["error"]).split(":", 1)[0])
+    return None
 
 
 # --------------------------------------------------------------------------------------------
 # The agent
-
-
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
-
-
-@dataclass(frozen=True)
-class Opening:
-    """How the follow-up loop ended, when it ended with the LLM: its answer without a tool
-    call (`raw`), or why it gave none (`error`). Either is the RCA's first attempt."""
-
-    raw: str | None = None
-    error: str | None = None
-    elapsed_ms: float = 0.0
-
-
-async def _ask(
-    gateway: LLMGateway, messages: list[dict[str, str]], schema: dict[str, Any]
-) -> tuple[str | None, str | None, float]:
-    """(raw answer, None, ms), or (None, why the LLM gave nothing, ms)."""
-    started = time.perf_counter()
-    try:
-        raw = await gateway.complete_json(messages, schema)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # LLMError, or a bug: either way the LLM gave nothing
-        kind = exc.kind if isinstance(exc, LLMError) else type(exc).__name__
-        return None, f"{kind}: {exc}", _elapsed_ms(started)
-    return raw, None, _elapsed_ms(started)
 
 
 async def reason(
@@ -230,90 +109,138 @@ async def reason(
     max_json_retries: int,
     actions: Sequence[RemediationAction] = (),
     redactor: Redactor | None = None,
-    opening: Opening | None = None,
+    opening: Completion | LLMError | None = None,
     followups: Sequence[Mapping[str, Any]] = (),
     history: Sequence[HistoryRef] = (),
 ) -> Analysis:
     """Root-cause analysis of `alert` from `evidence`; see the module doc for the rules.
-    `opening`: the follow-up loop's closing answer, used as attempt 1; `followups`: the tool
-    calls it made (listed in the prompt); `history` (earlier incidents like this one) is shown
-    as `H` refs and kept in the analysis."""
+    `opening`: the follow-up loop's closing answer (or failure), used as attempt 1;
+    `followups`: the tool calls it made (listed in the prompt); `history` (earlier incidents
+    like this one) is shown as `H` refs and kept in the analysis."""
     history = list(history)
     redactor = redactor or Redactor()
     shown_alert = safe_alert(alert, redactor)
     safe_evidence = redactor.redact_evidence(evidence)
-    attempts: list[Attempt] = []
+    findings = find(shown_alert, safe_evidence)
+    leads = findings.leads()
+    kept = {"history": history, "leads": leads}
 
     if gateway is None or not gateway.enabled:
-        offline = _offline(shown_alert, safe_evidence, actions, attempts, failure=None)
-        return offline.model_copy(update={"history": history})
+        offline = _offline(shown_alert, safe_evidence, findings, actions, [], failure=None)
+        return offline.model_copy(update=kept)
 
-    base = build_rca_messages(
-        shown_alert, safe_evidence, actions, redactor, followups=followups, history=history
+    messages = build_rca_messages(
+        shown_alert,
+        safe_evidence,
+        actions,
+        redactor,
+        followups=followups,
+        history=history,
+        leads=leads,
     )
-    schema = strict_json_schema()
-    messages = base
-    failure = "no attempt was made"
-    for number in range(1, max_json_retries + 2):
-        if number == 1 and opening is not None:
-            raw, error, elapsed_ms = opening.raw, opening.error, opening.elapsed_ms
-        else:
-            raw, error, elapsed_ms = await _ask(gateway, messages, schema)
-        if raw is None:
-            failure = error or "no answer"
-            attempts.append(
-                Attempt(
-                    number=number,
-                    provider=gateway.provider,
-                    ok=False,
-                    error=failure[:1000],
-                    elapsed_ms=elapsed_ms,
-                )
-            )
-            log.warning("llm_unavailable", provider=gateway.provider, error=failure[:300])
-            break
-        try:
-            rca = RootCauseAnalysis.model_validate_json(unfence(raw))
-        except ValidationError as exc:
-            errors = validation_errors(exc)
-            failure = "invalid answer: " + "; ".join(errors)
-            attempts.append(
-                Attempt(
-                    number=number,
-                    provider=gateway.provider,
-                    ok=False,
-                    error=failure[:1000],
-                    elapsed_ms=elapsed_ms,
-                )
-            )
-            log.info("llm_invalid_answer", attempt=number, errors=errors[:5])
-            messages = [*base, build_repair_message(errors, raw, redactor)]
-            continue
-        attempts.append(
-            Attempt(number=number, provider=gateway.provider, ok=True, elapsed_ms=elapsed_ms)
-        )
-        grounded = ground(rca, safe_evidence, actions, history)
-        return Analysis(
-            **grounded.body,
-            execution_status=ExecutionStatus.COMPLETED,
-            attempts=attempts,
-            evidence=grounded.items,
-            provider=gateway.provider,
-            model=gateway.model,
-            created_at=datetime.now(UTC),
-            history=history,
-        )
-    else:
-        failure = f"no valid answer after {max_json_retries + 1} attempts (last: {failure})"
+    answered = await ask_json(
+        gateway,
+        messages,
+        RootCauseAnalysis,
+        name=JSON_SCHEMA_NAME,
+        retries=max_json_retries,
+        repair=partial(build_repair_message, redactor=redactor),
+        opening=opening,
+        schema=rca_schema(
+            [*safe_evidence.refs(), *(item.ref for item in history)], [a.name for a in actions]
+        ),
+    )
+    attempts = _attempts(answered, gateway.provider)
+    kept["prompt_tokens"] = answered.prompt_tokens or await _counted(gateway, messages)
+    rca = answered.value
+    if rca is None:
+        log.warning("llm_unavailable", provider=gateway.provider, error=str(answered.failure)[:300])
+        note = f"The LLM ({gateway.describe()}) could not be used: {answered.failure}"
+        fallback = _offline(shown_alert, safe_evidence, findings, actions, attempts, failure=note)
+        return fallback.model_copy(update=kept)
 
-    note = f"The LLM ({gateway.describe()}) could not be used: {failure}"
-    fallback = _offline(shown_alert, safe_evidence, actions, attempts, failure=note)
-    return fallback.model_copy(update={"history": history})
+    grounded = ground(
+        rca, safe_evidence, actions, history, leads=leads, symptoms=symptom_terms(shown_alert)
+    )
+    if grounded.support != "supported":
+        why = _UNSUPPORTED[grounded.support]
+        set_aside = SetAside(
+            root_cause=rca.root_cause[:500], confidence_score=rca.confidence_score, why=why
+        )
+        note = f'The LLM\'s answer ("{set_aside.root_cause[:200]}") was set aside: {why}'
+        log.info("llm_answer_set_aside", why=grounded.support, root_cause=rca.root_cause[:200])
+        fallback = _offline(shown_alert, safe_evidence, findings, actions, attempts, failure=note)
+        return fallback.model_copy(update={**kept, "set_aside": set_aside})
+
+    body, dissent = _calibrated(grounded, shown_alert, safe_evidence, findings)
+    return Analysis(
+        **body,
+        execution_status=ExecutionStatus.COMPLETED,
+        attempts=attempts,
+        evidence=grounded.items,
+        provider=gateway.provider,
+        model=gateway.model,
+        created_at=datetime.now(UTC),
+        dissent=dissent,
+        **kept,
+    )
+
+
+def _attempts(answered: Answered[RootCauseAnalysis], provider: str) -> list[Attempt]:
+    return [
+        Attempt(
+            number=t.number,
+            provider=provider,
+            ok=t.ok,
+            error=t.error,
+            elapsed_ms=t.elapsed_ms,
+            constrained=t.constrained,
+            prompt_tokens=t.prompt_tokens,
+        )
+        for t in answered.tries
+    ]
+
+
+async def _counted(gateway: LLMGateway, messages: Sequence[Mapping[str, str]]) -> int:
+    """The prompt's tokens when no answer measured them (the LLM gave none)."""
+    return await gateway.count_tokens("\n".join(m["content"] for m in messages))
+
+
+def _calibrated(
+    grounded: Grounded,
+    alert: AlertContext,
+    evidence: Evidence,
+    findings: Findings,
+) -> tuple[dict[str, Any], str | None]:
+    """The grounded body with its confidence capped by what bears it out, and the offline
+    root cause when the answer contradicts every lead."""
+    body = dict(grounded.body)
+    comparable = grounded.comparable
+    dissent = None
+    if not comparable:
+        cap, why = NO_LEADS_CAP, "Firebreak's rules found no lead to compare it with"
+    elif not grounded.agreeing:
+        cap, why = CONTRADICTS_CAP, "it agrees with none of the leads Firebreak's rules found"
+        dissent = _mark("root_cause", analyze_offline(alert, evidence, findings).root_cause)
+    else:
+        share = len(grounded.agreeing) / len(comparable)
+        cap = AGREEMENT_FLOOR + round(AGREEMENT_SPAN * share)
+        numbers = ", ".join(str(lead.number) for lead in grounded.agreeing)
+        why = f"it agrees with leads {numbers} of {len(comparable)}"
+    if body["confidence_score"] > cap:
+        body["confidence_score"] = cap
+        body["reasoning"] = fit(
+            "reasoning",
+            body["reasoning"],
+            suffix=f" [Grounding] Confidence capped at {cap}: {why}.",
+        )
+    return body, dissent
 
 
 def _offline(
     alert: AlertContext,
     evidence: Evidence,
+    findings: Findings,
     actions: Sequence[RemediationAction],
     attempts: list[Attempt],
     *,
@@ -324,7 +251,7 @@ def _offline(
     number = len(attempts) + 1
     started = time.perf_counter()
     try:
-        rca = analyze_offline(alert, evidence)
+        rca = analyze_offline(alert, evidence, findings)
         grounded = ground(rca, evidence, actions)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -365,6 +292,10 @@ def _offline(
     )
 
 
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
 def _unmark(text: str) -> str:
     return text[len(OFFLINE_PREFIX) :] if text.startswith(OFFLINE_PREFIX) else text
 
@@ -399,12 +330,6 @@ async def analyse(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
     deps = runtime.context
     settings = deps.settings
     calls = state.get("calls", [])
-    ended = state.get("followup") or {}
-    opening = None
-    if ended.get("raw") is not None or ended.get("error") is not None:
-        opening = Opening(
-            raw=ended.get("raw"), error=ended.get("error"), elapsed_ms=ended.get("elapsed_ms", 0)
-        )
     analysis = await reason(
         AlertContext.model_validate(state["alert"]),
         gathered(state),
@@ -412,7 +337,7 @@ async def analyse(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
         max_json_retries=settings.max_json_retries,
         actions=settings.actions,
         redactor=deps.redactor,
-        opening=opening,
+        opening=opening_of(state.get("followup") or {}),
         followups=[
             {"tool": c["tool"], "arguments": c["arguments"], "refs": c["refs"], "error": c["error"]}
             for c in calls
@@ -420,4 +345,6 @@ async def analyse(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
         history=[HistoryRef.model_validate(item) for item in state.get("history", [])],
     )
     analysis = analysis.model_copy(update={"tool_calls": len(calls)})
+    if analysis.prompt_tokens is not None:
+        deps.prompt_tokens.observe(analysis.prompt_tokens)
     return {"analysis": analysis.model_dump(mode="json")}

@@ -1,12 +1,14 @@
-"""The answer the reasoning agent must get from the LLM, as a strict JSON schema."""
+"""The answer the reasoning agent must get from the LLM, and the constraint it is asked with."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from firebreak.store.schemas import RcaBody
+from firebreak.tools.llm_json import strict_schema
 
 
 class RootCauseAnalysis(RcaBody):
@@ -17,28 +19,38 @@ class RootCauseAnalysis(RcaBody):
     evidence: list[str] = Field(description="refs of the log lines / metrics this rests on")
 
 
-def strict_json_schema() -> dict[str, Any]:
-    """JSON schema in the form OpenAI's strict mode wants: every property required and
-    `additionalProperties: false` everywhere (Ollama's `format` accepts the same)."""
-    return strict_schema(RootCauseAnalysis)
+ANSWER_ORDER = (
+    "evidence",
+    "root_cause",
+    "reasoning",
+    "confidence_score",
+    "mitigation",
+    "prevention",
+    "recommendation",
+    "remediation",
+)
 
 
-def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """`model`'s JSON schema in OpenAI's strict form (see `strict_json_schema`)."""
-    schema = model.model_json_schema()
-    _strictify(schema)
+def rca_schema(refs: Collection[str] = (), actions: Collection[str] = ()) -> dict[str, Any]:
+    """The strict schema the RCA is asked with. Its properties come in the order a model
+    should write them (servers that enforce a schema generate in that order): the evidence
+    first, so the cause is written after the model has picked what it rests on. With `refs`,
+    `evidence` may only hold those (an enum): a constrained model cannot invent a citation.
+    Likewise `remediation` may only name an allowlisted action, and is null with none."""
+    schema = strict_schema(RootCauseAnalysis)
+    properties = schema["properties"]
+    schema["properties"] = {name: properties[name] for name in ANSWER_ORDER}
+    schema["required"] = list(ANSWER_ORDER)
+    if refs:
+        properties["evidence"]["items"] = {"type": "string", "enum": sorted(refs, key=_ref_key)}
+    if not actions:
+        schema["properties"]["remediation"] = {"type": "null"}
+        schema.pop("$defs", None)
+    else:
+        proposal = schema["$defs"]["RemediationProposal"]["properties"]
+        proposal["action"]["enum"] = sorted(actions)
     return schema
 
 
-def _strictify(node: Any) -> None:
-    if isinstance(node, dict):
-        if node.get("type") == "object" and "properties" in node:
-            node["additionalProperties"] = False
-            node["required"] = list(node["properties"])
-        for key in ("minLength", "maxLength", "minimum", "maximum", "default"):
-            node.pop(key, None)  # strict mode rejects these keywords; pydantic re-checks them
-        for value in node.values():
-            _strictify(value)
-    elif isinstance(node, list):
-        for value in node:
-            _strictify(value)
+def _ref_key(ref: str) -> tuple[str, int]:
+    return (ref[:1], int(ref[1:]) if ref[1:].isdigit() else 0)

@@ -29,7 +29,7 @@ from firebreak.agents.context import Deps
 from firebreak.agents.evidence import gathered
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.prompts import render
-from firebreak.agents.reasoning import rca_boundary, safe_alert
+from firebreak.agents.rca_prompt import rca_boundary, safe_alert
 from firebreak.agents.state import InvestigationState
 from firebreak.agents.toolbox import Toolbox, ToolResult, next_ref_numbers
 from firebreak.store.incidents import record_event

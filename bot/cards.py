@@ -675,6 +675,8 @@ def _attempts_context(analysis: Analysis) -> list[str]:
         if failed and failed[-1].error:
             parts.append(f"last error: {escape(truncate(_one_line(failed[-1].error), 200))}")
     parts.append(f"status `{analysis.execution_status.value}`")
+    if analysis.prompt_tokens:
+        parts.append(f"{analysis.prompt_tokens:,} prompt tokens")
     if analysis.created_at is not None:
         parts.append(slack_date(analysis.created_at))
     return parts
@@ -693,7 +695,17 @@ def rca_card(
         f"{truncate(_one_line(analysis.root_cause), SUMMARY_MAX)}"
     )
     blocks: list[Block] = []
-    if offline:
+    if offline and analysis.set_aside is not None:
+        aside = analysis.set_aside
+        blocks.append(
+            _section(
+                ":warning: *Offline analysis — the model's answer was set aside.* It said "
+                f"“{escape(truncate(_one_line(aside.root_cause), 300))}” "
+                f"({aside.confidence_score}%), but {escape(aside.why)}. This root cause comes "
+                "from Firebreak's rule-based offline analyzer instead."
+            )
+        )
+    elif offline:
         blocks.append(
             _section(
                 ":warning: *Offline analysis — the LLM was unavailable.* This root cause comes "
@@ -710,12 +722,20 @@ def rca_card(
         )
     blocks.append(_header(f":mag: Root-cause analysis · #{incident.id} {incident.title}"))
     blocks.append(_section(f"*Root cause*\n{escape(analysis.root_cause)}"))
+    if analysis.dissent is not None:
+        blocks.append(
+            _section(
+                ":scales: *Firebreak's own rules point elsewhere* (the model's answer agrees "
+                "with none of their leads, so its confidence is capped):\n"
+                f"{escape(truncate(analysis.dissent, 1500))}"
+            )
+        )
     blocks.append(
         _section(
             "",
             fields=[
                 f"*Confidence*\n{_confidence(analysis.confidence_score)}",
-                f"*Execution*\n{_execution_label(analysis.execution_status)}",
+                f"*Execution*\n{_execution_label(analysis)}",
             ],
         )
     )
@@ -822,12 +842,14 @@ def _confidence(score: int) -> str:
     return f"{score}% " + "▰" * filled + "▱" * (10 - filled)
 
 
-def _execution_label(status: ExecutionStatus) -> str:
+def _execution_label(analysis: Analysis) -> str:
+    if analysis.execution_status == ExecutionStatus.RECOVERED_FALLBACK and analysis.set_aside:
+        return ":warning: offline fallback (the model's answer was unsupported)"
     return {
         ExecutionStatus.COMPLETED: ":white_check_mark: completed",
         ExecutionStatus.RECOVERED_FALLBACK: ":warning: offline fallback (LLM unavailable)",
         ExecutionStatus.FAILED: ":x: failed",
-    }[ExecutionStatus(status)]
+    }[ExecutionStatus(analysis.execution_status)]
 
 
 # ---------------------------------------------------------------------- remediation

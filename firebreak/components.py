@@ -221,6 +221,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             http=http,
             breakers=breakers,
             tool_metrics=ToolMetrics(metrics.registry),
+            prompt_tokens=metrics.llm_prompt_tokens,
             finished=metrics.investigations,
             settings=Settings(
                 sources=config.sources,

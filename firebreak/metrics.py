@@ -75,6 +75,12 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
             registry=self.registry,
         )
+        self.llm_prompt_tokens = Histogram(
+            "firebreak_llm_prompt_tokens",
+            "Tokens of the root-cause prompt the LLM read (as the server counted them)",
+            buckets=(250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 16000, 32000),
+            registry=self.registry,
+        )
         self.slack_outbox_pending = Gauge(
             "firebreak_slack_outbox_pending",
             "Slack messages written to the outbox and not delivered yet, counted at each scrape",

@@ -128,6 +128,28 @@ class Attempt(BaseModel):
     ok: bool
     error: str | None = None
     elapsed_ms: float = 0.0
+    constrained: bool | None = None  # asked with the JSON schema enforced by the server
+    prompt_tokens: int | None = None  # as the server counted them
+
+
+class Lead(BaseModel):
+    """A deterministic finding (agents/leads.py): shown to the model, kept with the analysis,
+    the same ones the offline analyzer writes from."""
+
+    number: int
+    kind: str  # change | first_error | dominant_error | metric | source_failed
+    text: str
+    refs: list[str] = []
+    at: datetime | None = None
+
+
+class SetAside(BaseModel):
+    """The model's answer that was not used, and why (it cited no gathered evidence, or the
+    evidence it cited does not speak of what it named)."""
+
+    root_cause: str
+    confidence_score: int
+    why: str
 
 
 class Analysis(RcaBody):
@@ -139,6 +161,10 @@ class Analysis(RcaBody):
     created_at: datetime | None = None
     tool_calls: int = 0  # follow-up queries the reasoning agent made before answering
     history: list[HistoryRef] = []  # earlier incidents like this one, given as `H1`…
+    leads: list[Lead] = []  # the deterministic findings the model was shown
+    prompt_tokens: int | None = None  # the RCA prompt, as the server (or the estimate) counted
+    set_aside: SetAside | None = None  # the model's answer, when it could not be used
+    dissent: str | None = None  # the offline root cause, when the model contradicts every lead
 
 
 class SlackRef(BaseModel):

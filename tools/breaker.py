@@ -415,10 +415,14 @@ class Breaker:
 
     # -- calling -----------------------------------------------------------------------------
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+    async def call(
+        self, fn: Callable[[], Awaitable[T]], *, slow: Callable[[T, float], bool] | None = None
+    ) -> T:
         """`await fn()` under the breaker. Raises `CircuitOpenError` without calling `fn`
         when refused; otherwise `fn`'s result or exception, unchanged (a slow answer is
-        returned, and counted as a failure)."""
+        returned, and counted as a failure). `slow(result, seconds)` judges an answer that
+        took longer than `slow_call_s`: a dependency whose every answer is slow by nature
+        (a model on a CPU) says so there, and only answers slow for it count."""
         epoch, trial = self._admit()
         started = self._clock()
         try:
@@ -429,7 +433,9 @@ class Breaker:
         except BaseException:  # cancelled from outside: nothing learnt about the dependency
             self._release(epoch, trial)
             raise
-        self._finish(epoch, trial, self._clock() - started, None)
+        elapsed = self._clock() - started
+        was_slow = elapsed > self.config.slow_call_s and (slow is None or slow(result, elapsed))
+        self._finish(epoch, trial, elapsed, None, slow=was_slow)
         return result
 
     def _admit(self) -> tuple[int, bool]:
@@ -452,10 +458,18 @@ class Breaker:
         if trial and epoch == self._epoch:
             self._trials -= 1
 
-    def _finish(self, epoch: int, trial: bool, elapsed: float, failure: Failure | None) -> None:
+    def _finish(
+        self,
+        epoch: int,
+        trial: bool,
+        elapsed: float,
+        failure: Failure | None,
+        *,
+        slow: bool = False,
+    ) -> None:
         self._metrics.duration.observe(elapsed)
         if failure is None:
-            failed = elapsed > self.config.slow_call_s
+            failed = slow
             outcome = "slow" if failed else "success"
         else:
             self._metrics.error[failure.category].inc()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from firebreak.tools.breaker import SOURCE_BREAKER, BreakerConfig
 from firebreak.tools.kubernetes import KubernetesSource
@@ -17,15 +17,30 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEFAULT_BASE_URLS = {
+    "ollama": "http://localhost:11434",
+    "openai": "https://api.openai.com/v1",
+    "offline": "http://localhost:11434",
+}
+
+
 class LLMConfig(Section):
     provider: Literal["ollama", "openai", "offline"] = "offline"
     model: str = "llama3.1:8b"
-    base_url: str = "http://localhost:11434"
+    base_url: str = ""  # default: the provider's own (Ollama on localhost, OpenAI's public API)
     timeout_s: float = Field(60, gt=0)
     max_json_retries: int = Field(2, ge=0, le=10)
     transient_retries: int = Field(2, ge=0, le=10)  # network errors / 5xx, with backoff
     temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(1024, ge=64, le=32_768)  # the bound on every answer
+    context_tokens: int | None = Field(None, ge=1024)  # the prompt budget; else the server's
     circuit_breaker: BreakerConfig = BreakerConfig()
+
+    @model_validator(mode="after")
+    def _provider_url(self) -> LLMConfig:
+        if not self.base_url:
+            object.__setattr__(self, "base_url", DEFAULT_BASE_URLS[self.provider])
+        return self
 
 
 class LokiSource(Section):

@@ -1,11 +1,18 @@
 """The LLM gateway: one small interface over Ollama and OpenAI-compatible servers.
 
-`LLMGateway.complete_json(messages, schema)` returns the model's raw text, constrained by the
+`LLMGateway.complete_json(messages, schema)` returns the model's answer constrained by the
 provider's structured-output feature; `complete_text(messages)` returns free text (thread Q&A);
-`complete_with_tools(messages, tools, schema=...)` offers tools and returns a `ToolTurn` (the
-text, or the calls the model made).
-Validating the JSON is the caller's job (see `firebreak.agents.reasoning`): the raw text is what
-a self-healing loop needs to show the model its own mistake.
+`complete_with_tools(messages, tools)` offers tools. Each returns a `Completion`: the text, the
+calls the model made, why it stopped and the tokens it read and wrote. The one self-healing
+structured-output loop over `complete_json`, which the RCA, the postmortem and anything after
+them use, is `tools.llm_json.ask_json`.
+
+Every answer is bounded: `llm.max_tokens` goes with every request (`max_completion_tokens`,
+Ollama's `num_predict`), so a looping model stops and says so (`finish_reason: length`).
+`context_tokens()` is the model's context window (`llm.context_tokens`, else read from the
+server: llama.cpp `/props`, vLLM `/v1/models`, Ollama `/api/show`); `count_tokens(text)` counts
+with the server's own tokenizer where it has one (`/tokenize`: llama.cpp, vLLM), else by a
+measured estimate (`estimate_tokens`).
 
 Why these choices:
 - OpenAI-compatible servers (OpenAI, Azure OpenAI's v1 endpoint, vLLM, Ollama's /v1) go through
@@ -16,14 +23,15 @@ Why these choices:
   client, which outlives event loops).
 - Ollama goes through the official `ollama.AsyncClient` with `stream=False` and
   `format=<schema>`: ChatOllama streams by default and we want one request, one answer.
-- Tool calling uses the same two clients' raw chat APIs, not LangChain's `bind_tools`: with
-  tools AND a `response_format` (so that an answer without a call is the strict JSON the
-  caller wants), langchain-openai routes the request through the SDK's `parse()`, which
-  refuses any tool that is not `strict` (ours have optional arguments); and the raw answers
-  hand over a call's arguments exactly as the model sent them (OpenAI: a JSON string, maybe
-  broken; Ollama: a dict), which the caller's guards want to judge themselves. Ollama gets
-  no `format` beside tools: its format grammar suppresses tool calls (ollama#8095, #11037).
-  Messages are plain dicts in one neutral shape (see `complete_with_tools`).
+- Tool calling uses the same two clients' raw chat APIs, not LangChain's `bind_tools`: the
+  raw answers hand over a call's arguments exactly as the model sent them (OpenAI: a JSON
+  string, maybe broken; Ollama: a dict), which the caller's guards want to judge themselves.
+  No format goes beside tools: llama.cpp and vLLM force a constrained answer into the schema,
+  so a call becomes impossible, and Ollama's format grammar suppresses calls too (ollama#8095,
+  #11037). Small models often write their call as text in `content` (Qwen's `<tool_call>`
+  form, a fenced or bare `{"name", "arguments"}`): such a call naming an offered tool is taken
+  as a call (tools/llm_output.py). Messages are plain dicts in one neutral shape (see
+  `complete_with_tools`).
 - Every HTTP attempt runs through the dependency's circuit breaker (`llm:<provider>`,
   tools/breaker.py: pybreaker's state machine plus failure rate, slow calls and half-open
   trial permits), built here from `llm.circuit_breaker` or passed in by the composition root.
@@ -37,7 +45,10 @@ Why these choices:
   retried up to `transient_retries` times with exponential backoff and full jitter (honouring
   `Retry-After` up to `backoff_max_s`), each attempt counted by the breaker; one that lasted
   through a retry is `prolonged`. Other errors are not retried. An answer slower than
-  `circuit_breaker.slow_call_s` is used, and counted by the breaker as a failure.
+  `circuit_breaker.slow_call_s` is used, and counted by the breaker as a failure only when it
+  is also slow for this model (`Pace`): a model on a CPU answers in a minute every time, and
+  must not open its circuit by being itself; one that suddenly takes three times its own
+  pace per token does.
 - Calls are counted in `firebreak_llm_calls_total{provider,outcome}` (the finer cause: ok,
   timeout, unreachable, server_error, rate_limited, rejected, unexpected, circuit_open,
   offline) and timed in `firebreak_llm_call_seconds{provider}`; the breaker exports its own
@@ -49,11 +60,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
+import re
+import statistics
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal, TypeVar
 
@@ -69,16 +84,19 @@ from pydantic import SecretStr
 from firebreak.tools.breaker import Breaker, BreakerConfig, BreakerMetrics, shared_collector
 from firebreak.tools.config import LLMConfig
 from firebreak.tools.errors import Category, CircuitOpenError, Failure, classify
+from firebreak.tools.llm_output import text_tool_calls
 
 __all__ = [
     "JSON_SCHEMA_NAME",
+    "Completion",
     "LLMCallError",
     "LLMError",
     "LLMGateway",
     "LLMUnavailable",
+    "Pace",
     "Provider",
     "ToolRequest",
-    "ToolTurn",
+    "estimate_tokens",
 ]
 
 log = structlog.get_logger(__name__)
@@ -88,6 +106,11 @@ Message = Mapping[str, str]
 T = TypeVar("T")
 
 JSON_SCHEMA_NAME = "root_cause_analysis"
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_CONTEXT_TOKENS = 8192  # when neither the config nor the server says
+OLLAMA_CONTEXT_CAP = 8192  # Ollama's window when unset: the model's own, at most this
+DISCOVERY_TIMEOUT_S = 5.0
+TOKENIZE_TIMEOUT_S = 10.0
 _ROLES = {
     "system": SystemMessage,
     "user": HumanMessage,
@@ -123,13 +146,14 @@ class LLMCallError(LLMError):
 
 
 # --------------------------------------------------------------------------------------------
-# Tool calls
+# Answers
 
 
 @dataclass(frozen=True)
 class ToolRequest:
     """One call the model asked for. `arguments` as it sent them: OpenAI a JSON string (maybe
-    not valid JSON), Ollama a dict. Ollama sends no ids: one is made up here."""
+    not valid JSON), Ollama (or a call written as text) a dict. Ollama and text send no ids:
+    one is made up here."""
 
     id: str
     name: str
@@ -137,12 +161,58 @@ class ToolRequest:
 
 
 @dataclass(frozen=True)
-class ToolTurn:
-    """The model's answer to a request that offered tools: its text, and the calls it made
-    (none: `content` is its answer)."""
+class Completion:
+    """One answer: its text, the tool calls it made (none: `text` is the answer), why the
+    model stopped (`stop`, `length` at the token bound, `tool_calls`) and the tokens it read
+    and wrote, as the server counted them (None when it did not say)."""
 
-    content: str
+    text: str
     calls: tuple[ToolRequest, ...] = ()
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    elapsed_s: float = 0.0  # the request that answered (not the retries before it)
+
+    @property
+    def cut(self) -> bool:
+        """Stopped at `max_tokens`: the text is incomplete."""
+        return self.finish_reason == "length"
+
+
+# Qwen's tokenizer against this pattern over Firebreak's own prompts (system text, evidence,
+# tool specs): 0.86-0.98 tokens per match; digits are single tokens, as in most BPE vocabularies.
+_TOKENISH = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
+TOKENS_PER_MATCH = 0.95
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens `text` takes, estimated: words, digits and symbols (see `_TOKENISH`)."""
+    return math.ceil(len(_TOKENISH.findall(text)) * TOKENS_PER_MATCH)
+
+
+class Pace:
+    """How fast this model answers, learnt from its own answers: seconds per token (read and
+    written) over the last `window` answers. An answer is slow for the model when it took
+    `factor` times the median; before `warmup` answers nothing is (there is no normal yet)."""
+
+    def __init__(self, *, window: int = 20, factor: float = 3.0, warmup: int = 3) -> None:
+        self._samples: deque[float] = deque(maxlen=window)
+        self._factor = factor
+        self._warmup = warmup
+
+    def slow(self, answer: Completion, seconds: float) -> bool:
+        """Whether this answer was slow for the model (judged before it is `observe`d)."""
+        if len(self._samples) < self._warmup:
+            return False
+        return _per_token(answer, seconds) > self._factor * statistics.median(self._samples)
+
+    def observe(self, answer: Completion, seconds: float) -> None:
+        self._samples.append(_per_token(answer, seconds))
+
+
+def _per_token(answer: Completion, seconds: float) -> float:
+    tokens = (answer.prompt_tokens or 0) + (answer.completion_tokens or 0)
+    return seconds / max(1, tokens)
 
 
 def _call_arguments(arguments: Any) -> str:
@@ -234,6 +304,8 @@ class LLMGateway:
         timeout_s: float = 60.0,
         transient_retries: int = 2,
         temperature: float = 0.0,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        context_tokens: int | None = None,
         fail_max: int | None = None,
         reset_timeout_s: float | None = None,
         registry: CollectorRegistry | None = None,
@@ -244,7 +316,8 @@ class LLMGateway:
     ) -> None:
         """`breaker`: the dependency's breaker from the composition root's `BreakerBoard`;
         without one the gateway builds its own from `breaker_config` (`fail_max` and
-        `reset_timeout_s` override it), its metrics on `registry` (a private one if None)."""
+        `reset_timeout_s` override it), its metrics on `registry` (a private one if None).
+        `context_tokens`: the model's context window, when the server should not be asked."""
         if provider not in ("ollama", "openai", "offline"):
             raise ValueError(f"unknown LLM provider {provider!r}")
         self.provider: Provider = provider
@@ -253,9 +326,15 @@ class LLMGateway:
         self.timeout_s = timeout_s
         self.transient_retries = transient_retries
         self.temperature = temperature
+        self.max_tokens = max_tokens
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.dependency = f"llm:{provider}"
+        self.pace = Pace()
+        self._context_tokens = context_tokens
+        self._context_configured = context_tokens is not None
+        self._tokenize: Callable[[str], dict[str, Any]] | None = None
+        self._tokenize_known = provider != "openai"  # only OpenAI-compatible servers have one
 
         registry = CollectorRegistry() if registry is None else registry
         self._calls = shared_collector(
@@ -276,7 +355,7 @@ class LLMGateway:
                 "firebreak_llm_call_seconds",
                 "LLM HTTP call latency",
                 ["provider"],
-                buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120),
+                buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 240, 480),
                 registry=registry,
             ),
         )
@@ -290,10 +369,10 @@ class LLMGateway:
 
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._chat: ChatOpenAI | None = None
-        self._openai_http: httpx.AsyncClient | None = None
+        self._http: httpx.AsyncClient | None = None
         self._ollama: ollama.AsyncClient | None = None
         if provider == "openai":
-            self._openai_http = openai.DefaultAsyncHttpxClient(timeout=timeout_s)
+            self._http = openai.DefaultAsyncHttpxClient(timeout=timeout_s)
             self._chat = ChatOpenAI(
                 model=model,
                 base_url=self.base_url,
@@ -302,8 +381,9 @@ class LLMGateway:
                 timeout=timeout_s,
                 max_retries=0,
                 temperature=temperature,
+                max_tokens=max_tokens,  # sent as max_completion_tokens
                 use_responses_api=False,
-                http_async_client=self._openai_http,
+                http_async_client=self._http,
             )
         elif provider == "ollama":
             self._ollama = ollama.AsyncClient(host=self.base_url, timeout=timeout_s)
@@ -328,6 +408,8 @@ class LLMGateway:
             "timeout_s": cfg.timeout_s,
             "transient_retries": cfg.transient_retries,
             "temperature": cfg.temperature,
+            "max_tokens": cfg.max_tokens,
+            "context_tokens": cfg.context_tokens,
             "breaker_config": cfg.circuit_breaker,
             "registry": registry,
         }
@@ -346,6 +428,12 @@ class LLMGateway:
         """`closed`, `open` or `half-open`."""
         return self.breaker.state
 
+    @property
+    def root_url(self) -> str:
+        """The server's root: `base_url` without the OpenAI `/v1` suffix (where llama.cpp
+        and vLLM serve `/tokenize` and `/props`)."""
+        return self.base_url.removesuffix("/v1")
+
     def describe(self) -> str:
         return "offline" if not self.enabled else f"{self.provider} {self.model} at {self.base_url}"
 
@@ -355,9 +443,9 @@ class LLMGateway:
         schema: dict[str, Any],
         *,
         schema_name: str = JSON_SCHEMA_NAME,
-    ) -> str:
-        """The model's raw answer, constrained to `schema` (OpenAI strict `json_schema`,
-        Ollama `format`). Raises `LLMUnavailable` or `LLMCallError`; never validates."""
+    ) -> Completion:
+        """The model's answer, constrained to `schema` (OpenAI strict `json_schema`, Ollama
+        `format`). Raises `LLMUnavailable` or `LLMCallError`; never validates."""
         self._require_enabled()
         if self.provider == "openai":
             response_format = {
@@ -369,7 +457,7 @@ class LLMGateway:
             )
         return await self._with_resilience(lambda: self._ollama_chat(messages, fmt=schema))
 
-    async def complete_text(self, messages: Sequence[Message]) -> str:
+    async def complete_text(self, messages: Sequence[Message]) -> Completion:
         """The model's free-text answer."""
         self._require_enabled()
         if self.provider == "openai":
@@ -380,29 +468,54 @@ class LLMGateway:
         self,
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]],
-        *,
-        schema: dict[str, Any] | None = None,
-        schema_name: str = JSON_SCHEMA_NAME,
-    ) -> ToolTurn:
+    ) -> Completion:
         """One chat request offering `tools` (OpenAI function specs), through the breaker and
         the retries like every call. `messages` are dicts: `{"role", "content"}`, an
         assistant's calls `{"role": "assistant", "content", "tool_calls": [{"id", "name",
         "arguments"}]}`, a result `{"role": "tool", "tool_call_id", "name", "content"}`.
-        `schema` constrains an answer without a call where the provider allows it beside
-        tools (OpenAI strict `json_schema`); Ollama gets none (see the module doc). A server
-        or model that takes no tools answers 400: `LLMCallError` (kind `bad_request`)."""
+        A call the model wrote as text naming an offered tool is returned as a call (its text
+        then empty). A server or model that takes no tools answers 400: `LLMCallError` (kind
+        `bad_request`)."""
         self._require_enabled()
         if self.provider == "openai":
-            response_format = None
-            if schema is not None:
-                response_format = {
-                    "type": "json_schema",
-                    "json_schema": {"name": schema_name, "strict": True, "schema": schema},
-                }
-            return await self._with_resilience(
-                lambda: self._openai_tools(messages, tools, response_format)
+            answer = await self._with_resilience(lambda: self._openai_tools(messages, tools))
+        else:
+            answer = await self._with_resilience(lambda: self._ollama_tools(messages, tools))
+        if answer.calls:
+            return answer
+        offered = [str(spec["function"]["name"]) for spec in tools]
+        written = text_tool_calls(answer.text, offered)
+        if not written:
+            return answer
+        calls = tuple(ToolRequest(call.id, call.name, call.arguments) for call in written)
+        return replace(answer, text="", calls=calls, finish_reason="tool_calls")
+
+    async def context_tokens(self) -> int:
+        """The model's context window in tokens: `llm.context_tokens`, else what the server
+        says (read once), else `DEFAULT_CONTEXT_TOKENS`."""
+        if self._context_tokens is None:
+            found = await self._read_context() if self.enabled else None
+            self._context_tokens = found or DEFAULT_CONTEXT_TOKENS
+            log.info("llm_context", model=self.model, tokens=self._context_tokens, read=found)
+        return self._context_tokens
+
+    async def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes for this model: the server's tokenizer where it has one, else
+        `estimate_tokens`. Never raises."""
+        if not self._tokenize_known:
+            self._tokenize = await self._find_tokenizer()
+            self._tokenize_known = True
+        if self._tokenize is None or self._http is None:
+            return estimate_tokens(text)
+        try:
+            response = await self._http.post(
+                f"{self.root_url}/tokenize", json=self._tokenize(text), timeout=TOKENIZE_TIMEOUT_S
             )
-        return await self._with_resilience(lambda: self._ollama_tools(messages, tools))
+            response.raise_for_status()
+            return _token_count(response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            log.debug("tokenize_failed", error=_describe(exc))
+            return estimate_tokens(text)
 
     async def check(self) -> str:
         """Reach the server once (model list), for `firebreak check`. Not through the
@@ -425,8 +538,8 @@ class LLMGateway:
         return f"{self.describe()}: reachable, {len(names)} models{note}"
 
     async def aclose(self) -> None:
-        if self._openai_http is not None:
-            await self._openai_http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
         if self._ollama is not None:
             await self._ollama.close()
 
@@ -452,7 +565,7 @@ class LLMGateway:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (tries - 1))
         return random.uniform(0, ceiling)  # full jitter
 
-    async def _with_resilience(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _with_resilience(self, call: Callable[[], Awaitable[Completion]]) -> Completion:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         tries = 0
@@ -466,7 +579,9 @@ class LLMGateway:
                 )
             started = time.perf_counter()
             try:
-                result = await self.breaker.call(partial(_within, remaining, call))
+                result = await self.breaker.call(
+                    partial(_within, remaining, call), slow=self.pace.slow
+                )
             except CircuitOpenError as exc:  # refused: nothing was sent
                 self._calls.labels(provider=self.provider, outcome="circuit_open").inc()
                 raise LLMUnavailable(
@@ -490,7 +605,9 @@ class LLMGateway:
                 await asyncio.sleep(delay)
                 continue
             self._observe("ok", started)
-            return result
+            elapsed = time.perf_counter() - started
+            self.pace.observe(result, elapsed)
+            return replace(result, elapsed_s=elapsed)
 
     def _next_try(self, exc: Exception, failure: Failure, tries: int, left_s: float) -> float:
         """The pause before the next try, or raise: not retryable, retries used up, no time
@@ -522,6 +639,63 @@ class LLMGateway:
         self._calls.labels(provider=self.provider, outcome=outcome).inc()
         self._latency.labels(provider=self.provider).observe(time.perf_counter() - started)
 
+    # -- what the server says about the model -------------------------------------------------
+
+    async def _read_context(self) -> int | None:
+        """The context window the server runs the model with, or None if it does not say."""
+        try:
+            async with asyncio.timeout(DISCOVERY_TIMEOUT_S):
+                if self.provider == "ollama":
+                    return await self._ollama_context()
+                return await self._openai_context()
+        except Exception as exc:  # a diagnosis: any failure means "not said"
+            log.info("llm_context_unknown", model=self.model, error=_describe(exc))
+            return None
+
+    async def _openai_context(self) -> int | None:
+        assert self._http is not None
+        props = await self._http.get(f"{self.root_url}/props")  # llama.cpp
+        if props.status_code == 200:
+            n_ctx = (props.json().get("default_generation_settings") or {}).get("n_ctx")
+            if isinstance(n_ctx, int) and n_ctx > 0:
+                return n_ctx
+        listing = await self._http.get(f"{self.base_url}/models")  # vLLM: max_model_len
+        if listing.status_code != 200:
+            return None
+        for entry in listing.json().get("data") or []:
+            if entry.get("id") == self.model and isinstance(entry.get("max_model_len"), int):
+                return int(entry["max_model_len"])
+        return None
+
+    async def _ollama_context(self) -> int | None:
+        """The model's trained context, at most `OLLAMA_CONTEXT_CAP`: every request then
+        asks for exactly this window (`num_ctx`), so Ollama's smaller default never cuts the
+        prompt silently."""
+        assert self._ollama is not None
+        shown = await self._ollama.show(self.model)
+        info = shown.modelinfo or {}
+        trained = [v for k, v in info.items() if k.endswith(".context_length") and v]
+        return min(int(trained[0]), OLLAMA_CONTEXT_CAP) if trained else None
+
+    async def _find_tokenizer(self) -> Callable[[str], dict[str, Any]] | None:
+        """The `/tokenize` request shape this server takes: llama.cpp's or vLLM's."""
+        assert self._http is not None
+        shapes: list[Callable[[str], dict[str, Any]]] = [
+            lambda text: {"content": text},
+            lambda text: {"model": self.model, "prompt": text},
+        ]
+        for shape in shapes:
+            try:
+                response = await self._http.post(
+                    f"{self.root_url}/tokenize", json=shape("ready"), timeout=TOKENIZE_TIMEOUT_S
+                )
+                if response.status_code == 200:
+                    _token_count(response.json())
+                    return shape
+            except (httpx.HTTPError, ValueError):
+                return None
+        return None
+
     # -- providers ---------------------------------------------------------------------------
 
     @staticmethod
@@ -534,9 +708,15 @@ class LLMGateway:
             out.append(_ROLES[role](content=message["content"]))
         return out
 
+    def _ollama_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"temperature": self.temperature, "num_predict": self.max_tokens}
+        if self._context_tokens is not None:
+            options["num_ctx"] = self._context_tokens
+        return options
+
     async def _openai(
         self, messages: Sequence[Message], response_format: dict[str, Any] | None = None
-    ) -> str:
+    ) -> Completion:
         assert self._chat is not None
         kwargs: dict[str, Any] = {}
         if response_format is not None:
@@ -544,66 +724,85 @@ class LLMGateway:
         try:
             reply = await self._chat.ainvoke(self._lc_messages(messages), **kwargs)
         except openai.LengthFinishReasonError as exc:
-            # The answer was cut at the token limit: hand back the truncated text so the
-            # caller's validation fails and its repair loop can ask for a shorter answer.
+            # Cut at the token limit: the truncated text goes back to the caller, whose
+            # validation fails and whose repair loop asks for a shorter answer.
             choice = exc.completion.choices[0] if exc.completion.choices else None
-            return (choice.message.content or "") if choice else ""
+            usage = exc.completion.usage
+            return Completion(
+                text=(choice.message.content or "") if choice else "",
+                finish_reason="length",
+                prompt_tokens=usage.prompt_tokens if usage else None,
+                completion_tokens=usage.completion_tokens if usage else None,
+            )
         content = reply.content
-        if isinstance(content, str) and content:
-            return content
-        refusal = reply.additional_kwargs.get("refusal")
-        if refusal:
-            return str(refusal)
-        return reply.text if not isinstance(content, str) else content
+        text = content if isinstance(content, str) else reply.text
+        if not text:
+            text = str(reply.additional_kwargs.get("refusal") or "")
+        usage = reply.usage_metadata
+        return Completion(
+            text=text,
+            finish_reason=reply.response_metadata.get("finish_reason"),
+            prompt_tokens=usage["input_tokens"] if usage else None,
+            completion_tokens=usage["output_tokens"] if usage else None,
+        )
 
-    async def _ollama_chat(self, messages: Sequence[Message], fmt: dict[str, Any] | None) -> str:
+    async def _ollama_chat(
+        self, messages: Sequence[Message], fmt: dict[str, Any] | None
+    ) -> Completion:
         assert self._ollama is not None
         response = await self._ollama.chat(
             model=self.model,
             messages=[{"role": m.get("role", "user"), "content": m["content"]} for m in messages],
             stream=False,
             format=fmt,
-            options={"temperature": self.temperature},
+            options=self._ollama_options(),
         )
-        return response.message.content or ""
+        return _ollama_completion(response)
 
     async def _openai_tools(
         self,
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]],
-        response_format: dict[str, Any] | None,
-    ) -> ToolTurn:
+    ) -> Completion:
         assert self._chat is not None
-        extra: dict[str, Any] = {}
-        if response_format is not None:
-            extra["response_format"] = response_format
         completion = await self._chat.root_async_client.chat.completions.create(
             model=self.model,
             messages=[_openai_message(m) for m in messages],  # type: ignore[misc]
             tools=list(tools),  # type: ignore[arg-type]
             temperature=self.temperature,
-            **extra,
+            max_completion_tokens=self.max_tokens,
         )
+        usage = completion.usage
+        tokens = {
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
+        }
         if not completion.choices:
-            return ToolTurn(content="")
-        message = completion.choices[0].message
+            return Completion(text="", **tokens)
+        choice = completion.choices[0]
+        message = choice.message
         calls = tuple(
             ToolRequest(call.id, call.function.name, call.function.arguments or "")
             for call in message.tool_calls or []
             if getattr(call, "function", None) is not None
         )
-        return ToolTurn(content=message.content or message.refusal or "", calls=calls)
+        return Completion(
+            text=message.content or message.refusal or "",
+            calls=calls,
+            finish_reason=choice.finish_reason,
+            **tokens,
+        )
 
     async def _ollama_tools(
         self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]]
-    ) -> ToolTurn:
+    ) -> Completion:
         assert self._ollama is not None
         response = await self._ollama.chat(
             model=self.model,
             messages=[_ollama_message(m) for m in messages],
             tools=list(tools),  # type: ignore[arg-type]
             stream=False,
-            options={"temperature": self.temperature},
+            options=self._ollama_options(),
         )
         calls = tuple(
             ToolRequest(
@@ -613,4 +812,24 @@ class LLMGateway:
             )
             for call in response.message.tool_calls or []
         )
-        return ToolTurn(content=response.message.content or "", calls=calls)
+        answer = _ollama_completion(response)
+        return replace(answer, calls=calls, finish_reason="tool_calls") if calls else answer
+
+
+def _ollama_completion(response: ollama.ChatResponse) -> Completion:
+    return Completion(
+        text=response.message.content or "",
+        finish_reason=response.done_reason,
+        prompt_tokens=response.prompt_eval_count,
+        completion_tokens=response.eval_count,
+    )
+
+
+def _token_count(answer: Any) -> int:
+    """llama.cpp answers `{"tokens": [...]}`, vLLM `{"count": N, "tokens": [...]}`."""
+    if isinstance(answer, dict):
+        if isinstance(answer.get("count"), int):
+            return int(answer["count"])
+        if isinstance(answer.get("tokens"), list):
+            return len(answer["tokens"])
+    raise ValueError("not a /tokenize answer")

@@ -135,7 +135,8 @@ async def test_llm_answer_completes_and_never_sees_secrets(store_url: str, tmp_p
     sent = llm.all_bodies()
     assert "connection refused" in sent  # the evidence did reach the model...
     assert AWS_KEY not in sent  # ...scrubbed
-    assert llm.response_format(0)["type"] == "json_schema"
+    assert llm.tool_names(0) == ["search_logs"]  # the follow-up loop offered its tools ...
+    assert llm.response_format(0) is None  # ... and no schema, which would forbid a call
 
 
 async def test_llm_failure_falls_back_to_marked_offline_analysis(

@@ -9,6 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from firebreak.agents.grounding import UNKNOWN_REF_PENALTY
 from firebreak.agents.reasoning import reason
 from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.store.schemas import ExecutionStatus, HistoryRef
@@ -73,15 +74,16 @@ async def test_history_is_evidence_the_answer_may_cite(openai_server: ScriptedLL
         analysis = await reason(ALERT, EVIDENCE, gateway, max_json_retries=0, history=[EARLIER])
 
     prompt = openai_server.messages()[-1]["content"]
-    evidence_block = prompt.split("<<<EVIDENCE", 1)[1].split("<<<END EVIDENCE", 1)[0]
-    assert "[H1] earlier incident #12" in evidence_block
+    evidence_block = prompt.split("<<<DATA", 1)[1].split("<<<END DATA", 1)[0]
+    assert "[H1] incident #12" in evidence_block
     assert "fixed by: rollback (verified)" in evidence_block
     assert "resolved by U0ALICE after 14 min" in evidence_block
-    assert "(`H` references)" in prompt
+    assert "Earlier incidents like this one:" in evidence_block
     assert analysis.execution_status is ExecutionStatus.COMPLETED
     assert [(e.ref, e.kind) for e in analysis.evidence] == [("L1", "log"), ("H1", "history")]
     assert analysis.evidence[1].source == "incident #12"
-    assert "H7" in analysis.reasoning and analysis.confidence_score == 80 - 15  # H7 invented
+    assert "H7" in analysis.reasoning  # invented
+    assert analysis.confidence_score == 80 - UNKNOWN_REF_PENALTY
     assert analysis.history == [EARLIER]
 
 

@@ -81,7 +81,7 @@ def calls(registry: CollectorRegistry, provider: str, outcome: str) -> float:
 async def test_complete_json_sends_the_schema_and_returns_the_raw_text(llm_server, registry):
     llm_server.script(answer({"root_cause": "disk full"}))
     async with gateway_for(llm_server, registry) as gateway:
-        text = await gateway.complete_json(MESSAGES, SCHEMA)
+        text = (await gateway.complete_json(MESSAGES, SCHEMA)).text
 
     assert text == '{"root_cause": "disk full"}'
     body = llm_server.body()
@@ -104,7 +104,7 @@ async def test_complete_json_sends_the_schema_and_returns_the_raw_text(llm_serve
 async def test_complete_text_sends_no_schema(llm_server, registry):
     llm_server.script(answer("The database ran out of connections (see L3)."))
     async with gateway_for(llm_server, registry) as gateway:
-        text = await gateway.complete_text(MESSAGES)
+        text = (await gateway.complete_text(MESSAGES)).text
 
     assert text == "The database ran out of connections (see L3)."
     assert "response_format" not in llm_server.body()
@@ -114,14 +114,14 @@ async def test_complete_text_sends_no_schema(llm_server, registry):
 async def test_invalid_json_is_returned_as_is_for_the_caller_to_validate(llm_server, registry):
     llm_server.script(invalid_json("not json at all"))
     async with gateway_for(llm_server, registry) as gateway:
-        assert await gateway.complete_json(MESSAGES, SCHEMA) == "not json at all"
+        assert (await gateway.complete_json(MESSAGES, SCHEMA)).text == "not json at all"
     assert llm_server.chat_calls == 1
 
 
 async def test_transient_errors_are_retried_with_backoff(llm_server, registry):
     llm_server.script(http_error(500), http_error(503), answer({"root_cause": "ok"}))
     async with gateway_for(llm_server, registry, transient_retries=2) as gateway:
-        text = await gateway.complete_json(MESSAGES, SCHEMA)
+        text = (await gateway.complete_json(MESSAGES, SCHEMA)).text
 
     assert text == '{"root_cause": "ok"}'
     assert llm_server.chat_calls == 3
@@ -149,7 +149,7 @@ async def test_rate_limit_is_transient(registry):
             answer({"root_cause": "ok"}),
         )
         async with gateway_for(server, registry) as gateway:
-            assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "ok"}'
+            assert (await gateway.complete_json(MESSAGES, SCHEMA)).text == '{"root_cause": "ok"}'
         assert server.chat_calls == 2
         assert calls(registry, "openai", "rate_limited") == 1
 
@@ -241,7 +241,7 @@ async def test_breaker_half_opens_after_reset_timeout_and_closes_on_success(llm_
                 await gateway.complete_json(MESSAGES, SCHEMA)
         assert state(registry, dependency) == 2
         await asyncio.sleep(0.25)
-        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "back"}'
+        assert (await gateway.complete_json(MESSAGES, SCHEMA)).text == '{"root_cause": "back"}'
         assert gateway.breaker_state == "closed"
     assert state(registry, dependency) == 0
     assert llm_server.chat_calls == 3
@@ -262,28 +262,50 @@ async def test_slow_calls_trip_the_breaker_too(llm_server, registry):
     assert llm_server.chat_calls == 2
 
 
-async def test_slow_answers_are_used_and_open_the_breaker(llm_server, registry):
-    # Every answer arrives, but later than slow_call_s: used, and counted as failures.
+def breaker_calls(registry: CollectorRegistry, dependency: str, outcome: str) -> float:
+    value = registry.get_sample_value(
+        "firebreak_circuit_breaker_calls_total", {"dependency": dependency, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def test_a_model_slow_by_nature_never_opens_its_breaker(llm_server, registry):
+    # A model on a CPU: every answer later than slow_call_s, every one at the same pace.
+    llm_server.default = answer({"root_cause": "slow but steady"}, delay_s=0.6)
+    dependency = f"llm:{llm_server.flavour}"
+    config = BreakerConfig(slow_call_s=0.5)
+    async with gateway_for(llm_server, registry, fail_max=2, breaker_config=config) as gateway:
+        for _ in range(5):
+            answered = await gateway.complete_json(MESSAGES, SCHEMA)
+            assert answered.text == '{"root_cause": "slow but steady"}'
+        assert gateway.breaker_state == "closed"
+    assert breaker_calls(registry, dependency, "slow") == 0
+    assert breaker_calls(registry, dependency, "success") == 5
+
+
+async def test_answers_slow_for_the_model_are_used_and_open_the_breaker(llm_server, registry):
+    # Three answers at the model's usual pace, then two five times slower: used, and
+    # counted as failures.
     llm_server.script(
-        answer({"root_cause": "slow one"}, delay_s=0.6),
-        answer({"root_cause": "slow two"}, delay_s=0.6),
+        *[answer({"root_cause": "usual"}, delay_s=0.1)] * 3,
+        answer({"root_cause": "slow one"}, delay_s=0.7),
+        answer({"root_cause": "slow two"}, delay_s=0.7),
     )
     dependency = f"llm:{llm_server.flavour}"
     config = BreakerConfig(slow_call_s=0.5)
     async with gateway_for(llm_server, registry, fail_max=2, breaker_config=config) as gateway:
-        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "slow one"}'
+        for _ in range(3):
+            await gateway.complete_json(MESSAGES, SCHEMA)
+        assert (await gateway.complete_json(MESSAGES, SCHEMA)).text == '{"root_cause": "slow one"}'
         assert gateway.breaker_state == "closed"
-        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "slow two"}'
+        assert (await gateway.complete_json(MESSAGES, SCHEMA)).text == '{"root_cause": "slow two"}'
         assert gateway.breaker_state == "open"
         with pytest.raises(LLMUnavailable) as caught:
             await gateway.complete_json(MESSAGES, SCHEMA)
     assert caught.value.kind == "circuit_open"
-    assert llm_server.chat_calls == 2
-    slow_calls = registry.get_sample_value(
-        "firebreak_circuit_breaker_calls_total", {"dependency": dependency, "outcome": "slow"}
-    )
-    assert slow_calls == 2
-    assert calls(registry, llm_server.flavour, "ok") == 2
+    assert llm_server.chat_calls == 5
+    assert breaker_calls(registry, dependency, "slow") == 2
+    assert calls(registry, llm_server.flavour, "ok") == 5
 
 
 async def test_a_breaker_from_the_board_is_used(llm_server, registry):
@@ -296,7 +318,7 @@ async def test_a_breaker_from_the_board_is_used(llm_server, registry):
         assert gateway.breaker is breaker and breaker.state == "open"
         await board.act(breaker.name, "reset")
         llm_server.script(answer({"root_cause": "back"}))
-        assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "back"}'
+        assert (await gateway.complete_json(MESSAGES, SCHEMA)).text == '{"root_cause": "back"}'
 
 
 async def test_offline_provider_raises_llm_unavailable(registry):
@@ -357,7 +379,7 @@ async def test_truncated_openai_answer_is_returned_for_repair(registry):
     with ScriptedLLMServer("openai") as server:
         server.script(answer('{"root_cause": "the disk is fu', finish_reason="length"))
         async with gateway_for(server, registry) as gateway:
-            assert await gateway.complete_json(MESSAGES, SCHEMA) == '{"root_cause": "the disk is fu'
+            assert (await gateway.complete_json(MESSAGES, SCHEMA)).text == '{"root_cause": "the disk is fu'
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,20 +408,21 @@ async def test_tool_calls_round_trip_in_each_providers_format(llm_server, regist
         answer({"root_cause": "disk full"}),
     )
     async with gateway_for(llm_server, registry) as gateway:
-        turn = await gateway.complete_with_tools(MESSAGES, TOOLS, schema=SCHEMA)
+        turn = await gateway.complete_with_tools(MESSAGES, TOOLS)
         (call,) = turn.calls
         conversation = [
             *MESSAGES,
-            {"role": "assistant", "content": turn.content, "tool_calls": [vars(call)]},
+            {"role": "assistant", "content": turn.text, "tool_calls": [vars(call)]},
             {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": "3 lines"},
         ]
-        final = await gateway.complete_with_tools(conversation, TOOLS, schema=SCHEMA)
+        final = await gateway.complete_with_tools(conversation, TOOLS)
 
     assert call.name == "search_logs" and call.id
+    assert turn.finish_reason == "tool_calls"
     arguments = {"source": "app", "query": "refused"}
     if llm_server.flavour == "openai":  # as the model sent them: a JSON string
         assert json.loads(call.arguments) == arguments
-        assert llm_server.response_format(0)["json_schema"]["schema"] == SCHEMA
+        assert "response_format" not in llm_server.body(0)  # it would forbid the call
         sent = llm_server.messages(1)
         assert sent[2]["tool_calls"][0]["id"] == call.id
         assert sent[3] == {"role": "tool", "tool_call_id": call.id, "content": "3 lines"}
@@ -410,8 +433,65 @@ async def test_tool_calls_round_trip_in_each_providers_format(llm_server, regist
         assert sent[2]["tool_calls"][0]["function"]["arguments"] == arguments
         assert sent[3] == {"role": "tool", "content": "3 lines", "tool_name": "search_logs"}
     assert llm_server.tool_names(0) == ["search_logs"]
-    assert (final.content, final.calls) == ('{"root_cause": "disk full"}', ())
+    assert (final.text, final.calls) == ('{"root_cause": "disk full"}', ())
     assert calls(registry, llm_server.flavour, "ok") == 2
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        '<tool_call>\n{"name": "search_logs", "arguments": {"source": "app", "query": "oom"}}'
+        "\n</tool_call>",
+        'I will search.\n```json\n{"name": "search_logs", "arguments": '
+        '"{\\"source\\": \\"app\\", \\"query\\": \\"oom\\"}"}\n```',
+        '{"type": "function", "function": {"name": "search_logs", '
+        '"parameters": {"source": "app", "query": "oom"}}}',
+    ],
+    ids=["qwen-tags", "fenced-string-arguments", "bare-function"],
+)
+async def test_a_call_written_as_text_is_a_call(llm_server, registry, written):
+    llm_server.script(answer(written))
+    async with gateway_for(llm_server, registry) as gateway:
+        turn = await gateway.complete_with_tools(MESSAGES, TOOLS)
+    (call,) = turn.calls
+    assert (call.name, call.arguments) == ("search_logs", {"source": "app", "query": "oom"})
+    assert call.id.startswith("call_")
+    assert turn.text == "" and turn.finish_reason == "tool_calls"
+
+
+async def test_text_naming_no_offered_tool_stays_an_answer(llm_server, registry):
+    rca = '{"name": "checkout", "arguments": {}, "root_cause": "pool exhausted"}'
+    llm_server.script(answer('<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>'))
+    llm_server.script(answer(rca))
+    async with gateway_for(llm_server, registry) as gateway:
+        unknown = await gateway.complete_with_tools(MESSAGES, TOOLS)
+        answered = await gateway.complete_with_tools(MESSAGES, TOOLS)
+    assert unknown.calls == () and "rm_rf" in unknown.text
+    assert answered.calls == () and answered.text == rca
+
+
+async def test_every_request_bounds_the_answer(llm_server, registry):
+    llm_server.script(answer({"root_cause": "a"}), answer("b"), answer("c"))
+    async with gateway_for(llm_server, registry, max_tokens=321) as gateway:
+        await gateway.complete_json(MESSAGES, SCHEMA)
+        await gateway.complete_text(MESSAGES)
+        await gateway.complete_with_tools(MESSAGES, TOOLS)
+    for index in range(3):
+        body = llm_server.body(index)
+        if llm_server.flavour == "openai":
+            assert body["max_completion_tokens"] == 321
+        else:
+            assert body["options"]["num_predict"] == 321
+
+
+async def test_the_answer_says_what_the_server_counted(llm_server, registry):
+    llm_server.script(answer({"root_cause": "a"}, finish_reason="length"))
+    async with gateway_for(llm_server, registry) as gateway:
+        answered = await gateway.complete_json(MESSAGES, SCHEMA)
+    assert answered.cut
+    assert answered.prompt_tokens is not None and answered.prompt_tokens > 0
+    assert answered.completion_tokens is not None and answered.completion_tokens > 0
+    assert answered.elapsed_s > 0
 
 
 async def test_a_model_without_tools_is_a_bad_request_not_a_breaker_failure(registry):

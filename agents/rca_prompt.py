@@ -1,0 +1,114 @@
+"""The RCA prompt: what the reasoning LLM reads, built in one place for every step that asks
+(the follow-up loop, the analysis, the token budget), so each sends the same text.
+
+`rca_system.md` + `rca_user.md` (prompts/) are rendered from the *redacted* alert and evidence,
+with Firebreak's leads and the earlier incidents, and scrubbed once more as a whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from typing import Any
+
+from firebreak.agents.leads import find
+from firebreak.agents.prompts import evidence_boundary, fmt_value, oneline, render
+from firebreak.incidents.postmortem import duration_text
+from firebreak.store.schemas import HistoryRef, Lead
+from firebreak.tools.config import RemediationAction
+from firebreak.tools.models import AlertContext, Evidence
+from firebreak.tools.redact import Redactor
+
+__all__ = [
+    "build_rca_messages",
+    "build_repair_message",
+    "history_lines",
+    "rca_boundary",
+    "safe_alert",
+]
+
+
+def safe_alert(alert: AlertContext, redactor: Redactor) -> AlertContext:
+    """The alert with its labels and annotations scrubbed, as every prompt shows it."""
+    return alert.model_copy(
+        update={
+            "labels": redactor.redact_value(dict(alert.labels)),
+            "annotations": redactor.redact_value(dict(alert.annotations)),
+        }
+    )
+
+
+def rca_boundary(alert: AlertContext, evidence: Evidence) -> str:
+    """The marker id of the RCA prompt's data block (and of the tool results answering it)."""
+    return evidence_boundary(evidence, alert.model_dump_json())
+
+
+def build_rca_messages(
+    alert: AlertContext,
+    evidence: Evidence,
+    actions: Sequence[RemediationAction] = (),
+    redactor: Redactor | None = None,
+    *,
+    tools: int = 0,
+    followups: Sequence[Mapping[str, Any]] = (),
+    history: Sequence[HistoryRef] = (),
+    leads: Sequence[Lead] | None = None,
+) -> list[dict[str, str]]:
+    """System + user messages for one investigation, scrubbed. `evidence` should already be
+    redacted (it is scrubbed again as part of the rendered text anyway). `tools`: how many
+    follow-up calls the request offers (the system message then explains them); `followups`:
+    the calls made already (`tool`, `arguments`, `refs`, `error`), listed with the evidence;
+    `history`: earlier incidents like this one, shown as evidence `H1`…; `leads`: Firebreak's
+    own findings (computed from the evidence when not given)."""
+    redactor = redactor or Redactor()
+    boundary = rca_boundary(alert, evidence)
+    if leads is None:
+        leads = find(alert, evidence).leads()
+    sources = {line.source for line in evidence.logs}
+    system = render("rca_system.md", boundary=boundary, tools=tools)
+    user = render(
+        "rca_user.md",
+        alert=alert,
+        day=alert.starts_at.astimezone(UTC).strftime("%Y-%m-%d"),
+        logs=evidence.logs,
+        log_source=sources.pop() if len(sources) == 1 else None,
+        metrics=evidence.metrics,
+        kubernetes=evidence.kubernetes,
+        reports=evidence.reports,
+        actions=list(actions),
+        followups=list(followups),
+        boundary=boundary,
+        history=history_lines(history),
+        leads=list(leads),
+    )
+    return [
+        {"role": "system", "content": redactor.redact(system)},
+        {"role": "user", "content": redactor.redact(user)},
+    ]
+
+
+def history_lines(history: Sequence[HistoryRef]) -> list[str]:
+    """One evidence line per earlier incident: its root cause and how it ended (facts)."""
+    lines = []
+    for item in history:
+        ended = "not resolved"
+        if item.resolved_at is not None:
+            ended = f"resolved by {item.resolved_by or 'unknown'} after "
+            ended += duration_text(item.resolve_s)
+        fix = item.resolution or "not recorded"
+        cause = item.root_cause or "not analysed"
+        lines.append(
+            f"[{item.ref}] incident #{item.incident_id} ({fmt_value(item.created_at)}): "
+            f"{oneline(item.title)} | cause: {oneline(cause)} | fixed by: {oneline(fix)} "
+            f"| {ended}"
+        )
+    return lines
+
+
+def build_repair_message(
+    errors: Sequence[str], bad_answer: str, redactor: Redactor | None = None
+) -> dict[str, str]:
+    """The user message asking the model to correct its previous answer."""
+    redactor = redactor or Redactor()
+    text = render("rca_repair.md", errors=list(errors), bad_answer=bad_answer)
+    return {"role": "user", "content": redactor.redact(text)}
