@@ -689,7 +689,10 @@ async def test_a_closing_llm_error_falls_back_without_asking_again(
     ("answer_body", "why"),
     [
         (
-            {"root_cause": "A DNS resolution failure for the payment provider.", "evidence": ["L3"]},
+            {
+                "root_cause": "A DNS resolution failure for the payment provider.",
+                "evidence": ["L3"],
+            },
             "does not speak of the cause it names",
         ),
         (

@@ -379,7 +379,9 @@ async def test_truncated_openai_answer_is_returned_for_repair(registry):
     with ScriptedLLMServer("openai") as server:
         server.script(answer('{"root_cause": "the disk is fu', finish_reason="length"))
         async with gateway_for(server, registry) as gateway:
-            assert (await gateway.complete_json(MESSAGES, SCHEMA)).text == '{"root_cause": "the disk is fu'
+            assert (
+                await gateway.complete_json(MESSAGES, SCHEMA)
+            ).text == '{"root_cause": "the disk is fu'
 
 
 # --------------------------------------------------------------------------------------------
