@@ -1,5 +1,6 @@
 """The Kubernetes agent: what every configured cluster says about the alert's pods, read
-alongside the logs and the metrics (pods, Warning events, previous container logs, rollouts).
+alongside the logs and the metrics (pods, Warning events, the last lines of crashed
+containers, Jobs, rollouts).
 
 A cluster that cannot be read does not fail the investigation: its error is reported on the
 timeline like any source's. Each cluster's circuit breaker is honoured: an open one is reported

@@ -144,7 +144,7 @@ class KubernetesDescribe(_Args):
     @classmethod
     def _known(cls, kind: str) -> str:
         if kind.lower() not in kube.KINDS:
-            raise ValueError("kind must be one of pod, deployment, replicaset, node")
+            raise ValueError("kind must be one of pod, deployment, replicaset, job, node")
         return kube.KINDS[kind.lower()]
 
     @model_validator(mode="after")
@@ -204,6 +204,7 @@ def _source(names: Sequence[str], what: str) -> dict[str, Any]:
 
 
 _TIME = {"type": "string", "description": "RFC 3339, e.g. 2026-12-01T09:30:00Z"}
+_DESCRIBABLE = ("pod", "deployment", "replicaset", "job", "node")
 
 
 def tool_specs(
@@ -260,10 +261,11 @@ def tool_specs(
             ),
             _spec(
                 "kubernetes_describe",
-                "Status, conditions, restarts, last termination and images of one object.",
+                "Status, conditions, restarts, last termination and images of one object; "
+                "of a job, how it ended (e.g. Failed BackoffLimitExceeded) and its pod counts.",
                 {
                     "source": cluster,
-                    "kind": {"type": "string", "enum": ["pod", "deployment", "replicaset", "node"]},
+                    "kind": {"type": "string", "enum": list(_DESCRIBABLE)},
                     "namespace": namespace,
                     "name": {"type": "string"},
                 },
@@ -271,8 +273,11 @@ def tool_specs(
             ),
             _spec(
                 "kubernetes_logs",
-                "A container's last log lines; previous=true for the container that "
-                "terminated before the current one (after a crash or OOM kill).",
+                "A container's last log lines. previous=false (the default) reads the "
+                "current container, also one that has terminated (a failed Job's pod, a "
+                "Completed or Error container): its own output, where it said why it "
+                "stopped. previous=true reads the container before the last restart (a "
+                "crash loop, an OOM kill).",
                 {
                     "source": cluster,
                     "namespace": namespace,

@@ -8,7 +8,8 @@ A `KubeFinding` (defined in tools/models.py, beside `Evidence`) is the Kubernete
 `LogLine`: a short text with a time, a count and a score, cited as `K1…`. Scores use the same
 weights as log lines in `tools.evidence` (an error 3, a severe one 4, a change 3, close to the
 alert start up to 1.5 more), so a rollout minutes before the alert ranks like the deploy line
-it is, and an `OOMKilled` pod like a fatal error.
+it is, and an `OOMKilled` pod like a fatal error. A crashed container's last lines with errors
+in them score 4.5: the crash in its own words, above the pod state and events that report it.
 """
 
 from __future__ import annotations
@@ -25,22 +26,26 @@ __all__ = [
     "MAX_FINDING_CHARS",
     "REVISION_ANNOTATION",
     "KubeFinding",
+    "crash_log_finding",
     "describe_deployment",
+    "describe_job",
     "describe_node",
     "describe_pod",
     "describe_replicaset",
     "event_findings",
     "format_finding",
+    "job_finding",
     "log_findings",
     "pod_finding",
-    "previous_log_finding",
     "revision",
     "rollout_findings",
     "select_findings",
 ]
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-MAX_FINDING_CHARS = 1500  # a previous container's last lines are the longest finding
+MAX_FINDING_CHARS = 1500  # a crashed container's last lines are the longest finding
+_LOG_KINDS = frozenset({"previous_log", "log"})  # a header line, then a container's lines
+_MIN_TAIL = 80  # a log's end shorter than this says too little to be worth a ref
 _NEAR = timedelta(minutes=5)
 _SEVERE_REASONS = ("oom", "kill", "backoff", "evict", "failed", "unhealthy")
 _HISTORY = 5  # revisions shown in a deployment's history
@@ -56,6 +61,15 @@ def _cap(text: str, limit: int = MAX_FINDING_CHARS, *, keep_end: bool = False) -
     return "…" + text[-(limit - 1) :] if keep_end else text[: limit - 1] + "…"
 
 
+def _cap_log(text: str, limit: int = MAX_FINDING_CHARS) -> str:
+    """A log finding cut to `limit` from the start of its lines: the header saying whose log
+    it is stays, and so does the end, where a crashed container wrote why it stopped."""
+    head, _, body = text.partition("\n")
+    if len(text) <= limit or not body:
+        return _cap(text, limit, keep_end=True)
+    return f"{head}\n{_cap(body, max(limit - len(head) - 1, 2), keep_end=True)}"
+
+
 def select_findings(
     findings: Iterable[KubeFinding],
     budget_chars: int,
@@ -64,11 +78,12 @@ def select_findings(
     first: int = 1,
 ) -> list[KubeFinding]:
     """Redact, keep the best-scoring findings within `budget_chars`, show them in time order
-    (untimed last) and number them `K<first>…`."""
+    (untimed last) and number them `K<first>…`. A container's log that does not fit whole is
+    cut to the end that does: its last lines are the crash."""
     scrubbed = [
-        f.model_copy(update={"text": _cap(redact(f.text)), "object": redact(f.object)})
+        f.model_copy(update={"text": _capped(f, redact(f.text)), "object": redact(f.object)})
         if redact is not None
-        else f.model_copy(update={"text": _cap(f.text)})
+        else f.model_copy(update={"text": _capped(f, f.text)})
         for f in findings
     ]
     order = sorted(enumerate(scrubbed), key=lambda item: (-item[1].score, _when(item[1])))
@@ -77,11 +92,28 @@ def select_findings(
     for index, finding in order:
         cost = len(format_finding(finding)) + 1
         if spent + cost > budget_chars:
-            continue
+            fitted = _fitted(finding, budget_chars - spent)
+            if fitted is None:
+                continue
+            finding, cost = fitted, len(format_finding(fitted)) + 1
         kept.append((index, finding))
         spent += cost
     kept.sort(key=lambda item: (_when(item[1]), item[0]))
     return [f.model_copy(update={"ref": f"K{n}"}) for n, (_, f) in enumerate(kept, start=first)]
+
+
+def _capped(finding: KubeFinding, text: str) -> str:
+    return _cap_log(text) if finding.kind in _LOG_KINDS else _cap(text)
+
+
+def _fitted(finding: KubeFinding, room: int) -> KubeFinding | None:
+    """A log finding cut to cost exactly `room` characters, or None (another kind, or too
+    little of its end would be left)."""
+    overhead = len(format_finding(finding)) - len(finding.text) + 1
+    head = finding.text.partition("\n")[0]
+    if finding.kind not in _LOG_KINDS or room - overhead - len(head) - 2 < _MIN_TAIL:
+        return None
+    return finding.model_copy(update={"text": _cap_log(finding.text, room - overhead)})
 
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
@@ -120,25 +152,27 @@ def _get(obj: Any, *path: str) -> Any:
 
 def _container_line(status: Any) -> tuple[str, float, datetime | None]:
     """One container's state, its score as a log line saying it would get (a severe error 4,
-    an error 3), and when it last terminated."""
+    an error 3), and when it last terminated (now, or before its last restart)."""
     parts = [f"container {status.name}"]
     score = 0.0
+    finished = None
     if waiting := _get(status, "state", "waiting"):
         parts.append(f"waiting {waiting.reason or '?'}")
         score = 3.0 if waiting.reason not in (None, "ContainerCreating", "PodInitializing") else 0
     elif terminated := _get(status, "state", "terminated"):
         parts.append(f"terminated {terminated.reason or '?'} (exit code {terminated.exit_code})")
         score = 3.0 if terminated.exit_code else 0.0
+        finished = terminated.finished_at
     elif _get(status, "state", "running"):
         parts.append("running")
     if status.restart_count:
         parts.append(f"{status.restart_count} restarts")
         score = max(score, 2.0)
-    finished = None
     if last := _get(status, "last_state", "terminated"):
-        finished = last.finished_at
+        finished = finished or last.finished_at
         parts.append(
-            f"last terminated {last.reason or '?'} (exit code {last.exit_code}) at {_ts(finished)}"
+            f"last terminated {last.reason or '?'} (exit code {last.exit_code}) "
+            f"at {_ts(last.finished_at)}"
         )
         oom = (last.reason or "") == "OOMKilled" or last.exit_code == 137
         score = max(score, 4.0 if oom else (3.0 if last.exit_code else 0.0))
@@ -191,22 +225,31 @@ def pod_finding(source: str, pod: Any) -> KubeFinding:
     )
 
 
-def previous_log_finding(
-    source: str, pod: str, container: str, log: str, finished: datetime | None = None
+def crash_log_finding(
+    source: str, pod: str, container: str, log: str, ended: Any, *, previous: bool
 ) -> KubeFinding | None:
-    """The last lines the crashed container wrote before it was restarted (at `finished`)."""
+    """The last lines a container wrote before it ended (`ended`: its `terminated` state).
+    `previous`: the container before a restart (kind `previous_log`); else the current one,
+    which has terminated and may never restart, like a failed Job's (kind `log`: a pod that
+    does not restart has no previous container). With error lines it outranks the pod state
+    and the events, which only report the crash; a clean exit's output is context."""
     lines = [line for line in log.splitlines() if line.strip()]
     if not lines:
         return None
-    text = f"last {len(lines)} lines of the previous {container} container:\n" + "\n".join(lines)
-    errors = any(is_error(line) for line in lines)
+    which = "previous" if previous else "terminated"
+    how = f"{ended.reason or '?'}, exit code {ended.exit_code}"
+    head = f"last {len(lines)} lines of the {which} {container} container ({how}):"
+    if any(is_error(line) for line in lines):
+        score = 4.5
+    else:
+        score = 2.0 if previous or ended.exit_code else 1.0
     return KubeFinding(
         source=source,
-        kind="previous_log",
+        kind="previous_log" if previous else "log",
         object=f"pod/{pod}",
-        text=_cap(text, keep_end=True),
-        timestamp=finished,
-        score=4.0 if errors else 2.0,
+        text=_cap_log(head + "\n" + "\n".join(lines)),
+        timestamp=ended.finished_at,
+        score=score,
     )
 
 
@@ -433,6 +476,58 @@ def describe_replicaset(replicaset: Any) -> str:
             *(["owned by " + ", ".join(owners)] if owners else []),
             *(["conditions " + ", ".join(c)] if (c := _conditions(status.conditions)) else []),
         ]
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Jobs
+
+
+def _job_outcome(job: Any) -> Any:
+    """The condition that ended the Job (`Failed`, `Complete`), or None while it runs."""
+    for condition in job.status.conditions or []:
+        if condition.type in ("Failed", "Complete") and condition.status == "True":
+            return condition
+    return None
+
+
+def describe_job(job: Any) -> str:
+    """How the Job ended and why (`Failed` with `BackoffLimitExceeded` or `DeadlineExceeded`
+    and the controller's message), its pod counts against its limits, and its images."""
+    status, spec = job.status, job.spec
+    outcome = _job_outcome(job)
+    if outcome is None:
+        state = "suspended" if spec.suspend else "running"
+    else:
+        state = f"{outcome.type} {outcome.reason or ''}: {outcome.message or ''}".rstrip(": ")
+    limit = spec.backoff_limit if spec.backoff_limit is not None else 6
+    finished = f", completed {_ts(status.completion_time)}" if status.completion_time else ""
+    owners = [f"{o.kind}/{o.name}" for o in job.metadata.owner_references or []]
+    return "; ".join(
+        [
+            state,
+            f"{status.active or 0} active, {status.succeeded or 0} succeeded, "
+            f"{status.failed or 0} failed of {spec.completions or 1} completions, "
+            f"backoff limit {limit}",
+            f"started {_ts(status.start_time)}{finished}",
+            f"images {_images(spec.template)}",
+            *(["owned by " + ", ".join(owners)] if owners else []),
+            *(["conditions " + ", ".join(c)] if (c := _conditions(status.conditions)) else []),
+        ]
+    )
+
+
+def job_finding(source: str, job: Any) -> KubeFinding:
+    """The Job's state, timed when it ended; a failed Job scores like an error line."""
+    outcome = _job_outcome(job)
+    failed = outcome is not None and outcome.type == "Failed"
+    return KubeFinding(
+        source=source,
+        kind="job",
+        object=f"job/{job.metadata.name}",
+        text=describe_job(job),
+        timestamp=(outcome.last_transition_time if outcome else None) or job.status.start_time,
+        score=3.0 if failed else 1.0,
     )
 
 

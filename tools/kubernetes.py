@@ -27,6 +27,7 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,14 +37,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from firebreak.tools.kube_objects import (
     KubeFinding,
+    crash_log_finding,
     describe_deployment,
     describe_node,
     describe_pod,
     describe_replicaset,
     event_findings,
+    job_finding,
     log_findings,
     pod_finding,
-    previous_log_finding,
     rollout_findings,
 )
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, SourceReport
@@ -74,8 +76,12 @@ KINDS = {
     "pod": "pod", "pods": "pod", "po": "pod",
     "deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
     "replicaset": "replicaset", "replicasets": "replicaset", "rs": "replicaset",
+    "job": "job", "jobs": "job",
     "node": "node", "nodes": "node", "no": "node",
 }  # fmt: skip
+# The labels the Job controller puts on a Job's pods: every version sets the first, 1.27 and
+# later the second as well.
+JOB_POD_LABELS = ("job-name", "batch.kubernetes.io/job-name")
 
 
 class KubernetesSource(BaseModel):
@@ -90,7 +96,7 @@ class KubernetesSource(BaseModel):
     namespace: str = "{{ labels.namespace }}"
     selector: str | None = None  # pod label selector template; else the alert's `pod` label
     max_pods: int = Field(5, ge=1, le=50)
-    log_lines: int = Field(30, ge=1, le=500)  # of a restarted container's previous log
+    log_lines: int = Field(30, ge=1, le=500)  # of a crashed (terminated) container's log
     timeout_s: float = Field(10, gt=0)
 
     @field_validator("kubeconfig")
@@ -229,6 +235,12 @@ class KubeClient:
         assert self._api is not None, "use `async with KubeClient(source)`"
         return AppsV1Api(self._api)
 
+    def _batch(self) -> k8s.BatchV1Api:
+        from kubernetes_asyncio.client import BatchV1Api
+
+        assert self._api is not None, "use `async with KubeClient(source)`"
+        return BatchV1Api(self._api)
+
     @property
     def _timeout(self) -> dict[str, float]:
         return {"_request_timeout": self.source.timeout_s}
@@ -309,6 +321,12 @@ class KubeClient:
             ),
         )
         return list(listing.items or [])
+
+    async def job(self, namespace: str, name: str) -> Any:
+        return await self._call(
+            f"job {namespace}/{name}",
+            lambda: self._batch().read_namespaced_job(name, namespace, **self._timeout),
+        )
 
     async def node(self, name: str) -> Any:
         return await self._call(
@@ -406,33 +424,89 @@ async def _alert_pods(
             return []
     if source.selector:
         selector = render_query(source.selector, alert)
-        if selector:
-            return await kube.pods(namespace, selector, source.max_pods)
+        if selector and (pods := await kube.pods(namespace, selector, source.max_pods)):
+            return pods
+    return await _job_pods(kube, namespace, _job_named(alert), source.max_pods)
+
+
+def _job_named(alert: AlertContext) -> str:
+    """The Job an alert is about: kube-state-metrics' `job_name` (KubeJobFailed), else `job`.
+    Most alerts' `job` names the Prometheus scrape job instead; no pod is labelled with it, so
+    it costs a listing that finds nothing."""
+    name = alert.labels.get("job_name") or alert.labels.get("job", "")
+    return name if NAME_RE.match(name) else ""
+
+
+async def _job_pods(kube: KubeClient, namespace: str, job: str, limit: int) -> list[Any]:
+    """The newest pods of a Job, by the labels its controller sets: an alert about a Job
+    names no pod, and a Job's pods match no service selector."""
+    for label in JOB_POD_LABELS if job else ():
+        if pods := await kube.pods(namespace, f"{label}={job}", _JOB_PODS):
+            pods.sort(key=lambda pod: pod.metadata.creation_timestamp, reverse=True)
+            return pods[:limit]
     return []
 
 
-async def _previous_logs(kube: KubeClient, namespace: str, pods: list[Any], found: _Gathering):
-    wanted = [
-        (pod.metadata.name, status.name, status.last_state.terminated.finished_at)
-        for pod in pods
-        for status in pod.status.container_statuses or []
-        if status.restart_count and status.last_state and status.last_state.terminated
-    ]
+_JOB_PODS = 50  # a Job retried up to its backoff limit (6 by default) has one pod per try
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """A container whose last lines to read: the current one, terminated, or (`previous`)
+    the one before its last restart. `state` is its `terminated` state."""
+
+    pod: str
+    container: str
+    previous: bool
+    state: Any
+
+
+def _ended_containers(pod: Any) -> list[_Ended]:
+    """Whose output explains a crash. A terminated container's own log: a failed Job's pod
+    never restarts, so no previous container exists, and a container that ended (Completed,
+    Error) wrote its last words there. After a restart, the previous container's log."""
+    name = pod.metadata.name
+    ended = []
+    for container in pod.status.container_statuses or []:
+        now = container.state.terminated if container.state else None
+        if now is not None:
+            ended.append(_Ended(name, container.name, False, now))
+        last = container.last_state.terminated if container.last_state else None
+        if container.restart_count and last is not None:
+            ended.append(_Ended(name, container.name, True, last))
+    return ended
+
+
+async def _crash_logs(kube: KubeClient, namespace: str, pods: list[Any], found: _Gathering) -> None:
+    """The last lines of each ended container, all read at once; a previous log that repeats
+    the terminated one line for line is left out, so the budget is not spent twice on it."""
+    wanted = [ended for pod in pods for ended in _ended_containers(pod)]
     results = await asyncio.gather(
         *(
             kube.pod_log(
-                namespace, pod, container=c, previous=True, tail_lines=found.source.log_lines
+                namespace, e.pod, container=e.container, previous=e.previous,
+                tail_lines=found.source.log_lines,
             )
-            for pod, c, _ in wanted
+            for e in wanted
         ),
         return_exceptions=True,
-    )
-    for (pod, container, finished), result in zip(wanted, results, strict=True):
+    )  # fmt: skip
+    current: dict[tuple[str, str], list[str]] = {}  # each container's terminated log's lines
+    for ended, result in zip(wanted, results, strict=True):
         if isinstance(result, BaseException):
             if not (isinstance(result, KubernetesError) and result.status == 400):
-                found.fail(result)  # 400: no previous container any more, nothing to say
+                found.fail(result)  # 400: that container's log is gone, nothing to say
             continue
-        if finding := previous_log_finding(found.source.name, pod, container, result, finished):
+        lines = [line for line in result.splitlines() if line.strip()]
+        if not ended.previous:
+            current[(ended.pod, ended.container)] = lines
+        elif lines == current.get((ended.pod, ended.container)):
+            continue  # it crashed the same way before the restart: one finding says it
+        finding = crash_log_finding(
+            found.source.name, ended.pod, ended.container, result, ended.state,
+            previous=ended.previous,
+        )  # fmt: skip
+        if finding is not None:
             found.findings.append(finding)
 
 
@@ -465,6 +539,34 @@ async def _owners(
     return sets, sorted(deployments)
 
 
+def _jobs_of(pods: list[Any], alert: AlertContext) -> list[str]:
+    """The Jobs owning the pods, and the one the alert's `job_name` names."""
+    jobs = {
+        owner.name
+        for pod in pods
+        for owner in pod.metadata.owner_references or []
+        if owner.kind == "Job"
+    }
+    if NAME_RE.match(alert.labels.get("job_name", "")):
+        jobs.add(alert.labels["job_name"])
+    return sorted(jobs)
+
+
+async def _job_state(
+    kube: KubeClient, namespace: str, name: str, found: _Gathering
+) -> list[KubeFinding]:
+    """The Job's outcome: a failed one says why (`BackoffLimitExceeded`, `DeadlineExceeded`).
+    A Job gone (deleted, or cleaned up after it finished) is said, not an error."""
+    try:
+        job = await kube.job(namespace, name)
+    except KubernetesError as exc:
+        if exc.status != 404:
+            raise
+        found.note(f"job {name} no longer exists in {namespace}", f"job/{name}")
+        return []
+    return [job_finding(kube.source.name, job)]
+
+
 async def _rollouts(
     kube: KubeClient, namespace: str, name: str, window: tuple[Any, Any], alert: AlertContext
 ) -> list[KubeFinding]:
@@ -494,10 +596,12 @@ async def fetch_kubernetes(
     """Findings about `alert` from one cluster (unranked, without refs: `select_findings`
     ranks, caps, redacts and numbers them), with a report for the timeline.
 
-    The alert's pods (`labels.pod`, else `selector`) with their state; the previous log of
-    each restarted container; Warning events of the pods, their ReplicaSets and Deployments
-    inside the window, de-duplicated by reason; each Deployment's rollout history, a rollout
-    inside the window being a "what changed" finding.
+    The alert's pods (`labels.pod`, else `selector`, else the pods of the Job named by
+    `labels.job_name` or `labels.job`) with their state; the last lines of each container that
+    ended: a terminated container's own log (a failed Job's pod never restarts) and the previous
+    log of a restarted one; Warning events of the pods, their ReplicaSets, Deployments and Jobs
+    inside the window, de-duplicated by reason; each Job's outcome; each Deployment's rollout
+    history, a rollout inside the window being a "what changed" finding.
     """
     began = time.perf_counter()
     report = SourceReport(source=source.name, kind="kubernetes")
@@ -529,12 +633,14 @@ async def _gather(
     pods = await _alert_pods(kube, namespace, alert, found)
     found.findings.extend(pod_finding(found.source.name, pod) for pod in pods)
     (sets, deployments), _ = await asyncio.gather(
-        _owners(kube, namespace, pods, alert, found), _previous_logs(kube, namespace, pods, found)
+        _owners(kube, namespace, pods, alert, found), _crash_logs(kube, namespace, pods, found)
     )
-    names = [pod.metadata.name for pod in pods] + sets + deployments
+    jobs = _jobs_of(pods, alert)
+    names = [pod.metadata.name for pod in pods] + sets + deployments + jobs
     results = await asyncio.gather(
         *(kube.events(namespace, name) for name in names),
         *(_rollouts(kube, namespace, name, window, alert) for name in deployments),
+        *(_job_state(kube, namespace, name, found) for name in jobs),
         return_exceptions=True,
     )
     events: list[Any] = []
@@ -599,12 +705,17 @@ async def describe(kube: KubeClient, kind: str, namespace: str, name: str) -> li
                 timestamp=replicaset.metadata.creation_timestamp,
             )
         ]  # fmt: skip
+    if resolved == "job":
+        job = await kube.job(namespace, name)
+        return [job_finding(source, job)]
     if resolved == "node":
         node = await kube.node(name)
         return [
             KubeFinding(source=source, kind="node", object=f"node/{name}", text=describe_node(node))
         ]
-    raise KubernetesError(f"kind {kind!r} is not supported (pod, deployment, replicaset, node)")
+    raise KubernetesError(
+        f"kind {kind!r} is not supported (pod, deployment, replicaset, job, node)"
+    )
 
 
 async def logs(
@@ -616,7 +727,9 @@ async def logs(
     previous: bool = False,
     tail_lines: int = 100,
 ) -> list[KubeFinding]:
-    """A container's last log lines (of the terminated one before it with `previous`)."""
+    """A container's last log lines: the current container's, also when it has terminated
+    (a failed Job's pod, whose container never restarts); with `previous`, those of the
+    container before the last restart."""
     text = await kube.pod_log(
         namespace,
         pod,

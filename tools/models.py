@@ -55,7 +55,7 @@ class KubeFinding(BaseModel):
 
     ref: str = ""
     source: str  # the configured source's name
-    kind: str  # pod | event | rollout | deployment | replicaset | node | previous_log | log
+    kind: str  # pod | event | rollout | deployment | replicaset | job | node | previous_log | log
     object: str = ""  # `pod/checkout-7d9f-abcde`, `deployment/checkout`
     text: str
     timestamp: datetime | None = None

@@ -14,7 +14,15 @@ import pytest
 
 from firebreak.store.schemas import RcaBody
 from tests.conftest import make_config
-from tests.fakes.k8s_api import FakeKubeApi, Terminated, deployment, event, pod, replicaset
+from tests.fakes.k8s_api import (
+    FakeKubeApi,
+    Terminated,
+    deployment,
+    event,
+    job,
+    pod,
+    replicaset,
+)
 from tests.fakes.llm_servers import ScriptedLLMServer, answer, tool_call
 from tests.support.app import RunningApp, investigating, run_app
 from tests.support.payloads import alert, group
@@ -62,6 +70,40 @@ def cluster(tmp_path: Path) -> Iterator[tuple[FakeKubeApi, Path, str]]:
         yield api, kubeconfig, crashing["metadata"]["name"]
 
 
+SYNTAX_ERROR = '/bin/sh: syntax error: unexpected "fi"'
+
+
+@pytest.fixture
+def failed_job(tmp_path: Path) -> Iterator[Path]:
+    """db-migrate ran once and failed (exit code 2, never restarted: restartPolicy Never,
+    backoffLimit 0): the shell could not parse its script. Yields the kubeconfig."""
+    with FakeKubeApi(token=TOKEN) as api:
+        ended = STARTS - timedelta(minutes=2)
+        migrate = job(
+            "db-migrate", NS, created=STARTS - timedelta(minutes=3),
+            images={"migrate": "busybox:1.36"}, finished=ended,
+        )  # fmt: skip
+        runner = pod(
+            "db-migrate-x7k2p", NS, created=STARTS - timedelta(minutes=3), owner=migrate,
+            phase="Failed", terminated=Terminated("Error", 2, finished=ended),
+        )  # fmt: skip
+        api.add(migrate, runner)
+        api.add(
+            event(migrate, "BackoffLimitExceeded", "Job has reached the specified backoff limit",
+                  first=STARTS - timedelta(minutes=2), component="job-controller"),
+        )  # fmt: skip
+        api.set_log(
+            NS,
+            "db-migrate-x7k2p",
+            "migrate",
+            [
+                (STARTS - timedelta(minutes=3), "running migrations"),
+                (STARTS - timedelta(minutes=2), SYNTAX_ERROR),
+            ],
+        )
+        yield api.write_kubeconfig(tmp_path / "kubeconfig")
+
+
 def config_for(
     store_url: str, tmp_path: Path, kubeconfig: Path, llm: ScriptedLLMServer | None = None
 ) -> Any:
@@ -88,10 +130,12 @@ def config_for(
     )
 
 
-async def investigate(app: RunningApp) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    response = await app.client.post(
-        "/webhooks/alertmanager", json=group("g1", [alert("a", starts_at=STARTS)])
-    )
+async def investigate(
+    app: RunningApp, **labels: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    firing = alert("a", starts_at=STARTS)
+    firing["labels"].update(labels)
+    response = await app.client.post("/webhooks/alertmanager", json=group("g1", [firing]))
     incident_id = response.json()["incident_id"]
 
     async def probe() -> dict[str, Any] | None:
@@ -159,3 +203,39 @@ async def test_the_llm_sees_k_refs_and_a_kubernetes_tool_continues_them(
     assert TOKEN not in llm.all_bodies()
     called = next(e for e in events if e["type"] == "TOOL_CALLED")["data"]
     assert (called["tool"], called["results"], called["error"]) == ("kubernetes_describe", 1, None)
+
+
+async def test_a_failed_jobs_crash_output_reaches_the_prompt_as_a_k_ref(
+    failed_job: Path, store_url: str, tmp_path: Path
+) -> None:
+    """kube-state-metrics' KubeJobFailed names the Job (`job_name`), not a pod; the Job's pod
+    never restarted, so the shell's error is in its terminated container's own log."""
+    rca = RcaBody(
+        root_cause="db-migrate's shell script does not parse",
+        reasoning="The migrate container's last line is a shell syntax error.",
+        mitigation="Fix the script's if/fi and rerun the Job.",
+        prevention="Lint the script (sh -n) in CI.",
+        recommendation="Fix the script.",
+        confidence_score=70,
+    ).model_dump(mode="json")
+    with ScriptedLLMServer("openai") as llm:
+        llm.script(answer({**rca, "evidence": ["K1"]}))
+        config = config_for(store_url, tmp_path, failed_job, llm)
+        async with run_app(config, parts=investigating()) as app:
+            analysis, events = await investigate(
+                app, alertname="KubeJobFailed", job_name="db-migrate", job="kube-state-metrics"
+            )
+
+    assert analysis["execution_status"] == "COMPLETED"
+    prompt = llm.messages(0)[-1]["content"]
+    crash = re.search(
+        r"^\[K\d+\] \S+ kubernetes source=prod object=pod/db-migrate-x7k2p: last 2 lines of "
+        r"the terminated migrate container \(Error, exit code 2\): ⏎ running migrations ⏎ (.*)$",
+        prompt,
+        re.MULTILINE,
+    )
+    assert crash is not None, prompt
+    assert crash.group(1) == SYNTAX_ERROR
+    assert "object=job/db-migrate: Failed BackoffLimitExceeded" in prompt
+    collected = next(e for e in events if e["type"] == "EVIDENCE_COLLECTED")
+    assert collected["data"]["kept_kubernetes"] >= 3  # the pod, its output, the Job, the event

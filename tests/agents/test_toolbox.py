@@ -30,12 +30,13 @@ from firebreak.agents.toolbox import (
     supports_tools,
     tool_specs,
 )
+from firebreak.tools import kubernetes as kube
 from firebreak.tools.config import FileSource, LokiSource, PrometheusSource
 from firebreak.tools.kubernetes import KubernetesSource
 from firebreak.tools.llm import LLMCallError
 from firebreak.tools.models import AlertContext, LogLine, MetricReading
 from firebreak.tools.redact import Redactor
-from tests.fakes.k8s_api import FakeKubeApi, Terminated, event, pod
+from tests.fakes.k8s_api import FakeKubeApi, Terminated, event, job, pod
 from tests.fakes.llm_servers import (
     ScriptedLLMServer,
     answer,
@@ -166,6 +167,15 @@ def test_specs_name_the_contracts_arguments_and_the_configured_sources() -> None
     assert specs["kubernetes_logs"]["parameters"]["properties"]["source"]["enum"] == ["k"]
     assert [s["function"]["name"] for s in tool_specs(metrics=["p"])] == ["query_metrics"]
     assert tool_specs() == []
+
+
+def test_describe_offers_every_kind_it_answers_and_logs_say_what_previous_false_reads() -> None:
+    specs = {s["function"]["name"]: s["function"] for s in tool_specs(kubernetes=["k"])}
+    kinds = specs["kubernetes_describe"]["parameters"]["properties"]["kind"]["enum"]
+    assert kinds == ["pod", "deployment", "replicaset", "job", "node"]
+    assert set(kinds) == set(kube.KINDS.values())
+    logs = specs["kubernetes_logs"]["description"]
+    assert "previous=false" in logs and "terminated (a failed Job's pod" in logs
 
 
 async def test_only_tools_of_configured_kinds_are_offered_and_callable(
@@ -329,6 +339,32 @@ async def test_kubernetes_tools_answer_k_refs(
         missing.text == 'error: deployment shop/nope: HTTP 404: deployments.apps "nope" not found'
     )
     assert {r.method for r in api.requests} == {"GET"}
+
+
+async def test_kubernetes_describe_a_job_and_read_its_pods_own_output(
+    http: httpx.AsyncClient, cluster: tuple[FakeKubeApi, KubernetesSource]
+) -> None:
+    api, source = cluster
+    migrate = job("db-migrate", "shop", created=T0, images={"migrate": "busybox:1.36"})
+    runner = pod(
+        "db-migrate-x7k2p", "shop", created=T0, owner=migrate, phase="Failed",
+        terminated=Terminated("Error", 2, finished=T0),
+    )  # fmt: skip
+    api.add(migrate, runner)
+    api.set_log(
+        "shop", "db-migrate-x7k2p", "migrate", [(T0, '/bin/sh: syntax error: unexpected "fi"')]
+    )
+    async with box(http, kubernetes=[source]) as tools:
+        described = await tools.call(
+            "kubernetes_describe",
+            {"source": "prod", "kind": "job", "namespace": "shop", "name": "db-migrate"},
+        )
+        output = await tools.call(
+            "kubernetes_logs",
+            {"source": "prod", "namespace": "shop", "pod": "db-migrate-x7k2p", "previous": False},
+        )
+    assert described.refs == ["K1"] and "Failed BackoffLimitExceeded" in described.text
+    assert output.refs == ["K2"] and 'syntax error: unexpected "fi"' in output.text
 
 
 # --------------------------------------------------------------------------------------------

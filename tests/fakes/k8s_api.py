@@ -13,11 +13,13 @@ items without ``kind``/``apiVersion``, and ``Status`` objects for errors.
 The API subset: ``/version``; pods list (``labelSelector``, ``limit``) and get in a
 namespace; the pod log (``container``, ``previous``, ``tailLines``, ``timestamps``); core/v1
 events (``fieldSelector`` on ``involvedObject.*``, ``type``, ``reason``); apps/v1 deployment
-get; replica sets list (``labelSelector``) and get; node get. Bearer-token authentication
-(401 ``Unauthorized``); anything but GET answers 405 (and is recorded, so a test can assert the
-client only read). ``outage = True`` answers 503 everywhere.
+get; replica sets list (``labelSelector``) and get; batch/v1 job get; node get.
+Bearer-token authentication (401 ``Unauthorized``); anything but GET answers 405 (and is
+recorded, so a test can assert the client only read). ``outage = True`` answers 503
+everywhere.
 
-Build objects with ``pod()``, ``event()``, ``deployment()``, ``replicaset()``, ``node()`` and
+Build objects with ``pod()``, ``event()``, ``deployment()``, ``replicaset()``, ``job()``,
+``node()`` and
 add them (``add(obj)``), set container logs with ``set_log()``, and point the client at the
 server with ``write_kubeconfig(path)``.
 """
@@ -176,7 +178,9 @@ def deployment(
     }
 
 
-def _template(labels: Mapping[str, str], images: Mapping[str, str]) -> dict[str, Any]:
+def _template(
+    labels: Mapping[str, str], images: Mapping[str, str], restart_policy: str = "Always"
+) -> dict[str, Any]:
     return {
         "metadata": {"labels": dict(labels)},
         "spec": {
@@ -191,7 +195,7 @@ def _template(labels: Mapping[str, str], images: Mapping[str, str]) -> dict[str,
                 }
                 for container, image in images.items()
             ],
-            "restartPolicy": "Always",
+            "restartPolicy": restart_policy,
             "terminationGracePeriodSeconds": 30,
             "dnsPolicy": "ClusterFirst",
             "schedulerName": "default-scheduler",
@@ -241,9 +245,73 @@ def replicaset(
     }
 
 
+def job(
+    name: str,
+    namespace: str,
+    *,
+    created: datetime,
+    images: Mapping[str, str],
+    failed: bool = True,
+    backoff_limit: int = 0,
+    finished: datetime | None = None,
+) -> dict[str, Any]:
+    """A batch/v1 Job that ran one pod and ended at `finished`: failed (`BackoffLimitExceeded`)
+    or complete. Its pod template carries the labels the Job controller sets (`job-name`,
+    `controller-uid` and their `batch.kubernetes.io/` forms), so a pod() owned by it is
+    labelled like a real Job's pod."""
+    meta = _metadata(name, namespace, created)
+    uid = meta["uid"]
+    labels = {
+        "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": uid,
+        "job-name": name,
+    }
+    meta["labels"] = dict(labels)
+    meta["generation"] = 1
+    meta["annotations"] = {"batch.kubernetes.io/job-tracking": ""}
+    stamp, ended = rfc3339(created), rfc3339(finished or created)
+    outcome = (
+        ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+        if failed
+        else ("Complete", "CompletionsReached", "Reached expected number of succeeded pods")
+    )
+    target = "FailureTarget" if failed else "SuccessCriteriaMet"
+    conditions = [
+        {"type": kind, "status": "True", "lastProbeTime": ended, "lastTransitionTime": ended,
+         "reason": outcome[1], "message": outcome[2]}
+        for kind in (target, outcome[0])
+    ]  # fmt: skip
+    status: dict[str, Any] = {
+        "conditions": conditions,
+        "startTime": stamp,
+        "terminating": 0,
+        "ready": 0,
+        "uncountedTerminatedPods": {},
+        **({"failed": 1} if failed else {"succeeded": 1, "completionTime": ended}),
+    }
+    return {
+        "kind": "Job",
+        "apiVersion": "batch/v1",
+        "metadata": meta,
+        "spec": {
+            "parallelism": 1,
+            "completions": 1,
+            "backoffLimit": backoff_limit,
+            "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}},
+            "template": _template(labels, images, restart_policy="Never"),
+            "completionMode": "NonIndexed",
+            "suspend": False,
+            "podReplacementPolicy": "TerminatingOrFailed",
+        },
+        "status": status,
+    }
+
+
 @dataclass(frozen=True)
 class Terminated:
-    """A container's last termination (`lastState.terminated`)."""
+    """A container's termination: the current one (`state.terminated`) or the one before a
+    restart (`lastState.terminated`)."""
 
     reason: str = "OOMKilled"
     exit_code: int = 137
@@ -265,14 +333,19 @@ def pod(
     restarts: int = 0,
     last_terminated: Terminated | None = None,
     waiting_reason: str | None = None,
+    terminated: Terminated | None = None,
 ) -> dict[str, Any]:
-    """A core/v1 Pod. With `owner` (a replicaset()) it carries its labels and images."""
+    """A core/v1 Pod. With `owner` (a replicaset() or job()) it carries the owner's pod
+    template labels, images and restart policy. With `terminated` its containers have ended
+    (`state.terminated`), as a Job's pod's do."""
+    restart_policy = "Always"
     if owner is not None:
-        labels = {**owner["spec"]["selector"]["matchLabels"], **(labels or {})}
-        images = images or {
-            c["name"]: c["image"] for c in owner["spec"]["template"]["spec"]["containers"]
-        }
+        template = owner["spec"]["template"]
+        labels = {**template["metadata"]["labels"], **(labels or {})}
+        images = images or {c["name"]: c["image"] for c in template["spec"]["containers"]}
+        restart_policy = template["spec"]["restartPolicy"]
     images = dict(images or {"app": "registry.example/app:1.0.0"})
+    ready = ready and terminated is None  # an ended container is never ready
     started = rfc3339(created)
     statuses = []
     for container, image in images.items():
@@ -285,7 +358,9 @@ def pod(
             "started": ready,
             "restartCount": restarts,
         }
-        if waiting_reason:
+        if terminated is not None:
+            status["state"] = {"terminated": _terminated(terminated, created)}
+        elif waiting_reason:
             status["state"] = {
                 "waiting": {
                     "reason": waiting_reason,
@@ -296,16 +371,7 @@ def pod(
         else:
             status["state"] = {"running": {"startedAt": started}}
         if last_terminated is not None:
-            finished = last_terminated.finished or created
-            status["lastState"] = {
-                "terminated": {
-                    "exitCode": last_terminated.exit_code,
-                    "reason": last_terminated.reason,
-                    "startedAt": rfc3339(last_terminated.started or created),
-                    "finishedAt": rfc3339(finished),
-                    "containerID": f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}",
-                }
-            }
+            status["lastState"] = {"terminated": _terminated(last_terminated, created)}
         else:
             status["lastState"] = {}
         statuses.append(status)
@@ -315,7 +381,7 @@ def pod(
         "apiVersion": "v1",
         "metadata": _metadata(name, namespace, created, labels=labels, owner=owner),
         "spec": {
-            **_template(labels or {}, images)["spec"],
+            **_template(labels or {}, images, restart_policy)["spec"],
             "nodeName": node_name,
             "serviceAccountName": "default",
         },
@@ -334,6 +400,16 @@ def pod(
             "containerStatuses": statuses,
             "qosClass": "Burstable",
         },
+    }
+
+
+def _terminated(ended: Terminated, created: datetime) -> dict[str, Any]:
+    return {
+        "exitCode": ended.exit_code,
+        "reason": ended.reason,
+        "startedAt": rfc3339(ended.started or created),
+        "finishedAt": rfc3339(ended.finished or created),
+        "containerID": f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}",
     }
 
 
@@ -672,6 +748,7 @@ class FakeKubeApi(ThreadedServer):
             ("/apis/apps/v1/namespaces/{ns}/deployments/{name}", self._deployment),
             ("/apis/apps/v1/namespaces/{ns}/replicasets", self._replicasets),
             ("/apis/apps/v1/namespaces/{ns}/replicasets/{name}", self._replicaset),
+            ("/apis/batch/v1/namespaces/{ns}/jobs/{name}", self._job),
             ("/api/v1/nodes/{name}", self._node),
         ]
         for path, handler in routes:
@@ -794,6 +871,11 @@ class FakeKubeApi(ThreadedServer):
         name = request.match_info["name"]
         found = self._get("ReplicaSet", request.match_info["ns"], name)
         return web.json_response(found) if found else _not_found("replicasets", name, "apps")
+
+    async def _job(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        found = self._get("Job", request.match_info["ns"], name)
+        return web.json_response(found) if found else _not_found("jobs", name, "batch")
 
     async def _node(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from firebreak.config import ConfigError, load_config
 from firebreak.tools import kubernetes
 from firebreak.tools.evidence import build_evidence, is_change, is_error
-from firebreak.tools.kube_objects import format_finding, select_findings
+from firebreak.tools.kube_objects import crash_log_finding, format_finding, select_findings
 from firebreak.tools.kubernetes import KubeClient, KubernetesError, KubernetesSource
 from firebreak.tools.models import AlertContext, LogLine
 from firebreak.tools.redact import Redactor
@@ -23,6 +24,7 @@ from tests.fakes.k8s_api import (
     Terminated,
     deployment,
     event,
+    job,
     node,
     pod,
     replicaset,
@@ -120,6 +122,62 @@ def by_kind(findings: list[kubernetes.KubeFinding], kind: str) -> list[kubernete
     return [f for f in findings if f.kind == kind]
 
 
+SYNTAX_ERROR = '/bin/sh: syntax error: unexpected "fi"'
+JOB_POD = "db-migrate-x7k2p"
+
+
+def add_failed_job(api: FakeKubeApi, *, drop_pod_label: str | None = None) -> None:
+    """db-migrate ran its script once (restartPolicy Never, backoffLimit 0) and the shell could
+    not parse it: exit code 2, no restart, so its pod has no previous container."""
+    migrate = job(
+        "db-migrate", NS, created=T0 - timedelta(minutes=4), images={"migrate": "busybox:1.36"}
+    )
+    runner = pod(
+        JOB_POD, NS, created=T0 - timedelta(minutes=4), owner=migrate, phase="Failed",
+        terminated=Terminated("Error", 2, finished=T0 - timedelta(minutes=3)),
+    )  # fmt: skip
+    if drop_pod_label:
+        del runner["metadata"]["labels"][drop_pod_label]
+    api.add(
+        migrate,
+        runner,
+        event(migrate, "BackoffLimitExceeded", "Job has reached the specified backoff limit",
+              first=T0 - timedelta(minutes=3), component="job-controller"),
+    )  # fmt: skip
+    api.set_log(
+        NS,
+        JOB_POD,
+        "migrate",
+        [
+            (T0 - timedelta(minutes=4), "running migrations for shop"),
+            (T0 - timedelta(minutes=3, seconds=1), "applying 0042_orders_index.sql"),
+            (T0 - timedelta(minutes=3), SYNTAX_ERROR),
+        ],
+    )
+
+
+def job_alert(**labels: str) -> AlertContext:
+    """kube-state-metrics' KubeJobFailed: `job` names the scrape job, `job_name` the Job."""
+    return AlertContext(
+        labels={"alertname": "KubeJobFailed", "namespace": NS, "job": "kube-state-metrics"}
+        | labels,
+        starts_at=T0,
+    )
+
+
+def pod_listings(api: FakeKubeApi) -> list[str]:
+    """The label selectors pods were listed with, in order."""
+    return [r.query["labelSelector"] for r in api.calls("/pods") if "labelSelector" in r.query]
+
+
+def log_reads(api: FakeKubeApi, pod_name: str) -> list[bool]:
+    """Each log read of the pod: True when it asked for the previous container."""
+    return [
+        r.query.get("previous", "false").lower() == "true"
+        for r in api.calls(f"/pods/{pod_name}/log")
+    ]
+
+
 async def test_pods_events_previous_logs_and_the_rollout(cluster: Cluster) -> None:
     findings, report = await kubernetes.fetch_kubernetes(cluster.source(), alert())
 
@@ -161,6 +219,109 @@ async def test_pods_events_previous_logs_and_the_rollout(cluster: Cluster) -> No
     assert all(
         r.headers["Authorization"] == f"Bearer {cluster.api.token}" for r in cluster.api.requests
     )
+
+
+async def test_a_failed_jobs_pod_has_its_own_output_read(cluster: Cluster) -> None:
+    add_failed_job(cluster.api)
+    findings, report = await kubernetes.fetch_kubernetes(
+        cluster.source(), job_alert(job_name="db-migrate")
+    )
+
+    assert report.error is None, report.error
+    assert [f.object for f in by_kind(findings, "pod")] == [f"pod/{JOB_POD}"]
+    (crash,) = by_kind(findings, "log")
+    assert crash.object == f"pod/{JOB_POD}" and crash.timestamp == T0 - timedelta(minutes=3)
+    assert crash.text.startswith("last 3 lines of the terminated migrate container (Error, exit")
+    assert crash.text.endswith(SYNTAX_ERROR)
+    assert by_kind(findings, "previous_log") == [], "it never restarted"
+    assert log_reads(cluster.api, JOB_POD) == [False], "the current (terminated) container"
+    assert crash.score == max(f.score for f in findings), "the crash's own words rank first"
+
+    (state,) = by_kind(findings, "job")
+    assert state.object == "job/db-migrate"
+    assert state.text.startswith("Failed BackoffLimitExceeded: Job has reached the specified")
+    assert "0 succeeded, 1 failed of 1 completions, backoff limit 0" in state.text
+    assert any(f.text.startswith("Warning BackoffLimitExceeded") for f in findings)
+    selectors = pod_listings(cluster.api)
+    assert selectors == ["app=", "job-name=db-migrate"], "the scrape job's name is not looked up"
+
+    (kept,) = [f for f in select_findings(findings, 3000) if f.kind == "log"]
+    assert SYNTAX_ERROR in format_finding(kept) and kept.ref.startswith("K")
+
+
+@pytest.mark.parametrize(
+    ("labels", "missing", "selectors"),
+    [
+        ({"job_name": "db-migrate"}, "job-name",
+         ["app=", "job-name=db-migrate", "batch.kubernetes.io/job-name=db-migrate"]),
+        ({"job": "db-migrate"}, None, ["app=", "job-name=db-migrate"]),
+    ],
+)  # fmt: skip
+async def test_a_jobs_pods_by_either_label_the_controller_sets(
+    cluster: Cluster, labels: dict[str, str], missing: str | None, selectors: list[str]
+) -> None:
+    add_failed_job(cluster.api, drop_pod_label=missing)
+    findings, report = await kubernetes.fetch_kubernetes(cluster.source(), job_alert(**labels))
+    assert report.error is None, report.error
+    assert pod_listings(cluster.api) == selectors
+    (crash,) = by_kind(findings, "log")
+    assert SYNTAX_ERROR in crash.text
+    assert [f.object for f in by_kind(findings, "job")] == ["job/db-migrate"], "via its owner"
+
+
+async def test_which_containers_logs_are_read(cluster: Cluster) -> None:
+    """CrashLoopBackOff: the previous container's log (the current one is waiting). A healthy
+    running pod: none."""
+    findings, _ = await kubernetes.fetch_kubernetes(cluster.source(), alert())
+    assert log_reads(cluster.api, cluster.crashing) == [True]
+    assert log_reads(cluster.api, cluster.healthy) == []
+    assert [f.object for f in by_kind(findings, "previous_log")] == [f"pod/{cluster.crashing}"]
+    assert by_kind(findings, "log") == []
+
+
+@pytest.mark.parametrize("repeated", [True, False])
+async def test_a_terminated_container_after_restarts_is_read_once_per_crash(
+    cluster: Cluster, repeated: bool
+) -> None:
+    """Terminated again after two restarts: its own log and the previous container's; when
+    both say the same, one finding."""
+    crashed = pod(
+        "worker-1", NS, created=T0 - timedelta(minutes=5), labels={"app": "worker"},
+        phase="Running", restarts=2, terminated=Terminated("Error", 1, finished=T0),
+        last_terminated=Terminated("Error", 1, finished=T0 - timedelta(minutes=1)),
+    )  # fmt: skip
+    cluster.api.add(crashed)
+    cluster.api.set_log(NS, "worker-1", "app", [(T0, "panic: nil map")])
+    before = "panic: nil map" if repeated else "FATAL queue unreachable"
+    cluster.api.set_log(NS, "worker-1", "app", [(T0, before)], previous=True)
+
+    findings, _ = await kubernetes.fetch_kubernetes(cluster.source(), alert(service="worker"))
+    assert sorted(log_reads(cluster.api, "worker-1")) == [False, True]
+    (current,) = by_kind(findings, "log")
+    assert current.text.endswith("panic: nil map") and current.timestamp == T0
+    (state,) = by_kind(findings, "pod")
+    assert "terminated Error (exit code 1)" in state.text and state.timestamp == T0
+    assert "last terminated Error (exit code 1) at 2026-12-01T09:59:00Z" in state.text
+    previous = by_kind(findings, "previous_log")
+    assert [f.text.splitlines()[-1] for f in previous] == ([] if repeated else [before])
+
+
+def test_selection_keeps_a_crash_logs_end_when_it_does_not_fit_whole() -> None:
+    ended = SimpleNamespace(reason="Error", exit_code=2, finished_at=T0)
+    log = "".join(f"step {n}: copying {'x' * 70}\n" for n in range(40)) + SYNTAX_ERROR
+    crash = crash_log_finding("prod", JOB_POD, "migrate", log, ended, previous=False)
+    assert crash is not None and len(crash.text) <= 1500, "capped from its start"
+    assert crash.text.startswith("last 41 lines of the terminated migrate container (Error")
+    assert crash.text.endswith(SYNTAX_ERROR)
+
+    oom = kubernetes.KubeFinding(source="prod", kind="pod", text="OOMKilled " * 20, score=5)
+    cut, kept_oom = sorted(select_findings([crash, oom], 700), key=lambda f: f.kind)
+    assert kept_oom.text == oom.text, "the better finding first, whole"
+    assert cut.text.startswith("last 41 lines of the terminated migrate container (Error")
+    assert cut.text.endswith(SYNTAX_ERROR) and "\n…" in cut.text
+    spent = sum(len(format_finding(f.model_copy(update={"ref": ""}))) + 1 for f in (cut, oom))
+    assert spent == 700, "the log's end fills what is left"
+    assert [f.kind for f in select_findings([crash, oom], 400)] == ["pod"], "too little left"
 
 
 @pytest.mark.parametrize("before", [timedelta(minutes=12), timedelta(minutes=3)])
@@ -328,6 +489,24 @@ async def test_describe_each_kind(cluster: Cluster) -> None:
     assert "revision 2" in dep.text and "history: 2 at" in dep.text and "; 1 at" in dep.text
     assert "revision 2" in rs.text and "owned by Deployment/checkout" in rs.text
     assert "kubelet v1.31.4" in host.text and "Ready=True (KubeletReady)" in host.text
+
+
+async def test_describe_a_job_and_read_its_terminated_containers_output(
+    cluster: Cluster,
+) -> None:
+    add_failed_job(cluster.api)
+    async with KubeClient(cluster.source()) as kube:
+        (state,) = await kubernetes.describe(kube, "jobs", NS, "db-migrate")
+        output = await kubernetes.logs(kube, NS, JOB_POD, previous=False)
+        with pytest.raises(KubernetesError, match=r'HTTP 404: jobs\.batch "nope" not found'):
+            await kubernetes.describe(kube, "job", NS, "nope")
+    assert state.kind == "job" and state.object == "job/db-migrate"
+    assert (
+        "Failed BackoffLimitExceeded" in state.text and "images migrate=busybox:1.36" in state.text
+    )
+    assert "conditions FailureTarget=True (BackoffLimitExceeded)" in state.text
+    assert output[-1].text == SYNTAX_ERROR and output[-1].score > 0
+    assert cluster.api.calls("/apis/batch/v1/namespaces/shop/jobs/db-migrate")
 
 
 async def test_logs_current_and_previous(cluster: Cluster) -> None:
