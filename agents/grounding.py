@@ -31,6 +31,7 @@ from firebreak.agents.claims import cause_terms, names_a_cause, speaks_of
 from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.store.schemas import (
     EvidenceItem,
+    GroundingReport,
     HistoryRef,
     Lead,
     RcaBody,
@@ -63,6 +64,15 @@ class Grounded:
     agreeing: list[Lead] = field(default_factory=list)
     invented: list[str] = field(default_factory=list)
     comparable: list[Lead] = field(default_factory=list)  # leads that name more than a symptom
+
+    def report(self) -> GroundingReport:
+        return GroundingReport(
+            cited=[item.ref for item in self.items],
+            invented=[truncate(ref, 40) for ref in self.invented[:20]],
+            support=self.support,
+            comparable=[lead.number for lead in self.comparable],
+            agreeing=[lead.number for lead in self.agreeing],
+        )
 
 
 def metric_text(reading: MetricReading) -> str:

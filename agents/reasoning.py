@@ -162,6 +162,7 @@ async def reason(
     grounded = ground(
         rca, safe_evidence, actions, history, leads=leads, symptoms=symptom_terms(shown_alert)
     )
+    kept["grounding"] = grounded.report()
     if grounded.support != "supported":
         why = _UNSUPPORTED[grounded.support]
         set_aside = SetAside(

@@ -103,6 +103,20 @@ class InvestigationService:
         self._track(incident_id, self._start(incident_id, thread_id, actor, reason))
         return True
 
+    async def replay(self, incident_id: int, seed: Evidence, *, actor: str, reason: str) -> str:
+        """Investigate with `seed` already gathered (log lines, metric readings, cluster
+        findings joined to what the configured sources find), and wait for the end; the run's
+        thread id. `firebreak eval` replays stored and shipped incidents this way."""
+        thread_id = f"inv-{incident_id}-{uuid.uuid4().hex[:12]}"
+        items = {
+            "logs": [line.model_dump(mode="json") for line in seed.logs],
+            "metrics": [reading.model_dump(mode="json") for reading in seed.metrics],
+            "kubernetes": [finding.model_dump(mode="json") for finding in seed.kubernetes],
+        }
+        self._track(incident_id, self._start(incident_id, thread_id, actor, reason, items))
+        await self._active[incident_id]
+        return thread_id
+
     async def wait_idle(self) -> None:
         """Until every running investigation has finished (tests, the demo, the CLI)."""
         while self._active:
@@ -200,7 +214,14 @@ class InvestigationService:
         self._active[incident_id] = task
         task.add_done_callback(lambda _: self._active.pop(incident_id, None))
 
-    async def _start(self, incident_id: int, thread_id: str, actor: str, reason: str) -> None:
+    async def _start(
+        self,
+        incident_id: int,
+        thread_id: str,
+        actor: str,
+        reason: str,
+        seed: dict[str, Any] | None = None,
+    ) -> None:
         await self._writer.run(
             partial(
                 investigations.create_run,
@@ -211,7 +232,9 @@ class InvestigationService:
                 owner=self._owner,
             )
         )
-        await self._drive(incident_id, thread_id, _input(incident_id, thread_id))
+        await self._drive(
+            incident_id, thread_id, {**_input(incident_id, thread_id), **(seed or {})}
+        )
 
     async def _drive(
         self, incident_id: int, thread_id: str, start: dict[str, Any] | Command | None

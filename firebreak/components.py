@@ -77,6 +77,9 @@ class Parts:
     # tests' doubles, which let them hold an investigation open for as long as they need).
     investigations: Investigations | None = None
     escalations: Escalations | None = None
+    # False: a new incident is not investigated on its own (`firebreak eval` replays it with
+    # evidence of its own instead).
+    investigate_opened: bool = True
 
 
 class QuietNotifier:
@@ -319,7 +322,8 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
         if parts.investigations is None:
             await service.start()
             stack.push_async_callback(_logged_stop, "investigations", service.close)
-        bus.subscribe(investigations.on_event)
+        if parts.investigate_opened:
+            bus.subscribe(investigations.on_event)
 
         await scheduler.start()
         stack.push_async_callback(_logged_stop, "scheduler", scheduler.stop)

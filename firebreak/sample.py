@@ -77,6 +77,7 @@ class SampleStack:
     log_path: Path
     series: list[SampleSeries]
     queries: list[str] = field(default_factory=list)  # templates for `sources.metrics[].queries`
+    log_paths: list[Path] = field(default_factory=list)  # every log file (`log_path`: the first)
 
 
 def _iso(moment: datetime, timespec: str = "milliseconds") -> str:
@@ -114,43 +115,80 @@ def _shift_payload(payload: dict[str, Any], delta: timedelta) -> dict[str, Any]:
 
 
 def materialise(workdir: Path, now: datetime, *, source: Path | None = None) -> SampleStack:
-    """Write the sample under `workdir` with the alert starting `ALERT_AGE` before `now`."""
+    """Write the story in `source` (default: the shipped sample) under `workdir`, the alert
+    starting `ALERT_AGE` before `now`. `source` holds `alert.json`, one or more `*.log` files
+    and `metrics.json`, all anchored at the alert's `startsAt`."""
     source = source or SAMPLE_DIR
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     alert_start = (now - ALERT_AGE).astimezone(UTC).replace(microsecond=0)
-    delta = alert_start - ANCHOR
+    original = json.loads((source / "alert.json").read_text())
+    delta = alert_start - _anchor(original)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
-    payload = _shift_payload(json.loads((source / "alert.json").read_text()), delta)
+    payload = _shift_payload(original, delta)
     alert_path = workdir / "alert.json"
     alert_path.write_text(json.dumps(payload, indent=2) + "\n")
 
     log_dir = workdir / "logs"
     log_dir.mkdir(exist_ok=True)
-    log_path = log_dir / "checkout.log"
-    log_path.write_text(_shift_log((source / "checkout.log").read_text(), delta))
+    log_paths = []
+    for log in sorted(source.glob("*.log")):
+        log_paths.append(log_dir / log.name)
+        log_paths[-1].write_text(_shift_log(log.read_text(), delta))
 
     start = alert_start.timestamp()
+    metrics = source / "metrics.json"
     series = [
         SampleSeries(
             query=entry["query"],
             metric={str(k): str(v) for k, v in (entry.get("metric") or {}).items()},
-            points=[(start + float(offset), float(value)) for offset, value in entry["points"]],
+            points=[(start + offset, value) for offset, value in _points(entry)],
             template=entry.get("template"),
             name=entry.get("name", ""),
         )
-        for entry in load_series(source / "metrics.json")
+        for entry in (load_series(metrics) if metrics.exists() else [])
     ]
     return SampleStack(
         workdir=workdir,
         alert_start=alert_start,
         payload=payload,
         alert_path=alert_path,
-        log_path=log_path,
+        log_path=log_paths[0] if log_paths else log_dir / "empty.log",
         series=series,
         queries=[s.template for s in series if s.template],
+        log_paths=log_paths,
     )
+
+
+def _anchor(payload: dict[str, Any]) -> datetime:
+    """The earliest alert's `startsAt`: every time of the story is relative to it."""
+    starts = [a["startsAt"] for a in payload.get("alerts", []) if a.get("startsAt")]
+    if not starts:
+        return ANCHOR
+    return min(datetime.fromisoformat(value.replace("Z", "+00:00")) for value in starts)
+
+
+def _points(entry: dict[str, Any]) -> list[tuple[float, float]]:
+    """A series' points as (offset_s, value): given one by one (`points`), or as `steps`
+    (`[[offset_s, value], ...]`: each value holds until the next step) sampled every `every`
+    seconds (15) up to `until` (120 s after the alert), with a deterministic wobble of
+    `noise` (a fraction of the value) so a change point stands out from a living baseline."""
+    if "points" in entry:
+        return [(float(offset), float(value)) for offset, value in entry["points"]]
+    steps = sorted((float(offset), float(value)) for offset, value in entry["steps"])
+    every, until = float(entry.get("every", 15)), float(entry.get("until", 120))
+    noise = float(entry.get("noise", 0.0))
+    points = []
+    moment, index = steps[0][0], 0
+    while moment <= until:
+        while index + 1 < len(steps) and steps[index + 1][0] <= moment:
+            index += 1
+        value = steps[index][1]
+        wobble = math.sin(moment * 0.37 + len(points)) * noise * value
+        points.append((moment, round(value + wobble, 6)))
+        moment += every
+    return points
 
 
 # --------------------------------------------------------------------------------------------

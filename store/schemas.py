@@ -152,6 +152,19 @@ class SetAside(BaseModel):
     why: str
 
 
+class GroundingReport(BaseModel):
+    """How the answer held up against the evidence (agents/grounding.py): the refs it cited
+    that exist, the ones it invented, whether the cited evidence speaks of its cause
+    (`supported`, `no_evidence`, `symptom`, `unrelated`), and the numbers of the leads that
+    could be compared with it and of those that agree."""
+
+    cited: list[str] = []
+    invented: list[str] = []
+    support: str = "supported"
+    comparable: list[int] = []
+    agreeing: list[int] = []
+
+
 class Analysis(RcaBody):
     execution_status: ExecutionStatus
     attempts: list[Attempt] = []
@@ -165,6 +178,7 @@ class Analysis(RcaBody):
     prompt_tokens: int | None = None  # the RCA prompt, as the server (or the estimate) counted
     set_aside: SetAside | None = None  # the model's answer, when it could not be used
     dissent: str | None = None  # the offline root cause, when the model contradicts every lead
+    grounding: GroundingReport | None = None  # how the model's answer held up (None: none came)
 
 
 class SlackRef(BaseModel):
