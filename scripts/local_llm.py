@@ -203,7 +203,7 @@ def health(url: str) -> int | None:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status
     except urllib.error.HTTPError as error:
-        return error.code  # 503 while the model loads
+        return error.code
     except OSError:
         return None
 
@@ -239,9 +239,11 @@ def serve(name: str, host: str, port: int, ctx: int, threads: int) -> None:
             raise Failure(f"{root}/health still answers {status} after 120 s")
         if stop.wait(0.1):
             return
+    if stop.is_set():  # the signal came while the model loaded
+        return
     print(f"serving {name} on {root}/v1", flush=True)
     stop.wait()
-    del server
+    del server  # its destructor stops llama.cpp's threads
 
 
 def main(argv: list[str] | None = None) -> int:
