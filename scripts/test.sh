@@ -3,6 +3,8 @@
 # - Debian's prometheus and prometheus-alertmanager (the integration tests start real ones);
 # - Debian's chromium (the incident page tests open the pages in headless Chromium);
 # - .venv with Firebreak and its test dependencies;
+# - the local model for the tests marked real_llm (Qwen2.5-Coder 0.5B, 491 MB, downloaded once
+#   into ~/.cache/firebreak/models, later runs only check it: scripts/local_llm.py);
 # - ruff, then pytest on SQLite and PostgreSQL ($FIREBREAK_TEST_PG, default
 #   postgresql+asyncpg://postgres@127.0.0.1:5432/test). Extra arguments go to pytest.
 set -euo pipefail
@@ -24,5 +26,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python scripts/local_llm.py fetch --model qwen2.5-coder-0.5b
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"
