@@ -6,7 +6,8 @@ A small model's typical failures, measured with real ones: it names the symptom 
 the claim properly is beyond us; comparing its words is not:
 
 - `terms(text)`: the content words of a text, lower-cased and crudely stemmed (so "exhausted"
-  and "exhaustion" meet), without stop words;
+  and "exhaustion" meet), without stop words, plus the concept each belongs to ("parse" and
+  "syntax", "OOM" and "heap" name one thing);
 - `symptom_terms(alert)`: the words the alert itself uses (its name, split at capitals, its
   labels and its summary) and the generic words of incident talk ("error", "rate", "high"):
   a cause made only of those restates the symptom;
@@ -57,6 +58,23 @@ _GENERIC = frozenset(
 )
 
 
+# Words that name one thing: a claim and a line that use two of them speak of the same.
+_CONCEPTS = (
+    "pars parse syntax malform unexpect invalid",
+    "memory oom oomkill heap",
+    "pool connect",
+    "disk space volume enospc",
+    "certificat cert tls x509 ssl handshake",
+    "dns resolv resolution lookup nxdomain",
+    "deploy rollout release upgrad version",
+    "config configuration setting flag",
+    "timeout timed latency slow",
+    "credential password token auth authentication unauthoriz forbidden",
+    "crash crashloopbackoff restart backoff exit",
+)
+_CONCEPT_OF = {word: f"~{n}" for n, group in enumerate(_CONCEPTS) for word in group.split()}
+
+
 def _stem(word: str) -> str:
     for suffix in _SUFFIXES:
         if len(word) - len(suffix) >= 4 and word.endswith(suffix):
@@ -67,7 +85,8 @@ def _stem(word: str) -> str:
 def terms(text: str) -> set[str]:
     """The content words of `text`, stemmed; versions (`v2.4.1`, `1.4.2`) kept whole."""
     words = _WORD.findall(_CAMEL.sub(" ", text).lower())
-    return {_stem(w) for w in words if len(w) >= 3 and w not in _STOP}
+    stems = {_stem(w) for w in words if len(w) >= 3 and w not in _STOP}
+    return stems | {_CONCEPT_OF[s] for s in stems if s in _CONCEPT_OF}
 
 
 def symptom_terms(alert: AlertContext) -> set[str]:

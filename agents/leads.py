@@ -24,13 +24,12 @@ from firebreak.store.schemas import Lead
 from firebreak.tools.evidence import is_change, is_error, signature
 from firebreak.tools.models import AlertContext, Evidence, LogLine, MetricReading, SourceReport
 from firebreak.tools.promql import short_metric
-from firebreak.tools.text import as_utc, number, truncate
+from firebreak.tools.text import as_utc, number, truncate, without_stamp
 
 __all__ = ["CATEGORIES", "Category", "Findings", "Signature", "clock", "duration", "find"]
 
 CHANGE_BEFORE_ERROR = timedelta(minutes=30)
 METRIC_NEAR = timedelta(minutes=15)
-MAX_METRIC_LEADS = 3
 _EXCERPT = 160
 
 
@@ -144,7 +143,8 @@ class Findings:
     def leads(self) -> list[Lead]:
         """The findings as numbered leads, earliest cause first: the change, the first error,
         the dominant error when it is another one, the metrics that moved, the sources that
-        failed (which say what the evidence is missing)."""
+        failed (which say what the evidence is missing). Short: the model reads the cited
+        lines themselves."""
         leads: list[Lead] = []
         first, change, top = self.first_error, self.change, self.top
         if change is not None:
@@ -152,45 +152,23 @@ class Findings:
             gap = duration(as_utc(anchor) - when(change)) if anchor else "shortly"
             before = "the first error" if first is not None else "the alert"
             leads.append(
-                _lead(
-                    "change",
-                    f'A change {gap} before {before}: "{excerpt(change.text)}"',
-                    [change],
-                    change.timestamp,
-                )
+                _lead("change", f"A change {gap} before {before}: {quote(change.text)}", [change])
             )
         if first is not None:
             repeats = ""
             if top is not None and first in top.lines:
-                repeats = f", {top.count} of {self.total_errors} errors share it"
-            kind = f" (looks like {self.category.name})" if self.category else ""
+                repeats = f" ({top.count} of {self.total_errors} errors)"
+            kind = f", like {self.category.name}" if self.category else ""
             leads.append(
                 _lead(
-                    "first_error",
-                    f'The first error{repeats}{kind}: "{excerpt(first.text)}"',
-                    [first],
-                    first.timestamp,
+                    "first_error", f"The first error{repeats}{kind}: {quote(first.text)}", [first]
                 )
             )
         if top is not None and (first is None or first not in top.lines):
-            leads.append(
-                _lead(
-                    "dominant_error",
-                    f"The most frequent error ({top.count} of {self.total_errors}): "
-                    f'"{excerpt(top.text)}"',
-                    [top.first],
-                    top.first.timestamp,
-                )
-            )
-        for reading in self.shifted[:MAX_METRIC_LEADS]:
-            leads.append(
-                _lead(
-                    "metric",
-                    f"{describe_metric(reading)} {direction(reading)}",
-                    [reading],
-                    reading.changed_at,
-                )
-            )
+            text = f"The most frequent error ({top.count} of {self.total_errors}): "
+            leads.append(_lead("dominant_error", text + quote(top.text), [top.first]))
+        if self.shifted:
+            leads.append(self._metrics_lead())
         for report in self.failed:
             leads.append(
                 Lead(
@@ -201,6 +179,19 @@ class Findings:
                 )
             )
         return [lead.model_copy(update={"number": n}) for n, lead in enumerate(leads, start=1)]
+
+    def _metrics_lead(self) -> Lead:
+        """The metric that moved first (what moved first is nearer the cause than what
+        followed), and when the others followed."""
+        first, *others = self.shifted
+        text = (
+            f"{describe_metric(first)} moved first: it {direction(first, peak=False)} at "
+            f"{clock(first.changed_at)}"
+        )
+        if others:
+            later = ", ".join(f"{o.ref} at {clock(o.changed_at)}" for o in others[:4])
+            text += f"; then {later}"
+        return Lead(number=0, kind="metric", text=text, refs=[first.ref], at=first.changed_at)
 
 
 def find(alert: AlertContext, evidence: Evidence) -> Findings:
@@ -260,21 +251,26 @@ def describe_metric(reading: MetricReading) -> str:
     return short_metric(reading.query, reading.series)
 
 
-def direction(reading: MetricReading) -> str:
+def direction(reading: MetricReading, *, peak: bool = True) -> str:
     baseline = reading.baseline or 0.0
     current = reading.current if reading.current is not None else baseline
-    peak = reading.peak if reading.peak is not None else current
-    if current < baseline and peak <= baseline * 1.2 + 1e-9:
+    highest = reading.peak if reading.peak is not None else current
+    if current < baseline and highest <= baseline * 1.2 + 1e-9:
         return f"dropped from {number(baseline, 3)} to {number(current, 3)}"
-    return f"rose from {number(baseline, 3)} to {number(current, 3)} (peak {number(peak, 3)})"
+    rose = f"rose from {number(baseline, 3)} to {number(current, 3)}"
+    return f"{rose} (peak {number(highest, 3)})" if peak else rose
 
 
-def _lead(
-    kind: str, text: str, items: list[LogLine] | list[MetricReading], at: datetime | None
-) -> Lead:
-    refs = [item.ref for item in items if item.ref]
-    moment = f" at {clock(at)}" if at is not None else ""
-    return Lead(number=0, kind=kind, text=f"{text}{moment}", refs=refs, at=at)
+def quote(text: str, limit: int = 70) -> str:
+    """A line as a lead quotes it: without its timestamp, cut short."""
+    return f'"{excerpt(without_stamp(text), limit)}"'
+
+
+def _lead(kind: str, text: str, items: list[LogLine] | list[MetricReading]) -> Lead:
+    at = items[0].changed_at if isinstance(items[0], MetricReading) else items[0].timestamp
+    if isinstance(items[0], LogLine) and at is not None:
+        text = f"{text} at {clock(at)}"
+    return Lead(number=0, kind=kind, text=text, refs=[i.ref for i in items if i.ref], at=at)
 
 
 # -------------------------------------------------------------------------------- finding

@@ -26,7 +26,7 @@ import jinja2
 
 from firebreak.tools.models import Evidence, MetricReading
 from firebreak.tools.promql import short_metric
-from firebreak.tools.text import as_utc, number, truncate
+from firebreak.tools.text import as_utc, number, truncate, without_stamp
 
 __all__ = [
     "clip",
@@ -34,7 +34,6 @@ __all__ = [
     "evidence_boundary",
     "fmt_value",
     "load_template",
-    "log_text",
     "metric_line",
     "oneline",
     "render",
@@ -42,10 +41,6 @@ __all__ = [
 
 PACKAGE = "firebreak.prompts"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-# The timestamp a log line starts with, which the prompt already shows in front of it.
-_LEADING_STAMP = re.compile(
-    r"^\s*\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]?\s*"
-)
 
 
 def oneline(value: Any) -> str:
@@ -79,11 +74,6 @@ def clock(moment: datetime | None, day: str | None = None) -> str:
     if day is not None and utc.strftime("%Y-%m-%d") != day:
         return utc.strftime("%m-%d %H:%M:%S")
     return utc.strftime("%H:%M:%S")
-
-
-def log_text(text: str) -> str:
-    """A log line without the timestamp it starts with (the prompt shows it once, in front)."""
-    return _LEADING_STAMP.sub("", text[:200], count=1) + text[200:]
 
 
 def metric_line(reading: MetricReading) -> str:
@@ -136,7 +126,7 @@ def _environment() -> jinja2.Environment:
         fmt=fmt_value,
         tojson=_tojson,
         clock=clock,
-        logtext=log_text,
+        logtext=without_stamp,
         metric=metric_line,
     )
     return env

@@ -199,11 +199,11 @@ def _spec(name: str, description: str, properties: dict[str, Any], required: lis
     }
 
 
-def _source(names: Sequence[str], what: str) -> dict[str, Any]:
-    return {"type": "string", "enum": list(names), "description": f"the {what} source to ask"}
+def _source(names: Sequence[str]) -> dict[str, Any]:
+    return {"type": "string", "enum": list(names)}
 
 
-_TIME = {"type": "string", "description": "RFC 3339, e.g. 2026-12-01T09:30:00Z"}
+_TIME = {"type": "string", "description": "RFC 3339"}
 _DESCRIBABLE = ("pod", "deployment", "replicaset", "job", "node")
 
 
@@ -216,12 +216,11 @@ def tool_specs(
         specs.append(
             _spec(
                 "search_logs",
-                "Search a log source in its own query language (LogQL for Loki, a query "
-                "string for Elasticsearch, a regular expression for files). Matching lines, "
-                "newest first. Defaults to the alert's evidence window.",
+                "Search a log source in its own language (Loki: LogQL; Elasticsearch: query "
+                "string; files: regular expression). Newest first; default: the alert's window.",
                 {
-                    "source": _source(logs, "log"),
-                    "query": {"type": "string", "description": "the query, in that language"},
+                    "source": _source(logs),
+                    "query": {"type": "string"},
                     "start": _TIME,
                     "end": _TIME,
                     "limit": {"type": "integer", "minimum": 1, "maximum": 500},
@@ -233,10 +232,10 @@ def tool_specs(
         specs.append(
             _spec(
                 "query_metrics",
-                "Run a PromQL range query; each series summarised as baseline, current, peak "
-                "and change point. Defaults to the alert's evidence window.",
+                "PromQL range query; each series as baseline, current, peak, change point. "
+                "Default: the alert's window.",
                 {
-                    "source": _source(metrics, "metrics"),
+                    "source": _source(metrics),
                     "promql": {"type": "string"},
                     "start": _TIME,
                     "end": _TIME,
@@ -246,7 +245,7 @@ def tool_specs(
             )
         )
     if kubernetes:
-        cluster = _source(kubernetes, "Kubernetes")
+        cluster = _source(kubernetes)
         namespace = {"type": "string"}
         specs += [
             _spec(

@@ -218,13 +218,13 @@ async def _shipped_story(
     case: Case, workdir: Path, stack: AsyncExitStack
 ) -> tuple[AlertmanagerPayload, Evidence, SourcesConfig]:
     story = materialise(workdir / "story", datetime.now(UTC), source=_data_dir(case))
-    logs = [
-        {"type": "file", "name": path.stem, "path": str(path)} for path in story.log_paths
-    ]
+    logs = [{"type": "file", "name": path.stem, "path": str(path)} for path in story.log_paths]
     metrics = []
     if story.series:
         url = await stack.enter_async_context(serve_sample_prometheus(story.series))
-        metrics = [{"type": "prometheus", "name": "prometheus", "url": url, "queries": story.queries}]
+        metrics = [
+            {"type": "prometheus", "name": "prometheus", "url": url, "queries": story.queries}
+        ]
     findings = [
         KubeFinding(
             source="cluster",

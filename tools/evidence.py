@@ -11,8 +11,9 @@ deploy line that explains everything. So:
 2. Each distinct line gets a score: errors, change events (deploy, restart, config), new
    signatures that only appear close to the incident, and proximity to a metric change point.
 3. Metrics go in first (they are small and usually decisive), then the best-scoring lines until
-   `budget_chars` is spent; kept lines are shown in chronological order with refs `L1..Ln`,
-   metrics with `M1..Mn`.
+   `budget_chars` is spent, of the steady high-volume streams of one ordinary message (access
+   logs) only the `ROUTINE_KEPT` largest; kept lines are shown in chronological order with
+   refs `L1..Ln`, metrics with `M1..Mn`.
 
 The patterns below are shared with the log fetchers (server-side filters) and the offline
 analyzer, so "error" means the same thing everywhere.
@@ -219,6 +220,17 @@ def _score(group: _Group, anchors: list[datetime], earliest: datetime | None) ->
     return round(score, 3)
 
 
+ROUTINE_KEPT = 2  # steady high-volume lines (access logs) kept as a picture of normal traffic
+ROUTINE_COUNT = 10
+
+
+def _routine(group: _Group, score: float) -> bool:
+    """A steady stream of one ordinary message (no error, no change, not new, not near the
+    incident): its score is only its volume's. A couple of them say "traffic flowed"; more
+    say nothing new."""
+    return group.count >= ROUTINE_COUNT and score <= 0.5 * math.log10(group.count) + 0.001
+
+
 CHANGE_WEIGHT = 10.0  # a reading with a change point outranks every reading without one
 MAX_SHIFT = 9.0  # relative shifts beyond 9x rank as 9x: large is large
 
@@ -271,10 +283,15 @@ def build_evidence(
     scored.sort(key=lambda item: (-item[1], _sort_time(item[0]), item[0].index))
 
     kept: list[tuple[_Group, float]] = []
+    routine = 0
     for group, score in scored:
         cost = len(group.text) + len(group.first.source) + _LINE_OVERHEAD
         if spent + cost > budget_chars:
             continue
+        if _routine(group, score):
+            routine += 1
+            if routine > ROUTINE_KEPT:
+                continue
         kept.append((group, score))
         spent += cost
     kept.sort(key=lambda item: (_sort_time(item[0]), item[0].index))

@@ -219,7 +219,7 @@ async def test_a_failed_jobs_crash_output_reaches_the_prompt_as_a_k_ref(
         confidence_score=70,
     ).model_dump(mode="json")
     with ScriptedLLMServer("openai") as llm:
-        llm.script(answer({**rca, "evidence": ["K1"]}))
+        llm.script(answer({**rca, "evidence": ["K1", "K2", "K3", "K4"]}))
         config = config_for(store_url, tmp_path, failed_job, llm)
         async with run_app(config, parts=investigating()) as app:
             analysis, events = await investigate(
@@ -229,13 +229,13 @@ async def test_a_failed_jobs_crash_output_reaches_the_prompt_as_a_k_ref(
     assert analysis["execution_status"] == "COMPLETED"
     prompt = llm.messages(0)[-1]["content"]
     crash = re.search(
-        r"^\[K\d+\] \S+ kubernetes source=prod object=pod/db-migrate-x7k2p: last 2 lines of "
+        r"^\[K\d+\] \S+ pod/db-migrate-x7k2p: last 2 lines of "
         r"the terminated migrate container \(Error, exit code 2\): ⏎ running migrations ⏎ (.*)$",
         prompt,
         re.MULTILINE,
     )
     assert crash is not None, prompt
     assert crash.group(1) == SYNTAX_ERROR
-    assert "object=job/db-migrate: Failed BackoffLimitExceeded" in prompt
+    assert "job/db-migrate: Failed BackoffLimitExceeded" in prompt
     collected = next(e for e in events if e["type"] == "EVIDENCE_COLLECTED")
     assert collected["data"]["kept_kubernetes"] >= 3  # the pod, its output, the Job, the event
