@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from firebreak.agents.reasoning import reason
+from firebreak.agents.reasoning import history_lines, reason
 from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.store.schemas import ExecutionStatus, HistoryRef
 from firebreak.tools.llm import LLMGateway
@@ -83,6 +83,45 @@ async def test_history_is_evidence_the_answer_may_cite(openai_server: ScriptedLL
     assert analysis.evidence[1].source == "incident #12"
     assert "H7" in analysis.reasoning and analysis.confidence_score == 80 - 15  # H7 invented
     assert analysis.history == [EARLIER]
+
+
+CONFIRMED = EARLIER.model_copy(update={"confirmed": True})
+CORRECTED = EARLIER.model_copy(
+    update={"confirmed": False, "root_cause": "A cron job filled the disk of db-2."}
+)
+
+
+def test_history_lines_say_what_a_person_said_of_the_cause() -> None:
+    plain, confirmed, corrected = history_lines([EARLIER, CONFIRMED, CORRECTED])
+    assert "| root cause: The 2.3.0 deploy exhausted the database connection pool. |" in plain
+    assert (
+        "| root cause (confirmed): The 2.3.0 deploy exhausted the database connection pool. |"
+        in confirmed
+    )
+    assert "| root cause (corrected by a person): A cron job filled the disk of db-2. |" in (
+        corrected
+    )
+    assert "deploy" not in corrected  # the wrong analysis is not shown at all
+
+
+async def test_a_corrected_cause_is_what_the_model_and_the_evidence_see(
+    openai_server: ScriptedLLMServer,
+) -> None:
+    openai_server.script(answer(rca(["L1", "H1"])))
+    async with gateway_for(openai_server) as gateway:
+        analysis = await reason(ALERT, EVIDENCE, gateway, max_json_retries=0, history=[CORRECTED])
+
+    prompt = openai_server.messages()[-1]["content"]
+    evidence_block = prompt.split("<<<EVIDENCE", 1)[1].split("<<<END EVIDENCE", 1)[0]
+    assert "root cause (corrected by a person): A cron job filled the disk of db-2." in (
+        evidence_block
+    )
+    assert "2.3.0 deploy" not in prompt
+    [cited] = [e for e in analysis.evidence if e.ref == "H1"]
+    assert cited.text.endswith(
+        "A cron job filled the disk of db-2. (corrected by a person); fixed by rollback (verified)"
+    )
+    assert analysis.history == [CORRECTED]
 
 
 async def test_offline_analysis_keeps_the_history() -> None:
