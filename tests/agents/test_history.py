@@ -176,3 +176,40 @@ async def test_an_investigation_recalls_the_earlier_incident(
         "root_cause",
         "resolved_by",
     }
+
+
+async def test_the_next_investigation_is_told_what_a_person_corrected(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The whole way: the first incident's analysis is marked wrong over the API, the second
+    incident's investigation gets the person's cause as its history, not the wrong analysis."""
+    config = make_config(
+        store_url,
+        llm={"provider": "offline"},
+        investigation={"checkpoint_path": str(tmp_path / "checkpoints.db")},
+    )
+    cause = "A cron job filled the disk of db-2"
+    async with run_app(config, parts=investigating()) as app:
+
+        async def analysed(incident_id: int) -> dict[str, Any]:
+            async def probe() -> dict[str, Any] | None:
+                shown = (await app.client.get(f"/api/v1/incidents/{incident_id}")).json()
+                return shown if shown["analysis"] else None
+
+            return await eventually(probe, within=30)
+
+        first = await app.client.post("/webhooks/alertmanager", json=group("g1", [alert("a")]))
+        first_id = first.json()["incident_id"]
+        wrong = (await analysed(first_id))["analysis"]["root_cause"]
+        judged = await app.client.post(
+            f"/api/v1/incidents/{first_id}/feedback",
+            json={"by": "U0ALICE", "verdict": "wrong", "actual_cause": cause},
+        )
+        assert judged.status_code == 200, judged.text
+        await app.client.post(f"/api/v1/incidents/{first_id}/resolve", json={"by": "U0ALICE"})
+        second = await app.client.post("/webhooks/alertmanager", json=group("g2", [alert("b")]))
+        shown = await analysed(second.json()["incident_id"])
+
+    [earlier] = shown["analysis"]["history"]
+    assert (earlier["incident_id"], earlier["confirmed"]) == (first_id, False)
+    assert earlier["root_cause"] == cause != wrong
