@@ -189,7 +189,9 @@ class Handlers:
         await client.views_open(trigger_id=trigger_id, view=view)
         return None
 
-    async def correct(self, incident_id: int, run_id: str, user: str, cause: str) -> str | None:
+    async def record_actual_cause(
+        self, incident_id: int, run_id: str, user: str, cause: str
+    ) -> str | None:
         """The form's submission: None when recorded, else why not (the field's error)."""
         done = await self.feedback.give(incident_id, Verdict.WRONG, user, cause, run_id=run_id)
         return replies.feedback_refused(done.result, incident_id)
@@ -422,7 +424,7 @@ async def submit_actual_cause(
     if not cause:
         await ack(response_action="errors", errors={cards.CAUSE_BLOCK: "Say what it was."})
         return
-    task = asyncio.ensure_future(handlers.correct(incident_id, run_id, user, cause))
+    task = asyncio.ensure_future(handlers.record_actual_cause(incident_id, run_id, user, cause))
     done, _ = await asyncio.wait({task}, timeout=QUICK_ANSWER_S)
     if not done:
         await ack()
