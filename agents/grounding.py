@@ -251,6 +251,8 @@ def _quoted(given: str, texts: dict[str, str]) -> str | None:
 
 def _history_item(item: HistoryRef) -> EvidenceItem:
     cause = item.root_cause or "not analysed"
+    if item.confirmed is not None:
+        cause += " (confirmed)" if item.confirmed else " (corrected by a person)"
     fix = f"; fixed by {item.resolution}" if item.resolution else ""
     return EvidenceItem(
         ref=item.ref,

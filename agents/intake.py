@@ -45,19 +45,6 @@ async def open_investigation(
 
 
 def alert_context(incident: IncidentOut) -> AlertContext:
-    """The earliest firing alert speaks for the incident; the group's common labels fill in
-    what it lacks. A declared incident (no alerts) is investigated from its creation time."""
-    alerts = sorted(incident.alerts, key=lambda a: (a.status != "firing", a.starts_at))
-    if not alerts:
-        labels = {"service": incident.service, **incident.labels}
-        return AlertContext(
-            labels=labels, annotations={"summary": incident.title}, starts_at=incident.created_at
-        )
-    first = alerts[0]
-    return AlertContext(
-        labels={**incident.labels, **first.labels},
-        annotations=first.annotations,
-        starts_at=first.starts_at,
-        ends_at=first.ends_at,
-        generator_url=first.generator_url,
-    )
+    """The alert as the query templates see it (`IncidentOut.alert_facts`: the same rule as
+    a replayed case's)."""
+    return AlertContext.model_validate(incident.alert_facts().model_dump())

@@ -22,6 +22,7 @@ from firebreak.tools.redact import Redactor
 __all__ = [
     "build_rca_messages",
     "build_repair_message",
+    "cause_label",
     "history_lines",
     "rca_boundary",
     "safe_alert",
@@ -88,7 +89,8 @@ def build_rca_messages(
 
 
 def history_lines(history: Sequence[HistoryRef]) -> list[str]:
-    """One evidence line per earlier incident: its root cause and how it ended (facts)."""
+    """One evidence line per earlier incident: its root cause and how it ended (facts). A cause
+    a person confirmed or corrected says so: the model should trust it over an unjudged one."""
     lines = []
     for item in history:
         ended = "not resolved"
@@ -99,10 +101,17 @@ def history_lines(history: Sequence[HistoryRef]) -> list[str]:
         cause = item.root_cause or "not analysed"
         lines.append(
             f"[{item.ref}] incident #{item.incident_id} ({fmt_value(item.created_at)}): "
-            f"{oneline(item.title)} | cause: {oneline(cause)} | fixed by: {oneline(fix)} "
-            f"| {ended}"
+            f"{oneline(item.title)} | {cause_label(item)}: {oneline(cause)} | fixed by: "
+            f"{oneline(fix)} | {ended}"
         )
     return lines
+
+
+def cause_label(item: HistoryRef) -> str:
+    """ "root cause", "root cause (confirmed)" or "root cause (corrected by a person)"."""
+    if item.confirmed is None:
+        return "root cause"
+    return "root cause (confirmed)" if item.confirmed else "root cause (corrected by a person)"
 
 
 def build_repair_message(

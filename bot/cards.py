@@ -32,12 +32,16 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     DividerBlock,
     HeaderBlock,
+    InputBlock,
     MarkdownBlock,
     MarkdownTextObject,
+    PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
 )
+from slack_sdk.models.views import View
 
+from firebreak.incidents.feedback import MAX_CAUSE
 from firebreak.incidents.notices import (
     Notice,
     Paged,
@@ -56,11 +60,13 @@ from firebreak.store.schemas import (
     Analysis,
     EvidenceItem,
     ExecutionStatus,
+    Feedback,
     HistoryRef,
     IncidentOut,
     IncidentStatus,
     RemediationProposal,
     TimelineEventOut,
+    Verdict,
 )
 from firebreak.tools.promql import metric_reading_text
 
@@ -98,6 +104,12 @@ ACTION_REMEDIATION_REJECT = "remediation_reject"
 ACTION_REMEDIATION_APPROVE_LATER = "remediation_approve_later"
 ACTION_SILENCE = "incident_silence"  # + "_N": one button per configured duration
 ACTION_UNSILENCE = "incident_unsilence"
+ACTION_FEEDBACK_CORRECT = "rca_feedback_correct"
+ACTION_FEEDBACK_WRONG = "rca_feedback_wrong"
+VIEW_ACTUAL_CAUSE = "rca_actual_cause"  # the Wrong button's modal (callback_id)
+CAUSE_BLOCK = "actual_cause"
+CAUSE_INPUT = "text"
+FEEDBACK_ACTIONS_BLOCK = "rca_feedback"
 INCIDENT_ACTIONS_BLOCK = "incident_actions"
 SILENCE_ACTIONS_BLOCK = "incident_silence"
 REMEDIATION_ACTIONS_BLOCK = "remediation_actions"
@@ -140,6 +152,7 @@ EVENT_EMOJI = {
     "SILENCED": ":no_bell:",
     "UNSILENCED": ":bell:",
     "POSTMORTEM_DRAFTED": ":page_facing_up:",
+    "FEEDBACK": ":ballot_box_with_check:",
 }
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
@@ -461,6 +474,7 @@ def incident_card(
                 f":bulb: *Root cause* ({analysis.confidence_score}% confidence){tag}: "
                 f"{escape(truncate(_one_line(analysis.root_cause), SUMMARY_MAX))}\n"
                 "_Full analysis in the thread._"
+                + (f"\n{verdict_line(analysis.feedback)}" if analysis.feedback else "")
             )
         )
 
@@ -755,6 +769,7 @@ def rca_card(
     if analysis.history:
         blocks.append(_section(seen_before_text(analysis.history, public_url)))
     blocks.append(_context(*_attempts_context(analysis), *_follow_ups(analysis)))
+    blocks.extend(feedback_blocks(incident.id, analysis))
     return fallback, _bounded(blocks)
 
 
@@ -762,6 +777,84 @@ def _follow_ups(analysis: Analysis) -> list[str]:
     """`3 follow-up queries`: the tool calls the reasoning agent made before it answered."""
     count = analysis.tool_calls
     return [f"{count} follow-up quer{'y' if count == 1 else 'ies'}"] if count else []
+
+
+# ---------------------------------------------------------------------- feedback
+
+
+def feedback_value(incident_id: int, run_id: str) -> str:
+    """The Correct / Wrong buttons' value (and the modal's metadata): the incident and the
+    run whose analysis they judge, so a click on an older reply is recognised as such."""
+    return json.dumps({"incident_id": incident_id, "run_id": run_id}, separators=(",", ":"))
+
+
+def parse_feedback_value(value: str) -> tuple[int, str]:
+    """Inverse of ``feedback_value``; ValueError for anything else."""
+    try:
+        data = json.loads(value)
+        incident_id, run_id = data["incident_id"], data["run_id"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a feedback value: {value[:40]!r}") from exc
+    if not isinstance(incident_id, int) or not isinstance(run_id, str) or not run_id:
+        raise ValueError(f"not a feedback value: {value[:40]!r}")
+    return incident_id, run_id
+
+
+def verdict_line(feedback: Feedback) -> str:
+    """ "✅ Confirmed by <@U…>" or "❌ Marked wrong by <@U…>. Actual cause: …"."""
+    if feedback.verdict is Verdict.CORRECT:
+        return f":white_check_mark: Confirmed by {_who(feedback.by)}"
+    cause = escape(truncate(_one_line(feedback.actual_cause or ""), SUMMARY_MAX))
+    return f":x: Marked wrong by {_who(feedback.by)}. Actual cause: _{cause}_"
+
+
+def feedback_blocks(incident_id: int, analysis: Analysis) -> list[Block]:
+    """ "Was this right?" with Correct / Wrong, or the verdict given (the buttons stay, so a
+    verdict can be changed). None for an analysis with no run (no reply to judge it from) or
+    one that failed (nothing to judge)."""
+    if analysis.run_id is None or analysis.execution_status == ExecutionStatus.FAILED:
+        return []
+    said = analysis.feedback
+    value = feedback_value(incident_id, analysis.run_id)
+    return [
+        _section(verdict_line(said) if said else ":thinking_face: *Was this right?*"),
+        ActionsBlock(
+            block_id=FEEDBACK_ACTIONS_BLOCK,
+            elements=[
+                _button(":white_check_mark: Correct", ACTION_FEEDBACK_CORRECT, value),
+                _button(":x: Wrong", ACTION_FEEDBACK_WRONG, value),
+            ],
+        ),
+    ]
+
+
+def actual_cause_modal(incident_id: int, run_id: str, root_cause: str) -> View:
+    """The Wrong button's form: what the analysis said, and "What was the actual cause?"."""
+    said = escape(truncate(_one_line(root_cause), SUMMARY_MAX))
+    return View(
+        type="modal",
+        callback_id=VIEW_ACTUAL_CAUSE,
+        private_metadata=feedback_value(incident_id, run_id),
+        title=PlainTextObject(text="Was this right?"),
+        submit=PlainTextObject(text="Record"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=[
+            _section(f"Incident #{incident_id}: the analysis said _{said}_"),
+            InputBlock(
+                block_id=CAUSE_BLOCK,
+                label=PlainTextObject(text="What was the actual cause?"),
+                element=PlainTextInputElement(
+                    action_id=CAUSE_INPUT, multiline=True, max_length=MAX_CAUSE
+                ),
+            ),
+        ],
+    )
+
+
+def submitted_cause(view: dict[str, Any]) -> str:
+    """The text typed into ``actual_cause_modal`` (a ``view_submission``'s ``view``), stripped."""
+    values = ((view.get("state") or {}).get("values") or {}).get(CAUSE_BLOCK) or {}
+    return str((values.get(CAUSE_INPUT) or {}).get("value") or "").strip()
 
 
 # ---------------------------------------------------------------------- incident memory
@@ -800,6 +893,8 @@ def seen_before_line(item: HistoryRef, public_url: str | None, now: datetime) ->
     line = ", ".join(parts)
     if item.root_cause:
         line += f" — _{escape(truncate(_one_line(item.root_cause), 200))}_"
+        if item.confirmed is not None:
+            line += " (confirmed)" if item.confirmed else " (corrected by a person)"
     return line
 
 
@@ -1254,6 +1349,8 @@ _TERMINAL_EMOJI = {
     ":chart_with_upwards_trend:": "📈",
     ":link:": "🔗",
     ":page_facing_up:": "📄",
+    ":ballot_box_with_check:": "☑️",
+    ":thinking_face:": "🤔",
 }
 _SHORTCODE = re.compile(r":[a-z0-9_+\-]+:")
 # One pass over mrkdwn: code first (nothing inside it is markup), then <…> entities, then the
@@ -1405,6 +1502,8 @@ def render_text(
 __all__ = [
     "ACTION_ACK",
     "ACTION_ESCALATE",
+    "ACTION_FEEDBACK_CORRECT",
+    "ACTION_FEEDBACK_WRONG",
     "ACTION_INVESTIGATE",
     "ACTION_REMEDIATION_APPROVE",
     "ACTION_REMEDIATION_REJECT",
@@ -1418,6 +1517,7 @@ __all__ = [
     "OnCallView",
     "escalation_page_text",
     "escape",
+    "feedback_blocks",
     "help_text",
     "incident_actions",
     "incident_card",

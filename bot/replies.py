@@ -11,6 +11,7 @@ from typing import Any
 
 from firebreak.bot.cards import escape, mention
 from firebreak.bot.slack_outbox import blocks_json
+from firebreak.incidents.feedback import FeedbackResult, Recorded
 from firebreak.incidents.flows import Outcome, Result
 from firebreak.incidents.ports import Decision, Escalation
 from firebreak.store.schemas import IncidentStatus
@@ -108,3 +109,37 @@ def decided(decision: Decision, incident_id: int, approvers: list[str]) -> str:
         return f"No remediation on incident #{incident_id} is waiting for a decision."
     verb = "Approved" if decision == "approved" else "Rejected"
     return f"{verb}. The decision is recorded on incident #{incident_id}'s timeline."
+
+
+REFUSED_FEEDBACK = {
+    FeedbackResult.MISSING: "There is no incident #{i}.",
+    FeedbackResult.NO_ANALYSIS: "Incident #{i} has no analysis to judge yet.",
+    FeedbackResult.SUPERSEDED: (
+        "This analysis of incident #{i} was replaced by a newer one, so nothing was recorded. "
+        "Judge the latest analysis in the thread."
+    ),
+}
+
+
+def feedback_refused(result: FeedbackResult, incident_id: int) -> str | None:
+    """Why a verdict was not taken, in plain words (a modal's field error takes no markup);
+    None when it was taken."""
+    text = REFUSED_FEEDBACK.get(result)
+    return text.format(i=incident_id) if text else None
+
+
+def feedback_given(done: Recorded, incident_id: int) -> Reply:
+    """The answer to Correct (or a submitted Wrong): silence when recorded, the reply itself
+    shows the verdict to everyone; otherwise why nothing changed."""
+    refused = feedback_refused(done.result, incident_id)
+    if refused is not None:
+        return Reply(
+            f":warning: {refused}",
+            changed=False,
+            missing=done.result is FeedbackResult.MISSING,
+        )
+    if done.result is FeedbackResult.UNCHANGED:
+        return Reply(
+            f"You already said that about the analysis of incident #{incident_id}.", changed=False
+        )
+    return Reply(f"Recorded your verdict on the analysis of incident #{incident_id}. Thank you.")

@@ -5,9 +5,10 @@ acknowledgement when the answer is ready within ``QUICK_ANSWER_S`` (store reads,
 changes), else it acknowledges with "working on it" and answers later through
 ``response_url``. Buttons acknowledge first and do the work afterwards. No listener calls the
 Slack Web API itself: thread replies go through the notifier's outbox; only the ephemeral
-answers use ``response_url`` (after the acknowledgement). What a person can do is the same
-from every surface: the listeners call `incidents.flows.IncidentOps` and word its outcome
-(bot/replies.py).
+answers use ``response_url`` (after the acknowledgement), and the Wrong button opens its form
+with ``views.open`` directly (its ``trigger_id`` lasts 3 s: no outbox could keep it). What a
+person can do is the same from every surface: the listeners call `incidents.flows.IncidentOps`
+(and `incidents.feedback.FeedbackOps`) and word its outcome (bot/replies.py).
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from firebreak.bot.replies import Reply
 from firebreak.bot.silence_replies import silence_reply
 from firebreak.bot.slack_outbox import OutboxNotifier
 from firebreak.bot.slack_transport import ThreadFile
+from firebreak.incidents.feedback import FeedbackOps
 from firebreak.incidents.flows import IncidentOps
 from firebreak.incidents.ports import Investigations, Postmortems
 from firebreak.incidents.silences import SilenceOps
 from firebreak.oncall.answers import oncall_answers
 from firebreak.oncall.service import OnCall, UnknownSchedule
 from firebreak.store import incidents
-from firebreak.store.schemas import IncidentStatus
+from firebreak.store.schemas import IncidentStatus, Verdict
 from firebreak.store.writer import Writer
 
 log = structlog.get_logger(__name__)
@@ -65,6 +67,7 @@ class Handlers:
     oncall: OnCall  # `/incident oncall`
     silences: SilenceOps  # Silence / Unsilence, `/incident silence|unsilence`
     postmortems: Postmortems  # `/incident postmortem ID`
+    feedback: FeedbackOps  # the RCA reply's Correct / Wrong
 
     # ------------------------------------------------------------------ the actions, worded
 
@@ -165,6 +168,34 @@ class Handlers:
             "in its thread."
         )
 
+    async def confirm(self, incident_id: int, run_id: str, user: str) -> Reply:
+        """Correct: recorded at once; the RCA reply then shows "Confirmed by" to everyone."""
+        done = await self.feedback.give(incident_id, Verdict.CORRECT, user, run_id=run_id)
+        return replies.feedback_given(done, incident_id)
+
+    async def ask_actual_cause(
+        self, incident_id: int, run_id: str, trigger_id: str, client: Any
+    ) -> Reply | None:
+        """Wrong: opens the form asking for the actual cause; a Reply instead when the
+        analysis can no longer be judged (replaced by a newer one)."""
+        refused = await self.feedback.refusal(incident_id, run_id)
+        if refused is not None:
+            text = replies.feedback_refused(refused, incident_id) or ""
+            return Reply(f":warning: {text}", changed=False)
+        async with self.engine.connect() as conn:
+            incident = await incidents.get_incident(conn, incident_id, with_alerts=False)
+        said = incident.analysis.root_cause if incident and incident.analysis else ""
+        view = cards.actual_cause_modal(incident_id, run_id, said)
+        await client.views_open(trigger_id=trigger_id, view=view)
+        return None
+
+    async def record_actual_cause(
+        self, incident_id: int, run_id: str, user: str, cause: str
+    ) -> str | None:
+        """The form's submission: None when recorded, else why not (the field's error)."""
+        done = await self.feedback.give(incident_id, Verdict.WRONG, user, cause, run_id=run_id)
+        return replies.feedback_refused(done.result, incident_id)
+
     def by_id(self) -> dict[str, ById]:
         """The subcommands that take an incident id."""
         return {
@@ -197,6 +228,7 @@ def register(app: AsyncApp, handlers: Handlers) -> None:
     ):
         _register_decision(app, handlers, action_id, approve, delay_s)
     _register_silence_buttons(app, handlers)
+    _register_feedback(app, handlers)
     _register_mention(app, handlers)
 
 
@@ -339,6 +371,96 @@ async def _answer_click(respond: Answer, work: Coroutine[Any, Any, Reply], what:
         log.exception("Slack button failed", action=what)
         reply = Reply(f":x: That failed: {type(exc).__name__}. Try again.", changed=False)
     await _respond(respond, reply.message())
+
+
+def _register_feedback(app: AsyncApp, handlers: Handlers) -> None:
+    """Correct records at once (answered only when nothing changed: the reply shows the
+    verdict); Wrong opens a form, whose submission records the verdict with its cause."""
+
+    @app.action(cards.ACTION_FEEDBACK_CORRECT)
+    async def on_correct(ack: Answer, body: dict[str, Any], respond: Answer) -> None:
+        await ack()
+        user, raw = _clicked(body)
+        target = await _feedback_target(raw, respond)
+        if target is not None:
+            reply = await _reply_of(handlers.confirm(*target, user), "feedback")
+            if not reply.changed:
+                await _respond(respond, reply.message())
+
+    @app.action(cards.ACTION_FEEDBACK_WRONG)
+    async def on_wrong(ack: Answer, body: dict[str, Any], respond: Answer, client: Any) -> None:
+        await ack()
+        _user, raw = _clicked(body)
+        target = await _feedback_target(raw, respond)
+        if target is None:
+            return
+        trigger_id = str(body.get("trigger_id") or "")
+        try:
+            refused = await handlers.ask_actual_cause(*target, trigger_id, client)
+        except Exception as exc:
+            log.exception("could not open the actual-cause form", incident_id=target[0])
+            refused = Reply(f":x: The form did not open ({type(exc).__name__}). Try again.")
+        if refused is not None:
+            await _respond(respond, refused.message())
+
+    @app.view(cards.VIEW_ACTUAL_CAUSE)
+    async def on_cause(ack: Answer, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await submit_actual_cause(handlers, ack, body, view)
+
+
+async def submit_actual_cause(
+    handlers: Handlers, ack: Answer, body: dict[str, Any], view: dict[str, Any]
+) -> None:
+    """Record the Wrong verdict within Slack's 3 s when the store is quick, so a refusal shows
+    on the form's field; else close the form and let it finish (the reply shows the verdict)."""
+    user = (body.get("user") or {}).get("id") or "unknown"
+    cause = cards.submitted_cause(view)
+    try:
+        incident_id, run_id = cards.parse_feedback_value(str(view.get("private_metadata") or ""))
+    except ValueError:
+        log.warning("actual-cause form without its incident", metadata=view.get("private_metadata"))
+        await ack()
+        return
+    if not cause:
+        await ack(response_action="errors", errors={cards.CAUSE_BLOCK: "Say what it was."})
+        return
+    task = asyncio.ensure_future(handlers.record_actual_cause(incident_id, run_id, user, cause))
+    done, _ = await asyncio.wait({task}, timeout=QUICK_ANSWER_S)
+    if not done:
+        await ack()
+        task.add_done_callback(_log_failure)
+        return
+    try:
+        error = task.result()
+    except Exception as exc:
+        log.exception("recording a Wrong verdict failed", incident_id=incident_id)
+        error = f"That failed ({type(exc).__name__}). Try again."
+    if error:
+        await ack(response_action="errors", errors={cards.CAUSE_BLOCK: error})
+    else:
+        await ack()
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("recording a Wrong verdict failed", error=repr(task.exception()))
+
+
+async def _feedback_target(raw: str, respond: Answer) -> tuple[int, str] | None:
+    """(incident id, run id) of a Correct / Wrong button, or None (answered) if malformed."""
+    try:
+        return cards.parse_feedback_value(raw)
+    except ValueError:
+        await _respond(respond, {"text": f"Bad button value `{cards.escape(raw[:40])}`."})
+        return None
+
+
+async def _reply_of(work: Coroutine[Any, Any, Reply], what: str) -> Reply:
+    try:
+        return await work
+    except Exception as exc:
+        log.exception("Slack button failed", action=what)
+        return Reply(f":x: That failed: {type(exc).__name__}. Try again.", changed=False)
 
 
 def _register_decision(

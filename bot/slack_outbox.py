@@ -24,7 +24,9 @@ transport differs, nothing else). Callers never wait for Slack:
   incident has none yet, so nothing is ever said about an incident without its card.
 * Thread rows carry a notice (incidents/notices.py), rendered at delivery like the card (the
   RCA from its stored analysis). A notice with a key names one message: the first is posted,
-  later ones ``chat.update`` it (a remediation proposal, then its decision).
+  later ones ``chat.update`` it (a remediation proposal, then its decision; an RCA reply,
+  then the same reply showing a person's verdict). An update-only notice whose message was
+  never posted is dropped.
 * Several replicas may share one PostgreSQL: only the holder of the ``slack-outbox`` lease
   drains (renewed every loop, expires after ``lease_ttl_s``), so a card is never posted twice by
   two replicas racing. The others only write rows.
@@ -655,12 +657,13 @@ class OutboxNotifier:
         if ref is None:
             await self._done(item)  # the incident is gone
             return
-        text, blocks, key = await self._thread_message(incident_id, item.payload)
+        text, blocks, key, update_only = await self._thread_message(incident_id, item.payload)
         if key is not None:
             async with self.engine.connect() as conn:
                 existing = await incidents.slack_message(conn, incident_id, key)
-            if existing is not None:
-                await self.transport.update(existing[0], existing[1], text, blocks)
+            if existing is not None or update_only:
+                if existing is not None:
+                    await self.transport.update(existing[0], existing[1], text, blocks)
                 await self._done(item)
                 return
         channel, ts = await self.transport.post(ref[0], text, blocks, ref[1])
@@ -683,10 +686,11 @@ class OutboxNotifier:
 
     async def _thread_message(
         self, incident_id: int, payload: dict[str, Any]
-    ) -> tuple[str, list[dict[str, Any]] | None, str | None]:
-        """(text, blocks, key) of a thread row: a notice rendered now, or the bot's own text."""
+    ) -> tuple[str, list[dict[str, Any]] | None, str | None, bool]:
+        """(text, blocks, key, update only) of a thread row: a notice rendered now, or the
+        bot's own text."""
         if "notice" not in payload:
-            return payload.get("text") or "", payload.get("blocks"), None
+            return payload.get("text") or "", payload.get("blocks"), None, False
         notice = NOTICE.validate_python(payload["notice"])
         analysis = incident = None
         if isinstance(notice, RcaReady):
@@ -698,7 +702,7 @@ class OutboxNotifier:
         text, blocks = cards.notice_message(
             incident_id, notice, analysis, incident, public_url=self.public_url
         )
-        return text, blocks_json(blocks), notice.key
+        return text, blocks_json(blocks), notice.key, notice.update_only
 
     async def _deliver_chart(self, item: outbox.OutboxItem) -> None:
         """The PNG chart of the alert's own metric, into the incident's thread."""

@@ -4,6 +4,8 @@
     POST /api/v1/incidents/{id}/escalate      {"by": "alice"}
     POST /api/v1/incidents/{id}/resolve       {"by": "U0ALICE"}
     POST /api/v1/incidents/{id}/notes         {"by": "U0ALICE", "text": "rolled back v2.4.1"}
+    POST /api/v1/incidents/{id}/feedback      {"by": "U0ALICE", "verdict": "wrong",
+                                               "actual_cause": "the v2.4.1 deploy"}
 
 Why through `incidents.flows.IncidentOps` and not the store: a button in Slack and a script
 calling this API must do the same thing (stop the ladder, refresh the card, page the next
@@ -13,16 +15,27 @@ This module only checks the request and shapes the answer.
 Answers: the incident JSON (as `GET /api/v1/incidents/{id}`), 200 also when nothing changed
 (a repeated acknowledge or resolve is a no-op); 401 without the API token; 404 for an unknown
 incident; 400 for a body that is not JSON, 422 for JSON of the wrong shape (both naming the
-problem); 413 over `server.max_body_bytes`. Bad input never reaches the domain.
+problem); 413 over `server.max_body_bytes`. Bad input never reaches the domain. Feedback
+(`incidents.feedback.FeedbackOps`, the RCA reply's Correct / Wrong) answers 409 when there is
+no analysis to judge (`no_analysis`) or `run_id` names one a newer analysis replaced
+(`superseded`); repeating the latest verdict changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import to_jsonable_python
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -31,10 +44,12 @@ from starlette.routing import Route
 from firebreak.bot import auth
 from firebreak.bot.api import path_incident_id
 from firebreak.bot.errors import PayloadTooLarge, error_response, read_body, validation_response
+from firebreak.incidents.feedback import MAX_CAUSE, FeedbackResult
 from firebreak.incidents.flows import IncidentOps, Outcome, Result
 from firebreak.store import incidents
+from firebreak.store.schemas import Verdict
 
-__all__ = ["ActionBody", "NoteBody", "write_routes"]
+__all__ = ["ActionBody", "FeedbackBody", "NoteBody", "write_routes"]
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +66,10 @@ Actor = Annotated[
 NoteText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NOTE)
 ]
+CauseText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CAUSE)
+]
+RunId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class ActionBody(BaseModel):
@@ -65,7 +84,24 @@ class NoteBody(ActionBody):
     text: NoteText
 
 
+class FeedbackBody(ActionBody):
+    """`actual_cause` is required with `wrong` (what it really was), optional with `correct`.
+    `run_id`, when given, is the analysis judged (`analysis.run_id`): a newer one is not."""
+
+    verdict: Verdict
+    actual_cause: CauseText | None = Field(default=None, validate_default=True)
+    run_id: RunId | None = None
+
+    @field_validator("actual_cause")
+    @classmethod
+    def _cause_when_wrong(cls, cause: str | None, info: ValidationInfo) -> str | None:
+        if cause is None and info.data.get("verdict") is Verdict.WRONG:
+            raise ValueError("required when the verdict is wrong")
+        return cause
+
+
 Operation = Callable[[IncidentOps, int, Any], Awaitable[Outcome]]
+B = TypeVar("B", bound=ActionBody)
 
 
 async def acknowledge(request: Request) -> JSONResponse:
@@ -86,6 +122,28 @@ async def add_note(request: Request) -> JSONResponse:
     return await _act(request, "note", NoteBody, lambda ops, i, b: ops.add_note(i, b.by, b.text))
 
 
+async def feedback(request: Request) -> JSONResponse:
+    """A verdict on the incident's latest analysis; 409 when there is none to judge."""
+    parsed = await _parsed(request, FeedbackBody)
+    if isinstance(parsed, JSONResponse):
+        return parsed
+    runtime, incident_id, body = parsed
+    done = await runtime.feedback.give(
+        incident_id, body.verdict, body.by, body.actual_cause, run_id=body.run_id
+    )
+    if done.result is FeedbackResult.MISSING:
+        return _not_found(request)
+    if done.result in CONFLICTS:
+        return error_response(409, done.result.value, CONFLICTS[done.result].format(incident_id))
+    return await _incident_answer(request, runtime, incident_id)
+
+
+CONFLICTS = {
+    FeedbackResult.NO_ANALYSIS: "incident {} has no analysis to judge yet",
+    FeedbackResult.SUPERSEDED: "run_id is not incident {}'s latest analysis any more",
+}
+
+
 def write_routes() -> list[Route]:
     """The routes to add to the app's (`firebreak/app.py` `routes()`)."""
     base = "/api/v1/incidents/{incident_id}"
@@ -94,6 +152,7 @@ def write_routes() -> list[Route]:
         Route(f"{base}/escalate", escalate, methods=["POST"]),
         Route(f"{base}/resolve", resolve, methods=["POST"]),
         Route(f"{base}/notes", add_note, methods=["POST"]),
+        Route(f"{base}/feedback", feedback, methods=["POST"]),
     ]
 
 
@@ -103,6 +162,28 @@ async def _act(
     model: type[ActionBody],
     operation: Operation,
 ) -> JSONResponse:
+    parsed = await _parsed(request, model)
+    if isinstance(parsed, JSONResponse):
+        return parsed
+    runtime, incident_id, body = parsed
+    outcome = await operation(runtime.incidents, incident_id, body)
+    if outcome.result is Result.MISSING:
+        return _not_found(request)
+    log.info(
+        "incident action via the API",
+        action=action,
+        incident_id=incident_id,
+        actor=body.by,
+        result=outcome.result.value,
+        escalation=outcome.escalation.result if outcome.escalation else None,
+    )
+    return await _incident_answer(request, runtime, incident_id)
+
+
+async def _parsed(request: Request, model: type[B]) -> tuple[Any, int, B] | JSONResponse:
+    """(runtime, incident id, body) of a write request, or the answer refusing it: 401 first
+    (a wrong token learns nothing about the id or the body), then 404 for a path naming no
+    incident, then 413, 400 or 422 for the body."""
     runtime = request.app.state.runtime
     if (refused := auth.refused(request, runtime.secrets.api_token)) is not None:
         return refused
@@ -119,17 +200,11 @@ async def _act(
         return error_response(400, "client_disconnected", "the request body was not complete")
     except ValidationError as exc:
         return validation_response(exc)
-    outcome = await operation(runtime.incidents, incident_id, body)
-    if outcome.result is Result.MISSING:
-        return _not_found(request)
-    log.info(
-        "incident action via the API",
-        action=action,
-        incident_id=incident_id,
-        actor=body.by,
-        result=outcome.result.value,
-        escalation=outcome.escalation.result if outcome.escalation else None,
-    )
+    return runtime, incident_id, body
+
+
+async def _incident_answer(request: Request, runtime: Any, incident_id: int) -> JSONResponse:
+    """The incident JSON, as `GET /api/v1/incidents/{id}` answers it."""
     async with runtime.engine.connect() as conn:
         incident = await incidents.get_incident(conn, incident_id)
     if incident is None:  # deleted meanwhile (retention)

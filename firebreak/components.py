@@ -44,6 +44,7 @@ from firebreak.config import Config, Secrets
 from firebreak.escalation.flows import EscalationService
 from firebreak.escalation.handoffs import HandoffGreetings
 from firebreak.incidents.events import EventBus, IncidentEvent
+from firebreak.incidents.feedback import FeedbackOps
 from firebreak.incidents.flows import AlertIntake, IncidentOps
 from firebreak.incidents.ports import Escalations, Investigations, Notifier
 from firebreak.incidents.silences import SilenceEnds, SilenceOps
@@ -258,6 +259,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             time_to_acknowledge=metrics.time_to_acknowledge,
             time_to_resolve=metrics.time_to_resolve,
         )
+        feedback = FeedbackOps(engine=engine, writer=writer, bus=bus, notifier=notifier)
 
         readiness: dict[str, Readiness] = {"scheduler": scheduler.readiness}
         slack_handler = None
@@ -276,6 +278,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 oncall=oncall,
                 silences=silences,
                 postmortems=postmortems,
+                feedback=feedback,
             )
             if config.slack.mode == "socket":
                 socket = SocketMode(
@@ -298,6 +301,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             outbox=outbox,
             intake=intake,
             incidents=ops,
+            feedback=feedback,
             investigations=investigations,
             postmortems=postmortems,
             escalations=escalations,

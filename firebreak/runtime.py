@@ -17,6 +17,7 @@ from firebreak.bot.slack_outbox import OutboxNotifier
 from firebreak.config import Config, Secrets
 from firebreak.escalation.flows import EscalationService
 from firebreak.incidents.events import EventBus
+from firebreak.incidents.feedback import FeedbackOps
 from firebreak.incidents.flows import AlertIntake, IncidentOps
 from firebreak.incidents.ingest import IngestOutcome
 from firebreak.incidents.ports import Investigations, Notifier, Postmortems
@@ -47,6 +48,7 @@ class Runtime:
     outbox: OutboxNotifier | None  # the Slack outbox (None when a test brings its notifier)
     intake: AlertIntake
     incidents: IncidentOps
+    feedback: FeedbackOps  # verdicts on analyses (the RCA reply's Correct / Wrong, the API)
     investigations: Investigations
     postmortems: Postmortems  # drafts on demand (bot/memory_api.py, /incident postmortem)
     escalations: EscalationService

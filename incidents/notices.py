@@ -25,12 +25,28 @@ class _Notice(BaseModel):
         """Notices with the same key share one Slack message (≤ 32 characters)."""
         return None
 
+    @property
+    def update_only(self) -> bool:
+        """Only updates the message of its key: posts nothing when there is none."""
+        return False
+
 
 class RcaReady(_Notice):
-    """The analysis of investigation run `run_id` is stored."""
+    """The analysis of investigation run `run_id` is stored. With `refresh`, something about
+    it changed (a person's verdict): its message is rendered again in place, and nothing is
+    posted if it has none."""
 
     kind: Literal["rca"] = "rca"
     run_id: str
+    refresh: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"rca:{self.run_id[-24:]}"
+
+    @property
+    def update_only(self) -> bool:
+        return self.refresh
 
 
 class Paged(_Notice):

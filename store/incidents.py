@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from firebreak.store import memory
+from firebreak.store import memory, verdicts
 from firebreak.store.models import (
     Alert,
     AnalysisRecord,
@@ -25,6 +25,7 @@ from firebreak.store.schemas import (
     AlertOut,
     Analysis,
     EventType,
+    Feedback,
     IncidentOut,
     IncidentStatus,
     SlackRef,
@@ -33,6 +34,7 @@ from firebreak.store.schemas import (
 
 CARD = "card"
 MAX_ALERTS_SHOWN = 50
+READ_WITH_ANALYSIS = {"run_id", "feedback"}  # columns and rows of their own, not the body
 
 
 def utcnow() -> datetime:
@@ -165,7 +167,7 @@ def save_analysis(
             created_at=analysis.created_at or utcnow(),
             execution_status=analysis.execution_status.value,
             confidence_score=analysis.confidence_score,
-            body=analysis.model_dump(mode="json"),
+            body=analysis.model_dump(mode="json", exclude=READ_WITH_ANALYSIS),
             evidence=evidence,
         )
     )
@@ -186,9 +188,26 @@ async def latest_evidence(conn: AsyncConnection, incident_id: int) -> dict[str, 
 
 
 async def analysis_of_run(conn: AsyncConnection, run_id: str) -> Analysis | None:
-    """The analysis investigation run `run_id` stored (what its RCA message shows)."""
-    body = await conn.scalar(select(AnalysisRecord.body).where(AnalysisRecord.run_id == run_id))
-    return Analysis.model_validate(body) if body is not None else None
+    """The analysis investigation run `run_id` stored, with the latest verdict on it (what
+    its RCA message shows)."""
+    row = (
+        await conn.execute(
+            select(AnalysisRecord.id, AnalysisRecord.body, AnalysisRecord.run_id).where(
+                AnalysisRecord.run_id == run_id
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    judged = await verdicts.of_analyses(conn, [row.id])
+    return analysis_out(row, judged.get(row.id))
+
+
+def analysis_out(row: Row[Any], feedback: Feedback | None) -> Analysis:
+    """A stored analysis (`body`, `run_id`) with the verdict read beside it."""
+    return Analysis.model_validate(row.body).model_copy(
+        update={"run_id": row.run_id, "feedback": feedback}
+    )
 
 
 async def slack_message(
@@ -243,10 +262,18 @@ async def _latest_analyses(conn: AsyncConnection, ids: list[int]) -> dict[int, A
         .where(AnalysisRecord.incident_id.in_(ids))
         .group_by(AnalysisRecord.incident_id)
     )
-    rows = await conn.execute(
-        select(AnalysisRecord.incident_id, AnalysisRecord.body).where(AnalysisRecord.id.in_(latest))
-    )
-    return {row.incident_id: Analysis.model_validate(row.body) for row in rows}
+    rows = (
+        await conn.execute(
+            select(
+                AnalysisRecord.id,
+                AnalysisRecord.incident_id,
+                AnalysisRecord.body,
+                AnalysisRecord.run_id,
+            ).where(AnalysisRecord.id.in_(latest))
+        )
+    ).all()
+    judged = await verdicts.of_analyses(conn, [row.id for row in rows])
+    return {row.incident_id: analysis_out(row, judged.get(row.id)) for row in rows}
 
 
 def _incident_out(

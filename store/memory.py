@@ -32,13 +32,21 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from firebreak.store import verdicts
 from firebreak.store.models import (
     Incident,
     IncidentLink,
     RemediationRun,
     TimelineEvent,
 )
-from firebreak.store.schemas import EventType, HistoryRef, IncidentStatus, RelatedIncident
+from firebreak.store.schemas import (
+    EventType,
+    Feedback,
+    HistoryRef,
+    IncidentStatus,
+    RelatedIncident,
+    Verdict,
+)
 
 DEFAULT_POOL = 2000  # recent incidents the text similarity looks at
 SAME_ALERT_POOL = 50  # the latest of the same alert and service, whatever their age
@@ -263,21 +271,36 @@ async def history(
     if probe is None:
         return []
     ranked = await similar_incidents(conn, probe, limit=limit)
-    fixes = await _resolutions(conn, [item.id for _, item in ranked])
+    ids = [item.id for _, item in ranked]
+    fixes = await _resolutions(conn, ids)
+    judged = await verdicts.of_latest_analyses(conn, ids)
     return [
-        HistoryRef(
-            ref=f"H{number}",
-            incident_id=item.id,
-            title=item.title,
-            created_at=item.created_at,
-            resolved_at=item.resolved_at,
-            resolved_by=item.resolved_by,
-            root_cause=item.root_cause,
-            resolution=fixes.get(item.id),
-            score=round(score, 3),
+        _judged(
+            HistoryRef(
+                ref=f"H{number}",
+                incident_id=item.id,
+                title=item.title,
+                created_at=item.created_at,
+                resolved_at=item.resolved_at,
+                resolved_by=item.resolved_by,
+                root_cause=item.root_cause,
+                resolution=fixes.get(item.id),
+                score=round(score, 3),
+            ),
+            judged.get(item.id),
         )
         for number, (score, item) in enumerate(ranked, start=1)
     ]
+
+
+def _judged(item: HistoryRef, feedback: Feedback | None) -> HistoryRef:
+    """What a person said of the earlier analysis wins over it: a confirmed cause is marked
+    so, a wrong one is replaced by the cause the person gave."""
+    if feedback is None:
+        return item
+    if feedback.verdict is Verdict.CORRECT:
+        return item.model_copy(update={"confirmed": True})
+    return item.model_copy(update={"confirmed": False, "root_cause": feedback.actual_cause})
 
 
 async def _resolutions(conn: AsyncConnection, ids: list[int]) -> dict[int, str]:

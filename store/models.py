@@ -195,6 +195,27 @@ class AnalysisRecord(Base):
     run_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # one per run, ever
 
 
+class AnalysisFeedback(Base):
+    """A person's verdict on one analysis (store/feedback.py): `correct`, or `wrong` with the
+    cause they found. Rows are only added: the latest per analysis is the verdict, the earlier
+    ones are its history (each is also a `FEEDBACK` timeline event)."""
+
+    __tablename__ = "analysis_feedback"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    analysis_id: Mapped[int] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"))
+    run_id: Mapped[str | None] = mapped_column(String(64))  # the judged analysis's run
+    verdict: Mapped[str] = mapped_column(String(16))  # correct | wrong
+    actual_cause: Mapped[str | None] = mapped_column(Text)
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_analysis_feedback_analysis_id", "analysis_id", "id"),)
+
+
 class InvestigationRun(Base):
     """One run of the investigation graph; its checkpoints live under `thread_id`.
 

@@ -47,6 +47,24 @@ class EventType(StrEnum):
     SILENCED = "SILENCED"
     UNSILENCED = "UNSILENCED"
     POSTMORTEM_DRAFTED = "POSTMORTEM_DRAFTED"
+    FEEDBACK = "FEEDBACK"
+
+
+class Verdict(StrEnum):
+    """What a person says of an analysis."""
+
+    CORRECT = "correct"
+    WRONG = "wrong"
+
+
+class Feedback(BaseModel):
+    """The latest verdict on an analysis: who said whether it was right, and when. With
+    `wrong`, `actual_cause` is the cause the person found; with `correct` it may add a word."""
+
+    verdict: Verdict
+    actual_cause: str | None = None
+    by: str
+    at: datetime
 
 
 class RemediationParameter(BaseModel):
@@ -101,6 +119,9 @@ class HistoryRef(BaseModel):
     root_cause: str | None = None
     resolution: str | None = None  # what fixed it: a remediation run, or a resolution note
     score: float = 0.0
+    # A person's verdict on its analysis: True confirmed, False corrected (`root_cause` is then
+    # the cause the person gave, not the analysis's), None nobody said.
+    confirmed: bool | None = None
 
     @property
     def resolve_s(self) -> float | None:
@@ -179,6 +200,10 @@ class Analysis(RcaBody):
     set_aside: SetAside | None = None  # the model's answer, when it could not be used
     dissent: str | None = None  # the offline root cause, when the model contradicts every lead
     grounding: GroundingReport | None = None  # how the model's answer held up (None: none came)
+    # Read from the store with the analysis, never stored in its body: the investigation run
+    # that made it (None for one stored without a run) and the latest verdict on it.
+    run_id: str | None = None
+    feedback: Feedback | None = None
 
 
 class SlackRef(BaseModel):
@@ -194,6 +219,18 @@ class AlertOut(BaseModel):
     starts_at: datetime
     ends_at: datetime | None
     generator_url: str
+
+
+class AlertFacts(BaseModel):
+    """What an investigation is told about the alert it looks into (the query templates'
+    `labels`, `annotations`, `starts_at`, `ends_at`): one rule for a live investigation and a
+    replayed one (store/feedback.py `resolved_cases`)."""
+
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    starts_at: datetime
+    ends_at: datetime | None = None
+    generator_url: str = ""
 
 
 class IncidentOut(BaseModel):
@@ -225,6 +262,25 @@ class IncidentOut(BaseModel):
             min(starts, key=lambda at: at.replace(tzinfo=at.tzinfo or UTC))
             if starts
             else self.created_at
+        )
+
+    def alert_facts(self) -> AlertFacts:
+        """The earliest firing alert speaks for the incident; the group's common labels fill
+        in what it lacks. A declared incident (no alerts) is told from its creation time."""
+        alerts = sorted(self.alerts, key=lambda a: (a.status != "firing", a.starts_at))
+        if not alerts:
+            return AlertFacts(
+                labels={"service": self.service, **self.labels},
+                annotations={"summary": self.title},
+                starts_at=self.created_at,
+            )
+        first = alerts[0]
+        return AlertFacts(
+            labels={**self.labels, **first.labels},
+            annotations=first.annotations,
+            starts_at=first.starts_at,
+            ends_at=first.ends_at,
+            generator_url=first.generator_url,
         )
 
 

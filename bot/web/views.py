@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 from pydantic import ValidationError
 
 from firebreak.bot.web.charts import SvgChart, svg_chart
-from firebreak.store.schemas import Analysis, IncidentOut, TimelineEventOut
+from firebreak.store.schemas import Analysis, Feedback, IncidentOut, TimelineEventOut
 from firebreak.tools.models import LogLine, MetricReading
 
 REF = re.compile(r"(?<![A-Za-z0-9])([LMKH][1-9]\d{0,3})(?![A-Za-z0-9])")
@@ -49,6 +49,7 @@ class RcaView:
     model: str
     created_at: datetime | None
     proposal: str | None
+    feedback: Feedback | None = None  # a person's verdict on it, shown under it
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ def _rca(analysis: Analysis, known: set[str]) -> RcaView:
             if proposal
             else None
         ),
+        feedback=analysis.feedback,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from firebreak.agents.grounding import UNKNOWN_REF_PENALTY
+from firebreak.agents.rca_prompt import history_lines
 from firebreak.agents.reasoning import reason
 from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.store.schemas import ExecutionStatus, HistoryRef
@@ -87,6 +88,45 @@ async def test_history_is_evidence_the_answer_may_cite(openai_server: ScriptedLL
     assert analysis.history == [EARLIER]
 
 
+CONFIRMED = EARLIER.model_copy(update={"confirmed": True})
+CORRECTED = EARLIER.model_copy(
+    update={"confirmed": False, "root_cause": "A cron job filled the disk of db-2."}
+)
+
+
+def test_history_lines_say_what_a_person_said_of_the_cause() -> None:
+    plain, confirmed, corrected = history_lines([EARLIER, CONFIRMED, CORRECTED])
+    assert "| root cause: The 2.3.0 deploy exhausted the database connection pool. |" in plain
+    assert (
+        "| root cause (confirmed): The 2.3.0 deploy exhausted the database connection pool. |"
+        in confirmed
+    )
+    assert "| root cause (corrected by a person): A cron job filled the disk of db-2. |" in (
+        corrected
+    )
+    assert "deploy" not in corrected  # the wrong analysis is not shown at all
+
+
+async def test_a_corrected_cause_is_what_the_model_and_the_evidence_see(
+    openai_server: ScriptedLLMServer,
+) -> None:
+    openai_server.script(answer(rca(["L1", "H1"])))
+    async with gateway_for(openai_server) as gateway:
+        analysis = await reason(ALERT, EVIDENCE, gateway, max_json_retries=0, history=[CORRECTED])
+
+    prompt = openai_server.messages()[-1]["content"]
+    evidence_block = prompt.split("<<<DATA", 1)[1].split("<<<END DATA", 1)[0]
+    assert "root cause (corrected by a person): A cron job filled the disk of db-2." in (
+        evidence_block
+    )
+    assert "2.3.0 deploy" not in prompt
+    [cited] = [e for e in analysis.evidence if e.ref == "H1"]
+    assert cited.text.endswith(
+        "A cron job filled the disk of db-2. (corrected by a person); fixed by rollback (verified)"
+    )
+    assert analysis.history == [CORRECTED]
+
+
 async def test_offline_analysis_keeps_the_history() -> None:
     analysis = await reason(ALERT, EVIDENCE, None, max_json_retries=0, history=[EARLIER])
     assert analysis.history == [EARLIER]
@@ -139,3 +179,40 @@ async def test_an_investigation_recalls_the_earlier_incident(
         "root_cause",
         "resolved_by",
     }
+
+
+async def test_the_next_investigation_is_told_what_a_person_corrected(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The whole way: the first incident's analysis is marked wrong over the API, the second
+    incident's investigation gets the person's cause as its history, not the wrong analysis."""
+    config = make_config(
+        store_url,
+        llm={"provider": "offline"},
+        investigation={"checkpoint_path": str(tmp_path / "checkpoints.db")},
+    )
+    cause = "A cron job filled the disk of db-2"
+    async with run_app(config, parts=investigating()) as app:
+
+        async def analysed(incident_id: int) -> dict[str, Any]:
+            async def probe() -> dict[str, Any] | None:
+                shown = (await app.client.get(f"/api/v1/incidents/{incident_id}")).json()
+                return shown if shown["analysis"] else None
+
+            return await eventually(probe, within=30)
+
+        first = await app.client.post("/webhooks/alertmanager", json=group("g1", [alert("a")]))
+        first_id = first.json()["incident_id"]
+        wrong = (await analysed(first_id))["analysis"]["root_cause"]
+        judged = await app.client.post(
+            f"/api/v1/incidents/{first_id}/feedback",
+            json={"by": "U0ALICE", "verdict": "wrong", "actual_cause": cause},
+        )
+        assert judged.status_code == 200, judged.text
+        await app.client.post(f"/api/v1/incidents/{first_id}/resolve", json={"by": "U0ALICE"})
+        second = await app.client.post("/webhooks/alertmanager", json=group("g2", [alert("b")]))
+        shown = await analysed(second.json()["incident_id"])
+
+    [earlier] = shown["analysis"]["history"]
+    assert (earlier["incident_id"], earlier["confirmed"]) == (first_id, False)
+    assert earlier["root_cause"] == cause != wrong

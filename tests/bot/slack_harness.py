@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -21,11 +22,12 @@ from firebreak.bot.slack_outbox import OutboxNotifier, OutboxSettings
 from firebreak.components import Parts
 from firebreak.config import Secrets
 from firebreak.incidents.events import Change, IncidentEvent
+from firebreak.incidents.notices import RcaReady
 from firebreak.incidents.ports import Decision, Escalation
 from firebreak.runtime import Runtime
 from firebreak.store import incidents
 from firebreak.store.models import SlackMessage
-from firebreak.store.schemas import TimelineEventOut
+from firebreak.store.schemas import Analysis, ExecutionStatus, TimelineEventOut
 from tests.conftest import make_config
 from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackApi
 from tests.support.app import RunningApp, run_app
@@ -184,6 +186,39 @@ class SlackRig:
                 return result
             await asyncio.sleep(0.02)
         raise AssertionError(f"condition not reached within {within}s")
+
+    async def publish_analysis(
+        self, incident_id: int, run_id: str, root_cause: str = "The v2.4.1 deploy broke checkout"
+    ) -> str:
+        """What the investigation's last step does (store the analysis, tell the thread), for
+        tests of what people do with it; returns the RCA reply's ts once Slack has it."""
+        analysis = Analysis(
+            root_cause=root_cause,
+            reasoning="L1 shows the errors right after the deploy.",
+            mitigation="Roll back.",
+            prevention="Canary deploys.",
+            recommendation="Roll back v2.4.1.",
+            confidence_score=75,
+            execution_status=ExecutionStatus.COMPLETED,
+        )
+        await self.runtime.writer.run(
+            partial(
+                incidents.save_analysis,
+                incident_id=incident_id,
+                analysis=analysis,
+                evidence={},
+                run_id=run_id,
+            )
+        )
+        notice = RcaReady(run_id=run_id)
+        self.runtime.notifier.tell(incident_id, notice)
+
+        async def posted() -> str | None:
+            async with self.runtime.engine.connect() as conn:
+                found = await incidents.slack_message(conn, incident_id, notice.key)
+            return found[1] if found else None
+
+        return await self.wait(posted)
 
     def card_posts(self) -> list[Any]:
         return [

@@ -289,6 +289,35 @@ async def test_the_page_shows_the_cards_facts_rca_runs_and_timeline(store_url: s
         assert "cited" in page.by_id("ref-M2").classes
 
 
+async def test_the_page_shows_what_people_said_of_the_analysis(store_url: str) -> None:
+    async with serving(store_url, secrets(token=None)) as app:
+        seeded = await seed_incident(app.runtime.writer, ALERT_START, story=False)
+        path = f"/incidents/{seeded.incident_id}"
+        unjudged = parse((await app.client.get(path)).text)
+        assert "muted" in unjudged.by_id("feedback").classes
+        assert "Nobody has said yet whether this was right." in unjudged.text
+        cause = "A <script> in the cron job filled the disk"
+        said = await app.client.post(
+            f"/api/v1/incidents/{seeded.incident_id}/feedback",
+            json={"by": "bob", "verdict": "wrong", "actual_cause": cause},
+        )
+        assert said.status_code == 200, said.text
+
+        html = (await app.client.get(path)).text
+        page = parse(html)
+        assert {"feedback", "verdict-wrong"} <= page.by_id("feedback").classes
+        rca = page.text[page.text.index("Root cause analysis") : page.text.index("Metrics")]
+        assert "Marked wrong by bob" in rca and f"Actual cause: {cause}" in rca
+        assert "<script>" not in html  # escaped
+        await app.client.post(
+            f"/api/v1/incidents/{seeded.incident_id}/feedback",
+            json={"by": "alice", "verdict": "correct"},
+        )
+        page = parse((await app.client.get(path)).text)
+        assert "verdict-correct" in page.by_id("feedback").classes
+        assert "Confirmed by alice" in page.text and "Actual cause" not in page.text
+
+
 async def test_a_reading_without_points_says_so(store_url: str) -> None:
     async with serving(store_url, secrets(token=None)) as app:
         seeded = await seed_incident(app.runtime.writer, ALERT_START, story=False)
