@@ -50,7 +50,7 @@ def test_wrong_value_and_unknown_key_are_named(tmp_path: Path) -> None:
             "(did you mean escalation.policies.0.levels.0.timeout_s?)",
         ),
         ("server: {flux_capacitor: 1}", "server.flux_capacitor: unknown key ("),
-        ("llm: {token_limit: 100}", "llm.token_limit: unknown key"),  # a word, not a secret
+        ("llm: {max_tokenz: 100}", "llm.max_tokenz: unknown key (did you mean llm.max_tokens?)"),
     ],
 )
 def test_unknown_keys_suggest_the_closest(tmp_path: Path, text: str, problem: str) -> None:
