@@ -17,8 +17,10 @@ when:
 - it is off: `max_tool_calls: 0`, no LLM, or no source to offer a tool for (silently);
 - the model cannot call tools: Ollama's `/api/show` lists no `tools` capability, or the
   server answers a request with tools with 400 (a NOTE on the timeline says so);
-- `max_tool_calls` calls were made: the tools are withdrawn, `analyse` asks for the strict-
-  JSON RCA as before;
+- `max_tool_calls` calls were made, or the conversation would no longer fit the model's
+  context with room for the answer: `analyse` asks for the strict-JSON RCA in the same
+  conversation, the tools still listed but not callable (`tool_choice: none`), so the server
+  reuses what it computed;
 - the model answers without a call: that answer is the RCA's first attempt;
 - the LLM fails: that failure is the RCA's first attempt (the offline analyser answers).
 
@@ -29,6 +31,7 @@ the conversation and the calls made are in the state, never in memory.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from functools import partial
 from typing import Any
@@ -42,10 +45,16 @@ from firebreak.agents.state import InvestigationState
 from firebreak.agents.toolbox import is_tools_refusal, supports_tools, tool_specs
 from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType, HistoryRef
-from firebreak.tools.llm import LLMError, LLMGateway
+from firebreak.tools.llm import LLMError, LLMGateway, estimate_tokens
 from firebreak.tools.models import AlertContext, Evidence
 
-__all__ = ["after_followup", "followup", "offered_tools"]
+__all__ = ["TOOLS_WERE_OFFERED", "after_followup", "followup", "offered_tools"]
+
+# A call takes tens of tokens; a model that writes more (its answer, or a loop) is cut here
+# and asked for the RCA, constrained, in the same conversation (read from the server's cache).
+TOOL_TURN_MAX_TOKENS = 384
+# How a loop that offered its tools ended: the RCA is then asked in the same conversation.
+TOOLS_WERE_OFFERED = ("answered", "limit", "llm_error", "budget")
 
 
 def offered_tools(settings: Settings) -> list[dict[str, Any]]:
@@ -92,9 +101,13 @@ async def followup(state: InvestigationState, runtime: GraphRuntime[Deps]) -> di
     prompt = build_rca_messages(
         alert, evidence, settings.actions, deps.redactor, tools=limit, history=history
     )
+    if turns and await _over_budget(gateway, [*prompt, *turns], tools):
+        return _ended("budget")
     started = time.perf_counter()
     try:
-        turn = await gateway.complete_with_tools([*prompt, *turns], tools)
+        turn = await gateway.complete_with_tools(
+            [*prompt, *turns], tools, max_tokens=TOOL_TURN_MAX_TOKENS
+        )
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # LLMError, or a bug: the loop ends, the RCA copes as before
@@ -115,6 +128,16 @@ async def followup(state: InvestigationState, runtime: GraphRuntime[Deps]) -> di
     calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in turn.calls]
     content = deps.redactor.redact(turn.text)
     return {"turns": [{"role": "assistant", "content": content, "tool_calls": calls}]}
+
+
+async def _over_budget(
+    gateway: LLMGateway, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> bool:
+    """Whether the conversation has grown past what the model can read and still answer:
+    the RCA is then asked for with what the calls found so far."""
+    text = json.dumps(tools) + "".join(str(m.get("content") or "") for m in messages)
+    room = await gateway.context_tokens() - gateway.max_tokens
+    return estimate_tokens(text) > room
 
 
 async def _takes_tools(gateway: LLMGateway, deps: Deps) -> bool:

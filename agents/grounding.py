@@ -12,6 +12,9 @@ to LLM and offline answers alike; what follows from the verdict is the reasoning
 - `support`: does the evidence the answer cites speak of the cause it names (agents/claims.py)?
   `supported`, or why not: `no_evidence` (nothing gathered is cited), `symptom` (the cause
   only restates the alert), `unrelated` (no cited item speaks of it).
+- `relevant`: the cited refs that speak of the cause, or only of the symptom (the 5xx rate
+  that fired the alert); the rest speak of something else (a small model pads its list with
+  every ref it was shown).
 - `comparable`: the leads (agents/leads.py) whose evidence names more than the alert's own
   symptom; `agreeing`: those whose evidence speaks of the cause too.
 - A proposed remediation is dropped unless the allowlist rule (`tools.actions.check_proposal`,
@@ -64,6 +67,7 @@ class Grounded:
     agreeing: list[Lead] = field(default_factory=list)
     invented: list[str] = field(default_factory=list)
     comparable: list[Lead] = field(default_factory=list)  # leads that name more than a symptom
+    relevant: list[str] = field(default_factory=list)  # cited refs about the cause or symptom
 
     def report(self) -> GroundingReport:
         return GroundingReport(
@@ -178,6 +182,11 @@ def ground(
         )
     claim = rca.root_cause
     support = _support(claim, [texts[ref] for ref in cited], symptoms)
+    relevant = [
+        ref
+        for ref in cited
+        if speaks_of(claim, [texts[ref]], symptoms) or not names_a_cause(texts[ref], symptoms)
+    ]
     comparable = []
     agreeing = []
     for lead in leads:
@@ -187,7 +196,7 @@ def ground(
         comparable.append(lead)
         if speaks_of(claim, said, symptoms):
             agreeing.append(lead)
-    return Grounded(body, items, notes, support, agreeing, invented, comparable)
+    return Grounded(body, items, notes, support, agreeing, invented, comparable, relevant)
 
 
 def _support(claim: str, cited_texts: list[str], symptoms: AbstractSet[str]) -> Support:

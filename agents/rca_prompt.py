@@ -7,9 +7,8 @@ with Firebreak's leads and the earlier incidents, and scrubbed once more as a wh
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC
-from typing import Any
 
 from firebreak.agents.leads import find
 from firebreak.agents.prompts import evidence_boundary, fmt_value, oneline, render
@@ -20,6 +19,7 @@ from firebreak.tools.models import AlertContext, Evidence
 from firebreak.tools.redact import Redactor
 
 __all__ = [
+    "answer_now_message",
     "build_rca_messages",
     "build_repair_message",
     "cause_label",
@@ -51,16 +51,14 @@ def build_rca_messages(
     redactor: Redactor | None = None,
     *,
     tools: int = 0,
-    followups: Sequence[Mapping[str, Any]] = (),
     history: Sequence[HistoryRef] = (),
     leads: Sequence[Lead] | None = None,
 ) -> list[dict[str, str]]:
     """System + user messages for one investigation, scrubbed. `evidence` should already be
     redacted (it is scrubbed again as part of the rendered text anyway). `tools`: how many
-    follow-up calls the request offers (the system message then explains them); `followups`:
-    the calls made already (`tool`, `arguments`, `refs`, `error`), listed with the evidence;
-    `history`: earlier incidents like this one, shown as evidence `H1`…; `leads`: Firebreak's
-    own findings (computed from the evidence when not given)."""
+    follow-up calls the request offers (the system message then explains them); `history`:
+    earlier incidents like this one, shown as evidence `H1`…; `leads`: Firebreak's own
+    findings (computed from the evidence when not given)."""
     redactor = redactor or Redactor()
     boundary = rca_boundary(alert, evidence)
     if leads is None:
@@ -77,7 +75,6 @@ def build_rca_messages(
         kubernetes=evidence.kubernetes,
         reports=evidence.reports,
         actions=list(actions),
-        followups=list(followups),
         boundary=boundary,
         history=history_lines(history),
         leads=list(leads),
@@ -112,6 +109,11 @@ def cause_label(item: HistoryRef) -> str:
     if item.confirmed is None:
         return "root cause"
     return "root cause (confirmed)" if item.confirmed else "root cause (corrected by a person)"
+
+
+def answer_now_message() -> dict[str, str]:
+    """After the follow-up calls: the user's turn asking for the RCA itself."""
+    return {"role": "user", "content": render("rca_answer_now.md")}
 
 
 def build_repair_message(

@@ -18,8 +18,9 @@ in agents/grounding.py, the leads in agents/leads.py, thread questions in agents
      card costs more than a plainer right one.
    - Its confidence is the model's own, capped by what bears it out: with the leads it agrees
      with (`50 + 40 x agreeing / leads`), at 60 when the rules found nothing to compare with,
-     and at 40 when it contradicts every lead, when the card also shows the offline cause
-     (`Analysis.dissent`).
+     at 50 when most of what it cites does not speak of its cause (a padded list), and at 40
+     when it contradicts every lead, when the card also shows the offline cause
+     (`Analysis.dissent`). Its evidence is what it cites that speaks of its cause.
 
 Execution status:
 - `COMPLETED`: the configured analyser produced a grounded analysis. With `llm.provider:
@@ -45,10 +46,16 @@ from langgraph.runtime import Runtime as GraphRuntime
 from firebreak.agents.claims import symptom_terms
 from firebreak.agents.context import Deps
 from firebreak.agents.evidence import gathered
+from firebreak.agents.followup import TOOLS_WERE_OFFERED, offered_tools
 from firebreak.agents.grounding import Grounded, fit, ground
 from firebreak.agents.leads import Findings, find
 from firebreak.agents.offline import analyze_offline
-from firebreak.agents.rca_prompt import build_rca_messages, build_repair_message, safe_alert
+from firebreak.agents.rca_prompt import (
+    answer_now_message,
+    build_rca_messages,
+    build_repair_message,
+    safe_alert,
+)
 from firebreak.agents.schema import RootCauseAnalysis, rca_schema
 from firebreak.agents.state import InvestigationState
 from firebreak.store.schemas import (
@@ -72,6 +79,7 @@ OFFLINE_PREFIX = "[Offline analysis] "
 OFFLINE_PROVIDER = "offline"
 CONTRADICTS_CAP = 40
 NO_LEADS_CAP = 60
+PADDED_CAP = 50  # when most of what it cites does not speak of its cause
 AGREEMENT_FLOOR, AGREEMENT_SPAN = 50, 40  # cap = floor + span * share of leads agreeing
 
 _UNSUPPORTED = {
@@ -110,34 +118,46 @@ async def reason(
     actions: Sequence[RemediationAction] = (),
     redactor: Redactor | None = None,
     opening: Completion | LLMError | None = None,
-    followups: Sequence[Mapping[str, Any]] = (),
     history: Sequence[HistoryRef] = (),
+    shown: Evidence | None = None,
+    conversation: Sequence[Mapping[str, Any]] = (),
+    tools: Sequence[Mapping[str, Any]] = (),
+    tool_limit: int = 0,
 ) -> Analysis:
     """Root-cause analysis of `alert` from `evidence`; see the module doc for the rules.
-    `opening`: the follow-up loop's closing answer (or failure), used as attempt 1;
-    `followups`: the tool calls it made (listed in the prompt); `history` (earlier incidents
-    like this one) is shown as `H` refs and kept in the analysis."""
+
+    After the follow-up loop, `shown` is the evidence its prompt showed (`evidence` adds what
+    the calls found), `conversation` the calls and their results, `tools` the specs offered
+    (at most `tool_limit` calls), and `opening` its closing answer (or failure), attempt 1:
+    the RCA is asked for in that same conversation, so a server reuses what it computed for
+    it. `history` (earlier incidents like this one) is shown as `H` refs and kept."""
     history = list(history)
     redactor = redactor or Redactor()
     shown_alert = safe_alert(alert, redactor)
     safe_evidence = redactor.redact_evidence(evidence)
-    findings = find(shown_alert, safe_evidence)
+    prompt_evidence = redactor.redact_evidence(shown) if shown is not None else safe_evidence
+    findings = find(shown_alert, prompt_evidence)
     leads = findings.leads()
-    kept = {"history": history, "leads": leads}
+    kept: dict[str, Any] = {"history": history, "leads": leads}
 
     if gateway is None or not gateway.enabled:
-        offline = _offline(shown_alert, safe_evidence, findings, actions, [], failure=None)
+        offline = _offline(shown_alert, prompt_evidence, findings, actions, [], failure=None)
         return offline.model_copy(update=kept)
 
-    messages = build_rca_messages(
-        shown_alert,
-        safe_evidence,
-        actions,
-        redactor,
-        followups=followups,
-        history=history,
-        leads=leads,
-    )
+    messages = [
+        *build_rca_messages(
+            shown_alert,
+            prompt_evidence,
+            actions,
+            redactor,
+            tools=tool_limit if tools else 0,
+            history=history,
+            leads=leads,
+        ),
+        *conversation,
+    ]
+    if tools and opening is None:
+        messages.append(answer_now_message())
     answered = await ask_json(
         gateway,
         messages,
@@ -146,8 +166,11 @@ async def reason(
         retries=max_json_retries,
         repair=partial(build_repair_message, redactor=redactor),
         opening=opening,
+        tools=tools,
         schema=rca_schema(
-            [*safe_evidence.refs(), *(item.ref for item in history)], [a.name for a in actions]
+            [*safe_evidence.refs(), *(item.ref for item in history)],
+            [a.name for a in actions],
+            bounded=await gateway.enforces_lengths(),
         ),
     )
     attempts = _attempts(answered, gateway.provider)
@@ -178,7 +201,7 @@ async def reason(
         **body,
         execution_status=ExecutionStatus.COMPLETED,
         attempts=attempts,
-        evidence=grounded.items,
+        evidence=[item for item in grounded.items if item.ref in grounded.relevant],
         provider=gateway.provider,
         model=gateway.model,
         created_at=datetime.now(UTC),
@@ -228,6 +251,10 @@ def _calibrated(
         cap = AGREEMENT_FLOOR + round(AGREEMENT_SPAN * share)
         numbers = ", ".join(str(lead.number) for lead in grounded.agreeing)
         why = f"it agrees with leads {numbers} of {len(comparable)}"
+    padding = len(grounded.items) - len(grounded.relevant)
+    if padding > len(grounded.relevant) and cap > PADDED_CAP:
+        cap = PADDED_CAP
+        why = f"{padding} of the {len(grounded.items)} items it cites do not speak of it"
     if body["confidence_score"] > cap:
         body["confidence_score"] = cap
         body["reasoning"] = fit(
@@ -331,6 +358,8 @@ async def analyse(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
     deps = runtime.context
     settings = deps.settings
     calls = state.get("calls", [])
+    ended = state.get("followup") or {}
+    tools = offered_tools(settings) if ended.get("ended") in TOOLS_WERE_OFFERED else []
     analysis = await reason(
         AlertContext.model_validate(state["alert"]),
         gathered(state),
@@ -338,12 +367,12 @@ async def analyse(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
         max_json_retries=settings.max_json_retries,
         actions=settings.actions,
         redactor=deps.redactor,
-        opening=opening_of(state.get("followup") or {}),
-        followups=[
-            {"tool": c["tool"], "arguments": c["arguments"], "refs": c["refs"], "error": c["error"]}
-            for c in calls
-        ],
+        opening=opening_of(ended),
         history=[HistoryRef.model_validate(item) for item in state.get("history", [])],
+        shown=Evidence.model_validate(state["evidence"]),
+        conversation=state.get("turns", []),
+        tools=tools,
+        tool_limit=settings.investigation.max_tool_calls,
     )
     analysis = analysis.model_copy(update={"tool_calls": len(calls)})
     if analysis.prompt_tokens is not None:

@@ -332,7 +332,7 @@ class LLMGateway:
         self.dependency = f"llm:{provider}"
         self.pace = Pace()
         self._context_tokens = context_tokens
-        self._context_configured = context_tokens is not None
+        self._server: str | None = None
         self._tokenize: Callable[[str], dict[str, Any]] | None = None
         self._tokenize_known = provider != "openai"  # only OpenAI-compatible servers have one
 
@@ -439,21 +439,35 @@ class LLMGateway:
 
     async def complete_json(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[Mapping[str, Any]],
         schema: dict[str, Any],
         *,
         schema_name: str = JSON_SCHEMA_NAME,
+        tools: Sequence[Mapping[str, Any]] = (),
     ) -> Completion:
         """The model's answer, constrained to `schema` (OpenAI strict `json_schema`, Ollama
-        `format`). Raises `LLMUnavailable` or `LLMCallError`; never validates."""
+        `format`). Raises `LLMUnavailable` or `LLMCallError`; never validates.
+
+        `tools`: the specs a conversation with tool calls was held with, sent again with
+        `tool_choice: none`, so the request differs from the last only by its end and the
+        server reuses what it computed for the conversation (llama.cpp renders the tools
+        into the system prompt: without them the whole prompt is read again)."""
         self._require_enabled()
         if self.provider == "openai":
             response_format = {
                 "type": "json_schema",
                 "json_schema": {"name": schema_name, "strict": True, "schema": schema},
             }
+            if tools:
+                return await self._with_resilience(
+                    lambda: self._openai_tools(messages, tools, response_format=response_format)
+                )
             return await self._with_resilience(
                 lambda: self._openai(messages, response_format=response_format)
+            )
+        if tools:  # Ollama: a format beside tools rules out calls, as tool_choice none does
+            return await self._with_resilience(
+                lambda: self._ollama_tools(messages, tools, fmt=schema)
             )
         return await self._with_resilience(lambda: self._ollama_chat(messages, fmt=schema))
 
@@ -468,19 +482,26 @@ class LLMGateway:
         self,
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]],
+        *,
+        max_tokens: int | None = None,
     ) -> Completion:
         """One chat request offering `tools` (OpenAI function specs), through the breaker and
         the retries like every call. `messages` are dicts: `{"role", "content"}`, an
         assistant's calls `{"role": "assistant", "content", "tool_calls": [{"id", "name",
         "arguments"}]}`, a result `{"role": "tool", "tool_call_id", "name", "content"}`.
         A call the model wrote as text naming an offered tool is returned as a call (its text
-        then empty). A server or model that takes no tools answers 400: `LLMCallError` (kind
-        `bad_request`)."""
+        then empty). `max_tokens` lowers the answer's bound for this request. A server or
+        model that takes no tools answers 400: `LLMCallError` (kind `bad_request`)."""
         self._require_enabled()
+        bound = min(max_tokens or self.max_tokens, self.max_tokens)
         if self.provider == "openai":
-            answer = await self._with_resilience(lambda: self._openai_tools(messages, tools))
+            answer = await self._with_resilience(
+                lambda: self._openai_tools(messages, tools, max_tokens=bound)
+            )
         else:
-            answer = await self._with_resilience(lambda: self._ollama_tools(messages, tools))
+            answer = await self._with_resilience(
+                lambda: self._ollama_tools(messages, tools, max_tokens=bound)
+            )
         if answer.calls:
             return answer
         offered = [str(spec["function"]["name"]) for spec in tools]
@@ -490,13 +511,25 @@ class LLMGateway:
         calls = tuple(ToolRequest(call.id, call.name, call.arguments) for call in written)
         return replace(answer, text="", calls=calls, finish_reason="tool_calls")
 
+    async def server_kind(self) -> str:
+        """What serves the model: `llama.cpp`, `vllm`, `ollama` or `openai-compatible` (any
+        other, OpenAI itself included), found out once. Servers that compile a JSON schema into
+        a grammar (llama.cpp, vLLM, Ollama) also enforce its length limits."""
+        if self._server is None:
+            self._server = await self._discover() if self.enabled else "offline"
+        return self._server
+
+    async def enforces_lengths(self) -> bool:
+        """Whether `maxLength` and `maxItems` in a schema bound the answer (they do where the
+        schema becomes a grammar; OpenAI's strict mode refuses them)."""
+        return await self.server_kind() in ("llama.cpp", "vllm", "ollama")
+
     async def context_tokens(self) -> int:
         """The model's context window in tokens: `llm.context_tokens`, else what the server
         says (read once), else `DEFAULT_CONTEXT_TOKENS`."""
         if self._context_tokens is None:
             found = await self._read_context() if self.enabled else None
             self._context_tokens = found or DEFAULT_CONTEXT_TOKENS
-            log.info("llm_context", model=self.model, tokens=self._context_tokens, read=found)
         return self._context_tokens
 
     async def count_tokens(self, text: str) -> int:
@@ -641,31 +674,44 @@ class LLMGateway:
 
     # -- what the server says about the model -------------------------------------------------
 
-    async def _read_context(self) -> int | None:
-        """The context window the server runs the model with, or None if it does not say."""
+    async def _discover(self) -> str:
+        """The server's kind, and its context window on the way (see `context_tokens`)."""
         try:
             async with asyncio.timeout(DISCOVERY_TIMEOUT_S):
                 if self.provider == "ollama":
-                    return await self._ollama_context()
-                return await self._openai_context()
+                    found = await self._ollama_context()
+                    kind = "ollama"
+                else:
+                    kind, found = await self._openai_server()
         except Exception as exc:  # a diagnosis: any failure means "not said"
-            log.info("llm_context_unknown", model=self.model, error=_describe(exc))
-            return None
+            log.info("llm_server_unknown", model=self.model, error=_describe(exc))
+            return "openai-compatible" if self.provider == "openai" else self.provider
+        if self._context_tokens is None and found:
+            self._context_tokens = found
+        log.info("llm_server", model=self.model, kind=kind, context_tokens=found)
+        return kind
 
-    async def _openai_context(self) -> int | None:
+    async def _read_context(self) -> int | None:
+        """The context window the server runs the model with, or None if it does not say."""
+        await self.server_kind()
+        return self._context_tokens
+
+    async def _openai_server(self) -> tuple[str, int | None]:
+        """llama.cpp answers `/props` with its `n_ctx`; vLLM lists `max_model_len`."""
         assert self._http is not None
-        props = await self._http.get(f"{self.root_url}/props")  # llama.cpp
+        props = await self._http.get(f"{self.root_url}/props")
         if props.status_code == 200:
-            n_ctx = (props.json().get("default_generation_settings") or {}).get("n_ctx")
+            settings = props.json().get("default_generation_settings") or {}
+            n_ctx = settings.get("n_ctx")
             if isinstance(n_ctx, int) and n_ctx > 0:
-                return n_ctx
-        listing = await self._http.get(f"{self.base_url}/models")  # vLLM: max_model_len
+                return "llama.cpp", n_ctx
+        listing = await self._http.get(f"{self.base_url}/models")
         if listing.status_code != 200:
-            return None
+            return "openai-compatible", None
         for entry in listing.json().get("data") or []:
             if entry.get("id") == self.model and isinstance(entry.get("max_model_len"), int):
-                return int(entry["max_model_len"])
-        return None
+                return "vllm", int(entry["max_model_len"])
+        return "openai-compatible", None
 
     async def _ollama_context(self) -> int | None:
         """The model's trained context, at most `OLLAMA_CONTEXT_CAP`: every request then
@@ -708,8 +754,11 @@ class LLMGateway:
             out.append(_ROLES[role](content=message["content"]))
         return out
 
-    def _ollama_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"temperature": self.temperature, "num_predict": self.max_tokens}
+    def _ollama_options(self, max_tokens: int | None = None) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "temperature": self.temperature,
+            "num_predict": max_tokens or self.max_tokens,
+        }
         if self._context_tokens is not None:
             options["num_ctx"] = self._context_tokens
         return options
@@ -763,14 +812,23 @@ class LLMGateway:
         self,
         messages: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]],
+        *,
+        response_format: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
+        """Chat with tools offered; with `response_format`, the tools are only context
+        (`tool_choice: none`) and the answer is constrained."""
         assert self._chat is not None
+        extra: dict[str, Any] = {}
+        if response_format is not None:
+            extra = {"response_format": response_format, "tool_choice": "none"}
         completion = await self._chat.root_async_client.chat.completions.create(
             model=self.model,
             messages=[_openai_message(m) for m in messages],  # type: ignore[misc]
             tools=list(tools),  # type: ignore[arg-type]
             temperature=self.temperature,
-            max_completion_tokens=self.max_tokens,
+            max_completion_tokens=max_tokens or self.max_tokens,
+            **extra,
         )
         usage = completion.usage
         tokens = {
@@ -794,7 +852,12 @@ class LLMGateway:
         )
 
     async def _ollama_tools(
-        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]]
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        *,
+        fmt: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
         assert self._ollama is not None
         response = await self._ollama.chat(
@@ -802,7 +865,8 @@ class LLMGateway:
             messages=[_ollama_message(m) for m in messages],
             tools=list(tools),  # type: ignore[arg-type]
             stream=False,
-            options=self._ollama_options(),
+            format=fmt,
+            options=self._ollama_options(max_tokens),
         )
         calls = tuple(
             ToolRequest(

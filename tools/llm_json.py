@@ -6,10 +6,12 @@
 2. The answer's JSON object is found wherever it sits (a code fence, prose around it:
    tools/llm_output.py), validated with `model_validate_json`, and `check(value)` adds the
    caller's own problems (an echo of the evidence, say).
-3. A problem sends the same conversation plus the caller's repair message, quoting the
-   problems, as a constrained request. So every retry changes something that can make it
-   succeed: the constraint is added, or new problems are quoted. A request identical to one
-   already sent is never sent: the model repeated an answer already refused, and would again.
+3. A problem with the opening sends the same conversation as a constrained request (quoting
+   a small model its own failed prose gets the quote back as its answer); a problem with a
+   constrained answer sends the conversation plus the caller's repair message quoting the
+   problems. So every retry changes something that can make it succeed: the constraint is
+   added, or new problems are quoted. A request identical to one already sent is never sent:
+   the model repeated an answer already refused, and would again.
 4. A cut answer (`finish_reason: length`, at `llm.max_tokens`) says so first among the
    problems: the fix is a shorter answer, not a different one.
 
@@ -119,7 +121,7 @@ def validation_errors(exc: ValidationError) -> list[str]:
 
 async def ask_json(
     gateway: LLMGateway,
-    messages: Sequence[Mapping[str, str]],
+    messages: Sequence[Mapping[str, Any]],
     model: type[M],
     *,
     name: str,
@@ -128,10 +130,12 @@ async def ask_json(
     opening: Completion | LLMError | None = None,
     check: Callable[[M], Sequence[str]] | None = None,
     schema: dict[str, Any] | None = None,
+    tools: Sequence[Mapping[str, Any]] = (),
 ) -> Answered[M]:
     """`model` from the LLM; see the module doc. `retries`: answers after the first;
     `schema`: the constraint sent, when the caller narrows `model`'s own (e.g. the refs that
-    may be cited, as an enum)."""
+    may be cited, as an enum); `tools`: the specs the conversation was held with (sent as
+    context only: `complete_json`)."""
     constraint = schema or strict_schema(model)
     conversation = list(messages)
     sent: set[str] = set()
@@ -145,7 +149,7 @@ async def ask_json(
                 failure = "the model repeated an answer already refused"
                 break
             sent.add(key)
-            answer = await _ask(gateway, conversation, constraint, name)
+            answer = await _ask(gateway, conversation, constraint, name, tools)
         else:
             assert opening is not None
             answer = opening
@@ -168,7 +172,9 @@ async def ask_json(
         if value is not None:
             return Answered(value, tries)
         failure = "invalid answer: " + "; ".join(problems)
-        conversation = [*messages, repair(problems, answer.text)]
+        # After the unconstrained opening, adding the constraint is the change; after a
+        # constrained answer, quoting its problems is.
+        conversation = [*messages, repair(problems, answer.text)] if constrained else list(messages)
     else:
         failure = f"no valid answer after {len(tries)} attempts (last: {failure})"
     return Answered(None, tries, failure)
@@ -176,12 +182,13 @@ async def ask_json(
 
 async def _ask(
     gateway: LLMGateway,
-    conversation: Sequence[Mapping[str, str]],
+    conversation: Sequence[Mapping[str, Any]],
     schema: dict[str, Any],
     name: str,
+    tools: Sequence[Mapping[str, Any]],
 ) -> Completion | Exception:
     try:
-        return await gateway.complete_json(conversation, schema, schema_name=name)
+        return await gateway.complete_json(conversation, schema, schema_name=name, tools=tools)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # LLMError, or a bug: either way the LLM gave nothing
@@ -208,6 +215,8 @@ def _read(
     return (None, problems) if problems else (value, [])
 
 
-def _fingerprint(conversation: Sequence[Mapping[str, str]]) -> str:
-    text = json.dumps([dict(m) for m in conversation], sort_keys=True, ensure_ascii=False)
+def _fingerprint(conversation: Sequence[Mapping[str, Any]]) -> str:
+    text = json.dumps(
+        [dict(m) for m in conversation], sort_keys=True, ensure_ascii=False, default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()

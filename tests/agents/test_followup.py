@@ -197,19 +197,24 @@ async def test_at_the_cap_the_tools_are_withdrawn_and_the_json_rca_comes(
     assert called == ["refused", "cache"], "cut at max_tool_calls, in the model's order"
     assert analysis["execution_status"] == "COMPLETED"
     assert analysis["tool_calls"] == 2
+    assert analysis["grounding"]["cited"] == ["L4", "L5"], "refs continue"
     cited = {item["ref"]: item["text"] for item in analysis["evidence"]}
-    assert "refused" in cited["L4"] and "cache warmed" in cited["L5"], "refs continue"
+    assert "refused" in cited["L4"]
+    assert "L5" not in cited, "the cache line does not speak of the cause: left out"
     assert llm_server.chat_calls == 3
-    assert not llm_server.tools(2), "the RCA request offers no tools"
+    # The RCA is asked in the loop's own conversation (a server reuses what it computed): the
+    # tools are listed as before but cannot be called, and the answer is constrained.
+    assert llm_server.tool_names(2) == ["search_logs"]
     if llm_server.flavour == "openai":
+        assert llm_server.body(2)["tool_choice"] == "none"
         assert llm_server.response_format(2)["type"] == "json_schema"
     else:
         assert llm_server.format(2)["type"] == "object"
-    last_prompt = llm_server.messages(2)[-1]["content"]
-    assert "[L5]" in last_prompt, "the tool results are evidence of the RCA request"
-    listed = [line for line in last_prompt.splitlines() if line.startswith("- search_logs")]
-    assert len(listed) == 2 and '"cache"' in listed[1], "and the calls made are listed"
-    assert listed[0].endswith("-> L4") and listed[1].endswith("-> L5")
+    last, before = llm_server.messages(2), llm_server.messages(1)
+    assert last[: len(before)] == before, "the same conversation, grown at its end"
+    results = [m["content"] for m in last if m["role"] == "tool"]
+    assert "[L4]" in results[0] and "[L5]" in results[1], "the tool results are in it"
+    assert "Answer now with the JSON object only" in last[-1]["content"]
 
 
 @pytest.mark.parametrize("flavour", ["openai", "ollama"])

@@ -110,7 +110,8 @@ def test_history_lines_say_what_a_person_said_of_the_cause() -> None:
 async def test_a_corrected_cause_is_what_the_model_and_the_evidence_see(
     openai_server: ScriptedLLMServer,
 ) -> None:
-    openai_server.script(answer(rca(["L1", "H1"])))
+    cron = {**rca(["L1", "H1"]), "root_cause": "A cron job filled the disk again, as in #12."}
+    openai_server.script(answer(cron))
     async with gateway_for(openai_server) as gateway:
         analysis = await reason(ALERT, EVIDENCE, gateway, max_json_retries=0, history=[CORRECTED])
 
