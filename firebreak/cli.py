@@ -78,6 +78,20 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(investigate)
     investigate.set_defaults(run=_investigate)
 
+    evaluate = commands.add_parser(
+        "eval", help="replay incidents with a known cause through the configured model; score"
+    )
+    evaluate.add_argument("--cases", help="a folder of cases (default: the shipped ones)")
+    evaluate.add_argument(
+        "--from-store",
+        action="store_true",
+        help="replay the store's resolved incidents that people gave feedback on",
+    )
+    evaluate.add_argument("--limit", type=_positive_int, default=50, help="stored cases (50)")
+    evaluate.add_argument("--json", help="also write the report as JSON to this file")
+    _config_option(evaluate)
+    evaluate.set_defaults(run=_eval)
+
     check = commands.add_parser(
         "check", help="validate the config and reach every configured dependency"
     )
@@ -236,6 +250,41 @@ def _investigate(args: argparse.Namespace) -> int:
         return 1
     assert incident.analysis is not None
     print(incident.analysis.model_dump_json(indent=2))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from firebreak.eval import CASES_DIR, EvalError, load_cases, run_cases, stored_cases
+    from firebreak.eval_report import print_report, write_json
+    from firebreak.logs import configure_logging
+
+    config, secrets = _load(args)
+    configure_logging("ERROR")
+    console = Console(highlight=False)
+    try:
+        if args.from_store:
+            cases = asyncio.run(stored_cases(config, limit=args.limit))
+        else:
+            cases = load_cases(Path(args.cases) if args.cases else CASES_DIR)
+    except EvalError as exc:
+        print(f"firebreak eval: {exc}", file=sys.stderr)
+        return 2
+    if not cases:
+        console.print("No stored incident has feedback yet: nothing to replay.")
+        return 0
+    with console.status("") as status:
+
+        def progress(number: int, total: int, case: object) -> None:
+            status.update(f"case {number}/{total}: {getattr(case, 'name', '')} …")
+
+        report = asyncio.run(run_cases(cases, config, secrets, progress=progress))
+    print_report(report, console)
+    if args.json:
+        write_json(report, Path(args.json))
     return 0
 
 

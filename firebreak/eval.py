@@ -35,13 +35,15 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from firebreak.agents.claims import cause_terms, symptom_terms
 from firebreak.agents.runner import InvestigationService
 from firebreak.components import Parts, QuietNotifier, assembled
 from firebreak.config import Config, Secrets
 from firebreak.sample import materialise, serve_sample_prometheus
-from firebreak.store import incidents
+from firebreak.store import feedback, incidents
+from firebreak.store.db import create_engine
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.store.schemas import Analysis, ExecutionStatus
 from firebreak.tools.config import SourcesConfig
@@ -56,6 +58,7 @@ __all__ = [
     "load_cases",
     "run_cases",
     "score",
+    "stored_cases",
 ]
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "examples" / "eval"
@@ -151,6 +154,31 @@ def load_cases(directory: Path) -> list[Case]:
     if not cases:
         raise EvalError(f"{directory} holds no case (a folder with a case.yaml)")
     return cases
+
+
+async def stored_cases(config: Config, *, limit: int) -> list[Case]:
+    """The configured store's resolved incidents a person judged, as cases (read only)."""
+    engine = create_engine(config.store.url)
+    try:
+        async with engine.connect() as conn:
+            resolved = await feedback.resolved_cases(conn, limit=limit)
+    except SQLAlchemyError as exc:
+        raise EvalError(f"the store cannot be read: {_first_line(exc)}") from None
+    finally:
+        await engine.dispose()
+    return [
+        Case(
+            name=f"#{item.incident_id} {item.title}"[:80],
+            description=f"{item.verdict.value} by {item.judged_by}",
+            truth=item.truth,
+            stored={
+                "alert": item.alert.model_dump(mode="json"),
+                "evidence": item.evidence,
+            },
+        )
+        for item in resolved
+        if item.evidence and item.truth
+    ]
 
 
 def _data_dir(case: Case) -> Path:
