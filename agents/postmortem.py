@@ -51,7 +51,7 @@ class Statement(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=600)
-    refs: list[str] = Field(description="timeline refs (T1…) this statement rests on")
+    refs: list[str] = Field(max_length=8, description="timeline refs (T1…) this statement rests on")
 
 
 class PostmortemNarrative(BaseModel):

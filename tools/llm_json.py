@@ -81,28 +81,29 @@ class Answered(Generic[M]):
         return counted[-1] if counted else None
 
 
-def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
+def strict_schema(model: type[BaseModel], *, bounded: bool = False) -> dict[str, Any]:
     """`model`'s JSON schema in OpenAI's strict form: every property required and
     `additionalProperties: false` everywhere (Ollama's `format`, llama.cpp and vLLM take the
-    same). Length and range keywords are left out: strict mode refuses them, and pydantic
-    checks them on the answer anyway."""
+    same). Length and range keywords are left out (strict mode refuses them; pydantic checks
+    them on the answer anyway) unless `bounded`: servers that compile the schema into a
+    grammar enforce them, and a small model looping in a list or a string then stops there."""
     schema = model.model_json_schema()
-    _strictify(schema)
+    _strictify(schema, bounded)
     return schema
 
 
-def _strictify(node: Any) -> None:
+def _strictify(node: Any, bounded: bool) -> None:
     if isinstance(node, dict):
         if node.get("type") == "object" and "properties" in node:
             node["additionalProperties"] = False
             node["required"] = list(node["properties"])
-        for key in (*_STRICT_UNSUPPORTED, "default"):
+        for key in (*([] if bounded else _STRICT_UNSUPPORTED), "default"):
             node.pop(key, None)
         for value in node.values():
-            _strictify(value)
+            _strictify(value, bounded)
     elif isinstance(node, list):
         for value in node:
-            _strictify(value)
+            _strictify(value, bounded)
 
 
 def validation_errors(exc: ValidationError) -> list[str]:
@@ -136,7 +137,7 @@ async def ask_json(
     `schema`: the constraint sent, when the caller narrows `model`'s own (e.g. the refs that
     may be cited, as an enum); `tools`: the specs the conversation was held with (sent as
     context only: `complete_json`)."""
-    constraint = schema or strict_schema(model)
+    constraint = schema or strict_schema(model, bounded=await gateway.enforces_lengths())
     conversation = list(messages)
     sent: set[str] = set()
     tries: list[JsonTry] = []
