@@ -217,3 +217,50 @@ async def test_the_next_investigation_is_told_what_a_person_corrected(
     [earlier] = shown["analysis"]["history"]
     assert (earlier["incident_id"], earlier["confirmed"]) == (first_id, False)
     assert earlier["root_cause"] == cause != wrong
+
+
+async def test_history_reaches_the_model_with_the_follow_up_loop_on(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The follow-up loop (tools offered, the default) sends the prompt the model answers in:
+    the earlier incident is in it, and the answer given there may cite it."""
+    starts = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    logs = tmp_path / "app.log"
+    logs.write_text(f"{(starts - timedelta(minutes=1)).isoformat()} ERROR pool exhausted\n")
+    with ScriptedLLMServer("openai") as llm:
+        config = make_config(
+            store_url,
+            llm={"provider": "offline"},
+            sources={"logs": [{"type": "file", "name": "app", "path": str(logs)}]},
+            investigation={"checkpoint_path": str(tmp_path / "checkpoints.db")},
+        )
+        async with run_app(config, parts=investigating()) as app:
+            first = await app.client.post(
+                "/webhooks/alertmanager", json=group("g1", [alert("a", starts_at=starts)])
+            )
+            first_id = first.json()["incident_id"]
+            await app.runtime.investigations.wait_idle()
+            await app.client.post(f"/api/v1/incidents/{first_id}/resolve", json={"by": "U0ALICE"})
+        llm.script(answer(rca(["L1", "H1"])))
+        with_llm = config.model_copy(
+            update={
+                "llm": config.llm.model_copy(
+                    update={"provider": "openai", "model": "m", "base_url": llm.base_url}
+                )
+            }
+        )
+        async with run_app(with_llm, parts=investigating()) as app:
+            second = await app.client.post(
+                "/webhooks/alertmanager", json=group("g2", [alert("b", starts_at=starts)])
+            )
+            await app.runtime.investigations.wait_idle()
+            shown = (
+                await app.client.get(f"/api/v1/incidents/{second.json()['incident_id']}")
+            ).json()
+
+    assert llm.chat_calls == 1 and llm.tool_names(0) == ["search_logs"], "the loop asked"
+    prompt = llm.messages(0)[-1]["content"]
+    assert f"[H1] incident #{first_id}" in prompt
+    analysis = shown["analysis"]
+    assert analysis["execution_status"] == "COMPLETED", analysis["reasoning"]
+    assert "H1" in [item["ref"] for item in analysis["evidence"]]
