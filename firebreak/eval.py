@@ -63,7 +63,9 @@ __all__ = [
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "examples" / "eval"
 CONFIDENT = 70  # a wrong answer at this confidence or above misleads the reader
-TRUTH_COVERAGE = 0.5  # share of a stored truth's cause words the root cause must name
+# A stored truth is a person's sentence: the root cause must share this many of its cause words
+# (or concepts: "disk" and "no space left" are one) to count as naming it. A coarse judge.
+TRUTH_TERMS = 2
 
 
 class EvalError(Exception):
@@ -330,7 +332,7 @@ def score(case: Case, analysis: Analysis, seconds: float) -> CaseResult:
         correct = found == total and not wrong
     else:
         found, total, wrong = _truth_named(case, cause)
-        correct = found >= max(1, round(total * TRUTH_COVERAGE))
+        correct = found >= min(TRUTH_TERMS, total) > 0
     grounding = analysis.grounding
     llm_tries = [a for a in analysis.attempts if a.provider != "offline"]
     support = grounding.support if grounding is not None else "supported"
