@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from firebreak.agents import toolbox
-from firebreak.agents.schema import strict_json_schema
+from firebreak.agents.schema import rca_schema
 from firebreak.components import Parts, QuietNotifier, assembled
 from firebreak.config import Config, LLMConfig, Secrets
 from firebreak.incidents.events import Change, IncidentEvent
@@ -134,7 +134,7 @@ async def llm_round_trips(llm_url: str, n: int) -> list[float]:
     async with LLMGateway.from_config(cfg) as gateway:
         for _ in range(n):
             began = time.perf_counter()
-            await gateway.complete_json(messages, strict_json_schema())
+            await gateway.complete_json(messages, rca_schema())
             times.append(time.perf_counter() - began)
     return times
 
@@ -235,7 +235,7 @@ async def loop_llm_round_trips(llm: ScriptedLLMServer, config: Config, n: int) -
     async with LLMGateway.from_config(config.llm) as gateway:
         for _ in range(n):
             began = time.perf_counter()
-            await gateway.complete_with_tools(messages, tools, schema=strict_json_schema())
+            await gateway.complete_with_tools(messages, tools)
             times.append(time.perf_counter() - began)
     return times
 
