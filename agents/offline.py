@@ -13,6 +13,9 @@ on-call engineer does first with the same evidence —
 and it says how sure it is: the confidence grows only with independent signals that agree in
 time (a change, then errors, then a metric shift) and never reaches certainty, because timing
 correlation is not proof. Every claim cites the refs (`L3`, `M1`) it rests on.
+
+Steps 1 to 3 are agents/leads.py's findings, the same ones the reasoning LLM is shown as its
+leads: this module only writes them up.
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ async def reason(
     if rca is None:
         log.warning("llm_unavailable", provider=gateway.provider, error=str(answered.failure)[:300])
         note = f"The LLM ({gateway.describe()}) could not be used: {answered.failure}"
-        fallback = _offline(shown_alert, safe_evidence, findings, actions, attempts, failure=note)
+        fallback = _offline(shown_alert, prompt_evidence, findings, actions, attempts, failure=note)
         return fallback.model_copy(update=kept)
 
     grounded = ground(
@@ -193,10 +193,10 @@ async def reason(
         )
         note = f'The LLM\'s answer ("{set_aside.root_cause[:200]}") was set aside: {why}'
         log.info("llm_answer_set_aside", why=grounded.support, root_cause=rca.root_cause[:200])
-        fallback = _offline(shown_alert, safe_evidence, findings, actions, attempts, failure=note)
+        fallback = _offline(shown_alert, prompt_evidence, findings, actions, attempts, failure=note)
         return fallback.model_copy(update={**kept, "set_aside": set_aside})
 
-    body, dissent = _calibrated(grounded, shown_alert, safe_evidence, findings)
+    body, dissent = _calibrated(grounded, shown_alert, prompt_evidence, findings)
     return Analysis(
         **body,
         execution_status=ExecutionStatus.COMPLETED,
@@ -225,9 +225,9 @@ def _attempts(answered: Answered[RootCauseAnalysis], provider: str) -> list[Atte
     ]
 
 
-async def _counted(gateway: LLMGateway, messages: Sequence[Mapping[str, str]]) -> int:
+async def _counted(gateway: LLMGateway, messages: Sequence[Mapping[str, Any]]) -> int:
     """The prompt's tokens when no answer measured them (the LLM gave none)."""
-    return await gateway.count_tokens("\n".join(m["content"] for m in messages))
+    return await gateway.count_tokens("\n".join(str(m.get("content") or "") for m in messages))
 
 
 def _calibrated(
