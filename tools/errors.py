@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import httpx
-import openai
 import pybreaker
 
 __all__ = [
@@ -106,18 +105,28 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, SourceError) and exc.category is not None:
         cause = "rejected" if exc.category is Category.BAD_REQUEST else exc.category.value
         return Failure(exc.category, cause)
-    if isinstance(exc, TimeoutError | openai.APITimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError | httpx.TimeoutException) or _is_openai(exc, "APITimeoutError"):
         return Failure(Category.TIMEOUT, "timeout")
     status = status_of(exc)
     if status is not None:
         return _by_status(status)
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError | ConnectionError):
+    if isinstance(exc, httpx.TransportError | ConnectionError) or _is_openai(
+        exc, "APIConnectionError"
+    ):
         return Failure(Category.TRANSIENT, "unreachable")
     if type(exc).__module__.startswith(("httpx", "httpcore")):  # httpx2 / httpcore2 too
         if "Timeout" in type(exc).__name__:
             return Failure(Category.TIMEOUT, "timeout")
         return Failure(Category.TRANSIENT, "unreachable")
     return Failure(Category.PROLONGED, "unexpected")
+
+
+def _is_openai(exc: BaseException, name: str) -> bool:
+    """An `openai.<name>` or a subclass, told by its class hierarchy: importing the SDK here
+    would cost every command that only reads the configuration a second and a half."""
+    return any(
+        cls.__name__ == name and cls.__module__.startswith("openai") for cls in type(exc).__mro__
+    )
 
 
 def _by_status(status: int) -> Failure:
