@@ -41,7 +41,7 @@ from firebreak.agents.claims import cause_terms, symptom_terms
 from firebreak.agents.runner import InvestigationService
 from firebreak.components import Parts, QuietNotifier, assembled
 from firebreak.config import Config, Secrets
-from firebreak.sample import materialise, serve_sample_prometheus
+from firebreak.sample import materialise, serve_sample_prometheus, shift_stamps
 from firebreak.store import feedback, incidents
 from firebreak.store.db import create_engine
 from firebreak.store.payloads import AlertmanagerPayload
@@ -260,7 +260,7 @@ async def _shipped_story(
             source="cluster",
             kind=fact.kind,
             object=fact.object,
-            text=fact.text,
+            text=shift_stamps(fact.text, story.shift),  # the times it quotes move with the story
             timestamp=story.alert_start + timedelta(seconds=fact.at_s),
             count=fact.count,
             score=4.0 if fact.kind in ("pod", "previous_log", "log", "job") else 3.0,

@@ -42,6 +42,7 @@ __all__ = [
     "load_series",
     "materialise",
     "serve_sample_prometheus",
+    "shift_stamps",
 ]
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "demo"
@@ -50,7 +51,7 @@ ALERT_AGE = timedelta(minutes=2)  # how long before `now` the materialised alert
 LOOKBACK_DELTA_S = 300.0  # Prometheus' default: a sample stays current for 5 minutes
 MAX_POINTS = 11_000  # Prometheus refuses range queries with more points per series
 
-_LEADING_ISO = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)")
+_ISO_UTC = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
@@ -78,6 +79,7 @@ class SampleStack:
     series: list[SampleSeries]
     queries: list[str] = field(default_factory=list)  # templates for `sources.metrics[].queries`
     log_paths: list[Path] = field(default_factory=list)  # every log file (`log_path`: the first)
+    shift: timedelta = timedelta(0)  # how far every time of the story moved
 
 
 def _iso(moment: datetime, timespec: str = "milliseconds") -> str:
@@ -90,16 +92,29 @@ def load_series(path: Path | None = None) -> list[dict[str, Any]]:
     return list(document["series"])
 
 
+def shift_stamps(text: str, delta: timedelta) -> str:
+    """`text` with every UTC timestamp in it (`2026-11-22T09:41:07Z`, with or without a
+    fraction) moved by `delta`, each kept to its own precision: a line's leading time, and the
+    times a message quotes (a certificate's expiry, a pod's last termination), so that the
+    story still agrees with itself once it is made current."""
+
+    def moved(match: re.Match[str]) -> str:
+        stamp = match.group()
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")) + delta
+        digits = len(stamp[:-1].partition(".")[2])
+        return _iso(
+            moment, {0: "seconds", 3: "milliseconds", 6: "microseconds"}.get(digits, "auto")
+        )
+
+    return _ISO_UTC.sub(moved, text)
+
+
 def _shift_log(text: str, delta: timedelta) -> str:
     lines = []
     for line in text.splitlines():
         if not line.strip() or line.startswith("#"):
             continue  # the header comment explains the file; it is not part of the log
-        match = _LEADING_ISO.match(line)
-        if match:
-            moment = datetime.fromisoformat(match.group(1).replace("Z", "+00:00")) + delta
-            line = _iso(moment) + line[match.end() :]
-        lines.append(line)
+        lines.append(shift_stamps(line, delta))
     return "\n".join(lines) + "\n"
 
 
@@ -158,6 +173,7 @@ def materialise(workdir: Path, now: datetime, *, source: Path | None = None) -> 
         series=series,
         queries=[s.template for s in series if s.template],
         log_paths=log_paths,
+        shift=delta,
     )
 
 

@@ -14,7 +14,14 @@ import httpx
 import pytest
 
 from firebreak.investigate import read_payload
-from firebreak.sample import ALERT_AGE, ANCHOR, SAMPLE_DIR, materialise, serve_sample_prometheus
+from firebreak.sample import (
+    ALERT_AGE,
+    ANCHOR,
+    SAMPLE_DIR,
+    materialise,
+    serve_sample_prometheus,
+    shift_stamps,
+)
 from firebreak.tools import files, prometheus, promql
 from firebreak.tools.config import FileSource, InvestigationConfig, PrometheusSource
 from firebreak.tools.models import AlertContext
@@ -81,6 +88,26 @@ def test_materialise_shifts_everything_to_now(tmp_path: Path) -> None:
     assert expression in {s.query for s in stack.series}
     for series in stack.series:
         assert series.points[0][0] == pytest.approx(stack.alert_start.timestamp() - 1800)
+
+
+def test_quoted_times_move_with_the_story(tmp_path: Path) -> None:
+    """A message that quotes a time (a certificate's expiry, a pod's last termination) moves
+    with the line it is in, each time kept to its own precision; a date alone stays."""
+    line = (
+        "2026-11-22T09:58:03.120Z ERROR x509: certificate has expired or is not yet valid: "
+        "current time 2026-11-22T09:58:03Z is after 2026-11-22T09:58:00.000000Z (rates-2026-11)"
+    )
+    assert shift_stamps(line, timedelta(days=1, seconds=2)) == (
+        "2026-11-23T09:58:05.120Z ERROR x509: certificate has expired or is not yet valid: "
+        "current time 2026-11-23T09:58:05Z is after 2026-11-23T09:58:02.000000Z (rates-2026-11)"
+    )
+    source = tmp_path / "story"
+    source.mkdir()
+    (source / "alert.json").write_text((SAMPLE_DIR / "alert.json").read_text())
+    (source / "app.log").write_text("# a comment\n" + line + "\n")
+    stack = materialise(tmp_path / "out", NOW, source=source)
+    assert stack.shift == stack.alert_start - ANCHOR
+    assert stack.log_path.read_text() == shift_stamps(line, stack.shift) + "\n"
 
 
 async def test_fetch_metrics_against_the_sample_prometheus(tmp_path: Path) -> None:
