@@ -31,13 +31,14 @@ from firebreak.agents.leads import (
     direction,
     duration,
     excerpt,
+    excerpt_around,
     find,
     when,
 )
 from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.store.payloads import service_of
 from firebreak.tools.models import AlertContext, Evidence, LogLine, MetricReading
-from firebreak.tools.text import as_utc, truncate
+from firebreak.tools.text import as_utc, truncate, without_stamp
 
 __all__ = ["MAX_CONFIDENCE", "analyze_offline"]
 
@@ -45,21 +46,18 @@ MAX_CONFIDENCE = 80  # an offline correlation is never certain
 
 
 def _confidence(findings: Findings, has_evidence: bool) -> int:
+    """Grows with independent signals that agree: an error of the incident (more when it says
+    what kind of failure), a change tied to it, a metric that moved. A change that nothing
+    ties to what failed adds nothing: timing alone is how red herrings look."""
     if not has_evidence:
         return 5
     score = 10
-    if findings.signatures:
-        score += 25
-        if findings.total_errors and findings.signatures[0].count / findings.total_errors >= 0.5:
-            score += 5
-    if findings.change is not None and findings.first_error is not None:
-        score += 20
-    elif findings.change is not None:
-        score += 10
+    if findings.telling is not None:
+        score += 25 + (5 if findings.category is not None else 0)
+    if findings.change is not None and findings.change_linked:
+        score += 20 if findings.first_error is not None else 10
     if findings.shifted:
         score += 15
-    if findings.category is not None:
-        score += 5
     score -= 5 * len(findings.failed)
     return max(5, min(MAX_CONFIDENCE, score))
 
@@ -142,14 +140,13 @@ def _facts(story: _Story, alert: AlertContext, evidence: Evidence) -> list[str]:
         + (f" ({excerpt(summary)})." if summary else ".")
     ]
     if top is not None:
-        share = (
-            f"{top.count} of {findings.total_errors}" if findings.total_errors else str(top.count)
-        )
+        kind = f" ({story.kind})" if findings.category is not None else ""
         facts.append(
-            f'The dominant error is "{excerpt(top.text)}"{_cite(refs, top.first)}: '
-            f"{share} error lines share this signature."
+            f'The error that says most{kind} is "{excerpt_around(top.text)}"'
+            f"{_cite(refs, top.first)}: {top.count} of {findings.total_errors} error lines "
+            "share this signature."
         )
-        for other in findings.signatures[1:3]:
+        for other in [s for s in findings.signatures if s is not top][:2]:
             facts.append(
                 f'Also seen: "{excerpt(other.text, 100)}"{_cite(refs, other.first)} '
                 f"({other.count}x)."
@@ -158,15 +155,16 @@ def _facts(story: _Story, alert: AlertContext, evidence: Evidence) -> list[str]:
         lead = when(first) - story.starts_at
         relation = "before" if lead.total_seconds() <= 0 else "after"
         facts.append(
-            f"The earliest error in the window is at {clock(first.timestamp)}, "
+            f"The earliest error in the window is at {clock(first.timestamp, story.starts_at)}, "
             f"{duration(lead)} {relation} the alert started{_cite(refs, first)}."
         )
     if change is not None:
         anchor = "the first error" if first is not None else "the alert"
         gap = (when(first) if first is not None else story.starts_at) - when(change)
+        tie = "" if findings.change_linked else " Nothing in it names what failed."
         facts.append(
             f"A change event precedes {anchor} by {duration(gap)}: "
-            f'"{excerpt(change.text)}" at {clock(change.timestamp)}{_cite(refs, change)}.'
+            f'"{excerpt(change.text)}" at {clock(change.timestamp)}{_cite(refs, change)}.{tie}'
         )
     elif story.has_evidence:
         facts.append("No deploy, restart or configuration change was found before the errors.")
@@ -199,16 +197,19 @@ def _root_cause(story: _Story) -> str:
             "sources returned nothing for the alert window, so the cause cannot be determined "
             "offline."
         )
-    if top is not None and change is not None:
+    said = excerpt_around(without_stamp(top.text), 140) if top is not None else ""
+    if top is not None and change is not None and story.findings.change_linked:
         cause = (
             f"Probably a regression introduced by the change at {clock(change.timestamp)} "
-            f'("{excerpt(change.text, 100)}"): "{excerpt(top.text, 120)}" errors '
-            f"followed, pointing to {story.kind}."
+            f'("{excerpt(change.text, 100)}"): "{said}" errors followed, pointing to '
+            f"{story.kind}."
         )
     elif top is not None:
+        cluster = top.first.ref.startswith("K")
+        who = f"the cluster reports ({top.first.source})" if cluster else f"{service} is logging"
         cause = (
-            f'Most likely {story.kind}: {service} is logging "{excerpt(top.text, 140)}" '
-            f"({top.count}x since {clock(top.first.timestamp)}), which would explain {name}."
+            f'Most likely {story.kind}: {who} "{said}" ({top.count}x since '
+            f"{clock(top.first.timestamp, story.starts_at)}), which would explain {name}."
         )
     elif change is not None:
         cause = (

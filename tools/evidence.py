@@ -81,6 +81,7 @@ _NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<IP>"),
     (re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){3,7}[0-9a-fA-F]{1,4}\b"), "<IP>"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"), "<HEX>"),
+    (re.compile(r"([?&][\w.-]{1,40}=)[^&\s\"']+"), r"\1<Q>"),  # query-string values
     (re.compile(r"\d+(?:\.\d+)?"), "<N>"),
     (re.compile(r"\s+"), " "),
 )
@@ -93,9 +94,13 @@ def signature(text: str) -> str:
     return text.strip()
 
 
+_NONE_FAILED = re.compile(r"\b0 (?:failed|failures?|errors?)\b")
+
+
 def is_error(text: str) -> bool:
-    """Error-ish line: the same words the log back ends filter for, plus a few more."""
-    lowered = text.lower()
+    """Error-ish line: the same words the log back ends filter for, plus a few more. A count
+    of nothing ("0 failed", "0 errors") is not one."""
+    lowered = _NONE_FAILED.sub("", text.lower())
     if _ERROR_RE.search(lowered) is not None:
         return True
     return ("status" in lowered or "code" in lowered) and _STATUS_5XX_RE.search(lowered) is not None
@@ -160,6 +165,7 @@ class _Group:
     index: int  # position of the first occurrence, for stable ordering of untimed lines
     text: str
     sig: str
+    last: datetime | None = None  # the latest occurrence
 
 
 def _truncate(text: str) -> str:
@@ -177,12 +183,15 @@ def _group(logs: Iterable[LogLine]) -> list[_Group]:
         sig = signature(text)
         key = (line.source, sig)
         ts = _aware(line.timestamp)
+        latest = _aware(line.last) or ts
         group = groups.get(key)
         if group is None:
             first = line.model_copy(update={"timestamp": ts})
-            groups[key] = _Group(first, line.count, index, text, sig)
+            groups[key] = _Group(first, line.count, index, text, sig, latest)
             continue
         group.count += line.count
+        if latest is not None and (group.last is None or latest > group.last):
+            group.last = latest
         first_ts = _aware(group.first.timestamp)
         if ts is not None and (first_ts is None or ts < first_ts):
             group.first = line.model_copy(update={"timestamp": ts})
@@ -300,6 +309,7 @@ def build_evidence(
             ref=f"L{n}",
             source=group.first.source,
             timestamp=group.first.timestamp,
+            last=group.last if group.count > 1 else None,
             text=group.text,
             count=group.count,
             score=score,

@@ -46,6 +46,7 @@ class LogLine(BaseModel):
     timestamp: datetime | None = None
     text: str
     count: int = Field(1, ge=1)  # how many lines collapsed into this one
+    last: datetime | None = None  # the latest of them, when several collapsed
     score: float = 0.0  # ranking weight: errors, first occurrences, deploys score higher
 
 
