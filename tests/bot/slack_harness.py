@@ -245,7 +245,9 @@ async def slack_rig(
     slack: FakeSlackApi | None = None,
     with_doubles: bool = True,
     max_inline_wait_s: float = 10.0,
+    **sections: Any,
 ) -> AsyncIterator[SlackRig]:
+    """The app with a fake Slack; `sections` are more configuration (`access`, `llm`…)."""
     async with AsyncExitStack() as stack:
         if slack is None:
             slack = stack.enter_context(FakeSlackApi())
@@ -253,7 +255,9 @@ async def slack_rig(
             investigations = investigations or FakeInvestigations()
             escalations = escalations or FakeEscalations()
         config = make_config(
-            store_url, slack={"mode": mode, "api_base_url": slack.base_url, "channel": CHANNEL}
+            store_url,
+            slack={"mode": mode, "api_base_url": slack.base_url, "channel": CHANNEL},
+            **sections,
         )
         parts = Parts(
             slack=SlackOptions(outbox=settings, max_inline_wait_s=max_inline_wait_s),
