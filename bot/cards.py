@@ -157,6 +157,7 @@ EVENT_EMOJI = {
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_FORMATTED_MENTION = re.compile(r"<@[UW][A-Z0-9]+>|<!subteam\^S[A-Z0-9]+>|<#[CG][A-Z0-9]+>")
 
 
 # ---------------------------------------------------------------------- text helpers
@@ -200,10 +201,12 @@ def _link(url: str, label: str) -> str:
 def mention(target: str) -> str:
     """``U…``/``W…`` -> ``<@U…>``, ``S…`` -> ``<!subteam^S…>``, ``C…``/``G…`` -> ``<#C…>``.
 
-    Already-formatted mentions pass through; anything else is escaped text.
+    An already-formatted mention of one user, group or channel passes through; anything else
+    (`<!channel>`, `<!here>`, a link, a name someone typed) is escaped text, because actors
+    come from API callers and schedules, not only from configuration.
     """
     target = target.strip()
-    if target.startswith("<") and target.endswith(">"):
+    if _FORMATTED_MENTION.fullmatch(target):
         return target
     if re.fullmatch(r"[UW][A-Z0-9]+", target):
         return f"<@{target}>"
@@ -921,11 +924,14 @@ POSTMORTEM_MESSAGE_MAX = MarkdownBlock.text_max_length  # longer drafts go out a
 
 def postmortem_message(incident_id: int, markdown: str) -> Message | None:
     """A postmortem draft as one thread message (a Markdown block), or None when it is too
-    long for one (it is then shared as a file)."""
-    if len(markdown) > POSTMORTEM_MESSAGE_MAX:
+    long for one (it is then shared as a file). The draft quotes alert labels, notes, log
+    lines and the model's words, and Slack reads `<!channel>` or `<@U…>` in a Markdown block
+    too: it is escaped like every other text Firebreak shows."""
+    text = escape(markdown)
+    if len(text) > POSTMORTEM_MESSAGE_MAX:
         return None
     fallback = _fallback(f"Postmortem draft for incident #{incident_id}")
-    return fallback, [MarkdownBlock(text=markdown)]
+    return fallback, [MarkdownBlock(text=text)]
 
 
 def postmortem_comment(incident_id: int) -> str:

@@ -654,3 +654,18 @@ def test_render_text_markup_survives_hostile_urls_and_labels():
     out = io.StringIO()  # a terminal: the button is a hyperlink to the whole URL
     Console(file=out, width=200, color_system="standard", force_terminal=True).print(markup)
     assert "https://f.example.com/incidents/7?token=a%5Db%5Bc" in out.getvalue()
+
+
+def test_mention_passes_only_one_formatted_user_group_or_channel():
+    assert cards.mention("<@U0ALICE>") == "<@U0ALICE>"
+    assert cards.mention("<!subteam^S0SRE>") == "<!subteam^S0SRE>"
+    assert cards.mention("<#C0OPS>") == "<#C0OPS>"
+    for hostile in ("<!channel>", "<!here>", "<https://evil.example|x>", "<@U0A> <!channel>"):
+        assert "<" not in cards.mention(hostile), hostile
+
+
+def test_the_postmortem_block_is_escaped():
+    message = cards.postmortem_message(7, "# Title <!channel> & <@U0BOSS>\n")
+    assert message is not None
+    text = message[1][0].to_dict()["text"]
+    assert text == "# Title &lt;!channel&gt; &amp; &lt;@U0BOSS&gt;\n"
