@@ -98,6 +98,20 @@ def declared(incident_id: int, title: str, channel: str) -> Reply:
     )
 
 
+STALE_DECISIONS = {
+    "nothing_waiting": "No remediation on incident #{i} is waiting for a decision.",
+    "superseded": (
+        ":fast_forward: This proposal for incident #{i} was superseded by a newer one, so "
+        "nothing was done. Decide on the latest proposal in the thread."
+    ),
+    "decided": "This proposal for incident #{i} was already decided, so nothing was done.",
+    "mismatch": (
+        ":warning: This button does not match the proposal waiting on incident #{i}, so "
+        "nothing was done. Decide on the latest proposal in the thread."
+    ),
+}
+
+
 def decided(decision: Decision, incident_id: int, approvers: list[str]) -> str:
     if decision == "refused":
         who = ", ".join(mention(a) for a in approvers[:10])
@@ -105,8 +119,8 @@ def decided(decision: Decision, incident_id: int, approvers: list[str]) -> str:
             "Sorry, you are not allowed to approve remediations for this bot. "
             f"Please ask one of: {who}."
         )
-    if decision == "nothing_waiting":
-        return f"No remediation on incident #{incident_id} is waiting for a decision."
+    if decision in STALE_DECISIONS:
+        return STALE_DECISIONS[decision].format(i=incident_id)
     verb = "Approved" if decision == "approved" else "Rejected"
     return f"{verb}. The decision is recorded on incident #{incident_id}'s timeline."
 

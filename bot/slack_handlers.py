@@ -131,12 +131,25 @@ class Handlers:
         return Reply(text, cards.incident_list_blocks(found))
 
     async def decide(
-        self, incident_id: int, user: str, approve: bool, delay_s: float, client: Any
+        self,
+        target: cards.ApprovalTarget,
+        user: str,
+        approve: bool,
+        delay_s: float,
+        client: Any,
     ) -> str:
+        """Approve or reject exactly the proposal on the message clicked (its run and digest)."""
+        incident_id = target.incident_id
         groups = await _user_groups(client, user, self.approvers)
         try:
             decision = await self.investigations.decide_remediation(
-                incident_id, approve=approve, actor=user, delay_s=delay_s, user_groups=groups
+                incident_id,
+                approve=approve,
+                actor=user,
+                delay_s=delay_s,
+                user_groups=groups,
+                approval=target.approval,
+                digest=target.digest,
             )
         except Exception as exc:
             log.exception("remediation decision failed", incident_id=incident_id)
@@ -471,11 +484,11 @@ def _register_decision(
         await ack()
         user, raw = _clicked(body)
         try:
-            incident_id, _action = cards.parse_remediation_value(raw)
+            target = cards.parse_remediation_value(raw)
         except (ValueError, KeyError, TypeError):
             await _respond(respond, {"text": "That button carries no incident."})
             return
-        text = await handlers.decide(incident_id, user, approve, delay_s, client)
+        text = await handlers.decide(target, user, approve, delay_s, client)
         await _respond(respond, {"text": text, "response_type": "ephemeral"})
 
 

@@ -46,6 +46,7 @@ class FakeInvestigations:
     requests: list[tuple[int, str, str]] = field(default_factory=list)
     questions: list[tuple[int, str, str]] = field(default_factory=list)
     decisions: list[tuple[int, bool, str, float]] = field(default_factory=list)
+    approvals: list[tuple[str | None, str | None]] = field(default_factory=list)  # run, digest
     tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     answer_delay_s: float = 0.0
 
@@ -79,8 +80,11 @@ class FakeInvestigations:
         actor: str,
         delay_s: float = 0,
         user_groups: Sequence[str] = (),
+        approval: str | None = None,
+        digest: str | None = None,
     ) -> Decision:
         self.decisions.append((incident_id, approve, actor, delay_s))
+        self.approvals.append((approval, digest))
         return "approved" if approve else "rejected"
 
     def cancel(self) -> None:
