@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from firebreak.access.responders import Responders
 from firebreak.bot.cards import escape, mention
 from firebreak.bot.slack_outbox import blocks_json
 from firebreak.incidents.feedback import FeedbackResult, Recorded
@@ -32,6 +33,38 @@ class Reply:
         if self.blocks:
             message["blocks"] = blocks_json(self.blocks)
         return message
+
+
+RESPONDERS_NAMED = 10
+
+
+def responders_text(found: Responders) -> str:
+    """Who the incident's responders are, as configured: `<@U0ALICE>, <!subteam^S0SRE>,
+    whoever is on call for it or was paged (<@U0BOB>)`."""
+    parts = [mention(n) for n in found.named[:RESPONDERS_NAMED]]
+    if found.on_call:
+        on_call = ", ".join(mention(t) for t in found.on_call[:RESPONDERS_NAMED])
+        parts.append(f"whoever is on call for it or was paged ({on_call})")
+    return ", ".join(parts) or "nobody yet"
+
+
+def not_a_responder(found: Responders, what: str) -> Reply:
+    """The refusal of an action by someone who is not one of the incident's responders."""
+    return Reply(
+        f":lock: Only responders of incident #{found.incident_id} may {what}: "
+        f"{responders_text(found)}. Nothing was changed.",
+        changed=False,
+    )
+
+
+def not_readable_here(found: Responders, channel: str | None) -> Reply:
+    """The refusal of `status` / `timeline` outside the incident's channel."""
+    where = f"only in its channel ({mention(channel)})" if channel else "only in its channel"
+    return Reply(
+        f":lock: You can read incident #{found.incident_id} {where}, or as one of its "
+        f"responders: {responders_text(found)}.",
+        changed=False,
+    )
 
 
 def missing(incident_id: int) -> Reply:
