@@ -67,12 +67,10 @@ class Access:
         self.policies = policies
         self.resolve_targets = resolve_targets
 
-    @property
-    def configured(self) -> bool:
-        return self.config is not None
-
     async def responders(self, incident_id: int) -> Responders | None:
-        """The incident's responders; None when there is no such incident."""
+        """The incident's responders; None when there is no such incident. Everything that
+        makes someone a responder is gathered here and only here: every check (Slack, the
+        write API) goes through this method."""
         if self.config is None:
             return Responders(incident_id, frozenset(), everyone=True)
         async with self.engine.connect() as conn:
