@@ -19,10 +19,19 @@ from sqlalchemy import Connection
 from firebreak.agents.context import Deps
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.state import InvestigationState
-from firebreak.incidents.notices import RemediationDecided, RemediationProposed
+from firebreak.incidents.notices import (
+    RemediationDecided,
+    RemediationProposed,
+    RemediationSuperseded,
+)
 from firebreak.remediation.flows import ApprovedRemediation
 from firebreak.store.incidents import record_event
-from firebreak.store.investigations import RunStatus, set_status
+from firebreak.store.investigations import (
+    RunStatus,
+    proposals_shown,
+    set_status,
+    supersede_waiting,
+)
 from firebreak.store.schemas import Analysis, EventType, RemediationProposal
 
 
@@ -34,26 +43,40 @@ def needs_approval(state: InvestigationState) -> Literal["propose_remediation", 
 async def propose_remediation(
     state: InvestigationState, runtime: GraphRuntime[Deps]
 ) -> dict[str, Any]:
+    """Record the proposal and ask for a decision; a proposal of an earlier run still waiting
+    is superseded in the same transaction (its message then says so), so only the newest can
+    be approved."""
     deps = runtime.context
     incident_id = state["incident_id"]
+    run_id = state["run_id"]
     proposal = _proposal(state)
 
-    def record(conn: Connection) -> None:
+    def record(conn: Connection) -> dict[str, Any]:
+        superseded = supersede_waiting(conn, incident_id, run_id)
         record_event(
             conn,
             incident_id,
             EventType.REMEDIATION_PROPOSED,
             FIREBREAK,
             f"Proposed remediation: {proposal.action}",
-            proposal.model_dump(mode="json"),
+            {**proposal.model_dump(mode="json"), "approval": run_id, "digest": proposal.digest()},
         )
-        set_status(conn, state["run_id"], RunStatus.AWAITING_APPROVAL)
+        set_status(conn, run_id, RunStatus.AWAITING_APPROVAL)
+        return proposals_shown(conn, incident_id, superseded)
 
-    await deps.writer.run(record)
+    for older, shown in (await deps.writer.run(record)).items():
+        deps.notifier.tell(
+            incident_id,
+            RemediationSuperseded(
+                approval=older,
+                proposal=RemediationProposal.model_validate(_fields(shown)),
+                superseded_by=run_id,
+            ),
+        )
     deps.notifier.tell(
         incident_id,
         RemediationProposed(
-            approval=state["run_id"],
+            approval=run_id,
             proposal=proposal,
             approve_later_s=deps.settings.approve_later_s,
         ),
@@ -74,7 +97,8 @@ async def apply_decision(state: InvestigationState, runtime: GraphRuntime[Deps])
     decision = state["decision"]
     proposal = _proposal(state)
     actor = str(decision["actor"])
-    approved = bool(decision["approve"])
+    # what the approver was shown must be what runs (checked before the decision was taken)
+    approved = bool(decision["approve"]) and decision.get("digest") == proposal.digest()
     delay_s = float(decision.get("delay_s", 0))
     kind = EventType.REMEDIATION_APPROVED if approved else EventType.REMEDIATION_REJECTED
     verb = "approved" if approved else "rejected"
@@ -86,7 +110,12 @@ async def apply_decision(state: InvestigationState, runtime: GraphRuntime[Deps])
             kind=kind,
             actor=actor,
             message=f"Remediation {proposal.action} {verb} by {actor}{when}",
-            data={"action": proposal.action, "delay_s": delay_s},
+            data={
+                "action": proposal.action,
+                "delay_s": delay_s,
+                "approval": state["run_id"],
+                "digest": proposal.digest(),
+            },
         )
     )
     if approved:
@@ -110,3 +139,8 @@ def _proposal(state: InvestigationState) -> RemediationProposal:
     proposal = Analysis.model_validate(state["analysis"]).remediation
     assert proposal is not None, "routed here only with a proposal"
     return proposal
+
+
+def _fields(shown: dict[str, Any]) -> dict[str, Any]:
+    """A REMEDIATION_PROPOSED event's data less what the event adds to the proposal."""
+    return {k: v for k, v in shown.items() if k not in ("approval", "digest")}

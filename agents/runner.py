@@ -10,9 +10,10 @@
   which heartbeats every HEARTBEAT_S; with several replicas on PostgreSQL a run is adopted
   only once its owner has been silent for STALE_AFTER_S, so no two replicas run one graph.
   On SQLite (one process) every unfinished run is adopted at start.
-- A remediation proposal pauses the run (`interrupt`). A human decision is first recorded on
-  the run (one winner among concurrent clicks), then resumes the graph; a decision recorded
-  before a crash is replayed at start.
+- A remediation proposal pauses the run (`interrupt`); a newer run's proposal supersedes it.
+  A human decision names the run and the proposal it was shown (its digest); it is first
+  recorded on that run (one winner among concurrent clicks), then resumes the graph; a
+  decision recorded before a crash is replayed at start.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -46,7 +47,7 @@ from firebreak.incidents.ports import Decision
 from firebreak.store import incidents, investigations
 from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.investigations import RunStatus
-from firebreak.store.schemas import EventType
+from firebreak.store.schemas import EventType, RemediationProposal
 from firebreak.tools.models import Evidence
 
 log = structlog.get_logger(__name__)
@@ -184,22 +185,53 @@ class InvestigationService:
         actor: str,
         delay_s: float = 0,
         user_groups: Sequence[str] = (),
+        approval: str | None = None,
+        digest: str | None = None,
     ) -> Decision:
+        """Decide on the proposal of run `approval`, only if it still waits and shows the
+        proposal `digest` names: a click on an older message never decides a newer one."""
         if not self._approvers.may_approve(actor, list(user_groups)):
             return "refused"
-        decision = {"approve": approve, "actor": actor, "delay_s": delay_s}
-        thread_id = await self._writer.run(
+        if not approval:
+            return "mismatch"
+        waiting = await self._waiting(incident_id, approval)
+        if waiting != "waiting":
+            return waiting
+        if digest is None or digest != await self._digest_of(approval):
+            return "mismatch"
+        decision = {"approve": approve, "actor": actor, "delay_s": delay_s, "digest": digest}
+        claimed = await self._writer.run(
             partial(
                 investigations.claim_decision,
+                thread_id=approval,
                 incident_id=incident_id,
                 decision=decision,
                 owner=self._owner,
             )
         )
-        if thread_id is None:
-            return "nothing_waiting"
-        await self._drive(incident_id, thread_id, Command(resume=decision))
+        if not claimed:  # another click, or a newer proposal, came first
+            outcome = await self._waiting(incident_id, approval)
+            return "decided" if outcome == "waiting" else outcome
+        await self._drive(incident_id, approval, Command(resume=decision))
         return "approved" if approve else "rejected"
+
+    async def _waiting(self, incident_id: int, thread_id: str) -> Decision | Literal["waiting"]:
+        """Whether run `thread_id` of the incident waits for a decision, else why not."""
+        async with self._deps.engine.connect() as conn:
+            run = await conn.run_sync(investigations.run_of, thread_id)
+        if run is None or run.incident_id != incident_id:
+            return "nothing_waiting"
+        if run.status is RunStatus.SUPERSEDED:
+            return "superseded"
+        if run.status is not RunStatus.AWAITING_APPROVAL:
+            return "decided"
+        return "waiting"
+
+    async def _digest_of(self, thread_id: str) -> str | None:
+        """The digest of the proposal run `thread_id` paused at, from its checkpoint."""
+        snapshot = await self._graph.aget_state(_thread(thread_id))
+        proposal = (snapshot.values.get("analysis") or {}).get("remediation")
+        return RemediationProposal.model_validate(proposal).digest() if proposal else None
 
     async def close(self) -> None:
         """Stop without losing anything: cut-short runs stay `running` and resume next start."""

@@ -50,6 +50,7 @@ from firebreak.incidents.notices import (
     RemediationFinished,
     RemediationProposed,
     RemediationScheduled,
+    RemediationSuperseded,
     RemediationVerified,
     Reminder,
     YouArePaged,
@@ -157,6 +158,7 @@ EVENT_EMOJI = {
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_FORMATTED_MENTION = re.compile(r"<@[UW][A-Z0-9]+>|<!subteam\^S[A-Z0-9]+>|<#[CG][A-Z0-9]+>")
 
 
 # ---------------------------------------------------------------------- text helpers
@@ -200,10 +202,12 @@ def _link(url: str, label: str) -> str:
 def mention(target: str) -> str:
     """``U…``/``W…`` -> ``<@U…>``, ``S…`` -> ``<!subteam^S…>``, ``C…``/``G…`` -> ``<#C…>``.
 
-    Already-formatted mentions pass through; anything else is escaped text.
+    An already-formatted mention of one user, group or channel passes through; anything else
+    (`<!channel>`, `<!here>`, a link, a name someone typed) is escaped text, because actors
+    come from API callers and schedules, not only from configuration.
     """
     target = target.strip()
-    if target.startswith("<") and target.endswith(">"):
+    if _FORMATTED_MENTION.fullmatch(target):
         return target
     if re.fullmatch(r"[UW][A-Z0-9]+", target):
         return f"<@{target}>"
@@ -921,11 +925,14 @@ POSTMORTEM_MESSAGE_MAX = MarkdownBlock.text_max_length  # longer drafts go out a
 
 def postmortem_message(incident_id: int, markdown: str) -> Message | None:
     """A postmortem draft as one thread message (a Markdown block), or None when it is too
-    long for one (it is then shared as a file)."""
-    if len(markdown) > POSTMORTEM_MESSAGE_MAX:
+    long for one (it is then shared as a file). The draft quotes alert labels, notes, log
+    lines and the model's words, and Slack reads `<!channel>` or `<@U…>` in a Markdown block
+    too: it is escaped like every other text Firebreak shows."""
+    text = escape(markdown)
+    if len(text) > POSTMORTEM_MESSAGE_MAX:
         return None
     fallback = _fallback(f"Postmortem draft for incident #{incident_id}")
-    return fallback, [MarkdownBlock(text=markdown)]
+    return fallback, [MarkdownBlock(text=text)]
 
 
 def postmortem_comment(incident_id: int) -> str:
@@ -950,32 +957,45 @@ def _execution_label(analysis: Analysis) -> str:
 # ---------------------------------------------------------------------- remediation
 
 
-def remediation_value(incident_id: int, action: str) -> str:
-    """The button value for Approve / Reject: ``{"incident_id": 7, "action": "restart"}``."""
-    value = json.dumps({"incident_id": incident_id, "action": action}, separators=(",", ":"))
-    if len(value) > BUTTON_VALUE_MAX:  # an absurd action name: the incident id is enough
-        value = json.dumps({"incident_id": incident_id}, separators=(",", ":"))
-    return value
+@dataclass(frozen=True)
+class ApprovalTarget:
+    """What an Approve / Reject button decides: the run whose proposal it shows and that
+    proposal's digest (`RemediationProposal.digest`). None where a button predates them."""
+
+    incident_id: int
+    approval: str | None
+    digest: str | None
 
 
-def parse_remediation_value(value: str) -> tuple[int, str | None]:
-    """Inverse of ``remediation_value``; also accepts ``"7:restart"`` and ``"7"``."""
+def remediation_value(incident_id: int, approval: str, proposal: RemediationProposal) -> str:
+    """The Approve / Reject buttons' value, binding the click to the proposal shown:
+    ``{"incident_id": 7, "approval": "inv-7-…", "digest": "…"}``."""
+    value = {"incident_id": incident_id, "approval": approval, "digest": proposal.digest()}
+    return json.dumps(value, separators=(",", ":"))
+
+
+def parse_remediation_value(value: str) -> ApprovalTarget:
+    """Inverse of ``remediation_value``; a value without a run or digest (``"7"``, or an older
+    ``{"incident_id": 7, "action": …}``) names only its incident. ValueError when malformed."""
     try:
         data = json.loads(value)
     except ValueError:
-        data = None
-    if isinstance(data, dict):
-        return int(data["incident_id"]), data.get("action")
-    if isinstance(data, int):
-        return data, None
-    incident_id, _, action = value.partition(":")
-    return int(incident_id), action or None
+        data = value.partition(":")[0]
+    if not isinstance(data, dict):
+        return ApprovalTarget(int(data), None, None)
+    approval, digest = data.get("approval"), data.get("digest")
+    return ApprovalTarget(
+        int(data["incident_id"]),
+        approval if isinstance(approval, str) else None,
+        digest if isinstance(digest, str) else None,
+    )
 
 
 def remediation_blocks(
     incident_id: int,
     proposal: RemediationProposal,
     *,
+    approval: str,
     decision: str | None = None,
     approve_later_s: float | None = None,
 ) -> list[Block]:
@@ -998,7 +1018,7 @@ def remediation_blocks(
     if decision is not None:
         blocks.append(_context(decision))
         return blocks
-    value = remediation_value(incident_id, proposal.action)
+    value = remediation_value(incident_id, approval, proposal)
     blocks.append(
         ActionsBlock(
             block_id=REMEDIATION_ACTIONS_BLOCK,
@@ -1038,6 +1058,7 @@ def remediation_card(
     incident_id: int,
     proposal: RemediationProposal,
     *,
+    approval: str,
     decision: str | None = None,
     approve_later_s: float | None = None,
 ) -> tuple[str, list[Block]]:
@@ -1045,7 +1066,11 @@ def remediation_card(
     state = f" — {decision}" if decision else " — approve or reject"
     fallback = _fallback(f"Proposed remediation for #{incident_id}: {proposal.action}{state}")
     blocks = remediation_blocks(
-        incident_id, proposal, decision=decision, approve_later_s=approve_later_s
+        incident_id,
+        proposal,
+        approval=approval,
+        decision=decision,
+        approve_later_s=approve_later_s,
     )
     return fallback, _bounded(blocks)
 
@@ -1096,6 +1121,11 @@ def reminder_text(incident_id: int, notice: Reminder) -> str:
 
 
 # ---------------------------------------------------------------------- remediation runs
+
+
+SUPERSEDED = (
+    ":fast_forward: Superseded by a newer proposal in this thread; this one can no longer run."
+)
 
 
 def remediation_decision_text(notice: RemediationDecided) -> str:
@@ -1180,11 +1210,20 @@ def notice_message(
             return _said(reminder_text(incident_id, notice))
         case RemediationProposed():
             return remediation_card(
-                incident_id, notice.proposal, approve_later_s=notice.approve_later_s
+                incident_id,
+                notice.proposal,
+                approval=notice.approval,
+                approve_later_s=notice.approve_later_s,
             )
         case RemediationDecided():
             decision = remediation_decision_text(notice)
-            return remediation_card(incident_id, notice.proposal, decision=decision)
+            return remediation_card(
+                incident_id, notice.proposal, approval=notice.approval, decision=decision
+            )
+        case RemediationSuperseded():
+            return remediation_card(
+                incident_id, notice.proposal, approval=notice.approval, decision=SUPERSEDED
+            )
         case RemediationScheduled():
             return _said(remediation_scheduled_text(notice))
         case RemediationFinished():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from firebreak.access.responders import Responders
 from firebreak.bot.cards import escape, mention
 from firebreak.bot.slack_outbox import blocks_json
 from firebreak.incidents.feedback import FeedbackResult, Recorded
@@ -32,6 +33,38 @@ class Reply:
         if self.blocks:
             message["blocks"] = blocks_json(self.blocks)
         return message
+
+
+RESPONDERS_NAMED = 10
+
+
+def responders_text(found: Responders) -> str:
+    """Who the incident's responders are, as configured: `<@U0ALICE>, <!subteam^S0SRE>,
+    whoever is on call for it or was paged (<@U0BOB>)`."""
+    parts = [mention(n) for n in found.named[:RESPONDERS_NAMED]]
+    if found.on_call:
+        on_call = ", ".join(mention(t) for t in found.on_call[:RESPONDERS_NAMED])
+        parts.append(f"whoever is on call for it or was paged ({on_call})")
+    return ", ".join(parts) or "nobody yet"
+
+
+def not_a_responder(found: Responders, what: str) -> Reply:
+    """The refusal of an action by someone who is not one of the incident's responders."""
+    return Reply(
+        f":lock: Only responders of incident #{found.incident_id} may {what}: "
+        f"{responders_text(found)}. Nothing was changed.",
+        changed=False,
+    )
+
+
+def not_readable_here(found: Responders, channel: str | None) -> Reply:
+    """The refusal of `status` / `timeline` outside the incident's channel."""
+    where = f"only in its channel ({mention(channel)})" if channel else "only in its channel"
+    return Reply(
+        f":lock: You can read incident #{found.incident_id} {where}, or as one of its "
+        f"responders: {responders_text(found)}.",
+        changed=False,
+    )
 
 
 def missing(incident_id: int) -> Reply:
@@ -98,6 +131,20 @@ def declared(incident_id: int, title: str, channel: str) -> Reply:
     )
 
 
+STALE_DECISIONS = {
+    "nothing_waiting": "No remediation on incident #{i} is waiting for a decision.",
+    "superseded": (
+        ":fast_forward: This proposal for incident #{i} was superseded by a newer one, so "
+        "nothing was done. Decide on the latest proposal in the thread."
+    ),
+    "decided": "This proposal for incident #{i} was already decided, so nothing was done.",
+    "mismatch": (
+        ":warning: This button does not match the proposal waiting on incident #{i}, so "
+        "nothing was done. Decide on the latest proposal in the thread."
+    ),
+}
+
+
 def decided(decision: Decision, incident_id: int, approvers: list[str]) -> str:
     if decision == "refused":
         who = ", ".join(mention(a) for a in approvers[:10])
@@ -105,8 +152,8 @@ def decided(decision: Decision, incident_id: int, approvers: list[str]) -> str:
             "Sorry, you are not allowed to approve remediations for this bot. "
             f"Please ask one of: {who}."
         )
-    if decision == "nothing_waiting":
-        return f"No remediation on incident #{incident_id} is waiting for a decision."
+    if decision in STALE_DECISIONS:
+        return STALE_DECISIONS[decision].format(i=incident_id)
     verb = "Approved" if decision == "approved" else "Rejected"
     return f"{verb}. The decision is recorded on incident #{incident_id}'s timeline."
 

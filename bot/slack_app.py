@@ -13,10 +13,12 @@ notifier while the Bolt app speaks to everything else: `build_notifier` first, t
   (``firebreak demo``'s button click, a local curl) run the real handlers.
 
 Slack retries an Events API delivery it thinks failed (``X-Slack-Retry-Num``) with the same
-``event_id``. A global middleware records each ``event_id`` in the store (``INSERT … ON
-CONFLICT DO NOTHING``) before any listener runs, and acknowledges repeats without handling
-them: replicas behind one load balancer share the table, so a retry that lands on another
-replica is still caught, and so is one that arrives after a restart.
+``event_id``; a double-clicked button arrives twice with the same ``trigger_id``, and a
+replayed slash command repeats its ``trigger_id``. A global middleware records each
+delivery's key (`delivery_key`) in the store (``INSERT … ON CONFLICT DO NOTHING``) before any
+listener runs, and acknowledges repeats without handling them: replicas behind one load
+balancer share the table, so a retry that lands on another replica is still caught, and so is
+one that arrives after a restart.
 """
 
 from __future__ import annotations
@@ -195,14 +197,12 @@ def build_bolt_app(
     )
 
     @app.middleware
-    async def once_per_event(body: dict[str, Any], next: Any) -> BoltResponse | None:
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id:
-            first = await handlers.writer.run(
-                partial(slack_store.first_delivery, key=f"event:{event_id}")
-            )
+    async def once_per_delivery(body: dict[str, Any], next: Any) -> BoltResponse | None:
+        key = delivery_key(body)
+        if key:
+            first = await handlers.writer.run(partial(slack_store.first_delivery, key=key))
             if not first:
-                log.info("duplicate Slack delivery ignored", event_id=event_id)
+                log.info("duplicate Slack delivery ignored", key=key)
                 return BoltResponse(status=200, body="")
         return await next()
 
@@ -215,6 +215,27 @@ def build_bolt_app(
         await ack()
 
     return app
+
+
+def delivery_key(body: dict[str, Any]) -> str | None:
+    """What one interaction is known by across its deliveries, or None (not de-duplicated).
+
+    An Events API retry repeats its `event_id`. A double click on a button sends the same
+    `trigger_id` and `action_ts` twice, and a replayed slash command repeats its `trigger_id`:
+    without this, a double-clicked Escalate would page two levels. A deliberate second click
+    is a new interaction (a new `trigger_id`) and acts again.
+    """
+    kind = body.get("type")
+    if kind == "event_callback":
+        return f"event:{body['event_id']}" if body.get("event_id") else None
+    if kind == "block_actions":
+        action = (body.get("actions") or [{}])[0]
+        once = body.get("trigger_id") or action.get("action_ts")
+        user = (body.get("user") or {}).get("id")
+        return f"action:{user}:{action.get('action_id')}:{once}" if once else None
+    if body.get("command") and body.get("trigger_id"):
+        return f"command:{body.get('user_id')}:{body['trigger_id']}"
+    return None
 
 
 class SocketMode:

@@ -9,11 +9,17 @@ answers use ``response_url`` (after the acknowledgement), and the Wrong button o
 with ``views.open`` directly (its ``trigger_id`` lasts 3 s: no outbox could keep it). What a
 person can do is the same from every surface: the listeners call `incidents.flows.IncidentOps`
 (and `incidents.feedback.FeedbackOps`) and word its outcome (bot/replies.py).
+
+Who may act on an incident is `access.responders` (access/responders.py): each action checks
+it first (`responders_only`) and a refusal changes nothing. Reading (`status`, `timeline`,
+`list`) is open in the incident's channel and to its responders anywhere; `@firebreak` is
+answered only in the incident's thread. Approvals follow `remediation.approvers` instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from firebreak.access.responders import Access, GroupMembers
 from firebreak.bot import cards, replies
 from firebreak.bot.config import SlackConfig
 from firebreak.bot.oncall_messages import oncall_text, unknown_schedule_text
@@ -50,6 +57,24 @@ _ID = re.compile(r"^#?(\d{1,18})$")
 
 Answer = Callable[..., Awaitable[None]]
 ById = Callable[[int, str], Coroutine[Any, Any, Reply]]
+READS = ("status", "timeline")  # open in the incident's channel, and to responders anywhere
+
+
+def responders_only(what: str) -> Callable[[Any], Any]:
+    """The decorated action (`self, incident_id, user, …`) runs only for the incident's
+    responders (`access.responders`); anyone else is answered why, and nothing changes."""
+
+    def wrap(act: Any) -> Any:
+        @functools.wraps(act)
+        async def guarded(self: Handlers, incident_id: int, user: str, *args: Any) -> Reply:
+            refused = await self.access.may_act(user, incident_id)
+            if refused is not None:
+                return replies.not_a_responder(refused, what)
+            return await act(self, incident_id, user, *args)
+
+        return guarded
+
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -68,18 +93,24 @@ class Handlers:
     silences: SilenceOps  # Silence / Unsilence, `/incident silence|unsilence`
     postmortems: Postmortems  # `/incident postmortem ID`
     feedback: FeedbackOps  # the RCA reply's Correct / Wrong
+    access: Access  # who may act on an incident, and read it where
+    groups: GroupMembers  # Slack user groups' members (cached), for approvers
 
     # ------------------------------------------------------------------ the actions, worded
 
+    @responders_only("acknowledge it")
     async def acknowledge(self, incident_id: int, user: str) -> Reply:
         return replies.acknowledged(await self.ops.acknowledge(incident_id, user))
 
+    @responders_only("resolve it")
     async def resolve(self, incident_id: int, user: str) -> Reply:
         return replies.resolved(await self.ops.resolve(incident_id, user))
 
+    @responders_only("escalate it")
     async def escalate(self, incident_id: int, user: str) -> Reply:
         return replies.escalated(await self.ops.escalate(incident_id, user))
 
+    @responders_only("re-investigate it")
     async def investigate(self, incident_id: int, user: str) -> Reply:
         return replies.investigating(await self.ops.investigate(incident_id, user))
 
@@ -96,10 +127,12 @@ class Handlers:
         text, blocks = await self.notifier.render_card(incident)
         return Reply(text, blocks)
 
+    @responders_only("silence it")
     async def silence(self, incident_id: int, user: str, duration: str) -> Reply:
         outcome = await self.silences.silence(incident_id, duration, user)
         return silence_reply(outcome, self.config.command)
 
+    @responders_only("unsilence it")
     async def unsilence(self, incident_id: int, user: str) -> Reply:
         return silence_reply(await self.silences.unsilence(incident_id, user), self.config.command)
 
@@ -120,29 +153,54 @@ class Handlers:
             cards.timeline_blocks(events),
         )
 
-    async def list_open(self) -> Reply:
+    async def read(self, sub: str, incident_id: int, user: str, channel: str) -> Reply:
+        """`status` or `timeline`: in the incident's channel, or for its responders."""
+        refused = await self.access.may_read(user, incident_id, channel)
+        if refused is not None:
+            card = await self.access.card_channel(incident_id)
+            return replies.not_readable_here(refused, card)
+        return await (self.status if sub == "status" else self.timeline)(incident_id, user)
+
+    async def list_open(self, user: str = "", channel: str = "") -> Reply:
+        """The open incidents `user` may read from `channel`."""
         async with self.engine.connect() as conn:
             found = [
                 *await incidents.list_incidents(conn, IncidentStatus.TRIGGERED),
                 *await incidents.list_incidents(conn, IncidentStatus.ACKNOWLEDGED),
             ]
+        readable = await self.access.readable(user, [i.id for i in found], channel)
+        found = [i for i in found if i.id in readable]
         found.sort(key=lambda i: i.id, reverse=True)
         text = f"{len(found)} open incident(s)" if found else "No open incidents."
         return Reply(text, cards.incident_list_blocks(found))
 
     async def decide(
-        self, incident_id: int, user: str, approve: bool, delay_s: float, client: Any
+        self, target: cards.ApprovalTarget, user: str, approve: bool, delay_s: float
     ) -> str:
-        groups = await _user_groups(client, user, self.approvers)
+        """Approve or reject exactly the proposal on the message clicked (its run and digest).
+        Who may is `remediation.approvers`, not the responders."""
+        incident_id = target.incident_id
+        groups = [
+            group
+            for group in self.approvers
+            if group.startswith("S") and user in await self.groups.members(group)
+        ]
         try:
             decision = await self.investigations.decide_remediation(
-                incident_id, approve=approve, actor=user, delay_s=delay_s, user_groups=groups
+                incident_id,
+                approve=approve,
+                actor=user,
+                delay_s=delay_s,
+                user_groups=groups,
+                approval=target.approval,
+                digest=target.digest,
             )
         except Exception as exc:
             log.exception("remediation decision failed", incident_id=incident_id)
             return f":x: The decision could not be recorded ({type(exc).__name__})."
         return replies.decided(decision, incident_id, self.approvers)
 
+    @responders_only("draft its postmortem")
     async def postmortem(self, incident_id: int, user: str) -> Reply:
         """Draft the postmortem and post it in the incident's thread (a file when long)."""
         if self.postmortems is None:
@@ -170,14 +228,20 @@ class Handlers:
 
     async def confirm(self, incident_id: int, run_id: str, user: str) -> Reply:
         """Correct: recorded at once; the RCA reply then shows "Confirmed by" to everyone."""
+        refused = await self.access.may_act(user, incident_id)
+        if refused is not None:
+            return replies.not_a_responder(refused, JUDGE)
         done = await self.feedback.give(incident_id, Verdict.CORRECT, user, run_id=run_id)
         return replies.feedback_given(done, incident_id)
 
     async def ask_actual_cause(
-        self, incident_id: int, run_id: str, trigger_id: str, client: Any
+        self, incident_id: int, run_id: str, user: str, trigger_id: str, client: Any
     ) -> Reply | None:
         """Wrong: opens the form asking for the actual cause; a Reply instead when the
-        analysis can no longer be judged (replaced by a newer one)."""
+        analysis can no longer be judged (replaced by a newer one) or not by `user`."""
+        not_theirs = await self.access.may_act(user, incident_id)
+        if not_theirs is not None:
+            return replies.not_a_responder(not_theirs, JUDGE)
         refused = await self.feedback.refusal(incident_id, run_id)
         if refused is not None:
             text = replies.feedback_refused(refused, incident_id) or ""
@@ -193,6 +257,8 @@ class Handlers:
         self, incident_id: int, run_id: str, user: str, cause: str
     ) -> str | None:
         """The form's submission: None when recorded, else why not (the field's error)."""
+        if await self.access.may_act(user, incident_id) is not None:
+            return f"Only responders of incident #{incident_id} may {JUDGE}."
         done = await self.feedback.give(incident_id, Verdict.WRONG, user, cause, run_id=run_id)
         return replies.feedback_refused(done.result, incident_id)
 
@@ -209,6 +275,9 @@ class Handlers:
             "unsilence": self.unsilence,
             "postmortem": self.postmortem,
         }
+
+
+JUDGE = "judge its analysis"
 
 
 def register(app: AsyncApp, handlers: Handlers) -> None:
@@ -247,6 +316,7 @@ def _register_command(app: AsyncApp, handlers: Handlers) -> None:
     @app.command(command_name)
     async def on_command(ack: Answer, command: dict[str, Any], respond: Answer) -> None:
         user = command.get("user_id") or "unknown"
+        channel = command.get("channel_id") or ""
         sub, _, rest = (command.get("text") or "").strip().partition(" ")
         sub, rest = sub.lower(), rest.strip()
 
@@ -256,7 +326,7 @@ def _register_command(app: AsyncApp, handlers: Handlers) -> None:
         if sub in ("", "help"):
             await say(cards.help_text(command_name))
         elif sub == "list":
-            await _quick(handlers.list_open(), ack, respond, what="list")
+            await _quick(handlers.list_open(user, channel), ack, respond, what="list")
         elif sub == "declare":
             if not rest:
                 await say(cards.usage_text(command_name, "declare TITLE"))
@@ -281,8 +351,12 @@ def _register_command(app: AsyncApp, handlers: Handlers) -> None:
             elif incident_id is None:
                 await say(cards.no_incident_text(command_name, rest))
             else:
-                work = _or_unknown(by_id[sub](incident_id, user), command_name, rest)
-                await _quick(work, ack, respond, what=sub)
+                run = (
+                    handlers.read(sub, incident_id, user, channel)
+                    if sub in READS
+                    else by_id[sub](incident_id, user)
+                )
+                await _quick(_or_unknown(run, command_name, rest), ack, respond, what=sub)
         else:
             await say(cards.unknown_command_text(command_name, sub))
 
@@ -390,13 +464,13 @@ def _register_feedback(app: AsyncApp, handlers: Handlers) -> None:
     @app.action(cards.ACTION_FEEDBACK_WRONG)
     async def on_wrong(ack: Answer, body: dict[str, Any], respond: Answer, client: Any) -> None:
         await ack()
-        _user, raw = _clicked(body)
+        user, raw = _clicked(body)
         target = await _feedback_target(raw, respond)
         if target is None:
             return
         trigger_id = str(body.get("trigger_id") or "")
         try:
-            refused = await handlers.ask_actual_cause(*target, trigger_id, client)
+            refused = await handlers.ask_actual_cause(*target, user, trigger_id, client)
         except Exception as exc:
             log.exception("could not open the actual-cause form", incident_id=target[0])
             refused = Reply(f":x: The form did not open ({type(exc).__name__}). Try again.")
@@ -467,30 +541,16 @@ def _register_decision(
     app: AsyncApp, handlers: Handlers, action_id: str, approve: bool, delay_s: float
 ) -> None:
     @app.action(action_id)
-    async def on_decision(ack: Answer, body: dict[str, Any], respond: Answer, client: Any) -> None:
+    async def on_decision(ack: Answer, body: dict[str, Any], respond: Answer) -> None:
         await ack()
         user, raw = _clicked(body)
         try:
-            incident_id, _action = cards.parse_remediation_value(raw)
+            target = cards.parse_remediation_value(raw)
         except (ValueError, KeyError, TypeError):
             await _respond(respond, {"text": "That button carries no incident."})
             return
-        text = await handlers.decide(incident_id, user, approve, delay_s, client)
+        text = await handlers.decide(target, user, approve, delay_s)
         await _respond(respond, {"text": text, "response_type": "ephemeral"})
-
-
-async def _user_groups(client: Any, user: str, approvers: list[str]) -> list[str]:
-    """The user groups among ``approvers`` that ``user`` belongs to (usergroups:read)."""
-    found: list[str] = []
-    for group in (a for a in approvers if a.startswith("S")):
-        try:
-            response = await client.usergroups_users_list(usergroup=group)
-        except Exception:
-            log.warning("could not read a user group", group=group, exc_info=True)
-            continue
-        if user in (response.get("users") or []):
-            found.append(group)
-    return found
 
 
 # ---------------------------------------------------------------------- @firebreak in a thread

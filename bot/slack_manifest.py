@@ -19,7 +19,7 @@ BOT_SCOPES = [
     "im:write",
     "users:read",
     "users:read.email",  # on-call people given as e-mail addresses (users.lookupByEmail)
-    "usergroups:read",
+    "usergroups:read",  # responders and approvers named by user group (usergroups.users.list)
 ]
 BOT_EVENTS = ["app_mention"]
 

@@ -15,7 +15,9 @@ This module only checks the request and shapes the answer.
 Answers: the incident JSON (as `GET /api/v1/incidents/{id}`), 200 also when nothing changed
 (a repeated acknowledge or resolve is a no-op); 401 without the API token; 404 for an unknown
 incident; 400 for a body that is not JSON, 422 for JSON of the wrong shape (both naming the
-problem); 413 over `server.max_body_bytes`. Bad input never reaches the domain. Feedback
+problem); 413 over `server.max_body_bytes`; 403 (`forbidden`) when `access` is configured
+and `by` is not one of the incident's responders (the API token acts as `by`, and `by` may do
+what that person may do in Slack). Bad input never reaches the domain. Feedback
 (`incidents.feedback.FeedbackOps`, the RCA reply's Correct / Wrong) answers 409 when there is
 no analysis to judge (`no_analysis`) or `run_id` names one a newer analysis replaced
 (`superseded`); repeating the latest verdict changes nothing.
@@ -41,6 +43,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from firebreak.access.responders import Responders
 from firebreak.bot import auth
 from firebreak.bot.api import path_incident_id
 from firebreak.bot.errors import PayloadTooLarge, error_response, read_body, validation_response
@@ -128,6 +131,8 @@ async def feedback(request: Request) -> JSONResponse:
     if isinstance(parsed, JSONResponse):
         return parsed
     runtime, incident_id, body = parsed
+    if (refused := await _not_a_responder(runtime, incident_id, body.by, JUDGE)) is not None:
+        return refused
     done = await runtime.feedback.give(
         incident_id, body.verdict, body.by, body.actual_cause, run_id=body.run_id
     )
@@ -166,6 +171,8 @@ async def _act(
     if isinstance(parsed, JSONResponse):
         return parsed
     runtime, incident_id, body = parsed
+    if (refused := await _not_a_responder(runtime, incident_id, body.by, WHAT[action])) is not None:
+        return refused
     outcome = await operation(runtime.incidents, incident_id, body)
     if outcome.result is Result.MISSING:
         return _not_found(request)
@@ -178,6 +185,29 @@ async def _act(
         escalation=outcome.escalation.result if outcome.escalation else None,
     )
     return await _incident_answer(request, runtime, incident_id)
+
+
+JUDGE = "judge its analysis"
+WHAT = {
+    "acknowledge": "acknowledge it",
+    "escalate": "escalate it",
+    "resolve": "resolve it",
+    "note": "add notes to it",
+}
+
+
+async def _not_a_responder(
+    runtime: Any, incident_id: int, by: str, what: str
+) -> JSONResponse | None:
+    """403 when `access` is configured and `by` is not one of the incident's responders: the
+    API token acts as `by`, and `by` may do what it may do in Slack. None: go ahead (an
+    unknown incident is answered 404 by the action itself)."""
+    found = await runtime.access.may_act(by, incident_id)
+    if found is None:
+        return None
+    log.info("incident action refused via the API", incident_id=incident_id, actor=by, what=what)
+    detail = f"only responders of incident #{incident_id} may {what}: {responders_list(found)}"
+    return error_response(403, "forbidden", detail)
 
 
 async def _parsed(request: Request, model: type[B]) -> tuple[Any, int, B] | JSONResponse:
@@ -214,3 +244,11 @@ async def _incident_answer(request: Request, runtime: Any, incident_id: int) -> 
 
 def _not_found(request: Request) -> JSONResponse:
     return error_response(404, "not_found", f"no incident {request.path_params['incident_id']}")
+
+
+def responders_list(found: Responders) -> str:
+    """The responders as plain ids: `U0ALICE, S0SRE, on call or paged: U0BOB`."""
+    parts = list(found.named)
+    if found.on_call:
+        parts.append("on call or paged: " + ", ".join(found.on_call))
+    return ", ".join(parts) or "nobody yet"

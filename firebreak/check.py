@@ -37,6 +37,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.text import Text
 
+from firebreak.access.config import OPEN as ACCESS_OPEN
 from firebreak.config import Config, ConfigError, Secrets, load_config, resolve_config_path
 from firebreak.tools import kubernetes
 from firebreak.tools.alertmanager import AlertmanagerClient, AlertmanagerConfig, AlertmanagerError
@@ -398,7 +399,15 @@ async def run_checks(config: Config, secrets: Secrets, config_line: str) -> list
         results = await asyncio.gather(
             *(_run(name, make, redactor, where) for name, where, make in jobs)
         )
-    return [CheckResult("config", True, config_line), *results]
+    return [CheckResult("config", True, config_line), access_result(config), *results]
+
+
+def access_result(config: Config) -> CheckResult:
+    """Who may act, said once: open to everyone without an `access` section (not a failure:
+    it is how Firebreak behaved before the section existed)."""
+    if config.access is None:
+        return CheckResult("access", True, ACCESS_OPEN)
+    return CheckResult("access", True, "responders: " + ", ".join(config.access.responders))
 
 
 def print_results(results: list[CheckResult], console: Console) -> None:

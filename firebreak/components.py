@@ -16,10 +16,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import structlog
 
+from firebreak.access.responders import Access
 from firebreak.agents.context import Deps, Settings
 from firebreak.agents.graph import build_graph
 from firebreak.agents.postmortem import PostmortemService
@@ -35,6 +37,7 @@ from firebreak.bot.slack_app import (
     follow_incidents,
     serves_http,
 )
+from firebreak.bot.slack_groups import SlackGroups
 from firebreak.bot.slack_handlers import Handlers
 from firebreak.bot.slack_http import BoltHttpHandler
 from firebreak.bot.slack_outbox import OutboxNotifier
@@ -260,6 +263,14 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             time_to_resolve=metrics.time_to_resolve,
         )
         feedback = FeedbackOps(engine=engine, writer=writer, bus=bus, notifier=notifier)
+        groups = SlackGroups(slack_client(outbox))
+        access = Access(
+            config.access,
+            engine=engine,
+            groups=groups,
+            policies=config.escalation.policies,
+            resolve_targets=oncall.resolve_targets,
+        )
 
         readiness: dict[str, Readiness] = {"scheduler": scheduler.readiness}
         slack_handler = None
@@ -279,6 +290,8 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 silences=silences,
                 postmortems=postmortems,
                 feedback=feedback,
+                access=access,
+                groups=groups,
             )
             if config.slack.mode == "socket":
                 socket = SocketMode(
@@ -310,6 +323,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             breakers=breakers,
             oncall=oncall,
             silences=silences,
+            access=access,
             slack_handler=slack_handler,
             readiness_checks=readiness,
         )
@@ -376,12 +390,17 @@ def breaker_board(config: Config, metrics: Metrics, overrides: BreakerOverrides)
     return board
 
 
-def email_lookup(outbox: OutboxNotifier | None) -> LookupEmail | None:
-    """Slack's `users.lookupByEmail` through the Slack transport's own client (token, base
-    URL, retry handlers), for iCal schedules naming people by e-mail; None in console mode or
-    when a caller brought its own notifier."""
+def slack_client(outbox: OutboxNotifier | None) -> Any | None:
+    """The Slack transport's own client (token, base URL, retry handlers); None in console
+    mode or when a caller brought its own notifier."""
     transport = outbox.transport if outbox is not None else None
-    return slack_email_lookup(transport.client) if isinstance(transport, SlackTransport) else None
+    return transport.client if isinstance(transport, SlackTransport) else None
+
+
+def email_lookup(outbox: OutboxNotifier | None) -> LookupEmail | None:
+    """Slack's `users.lookupByEmail`, for iCal schedules naming people by e-mail."""
+    client = slack_client(outbox)
+    return slack_email_lookup(client) if client is not None else None
 
 
 async def _refresh_forever(oncall: OnCall, interval_s: float) -> None:

@@ -34,6 +34,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from firebreak.access.config import AccessConfig
 from firebreak.bot.config import SlackConfig
 from firebreak.config_hints import unknown_key_message
 from firebreak.escalation.config import EscalationConfig
@@ -91,6 +92,7 @@ class Config(BaseSettings):
     schedules: Schedules = []
     routing: Routing = []
     alertmanager: AlertmanagerConfig | None = None
+    access: AccessConfig | None = None  # None: everyone may act on every incident
 
     @model_validator(mode="after")
     def _schedule_targets_exist(self) -> Config:

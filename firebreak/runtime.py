@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from firebreak.access.responders import Access
 from firebreak.bot.slack_outbox import OutboxNotifier
 from firebreak.config import Config, Secrets
 from firebreak.escalation.flows import EscalationService
@@ -57,6 +58,7 @@ class Runtime:
     breakers: BreakerBoard  # every dependency's circuit breaker (tools/breaker.py)
     oncall: OnCall  # the schedules: who is on call (oncall/service.py)
     silences: SilenceOps  # Alertmanager silences of incidents (incidents/silences.py)
+    access: Access  # who may act on an incident (`access.responders`; access/responders.py)
     # POST /slack/events, when Slack runs in HTTP mode (or console mode with a signing secret)
     slack_handler: SlackHandler | None
     readiness_checks: dict[str, Readiness]

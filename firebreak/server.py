@@ -19,6 +19,7 @@ import sys
 import structlog
 import uvicorn
 
+from firebreak.access.config import OPEN as ACCESS_OPEN
 from firebreak.app import create_app
 from firebreak.components import Parts
 from firebreak.config import Config, Secrets
@@ -68,6 +69,8 @@ def serve(config: Config, secrets: Secrets) -> int:
     configure_logging(scrub=redact_processor(redactor))
     for warning in open_to_the_network(config, secrets):
         log.warning(warning + " (set it, or server.host: 127.0.0.1 to listen on this machine only)")
+    if config.access is None:
+        log.warning(ACCESS_OPEN)
     app = create_app(config, secrets, Parts(redactor=redactor))
     server = uvicorn.Server(
         uvicorn.Config(

@@ -121,6 +121,24 @@ class RemediationDecided(_Notice):
         return approval_key(self.approval)
 
 
+class RemediationSuperseded(_Notice):
+    """A newer proposal replaced this one: its approval message is updated in place to say so
+    (its buttons go), and nothing is posted if it has none."""
+
+    kind: Literal["remediation_superseded"] = "remediation_superseded"
+    approval: str
+    proposal: RemediationProposal
+    superseded_by: str  # the newer proposal's approval
+
+    @property
+    def key(self) -> str:
+        return approval_key(self.approval)
+
+    @property
+    def update_only(self) -> bool:
+        return True
+
+
 class RemediationScheduled(_Notice):
     kind: Literal["remediation_scheduled"] = "remediation_scheduled"
     action: str
@@ -158,6 +176,7 @@ Notice = Annotated[
     | Reminder
     | RemediationProposed
     | RemediationDecided
+    | RemediationSuperseded
     | RemediationScheduled
     | RemediationFinished
     | RemediationVerified,

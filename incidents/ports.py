@@ -32,9 +32,12 @@ class Notifier(Protocol):
         """Say `notice` to one user directly (escalation pages)."""
 
 
-Decision = Literal["approved", "rejected", "refused", "nothing_waiting"]
-"""What became of a remediation decision: recorded, refused (not an approver), or there was no
-proposal waiting."""
+Decision = Literal[
+    "approved", "rejected", "refused", "nothing_waiting", "superseded", "decided", "mismatch"
+]
+"""What became of a remediation decision: recorded; refused (not an approver); no such proposal
+waiting; its proposal was superseded by a newer one or already decided; or what the button
+showed does not match the proposal waiting (nothing changes in the last five)."""
 
 
 class Investigations(Protocol):
@@ -58,9 +61,13 @@ class Investigations(Protocol):
         actor: str,
         delay_s: float = 0,
         user_groups: Sequence[str] = (),
+        approval: str | None = None,
+        digest: str | None = None,
     ) -> Decision:
-        """Resume the paused investigation with a human decision. `user_groups` are the
-        actor's Slack user groups, for group-based approvers."""
+        """Resume the paused investigation `approval` (the proposal's run) with a human
+        decision on the proposal whose `RemediationProposal.digest()` is `digest`: what the
+        person was shown. `user_groups` are the actor's Slack user groups, for group-based
+        approvers."""
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,15 @@ from typing import Any
 from sqlalchemy import Connection, insert, or_, select, update
 
 from firebreak.store.incidents import utcnow
-from firebreak.store.models import InvestigationRun
+from firebreak.store.models import InvestigationRun, TimelineEvent
+from firebreak.store.schemas import EventType
 
 
 class RunStatus(StrEnum):
     RUNNING = "running"  # queued or in progress; adopted after its owner died
     AWAITING_APPROVAL = "awaiting_approval"  # paused at a remediation proposal
     DECIDING = "deciding"  # a human decided; the graph is being resumed with `decision`
+    SUPERSEDED = "superseded"  # a newer run of the incident proposed; this one is never resumed
     DONE = "done"
     FAILED = "failed"
 
@@ -72,33 +74,54 @@ def set_status(conn: Connection, thread_id: str, status: RunStatus) -> None:
     )
 
 
+def run_of(conn: Connection, thread_id: str) -> Run | None:
+    """The run `thread_id` names (a blocking read: `AsyncConnection.run_sync`)."""
+    row = conn.execute(
+        select(
+            InvestigationRun.thread_id,
+            InvestigationRun.incident_id,
+            InvestigationRun.status,
+            InvestigationRun.decision,
+        ).where(InvestigationRun.thread_id == thread_id)
+    ).first()
+    return Run(row.thread_id, row.incident_id, RunStatus(row.status), row.decision) if row else None
+
+
 def claim_decision(
-    conn: Connection, incident_id: int, decision: dict[str, Any], *, owner: str
-) -> str | None:
-    """Record a human decision on the paused run, once: the thread id for the winner of two
-    concurrent clicks, None for the other (and when nothing awaits a decision)."""
-    thread_id = conn.scalar(
-        select(InvestigationRun.thread_id)
-        .where(
-            InvestigationRun.incident_id == incident_id,
-            InvestigationRun.status == RunStatus.AWAITING_APPROVAL.value,
-        )
-        .order_by(InvestigationRun.started_at.desc())
-        .limit(1)
-    )
-    if thread_id is None:
-        return None
+    conn: Connection, thread_id: str, incident_id: int, decision: dict[str, Any], *, owner: str
+) -> bool:
+    """Record a human decision on the paused run `thread_id`, once: True for the winner of two
+    concurrent clicks, False for the other, and for a run that no longer waits (decided, or
+    superseded by a newer proposal). The run is named by the message clicked, never guessed:
+    approving an older proposal must not approve the newest one."""
     claimed = conn.execute(
         update(InvestigationRun)
         .where(
             InvestigationRun.thread_id == thread_id,
+            InvestigationRun.incident_id == incident_id,
             InvestigationRun.status == RunStatus.AWAITING_APPROVAL.value,
         )
         .values(
             status=RunStatus.DECIDING.value, decision=decision, owner=owner, heartbeat_at=utcnow()
         )
     )
-    return thread_id if claimed.rowcount == 1 else None
+    return claimed.rowcount == 1
+
+
+def supersede_waiting(conn: Connection, incident_id: int, newer: str) -> list[str]:
+    """Every other run of the incident still waiting for a decision is superseded by `newer`
+    (a new proposal): its buttons then answer that they are stale. The thread ids superseded."""
+    rows = conn.execute(
+        update(InvestigationRun)
+        .where(
+            InvestigationRun.incident_id == incident_id,
+            InvestigationRun.thread_id != newer,
+            InvestigationRun.status == RunStatus.AWAITING_APPROVAL.value,
+        )
+        .values(status=RunStatus.SUPERSEDED.value, finished_at=utcnow())
+        .returning(InvestigationRun.thread_id)
+    )
+    return [row.thread_id for row in rows]
 
 
 def heartbeat(conn: Connection, owner: str) -> None:
@@ -139,3 +162,23 @@ def adopt_runs(conn: Connection, owner: str, *, stale_before: datetime | None) -
         )
     )
     return [Run(r.thread_id, r.incident_id, RunStatus(r.status), r.decision) for r in rows]
+
+
+def proposals_shown(conn: Connection, incident_id: int, thread_ids: list[str]) -> dict[str, Any]:
+    """The proposal each of these runs showed for approval (the data of its
+    REMEDIATION_PROPOSED event), by thread id; runs proposed before events named their run are
+    left out."""
+    if not thread_ids:
+        return {}
+    rows = conn.execute(
+        select(TimelineEvent.data).where(
+            TimelineEvent.incident_id == incident_id,
+            TimelineEvent.type == EventType.REMEDIATION_PROPOSED.value,
+        )
+    )
+    wanted = set(thread_ids)
+    return {
+        data["approval"]: data
+        for (data,) in rows
+        if isinstance(data, dict) and data.get("approval") in wanted
+    }

@@ -6,6 +6,8 @@ field added here shows up everywhere at once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -82,6 +84,14 @@ class RemediationProposal(BaseModel):
     action: str = Field(description="name of an action from the allowlist")
     parameters: list[RemediationParameter] = Field(description="values for its parameters")
     reason: str = Field(description="why this action should help")
+
+    def digest(self) -> str:
+        """What names the proposal a person is shown: its action and parameters (the reason is
+        prose and does not change what runs). An approval carries it, so it approves exactly
+        what it was shown."""
+        shown = [self.action, [[p.name, p.value] for p in self.parameters]]
+        encoded = json.dumps(shown, separators=(",", ":"), ensure_ascii=False).encode()
+        return hashlib.sha256(encoded).hexdigest()[:32]
 
 
 class RcaBody(BaseModel):

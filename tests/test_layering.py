@@ -25,6 +25,7 @@ ROOMS = [
     "escalation",
     "remediation",
     "oncall",
+    "access",
     "agents",
     "bot",
     "prompts",

@@ -84,6 +84,11 @@ async def analysed(app: RunningApp, incident_id: int) -> dict:
     return await eventually(probe, within=30)
 
 
+async def events_of(app: RunningApp, incident_id: int, kind: str) -> list[dict]:
+    timeline = (await app.client.get(f"/api/v1/incidents/{incident_id}/timeline")).json()
+    return [event for event in timeline if event["type"] == kind]
+
+
 async def event_types(app: RunningApp, incident_id: int) -> list[str]:
     timeline = (await app.client.get(f"/api/v1/incidents/{incident_id}/timeline")).json()
     return [event["type"] for event in timeline]
@@ -185,9 +190,16 @@ async def test_remediation_waits_for_approval_across_a_restart(
         async with run_app(config, parts=investigating()) as app:  # a restart
             investigations = app.runtime.investigations
 
+            [proposed] = await events_of(app, incident_id, "REMEDIATION_PROPOSED")
+
             async def decide(actor: str, delay_s: float = 0) -> str:
                 decision = await investigations.decide_remediation(
-                    incident_id, approve=True, actor=actor, delay_s=delay_s
+                    incident_id,
+                    approve=True,
+                    actor=actor,
+                    delay_s=delay_s,
+                    approval=proposed["data"]["approval"],
+                    digest=proposed["data"]["digest"],
                 )
                 return replies.decided(decision, incident_id, ["U0LEAD"])
 
@@ -200,7 +212,7 @@ async def test_remediation_waits_for_approval_across_a_restart(
                 runs = (await conn.execute(select(RemediationRun))).all()
 
     assert answer_text.startswith("Approved")
-    assert again.startswith("No remediation")
+    assert "already decided" in again
     scheduled = [
         (r.incident_id, r.action, r.approved_by, round((r.next_at - r.created_at).total_seconds()))
         for r in runs

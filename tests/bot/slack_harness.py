@@ -46,6 +46,7 @@ class FakeInvestigations:
     requests: list[tuple[int, str, str]] = field(default_factory=list)
     questions: list[tuple[int, str, str]] = field(default_factory=list)
     decisions: list[tuple[int, bool, str, float]] = field(default_factory=list)
+    approvals: list[tuple[str | None, str | None]] = field(default_factory=list)  # run, digest
     tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     answer_delay_s: float = 0.0
 
@@ -79,8 +80,11 @@ class FakeInvestigations:
         actor: str,
         delay_s: float = 0,
         user_groups: Sequence[str] = (),
+        approval: str | None = None,
+        digest: str | None = None,
     ) -> Decision:
         self.decisions.append((incident_id, approve, actor, delay_s))
+        self.approvals.append((approval, digest))
         return "approved" if approve else "rejected"
 
     def cancel(self) -> None:
@@ -245,7 +249,9 @@ async def slack_rig(
     slack: FakeSlackApi | None = None,
     with_doubles: bool = True,
     max_inline_wait_s: float = 10.0,
+    **sections: Any,
 ) -> AsyncIterator[SlackRig]:
+    """The app with a fake Slack; `sections` are more configuration (`access`, `llm`…)."""
     async with AsyncExitStack() as stack:
         if slack is None:
             slack = stack.enter_context(FakeSlackApi())
@@ -253,7 +259,9 @@ async def slack_rig(
             investigations = investigations or FakeInvestigations()
             escalations = escalations or FakeEscalations()
         config = make_config(
-            store_url, slack={"mode": mode, "api_base_url": slack.base_url, "channel": CHANNEL}
+            store_url,
+            slack={"mode": mode, "api_base_url": slack.base_url, "channel": CHANNEL},
+            **sections,
         )
         parts = Parts(
             slack=SlackOptions(outbox=settings, max_inline_wait_s=max_inline_wait_s),

@@ -309,14 +309,14 @@ def test_huge_analysis_stays_within_limits():
     assert 1 <= shown <= cards.METRIC_EVIDENCE_SHOWN
     assert f"…and {250 - shown} more metric readings" in metrics
     assert not buttons(data)  # the proposal has its own message: one approval message
-    _, approval = cards.remediation_card(7, proposal)
+    _, approval = cards.remediation_card(7, proposal, approval="inv-7-abc")
     assert set(buttons(blocks_json(approval))) == {
         cards.ACTION_REMEDIATION_APPROVE,
         cards.ACTION_REMEDIATION_REJECT,
     }
 
 
-def test_remediation_buttons_carry_incident_and_action():
+def test_remediation_buttons_carry_the_run_and_the_proposal_shown():
     analysis = make_analysis(
         remediation=RemediationProposal(
             action="rollback_deploy",
@@ -324,22 +324,36 @@ def test_remediation_buttons_carry_incident_and_action():
             reason="The deploy correlates with the first errors.",
         )
     )
-    assert analysis.remediation is not None
+    proposal = analysis.remediation
+    assert proposal is not None
     assert not buttons(blocks_json(cards.rca_card(make_incident(), analysis)[1]))
-    data = blocks_json(cards.remediation_card(7, analysis.remediation)[1])
+    data = blocks_json(cards.remediation_card(7, proposal, approval="inv-7-abc")[1])
     found = buttons(data)
     assert set(found) == {cards.ACTION_REMEDIATION_APPROVE, cards.ACTION_REMEDIATION_REJECT}
     for button in found.values():
-        assert cards.parse_remediation_value(button["value"]) == (7, "rollback_deploy")
+        target = cards.parse_remediation_value(button["value"])
+        assert target == cards.ApprovalTarget(7, "inv-7-abc", proposal.digest())
     assert "deployment" in all_text(data)
 
-    proposal = analysis.remediation
-    assert proposal is not None
-    _, decided = cards.remediation_card(7, proposal, decision="Approved by <@U0BOB>")
+    _, decided = cards.remediation_card(
+        7, proposal, approval="inv-7-abc", decision="Approved by <@U0BOB>"
+    )
     decided_data = blocks_json(decided)
     assert not buttons(decided_data)
     assert "Approved by <@U0BOB>" in all_text(decided_data)
-    assert cards.parse_remediation_value("7:restart") == (7, "restart")
+    assert cards.parse_remediation_value("7:restart") == cards.ApprovalTarget(7, None, None)
+
+
+def test_a_proposal_digest_names_its_action_and_parameters_only():
+    def proposal(value: str, reason: str = "r") -> RemediationProposal:
+        return RemediationProposal(
+            action="restart",
+            parameters=[RemediationParameter(name="service", value=value)],
+            reason=reason,
+        )
+
+    assert proposal("checkout").digest() == proposal("checkout", "other words").digest()
+    assert proposal("checkout").digest() != proposal("payments").digest()
 
 
 # ---------------------------------------------------------------------- other messages
@@ -654,3 +668,18 @@ def test_render_text_markup_survives_hostile_urls_and_labels():
     out = io.StringIO()  # a terminal: the button is a hyperlink to the whole URL
     Console(file=out, width=200, color_system="standard", force_terminal=True).print(markup)
     assert "https://f.example.com/incidents/7?token=a%5Db%5Bc" in out.getvalue()
+
+
+def test_mention_passes_only_one_formatted_user_group_or_channel():
+    assert cards.mention("<@U0ALICE>") == "<@U0ALICE>"
+    assert cards.mention("<!subteam^S0SRE>") == "<!subteam^S0SRE>"
+    assert cards.mention("<#C0OPS>") == "<#C0OPS>"
+    for hostile in ("<!channel>", "<!here>", "<https://evil.example|x>", "<@U0A> <!channel>"):
+        assert "<" not in cards.mention(hostile), hostile
+
+
+def test_the_postmortem_block_is_escaped():
+    message = cards.postmortem_message(7, "# Title <!channel> & <@U0BOSS>\n")
+    assert message is not None
+    text = message[1][0].to_dict()["text"]
+    assert text == "# Title &lt;!channel&gt; &amp; &lt;@U0BOSS&gt;\n"

@@ -6,7 +6,7 @@ import json
 import re
 
 from firebreak.bot import cards
-from firebreak.store.schemas import EventType, IncidentStatus
+from firebreak.store.schemas import EventType, IncidentStatus, RemediationProposal
 from tests.bot.slack_harness import (
     CHANNEL,
     FakeEscalations,
@@ -104,7 +104,8 @@ async def test_remediation_buttons_call_the_investigation(store_url: str) -> Non
     investigations = FakeInvestigations()
     async with slack_rig(store_url, investigations=investigations) as rig:
         incident_id = await rig.alert("g1", "a")
-        value = cards.remediation_value(incident_id, "restart_deployment")
+        proposal = RemediationProposal(action="restart_deployment", parameters=[], reason="r")
+        value = cards.remediation_value(incident_id, "inv-1-abc", proposal)
         await click(
             rig,
             cards.ACTION_REMEDIATION_APPROVE,
@@ -115,6 +116,7 @@ async def test_remediation_buttons_call_the_investigation(store_url: str) -> Non
         answers = await rig.wait(lambda: rig.slack.responses())
         assert answers[0].params["text"].startswith("Approved. The decision is recorded")
         assert investigations.decisions == [(incident_id, True, "U0DAVE", 0)]
+        assert investigations.approvals == [("inv-1-abc", proposal.digest())]
         await click(
             rig, cards.ACTION_REMEDIATION_REJECT, value, block_id=cards.REMEDIATION_ACTIONS_BLOCK
         )

@@ -35,7 +35,9 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 @asynccontextmanager
-async def api_rig(store_url: str, *, with_escalations: bool = True) -> AsyncIterator[SlackRig]:
+async def api_rig(
+    store_url: str, *, with_escalations: bool = True, **sections: Any
+) -> AsyncIterator[SlackRig]:
     async with AsyncExitStack() as stack:
         slack = stack.enter_context(FakeSlackApi())
         escalations = FakeEscalations() if with_escalations else None
@@ -47,7 +49,9 @@ async def api_rig(store_url: str, *, with_escalations: bool = True) -> AsyncIter
             escalations=escalations,
         )
         config = make_config(
-            store_url, slack={"mode": "http", "api_base_url": slack.base_url, "channel": CHANNEL}
+            store_url,
+            slack={"mode": "http", "api_base_url": slack.base_url, "channel": CHANNEL},
+            **sections,
         )
         secrets_ = {
             "slack_bot_token": SecretStr(DEFAULT_TOKEN),
@@ -210,3 +214,38 @@ async def test_every_401_names_the_bearer_scheme(store_url: str) -> None:
             }
         events = await rig.timeline(incident_id)
         assert of_type(events, EventType.ACKNOWLEDGED) == of_type(events, EventType.NOTE) == []
+
+
+ACCESS = {"access": {"responders": ["U0ALICE", "S0SRE"]}}
+
+
+async def test_with_access_by_must_be_a_responder(store_url: str) -> None:
+    """The API token acts as `by`: with `access` configured, `by` must be a responder of the
+    incident, as a click in Slack must; a refusal is 403 and changes nothing."""
+    async with api_rig(store_url, **ACCESS) as rig:
+        rig.slack.add_usergroup("S0SRE", ["U0CAROL"])
+        incident_id = await rig.alert("g1", "a")
+        await rig.card_ts(incident_id)
+        before = await rig.timeline(incident_id)
+        refused = [
+            await post(rig, f"{incident_id}/{path}", body)
+            for path, body in (
+                ("acknowledge", {"by": "U0MALLORY"}),
+                ("escalate", {"by": "mallory"}),
+                ("resolve", {"by": "U0MALLORY"}),
+                ("notes", {"by": "U0MALLORY", "text": "hi"}),
+                ("feedback", {"by": "U0MALLORY", "verdict": "correct"}),
+            )
+        ]
+        after = await rig.timeline(incident_id)
+        by_group = await post(rig, f"{incident_id}/acknowledge", {"by": "U0CAROL"})
+        by_user = await post(rig, f"{incident_id}/resolve", {"by": "U0ALICE"})
+
+    for answer in refused:
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["error"] == "forbidden"
+        assert f"only responders of incident #{incident_id}" in answer.json()["detail"]
+    assert after == before
+    assert rig.escalations is not None and rig.escalations.calls == []
+    assert by_group.status_code == 200 and by_group.json()["acknowledged_by"] == "U0CAROL"
+    assert by_user.status_code == 200 and by_user.json()["status"] == "resolved"

@@ -11,7 +11,8 @@ What it gives a test:
 * the methods a bot uses: ``auth.test``, ``chat.postMessage``, ``chat.update``,
   ``chat.delete``, ``chat.postEphemeral``, ``chat.getPermalink``, ``conversations.open``,
   ``conversations.history``, ``conversations.replies``, ``users.info``,
-  ``users.lookupByEmail`` (users registered with ``add_user``), ``reactions.add``,
+  ``users.lookupByEmail`` (users registered with ``add_user``), ``usergroups.users.list``
+  (groups registered with ``add_usergroup``), ``reactions.add``,
   ``views.open`` / ``views.update`` / ``views.push``, and file uploads the way
   ``files_upload_v2`` makes them (``files.getUploadURLExternal``, a POST of the bytes to the
   upload URL it hands out, ``files.completeUploadExternal`` sharing them into a channel or a
@@ -147,6 +148,7 @@ class FakeSlackApi:
         self._faults: dict[str, list[_Fault]] = {}
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
+        self._usergroups: dict[str, list[str]] = {}
         self._dms: dict[str, str] = {}
         self._views: dict[str, dict[str, Any]] = {}
         self._files: dict[str, dict[str, Any]] = {}  # id -> name, length, content (once sent)
@@ -168,6 +170,7 @@ class FakeSlackApi:
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
+            "usergroups.users.list": self._usergroups_users_list,
             "reactions.add": self._reactions_add,
             "views.open": self._views_open,
             "views.push": self._views_open,
@@ -324,6 +327,11 @@ class FakeSlackApi:
         """Register a user for ``users.info`` (otherwise U…/W… ids get a generated profile)."""
         with self._lock:
             self._users[user_id] = _user(user_id, name, real_name or name.title(), **extra)
+
+    def add_usergroup(self, group_id: str, users: list[str]) -> None:
+        """Register (or change) a user group's members for ``usergroups.users.list``."""
+        with self._lock:
+            self._usergroups[group_id] = list(users)
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[RecordedCall]:
         """Block until ``count`` calls of ``method`` were recorded (AssertionError on timeout)."""
@@ -671,6 +679,15 @@ class FakeSlackApi:
             if user["profile"].get("email", "").lower() == email.lower():
                 return {"user": user}
         raise _ApiError("users_not_found")
+
+    def _usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        """As Slack answers it: ``{"ok": true, "users": ["U…", "W…"]}``."""
+        group = params.get("usergroup")
+        if not isinstance(group, str) or not group:
+            raise _ApiError("invalid_arguments")
+        if group not in self._usergroups:
+            raise _ApiError("no_such_subteam")
+        return {"users": list(self._usergroups[group])}
 
     def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(params)

@@ -95,7 +95,8 @@ async def test_everything_green_against_real_servers(
 
     lines = by_name(results)
     assert [r.name for r in results] == [
-        "config", "store", "slack", "llm", "logs:app", "logs:loki", "logs:es", "metrics:prom",
+        "config", "access", "store", "slack", "llm", "logs:app", "logs:loki", "logs:es",
+        "metrics:prom",
     ]  # fmt: skip
     assert all(r.ok for r in results), results
     assert "schema at head" in lines["store"].detail
@@ -262,8 +263,10 @@ async def test_cli_green_and_red_exit_codes_and_no_secrets(tmp_path: Path) -> No
     lines = out.splitlines()
     assert lines[0].split(maxsplit=2) == ["✓", "config", f"{tmp_path / 'good.yaml'}: valid"]
     assert [line.split()[:2] for line in lines] == [
-        ["✓", "config"], ["✓", "store"], ["✓", "slack"], ["✓", "llm"], ["✓", "logs:app"],
+        ["✓", "config"], ["✓", "access"], ["✓", "store"], ["✓", "slack"], ["✓", "llm"],
+        ["✓", "logs:app"],
     ]  # fmt: skip
+    assert sum("every workspace member may act" in line for line in lines) == 1
 
     dead = dead_url()
     bad = {
@@ -278,11 +281,11 @@ async def test_cli_green_and_red_exit_codes_and_no_secrets(tmp_path: Path) -> No
     secret_env = {"SLACK_BOT_TOKEN": "xoxb-very-secret-token", "SLACK_SIGNING_SECRET": "sig-sec"}
     code, out, err = await run_cli("check", "--config", str(tmp_path / "bad.yaml"), env=secret_env)
     assert code == 1, out + err
-    assert len(out.splitlines()) == 7  # config, store, slack, llm, loki, prom, summary
+    assert len(out.splitlines()) == 8  # config, access, store, slack, llm, loki, prom, summary
     assert f"✗ metrics:prom  prometheus at {dead}: cannot connect" in out
     assert f"✗ logs:loki     loki at {dead}: cannot connect" in out
     assert "✗ slack" in out
-    assert out.splitlines()[-1] == "3 of 6 checks failed"
+    assert out.splitlines()[-1] == "3 of 7 checks failed"
     for secret in ("xoxb-very-secret-token", "sig-sec", "hunter2"):
         assert secret not in out + err
 
@@ -372,6 +375,22 @@ async def test_no_alertmanager_configured_no_line(tmp_path: Path) -> None:
         store={"url": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"}, slack={"mode": "console"}
     )
     assert "alertmanager" not in by_name(await run_checks(config, Secrets(), "valid"))
+
+
+async def test_who_may_act_is_said_once(tmp_path: Path) -> None:
+    store = {"url": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"}
+    open_config = Config(store=store, slack={"mode": "console"})
+    limited = Config(
+        store=store, slack={"mode": "console"}, access={"responders": ["U0ALICE", "oncall"]}
+    )
+    open_lines = [
+        r for r in await run_checks(open_config, Secrets(), "valid") if r.name == "access"
+    ]
+    limited_lines = [r for r in await run_checks(limited, Secrets(), "valid") if r.name == "access"]
+
+    assert len(open_lines) == 1 and open_lines[0].ok
+    assert "every workspace member may act on every incident" in open_lines[0].detail
+    assert [(r.ok, r.detail) for r in limited_lines] == [(True, "responders: U0ALICE, oncall")]
 
 
 async def test_an_unreachable_openai_server_gets_the_usual_hints(tmp_path: Path) -> None:

@@ -93,7 +93,9 @@ async def test_sigterm_keeps_every_acknowledged_alert(store_url: str, tmp_path: 
                 "serve did not stop:\n" + (tmp_path / "serve.log").read_text()[-6000:]
             ) from None
         assert status == -signal.SIGTERM
-        assert '"event": "firebreak stopped"' in (tmp_path / "serve.log").read_text()
+        logged = (tmp_path / "serve.log").read_text()
+        assert '"event": "firebreak stopped"' in logged
+        assert logged.count("access is not configured: every workspace member may act") == 1
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -79,3 +79,50 @@ async def test_released_runs_are_adopted_at_once(store_url: str) -> None:
     finally:
         await engine.dispose()
     assert [run.thread_id for run in adopted] == ["t1"]
+
+
+async def test_a_decision_claims_the_run_named_and_a_newer_proposal_supersedes(
+    store_url: str,
+) -> None:
+    waiting = investigations.RunStatus.AWAITING_APPROVAL
+    await asyncio.to_thread(upgrade, store_url)
+    engine = create_engine(store_url)
+    try:
+        async with engine.begin() as conn:
+            incident_id = await conn.run_sync(transitions.declare, "disk full", "U1")
+            for thread in ("older", "newer"):
+                await conn.run_sync(
+                    investigations.create_run,
+                    thread,
+                    incident_id,
+                    actor="U1",
+                    reason="t",
+                    owner="me",
+                )
+                await conn.run_sync(investigations.set_status, thread, waiting)
+        async with engine.begin() as conn:
+            superseded = await conn.run_sync(investigations.supersede_waiting, incident_id, "newer")
+        decision = {"approve": True, "actor": "U1"}
+        async with engine.begin() as conn:
+            older = await conn.run_sync(
+                investigations.claim_decision, "older", incident_id, decision, owner="me"
+            )
+            elsewhere = await conn.run_sync(
+                investigations.claim_decision, "newer", incident_id + 1, decision, owner="me"
+            )
+            newer = await conn.run_sync(
+                investigations.claim_decision, "newer", incident_id, decision, owner="me"
+            )
+            twice = await conn.run_sync(
+                investigations.claim_decision, "newer", incident_id, decision, owner="me"
+            )
+            runs = [await conn.run_sync(investigations.run_of, t) for t in ("older", "newer")]
+    finally:
+        await engine.dispose()
+
+    assert superseded == ["older"]
+    assert (older, elsewhere, newer, twice) == (False, False, True, False)
+    assert [(r.status, r.decision) for r in runs if r] == [
+        (investigations.RunStatus.SUPERSEDED, None),
+        (investigations.RunStatus.DECIDING, decision),
+    ]
