@@ -41,6 +41,7 @@ __all__ = [
     "MAX_OUTPUT_BYTES",
     "ActionError",
     "check_proposal",
+    "child_env",
     "render_argv",
     "render_body",
     "render_headers",
@@ -198,7 +199,8 @@ async def run_http(
     return ok, f"HTTP {response.status_code} {response.reason_phrase}\n{text}".rstrip()
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """The environment a child of Firebreak gets: enough to run, none of the bot's secrets."""
     return {k: os.environ[k] for k in _CHILD_ENV if k in os.environ}
 
 
@@ -212,7 +214,7 @@ async def run_command(argv: list[str], *, timeout_s: float) -> tuple[bool, str]:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env=_child_env(),
+            env=child_env(),
             start_new_session=True,
         )
     except OSError as exc:
