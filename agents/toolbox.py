@@ -74,6 +74,7 @@ TOOL_NAMES = (
     "kubernetes_logs",
 )
 _NOTE_RESERVE = 260  # room kept for the "cut" note inside `result_chars`
+MAX_METRICS_RANGE = timedelta(hours=24)  # query_metrics reads at most this much, ending at `end`
 _OWN_ERRORS = (
     loki.LokiError,
     elasticsearch.ElasticsearchError,
@@ -233,7 +234,7 @@ def tool_specs(
             _spec(
                 "query_metrics",
                 "PromQL range query; each series as baseline, current, peak, change point. "
-                "Default: the alert's window.",
+                "Default: the alert's window; at most 24 h (a longer range keeps its last 24 h).",
                 {
                     "source": _source(metrics),
                     "promql": {"type": "string"},
@@ -670,13 +671,7 @@ class Toolbox:
 
     async def _query_metrics(self, args: QueryMetrics) -> tuple[list[Item], str, str]:
         source = self._lookup(self._metrics, args.source, "metrics")
-        start, end = self._span(args)
-        end = min(end, datetime.now(UTC))  # future steps only repeat the last sample
-        if end <= start:
-            start = end - timedelta(minutes=1)
-        step = args.step_s or prometheus.choose_step(start, end)
-        if (end - start).total_seconds() / step >= prometheus.MAX_POINTS:
-            raise ToolError(f"step_s {step:g} gives too many points for start..end: raise it")
+        start, end, step, capped = _metrics_range(*self._span(args), args.step_s)
         series = await prometheus.query_range(
             self.http, source.url, args.promql, start=start, end=end, step=step,
             timeout_s=source.timeout_s,
@@ -695,13 +690,38 @@ class Toolbox:
         ]
         readings.sort(key=lambda r: (r.changed_at is None, -_shift(r)))  # the changed first
         header = f"{len(readings)} series from {args.source}, step {step:g}s, changed first:"
-        return list(readings), header, "no series matched"
+        return list(readings), " ".join([*capped, header]), "no series matched"
 
     async def _kube(self, name: str) -> KubeClient:
         source = self._lookup(self._kubernetes, name, "Kubernetes")
         if name not in self._clients:
             self._clients[name] = await self._stack.enter_async_context(KubeClient(source))
         return self._clients[name]
+
+
+def _metrics_range(
+    start: datetime, end: datetime, step_s: float | None
+) -> tuple[datetime, datetime, float, list[str]]:
+    """(start, end, step, what was capped) of a range query a model asked for. Clamped rather
+    than refused: calls are few (`max_calls`), and the last 24 h at a coarser step answers what
+    a wider or finer ask wanted to know. The notes tell the model, so it does not mistake the
+    cut range for the whole."""
+    end = min(end, datetime.now(UTC))  # future steps only repeat the last sample
+    if end <= start:
+        start = end - timedelta(minutes=1)
+    capped = []
+    if end - start > MAX_METRICS_RANGE:
+        start = end - MAX_METRICS_RANGE
+        hours = MAX_METRICS_RANGE.total_seconds() / 3600
+        capped.append(f"[range capped to {hours:g}h: {_ts(start)} to {_ts(end)}]")
+    step = step_s or prometheus.choose_step(start, end)
+    if step < (least := prometheus.least_step(start, end)):
+        capped.append(
+            f"[step raised to {least:g}s: Prometheus answers at most "
+            f"{prometheus.MAX_POINTS:,} points per series]"
+        )
+        step = least
+    return start, end, step, capped
 
 
 def _as_dict(arguments: Mapping[str, Any] | str | None) -> dict[str, Any] | None:

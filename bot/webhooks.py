@@ -2,7 +2,8 @@
 
 Status codes are chosen for Alertmanager's retry logic: 4xx for input that will never become
 valid (it is not retried), 5xx only when storing failed (it is retried, and ingestion is
-idempotent, so a retry is harmless).
+idempotent, so a retry is harmless). Text that would make the store fail (NUL) is repaired
+rather than refused where refusing would lose a page; the payload model decides, per field.
 """
 
 from __future__ import annotations
@@ -41,12 +42,26 @@ async def alertmanager_webhook(request: Request) -> JSONResponse:
     for alert in payload.alerts:
         metrics.alerts_received.labels(alert.status).inc()
     metrics.webhook_latency.observe(time.perf_counter() - started)
-    return JSONResponse(
-        {
-            "status": "stored" if outcome.incident_id is not None else "ignored",
-            "incident_id": outcome.incident_id,
-            "alerts_written": outcome.alerts_written,
-        }
+    answer = {
+        "status": "stored" if outcome.incident_id is not None else "ignored",
+        "incident_id": outcome.incident_id,
+        "alerts_written": outcome.alerts_written,
+    }
+    if payload.repaired:
+        _repaired(request, payload.repaired)
+        answer["repaired"] = payload.repaired
+    return JSONResponse(answer)
+
+
+def _repaired(request: Request, fields: list[str]) -> None:
+    """Stored with NUL replaced: counted and logged, so the sender's bug is seen although the
+    alert was accepted (it must page; see `store/payloads.py`)."""
+    request.app.state.runtime.metrics.webhook_repaired.labels("nul").inc()
+    log.warning(
+        "webhook input repaired",
+        problem="NUL replaced by U+FFFD",
+        fields=fields[:20],
+        client=request.client.host if request.client else None,
     )
 
 

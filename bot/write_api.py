@@ -14,13 +14,13 @@ This module only checks the request and shapes the answer.
 
 Answers: the incident JSON (as `GET /api/v1/incidents/{id}`), 200 also when nothing changed
 (a repeated acknowledge or resolve is a no-op); 401 without the API token; 404 for an unknown
-incident; 400 for a body that is not JSON, 422 for JSON of the wrong shape (both naming the
-problem); 413 over `server.max_body_bytes`; 403 (`forbidden`) when `access` is configured
-and `by` is not one of the incident's responders (the API token acts as `by`, and `by` may do
-what that person may do in Slack). Bad input never reaches the domain. Feedback
-(`incidents.feedback.FeedbackOps`, the RCA reply's Correct / Wrong) answers 409 when there is
-no analysis to judge (`no_analysis`) or `run_id` names one a newer analysis replaced
-(`superseded`); repeating the latest verdict changes nothing.
+incident; 400 for a body that is not JSON, 422 for JSON of the wrong shape or text holding a
+NUL character (both naming the problem); 413 over `server.max_body_bytes`; 403 (`forbidden`)
+when `access` is configured and `by` is not one of the incident's responders (the API token
+acts as `by`, and `by` may do what that person may do in Slack). Bad input never reaches the
+domain. Feedback (`incidents.feedback.FeedbackOps`, the RCA reply's Correct / Wrong) answers
+409 when there is no analysis to judge (`no_analysis`) or `run_id` names one a newer analysis
+replaced (`superseded`); repeating the latest verdict changes nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Annotated, Any, TypeVar
 
 import structlog
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -50,6 +51,7 @@ from firebreak.bot.errors import PayloadTooLarge, error_response, read_body, val
 from firebreak.incidents.feedback import MAX_CAUSE, FeedbackResult
 from firebreak.incidents.flows import IncidentOps, Outcome, Result
 from firebreak.store import incidents
+from firebreak.store.payloads import no_nul
 from firebreak.store.schemas import Verdict
 
 __all__ = ["ActionBody", "FeedbackBody", "NoteBody", "write_routes"]
@@ -66,13 +68,19 @@ Actor = Annotated[
         strip_whitespace=True, min_length=1, max_length=MAX_ACTOR, pattern=r"^[^\x00-\x1f\x7f]+$"
     ),
 ]
+# NUL is refused, not replaced: PostgreSQL cannot store it, and a person's words are not
+# rewritten behind their back when a 422 naming the field tells them at once.
 NoteText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NOTE)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NOTE),
+    AfterValidator(no_nul),
 ]
 CauseText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CAUSE)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CAUSE),
+    AfterValidator(no_nul),
 ]
-RunId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+RunId = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(no_nul)]
 
 
 class ActionBody(BaseModel):

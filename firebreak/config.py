@@ -50,7 +50,9 @@ DEFAULT_CONFIG = Path("config.yaml")
 
 
 class ServerConfig(Section):
-    host: str = "0.0.0.0"
+    # This machine only unless configured: the webhook and the API answer anyone who can reach
+    # them when their tokens are unset (the default), so listening beyond is a deliberate choice.
+    host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     public_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8080")
     max_body_bytes: int = Field(1024 * 1024, gt=0)

@@ -254,7 +254,8 @@ def _header(options: InitOptions, now: datetime) -> list[str]:
 def _server_store_slack(options: InitOptions, found: dict[str, Found]) -> list[str]:
     lines = [
         "server:",
-        "  host: '0.0.0.0'",
+        "  host: '127.0.0.1'  # this machine only; '0.0.0.0' for every interface, once",
+        "  # FIREBREAK_WEBHOOK_TOKEN and FIREBREAK_API_TOKEN are set",
         "  port: 8080",
         f"  public_url: {_q(options.public_url)}  # where Slack reaches Firebreak (mode: http)",
         "",

@@ -38,6 +38,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.webhook_repaired = Counter(
+            "firebreak_webhook_repaired",
+            "Webhook requests stored after repairing their text (NUL replaced), by problem",
+            ["problem"],
+            registry=self.registry,
+        )
         self.webhook_latency = Histogram(
             "firebreak_webhook_latency_seconds",
             "Alertmanager webhook latency until durable",

@@ -30,15 +30,20 @@ log = structlog.get_logger(__name__)
 
 
 def open_to_the_network(config: Config, secrets: Secrets) -> list[str]:
-    """What anyone who can reach `server.host` may do without a token: nothing on loopback;
-    else one line per token not set (the default host, 0.0.0.0, is every interface)."""
+    """What anyone who can reach `server.host` may do without a token: nothing on loopback
+    (the default, 127.0.0.1); else one line per token not set, each saying how to close it."""
     host = config.server.host
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:  # a host name: it may well be reachable
-        loopback = False
-    if loopback:
+        address = None
+    if host == "localhost" or (address is not None and address.is_loopback):
         return []
+    where = "every interface" if address is not None and address.is_unspecified else host
+    hint = (
+        f" (server.host {host} listens on {where}: set the token, or leave server.host at its "
+        "default, 127.0.0.1, to listen on this machine only)"
+    )
     unguarded = []
     if secrets.webhook_token is None:
         unguarded.append(
@@ -51,7 +56,7 @@ def open_to_the_network(config: Config, secrets: Secrets) -> list[str]:
             f"{host}:{config.server.port} can read incidents and acknowledge, escalate and "
             "resolve them through /api/v1"
         )
-    return unguarded
+    return [line + hint for line in unguarded]
 
 
 def check_port(host: str, port: int) -> None:
@@ -68,7 +73,7 @@ def serve(config: Config, secrets: Secrets) -> int:
     redactor = Redactor.from_config(config.investigation, secrets.values())
     configure_logging(scrub=redact_processor(redactor))
     for warning in open_to_the_network(config, secrets):
-        log.warning(warning + " (set it, or server.host: 127.0.0.1 to listen on this machine only)")
+        log.warning(warning)
     if config.access is None:
         log.warning(ACCESS_OPEN)
     app = create_app(config, secrets, Parts(redactor=redactor))

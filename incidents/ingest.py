@@ -59,6 +59,8 @@ from firebreak.store.schemas import EventType, IncidentStatus
 
 ALERTMANAGER = "alertmanager"
 MAX_FINGERPRINTS_IN_EVENT = 20
+MAX_REPAIRED_IN_EVENT = 20
+MAX_REPAIRED_IN_MESSAGE = 3
 FIRING = "firing"
 RESOLVED = "resolved"
 
@@ -711,7 +713,7 @@ def _events(
         add(
             EventType.ALERT_RECEIVED,
             f"{len(written)} alert(s) received from group {group_name(payload)}{joined}: "
-            f"{firing} firing, {len(written) - firing} resolved",
+            f"{firing} firing, {len(written) - firing} resolved{_repaired_note(payload)}",
             {
                 **group,
                 "group": group_name(payload),
@@ -721,8 +723,18 @@ def _events(
                 "firing": firing,
                 "fingerprints": fingerprints[:MAX_FINGERPRINTS_IN_EVENT],
                 "truncated_alerts": payload.truncated_alerts,
-            },
+            }
+            | ({"repaired": payload.repaired[:MAX_REPAIRED_IN_EVENT]} if payload.repaired else {}),
         )
     if resolved:
         add(EventType.RESOLVED, "All alerts of the incident's groups resolved", {})
     return events
+
+
+def _repaired_note(payload: AlertmanagerPayload) -> str:
+    """Says on the timeline that what people read is not byte for byte what was sent."""
+    if not payload.repaired:
+        return ""
+    shown = ", ".join(payload.repaired[:MAX_REPAIRED_IN_MESSAGE])
+    more = len(payload.repaired) - MAX_REPAIRED_IN_MESSAGE
+    return f"; NUL replaced by U+FFFD in {shown}" + (f" and {more} more" if more > 0 else "")

@@ -11,9 +11,12 @@ from):
 Each arrow is a conditional UPDATE on `step` with its timeline event in the same transaction.
 The action itself is AT MOST once: the run is claimed (`executing`, with a deadline of the
 action's timeout plus a margin) and committed BEFORE it starts, so a duplicate job, a second
-replica or a restart never runs it twice. If the process dies while the action runs, the
-deadline job finds the run still `executing` and records that the outcome is unknown (it is
-not re-run: a half-applied restart or rollback must be looked at by a human).
+replica or a restart never runs it twice. It runs in a supervisor process of its own
+(`remediation/supervisor.py`) that outlives Firebreak: if Firebreak dies while the action runs,
+the supervisor still writes the outcome on the run and makes it due, and the next scheduler
+(after a restart, or another replica) records that outcome. Only when the supervisor died too
+does the deadline job find no outcome and record it as unknown (never re-run: a half-applied
+restart or rollback must be looked at by a human).
 
 What was approved is what runs: the action definition is snapshotted at approval; the action
 must still be in the allowlist when it runs. Output is redacted and truncated before it goes
@@ -22,7 +25,6 @@ to Slack or the timeline.
 
 from __future__ import annotations
 
-import asyncio
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,11 +45,13 @@ from firebreak.incidents.notices import (
 from firebreak.incidents.ports import Notifier
 from firebreak.remediation import service as store
 from firebreak.remediation.config import RemediationConfig
+from firebreak.remediation.supervisor import Supervised, supervise
 from firebreak.scheduler.core import Due, JobKind, Scheduling
+from firebreak.store.db import is_memory_sqlite
 from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.schemas import EventType, IncidentStatus, RemediationProposal
 from firebreak.store.writer import Writer
-from firebreak.tools.actions import check_proposal, run_action
+from firebreak.tools.actions import check_proposal
 from firebreak.tools.config import PrometheusSource, RemediationAction, VerifyConfig
 from firebreak.tools.prometheus import PrometheusError, query_range
 from firebreak.tools.redact import Redactor
@@ -57,6 +61,7 @@ log = structlog.get_logger(__name__)
 ACTOR = "firebreak"
 OUTPUT_MAX = 2000  # characters of output kept in the timeline and shown in the thread
 DEADLINE_MARGIN_S = 60.0  # after timeout_s + this, an `executing` run is declared interrupted
+SUPERVISOR_MARGIN_S = 30.0  # the supervisor's start and its store write, beyond timeout_s
 VERIFY_WINDOW_S = 30.0  # the verification reads the last point of this range
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -197,20 +202,45 @@ class RemediationService:
         log.info("remediation running", run_id=run.id, action=run.action)
         self._running.add(run.id)
         try:
-            async with asyncio.timeout(definition.timeout_s + 10):  # the executors time out first
-                ok, raw = await run_action(definition, run.parameters)
-        except TimeoutError:
-            ok, raw = False, f"timed out after {definition.timeout_s:g}s"
-        except Exception as exc:  # an executor bug must still be recorded
-            log.exception("remediation executor failed", run_id=run.id)
-            ok, raw = False, f"{type(exc).__name__}: {exc}"
-        finally:
+            ok, raw = await self._run_supervised(run, definition)
+            output = self.redactor.redact(raw)[:OUTPUT_MAX]
+            await self._finish(run, run.step + 1, store.EXECUTING, ok=ok, output=output)
+        finally:  # only now may a deadline job finish the run instead (its supervisor's record)
             self._running.discard(run.id)
-        output = self.redactor.redact(raw)[:OUTPUT_MAX]
-        await self._finish(run, run.step + 1, store.EXECUTING, ok=ok, output=output)
+
+    async def _run_supervised(self, run: Any, definition: RemediationAction) -> tuple[bool, str]:
+        try:
+            return await supervise(
+                self._supervised(run, run.step + 1, definition),
+                timeout_s=definition.timeout_s + SUPERVISOR_MARGIN_S,
+            )
+        except Exception as exc:  # a failure to supervise must still be recorded
+            log.exception("remediation supervisor failed", run_id=run.id)
+            return False, f"{type(exc).__name__}: {exc}"
+
+    def _supervised(self, run: Any, step: int, definition: RemediationAction) -> Supervised:
+        url = self.engine.url.render_as_string(hide_password=False)
+        return Supervised(
+            run_id=run.id,
+            step=step,
+            phase=store.EXECUTING,
+            definition=definition.model_dump(mode="json"),
+            parameters=dict(run.parameters),
+            store_url=None if is_memory_sqlite(url) else url,
+            redaction=self.redactor.recipe(),
+            output_max=OUTPUT_MAX,
+        )
 
     async def _interrupted(self, run: Any) -> None:
+        """The run is still `executing` at its deadline, or its supervisor made it due: finish
+        it with the outcome the supervisor recorded, else as unknown."""
         if run.id in self._running:
+            return
+        if run.ok is not None:
+            await self._finish(
+                run, run.step, store.EXECUTING, ok=run.ok,
+                output=self.redactor.redact(run.output or "")[:OUTPUT_MAX], recovered=True,
+            )  # fmt: skip
             return
         await self._finish(
             run,
@@ -230,6 +260,7 @@ class RemediationService:
         ok: bool,
         output: str,
         skipped: str | None = None,
+        recovered: bool = False,
     ) -> None:
         verify = run.definition.get("verify")
         now = utcnow()
@@ -242,6 +273,8 @@ class RemediationService:
             message = f"{run.action} not run: {skipped}"
         else:
             message = f"{run.action}({params}) {'succeeded' if ok else 'failed'}"
+        if recovered:
+            message += " (recorded by its supervisor: Firebreak stopped while it ran)"
         event = {
             "run_id": run.id,
             "action": run.action,
@@ -250,6 +283,7 @@ class RemediationService:
             "ok": ok,
             "output": output,
             "skipped": skipped,
+            "recovered": recovered,
         }
 
         def record(conn: Connection) -> bool:

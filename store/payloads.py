@@ -2,16 +2,41 @@
 
 Unknown fields are ignored (newer Alertmanagers add some, e.g. `notification_reason`);
 known fields are type-checked so a malformed payload is refused with the field named.
+
+Bad input is decided here, field by field, for Alertmanager's retry logic (a 4xx is dropped,
+so a refused notification pages nobody; a 5xx is retried forever):
+- a NUL character in text Alertmanager copies from scraped data (label and annotation values,
+  the group key built from them, URLs, the receiver) is replaced by U+FFFD and the field is
+  named in `repaired`: PostgreSQL cannot store NUL, and the alert must still page;
+- a NUL in a label or annotation name or in a fingerprint is refused: Alertmanager never sends
+  one (names follow Prometheus' grammar, fingerprints are hex), and a replaced name or
+  fingerprint could merge two distinct ones;
+- a time outside 1970…2200 is refused: no real alert has one, and no substitute would be both
+  true and stable across redeliveries (startsAt is part of an alert's identity and its
+  investigation window). Alertmanager's zero time (year 1) as `endsAt` means "not ended".
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 ZERO_TIME_YEAR = 1  # Alertmanager sends 0001-01-01T00:00:00Z as endsAt of firing alerts
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # exclusive
+NUL = "\x00"
+REPLACEMENT = "\ufffd"
 # Alert sources name the service differently; the first of these labels that is set names it.
 SERVICE_LABELS = ("service", "app", "job", "deployment", "container", "namespace")
 
@@ -21,16 +46,56 @@ def service_of(labels: dict[str, str], default: str = "unknown") -> str:
     return next((labels[key] for key in SERVICE_LABELS if labels.get(key)), default)
 
 
+def no_nul(value: str) -> str:
+    """Refuses NUL where a replacement would change what the text identifies."""
+    if NUL in value:
+        raise PydanticCustomError("nul_character", "NUL character not allowed")
+    return value
+
+
+def in_range(value: datetime) -> datetime:
+    """The time, made UTC-aware; refused outside 1970…2200, where the investigation's window
+    arithmetic overflows and the stores' time columns disagree."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not EARLIEST.year <= aware.year <= LATEST.year or not EARLIEST <= aware < LATEST:
+        shown = aware.isoformat().replace("+00:00", "Z")
+        raise PydanticCustomError(
+            "time_out_of_range", "{when} is out of range (1970…2200)", {"when": shown}
+        )
+    return aware
+
+
+Name = Annotated[str, AfterValidator(no_nul)]
+Labels = dict[Name, str]
+
+
+def _replace_nul(model: BaseModel, fields: tuple[str, ...]) -> list[str]:
+    """Replaces NUL in the named text and dict-value fields; the fields changed, as the JSON
+    names them (`labels.team`)."""
+    repaired: list[str] = []
+    for name in fields:
+        value: Any = getattr(model, name)
+        alias = type(model).model_fields[name].alias or name
+        if isinstance(value, str) and NUL in value:
+            setattr(model, name, value.replace(NUL, REPLACEMENT))
+            repaired.append(alias)
+        elif isinstance(value, dict) and any(NUL in text for text in value.values()):
+            repaired += [f"{alias}.{key}" for key, text in value.items() if NUL in text]
+            setattr(model, name, {k: v.replace(NUL, REPLACEMENT) for k, v in value.items()})
+    return repaired
+
+
 class AlertPayload(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str] = {}
-    annotations: dict[str, str] = {}
+    labels: Labels = {}
+    annotations: Labels = {}
     starts_at: datetime = Field(alias="startsAt")
     ends_at: datetime | None = Field(None, alias="endsAt")
     generator_url: str = Field("", alias="generatorURL")
-    fingerprint: str = Field(min_length=1, max_length=128)
+    fingerprint: Annotated[str, AfterValidator(no_nul)] = Field(min_length=1, max_length=128)
+    _repaired: list[str] = PrivateAttr(default_factory=list)
 
     @field_validator("starts_at", "ends_at", mode="before")
     @classmethod
@@ -43,15 +108,20 @@ class AlertPayload(BaseModel):
 
     @field_validator("starts_at")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    def _start(cls, value: datetime) -> datetime:
+        return in_range(value)
 
     @field_validator("ends_at")
     @classmethod
     def _zero_is_none(cls, value: datetime | None) -> datetime | None:
         if value is None or value.year <= ZERO_TIME_YEAR:
             return None
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return in_range(value)
+
+    @model_validator(mode="after")
+    def _repair(self) -> AlertPayload:
+        self._repaired = _replace_nul(self, ("labels", "annotations", "generator_url"))
+        return self
 
 
 class AlertmanagerPayload(BaseModel):
@@ -62,8 +132,25 @@ class AlertmanagerPayload(BaseModel):
     truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0)
     status: Literal["firing", "resolved"]
     receiver: str = ""
-    group_labels: dict[str, str] = Field({}, alias="groupLabels")
-    common_labels: dict[str, str] = Field({}, alias="commonLabels")
-    common_annotations: dict[str, str] = Field({}, alias="commonAnnotations")
+    group_labels: Labels = Field({}, alias="groupLabels")
+    common_labels: Labels = Field({}, alias="commonLabels")
+    common_annotations: Labels = Field({}, alias="commonAnnotations")
     external_url: str = Field("", alias="externalURL")
     alerts: list[AlertPayload] = []
+    _repaired: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _repair(self) -> AlertmanagerPayload:
+        own = ("group_key", "receiver", "group_labels", "common_labels", "common_annotations")
+        self._repaired = _replace_nul(self, (*own, "external_url")) + [
+            f"alerts.{index}.{field}"
+            for index, alert in enumerate(self.alerts)
+            for field in alert._repaired
+        ]
+        return self
+
+    @property
+    def repaired(self) -> list[str]:
+        """The fields whose NUL characters were replaced by U+FFFD, as the JSON names them
+        (`alerts.0.labels.team`); empty for a clean payload."""
+        return list(self._repaired)

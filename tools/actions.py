@@ -5,6 +5,11 @@ Why these choices:
   alert carry), so they are validated against their configured pattern (whole match) and
   substituted with no evaluation: `{{ name }}` placeholders are replaced by plain string
   substitution, not a template engine, so a value cannot reach template logic.
+- A value starting with `-` is refused whatever the pattern says, so a placeholder never
+  becomes an option (`--help`, `-rf`, `--upload-pack=…`) wherever it stands in argv. argv is
+  not rewritten with a `--` before placeholders: in `-n {{ namespace }}` the value belongs to
+  the option, and many programs take `--` as an operand; with no value able to start with `-`,
+  every placeholder is an operand or an option's value, as the argv template wrote it.
 - Commands run with `asyncio.create_subprocess_exec`: the argv template is split once, in the
   configuration, and a parameter only ever becomes (part of) ONE argv item. `; rm -rf /` is then
   an argument like any other, never shell syntax.
@@ -36,6 +41,7 @@ __all__ = [
     "MAX_OUTPUT_BYTES",
     "ActionError",
     "check_proposal",
+    "child_env",
     "render_argv",
     "render_body",
     "render_headers",
@@ -72,8 +78,8 @@ def check_proposal(
 
 
 def validate_parameters(action: RemediationAction, values: Mapping[str, str]) -> dict[str, str]:
-    """The parameters, checked: every declared one present and matching its pattern (whole
-    value), none undeclared. Raises ActionError naming the problem."""
+    """The parameters, checked: every declared one present, not starting with `-` and matching
+    its pattern (whole value), none undeclared. Raises ActionError naming the problem."""
     declared = {p.name: p for p in action.parameters}
     unknown = sorted(set(values) - set(declared))
     if unknown:
@@ -83,6 +89,11 @@ def validate_parameters(action: RemediationAction, values: Mapping[str, str]) ->
         if name not in values:
             raise ActionError(f"parameter {name!r} missing for action {action.name!r}")
         value = values[name]
+        if isinstance(value, str) and value.startswith("-"):
+            raise ActionError(
+                f"parameter {name!r} of action {action.name!r} starts with '-': refused whatever "
+                "the pattern, so that a value never poses as an option"
+            )
         if not isinstance(value, str) or not _matches(param.pattern, value):
             raise ActionError(
                 f"parameter {name!r} of action {action.name!r} does not match {param.pattern}"
@@ -188,7 +199,8 @@ async def run_http(
     return ok, f"HTTP {response.status_code} {response.reason_phrase}\n{text}".rstrip()
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """The environment a child of Firebreak gets: enough to run, none of the bot's secrets."""
     return {k: os.environ[k] for k in _CHILD_ENV if k in os.environ}
 
 
@@ -202,7 +214,7 @@ async def run_command(argv: list[str], *, timeout_s: float) -> tuple[bool, str]:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env=_child_env(),
+            env=child_env(),
             start_new_session=True,
         )
     except OSError as exc:

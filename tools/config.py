@@ -99,9 +99,13 @@ class VerifyConfig(Section):
     source: str | None = None  # name of a sources.metrics entry; default the first one
 
 
+# A value may hold `-` but not start with it: standing alone in argv it would be an option.
+DEFAULT_PARAMETER_PATTERN = r"^[A-Za-z0-9_.:/][A-Za-z0-9_.:/-]{0,127}$"
+
+
 class RemediationParam(Section):
     name: str
-    pattern: str = r"^[A-Za-z0-9_.:/-]{1,128}$"
+    pattern: str = DEFAULT_PARAMETER_PATTERN  # whole match; a leading `-` is refused regardless
     description: str = ""
 
 

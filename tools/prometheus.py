@@ -84,6 +84,13 @@ def choose_step(start: datetime, end: datetime, target_points: int = TARGET_POIN
     return step
 
 
+def least_step(start: datetime, end: datetime) -> float:
+    """The smallest whole-second step that keeps a series of start..end under `MAX_POINTS`
+    (Prometheus refuses a range query beyond it)."""
+    seconds = max((end - start).total_seconds(), 1.0)
+    return float(max(1, math.ceil(seconds / (MAX_POINTS - 1))))
+
+
 async def query_range(
     client: httpx.AsyncClient,
     base_url: str,

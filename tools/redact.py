@@ -128,7 +128,9 @@ class Redactor:
 
     def __init__(self, patterns: Iterable[str] = (), secrets: Iterable[str] = ()) -> None:
         subs: list[_Sub] = []
+        patterns = tuple(patterns)
         values = sorted({s for s in secrets if s and len(s) >= _MIN_KNOWN_SECRET}, key=len)
+        self._recipe = {"patterns": list(patterns), "secrets": values}
         if values:
             # Longest first, so a secret containing another is removed whole.
             alternation = "|".join(re.escape(v) for v in reversed(values))
@@ -145,6 +147,13 @@ class Redactor:
     def from_config(cls, investigation: Any, secrets: Iterable[str] = ()) -> Redactor:
         """From `InvestigationConfig.redact_patterns` and e.g. `Secrets.values()`."""
         return cls(patterns=investigation.redact_patterns, secrets=secrets)
+
+    def recipe(self) -> dict[str, list[str]]:
+        """What this redactor is built from (`Redactor(**recipe)` builds the same one), for a
+        process of Firebreak's own that must redact before it writes: the remediation
+        supervisor. It holds secret values: hand it over a pipe, never in argv or the
+        environment."""
+        return {key: list(values) for key, values in self._recipe.items()}
 
     def redact(self, text: str) -> str:
         """The text with every secret replaced by `[REDACTED]`; idempotent."""

@@ -15,12 +15,18 @@ incidents' charts drawn in a thread starved the event loop of an alert storm (is
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import io
 import math
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -297,7 +303,8 @@ class ChartDrawer:
     """Draws PNG charts in one worker process, started at the first chart (matplotlib's import
     and the process cost about a second, paid only by a process that draws). The worker runs at
     the lowest CPU priority: a chart can wait, and during a storm fifty of them took a core
-    from the webhook (issue 18: the storm's first round at 0.7 of the second's throughput)."""
+    from the webhook (the storm's first round at 0.7 of the second's throughput). It ends
+    with its parent, also after a kill -9 (`_worker_init`)."""
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
@@ -308,12 +315,50 @@ class ChartDrawer:
         if self._pool is None:
             spawn = multiprocessing.get_context("spawn")  # no forked copy of the event loop
             self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=spawn, initializer=os.nice, initargs=(LOWEST_PRIORITY,)
+                max_workers=1, mp_context=spawn, initializer=_worker_init, initargs=(os.getpid(),)
             )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, render_png, reading, alert_start)
+        try:
+            return await loop.run_in_executor(self._pool, render_png, reading, alert_start)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False)
+            self._pool = None  # a dead worker breaks its pool for good: the next chart starts anew
+            raise
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_S = 1.0
+
+
+def _worker_init(parent: int) -> None:
+    """The chart worker's start: the lowest CPU priority, and its life tied to its parent's.
+
+    A kill -9 of Firebreak runs no clean-up, and the worker, blocked reading a queue whose
+    write end it holds itself, would wait forever: one orphan (and its resource tracker) per
+    crash. On Linux the kernel kills it with its parent (`PR_SET_PDEATHSIG`; the pool is
+    started from the event loop's thread, which lives as long as the process); elsewhere a
+    thread watches the parent pid."""
+    os.nice(LOWEST_PRIORITY)
+    if _kill_me_with_parent():
+        if os.getppid() != parent:  # it died before the request took effect
+            os._exit(0)
+        return
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _kill_me_with_parent() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)

@@ -299,6 +299,48 @@ async def test_query_metrics_on_a_real_prometheus(
     assert bad.refs == []
 
 
+async def test_query_metrics_caps_the_range_and_the_resolution_and_says_so(
+    http: httpx.AsyncClient, prom: tuple[str, Exporter]
+) -> None:
+    """Ten years at 1 s steps, or ten years at all, would make Prometheus refuse (11,000 points
+    per series) or scan every block it has: the call is cut to the last 24 h of its range and
+    its step raised, the answer says so, and the series still comes back."""
+    url, _ = prom
+    now = datetime.now(UTC)
+    tools = box(
+        http,
+        alert=AlertContext(labels={"service": "checkout"}, starts_at=now),
+        window=(now - timedelta(minutes=5), now),
+        metrics=[PrometheusSource(type="prometheus", name="prom", url=url)],
+    )
+    selector = f'{GAUGE}{{service="checkout"}}'
+    await _scraped(http, url, selector, at_least=5)
+    decade_ago = (now - timedelta(days=3650)).isoformat()
+
+    fine = await tools.call(
+        "query_metrics", {"source": "prom", "promql": selector, "start": decade_ago, "step_s": 1}
+    )
+    assert fine.error is None, fine.text
+    (reading,) = fine.items
+    assert isinstance(reading, MetricReading) and reading.current == 3
+    header = fine.text.splitlines()[0]
+    assert "range capped to 24h" in header, header
+    assert "step raised to 8s" in header and "11,000 points" in header
+
+    coarse = await tools.call(
+        "query_metrics", {"source": "prom", "promql": f"max({selector})", "start": decade_ago}
+    )
+    assert coarse.error is None and len(coarse.items) == 1, coarse.text
+    header = coarse.text.splitlines()[0]
+    assert "range capped to 24h" in header and "step 288s" in header
+    assert "step raised" not in header
+
+    within = await tools.call(
+        "query_metrics", {"source": "prom", "promql": f"min({selector})", "step_s": 1}
+    )
+    assert "capped" not in within.text and "raised" not in within.text, within.text
+
+
 async def _scraped(http: httpx.AsyncClient, url: str, selector: str, at_least: int) -> None:
     """Wait until Prometheus holds `at_least` samples of `selector` (an instant query)."""
     deadline = time.monotonic() + 30

@@ -183,6 +183,31 @@ async def test_bad_bodies_are_400_or_422_and_change_nothing(store_url: str) -> N
         assert await rig.timeline(incident_id) == before
 
 
+async def test_nul_in_a_body_is_422_naming_the_field_and_changes_nothing(store_url: str) -> None:
+    """A person's words are not rewritten: NUL (which PostgreSQL cannot store) is refused with
+    the field named, on both stores, and nothing is written."""
+    async with api_rig(store_url) as rig:
+        incident_id = await rig.alert("g1", "a")
+        before = await rig.timeline(incident_id)
+        for path, body, field in (
+            ("notes", {"by": "alice", "text": "rolled back\x00 v2.4.1"}, "text"),
+            ("notes", {"by": "ali\x00ce", "text": "rolled back"}, "by"),
+            (
+                "feedback",
+                {"by": "bob", "verdict": "wrong", "actual_cause": "d\x00isk"},
+                "actual_cause",
+            ),
+            ("feedback", {"by": "bob", "verdict": "correct", "run_id": "r\x001"}, "run_id"),
+        ):
+            answer = await post(rig, f"{incident_id}/{path}", body)
+            assert answer.status_code == 422, (body, answer.text)
+            problem = answer.json()["detail"][0]
+            assert problem["field"] == field, answer.json()
+            if field != "by":  # `by` refuses every control character, NUL among them
+                assert problem["problem"] == "NUL character not allowed"
+        assert await rig.timeline(incident_id) == before
+
+
 async def test_every_401_names_the_bearer_scheme(store_url: str) -> None:
     async with api_rig(store_url) as rig:
         incident_id = await rig.alert("g1", "a")

@@ -126,6 +126,7 @@ def test_nothing_running_gives_a_working_offline_config(tmp_path: Path) -> None:
     assert code == 0
     assert out.count("cannot connect") == len(DEFAULT_URLS)
     config = load_config(tmp_path / "config.yaml")
+    assert config.server.host == "127.0.0.1"  # beyond this machine only by choice, with tokens
     assert config.llm.provider == "offline"
     assert config.sources.logs == [] and config.sources.metrics == []
     assert config.slack.alertmanager_url is None

@@ -124,6 +124,15 @@ def test_listening_beyond_loopback_without_tokens_is_said() -> None:
     assert len(warnings("firebreak.internal", api_token="a")) == 1  # a name may be reachable
 
 
+def test_the_default_host_is_this_machine_only() -> None:
+    """Without a host configured nobody else can reach the webhook or the API, tokens or not;
+    listening beyond is a choice the config makes, and `serve` then warns as above."""
+    assert Config().server.host == "127.0.0.1"
+    assert open_to_the_network(Config(), Secrets()) == []
+    (hint,) = open_to_the_network(Config(server={"host": "::"}), Secrets(webhook_token="w"))
+    assert "every interface" in hint and "default, 127.0.0.1" in hint
+
+
 def test_a_port_in_use_is_one_line_and_nothing_starts(tmp_path: Path) -> None:
     import socket
 

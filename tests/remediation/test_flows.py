@@ -68,6 +68,8 @@ async def test_only_approvers_may_approve_and_refused_actions_never_run(
             approved(incident_id, path=str(marker), word="NOT-lowercase"),
             approved(incident_id, path=str(marker)),  # missing parameter
             approved(incident_id, path=str(marker), word="ok", extra="x"),
+            approved(incident_id, path="-rf", word="x"),  # the default pattern
+            approved(incident_id, path="--help", word="x"),
         ):
             with pytest.raises(ActionError):
                 await remediations.schedule(bad)
@@ -78,6 +80,26 @@ async def test_only_approvers_may_approve_and_refused_actions_never_run(
     open_config = {"actions": [append_action()], "approvers": []}
     async with app_for(store_url, notifier, remediation=open_config) as app:
         assert app.runtime.remediations.may_approve("U_ANYONE", [])  # type: ignore[union-attr]
+
+
+async def test_a_parameter_posing_as_an_option_is_never_scheduled_whatever_the_pattern(
+    store_url: str, tmp_path: Path
+) -> None:
+    """`--help` or `-rf` for a placeholder standing alone in argv, under a pattern that admits
+    anything: refused when approved (nothing scheduled, nothing run, nothing recorded)."""
+    marker = tmp_path / "marker"
+    lax = append_action(parameters=[{"name": "path"}, {"name": "word", "pattern": "^.*$"}])
+    notifier = RecordingNotifier()
+    async with app_for(store_url, notifier, remediation={"actions": [lax]}) as app:
+        incident_id = await open_incident(app.client)
+        for value in ("--help", "-rf"):
+            with pytest.raises(ActionError, match="starts with '-'"):
+                await app.runtime.remediations.schedule(  # type: ignore[union-attr]
+                    approved(incident_id, path=str(marker), word=value)
+                )
+        await asyncio.sleep(0.5)
+        assert not marker.exists()
+        assert await timeline(app.client, incident_id, "REMEDIATION_EXECUTED") == []
 
 
 async def test_scheduled_approval_runs_once_after_a_restart(store_url: str, tmp_path: Path) -> None:

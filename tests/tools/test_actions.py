@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -63,6 +64,43 @@ async def test_parameters_are_validated_against_their_pattern(tmp_path: Path) ->
             validate_parameters(action, bad)
     ok, output = await run_action(action, {"target": "x; touch /tmp/owned"})
     assert not ok and "does not match" in output
+
+
+@pytest.mark.parametrize("value", ["--help", "-rf", "-", "--", "-n=kube-system"])
+async def test_a_value_starting_with_a_dash_never_runs_whatever_the_pattern(
+    tmp_path: Path, value: str
+) -> None:
+    """A placeholder never becomes an option: even a pattern that admits anything (`.*`) and an
+    argv with the placeholder standing alone do not let `--help` or `-rf` through."""
+    ran = tmp_path / "ran"
+    script = "import sys; open(sys.argv[1], 'w').write(repr(sys.argv[2:]))"
+    action = command([sys.executable, "-c", script, str(ran), "{{ target }}"], pattern=".*")
+
+    with pytest.raises(ActionError, match="starts with '-'"):
+        validate_parameters(action, {"target": value})
+    ok, output = await run_action(action, {"target": value})
+
+    assert not ok and "starts with '-'" in output and "option" in output
+    assert not ran.exists()
+    ok, output = await run_action(action, {"target": f"x{value}"})  # inside a value: an operand
+    assert ok and ran.read_text() == repr([f"x{value}"])
+
+
+def test_the_default_pattern_refuses_a_leading_dash() -> None:
+    action = RemediationAction(
+        name="restart",
+        description="d",
+        kind="command",
+        argv=["systemctl", "restart", "{{ unit }}"],
+        parameters=[{"name": "unit"}],
+    )
+    pattern = action.parameters[0].pattern
+    for fine in ("checkout-api", "payments.service", "ns/pod-1", "host:8080", "a_b", "x" * 128):
+        assert validate_parameters(action, {"unit": fine}) == {"unit": fine}
+    for bad in ("-rf", "--help", "-", "", "x" * 129, "a b"):
+        assert re.fullmatch(pattern, bad) is None, bad
+        with pytest.raises(ActionError):
+            validate_parameters(action, {"unit": bad})
 
 
 def test_templates_substitute_text_only() -> None:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from firebreak.bot.web.charts import ChartDrawer, alert_reading, render_png, samples_of, svg_chart
 from firebreak.tools.models import MetricReading
 from tests.bot.web.seed import ERRORS_QUERY, evidence
+from tests.support.processes import descendants_of, wait_gone
 
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -83,3 +90,47 @@ async def test_the_drawer_draws_in_a_worker_at_the_lowest_cpu_priority() -> None
         assert os.getpriority(os.PRIO_PROCESS, 0) < 19  # the drawer's own process is not lowered
     finally:
         drawer.close()
+
+
+DRAW_THEN_WAIT = """
+import asyncio, json, multiprocessing
+from datetime import UTC, datetime
+from firebreak.bot.web.charts import ChartDrawer
+from tests.bot.web.seed import evidence
+
+async def main() -> None:
+    start = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    drawer = ChartDrawer()  # held: a collected pool would end its worker itself
+    png = await drawer.png(evidence(start)["metrics"][0], start)
+    workers = [child.pid for child in multiprocessing.active_children()]
+    print(json.dumps({"png": len(png), "workers": workers}), flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_the_worker_ends_when_its_parent_is_killed_with_sigkill() -> None:
+    """A kill -9 of Firebreak runs no clean-up: the chart worker must notice on its own, or it
+    idles forever as an orphan, one more per crash."""
+    root = Path(__file__).resolve().parents[3]
+    parent = subprocess.Popen(
+        [sys.executable, "-c", DRAW_THEN_WAIT], cwd=root, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        drawn = json.loads(parent.stdout.readline())
+        assert drawn["png"] > 1000 and len(drawn["workers"]) == 1
+        left_behind = descendants_of(parent.pid)
+        assert set(drawn["workers"]) <= set(left_behind)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        orphans = wait_gone(left_behind, within=10)
+        for pid in orphans:  # the test's own leftovers, by pid
+            os.kill(pid, signal.SIGKILL)
+        assert orphans == [], "orphans of the killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
