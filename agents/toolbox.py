@@ -54,6 +54,7 @@ from firebreak.tools.kubernetes import KubeClient, KubernetesError, KubernetesSo
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, LogLine, MetricReading
 from firebreak.tools.models import describe_error as _describe_error
 from firebreak.tools.safe_regex import PatternError, compile_untrusted
+from firebreak.tools.text import cut
 
 __all__ = [
     "TOOL_NAMES",
@@ -380,12 +381,15 @@ def _format(item: Item) -> str:
 
 
 def _redacted(item: Item, redact: Callable[[str], str]) -> Item:
+    """The item scrubbed, its text first cut to `files.MAX_LINE_CHARS` (a source may answer a
+    megabyte-long line): redaction runs on the loop here, on bounded text only."""
     if isinstance(item, LogLine):
-        return item.model_copy(update={"text": redact(item.text)})
+        return item.model_copy(update={"text": redact(cut(item.text, files.MAX_LINE_CHARS))})
     if isinstance(item, MetricReading):
         series = {k: redact(v) for k, v in item.series.items()}
         return item.model_copy(update={"query": redact(item.query), "series": series})
-    return item.model_copy(update={"text": redact(item.text), "object": redact(item.object)})
+    text = redact(cut(item.text, files.MAX_LINE_CHARS))
+    return item.model_copy(update={"text": text, "object": redact(cut(item.object, 500))})
 
 
 def _why(exc: Exception) -> str:
