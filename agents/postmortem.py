@@ -321,7 +321,7 @@ class PostmortemService:
 
     async def draft(self, incident_id: int, *, actor: str) -> PostmortemDraft | None:
         async with self.engine.connect() as conn:
-            facts = await gather(conn, incident_id)
+            facts = await gather(conn, incident_id, self.redactor.redact_value)
         if facts is None:
             return None
         written = await self.write(facts)
