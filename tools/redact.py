@@ -30,11 +30,12 @@ from firebreak.tools.secret_shapes import (
     scrub_private_keys,
     sensitive_key,
 )
-from firebreak.tools.text import LEADING_STAMP
+from firebreak.tools.text import LEADING_STAMP, cut
 
 __all__ = ["REDACTED", "Redactor", "redact_processor", "sensitive_key"]
 
 _MIN_KNOWN_SECRET = 4  # shorter "secrets" would shred ordinary words
+MAX_LOG_VALUE_CHARS = 8000  # a log field (an error's text, a library's message) is cut here
 
 
 class Redactor:
@@ -166,13 +167,16 @@ def redact_processor(
     redactor: Redactor,
 ) -> Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]:
     """A structlog processor scrubbing every string in the event dict (keys named like
-    secrets lose their value entirely), so secrets never reach the logs. Put it last but one,
-    just before the renderer."""
+    secrets lose their value entirely), so secrets never reach the logs. A string longer than
+    `MAX_LOG_VALUE_CHARS` is cut (marked) first: it runs on the event loop, for every line.
+    Put it last but one, just before the renderer."""
 
     def processor(
         logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in list(event_dict.items()):
+            if isinstance(value, str) and len(value) > MAX_LOG_VALUE_CHARS:
+                value = cut(value, MAX_LOG_VALUE_CHARS)  # bounded before it is scanned
             event_dict[key] = redactor._redact_item(key, value)
         return event_dict
 

@@ -25,7 +25,7 @@ from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.bot.cards import mrkdwn_to_text
 from firebreak.tools import evidence, files, llm_output, text
 from firebreak.tools.models import AlertContext, Evidence, LogLine
-from firebreak.tools.redact import Redactor
+from firebreak.tools.redact import Redactor, redact_processor
 from firebreak.tools.safe_regex import compile_untrusted
 
 BOUND_S = 3.0
@@ -131,3 +131,11 @@ def test_the_stamp_reader_looks_at_the_head_only() -> None:
     began = time.perf_counter()
     assert files.parse_timestamp(line) == datetime(2026, 12, 1, 10, tzinfo=UTC)
     assert time.perf_counter() - began < 0.1
+
+
+def test_a_huge_log_field_is_cut_before_it_is_scrubbed() -> None:
+    processor = redact_processor(REDACTOR)
+    began = time.perf_counter()
+    event = processor(None, "info", {"event": "x", "detail": "a." * MEGABYTE})
+    assert time.perf_counter() - began < 0.5  # bounded: one line of our own logs
+    assert event["detail"].endswith("…") and len(event["detail"]) <= 8000
