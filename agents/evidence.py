@@ -1,5 +1,6 @@
-"""Joins what the three agents found: ranked, de-duplicated, capped and redacted, so that what
-follows (the LLM, the store, Slack) only ever sees the scrubbed version.
+"""Joins what the three agents found: cut, redacted, ranked, de-duplicated and capped, so that
+what follows (the LLM, the store, Slack) only ever sees the scrubbed version. Each item is cut
+to a bound (marked "…") before anything scans it, and the work runs in a thread.
 
 The character budget is shared: the cluster findings get at most a quarter of it (the best of
 them, by the same scores as log lines), the logs and metrics the rest. With an LLM, the
@@ -12,9 +13,11 @@ capped and numbered by the toolbox).
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime as GraphRuntime
 
@@ -28,6 +31,7 @@ from firebreak.agents.state import InvestigationState
 from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType, HistoryRef
 from firebreak.tools.evidence import build_evidence, format_finding
+from firebreak.tools.files import MAX_LINE_CHARS
 from firebreak.tools.kube_objects import select_findings
 from firebreak.tools.llm import estimate_tokens
 from firebreak.tools.models import (
@@ -38,33 +42,23 @@ from firebreak.tools.models import (
     MetricReading,
     SourceReport,
 )
+from firebreak.tools.redact import Redactor
+from firebreak.tools.text import cut
+
+_Item = TypeVar("_Item", LogLine, KubeFinding)
 
 KUBERNETES_SHARE = 4  # the findings get at most 1/4 of the evidence budget
+MAX_ITEM_CHARS = MAX_LINE_CHARS  # what a source may hand in per line; evidence shows less
 RESULTS_RESERVE_TOKENS = 1000  # room kept in the context for the follow-up calls' results
 
 
 async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
     alert = AlertContext.model_validate(state["alert"])
-    reports = [SourceReport.model_validate(r) for r in state.get("reports", [])]
-    found = deps.redactor.redact_evidence(
-        Evidence(
-            logs=[LogLine.model_validate(line) for line in state.get("logs", [])],
-            metrics=[MetricReading.model_validate(m) for m in state.get("metrics", [])],
-            reports=reports,
-            kubernetes=[KubeFinding.model_validate(f) for f in state.get("kubernetes", [])],
-        )
-    )  # the one pass: everything after this (the LLM, the store, Slack) sees scrubbed text
     budget = deps.settings.investigation.evidence_budget_chars
-    findings = select_findings(found.kubernetes, budget // KUBERNETES_SHARE)
-    spent = sum(len(format_finding(f)) + 1 for f in findings)
-    evidence = build_evidence(
-        found.logs,
-        found.metrics,
-        found.reports,
-        budget - spent,
-        starts_at=alert.starts_at,
-    ).model_copy(update={"kubernetes": findings})
+    # CPU work over text from outside, off the event loop; each regex call in it scans one
+    # cut item, so the thread gives the GIL back between calls and the loop keeps serving.
+    evidence = await asyncio.to_thread(_joined, state, deps.redactor, budget, alert.starts_at)
     fitted = await _fit_for_the_model(state, deps, alert, evidence)
     if fitted is not None:
         evidence = fitted.evidence
@@ -101,6 +95,35 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
         )
     )
     return {"evidence": evidence.model_dump(mode="json")}
+
+
+def _joined(
+    state: InvestigationState, redactor: Redactor, budget: int, starts_at: datetime
+) -> Evidence:
+    """What the sources found, each item cut to `MAX_ITEM_CHARS` (marked) and then scrubbed:
+    the one pass, everything after it (the LLM, the store, Slack) sees scrubbed text. Then
+    ranked, de-duplicated and capped."""
+    logs = [_cut_line(LogLine.model_validate(line)) for line in state.get("logs", [])]
+    findings = [_cut_line(KubeFinding.model_validate(f)) for f in state.get("kubernetes", [])]
+    found = redactor.redact_evidence(
+        Evidence(
+            logs=logs,
+            metrics=[MetricReading.model_validate(m) for m in state.get("metrics", [])],
+            reports=[SourceReport.model_validate(r) for r in state.get("reports", [])],
+            kubernetes=findings,
+        )
+    )
+    kept = select_findings(found.kubernetes, budget // KUBERNETES_SHARE)
+    spent = sum(len(format_finding(f)) + 1 for f in kept)
+    return build_evidence(
+        found.logs, found.metrics, found.reports, budget - spent, starts_at=starts_at
+    ).model_copy(update={"kubernetes": kept})
+
+
+def _cut_line(item: _Item) -> _Item:
+    if len(item.text) <= MAX_ITEM_CHARS:
+        return item
+    return item.model_copy(update={"text": cut(item.text, MAX_ITEM_CHARS)})
 
 
 async def _fit_for_the_model(

@@ -164,7 +164,9 @@ def _run_view(run: RunFact) -> dict[str, str]:
 
 
 def build_messages(facts: PostmortemFacts, redactor: Redactor) -> list[dict[str, str]]:
-    """System + user messages, scrubbed; people appear as "person A", never by name."""
+    """System + user messages; people appear as "person A", never by name. Each timeline
+    message is scrubbed as it comes in (the incident's own text was at ingestion); the rendered
+    text is not scrubbed again as a whole, where one item's end and the next one's ref meet."""
     people = {who: f"person {chr(ord('A') + n % 26)}" for n, who in enumerate(facts.people())}
 
     def anonymous(text: str) -> str:
@@ -193,10 +195,7 @@ def build_messages(facts: PostmortemFacts, redactor: Redactor) -> list[dict[str,
         runs=[_run_view(run) for run in facts.runs],
         timeline=timeline,
     )
-    return [
-        {"role": "system", "content": redactor.redact(system)},
-        {"role": "user", "content": redactor.redact(user)},
-    ]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 async def narrate(
@@ -210,8 +209,12 @@ async def narrate(
     messages = build_messages(facts, redactor)
 
     def repair(errors: Sequence[str], bad_answer: str) -> dict[str, str]:
-        text = render("postmortem_repair.md", errors=list(errors), bad_answer=bad_answer)
-        return {"role": "user", "content": redactor.redact(text)}
+        text = render(
+            "postmortem_repair.md",
+            errors=[redactor.redact(error) for error in errors],
+            bad_answer=redactor.redact(bad_answer),
+        )
+        return {"role": "user", "content": text}
 
     answered = await ask_json(
         gateway,
@@ -318,7 +321,7 @@ class PostmortemService:
 
     async def draft(self, incident_id: int, *, actor: str) -> PostmortemDraft | None:
         async with self.engine.connect() as conn:
-            facts = await gather(conn, incident_id)
+            facts = await gather(conn, incident_id, self.redactor.redact_value)
         if facts is None:
             return None
         written = await self.write(facts)

@@ -15,12 +15,14 @@ from firebreak.store.schemas import Analysis
 from firebreak.tools.llm import LLMGateway
 from firebreak.tools.models import Evidence
 from firebreak.tools.redact import Redactor
-from firebreak.tools.text import truncate
+from firebreak.tools.text import cut, truncate
 
 log = structlog.get_logger(__name__)
 
 
 _WORD = re.compile(r"[A-Za-z0-9_.:/-]{4,}")
+MAX_QUESTION_CHARS = 2000  # a question is cut (marked) before anything reads it
+_MAX_WORDS = 40  # the question's words looked for in the evidence
 
 
 async def answer_question(
@@ -35,6 +37,8 @@ async def answer_question(
     """An answer for the incident thread, from the stored evidence and analysis. Without a
     usable LLM, a deterministic answer built from the analysis and matching evidence."""
     redactor = redactor or Redactor()
+    question = redactor.redact(cut(question, MAX_QUESTION_CHARS))
+    incident_summary = redactor.redact(incident_summary)
     safe_evidence = redactor.redact_evidence(evidence)
     unavailable = "no LLM is configured"
     if gateway is not None and gateway.enabled:
@@ -48,9 +52,9 @@ async def answer_question(
             kubernetes=safe_evidence.kubernetes,
             boundary=boundary,
         )
-        messages = [
-            {"role": "system", "content": redactor.redact(system)},
-            {"role": "user", "content": redactor.redact(question)},
+        messages = [  # the items are scrubbed above, the rendered text is not scrubbed again
+            {"role": "system", "content": system},
+            {"role": "user", "content": question},
         ]
         try:
             text = (await gateway.complete_text(messages)).text.strip()
@@ -63,7 +67,7 @@ async def answer_question(
             if text:
                 return redactor.redact(text)
             unavailable = "the LLM returned an empty answer"
-    return redactor.redact(_deterministic_answer(question, safe_evidence, analysis, unavailable))
+    return _deterministic_answer(question, safe_evidence, analysis, unavailable)  # scrubbed parts
 
 
 def _deterministic_answer(
@@ -82,8 +86,9 @@ def _deterministic_answer(
     else:
         lines.append("No analysis has been produced for this incident yet.")
 
-    words = {w.lower().strip(".:/-") for w in _WORD.findall(question)}
+    words = {w.lower().strip(".:/-") for w in _WORD.findall(question)[: _MAX_WORDS * 2]}
     words.discard("")
+    words = set(sorted(words, key=len, reverse=True)[:_MAX_WORDS])
     candidates: list[tuple[str, str]] = [
         (line.ref, line.text) for line in evidence.logs if line.ref
     ] + [(m.ref, metric_text(m)) for m in evidence.metrics if m.ref]

@@ -2,7 +2,10 @@
 (the follow-up loop, the analysis, the token budget), so each sends the same text.
 
 `rca_system.md` + `rca_user.md` (prompts/) are rendered from the *redacted* alert and evidence,
-with Firebreak's leads and the earlier incidents, and scrubbed once more as a whole.
+with Firebreak's leads and the earlier incidents. Each item is scrubbed once, on its way in
+(the alert by `safe_alert`, the evidence by the graph's join and the tool box, each earlier
+incident's line here); the rendered text is never scrubbed again as a whole: there the end of
+one line and the ref that starts the next (`password:` ⏎ `[L12]`) read as a key and its value.
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ def build_rca_messages(
     history: Sequence[HistoryRef] = (),
     leads: Sequence[Lead] | None = None,
 ) -> list[dict[str, str]]:
-    """System + user messages for one investigation, scrubbed. `evidence` should already be
-    redacted (it is scrubbed again as part of the rendered text anyway). `tools`: how many
+    """System + user messages for one investigation. `alert` (`safe_alert`) and `evidence`
+    must already be redacted: nothing here scrubs them again. `tools`: how many
     follow-up calls the request offers (the system message then explains them); `history`:
     earlier incidents like this one, shown as evidence `H1`…; `leads`: Firebreak's own
     findings (computed from the evidence when not given)."""
@@ -76,13 +79,10 @@ def build_rca_messages(
         reports=evidence.reports,
         actions=list(actions),
         boundary=boundary,
-        history=history_lines(history),
+        history=[redactor.redact(line) for line in history_lines(history)],
         leads=list(leads),
     )
-    return [
-        {"role": "system", "content": redactor.redact(system)},
-        {"role": "user", "content": redactor.redact(user)},
-    ]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def history_lines(history: Sequence[HistoryRef]) -> list[str]:
@@ -119,7 +119,12 @@ def answer_now_message() -> dict[str, str]:
 def build_repair_message(
     errors: Sequence[str], bad_answer: str, redactor: Redactor | None = None
 ) -> dict[str, str]:
-    """The user message asking the model to correct its previous answer."""
+    """The user message asking the model to correct its previous answer: the answer and the
+    problems quoting it are scrubbed as they come in, before they are put in the text."""
     redactor = redactor or Redactor()
-    text = render("rca_repair.md", errors=list(errors), bad_answer=bad_answer)
-    return {"role": "user", "content": redactor.redact(text)}
+    text = render(
+        "rca_repair.md",
+        errors=[redactor.redact(error) for error in errors],
+        bad_answer=redactor.redact(bad_answer),
+    )
+    return {"role": "user", "content": text}

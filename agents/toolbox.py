@@ -53,6 +53,8 @@ from firebreak.tools.kube_objects import KubeFinding, format_finding
 from firebreak.tools.kubernetes import KubeClient, KubernetesError, KubernetesSource
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, LogLine, MetricReading
 from firebreak.tools.models import describe_error as _describe_error
+from firebreak.tools.safe_regex import PatternError, compile_untrusted
+from firebreak.tools.text import cut
 
 __all__ = [
     "TOOL_NAMES",
@@ -380,12 +382,15 @@ def _format(item: Item) -> str:
 
 
 def _redacted(item: Item, redact: Callable[[str], str]) -> Item:
+    """The item scrubbed, its text first cut to `files.MAX_LINE_CHARS` (a source may answer a
+    megabyte-long line): redaction runs on the loop here, on bounded text only."""
     if isinstance(item, LogLine):
-        return item.model_copy(update={"text": redact(item.text)})
+        return item.model_copy(update={"text": redact(cut(item.text, files.MAX_LINE_CHARS))})
     if isinstance(item, MetricReading):
         series = {k: redact(v) for k, v in item.series.items()}
         return item.model_copy(update={"query": redact(item.query), "series": series})
-    return item.model_copy(update={"text": redact(item.text), "object": redact(item.object)})
+    text = redact(cut(item.text, files.MAX_LINE_CHARS))
+    return item.model_copy(update={"text": text, "object": redact(cut(item.object, 500))})
 
 
 def _why(exc: Exception) -> str:
@@ -654,9 +659,9 @@ class Toolbox:
             )
             lines = [elasticsearch.to_line(hit, source) for hit in hits]
         elif kind == "file":
-            try:
-                pattern = re.compile(args.query)
-            except re.error as exc:
+            try:  # the model's pattern: RE2, linear in the line, never `re` (it backtracks)
+                pattern = compile_untrusted(args.query)
+            except PatternError as exc:
                 raise ToolError(f"bad regular expression {args.query!r}: {exc}") from None
             lines = await asyncio.to_thread(_grep, source, pattern, start, end)
         else:
@@ -775,9 +780,10 @@ def _shift(reading: MetricReading) -> float:
     return max(abs(reading.current - reading.baseline), abs(peak - reading.baseline)) / scale
 
 
-def _grep(source: Any, pattern: re.Pattern[str], start: datetime, end: datetime) -> list[LogLine]:
-    """Lines of the source's files matching `pattern` inside start..end (blocking). Lines
-    without a timestamp take the one above them, as the file source reads them."""
+def _grep(source: Any, pattern: Any, start: datetime, end: datetime) -> list[LogLine]:
+    """Lines of the source's files matching `pattern` (RE2) inside start..end (blocking).
+    Lines without a timestamp take the one above them, as the file source reads them; each
+    line is cut (`files.MAX_LINE_CHARS`) before it is matched."""
     paths = [p for p in sorted(glob.glob(os.path.expanduser(source.path), recursive=True))]
     paths = [p for p in paths if os.path.isfile(p)]
     if not paths:

@@ -18,7 +18,7 @@ from firebreak.bot.slack_outbox import refresh_pending_gauge
 from firebreak.store import incidents
 from firebreak.store.counts import refresh_open_gauge
 from firebreak.store.db import ping
-from firebreak.store.schemas import IncidentStatus
+from firebreak.store.schemas import IncidentOut, IncidentStatus
 from firebreak.tools.breaker import ACTIONS
 
 
@@ -45,7 +45,8 @@ async def list_incidents(request: Request) -> JSONResponse:
             return error_response(400, "invalid_status", f"status must be one of {allowed}")
     async with request.app.state.runtime.engine.connect() as conn:
         found = await incidents.list_incidents(conn, status)
-    return JSONResponse([incident.model_dump(mode="json") for incident in found])
+    scrub = request.app.state.runtime.redactor.redact_value
+    return JSONResponse([incident.shown(scrub).model_dump(mode="json") for incident in found])
 
 
 async def get_incident(request: Request) -> JSONResponse:
@@ -69,6 +70,8 @@ async def _one_incident(
             found = await fetch(conn, incident_id)
     if found is None:
         return error_response(404, "not_found", f"no incident {request.path_params['incident_id']}")
+    if isinstance(found, IncidentOut):  # label values as people may read them
+        found = found.shown(request.app.state.runtime.redactor.redact_value)
     return JSONResponse(to_jsonable_python(found))
 
 

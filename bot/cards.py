@@ -1394,11 +1394,14 @@ _TERMINAL_EMOJI = {
 _SHORTCODE = re.compile(r":[a-z0-9_+\-]+:")
 # One pass over mrkdwn: code first (nothing inside it is markup), then <…> entities, then the
 # emphasis marks, which Slack honours only at word boundaries (`pool_in_use` is no italics).
+# The lazy spans are bounded: an opening mark without its closing one is looked for that far
+# only, so a line of a thousand `_a ` costs a thousand short scans, not each to the line's end.
 _TOKEN = re.compile(
-    r"(?P<pre>```(?P<pre_body>.*?)```)"
-    r"|(?P<code>`(?P<code_body>[^`\n]+)`)"
-    r"|<(?P<angle>[^<>\n]+)>"
-    r"|(?P<mark>(?<![\w*_~])(?P<sign>[*_~])(?=\S)(?P<inner>[^\n]+?)(?<=\S)(?P=sign)(?![\w*_~]))",
+    r"(?P<pre>```(?P<pre_body>.{0,4000}?)```)"
+    r"|(?P<code>`(?P<code_body>[^`\n]{1,1000}+)`)"
+    r"|<(?P<angle>[^<>\n]{1,1000}+)>"
+    r"|(?P<mark>(?<![\w*_~])(?P<sign>[*_~])(?=\S)(?P<inner>[^\n]{1,300}?)(?<=\S)(?P=sign)"
+    r"(?![\w*_~]))",
     re.DOTALL,
 )
 _STYLE = {"*": "bold", "_": "italic", "~": "strike"}

@@ -50,6 +50,7 @@ from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.oncall.config import RouteRule
 from firebreak.store import slack as slack_store
 from firebreak.store.writer import Writer
+from firebreak.tools.redact import Redactor
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +104,7 @@ def build_notifier(
     ingest_busy: Callable[[], bool],
     routing: Sequence[RouteRule] = (),
     silence_durations: Sequence[str] = (),
+    redactor: Redactor | None = None,
 ) -> OutboxNotifier:
     """The outbox notifier over Slack's Web API, or over the terminal in console mode. A
     missing token is refused here, at start (SlackSetupError names the variable).
@@ -136,6 +138,7 @@ def build_notifier(
         settings=opts.outbox,
         routing=routing,
         silence_durations=silence_durations,
+        redactor=redactor,
     )
 
 

@@ -52,6 +52,7 @@ log = structlog.get_logger(__name__)
 
 QUICK_ANSWER_S = 2.0
 MAX_TITLE = 300
+MAX_QUESTION = 2000  # an @firebreak question is cut (marked) to this before anything reads it
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 _ID = re.compile(r"^#?(\d{1,18})$")
 
@@ -115,9 +116,10 @@ class Handlers:
         return replies.investigating(await self.ops.investigate(incident_id, user))
 
     async def declare(self, title: str, user: str) -> Reply:
-        incident_id = await self.ops.declare(title[:MAX_TITLE], user)
+        title = self.ops.clean(title, MAX_TITLE)  # cut, then scrubbed: once, on the way in
+        incident_id = await self.ops.declare(title, user)
         channel = self.notifier.card_channel({})  # a declared incident has no labels
-        return replies.declared(incident_id, title[:MAX_TITLE], channel)
+        return replies.declared(incident_id, title, channel)
 
     async def status(self, incident_id: int, _user: str = "") -> Reply:
         async with self.engine.connect() as conn:
@@ -170,6 +172,7 @@ class Handlers:
             ]
         readable = await self.access.readable(user, [i.id for i in found], channel)
         found = [i for i in found if i.id in readable]
+        found = [incident.shown(self.ops.redactor.redact_value) for incident in found]
         found.sort(key=lambda i: i.id, reverse=True)
         text = f"{len(found)} open incident(s)" if found else "No open incidents."
         return Reply(text, cards.incident_list_blocks(found))
@@ -567,7 +570,8 @@ async def answer_mention(handlers: Handlers, event: dict[str, Any]) -> None:
     channel = event.get("channel") or ""
     user = event.get("user") or "unknown"
     thread_ts = event.get("thread_ts")
-    question = " ".join(_MENTION.sub(" ", event.get("text") or "").split())
+    raw = (event.get("text") or "")[: MAX_QUESTION * 2]  # bounded before anything scans it
+    question = " ".join(_MENTION.sub(" ", raw).split())
     incident_id = None
     if thread_ts:
         async with handlers.engine.connect() as conn:
@@ -590,6 +594,7 @@ async def answer_mention(handlers: Handlers, event: dict[str, Any]) -> None:
             purpose="answer",
         )
         return
+    question = handlers.ops.clean(question, MAX_QUESTION)  # cut, then scrubbed: once
     answer = await handlers.ops.ask(incident_id, question, user)
     await notifier.enqueue_thread(
         incident_id, cards.answer_text(user, question, answer), purpose="answer"

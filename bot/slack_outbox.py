@@ -81,6 +81,7 @@ from firebreak.store.incidents import CARD, utcnow
 from firebreak.store.schemas import IncidentOut
 from firebreak.store.writer import Writer
 from firebreak.tools.promql import short_metric
+from firebreak.tools.redact import Redactor
 
 log = structlog.get_logger(__name__)
 
@@ -135,8 +136,10 @@ class OutboxNotifier:
         owner: str | None = None,
         routing: Sequence[RouteRule] = (),
         silence_durations: Sequence[str] = (),
+        redactor: Redactor | None = None,
     ) -> None:
         self.engine = engine
+        self.redactor = redactor or Redactor()  # label values as cards show them
         self.writer = writer
         self.transport = transport
         self.charts = charts  # the thread's PNG charts, drawn in a worker process
@@ -594,8 +597,10 @@ class OutboxNotifier:
     # ------------------------------------------------------------------ deliveries
 
     async def render_card(self, incident: IncidentOut) -> tuple[str, list[dict[str, Any]]]:
-        """The incident's card as it is now: its last page, its silence, a fresh page link."""
+        """The incident's card as it is now: its last page, its silence, a fresh page link.
+        Its labels as people may read them (`IncidentOut.shown`)."""
         now = utcnow()
+        incident = incident.shown(self.redactor.redact_value)
         async with self.engine.connect() as conn:
             view = cards.OnCallView(
                 page=await oncall_store.last_page(conn, incident.id),
@@ -699,6 +704,7 @@ class OutboxNotifier:
                 incident = await incidents.get_incident(conn, incident_id, with_alerts=False)
             if analysis is None or incident is None:
                 raise PermanentError(f"no stored analysis for run {notice.run_id}")
+            incident = incident.shown(self.redactor.redact_value)
         text, blocks = cards.notice_message(
             incident_id, notice, analysis, incident, public_url=self.public_url
         )

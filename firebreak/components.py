@@ -125,6 +125,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             resolved=metrics.incidents_resolved,
             correlation=config.correlation,
             time_to_resolve=metrics.time_to_resolve,
+            redactor=redactor,
         )
         outbox = None
         if parts.notifier is None:
@@ -144,6 +145,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
                 api_errors=metrics.slack_api_errors,
                 charts=charts,
                 ingest_busy=lambda: intake.busy,
+                redactor=redactor,
             )
         notifier: Notifier = parts.notifier or outbox  # type: ignore[assignment]
 
@@ -261,6 +263,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             investigations=investigations,
             time_to_acknowledge=metrics.time_to_acknowledge,
             time_to_resolve=metrics.time_to_resolve,
+            redactor=redactor,
         )
         feedback = FeedbackOps(engine=engine, writer=writer, bus=bus, notifier=notifier)
         groups = SlackGroups(slack_client(outbox))

@@ -28,6 +28,7 @@ from firebreak.config import Config
 from firebreak.store import incidents
 from firebreak.store.db import create_engine
 from firebreak.store.schemas import Analysis, IncidentOut, IncidentStatus, TimelineEventOut
+from firebreak.tools.redact import Redactor
 
 __all__ = ["StoreUnreadable", "incident_view", "incidents_table", "show_incident", "show_list"]
 
@@ -56,7 +57,8 @@ def show_list(config: Config, status: IncidentStatus | None, console: Console) -
         which = f"{status.value} " if status else ""
         console.print(Text(f"No {which}incidents."))
         return 0
-    console.print(incidents_table(found))
+    scrub = Redactor.from_config(config.investigation).redact_value
+    console.print(incidents_table([incident.shown(scrub) for incident in found]))
     return 0
 
 
@@ -71,7 +73,8 @@ def show_incident(config: Config, incident_id: int, console: Console) -> int:
         console.print(Text(f"There is no incident #{incident_id}.", style="red"))
         return 1
     incident, events = found
-    console.print(incident_view(incident, events))
+    scrub = Redactor.from_config(config.investigation).redact_value
+    console.print(incident_view(incident.shown(scrub), events))
     return 0
 
 

@@ -8,6 +8,7 @@ the bus then tells the card, the ladder and the other components about it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,7 +20,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak.incidents import transitions
+from firebreak.incidents import alert_text, transitions
 from firebreak.incidents.config import CorrelationConfig, IngestConfig
 from firebreak.incidents.events import Change, EventBus, IncidentEvent
 from firebreak.incidents.ingest import ALERTMANAGER, IngestOutcome, ingest, ingest_many
@@ -29,6 +30,8 @@ from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.store.schemas import EventType, IncidentStatus
 from firebreak.store.writer import Batched, Writer
+from firebreak.tools.redact import Redactor
+from firebreak.tools.text import cut
 
 log = structlog.get_logger(__name__)
 
@@ -73,8 +76,10 @@ class AlertIntake:
         resolved: Counter,
         correlation: CorrelationConfig | None = None,
         time_to_resolve: Histogram | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.bus = bus
+        self.redactor = redactor or Redactor()
         self.config = config
         self.opened = opened
         self.resolved = resolved
@@ -92,6 +97,12 @@ class AlertIntake:
         return time.monotonic() < self._busy_until
 
     async def ingest(self, payload: AlertmanagerPayload) -> IngestOutcome:
+        """Store the notification, its text scrubbed first (incidents/alert_text.py): off the
+        event loop when there is much of it."""
+        if alert_text.needs_thread(payload):
+            payload = await asyncio.to_thread(alert_text.scrub_payload, payload, self.redactor)
+        else:
+            payload = alert_text.scrub_payload(payload, self.redactor)
         if self._batches.pending >= BUSY_BACKLOG:
             self._busy_until = time.monotonic() + BUSY_HOLD_S
         outcome = await self._batches.run(payload)
@@ -108,7 +119,11 @@ class AlertIntake:
         return ingest(conn, payload, now=utcnow(), **self._rules())
 
     def _rules(self) -> dict[str, Any]:
-        return {"reopen_window_s": self.config.reopen_window_s, "correlation": self.correlation}
+        return {
+            "reopen_window_s": self.config.reopen_window_s,
+            "correlation": self.correlation,
+            "shown": partial(alert_text.shown_text, redactor=self.redactor),
+        }
 
     def _announce(self, incident_id: int, outcome: IngestOutcome) -> None:
         if outcome.opened:
@@ -142,8 +157,10 @@ class IncidentOps:
         investigations: Investigations,
         time_to_acknowledge: Histogram | None = None,
         time_to_resolve: Histogram | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.engine = engine
+        self.redactor = redactor or Redactor()
         self.writer = writer
         self.bus = bus
         self.escalations = escalations
@@ -202,13 +219,26 @@ class IncidentOps:
         )
         return Outcome(Result.DONE if started else Result.UNCHANGED, incident_id)
 
+    def clean(self, text: str, limit: int = MAX_NOTE) -> str:
+        """What people typed, as it may be stored and shown: cut to `limit` (marked), then
+        scrubbed. The one pass for text from Slack, the API and the CLI."""
+        return self.redactor.redact(cut(text, limit))
+
     async def declare(self, title: str, actor: str) -> int:
+        """A declared incident; `title` is what `clean` gave (not scrubbed again)."""
         incident_id = await self.writer.run(partial(transitions.declare, title=title, actor=actor))
         log.info("incident declared", incident_id=incident_id, actor=actor)
         self.bus.publish(IncidentEvent(incident_id, Change.OPENED, actor))
         return incident_id
 
     async def add_note(
+        self, incident_id: int, actor: str, text: str, data: dict[str, Any] | None = None
+    ) -> Outcome:
+        """A note, its text scrubbed on the way in (`clean`)."""
+        scrubbed = self.redactor.redact_value(data) if data else data
+        return await self._note(incident_id, actor, self.clean(text), scrubbed)
+
+    async def _note(
         self, incident_id: int, actor: str, text: str, data: dict[str, Any] | None = None
     ) -> Outcome:
         if not await self._exists(incident_id):
@@ -226,9 +256,11 @@ class IncidentOps:
         return Outcome(Result.DONE, incident_id)
 
     async def ask(self, incident_id: int, question: str, actor: str) -> str:
-        """Record the question, get the answer, record it: both NOTE events by the asker."""
+        """Record the question, get the answer, record it: both NOTE events by the asker.
+        `question` is what `clean` gave: it is not scrubbed again; the answer was written from
+        scrubbed evidence and is scrubbed by the investigation that wrote it."""
         question = question[:MAX_NOTE]
-        await self.add_note(
+        await self._note(
             incident_id, actor, f"Question: {question}", {"kind": "question", "question": question}
         )
         try:
@@ -236,7 +268,7 @@ class IncidentOps:
         except Exception as exc:
             log.exception("answering a question failed", incident_id=incident_id)
             answer = f"I could not answer that ({type(exc).__name__})."
-        await self.add_note(
+        await self._note(
             incident_id,
             actor,
             f"Answer: {answer}",

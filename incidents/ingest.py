@@ -28,7 +28,7 @@ which keeps one code path for aiosqlite and asyncpg and lets a batch run without
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -57,6 +57,7 @@ from firebreak.store.models import Alert, Incident, IncidentGroup, TimelineEvent
 from firebreak.store.payloads import AlertmanagerPayload, AlertPayload, service_of
 from firebreak.store.schemas import EventType, IncidentStatus
 
+Scrub = Callable[[str], str]  # the alert text shown, scrubbed (incidents/alert_text.py)
 ALERTMANAGER = "alertmanager"
 MAX_FINGERPRINTS_IN_EVENT = 20
 MAX_REPAIRED_IN_EVENT = 20
@@ -120,12 +121,15 @@ def ingest(
     now: datetime,
     reopen_window_s: int,
     correlation: CorrelationConfig | None = None,
+    shown: Scrub = str,
 ) -> IngestOutcome:
-    """Apply one notification. The caller owns the transaction."""
+    """Apply one notification. The caller owns the transaction. `shown` turns the text built
+    from labels (the title, the group's name) into what people may read: labels are stored
+    as they came (grouping, routing, silences match them), their text for reading is not."""
     alerts = _last_per_fingerprint(payload.alerts)
     if not alerts:
         return IngestOutcome()
-    decision = _decide(conn, payload, alerts, now, reopen_window_s, correlation)
+    decision = _decide(conn, payload, alerts, now, reopen_window_s, correlation, shown)
     if decision is None:
         return IngestOutcome()
     incident = decision.incident
@@ -138,7 +142,11 @@ def ingest(
         and not _firing_groups(conn, incident.id)
     )
     _update_incident(conn, incident.id, payload, changes, now, resolve)
-    _record_events(conn, incident.id, changes, now, decision, resolved=resolve, payload=payload)
+    events = _events(
+        incident.id, changes, now, decision, resolved=resolve, payload=payload, shown=shown
+    )
+    if events:
+        insert_rows(conn, TimelineEvent.__table__, events)
     return IngestOutcome(
         incident_id=incident.id,
         opened=decision.created or decision.reopened,
@@ -158,6 +166,7 @@ def ingest_many(
     now: datetime,
     reopen_window_s: int,
     correlation: CorrelationConfig | None = None,
+    shown: Scrub = str,
 ) -> list[IngestOutcome]:
     """Apply notifications in order, with the outcomes and the rows `ingest` gives one by one,
     in a few statements for the whole batch (issue 18: a storm's notifications cost five
@@ -167,8 +176,15 @@ def ingest_many(
     is read for the whole batch at once and written set-wise at the end. Anything else (a new
     group, a resolve, a reopen, a fingerprint this batch already touched) first writes what is
     buffered, then goes through `ingest` itself, and the batch reads the rest anew."""
-    apply = partial(ingest, conn, now=now, reopen_window_s=reopen_window_s, correlation=correlation)
-    batch = _Batch(conn, now)
+    apply = partial(
+        ingest,
+        conn,
+        now=now,
+        reopen_window_s=reopen_window_s,
+        correlation=correlation,
+        shown=shown,
+    )
+    batch = _Batch(conn, now, shown)
     batch.read(payloads)
     outcomes: list[IngestOutcome] = []
     for index, payload in enumerate(payloads):
@@ -189,9 +205,10 @@ _T = TypeVar("_T")
 class _Batch:
     """What `ingest_many` read for its notifications, and the rows it has yet to write."""
 
-    def __init__(self, conn: Connection, now: datetime) -> None:
+    def __init__(self, conn: Connection, now: datetime, shown: Scrub = str) -> None:
         self.conn = conn
         self.now = now
+        self.shown = shown
         self.open: dict[str, _Open] = {}  # group key -> its open incident, and its row there
         self.stored: dict[tuple[int, str], _Stored] = {}  # (incident, fingerprint) -> alert
         self.touched: set[tuple[int, str]] = set()  # alerts written by this batch
@@ -244,7 +261,13 @@ class _Batch:
             count["new_alerts"] += len(changes.inserts)
             count["truncated"] = payload.truncated_alerts
         self.events += _events(
-            incident.id, changes, self.now, _Decision(incident), resolved=False, payload=payload
+            incident.id,
+            changes,
+            self.now,
+            _Decision(incident),
+            resolved=False,
+            payload=payload,
+            shown=self.shown,
         )
         return IngestOutcome(
             incident_id=incident.id, alerts_written=len(changes.inserts) + len(changes.updates)
@@ -271,6 +294,7 @@ def _decide(
     now: datetime,
     reopen_window_s: int,
     correlation: CorrelationConfig | None,
+    shown: Scrub = str,
 ) -> _Decision | None:
     """The incident this notification belongs to (None: it opens nothing and has no home)."""
     incident = _find_open_incident(conn, payload.group_key)
@@ -295,7 +319,7 @@ def _decide(
             if row.status != IncidentStatus.RESOLVED.value:  # a resolved one never takes it
                 joined = _Open(row.id, row.status, row.created_at, None, None)
                 return _Decision(joined, joined=True)
-    created = _create_incident(conn, payload)
+    created = _create_incident(conn, payload, shown)
     memory.link(conn, created.id, [row.id for row in correlated], now)
     return _Decision(created, created=True, correlated=tuple(row.id for row in correlated))
 
@@ -499,12 +523,12 @@ def _within(resolved_at: datetime | None, now: datetime, window_s: int) -> bool:
     return resolved_at is not None and now - resolved_at <= timedelta(seconds=window_s)
 
 
-def _create_incident(conn: Connection, payload: AlertmanagerPayload) -> _Open:
+def _create_incident(conn: Connection, payload: AlertmanagerPayload, shown: Scrub) -> _Open:
     labels = _labels(payload)
     incident_id = insert_incident(
         conn,
         group_key=payload.group_key,
-        title=_title(payload, labels),
+        title=shown(_title(payload, labels)),
         severity=labels.get("severity") or payload.alerts[0].labels.get("severity", "unknown"),
         service=service_of(labels),
         labels=labels,
@@ -657,20 +681,6 @@ def group_name(payload: AlertmanagerPayload) -> str:
     return labels or payload.group_key[:120]
 
 
-def _record_events(
-    conn: Connection,
-    incident_id: int,
-    changes: _Changes,
-    now: datetime,
-    decision: _Decision,
-    *,
-    resolved: bool,
-    payload: AlertmanagerPayload,
-) -> None:
-    if events := _events(incident_id, changes, now, decision, resolved=resolved, payload=payload):
-        insert_rows(conn, TimelineEvent.__table__, events)
-
-
 def _events(
     incident_id: int,
     changes: _Changes,
@@ -679,8 +689,9 @@ def _events(
     *,
     resolved: bool,
     payload: AlertmanagerPayload,
+    shown: Scrub = str,
 ) -> list[dict[str, Any]]:
-    """The notification's timeline rows."""
+    """The notification's timeline rows (the group's name as `shown` gives it)."""
     events: list[dict[str, Any]] = []
 
     def add(kind: EventType, message: str, data: dict[str, Any]) -> None:
@@ -695,7 +706,7 @@ def _events(
             }
         )
 
-    group = {"group_key": payload.group_key}
+    group = {"group_key": shown(payload.group_key)}  # the timeline is read by people
     if decision.created:
         data = {**group, "correlated": list(decision.correlated)}
         add(EventType.INCIDENT_CREATED, "Incident opened from Alertmanager group", data)
@@ -707,16 +718,17 @@ def _events(
         )
     written = changes.inserts + changes.updates
     if written:
+        name = shown(group_name(payload))
         firing = sum(1 for alert in written if alert["status"] == FIRING)
         fingerprints = [alert.get("fingerprint", alert.get("alert_id")) for alert in written]
         joined = " (a correlated group joined this incident)" if decision.joined else ""
         add(
             EventType.ALERT_RECEIVED,
-            f"{len(written)} alert(s) received from group {group_name(payload)}{joined}: "
+            f"{len(written)} alert(s) received from group {name}{joined}: "
             f"{firing} firing, {len(written) - firing} resolved{_repaired_note(payload)}",
             {
                 **group,
-                "group": group_name(payload),
+                "group": name,
                 "joined": decision.joined,
                 "new": len(changes.inserts),
                 "changed": len(changes.updates),

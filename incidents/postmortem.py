@@ -8,8 +8,10 @@ but every fact in it comes from here, never from the model. The timeline items a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -98,9 +100,14 @@ def in_story(event: TimelineEventOut) -> bool:
     return event.type in MILESTONES
 
 
-async def gather(conn: AsyncConnection, incident_id: int) -> PostmortemFacts | None:
-    """Everything a postmortem states, from the store (None: no such incident)."""
+async def gather(
+    conn: AsyncConnection, incident_id: int, scrub: Callable[[Any], Any] | None = None
+) -> PostmortemFacts | None:
+    """Everything a postmortem states, from the store (None: no such incident); the incident's
+    label values through `scrub` (`IncidentOut.shown`) when given."""
     incident = await incidents.get_incident(conn, incident_id)
+    if incident is not None and scrub is not None:
+        incident = incident.shown(scrub)
     events = await incidents.timeline(conn, incident_id)
     if incident is None or events is None:
         return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -262,6 +263,24 @@ class IncidentOut(BaseModel):
     analysis: Analysis | None = None
     alerts: list[AlertOut] = []
     related: list[int] = []  # incidents correlated with this one (`correlation`), by id
+
+    def shown(self, scrub: Callable[[Any], Any]) -> IncidentOut:
+        """The incident as people read it (cards, pages, the API, postmortems): its label
+        values, and the group key, service and severity spelt from them, through `scrub` (the
+        redactor's `redact_value`: values under a secret's name are dropped whole). The stored
+        labels stay as they came: grouping, routing, correlation and silences match them."""
+        return self.model_copy(
+            update={
+                "labels": scrub(dict(self.labels)),
+                "group_key": scrub(self.group_key),
+                "service": scrub(self.service),
+                "severity": scrub(self.severity),
+                "alerts": [
+                    alert.model_copy(update={"labels": scrub(dict(alert.labels))})
+                    for alert in self.alerts
+                ],
+            }
+        )
 
     @property
     def started_at(self) -> datetime:

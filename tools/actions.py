@@ -36,6 +36,7 @@ from urllib.parse import quote
 import httpx
 
 from firebreak.tools.config import RemediationAction
+from firebreak.tools.safe_regex import PatternError, compile_untrusted
 
 __all__ = [
     "MAX_OUTPUT_BYTES",
@@ -103,9 +104,10 @@ def validate_parameters(action: RemediationAction, values: Mapping[str, str]) ->
 
 
 def _matches(pattern: str, value: str) -> bool:
+    """Whole-value match on RE2: the value is the model's, and `re` could backtrack on it."""
     try:
-        return re.fullmatch(pattern, value) is not None
-    except re.error:
+        return compile_untrusted(pattern).fullmatch(value) is not None
+    except PatternError:
         return False
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from firebreak.tools.breaker import SOURCE_BREAKER, BreakerConfig
 from firebreak.tools.kubernetes import KubernetesSource
+from firebreak.tools.safe_regex import PatternError, compile_untrusted
 
 
 class Section(BaseModel):
@@ -103,10 +104,22 @@ class VerifyConfig(Section):
 DEFAULT_PARAMETER_PATTERN = r"^[A-Za-z0-9_.:/][A-Za-z0-9_.:/-]{0,127}$"
 
 
+def _re2_pattern(pattern: str) -> str:
+    """A pattern matched against text from outside (a model's proposal, a log line) runs on
+    RE2; one it cannot run is refused at start, with its reason."""
+    try:
+        compile_untrusted(pattern)
+    except PatternError as exc:
+        raise ValueError(f"{pattern!r}: {exc}") from None
+    return pattern
+
+
 class RemediationParam(Section):
     name: str
-    pattern: str = DEFAULT_PARAMETER_PATTERN  # whole match; a leading `-` is refused regardless
+    pattern: str = DEFAULT_PARAMETER_PATTERN  # RE2, whole match; a leading `-` is refused
     description: str = ""
+
+    _pattern_runs_on_re2 = field_validator("pattern")(_re2_pattern)
 
 
 class RemediationAction(Section):
@@ -128,7 +141,12 @@ class InvestigationConfig(Section):
     lookback_s: int = Field(1800, ge=60)  # evidence window before the alert started
     lookahead_s: int = Field(300, ge=0)
     evidence_budget_chars: int = Field(12_000, ge=1000)
-    redact_patterns: list[str] = []  # extra regular expressions to scrub
+    redact_patterns: list[str] = []  # extra regular expressions to scrub (RE2 syntax)
     checkpoint_path: str | None = None  # SQLite checkpointer file; default beside the store
     max_tool_calls: int = Field(6, ge=0, le=50)  # follow-up tool calls per investigation
     tool_result_chars: int = Field(4000, ge=200, le=100_000)  # one tool result's cap
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns_run_on_re2(cls, patterns: list[str]) -> list[str]:
+        return [_re2_pattern(pattern) for pattern in patterns]

@@ -4,6 +4,8 @@ Why it is built this way:
 - Log files grow without bound; only the tail can hold the incident, so each file is read
   backwards from its end, at most `max_bytes`, never whole.
 - File I/O blocks; it runs in `asyncio.to_thread` so the event loop keeps serving Slack.
+- Each line is cut to `MAX_LINE_CHARS` (marked "…") as it is read, before anything scans it:
+  one megabyte-long line must cost no more than a screenful to match, rank and redact.
 - Lines are kept when their leading timestamp falls inside the window. Lines without one
   (stack-trace continuations) follow the decision for the timestamped line above them and take
   its time; in a file without any timestamps every line is kept.
@@ -27,11 +29,12 @@ from firebreak.tools.config import FileSource, InvestigationConfig
 from firebreak.tools.evidence import is_change, is_error
 from firebreak.tools.models import AlertContext, LogLine, SourceReport
 from firebreak.tools.templating import alert_window
-from firebreak.tools.text import as_utc
+from firebreak.tools.text import as_utc, cut
 
-__all__ = ["DEFAULT_MAX_BYTES", "fetch_logs", "parse_timestamp", "read_tail"]
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_LINE_CHARS", "fetch_logs", "parse_timestamp", "read_tail"]
 
 DEFAULT_MAX_BYTES = 1024 * 1024  # per file; a busy service writes this in well under the window
+MAX_LINE_CHARS = 2000  # per line as read; evidence shows 600 of it (tools/evidence.py)
 _HEAD = 64  # a "leading" timestamp starts within this many characters (after `[`, `ts=`...)
 
 _ISO = re.compile(
@@ -93,8 +96,13 @@ def parse_timestamp(line: str, *, reference: datetime | None = None) -> datetime
     return None
 
 
-def read_tail(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> list[str]:
-    """The last lines of a file within `max_bytes`, without reading the rest (blocking)."""
+def read_tail(
+    path: str | os.PathLike[str],
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    line_chars: int = MAX_LINE_CHARS,
+) -> list[str]:
+    """The last lines of a file within `max_bytes`, without reading the rest (blocking), each
+    cut to `line_chars`."""
     with open(path, "rb") as handle:
         handle.seek(0, os.SEEK_END)
         size = handle.tell()
@@ -102,9 +110,9 @@ def read_tail(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) 
         handle.seek(offset)
         data = handle.read(size - offset)
     if offset > 0:  # the first line is cut in the middle: drop it
-        cut = data.find(b"\n")
-        data = data[cut + 1 :] if cut >= 0 else b""
-    return data.decode("utf-8", errors="replace").splitlines()
+        newline = data.find(b"\n")
+        data = data[newline + 1 :] if newline >= 0 else b""
+    return [cut(line, line_chars) for line in data.decode("utf-8", errors="replace").splitlines()]
 
 
 @dataclass

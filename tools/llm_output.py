@@ -84,7 +84,7 @@ def text_tool_calls(text: str, offered: Collection[str]) -> list[TextCall]:
     if not offered or "{" not in text:
         return []
     calls = []
-    for value in json_objects(_TOOL_TAG.sub(" ", text)):
+    for value in json_objects(_TOOL_TAG.sub(" ", text[:MAX_SCAN_CHARS])):  # cut, then scan
         call = _as_call(value, offered)
         if call is not None:
             calls.append(call)

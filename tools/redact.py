@@ -1,147 +1,60 @@
-"""Scrub secrets and personal data from evidence, prompts and logs.
+"""Scrub secrets and personal data from evidence, alerts, prompts and logs.
 
 Why: evidence goes to an LLM (possibly a hosted one) and into Slack threads; log lines from
 real services contain connection strings, bearer tokens and e-mail addresses. Everything that
-leaves the process passes through one `Redactor`, built once from the configured extra
-patterns plus the bot's own secret values (which are scrubbed verbatim wherever they appear).
+enters from outside passes through one `Redactor` once, on its way in, built from the
+configured extra patterns plus the bot's own secret values (scrubbed verbatim, URL-encoded and
+base64-encoded wherever they appear).
 
-Patterns are compiled once; each is a single `re.sub` pass, so scrubbing a few hundred lines
-costs well under a millisecond per line. Replacements keep the structure around the secret
+Every scan is linear in the text (tools/secret_shapes.py says how): a long line costs its
+length, never its square. Configured patterns run on RE2 (tools/safe_regex.py), never on the
+backtracking `re`. Callers bound what they scan (`tools.text.cut`) before scanning it, so one
+call never holds the GIL for long. Replacements keep the structure around the secret
 (`scheme://user:[REDACTED]@host`, `password=[REDACTED]`) so a reader still sees what failed.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading, SourceReport
+from firebreak.tools.safe_regex import PatternError, compile_untrusted
+from firebreak.tools.secret_shapes import (
+    REDACTED,
+    SHAPES,
+    STEMS,
+    dangling_key,
+    encodings,
+    scrub_pairs,
+    scrub_private_keys,
+    sensitive_key,
+)
+from firebreak.tools.text import LEADING_STAMP, cut
 
-__all__ = ["REDACTED", "Redactor", "redact_processor"]
+__all__ = ["REDACTED", "Redactor", "redact_processor", "sensitive_key"]
 
-REDACTED = "[REDACTED]"
 _MIN_KNOWN_SECRET = 4  # shorter "secrets" would shred ordinary words
-
-_Sub = tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]
-
-_SENSITIVE_KEY = (
-    r"(?:api[_-]?key|apikey|access[_-]?key(?:[_-]?id)?|secret[_-]?key|secret|client[_-]?secret"
-    r"|private[_-]?key|token|password|passwd|pwd|credentials?|session[_-]?id|cookie)"
-)
-_SENSITIVE_KEY_RE = re.compile(rf"(?i)(?:^|[\W_]){_SENSITIVE_KEY}$")
-
-
-# Lookahead bodies: what follows "Bearer " is a credential, not an English word.
-_CREDENTIAL_LIKE = (
-    r"[A-Za-z-]*[0-9]"  # a digit somewhere in it
-    r"|[A-Za-z-]*[._~+/][A-Za-z0-9]"  # a symbol inside it (a trailing full stop is prose)
-    r"|[A-Za-z-]*[a-z][A-Z]"  # mixed case after the first letter
-    r"|[A-Za-z]{20}"  # long
-)
-
-
-def _keep_quotes(match: re.Match[str]) -> str:
-    value = match.group("val")
-    quote = value[0] if value[:1] in {'"', "'"} else ""
-    return f"{match.group('key')}{match.group('sep')}{quote}{REDACTED}{quote}"
-
-
-def _aws_secret(match: re.Match[str]) -> str:
-    """40 base64 characters are an AWS secret key only if they look random (mixed classes)."""
-    value = match.group()
-    if any(c.isupper() for c in value) and any(c.islower() for c in value):
-        if any(c.isdigit() for c in value) or "/" in value or "+" in value:
-            return REDACTED
-    return value
-
-
-_BUILTIN: tuple[_Sub, ...] = (
-    # PEM private keys, complete blocks first, then a block cut off by a line limit.
-    (
-        re.compile(
-            r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----.*?-----END \1-----", re.DOTALL
-        ),
-        REDACTED,
-    ),
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*", re.DOTALL), REDACTED),
-    # Passwords in URLs: scheme://user:pass@host -> scheme://user:[REDACTED]@host.
-    (
-        re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/?#@]*:)(?!\[REDACTED\])[^\s@/?#]+@"),
-        rf"\g<pre>{REDACTED}@",
-    ),
-    # JSON Web Tokens (header.payload.signature, both JSON parts start with `{"` -> eyJ).
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
-    # Authorization headers, whatever the scheme (Bearer, Basic, token...).
-    (
-        re.compile(
-            r"(?i)\b(?P<head>(?:proxy-)?authorization\s*[:=]\s*[\"']?"
-            r"(?:(?:bearer|basic|token|digest|apikey|negotiate)\s+)?+)(?!\[REDACTED\])[^\s\"',;]+"
-        ),
-        rf"\g<head>{REDACTED}",
-    ),
-    # A bare "Bearer <token>" elsewhere (curl lines, dumped headers). The value must look
-    # like a credential, not a word: a digit or a symbol inside, mixed case, or 20+ letters.
-    # Otherwise Firebreak's own "missing or wrong bearer token" lost its last word.
-    (
-        re.compile(
-            r"(?i)\b(?P<head>bearer\s+)(?!\[REDACTED\])(?-i:(?=" + _CREDENTIAL_LIKE + r"))"
-            r"[A-Za-z0-9\-._~+/]+=*"
-        ),
-        rf"\g<head>{REDACTED}",
-    ),
-    # Vendor tokens with recognisable shapes.
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{8,}"), REDACTED),  # Slack bot/user/app tokens
-    (re.compile(r"\bxapp-\d-[A-Za-z0-9-]{8,}"), REDACTED),  # Slack app-level tokens
-    (
-        re.compile(r"(?P<pre>https://hooks\.slack\.com/services/)[A-Za-z0-9/_-]+"),
-        rf"\g<pre>{REDACTED}",
-    ),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{20,}"), REDACTED),  # OpenAI-style keys
-    (re.compile(r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"), REDACTED),  # Stripe
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}"), REDACTED),  # GitHub
-    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{40,}"), REDACTED),
-    (re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"), REDACTED),  # GitLab
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), REDACTED),  # Google API keys
-    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"), REDACTED),  # AWS
-    # key=value / key: value / "key": "value" where the key names a secret.
-    (
-        re.compile(
-            rf"(?i)(?P<key>\b[\w.-]*?{_SENSITIVE_KEY})\b(?P<sep>[\"']?\s*[:=]\s*)"
-            r"(?!\[REDACTED\]|[\"']\[REDACTED\])"
-            r"(?P<val>\"[^\"\n]*\"|'[^'\n]*'|[^\s\"'&,;}\])]+)"
-        ),
-        _keep_quotes,
-    ),
-    # AWS secret access keys without a telling key name: 40 random-looking base64 characters.
-    (re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"), _aws_secret),
-    # E-mail addresses (personal data; they also identify the on-call people).
-    (
-        re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-        REDACTED,
-    ),
-)
+MAX_LOG_VALUE_CHARS = 8000  # a log field (an error's text, a library's message) is cut here
 
 
 class Redactor:
     """Scrubs known secret values, built-in secret shapes and configured extra patterns."""
 
     def __init__(self, patterns: Iterable[str] = (), secrets: Iterable[str] = ()) -> None:
-        subs: list[_Sub] = []
         patterns = tuple(patterns)
-        values = sorted({s for s in secrets if s and len(s) >= _MIN_KNOWN_SECRET}, key=len)
-        self._recipe = {"patterns": list(patterns), "secrets": values}
-        if values:
-            # Longest first, so a secret containing another is removed whole.
-            alternation = "|".join(re.escape(v) for v in reversed(values))
-            subs.append((re.compile(alternation), REDACTED))
-        subs.extend(_BUILTIN)
+        known = {s for s in secrets if s and len(s) >= _MIN_KNOWN_SECRET}
+        forms = {form for secret in known for form in encodings(secret) if form}
+        # Longest first, so a secret containing another is removed whole.
+        self._known = tuple(sorted(forms, key=len, reverse=True))
+        extra = []
+        self._recipe = {"patterns": list(patterns), "secrets": sorted(known)}
         for pattern in patterns:
             try:
-                subs.append((re.compile(pattern), REDACTED))
-            except re.error as exc:
+                extra.append(compile_untrusted(pattern))
+            except PatternError as exc:
                 raise ValueError(f"investigation.redact_patterns: {pattern!r}: {exc}") from None
-        self._subs = tuple(subs)
+        self._extra = tuple(extra)
 
     @classmethod
     def from_config(cls, investigation: Any, secrets: Iterable[str] = ()) -> Redactor:
@@ -156,18 +69,41 @@ class Redactor:
         return {key: list(values) for key, values in self._recipe.items()}
 
     def redact(self, text: str) -> str:
-        """The text with every secret replaced by `[REDACTED]`; idempotent."""
+        """The text with every secret replaced by `[REDACTED]`; idempotent, linear."""
         if not text:
             return text
-        for pattern, replacement in self._subs:
-            text = pattern.sub(replacement, text)
+        for form in self._known:
+            if form in text:
+                text = text.replace(form, REDACTED)
+        text = scrub_private_keys(text)
+        lowered = text.lower()
+        for pattern, replacement, needles in SHAPES:
+            if not needles or any(needle in lowered for needle in needles):
+                text = pattern.sub(replacement, text)
+        if any(stem in lowered for stem in STEMS):
+            text = scrub_pairs(text)
+        for compiled in self._extra:
+            text = compiled.sub(REDACTED, text)
         return text
+
+    def redact_lines(self, texts: Sequence[str]) -> list[str]:
+        """Consecutive lines of one stream: each scrubbed, and a line after one that ends in a
+        secret's key (`password:`) loses its value too, unless it starts a new entry."""
+        out: list[str] = []
+        pending = False
+        for text in texts:
+            scrubbed = self.redact(text)
+            if pending:
+                scrubbed = _value_line(scrubbed)
+            pending = dangling_key(scrubbed)
+            out.append(scrubbed)
+        return out
 
     def redact_line(self, line: LogLine) -> LogLine:
         return line.model_copy(update={"text": self.redact(line.text)})
 
     def redact_metric(self, reading: MetricReading) -> MetricReading:
-        series = {k: self.redact(v) for k, v in reading.series.items()}
+        series = {k: self._redact_item(k, v) for k, v in reading.series.items()}
         return reading.model_copy(update={"query": self.redact(reading.query), "series": series})
 
     def redact_report(self, report: SourceReport) -> SourceReport:
@@ -181,19 +117,35 @@ class Redactor:
         )
 
     def redact_evidence(self, evidence: Evidence) -> Evidence:
-        """A scrubbed copy: log text, metric queries and labels, what the clusters said,
-        source error messages. A copy of `evidence`, so lists added later are kept."""
+        """A scrubbed copy: log text (line after line per source, see `redact_lines`), metric
+        queries and labels, what the clusters said, source error messages. A copy of
+        `evidence`, so lists added later are kept."""
         return evidence.model_copy(
             update={
-                "logs": [self.redact_line(line) for line in evidence.logs],
+                "logs": self._redact_logs(evidence.logs),
                 "metrics": [self.redact_metric(m) for m in evidence.metrics],
                 "reports": [self.redact_report(r) for r in evidence.reports],
                 "kubernetes": [self.redact_finding(f) for f in evidence.kubernetes],
             }
         )
 
+    def _redact_logs(self, logs: Sequence[LogLine]) -> list[LogLine]:
+        by_source: dict[str, list[int]] = {}
+        for index, line in enumerate(logs):
+            by_source.setdefault(line.source, []).append(index)
+        texts = [line.text for line in logs]
+        for indexes in by_source.values():
+            for index, text in zip(
+                indexes, self.redact_lines([texts[i] for i in indexes]), strict=True
+            ):
+                texts[index] = text
+        return [
+            line.model_copy(update={"text": text}) for line, text in zip(logs, texts, strict=True)
+        ]
+
     def redact_value(self, value: Any) -> Any:
-        """Recursively scrub strings inside dicts, lists and tuples; other values pass."""
+        """Recursively scrub strings inside dicts, lists and tuples; other values pass. A
+        value under a key that names a secret (`dbpass`, `api_token`) is dropped whole."""
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, Mapping):
@@ -203,22 +155,37 @@ class Redactor:
         return value
 
     def _redact_item(self, key: Any, value: Any) -> Any:
-        if isinstance(key, str) and isinstance(value, str) and _SENSITIVE_KEY_RE.search(key):
+        if isinstance(key, str) and isinstance(value, str) and sensitive_key(key):
             return REDACTED if value else value
         return self.redact_value(value)
+
+
+def _value_line(text: str) -> str:
+    """The line after a dangling `password:`: its content is the value, unless it starts a new
+    log entry (a timestamp) or is itself a `key: value` line."""
+    body = text.strip()
+    if not body or body.startswith(REDACTED) or LEADING_STAMP.match(text):
+        return text
+    if scrub_pairs(body) != body or ":" in body.split(" ", 1)[0] or "=" in body.split(" ", 1)[0]:
+        return text
+    indent = text[: len(text) - len(text.lstrip())]
+    return f"{indent}{REDACTED}"
 
 
 def redact_processor(
     redactor: Redactor,
 ) -> Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]:
     """A structlog processor scrubbing every string in the event dict (keys named like
-    secrets lose their value entirely), so secrets never reach the logs. Put it last but one,
-    just before the renderer."""
+    secrets lose their value entirely), so secrets never reach the logs. A string longer than
+    `MAX_LOG_VALUE_CHARS` is cut (marked) first: it runs on the event loop, for every line.
+    Put it last but one, just before the renderer."""
 
     def processor(
         logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in list(event_dict.items()):
+            if isinstance(value, str) and len(value) > MAX_LOG_VALUE_CHARS:
+                value = cut(value, MAX_LOG_VALUE_CHARS)  # bounded before it is scanned
             event_dict[key] = redactor._redact_item(key, value)
         return event_dict
 

@@ -100,8 +100,9 @@ async def incident_list(request: Request) -> Response:
             conn, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE, **filters
         )
     shown = {k: v.value if isinstance(v, IncidentStatus) else v for k, v in filters.items() if v}
+    scrub = request.app.state.runtime.redactor.redact_value
     context = {
-        "incidents": found[:PAGE_SIZE],
+        "incidents": [incident.shown(scrub) for incident in found[:PAGE_SIZE]],
         "filters": shown,
         "statuses": [s.value for s in IncidentStatus],
         "page": page,
@@ -130,7 +131,8 @@ async def incident_page(request: Request) -> Response:
         gathered = await incidents.latest_evidence(conn, incident_id)
         runs = await conn.run_sync(remediation_runs.runs_of, incident_id)
         related = await memory.related(conn, incident_id)
-    view = build_view(incident, events, gathered, runs, related)
+    scrub = request.app.state.runtime.redactor.redact_value
+    view = build_view(incident.shown(scrub), events, gathered, runs, related)
     return _page(request, "incident.html.j2", {"view": view, "now": now})
 
 
