@@ -29,7 +29,7 @@ async def alertmanager_webhook(request: Request) -> JSONResponse:
         return _rejected(request, "unauthorized", response)
     try:
         body = await read_body(request, runtime.config.server.max_body_bytes)
-        payload = AlertmanagerPayload.model_validate_json(body)
+        payload = AlertmanagerPayload.from_json(body)
     except PayloadTooLarge as exc:
         return _rejected(request, "too_large", error_response(413, "payload_too_large", str(exc)))
     except ClientDisconnect:

@@ -33,7 +33,7 @@ class InvestigateError(Exception):
 
 def read_payload(path: str | Path) -> AlertmanagerPayload:
     try:
-        return AlertmanagerPayload.model_validate_json(Path(path).read_bytes())
+        return AlertmanagerPayload.from_json(Path(path).read_bytes())
     except OSError as exc:
         raise InvestigateError(f"cannot read {path}: {exc.strerror}") from None
     except ValidationError as exc:

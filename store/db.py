@@ -16,6 +16,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
+from firebreak.store.text import json_dumps
+
 # psycopg prepares a statement run five times, and PostgreSQL may then keep a generic plan
 # made for the table as it was: in a storm the alerts table grows from nothing, and the plan
 # of the stored-alert read went on hashing all of it (6 ms a batch at 15k alerts, and
@@ -25,13 +27,18 @@ SYNC_DRIVERS = {"sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql+
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, fsync on every commit and foreign keys."""
+    """An async engine; SQLite gets WAL, fsync on every commit and foreign keys. Every engine
+    serializes JSON with `json_dumps` (store/text.py: no NUL, which PostgreSQL refuses), and
+    PostgreSQL pools test a connection before handing it out (`pool_pre_ping`), so a server
+    that restarted is reconnected to instead of failing the next statement."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=json_dumps)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, json_serializer=json_dumps
+    )
 
 
 def create_sync_engine(url: str, *, durable: bool = True) -> Engine:
@@ -42,7 +49,9 @@ def create_sync_engine(url: str, *, durable: bool = True) -> Engine:
     durable rows and rebuilt from them, such as APScheduler's job store."""
     blocking = sync_url(url)
     if make_url(blocking).get_backend_name() == "sqlite":
-        engine = create_sync_engine_(blocking, connect_args={"timeout": 30})
+        engine = create_sync_engine_(
+            blocking, connect_args={"timeout": 30}, json_serializer=json_dumps
+        )
         event.listen(engine, "connect", partial(_sqlite_pragmas, durable=durable))
         return engine
     settings = [CUSTOM_PLANS] if durable else [CUSTOM_PLANS, "-c synchronous_commit=off"]
@@ -52,6 +61,7 @@ def create_sync_engine(url: str, *, durable: bool = True) -> Engine:
         max_overflow=2,
         pool_pre_ping=True,
         connect_args={"options": " ".join(settings)},
+        json_serializer=json_dumps,
     )
 
 
