@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     TypeDecorator,
     UniqueConstraint,
@@ -239,6 +240,8 @@ class InvestigationRun(Base):
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)  # a human's, once taken
     owner: Mapped[str | None] = mapped_column(SafeString(128))  # the process running it
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its owner is alive
+    # Times the run was resumed after the store failed under it (agents/runner.py); bounded.
+    store_retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_investigations_status", "status"),)
 
@@ -392,3 +395,16 @@ class IncidentSilence(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(SafeString(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoreProbe(Base):
+    """The store writer's probe (store/health.py): while commits fail for the store's sake,
+    the writer rewrites this row now and then; the first rewrite that commits says the store
+    takes writes again. `room` is what makes it a write that needs space (random bytes, which
+    PostgreSQL cannot compress away)."""
+
+    __tablename__ = "store_probes"
+
+    name: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    room: Mapped[bytes] = mapped_column(LargeBinary)
