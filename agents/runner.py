@@ -36,6 +36,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from prometheus_client import Histogram
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 from firebreak.agents.context import Deps
@@ -310,15 +312,28 @@ def _input(incident_id: int, thread_id: str) -> dict[str, Any]:
     return {"incident_id": incident_id, "run_id": thread_id}
 
 
+CHECKPOINT_POOL_MAX = 8  # connections the PostgreSQL saver may hold (each only per operation)
+CHECKPOINT_POOL_WAIT_S = 10.0  # a checkpoint write waits this long for a connection, then fails
+CONNECT_TIMEOUT_S = 5
+
+
 @asynccontextmanager
 async def open_checkpointer(
     store_url: str, checkpoint_path: str | None = None
 ) -> AsyncIterator[BaseCheckpointSaver]:
-    """The LangGraph saver matching the store: SQLite file beside it, or the same PostgreSQL."""
+    """The LangGraph saver matching the store: SQLite file beside it, or the same PostgreSQL.
+
+    On PostgreSQL the saver takes its connections from a psycopg pool that checks each one
+    before handing it out (`check_connection`) and opens new ones as needed: with a single
+    connection (`AsyncPostgresSaver.from_conn_string`) a server restart closed it for good,
+    and every investigation failed with "the connection is closed" until Firebreak itself was
+    restarted. While the server is away a checkpoint write fails after
+    CHECKPOINT_POOL_WAIT_S, the run is retried once the store is back (`InvestigationService`)."""
     url = make_url(store_url)
     if url.get_backend_name() == "postgresql":
-        conn_string = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        async with AsyncPostgresSaver.from_conn_string(conn_string) as saver:
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        async with checkpoint_pool(conninfo) as pool:
+            saver = AsyncPostgresSaver(conn=pool)
             await saver.setup()
             yield saver
         return
@@ -326,3 +341,29 @@ async def open_checkpointer(
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(path) as saver:
         yield saver
+
+
+@asynccontextmanager
+async def checkpoint_pool(conninfo: str) -> AsyncIterator[AsyncConnectionPool]:
+    """The pool `AsyncPostgresSaver` wants: autocommit, no prepared statements (a statement
+    prepared on a connection is gone after a reconnect), rows as dicts."""
+    pool: AsyncConnectionPool = AsyncConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=CHECKPOINT_POOL_MAX,
+        kwargs={
+            "autocommit": True,
+            "prepare_threshold": 0,
+            "row_factory": dict_row,
+            "connect_timeout": CONNECT_TIMEOUT_S,
+        },
+        check=AsyncConnectionPool.check_connection,
+        timeout=CHECKPOINT_POOL_WAIT_S,
+        name="checkpoints",
+        open=False,
+    )
+    await pool.open(wait=True, timeout=CHECKPOINT_POOL_WAIT_S)
+    try:
+        yield pool
+    finally:
+        await pool.close()

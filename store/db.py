@@ -23,6 +23,9 @@ from firebreak.store.text import json_dumps
 # of the stored-alert read went on hashing all of it (6 ms a batch at 15k alerts, and
 # growing, where an index lookup takes 1 ms: auto_explain). Planning each time costs ~0.1 ms.
 CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
+# A server that does not answer (a host gone, packets dropped) fails a connection attempt after
+# this long instead of the operating system's TCP timeout (minutes), which held the writer.
+CONNECT_TIMEOUT_S = 5
 SYNC_DRIVERS = {"sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql+psycopg"}
 
 
@@ -37,7 +40,12 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, json_serializer=json_dumps
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"timeout": CONNECT_TIMEOUT_S},
+        json_serializer=json_dumps,
     )
 
 
@@ -60,7 +68,7 @@ def create_sync_engine(url: str, *, durable: bool = True) -> Engine:
         pool_size=2,
         max_overflow=2,
         pool_pre_ping=True,
-        connect_args={"options": " ".join(settings)},
+        connect_args={"options": " ".join(settings), "connect_timeout": CONNECT_TIMEOUT_S},
         json_serializer=json_dumps,
     )
 
