@@ -61,7 +61,14 @@ PROBE_BYTES = 64 * 1024
 
 def is_outage(exc: BaseException) -> bool:
     """True when `exc`, or an exception it was raised from, says the store could not take
-    the work at all (connection, server, disk), as opposed to refusing this work."""
+    the work at all (connection, server, disk), as opposed to refusing this work.
+
+    asyncpg lets the socket's own error out when it cannot connect (`ConnectionRefusedError`,
+    unwrapped by SQLAlchemy), so a connection error counts when it is `exc` itself: callers
+    ask about store work. Deeper in a chain only the drivers' errors count, so that, say, an
+    HTTP client's error raised from a refused socket is not taken for the store."""
+    if isinstance(exc, ConnectionError):
+        return True
     return any(_outage(cause) for cause in _chain(exc))
 
 

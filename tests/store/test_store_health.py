@@ -47,6 +47,10 @@ def test_outages_are_the_store_being_away_not_the_work_being_wrong() -> None:
     assert not is_outage(_sqlite_error("SELECT * FROM nowhere"))  # a bug, not an outage
     assert not is_outage(IntegrityError("INSERT ...", {}, sqlite3.IntegrityError("UNIQUE")))
     assert not is_outage(psycopg.errors.UniqueViolation("duplicate key"))
+    assert is_outage(ConnectionRefusedError(111, "Connect call failed"))  # asyncpg, unwrapped
+    http = RuntimeError("the LLM is unreachable")
+    http.__context__ = ConnectionRefusedError(111, "Connect call failed")
+    assert not is_outage(http)
 
 
 def _seen(key: str):
