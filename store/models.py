@@ -261,6 +261,24 @@ class SlackMessage(Base):
     __table_args__ = (Index("ix_slack_messages_incident_purpose", "incident_id", "purpose"),)
 
 
+class SlackPostIntent(Base):
+    """A message about to be posted, written before `chat.postMessage` and removed with the
+    record of the post (bot/slack_outbox.py): a row still here means an earlier attempt may
+    have posted it, so the next attempt first looks for it in Slack by `key`, which the message
+    carries in its metadata, instead of posting it again."""
+
+    __tablename__ = "slack_post_intents"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(SafeString(32))  # card
+    channel: Mapped[str] = mapped_column(SafeString(32))
+    key: Mapped[str] = mapped_column(SafeString(64), unique=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("incident_id", "purpose"),)
+
+
 class EscalationState(Base):
     """The source of truth for a running ladder; scheduler jobs are reconciled from it."""
 
