@@ -61,6 +61,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -84,6 +85,7 @@ from firebreak.oncall.routing import route
 from firebreak.store import incidents
 from firebreak.store import oncall as oncall_store
 from firebreak.store import slack as outbox
+from firebreak.store.health import describe, is_outage
 from firebreak.store.incidents import CARD, utcnow
 from firebreak.store.schemas import IncidentOut
 from firebreak.store.writer import Writer
@@ -110,6 +112,16 @@ class OutboxSettings:
     card_interval_s: float = 1.0  # at most one card refresh per incident this often
     routine_cards_per_minute: float = 40.0  # alert-count refreshes, all incidents together
     card_age_refresh_s: float = 600.0  # open cards re-rendered this often ("firing for …")
+
+
+# Set in the tasks `_spawn` starts (the Notifier's calls, which return at once): their rows
+# wait out a store outage, where an awaiting caller is told of it.
+_PATIENT: ContextVar[bool] = ContextVar("outbox_patient", default=False)
+
+
+async def _patiently(coro: Coroutine[Any, Any, None]) -> None:
+    _PATIENT.set(True)
+    await coro
 
 
 KIND_CHART = "chart"  # the alert's chart for the thread, rendered at delivery
@@ -321,8 +333,19 @@ class OutboxNotifier:
         )
 
     async def _enqueue(self, **row: Any) -> None:
-        """Through the store writer: rows commit in call order, many sharing one commit."""
-        await self.writer.run(partial(outbox.enqueue, **row))
+        """Through the store writer: rows commit in call order, many sharing one commit. A
+        row nobody waits for (`_spawn`'s) waits out a store outage, backing off, instead of
+        being lost: an RCA announced the moment the disk filled still reaches its thread."""
+        delay = self.settings.backoff_initial_s
+        while True:
+            try:
+                await self.writer.run(partial(outbox.enqueue, **row))
+                break
+            except Exception as exc:
+                if not (_PATIENT.get() and is_outage(exc)):
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, self.settings.backoff_max_s)
         self._wake.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -331,9 +354,11 @@ class OutboxNotifier:
         except RuntimeError:
             running = None
         if running is not None:
-            self._track(running.create_task(coro))
+            self._track(running.create_task(_patiently(coro)))
         elif self._loop is not None and not self._loop.is_closed():  # from another thread
-            self._loop.call_soon_threadsafe(lambda: self._track(asyncio.ensure_future(coro)))
+            self._loop.call_soon_threadsafe(
+                lambda: self._track(asyncio.ensure_future(_patiently(coro)))
+            )
         else:
             coro.close()
             raise RuntimeError("the Slack notifier is not running")
@@ -359,6 +384,11 @@ class OutboxNotifier:
         """Record what callers already handed over, then stop delivering (rows stay)."""
         if self._writes:  # bounded: a card missed here is refreshed by `recover` at next start
             await asyncio.wait(set(self._writes), timeout=max(self.settings.final_drain_s, 1.0))
+        if self._writes:  # still waiting for the store: given up on, said so
+            log.warning("Slack messages not recorded before stopping", count=len(self._writes))
+            for task in list(self._writes):
+                task.cancel()
+            await asyncio.gather(*self._writes, return_exceptions=True)
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -549,7 +579,10 @@ class OutboxNotifier:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or the store: do not spin on it
-            log.exception("Slack delivery failed", item=item.id, kind=item.kind)
+            if is_outage(exc):  # one line: the writer already says the store is away
+                log.warning("Slack delivery waits for the store", item=item.id, error=describe(exc))
+            else:
+                log.exception("Slack delivery failed", item=item.id, kind=item.kind)
             return await self._retry_later(item, exc, None, transient=False)
         self.delivered += 1
         if self._degraded:  # Slack answers again: stop waiting out backoffs

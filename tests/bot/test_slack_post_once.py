@@ -7,12 +7,14 @@ Slack's are (the card is looked for in the channel's recent history)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 
 from firebreak.bot.slack_outbox import CARD_EVENT, OutboxSettings
 from firebreak.store.writer import Writer
@@ -149,3 +151,34 @@ async def test_a_card_slack_will_not_let_us_look_for_is_posted_again(
             ts = await rig.card_ts(incident_id)
     posts = slack.calls("chat.postMessage", ok=True)
     assert len(posts) == 2 and posts[1].response["ts"] == ts
+
+
+async def test_a_message_told_while_the_store_is_away_goes_out_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """`tell` returns at once; its row waits for the store instead of being lost. The store
+    is a SQLite file capped at its size (`max_page_count`), as a full disk would."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'firebreak.db'}"
+    with slack_of_today() as slack:
+        async with slack_rig(url, slack=slack, settings=PATIENT) as rig:
+            incident_id = await rig.alert("g1", "a")
+            ts = await rig.card_ts(incident_id)
+            await rig.idle()
+            room = {"free": False}
+
+            @event.listens_for(rig.runtime.writer.engine, "begin")
+            def cap(conn: Connection) -> None:
+                pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+                limit = 1_000_000 if room["free"] else pages
+                conn.exec_driver_sql(f"PRAGMA max_page_count={limit}")
+
+            rig.outbox.say_in_thread(
+                incident_id, "Resolved by U0ALICE " + "x" * 20_000, purpose="r"
+            )
+            await rig.wait(lambda: rig.runtime.writer.health.failing)
+            await asyncio.sleep(1.0)
+            room["free"] = True
+            await rig.wait(lambda: slack.thread(CHANNEL, ts), within=15)
+            await rig.idle()
+
+    assert [m["text"][:20] for m in slack.thread(CHANNEL, ts)] == ["Resolved by U0ALICE "]
