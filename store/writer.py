@@ -132,11 +132,17 @@ class Writer:
                     self._wal_catch_up = frames >= self._wal_limit_frames
 
     async def _copy_wal_in(self, thread: ThreadPoolExecutor) -> int | None:
-        """`_copy_wal` in `thread`; None (logged) when it failed."""
+        """`_copy_wal` in `thread`; None (logged) when it failed. A checkpoint that fails for
+        the store's sake (the disk is full: the database file cannot grow by what the WAL
+        holds) fails writes too, a little later, once the WAL cannot grow either: it counts
+        as a failing write at once."""
         try:
             return await asyncio.get_running_loop().run_in_executor(thread, self._copy_wal)
         except Exception as exc:
-            log.warning("WAL checkpoint failed", error=str(exc))
+            if is_outage(exc):
+                self._store_failed(exc)
+            else:
+                log.warning("WAL checkpoint failed", error=str(exc))
             return None
 
     def _copy_wal(self) -> int:
@@ -219,13 +225,23 @@ class Writer:
             await asyncio.sleep(self._probe_every_s)
             began = self.health.failing_since
             try:
-                await self.run(probe)
-            except Exception:
-                continue  # recorded by `_commit` when it is the store's failure
+                await self._probe_once()
+            except Exception as exc:
+                if is_outage(exc):
+                    self.health.failed(exc)
+                continue
             self.health.recovered()
             if began is not None:
                 seconds = round(time.monotonic() - began, 1)
                 log.info("store writes recovered", failing_for_s=seconds)
+
+    async def _probe_once(self) -> None:
+        """`probe` committed; on SQLite the WAL then copied into the database file too. A WAL
+        that has room left (frames already on disk, reused after a checkpoint) lets a small
+        write through on a full disk; the copy needs the file to grow, so it does not."""
+        await self.run(probe)
+        if self.engine.dialect.name == "sqlite":
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._copy_wal)
 
 
 def _no_automatic_checkpoints(dbapi_connection: Any, _record: Any) -> None:
