@@ -28,7 +28,7 @@ from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.leads import find
 from firebreak.agents.rca_prompt import build_rca_messages, safe_alert
 from firebreak.agents.state import InvestigationState
-from firebreak.store.incidents import record_event
+from firebreak.store.incidents import record_run_event
 from firebreak.store.schemas import EventType, HistoryRef
 from firebreak.tools.evidence import build_evidence, format_finding
 from firebreak.tools.files import MAX_LINE_CHARS
@@ -84,14 +84,14 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
         f"readings{clusters} from {len(evidence.reports)} sources"
         + (f" ({', '.join(failed)} failed)" if failed else "")
     )
-    await deps.writer.run(
+    await deps.writer.run(  # once per run, also when a resumed run joins again
         partial(
-            record_event,
+            record_run_event,
             incident_id=state["incident_id"],
             kind=EventType.EVIDENCE_COLLECTED,
             actor=FIREBREAK,
             message=message,
-            data=gathered_counts,
+            data={**gathered_counts, "run_id": state["run_id"]},
         )
     )
     return {"evidence": evidence.model_dump(mode="json")}

@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime as GraphRuntime
 from firebreak.agents.context import Deps
 from firebreak.agents.state import InvestigationState
 from firebreak.store import incidents, memory
-from firebreak.store.incidents import record_event
+from firebreak.store.incidents import record_run_event
 from firebreak.store.schemas import EventType, IncidentOut
 from firebreak.tools.models import AlertContext
 
@@ -28,9 +28,9 @@ async def open_investigation(
         history = await memory.history(conn, state["incident_id"])
     if incident is None:
         raise LookupError(f"incident {state['incident_id']} does not exist")
-    await deps.writer.run(
+    await deps.writer.run(  # once per run, also when a resumed run opens again
         partial(
-            record_event,
+            record_run_event,
             incident_id=incident.id,
             kind=EventType.AI_ANALYSIS_STARTED,
             actor=FIREBREAK,

@@ -14,6 +14,9 @@
   A human decision names the run and the proposal it was shown (its digest); it is first
   recorded on that run (one winner among concurrent clicks), then resumes the graph; a
   decision recorded before a crash is replayed at start.
+- A run cut short by the store (down, restarting, out of disk) is not failed: it is held and
+  resumed from its checkpoint once the store takes writes again, a bounded number of times
+  (agents/outages.py).
 """
 
 from __future__ import annotations
@@ -37,17 +40,21 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from prometheus_client import Histogram
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 from firebreak.agents.context import Deps
 from firebreak.agents.intake import FIREBREAK
+from firebreak.agents.outages import StoreOutages
 from firebreak.agents.questions import answer_question
 from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.incidents.ports import Decision
 from firebreak.store import incidents, investigations
-from firebreak.store.incidents import record_event, utcnow
-from firebreak.store.investigations import RunStatus
-from firebreak.store.schemas import EventType, RemediationProposal
+from firebreak.store.health import describe, is_outage
+from firebreak.store.incidents import utcnow
+from firebreak.store.investigations import Run, RunStatus
+from firebreak.store.schemas import RemediationProposal
 from firebreak.tools.models import Evidence
 
 log = structlog.get_logger(__name__)
@@ -86,6 +93,7 @@ class InvestigationService:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._single_process = deps.engine.url.get_backend_name() == "sqlite"
         self._keepalive: asyncio.Task[None] | None = None
+        self._outages = StoreOutages(self._writer, self._resume, owner=self._owner)
 
     @property
     def deps(self) -> Deps:
@@ -98,7 +106,7 @@ class InvestigationService:
             self.request(event.incident_id, actor=event.actor, reason="incident opened")
 
     def request(self, incident_id: int, *, actor: str, reason: str) -> bool:
-        if incident_id in self._active:
+        if incident_id in self._active or self._outages.holds(incident_id):
             return False
         thread_id = f"inv-{incident_id}-{uuid.uuid4().hex[:12]}"
         self._track(incident_id, self._start(incident_id, thread_id, actor, reason))
@@ -115,13 +123,18 @@ class InvestigationService:
             "kubernetes": [finding.model_dump(mode="json") for finding in seed.kubernetes],
         }
         self._track(incident_id, self._start(incident_id, thread_id, actor, reason, items))
-        await self._active[incident_id]
+        while (task := self._active.get(incident_id)) or self._outages.holds(incident_id):
+            await (task if task is not None else asyncio.sleep(0.1))
         return thread_id
 
     async def wait_idle(self) -> None:
-        """Until every running investigation has finished (tests, the demo, the CLI)."""
-        while self._active:
-            await asyncio.gather(*self._active.values(), return_exceptions=True)
+        """Until every running investigation has finished, including those held until the
+        store is back (tests, the demo, the CLI)."""
+        while self._active or self._outages.holding:
+            if self._active:
+                await asyncio.gather(*self._active.values(), return_exceptions=True)
+            else:
+                await asyncio.sleep(0.1)
 
     async def start(self) -> None:
         """Adopt what crashed processes left, then keep our runs' heartbeat going."""
@@ -135,8 +148,11 @@ class InvestigationService:
                 await self._writer.run(partial(investigations.heartbeat, owner=self._owner))
                 if not self._single_process:
                     await self.adopt_orphans(everything=False)
-            except Exception:
-                log.exception("investigation heartbeat failed")
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("investigation heartbeat failed")
+                    continue
+                log.warning("investigation heartbeat failed: no store", error=describe(exc))
 
     async def adopt_orphans(self, *, everything: bool) -> int:
         """Resume unfinished runs whose owner is gone (all of them when `everything`)."""
@@ -145,15 +161,7 @@ class InvestigationService:
             partial(investigations.adopt_runs, owner=self._owner, stale_before=stale)
         )
         for run in runs:
-            if run.status is RunStatus.DECIDING and run.decision is not None:
-                self._track(
-                    run.incident_id,
-                    self._drive(run.incident_id, run.thread_id, Command(resume=run.decision)),
-                )
-                continue
-            snapshot = await self._graph.aget_state(_thread(run.thread_id))
-            start = None if snapshot.values else _input(run.incident_id, run.thread_id)
-            self._track(run.incident_id, self._drive(run.incident_id, run.thread_id, start))
+            self._resume(run)
         if runs:
             log.info("resuming interrupted investigations", count=len(runs))
         return len(runs)
@@ -235,11 +243,33 @@ class InvestigationService:
 
     async def close(self) -> None:
         """Stop without losing anything: cut-short runs stay `running` and resume next start."""
+        await self._outages.close()
         tasks = list(self._active.values()) + ([self._keepalive] if self._keepalive else [])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._writer.run(partial(investigations.release, owner=self._owner))
+
+    def _resume(self, run: Run) -> None:
+        """Drive an unfinished run again from its last checkpoint (adopted, or held through
+        a store outage): with the decision it was being resumed with, if any."""
+        self._track(run.incident_id, self._continue(run))
+
+    async def _continue(self, run: Run) -> None:
+        try:
+            start = await self._start_of(run)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._outages.hold(run.incident_id, run.thread_id, exc)
+            return
+        await self._drive(run.incident_id, run.thread_id, start)
+
+    async def _start_of(self, run: Run) -> dict[str, Any] | Command | None:
+        if run.status is RunStatus.DECIDING and run.decision is not None:
+            return Command(resume=run.decision)
+        snapshot = await self._graph.aget_state(_thread(run.thread_id))
+        return None if snapshot.values else _input(run.incident_id, run.thread_id)
 
     def _track(self, incident_id: int, work: Any) -> None:
         task = asyncio.create_task(work, name=f"investigation-{incident_id}")
@@ -254,16 +284,21 @@ class InvestigationService:
         reason: str,
         seed: dict[str, Any] | None = None,
     ) -> None:
-        await self._writer.run(
-            partial(
-                investigations.create_run,
-                thread_id=thread_id,
-                incident_id=incident_id,
-                actor=actor,
-                reason=reason,
-                owner=self._owner,
-            )
+        create = partial(
+            investigations.create_run,
+            thread_id=thread_id,
+            incident_id=incident_id,
+            actor=actor,
+            reason=reason,
+            owner=self._owner,
         )
+        try:
+            await self._writer.run(create)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._outages.hold(incident_id, thread_id, exc, record=create, then_resume=True)
+            return
         await self._drive(
             incident_id, thread_id, {**_input(incident_id, thread_id), **(seed or {})}
         )
@@ -272,6 +307,7 @@ class InvestigationService:
         self, incident_id: int, thread_id: str, start: dict[str, Any] | Command | None
     ) -> None:
         config = _thread(thread_id)
+        failure = None
         async with self._slot():
             began = time.perf_counter()
             try:
@@ -281,14 +317,39 @@ class InvestigationService:
             except asyncio.CancelledError:
                 raise  # shutdown: the run stays `running` and resumes at the next start
             except Exception as exc:
+                if is_outage(exc):  # not the run's fault: resumed once the store is back
+                    self._outages.hold(incident_id, thread_id, exc)
+                    return
                 log.exception("investigation failed", thread_id=thread_id)
-                status = RunStatus.FAILED
-                await self._record_failure(incident_id, exc)
+                status, failure = RunStatus.FAILED, self._failure(exc)
             seconds = time.perf_counter() - began
-        await self._writer.run(
-            partial(investigations.set_status, thread_id=thread_id, status=status)
+        if await self._settle(incident_id, thread_id, status, failure):
+            await self._finished(incident_id, thread_id, status, seconds)
+
+    async def _settle(
+        self,
+        incident_id: int,
+        thread_id: str,
+        status: RunStatus,
+        failure: tuple[str, str] | None,
+    ) -> bool:
+        """Record how the drive ended; False when the store is away (then it is recorded as
+        it is once the store is back)."""
+        work = partial(
+            investigations.settle,
+            thread_id=thread_id,
+            status=status,
+            incident_id=incident_id,
+            failure=failure,
         )
-        await self._finished(incident_id, thread_id, status, seconds)
+        try:
+            await self._writer.run(work)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._outages.hold(incident_id, thread_id, exc, record=work)
+            return False
+        return True
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -318,20 +379,10 @@ class InvestigationService:
             seconds=round(seconds, 3),
         )
 
-    async def _record_failure(self, incident_id: int, exc: Exception) -> None:
+    def _failure(self, exc: Exception) -> tuple[str, str]:
+        """The `AI_ANALYSIS_FAILED` event of a run that failed (actor, message), redacted."""
         message = self._deps.redactor.redact(f"Investigation failed: {type(exc).__name__}: {exc}")
-        async with self._deps.engine.connect() as conn:
-            if not await incidents.exists(conn, incident_id):
-                return
-        await self._writer.run(
-            partial(
-                record_event,
-                incident_id=incident_id,
-                kind=EventType.AI_ANALYSIS_FAILED,
-                actor=FIREBREAK,
-                message=message[:500],
-            )
-        )
+        return FIREBREAK, message[:500]
 
 
 def _thread(thread_id: str) -> dict[str, Any]:
@@ -342,15 +393,28 @@ def _input(incident_id: int, thread_id: str) -> dict[str, Any]:
     return {"incident_id": incident_id, "run_id": thread_id}
 
 
+CHECKPOINT_POOL_MAX = 8  # connections the PostgreSQL saver may hold (each only per operation)
+CHECKPOINT_POOL_WAIT_S = 10.0  # a checkpoint write waits this long for a connection, then fails
+CONNECT_TIMEOUT_S = 5
+
+
 @asynccontextmanager
 async def open_checkpointer(
     store_url: str, checkpoint_path: str | None = None
 ) -> AsyncIterator[BaseCheckpointSaver]:
-    """The LangGraph saver matching the store: SQLite file beside it, or the same PostgreSQL."""
+    """The LangGraph saver matching the store: SQLite file beside it, or the same PostgreSQL.
+
+    On PostgreSQL the saver takes its connections from a psycopg pool that checks each one
+    before handing it out (`check_connection`) and opens new ones as needed: with a single
+    connection (`AsyncPostgresSaver.from_conn_string`) a server restart closed it for good,
+    and every investigation failed with "the connection is closed" until Firebreak itself was
+    restarted. While the server is away a checkpoint write fails after
+    CHECKPOINT_POOL_WAIT_S, the run is retried once the store is back (`InvestigationService`)."""
     url = make_url(store_url)
     if url.get_backend_name() == "postgresql":
-        conn_string = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        async with AsyncPostgresSaver.from_conn_string(conn_string) as saver:
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        async with checkpoint_pool(conninfo) as pool:
+            saver = AsyncPostgresSaver(conn=pool)
             await saver.setup()
             yield saver
         return
@@ -358,3 +422,29 @@ async def open_checkpointer(
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(path) as saver:
         yield saver
+
+
+@asynccontextmanager
+async def checkpoint_pool(conninfo: str) -> AsyncIterator[AsyncConnectionPool]:
+    """The pool `AsyncPostgresSaver` wants: autocommit, no prepared statements (a statement
+    prepared on a connection is gone after a reconnect), rows as dicts."""
+    pool: AsyncConnectionPool = AsyncConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=CHECKPOINT_POOL_MAX,
+        kwargs={
+            "autocommit": True,
+            "prepare_threshold": 0,
+            "row_factory": dict_row,
+            "connect_timeout": CONNECT_TIMEOUT_S,
+        },
+        check=AsyncConnectionPool.check_connection,
+        timeout=CHECKPOINT_POOL_WAIT_S,
+        name="checkpoints",
+        open=False,
+    )
+    await pool.open(wait=True, timeout=CHECKPOINT_POOL_WAIT_S)
+    try:
+        yield pool
+    finally:
+        await pool.close()

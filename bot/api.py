@@ -3,12 +3,13 @@ breakers' operator controls."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_core import to_jsonable_python
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -18,6 +19,7 @@ from firebreak.bot.slack_outbox import refresh_pending_gauge
 from firebreak.store import incidents
 from firebreak.store.counts import refresh_open_gauge
 from firebreak.store.db import ping
+from firebreak.store.health import describe
 from firebreak.store.schemas import IncidentOut, IncidentStatus
 from firebreak.tools.breaker import ACTIONS
 
@@ -105,17 +107,26 @@ async def healthz(_: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+READY_PING_TIMEOUT_S = 2.0
+
+
 async def readyz(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
-    checks: dict[str, str] = {}
-    try:
-        await ping(runtime.engine)
-        checks["store"] = "ok"
-    except Exception as exc:
-        checks["store"] = f"unreachable: {type(exc).__name__}"
+    checks = {"store": await store_readiness(runtime.engine, runtime.writer.readiness)}
     checks.update(runtime.readiness())
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+async def store_readiness(engine: AsyncEngine, writes: Callable[[], str]) -> str:
+    """ "ok" when the store answers a read in time and its writes are not failing; else the
+    reason: reads can go on while writes fail (a full disk), so both are asked."""
+    try:
+        async with asyncio.timeout(READY_PING_TIMEOUT_S):
+            await ping(engine)
+    except Exception as exc:
+        return f"unreachable: {describe(exc)}"
+    return writes()
 
 
 async def metrics(request: Request) -> Response:

@@ -12,10 +12,12 @@ from firebreak.bot.config import SlackConfig
 EVENTS_PATH = "/slack/events"
 BOT_SCOPES = [
     "app_mentions:read",
+    "channels:history",  # an earlier card looked for by its metadata (never posted twice)
     "chat:write",
     "chat:write.public",
     "commands",
     "files:write",  # the PNG chart in the RCA's thread (files_upload_v2)
+    "groups:history",  # ... also when the card went to a private channel (routing)
     "im:write",
     "users:read",
     "users:read.email",  # on-call people given as e-mail addresses (users.lookupByEmail)

@@ -40,8 +40,15 @@ transport differs, nothing else). Callers never wait for Slack:
   the alert's own metric (bot/web/charts.py), uploaded into the thread. Its own lane, so a
   failing upload holds back nothing else; retried and given up like any row.
 
-Delivery is at-least-once: a crash between Slack's answer and the commit that records it can
-repeat that one message.
+A message is posted once, also when the store fails between Slack's answer and the commit
+that records it (a full disk, a database restart): the posted message is kept in memory until
+its record commits, and the next attempt records it instead of posting it again. A card is
+also safe from a crash in that window: its intent (channel, a key) is written before
+`chat.postMessage`, and the card carries the key in its message metadata; an intent left
+behind sends the next attempt to look for the card in the channel (`conversations.history`)
+before posting. Where Slack will not say (no `channels:history` scope), the card is posted
+again: at least once rather than never. Thread replies, DMs and files are at least once
+across a crash in that window.
 """
 
 from __future__ import annotations
@@ -52,8 +59,9 @@ import socket
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -77,6 +85,7 @@ from firebreak.oncall.routing import route
 from firebreak.store import incidents
 from firebreak.store import oncall as oncall_store
 from firebreak.store import slack as outbox
+from firebreak.store.health import describe, is_outage
 from firebreak.store.incidents import CARD, utcnow
 from firebreak.store.schemas import IncidentOut
 from firebreak.store.writer import Writer
@@ -106,8 +115,20 @@ class OutboxSettings:
     card_age_refresh_s: float = 600.0  # open cards re-rendered this often ("firing for …")
 
 
+# Set in the tasks `_spawn` starts (the Notifier's calls, which return at once): their rows
+# wait out a store outage, where an awaiting caller is told of it.
+_PATIENT: ContextVar[bool] = ContextVar("outbox_patient", default=False)
+
+
+async def _patiently(coro: Coroutine[Any, Any, None]) -> None:
+    _PATIENT.set(True)
+    await coro
+
+
 KIND_CHART = "chart"  # the alert's chart for the thread, rendered at delivery
 CHART_PURPOSE = "chart"
+CARD_EVENT = "firebreak_incident_card"  # a card's Slack message metadata: this, and its key
+CARD_SEARCH_MARGIN_S = 300  # an earlier card is looked for from this long before its intent
 
 
 def blocks_json(blocks: list[Any] | None) -> list[dict[str, Any]] | None:
@@ -171,6 +192,11 @@ class OutboxNotifier:
         self._last_age_refresh = 0.0
         self.delivered = 0  # counters for readiness / tests
         self.failures = 0
+        # Posts Slack has and the store has not recorded yet (it failed right after): by
+        # incident for cards, by outbox row for the rest (None when there is nothing to keep
+        # but the fact). The next attempt records them instead of posting again.
+        self._unrecorded_cards: dict[int, tuple[str, str]] = {}
+        self._unrecorded: dict[int, tuple[str, str] | None] = {}
 
     # ------------------------------------------------------------------ Notifier
 
@@ -310,8 +336,19 @@ class OutboxNotifier:
         )
 
     async def _enqueue(self, **row: Any) -> None:
-        """Through the store writer: rows commit in call order, many sharing one commit."""
-        await self.writer.run(partial(outbox.enqueue, **row))
+        """Through the store writer: rows commit in call order, many sharing one commit. A
+        row nobody waits for (`_spawn`'s) waits out a store outage, backing off, instead of
+        being lost: an RCA announced the moment the disk filled still reaches its thread."""
+        delay = self.settings.backoff_initial_s
+        while True:
+            try:
+                await self.writer.run(partial(outbox.enqueue, **row))
+                break
+            except Exception as exc:
+                if not (_PATIENT.get() and is_outage(exc)):
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, self.settings.backoff_max_s)
         self._wake.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -320,9 +357,11 @@ class OutboxNotifier:
         except RuntimeError:
             running = None
         if running is not None:
-            self._track(running.create_task(coro))
+            self._track(running.create_task(_patiently(coro)))
         elif self._loop is not None and not self._loop.is_closed():  # from another thread
-            self._loop.call_soon_threadsafe(lambda: self._track(asyncio.ensure_future(coro)))
+            self._loop.call_soon_threadsafe(
+                lambda: self._track(asyncio.ensure_future(_patiently(coro)))
+            )
         else:
             coro.close()
             raise RuntimeError("the Slack notifier is not running")
@@ -348,6 +387,11 @@ class OutboxNotifier:
         """Record what callers already handed over, then stop delivering (rows stay)."""
         if self._writes:  # bounded: a card missed here is refreshed by `recover` at next start
             await asyncio.wait(set(self._writes), timeout=max(self.settings.final_drain_s, 1.0))
+        if self._writes:  # still waiting for the store: given up on, said so
+            log.warning("Slack messages not recorded before stopping", count=len(self._writes))
+            for task in list(self._writes):
+                task.cancel()
+            await asyncio.gather(*self._writes, return_exceptions=True)
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -538,7 +582,10 @@ class OutboxNotifier:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or the store: do not spin on it
-            log.exception("Slack delivery failed", item=item.id, kind=item.kind)
+            if is_outage(exc):  # one line: the writer already says the store is away
+                log.warning("Slack delivery waits for the store", item=item.id, error=describe(exc))
+            else:
+                log.exception("Slack delivery failed", item=item.id, kind=item.kind)
             return await self._retry_later(item, exc, None, transient=False)
         self.delivered += 1
         if self._degraded:  # Slack answers again: stop waiting out backoffs
@@ -641,19 +688,63 @@ class OutboxNotifier:
 
     async def _post_card(self, incident: Any, *, up_to: int | None) -> tuple[str, str]:
         """Post the card for the first time and keep where it is; card rows up to `up_to` are
-        done with it."""
-        text, blocks = await self.render_card(incident)
-        channel, ts = await self.transport.post(
-            self.card_channel(incident.labels), text, blocks, None
-        )
+        done with it. Never twice: see `_card_in_slack`."""
+        posted = self._unrecorded_cards.get(incident.id) or await self._card_in_slack(incident)
 
         def card_posted(conn: Connection) -> None:
-            incidents.save_slack_message(conn, incident.id, CARD, channel, ts)
+            incidents.save_slack_message(conn, incident.id, CARD, *posted)
+            outbox.forget_intent(conn, incident.id, CARD)
             if up_to is not None:
                 outbox.complete_cards(conn, incident.id, up_to)
 
         await self.writer.run(card_posted)
-        return channel, ts
+        self._unrecorded_cards.pop(incident.id, None)
+        return posted
+
+    async def _card_in_slack(self, incident: Any) -> tuple[str, str]:
+        """The card as Slack has it. Its intent is written first (no post while the store
+        cannot even take that); an intent an earlier attempt left behind means that attempt
+        may have posted it, so the channel is searched for the key the card carries in its
+        metadata, and it is posted only when it is not there. Until its record commits the
+        posted card is kept in memory, so a store failing right after the post never posts
+        it again, and the channel is not searched on every retry."""
+        intent = await self.writer.run(
+            partial(
+                outbox.intend_post,
+                incident_id=incident.id,
+                purpose=CARD,
+                channel=self.card_channel(incident.labels),
+                key=uuid.uuid4().hex,
+            )
+        )
+        ts = await self._find_card(incident.id, intent) if intent.earlier else None
+        if ts is not None:
+            posted = (intent.channel, ts)
+        else:
+            text, blocks = await self.render_card(incident)
+            metadata = {"event_type": CARD_EVENT, "event_payload": {"key": intent.key}}
+            posted = await self.transport.post(intent.channel, text, blocks, None, metadata)
+        self._unrecorded_cards[incident.id] = posted
+        return posted
+
+    async def _find_card(self, incident_id: int, intent: outbox.PostIntent) -> str | None:
+        """An earlier attempt's card in its channel; None when it is not there, or when Slack
+        will not say (no `channels:history` scope...: then the card is posted, at least once,
+        as before)."""
+        oldest = intent.started_at - timedelta(seconds=CARD_SEARCH_MARGIN_S)
+        try:
+            ts = await self.transport.find_posted(
+                intent.channel, event_type=CARD_EVENT, key=intent.key, oldest=oldest
+            )
+        except PermanentError as exc:
+            log.warning(
+                "cannot look for an earlier card in Slack; posting it",
+                incident_id=incident_id,
+                error=str(exc),
+            )
+            return None
+        log.info("earlier card attempt", incident_id=incident_id, found=ts is not None)
+        return ts
 
     async def _deliver_thread(self, item: outbox.OutboxItem) -> None:
         incident_id = item.incident_id
@@ -671,7 +762,11 @@ class OutboxNotifier:
                     await self.transport.update(existing[0], existing[1], text, blocks)
                 await self._done(item)
                 return
-        channel, ts = await self.transport.post(ref[0], text, blocks, ref[1])
+        posted = self._unrecorded.get(item.id)
+        if posted is None:
+            posted = await self.transport.post(ref[0], text, blocks, ref[1])
+            self._unrecorded[item.id] = posted
+        channel, ts = posted
         notice = item.payload.get("notice") or {}
 
         def reply_posted(conn: Connection) -> None:
@@ -688,6 +783,7 @@ class OutboxNotifier:
                 )
 
         await self.writer.run(reply_posted)
+        self._unrecorded.pop(item.id, None)
 
     async def _thread_message(
         self, incident_id: int, payload: dict[str, Any]
@@ -723,23 +819,24 @@ class OutboxNotifier:
             chart = await chart_file(self.charts, incident, (gathered or {}).get("metrics") or [])
         if chart is None or ref is None:
             log.info("no chart for the thread", incident_id=incident_id, item=item.id)
+            await self._done(item)
         else:
-            await self.transport.upload(ref[0], ref[1], chart)
-        await self._done(item)
+            await self._once(item, partial(self.transport.upload, ref[0], ref[1], chart))
 
     async def _deliver_file(self, item: outbox.OutboxItem) -> None:
         assert item.incident_id is not None
         ref = await self._ensure_card(item.incident_id)
-        if ref is not None:  # else the incident is gone
-            payload = item.payload
-            file = ThreadFile(
-                filename=str(payload["filename"]),
-                title=str(payload.get("title") or payload["filename"]),
-                content=str(payload["content"]).encode(),
-                comment=str(payload.get("comment") or ""),
-            )
-            await self.transport.upload(ref[0], ref[1], file)
-        await self._done(item)
+        if ref is None:  # the incident is gone
+            await self._done(item)
+            return
+        payload = item.payload
+        file = ThreadFile(
+            filename=str(payload["filename"]),
+            title=str(payload.get("title") or payload["filename"]),
+            content=str(payload["content"]).encode(),
+            comment=str(payload.get("comment") or ""),
+        )
+        await self._once(item, partial(self.transport.upload, ref[0], ref[1], file))
 
     async def _deliver_dm(self, item: outbox.OutboxItem) -> None:
         user = str(item.payload["user"])
@@ -747,18 +844,28 @@ class OutboxNotifier:
         if channel is None:
             channel = await self.transport.open_dm(user)
             self._dm_channels[user] = channel
-        await self.transport.post(channel, item.payload.get("text") or "", None, None)
-        await self._done(item)
+        text = item.payload.get("text") or ""
+        await self._once(item, partial(self.transport.post, channel, text, None, None))
 
     async def _deliver_message(self, item: outbox.OutboxItem) -> None:
         payload = item.payload
-        await self.transport.post(
+        post = partial(
+            self.transport.post,
             str(payload["channel"]),
             payload.get("text") or "",
             payload.get("blocks"),
             payload.get("thread_ts"),
         )
+        await self._once(item, post)
+
+    async def _once(self, item: outbox.OutboxItem, send: Callable[[], Awaitable[Any]]) -> None:
+        """`send` (a post, an upload), then the row done; when only the second step failed (the
+        store), the next attempt does only that, so Slack never gets the message twice."""
+        if item.id not in self._unrecorded:
+            await send()
+            self._unrecorded[item.id] = None
         await self._done(item)
+        self._unrecorded.pop(item.id, None)
 
     async def _done(self, item: outbox.OutboxItem) -> None:
         await self.writer.run(partial(outbox.mark_done, ids=[item.id]))

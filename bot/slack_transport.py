@@ -19,6 +19,7 @@ import itertools
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,9 +79,21 @@ class PermanentError(Exception):
 
 class Transport(Protocol):
     async def post(
-        self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        thread_ts: str | None,
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
-        """Post a message; returns (channel id, ts)."""
+        """Post a message (with Slack message `metadata`: `event_type`, `event_payload`);
+        returns (channel id, ts)."""
+
+    async def find_posted(
+        self, channel: str, *, event_type: str, key: str, oldest: datetime
+    ) -> str | None:
+        """The ts of our message in `channel` since `oldest` whose metadata is `event_type`
+        with `event_payload.key` equal to `key`; None when there is none."""
 
     async def update(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None
@@ -167,6 +180,16 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
+HISTORY_PAGES = 5  # how far back a message is looked for: 5 pages of the channel's history
+HISTORY_PAGE_SIZE = 200
+
+
+def _carries(message: dict[str, Any], event_type: str, key: str) -> bool:
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    return metadata.get("event_type") == event_type and payload.get("key") == key
+
+
 def error_code(exc: BaseException) -> str:
     """A short name for a failed Slack call: the API's error (`channel_not_found`), the HTTP
     status (`http_503`), or the exception's type (`ClientConnectorError`)."""
@@ -213,7 +236,12 @@ class SlackTransport:
         return classify(exc)
 
     async def post(
-        self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        thread_ts: str | None,
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
         try:
             response = await self.client.chat_postMessage(
@@ -221,12 +249,38 @@ class SlackTransport:
                 text=text,
                 blocks=blocks or None,
                 thread_ts=thread_ts,
+                metadata=metadata,
                 unfurl_links=False,
                 unfurl_media=False,
             )
         except Exception as exc:
             raise self._failed("chat.postMessage", exc) from exc
         return str(response["channel"]), str(response["ts"])
+
+    async def find_posted(
+        self, channel: str, *, event_type: str, key: str, oldest: datetime
+    ) -> str | None:
+        """`conversations.history` from `oldest` on, with the messages' metadata, up to
+        HISTORY_PAGES pages (needs `channels:history`, `groups:history` for a private one)."""
+        cursor = None
+        for _ in range(HISTORY_PAGES):
+            try:
+                response = await self.client.conversations_history(
+                    channel=channel,
+                    oldest=f"{oldest.timestamp():.6f}",
+                    include_all_metadata=True,
+                    limit=HISTORY_PAGE_SIZE,
+                    cursor=cursor,
+                )
+            except Exception as exc:
+                raise self._failed("conversations.history", exc) from exc
+            for message in response.get("messages") or []:
+                if _carries(message, event_type, key):
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not response.get("has_more") or not cursor:
+                return None
+        return None
 
     async def update(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None
@@ -283,12 +337,23 @@ class ConsoleTransport:
         self.console.print(Panel(body or escape(text), title=title, title_align="left"))
 
     async def post(
-        self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        thread_ts: str | None,
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
         ts = self._ts()
         where = f"#{channel}" + (f" › thread {thread_ts}" if thread_ts else "")
         self._show(f"Slack {where}", text, blocks)
         return channel, ts
+
+    async def find_posted(
+        self, channel: str, *, event_type: str, key: str, oldest: datetime
+    ) -> str | None:
+        """A terminal keeps no history to look in: what was printed is printed again."""
+        return None
 
     async def update(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None

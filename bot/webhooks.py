@@ -3,7 +3,10 @@
 Status codes are chosen for Alertmanager's retry logic: 4xx for input that will never become
 valid (it is not retried), 5xx only when storing failed (it is retried, and ingestion is
 idempotent, so a retry is harmless). Text that would make the store fail (NUL) is repaired
-rather than refused where refusing would lose a page; the payload model decides, per field.
+rather than refused where refusing would lose a page; the payload model decides, per field. A
+store that is away (down, restarting, out of disk: store/health.py) answers 503
+`store_unavailable` with `Retry-After`, in JSON like every other error; nothing was
+acknowledged, so Alertmanager keeps the notification and sends it again.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from starlette.responses import JSONResponse
 
 from firebreak.bot import auth
 from firebreak.bot.errors import PayloadTooLarge, error_response, read_body, validation_response
+from firebreak.store.health import describe, is_outage
 from firebreak.store.payloads import AlertmanagerPayload
 
 log = structlog.get_logger(__name__)
+
+STORE_RETRY_AFTER_S = 5
 
 
 async def alertmanager_webhook(request: Request) -> JSONResponse:
@@ -38,7 +44,18 @@ async def alertmanager_webhook(request: Request) -> JSONResponse:
     except ValidationError as exc:
         return _rejected(request, "invalid", validation_response(exc))
 
-    outcome = await runtime.ingest(payload)
+    try:
+        outcome = await runtime.ingest(payload)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        metrics.webhook_rejected.labels("store_unavailable").inc()
+        log.warning("webhook not stored: the store is unavailable", error=describe(exc))
+        return JSONResponse(
+            {"error": "store_unavailable", "detail": f"not stored, send again: {describe(exc)}"},
+            status_code=503,
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )
     for alert in payload.alerts:
         metrics.alerts_received.labels(alert.status).inc()
     metrics.webhook_latency.observe(time.perf_counter() - started)

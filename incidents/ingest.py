@@ -38,7 +38,6 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Row,
-    Text,
     bindparam,
     func,
     insert,
@@ -56,6 +55,7 @@ from firebreak.store.db import insert_rows
 from firebreak.store.models import Alert, Incident, IncidentGroup, TimelineEvent
 from firebreak.store.payloads import AlertmanagerPayload, AlertPayload, service_of
 from firebreak.store.schemas import EventType, IncidentStatus
+from firebreak.store.text import SafeText
 
 Scrub = Callable[[str], str]  # the alert text shown, scrubbed (incidents/alert_text.py)
 ALERTMANAGER = "alertmanager"
@@ -373,7 +373,7 @@ _STORED = select(
 _PAIRS = (  # PostgreSQL: the pairs as a table of two arrays, one query text for any batch
     func.unnest(
         bindparam("incident_ids", type_=postgresql.ARRAY(BigInteger)),
-        bindparam("fingerprints", type_=postgresql.ARRAY(Text)),
+        bindparam("fingerprints", type_=postgresql.ARRAY(SafeText())),
     )
     .table_valued("incident_id", "fingerprint")
     .render_derived(name="pairs")

@@ -53,6 +53,7 @@ from sqlalchemy.engine import make_url
 
 from firebreak.scheduler.election import leader_lock
 from firebreak.store.db import conflict_insert, create_sync_engine, is_memory_sqlite
+from firebreak.store.health import describe, is_outage
 
 log = structlog.get_logger(__name__)
 
@@ -322,8 +323,11 @@ class JobScheduler:
                     self._promote()
                 if self.is_leader:
                     await self.reconcile()
-            except Exception:
-                log.exception("scheduler sweep failed")
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("scheduler sweep failed")
+                else:  # the store is away: one line, the next sweep tries again
+                    log.warning("scheduler sweep failed: store unavailable", error=describe(exc))
 
     def _promote(self) -> None:
         engine = create_sync_engine(jobstore_url(self.url), durable=False)

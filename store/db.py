@@ -16,22 +16,37 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
+from firebreak.store.text import json_dumps
+
 # psycopg prepares a statement run five times, and PostgreSQL may then keep a generic plan
 # made for the table as it was: in a storm the alerts table grows from nothing, and the plan
 # of the stored-alert read went on hashing all of it (6 ms a batch at 15k alerts, and
 # growing, where an index lookup takes 1 ms: auto_explain). Planning each time costs ~0.1 ms.
 CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
+# A server that does not answer (a host gone, packets dropped) fails a connection attempt after
+# this long instead of the operating system's TCP timeout (minutes), which held the writer.
+CONNECT_TIMEOUT_S = 5
 SYNC_DRIVERS = {"sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql+psycopg"}
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, fsync on every commit and foreign keys."""
+    """An async engine; SQLite gets WAL, fsync on every commit and foreign keys. Every engine
+    serializes JSON with `json_dumps` (store/text.py: no NUL, which PostgreSQL refuses), and
+    PostgreSQL pools test a connection before handing it out (`pool_pre_ping`), so a server
+    that restarted is reconnected to instead of failing the next statement."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=json_dumps)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"timeout": CONNECT_TIMEOUT_S},
+        json_serializer=json_dumps,
+    )
 
 
 def create_sync_engine(url: str, *, durable: bool = True) -> Engine:
@@ -42,7 +57,9 @@ def create_sync_engine(url: str, *, durable: bool = True) -> Engine:
     durable rows and rebuilt from them, such as APScheduler's job store."""
     blocking = sync_url(url)
     if make_url(blocking).get_backend_name() == "sqlite":
-        engine = create_sync_engine_(blocking, connect_args={"timeout": 30})
+        engine = create_sync_engine_(
+            blocking, connect_args={"timeout": 30}, json_serializer=json_dumps
+        )
         event.listen(engine, "connect", partial(_sqlite_pragmas, durable=durable))
         return engine
     settings = [CUSTOM_PLANS] if durable else [CUSTOM_PLANS, "-c synchronous_commit=off"]
@@ -51,7 +68,8 @@ def create_sync_engine(url: str, *, durable: bool = True) -> Engine:
         pool_size=2,
         max_overflow=2,
         pool_pre_ping=True,
-        connect_args={"options": " ".join(settings)},
+        connect_args={"options": " ".join(settings), "connect_timeout": CONNECT_TIMEOUT_S},
+        json_serializer=json_dumps,
     )
 
 

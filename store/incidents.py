@@ -66,6 +66,32 @@ def record_event(
     )
 
 
+def record_run_event(
+    conn: Connection,
+    incident_id: int,
+    kind: EventType,
+    actor: str,
+    message: str,
+    data: dict[str, Any],
+) -> bool:
+    """`record_event` once per investigation run (`data["run_id"]`): a run resumed from its
+    checkpoint re-runs the step that was cut short, which may already have recorded its event
+    (the store failed after the event's commit, before the checkpoint's). False: already there."""
+    recorded = conn.scalar(
+        select(TimelineEvent.id)
+        .where(
+            TimelineEvent.incident_id == incident_id,
+            TimelineEvent.type == kind.value,
+            TimelineEvent.data["run_id"].as_string() == data["run_id"],
+        )
+        .limit(1)
+    )
+    if recorded is not None:
+        return False
+    record_event(conn, incident_id, kind, actor, message, data)
+    return True
+
+
 async def list_incidents(
     conn: AsyncConnection,
     status: IncidentStatus | None = None,

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select, update
 
-from firebreak.store.incidents import utcnow
-from firebreak.store.models import InvestigationRun, TimelineEvent
+from firebreak.store.incidents import record_event, utcnow
+from firebreak.store.models import Incident, InvestigationRun, TimelineEvent
 from firebreak.store.schemas import EventType
 
 
@@ -87,6 +87,25 @@ def run_of(conn: Connection, thread_id: str) -> Run | None:
     return Run(row.thread_id, row.incident_id, RunStatus(row.status), row.decision) if row else None
 
 
+def settle(
+    conn: Connection,
+    thread_id: str,
+    status: RunStatus,
+    *,
+    incident_id: int,
+    failure: tuple[str, str] | None = None,
+) -> None:
+    """How a drive of the run ended, with the `AI_ANALYSIS_FAILED` event when it failed
+    (`failure`: actor, message), in one transaction: a failure is recorded once, together with
+    the status that says so. No event for an incident deleted meanwhile."""
+    set_status(conn, thread_id, status)
+    if failure is None:
+        return
+    if conn.scalar(select(Incident.id).where(Incident.id == incident_id)) is not None:
+        actor, message = failure
+        record_event(conn, incident_id, EventType.AI_ANALYSIS_FAILED, actor, message)
+
+
 def claim_decision(
     conn: Connection, thread_id: str, incident_id: int, decision: dict[str, Any], *, owner: str
 ) -> bool:
@@ -122,6 +141,28 @@ def supersede_waiting(conn: Connection, incident_id: int, newer: str) -> list[st
         .returning(InvestigationRun.thread_id)
     )
     return [row.thread_id for row in rows]
+
+
+def retry_after_outage(conn: Connection, thread_id: str, *, owner: str) -> tuple[Run, int] | None:
+    """Count one more resume of a run the store failed under, and take it (again) for `owner`;
+    the run and its count of such resumes, or None when the run is no longer unfinished (or
+    gone with its incident). Being a write, it also shows that the store takes writes again."""
+    row = conn.execute(
+        update(InvestigationRun)
+        .where(InvestigationRun.thread_id == thread_id, InvestigationRun.status.in_(UNFINISHED))
+        .values(
+            store_retries=InvestigationRun.store_retries + 1, owner=owner, heartbeat_at=utcnow()
+        )
+        .returning(
+            InvestigationRun.incident_id,
+            InvestigationRun.status,
+            InvestigationRun.decision,
+            InvestigationRun.store_retries,
+        )
+    ).first()
+    if row is None:
+        return None
+    return Run(thread_id, row.incident_id, RunStatus(row.status), row.decision), row.store_retries
 
 
 def heartbeat(conn: Connection, owner: str) -> None:

@@ -1,8 +1,10 @@
 """Database tables. Queries live in the service modules beside this one, not here.
 
 Timestamps are stored as timezone-aware UTC on both SQLite and PostgreSQL; JSON columns are
-JSONB on PostgreSQL. One open incident per Alertmanager group is enforced by a partial unique
-index, so two replicas racing on the same group cannot both open one.
+JSONB on PostgreSQL. Text columns are `SafeText` / `SafeString` (store/text.py): NUL, which
+PostgreSQL refuses, is stored as U+FFFD on both back ends. One open incident per Alertmanager
+group is enforced by a partial unique index, so two replicas racing on the same group cannot
+both open one.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
-    String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from firebreak.store.text import SafeString, SafeText
 
 BIND_CACHE = 1024  # distinct datetimes remembered per column and dialect
 
@@ -81,24 +84,24 @@ class Incident(Base):
     __tablename__ = "incidents"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    group_key: Mapped[str | None] = mapped_column(Text)
-    title: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))
-    severity: Mapped[str] = mapped_column(String(32))
-    service: Mapped[str] = mapped_column(String(200))
+    group_key: Mapped[str | None] = mapped_column(SafeText)
+    title: Mapped[str] = mapped_column(SafeText)
+    status: Mapped[str] = mapped_column(SafeString(16))
+    severity: Mapped[str] = mapped_column(SafeString(32))
+    service: Mapped[str] = mapped_column(SafeString(200))
     labels: Mapped[dict[str, str]] = mapped_column(JSONDoc)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_by: Mapped[str | None] = mapped_column(SafeString(64))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_by: Mapped[str | None] = mapped_column(SafeString(64))
     alert_count: Mapped[int] = mapped_column(Integer, default=0)
     truncated_alerts: Mapped[int] = mapped_column(Integer, default=0)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     # The latest analysis's root cause, kept here for the similarity search (store/memory.py),
     # which reads thousands of incidents at a time and must not parse their analyses.
-    root_cause: Mapped[str | None] = mapped_column(Text)
+    root_cause: Mapped[str | None] = mapped_column(SafeText)
 
     __table_args__ = (
         Index(
@@ -124,8 +127,8 @@ class IncidentGroup(Base):
     incident_id: Mapped[int] = mapped_column(
         ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
     )
-    group_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))  # firing | resolved
+    group_key: Mapped[str] = mapped_column(SafeText, primary_key=True)
+    status: Mapped[str] = mapped_column(SafeString(16))  # firing | resolved
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_incident_groups_group_key", "group_key"),)
@@ -151,13 +154,13 @@ class Alert(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
-    fingerprint: Mapped[str] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16))
+    fingerprint: Mapped[str] = mapped_column(SafeString(128))
+    status: Mapped[str] = mapped_column(SafeString(16))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     labels: Mapped[dict[str, str]] = mapped_column(JSONDoc)
     annotations: Mapped[dict[str, str]] = mapped_column(JSONDoc)
-    generator_url: Mapped[str] = mapped_column(Text, default="")
+    generator_url: Mapped[str] = mapped_column(SafeText, default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -172,9 +175,9 @@ class TimelineEvent(Base):
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    type: Mapped[str] = mapped_column(String(40))
-    actor: Mapped[str] = mapped_column(String(64))
-    message: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(SafeString(40))
+    actor: Mapped[str] = mapped_column(SafeString(64))
+    message: Mapped[str] = mapped_column(SafeText)
     data: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
 
 
@@ -188,11 +191,11 @@ class AnalysisRecord(Base):
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    execution_status: Mapped[str] = mapped_column(String(32))
+    execution_status: Mapped[str] = mapped_column(SafeString(32))
     confidence_score: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)  # all gathered
-    run_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # one per run, ever
+    run_id: Mapped[str | None] = mapped_column(SafeString(64), unique=True)  # one per run, ever
 
 
 class AnalysisFeedback(Base):
@@ -207,10 +210,10 @@ class AnalysisFeedback(Base):
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
     analysis_id: Mapped[int] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"))
-    run_id: Mapped[str | None] = mapped_column(String(64))  # the judged analysis's run
-    verdict: Mapped[str] = mapped_column(String(16))  # correct | wrong
-    actual_cause: Mapped[str | None] = mapped_column(Text)
-    by: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(SafeString(64))  # the judged analysis's run
+    verdict: Mapped[str] = mapped_column(SafeString(16))  # correct | wrong
+    actual_cause: Mapped[str | None] = mapped_column(SafeText)
+    by: Mapped[str] = mapped_column(SafeString(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_analysis_feedback_analysis_id", "analysis_id", "id"),)
@@ -225,18 +228,20 @@ class InvestigationRun(Base):
 
     __tablename__ = "investigations"
 
-    thread_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
     incident_id: Mapped[int] = mapped_column(
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(String(24))  # see RunStatus
-    actor: Mapped[str] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(SafeString(24))  # see RunStatus
+    actor: Mapped[str] = mapped_column(SafeString(64))
+    reason: Mapped[str] = mapped_column(SafeText)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)  # a human's, once taken
-    owner: Mapped[str | None] = mapped_column(String(128))  # the process running it
+    owner: Mapped[str | None] = mapped_column(SafeString(128))  # the process running it
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its owner is alive
+    # Times the run was resumed after the store failed under it (agents/runner.py); bounded.
+    store_retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_investigations_status", "status"),)
 
@@ -248,12 +253,30 @@ class SlackMessage(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
-    purpose: Mapped[str] = mapped_column(String(32))  # card | rca | page | ...
-    channel: Mapped[str] = mapped_column(String(32))
-    ts: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(SafeString(32))  # card | rca | page | ...
+    channel: Mapped[str] = mapped_column(SafeString(32))
+    ts: Mapped[str] = mapped_column(SafeString(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_slack_messages_incident_purpose", "incident_id", "purpose"),)
+
+
+class SlackPostIntent(Base):
+    """A message about to be posted, written before `chat.postMessage` and removed with the
+    record of the post (bot/slack_outbox.py): a row still here means an earlier attempt may
+    have posted it, so the next attempt first looks for it in Slack by `key`, which the message
+    carries in its metadata, instead of posting it again."""
+
+    __tablename__ = "slack_post_intents"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(SafeString(32))  # card
+    channel: Mapped[str] = mapped_column(SafeString(32))
+    key: Mapped[str] = mapped_column(SafeString(64), unique=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("incident_id", "purpose"),)
 
 
 class EscalationState(Base):
@@ -282,17 +305,17 @@ class SlackOutbox(Base):
     __tablename__ = "slack_outbox"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    lane: Mapped[str] = mapped_column(String(64))
+    lane: Mapped[str] = mapped_column(SafeString(64))
     incident_id: Mapped[int | None] = mapped_column(
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(16))  # card | thread | dm | message | file
-    purpose: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(SafeString(16))  # card | thread | dm | message | file
+    purpose: Mapped[str] = mapped_column(SafeString(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
-    status: Mapped[str] = mapped_column(String(16))  # pending | done | failed
+    status: Mapped[str] = mapped_column(SafeString(16))  # pending | done | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(SafeText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -304,7 +327,7 @@ class SlackEventSeen(Base):
 
     __tablename__ = "slack_events_seen"
 
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(SafeString(255), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
@@ -313,8 +336,8 @@ class SlackLease(Base):
 
     __tablename__ = "slack_leases"
 
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(SafeString(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -345,20 +368,20 @@ class RemediationRun(Base):
     incident_id: Mapped[int] = mapped_column(
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
-    action: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(SafeString(200))
     definition: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     parameters: Mapped[dict[str, str]] = mapped_column(JSONDoc)
-    reason: Mapped[str] = mapped_column(Text, default="")
-    approved_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(SafeText, default="")
+    approved_by: Mapped[str] = mapped_column(SafeString(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    phase: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[str] = mapped_column(SafeString(16))
     next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     step: Mapped[int] = mapped_column(Integer, default=0)
     ok: Mapped[bool | None] = mapped_column(Boolean)
-    output: Mapped[str] = mapped_column(Text, default="")
+    output: Mapped[str] = mapped_column(SafeText, default="")
     verified: Mapped[bool | None] = mapped_column(Boolean)
-    approval_key: Mapped[str | None] = mapped_column(String(64), unique=True)  # one run each
+    approval_key: Mapped[str | None] = mapped_column(SafeString(64), unique=True)  # one run each
 
     __table_args__ = (Index("ix_remediation_runs_next_at", "next_at"),)
 
@@ -369,10 +392,10 @@ class BreakerOverride(Base):
 
     __tablename__ = "breaker_overrides"
 
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    action: Mapped[str] = mapped_column(String(8))  # open | close | reset
+    name: Mapped[str] = mapped_column(SafeString(200), primary_key=True)
+    action: Mapped[str] = mapped_column(SafeString(8))  # open | close | reset
     version: Mapped[int] = mapped_column(Integer)
-    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_by: Mapped[str] = mapped_column(SafeString(200))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -386,7 +409,20 @@ class IncidentSilence(Base):
     incident_id: Mapped[int] = mapped_column(
         ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
     )
-    silence_id: Mapped[str] = mapped_column(String(64))
+    silence_id: Mapped[str] = mapped_column(SafeString(64))
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_by: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(SafeString(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoreProbe(Base):
+    """The store writer's probe (store/health.py): while commits fail for the store's sake,
+    the writer rewrites this row now and then; the first rewrite that commits says the store
+    takes writes again. `room` is what makes it a write that needs space (random bytes, which
+    PostgreSQL cannot compress away)."""
+
+    __tablename__ = "store_probes"
+
+    name: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    room: Mapped[bytes] = mapped_column(LargeBinary)

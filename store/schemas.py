@@ -35,6 +35,9 @@ class EventType(StrEnum):
     EVIDENCE_COLLECTED = "EVIDENCE_COLLECTED"
     ROOT_CAUSE_GENERATED = "ROOT_CAUSE_GENERATED"
     AI_ANALYSIS_FAILED = "AI_ANALYSIS_FAILED"
+    # A run cut short because the store failed under it, resumed from its checkpoint once the
+    # store took writes again: once per run, whatever the number of retries.
+    AI_ANALYSIS_RETRIED = "AI_ANALYSIS_RETRIED"
     ACKNOWLEDGED = "ACKNOWLEDGED"
     ESCALATED = "ESCALATED"
     RESOLVED = "RESOLVED"

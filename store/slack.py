@@ -24,6 +24,7 @@ from firebreak.store.models import (
     SlackLease,
     SlackMessage,
     SlackOutbox,
+    SlackPostIntent,
 )
 
 PENDING = "pending"
@@ -222,6 +223,53 @@ async def open_incidents_with_card(conn: AsyncConnection) -> list[int]:
         select(Incident.id).where(Incident.status != "resolved", has_card).order_by(Incident.id)
     )
     return [row.id for row in rows]
+
+
+# ---------------------------------------------------------------------- post intents
+
+
+@dataclass(frozen=True)
+class PostIntent:
+    """A post about to be made (or maybe made): where, with which key, since when; `earlier`
+    when it was written by an earlier attempt, which may have posted."""
+
+    channel: str
+    key: str
+    started_at: datetime
+    earlier: bool
+
+
+def intend_post(
+    conn: Connection, incident_id: int, purpose: str, *, channel: str, key: str
+) -> PostIntent:
+    """The incident's intent for `purpose`: written now (channel and key as given), or the one
+    an earlier attempt wrote (its channel and key win)."""
+    created = conn.execute(
+        conflict_insert(conn, SlackPostIntent)
+        .values(
+            incident_id=incident_id,
+            purpose=purpose,
+            channel=channel,
+            key=key,
+            started_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["incident_id", "purpose"])
+    )
+    row = conn.execute(
+        select(SlackPostIntent.channel, SlackPostIntent.key, SlackPostIntent.started_at).where(
+            SlackPostIntent.incident_id == incident_id, SlackPostIntent.purpose == purpose
+        )
+    ).one()
+    return PostIntent(row.channel, row.key, row.started_at, earlier=created.rowcount != 1)
+
+
+def forget_intent(conn: Connection, incident_id: int, purpose: str) -> None:
+    """The post is recorded (or nothing is left to post): no attempt needs to look for it."""
+    conn.execute(
+        delete(SlackPostIntent).where(
+            SlackPostIntent.incident_id == incident_id, SlackPostIntent.purpose == purpose
+        )
+    )
 
 
 # ---------------------------------------------------------------------- de-duplication

@@ -22,11 +22,18 @@ writer's own thread copies the little that is left between two transactions.
 Work must only touch the database (no side effects): a batch that fails (say a unique-index
 race with another replica) is rolled back and retried one item at a time, so one bad item
 fails only its own caller. Side effects belong after `run` returns.
+
+A batch that fails because the store itself is away (store/health.py: the server is down or
+restarting, the disk is full) fails all its callers at once: each item alone would only fail
+the same way, one connection attempt or one full disk after another. The writer then reports
+`readiness()` as not ready with the reason, and commits a small probe every `probe_every_s`
+until one goes through: ready again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -35,6 +42,8 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from sqlalchemy import Connection, Engine, event
+
+from firebreak.store.health import WriteHealth, is_outage, probe
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +65,7 @@ class _Ready:
 
 
 CHECKPOINT_EVERY_S = 0.25  # how often the WAL is copied into an SQLite database file
+PROBE_EVERY_S = 1.0  # while writes fail for the store's sake, how often a probe is committed
 
 
 class Writer:
@@ -66,8 +76,12 @@ class Writer:
         max_batch: int = 256,
         wal_limit_frames: int = 10_000,
         checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+        probe_every_s: float = PROBE_EVERY_S,
     ) -> None:
         self.engine = engine
+        self.health = WriteHealth()
+        self._probe_every_s = probe_every_s
+        self._probing: asyncio.Task[None] | None = None
         self._max_batch = max_batch
         self._wal_limit_frames = wal_limit_frames  # pages (4 KiB) of WAL before catching up
         self._checkpoint_every_s = checkpoint_every_s
@@ -83,6 +97,10 @@ class Writer:
     def running(self) -> bool:
         return self._task is not None
 
+    def readiness(self) -> str:
+        """ "ok", or why commits are failing (`/readyz`'s `store` check)."""
+        return self.health.readiness()
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="store-writer")
         if self.engine.dialect.name == "sqlite":
@@ -95,10 +113,11 @@ class Writer:
         await self._queue.put(None)
         await self._task
         self._task = None
-        if self._checkpoints is not None:
-            self._checkpoints.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._checkpoints
+        for task in (self._probing, self._checkpoints):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
         self._thread.shutdown(wait=True)
         self.engine.dispose()  # the last connection closed checkpoints what is left
 
@@ -113,11 +132,17 @@ class Writer:
                     self._wal_catch_up = frames >= self._wal_limit_frames
 
     async def _copy_wal_in(self, thread: ThreadPoolExecutor) -> int | None:
-        """`_copy_wal` in `thread`; None (logged) when it failed."""
+        """`_copy_wal` in `thread`; None (logged) when it failed. A checkpoint that fails for
+        the store's sake (the disk is full: the database file cannot grow by what the WAL
+        holds) fails writes too, a little later, once the WAL cannot grow either: it counts
+        as a failing write at once."""
         try:
             return await asyncio.get_running_loop().run_in_executor(thread, self._copy_wal)
         except Exception as exc:
-            log.warning("WAL checkpoint failed", error=str(exc))
+            if is_outage(exc):
+                self._store_failed(exc)
+            else:
+                log.warning("WAL checkpoint failed", error=str(exc))
             return None
 
     def _copy_wal(self) -> int:
@@ -167,6 +192,11 @@ class Writer:
         try:
             results = await loop.run_in_executor(self._thread, self._apply, batch)
         except Exception as exc:
+            if is_outage(exc):
+                self._store_failed(exc)
+                for item in batch:
+                    _settle(item.done, exception=exc)
+                return
             if len(batch) == 1:
                 _settle(batch[0].done, exception=exc)
                 return
@@ -180,6 +210,38 @@ class Writer:
     def _apply(self, batch: list[_Ready]) -> list[Any]:
         with self.engine.begin() as conn:
             return [item.work(conn) for item in batch]
+
+    def _store_failed(self, exc: BaseException) -> None:
+        """Logged once per outage (each failure updates the reason); probing starts."""
+        if not self.health.failing:
+            log.warning("store writes failing", error=repr(exc).splitlines()[0][:300])
+        self.health.failed(exc)
+        if self._probing is None or self._probing.done():
+            self._probing = asyncio.create_task(self._probe(), name="store-probe")
+
+    async def _probe(self) -> None:
+        """Until a probe commits: then the store takes writes again."""
+        while self.health.failing and self._task is not None:
+            await asyncio.sleep(self._probe_every_s)
+            began = self.health.failing_since
+            try:
+                await self._probe_once()
+            except Exception as exc:
+                if is_outage(exc):
+                    self.health.failed(exc)
+                continue
+            self.health.recovered()
+            if began is not None:
+                seconds = round(time.monotonic() - began, 1)
+                log.info("store writes recovered", failing_for_s=seconds)
+
+    async def _probe_once(self) -> None:
+        """`probe` committed; on SQLite the WAL then copied into the database file too. A WAL
+        that has room left (frames already on disk, reused after a checkpoint) lets a small
+        write through on a full disk; the copy needs the file to grow, so it does not."""
+        await self.run(probe)
+        if self.engine.dialect.name == "sqlite":
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._copy_wal)
 
 
 def _no_automatic_checkpoints(dbapi_connection: Any, _record: Any) -> None:
@@ -206,7 +268,7 @@ class Batched(Generic[Item, T]):
     up to 30: a commit and the batch's fixed statements for one item, measured in issue 18).
     When a batch fails, each of its items is tried alone through `apply_one`, so one bad item
     fails only its own caller, as with `Writer.run`; those retries commit after the batch
-    behind it.
+    behind it. A batch that failed because the store is away fails all its callers at once.
     """
 
     def __init__(
@@ -271,8 +333,9 @@ class Batched(Generic[Item, T]):
         except Exception as exc:
             if not batch:  # refused before its transaction (the writer is stopped)
                 batch.extend(self._take())
-            if len(batch) == 1:
-                _settle(batch[0][1], exception=exc)
+            if len(batch) == 1 or is_outage(exc):  # alone, each would fail the same way
+                for _, done in batch:
+                    _settle(done, exception=exc)
                 return
             log.warning("batched write failed, retrying one by one", error=type(exc).__name__)
             results = await asyncio.gather(

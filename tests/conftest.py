@@ -23,7 +23,9 @@ from firebreak.store.db import create_sync_engine
 from firebreak.store.migrate import upgrade
 from firebreak.store.writer import Writer
 
-pytest_plugins = ["tests.support.local_llm"]  # the `local_llm` fixture (a real model server)
+# `local_llm` (a real model server), `own_postgres` (a PostgreSQL to restart at will),
+# `small_disk` (a tmpfs to fill up)
+pytest_plugins = ["tests.support.local_llm", "tests.support.pg_server", "tests.support.small_disk"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -144,6 +144,8 @@ def test_slack_manifest(
         "users:read",
         "users:read.email",  # on-call addresses resolved with users.lookupByEmail
         "usergroups:read",
+        "channels:history",  # an earlier card found by its metadata
+        "groups:history",
     ):
         assert scope in scopes
     settings = manifest["settings"]

@@ -22,7 +22,9 @@ What it gives a test:
   cheap validation (``channel_not_found``, ``no_text``, ``message_not_found``,
   ``invalid_blocks`` for more than 50 blocks or for Block Kit limits, ``msg_too_long``);
 * a record of every call (``calls("chat.postMessage")``), the messages as Slack now holds them
-  (``message(channel, ts)``, ``thread(channel, ts)``), ``response_url`` endpoints
+  (``message(channel, ts)``, ``thread(channel, ts)``; ``post_as_user`` adds a person's),
+  ``conversations.history`` paged as Slack pages it (``oldest``, ``latest``, ``limit``,
+  ``cursor``; message ``metadata`` only with ``include_all_metadata``), ``response_url`` endpoints
   (``response_url()`` -> ``.../response/<id>``, recorded as method ``"response_url"``);
 * fault scripting: ``rate_limit(method, times=, retry_after=)`` (HTTP 429 + ``Retry-After``),
   ``http_error(method, status=500, times=)``, ``api_error(method, "error_code", times=)``
@@ -295,6 +297,22 @@ class FakeSlackApi:
     def reset_calls(self) -> None:
         with self._lock:
             self._calls.clear()
+
+    def post_as_user(self, channel: str, text: str, user: str = "U0SOMEONE") -> str:
+        """A person's message in `channel` (not a call: it is simply there, as when someone
+        writes in the channel); its ts."""
+        with self._lock:
+            ts = self._next_ts()
+            self._messages[(channel, ts)] = {
+                "type": "message",
+                "user": user,
+                "team": self.team_id,
+                "text": text,
+                "ts": ts,
+                "channel": channel,
+            }
+            self._changed.notify_all()
+        return ts
 
     def message(self, channel: str, ts: str) -> dict[str, Any]:
         """The message as Slack now holds it (after updates). KeyError if none."""
@@ -638,14 +656,26 @@ class FakeSlackApi:
         return {"channel": {"id": self._dm_for(users)}, "no_op": already, "already_open": already}
 
     def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages, newest first, as Slack pages them: `oldest` / `latest`
+        (exclusive unless `inclusive`), `limit` (default 100, at most 999), `cursor` (an opaque
+        `response_metadata.next_cursor`); message `metadata` only with `include_all_metadata`."""
         channel = self._channel(params)
         found = [
             m
             for (ch, ts), m in self._messages.items()
-            if ch == channel and m.get("thread_ts") in (None, ts)
+            if ch == channel and m.get("thread_ts") in (None, ts) and _in_window(m["ts"], params)
         ]
         found.sort(key=lambda m: _ts_key(m["ts"]), reverse=True)
-        return {"messages": [_public(m) for m in found], "has_more": False}
+        start = int(params.get("cursor") or 0)
+        limit = min(int(params.get("limit") or 100), 999)
+        page = found[start : start + limit]
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        more = start + limit < len(found)
+        return {
+            "messages": [_public(m, metadata=with_metadata) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(params)
@@ -907,8 +937,25 @@ def _ts_key(ts: str) -> tuple[int, int]:
     return int(seconds), int(micros or 0)
 
 
-def _public(message: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in message.items() if k != "channel"}
+def _public(message: dict[str, Any], *, metadata: bool = True) -> dict[str, Any]:
+    hidden = {"channel"} if metadata else {"channel", "metadata"}
+    return {k: v for k, v in message.items() if k not in hidden}
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in {"1", "true"}
+
+
+def _in_window(ts: str, params: dict[str, Any]) -> bool:
+    """Within conversations.history's `oldest` .. `latest`."""
+    inclusive = _truthy(params.get("inclusive"))
+    at = _ts_key(ts)
+    oldest, latest = params.get("oldest"), params.get("latest")
+    if oldest and (at < _ts_key(str(oldest)) or (at == _ts_key(str(oldest)) and not inclusive)):
+        return False
+    return not (
+        latest and (at > _ts_key(str(latest)) or (at == _ts_key(str(latest)) and not inclusive))
+    )
 
 
 def _user(user_id: str, name: str, real_name: str, **extra: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     create_engine,
     func,
     insert,
@@ -62,7 +63,7 @@ def filler(table: Table, incident_id: int, parents: dict[Table, Any]) -> dict[st
         elif (
             column.primary_key
             and column.autoincrement in (True, "auto")
-            and not isinstance(column.type, String)
+            and not isinstance(_plain(column.type), String)
         ):
             continue
         elif column.nullable:
@@ -72,7 +73,13 @@ def filler(table: Table, incident_id: int, parents: dict[Table, Any]) -> dict[st
     return row
 
 
+def _plain(kind: Any) -> Any:
+    """The type a column's TypeDecorator (store/text.py's NUL-free text) decorates."""
+    return kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+
+
 def _value(kind: Any, unique: str) -> Any:
+    kind = _plain(kind)
     if isinstance(kind, String | Text):
         limit = getattr(kind, "length", None) or 200
         return unique[-limit:]
