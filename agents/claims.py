@@ -26,9 +26,10 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 
 from firebreak.agents.leads import CATEGORIES
+from firebreak.store.schemas import Lead
 from firebreak.tools.models import AlertContext
 
-__all__ = ["cause_terms", "names_a_cause", "speaks_of", "symptom_terms", "terms"]
+__all__ = ["cause_terms", "names_a_cause", "parrots", "speaks_of", "symptom_terms", "terms"]
 
 # `_` splits names. A number is tried only where its run of digits starts (the look-behind),
 # and possessively: from every digit of a long run it cost the rest of the run (quadratic).
@@ -122,3 +123,29 @@ def speaks_of(claim: str, texts: Iterable[str], symptoms: AbstractSet[str]) -> b
         if named & terms(text) or kinds & _categories(text):
             return True
     return False
+
+
+PARROTED_SHARE = 0.8  # of a claim's words found in one lead: the claim repeats it
+TEMPLATE_WORDS = 3  # ... when at least this many of them are the lead's own wording
+_QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
+
+
+def parrots(claim: str, leads: Iterable[Lead]) -> bool:
+    """Whether the claim is one of the leads' sentences repeated (a small model's way of
+    answering): most of its words are in that lead, several of them the lead's own wording
+    rather than the evidence it quotes ("The first error of the incident, like …"). Word
+    for word: not stemmed, no concepts."""
+    said = _plain_words(claim)
+    if len(said) < 4:
+        return False
+    for lead in leads:
+        template = _plain_words(_QUOTED.sub(" ", lead.text)) - _STOP
+        if len(said & template) >= TEMPLATE_WORDS and len(
+            said & _plain_words(lead.text)
+        ) >= PARROTED_SHARE * len(said):
+            return True
+    return False
+
+
+def _plain_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) >= 3}

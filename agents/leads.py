@@ -168,7 +168,8 @@ class Findings:
             before = "the first error" if first is not None else "the alert"
             link = "" if self.change_linked else " (nothing in it names what failed)"
             text = f"A change {gap} before {before}{link}: {quote(change.text)}"
-            leads.append(self._lead("change", text, [change]))
+            kind = "change" if self.change_linked else "unlinked_change"
+            leads.append(self._lead(kind, text, [change]))
         if first is not None:
             kind = f", like {category_of(first.text).name}" if category_of(first.text) else ""
             text = f"The first error of the incident{kind}: {quote(first.text)}"
@@ -204,11 +205,16 @@ class Findings:
             f"{clock(first.changed_at, self.starts_at)}"
         )
         if others:
-            later = ", ".join(
-                f"{o.ref} at {clock(o.changed_at, self.starts_at)}" for o in others[:4]
-            )
-            text += f"; then {later}"
+            text += "; then " + _refs_by_time(others[:4], self.starts_at)
         return Lead(number=0, kind="metric", text=text, refs=[first.ref], at=first.changed_at)
+
+
+def _refs_by_time(readings: Sequence[MetricReading], day: datetime) -> str:
+    """`M1, M2 at 10:01:02; M4 at 10:03:00`: the readings grouped by when they changed."""
+    groups: dict[str, list[str]] = {}
+    for reading in readings:
+        groups.setdefault(clock(reading.changed_at, day), []).append(reading.ref)
+    return "; ".join(f"{', '.join(refs)} at {moment}" for moment, refs in groups.items())
 
 
 def find(alert: AlertContext, evidence: Evidence) -> Findings:

@@ -43,7 +43,7 @@ from typing import Any
 import structlog
 from langgraph.runtime import Runtime as GraphRuntime
 
-from firebreak.agents.claims import symptom_terms
+from firebreak.agents.claims import parrots, symptom_terms
 from firebreak.agents.context import Deps
 from firebreak.agents.evidence import gathered
 from firebreak.agents.followup import TOOLS_WERE_OFFERED, offered_tools
@@ -80,7 +80,9 @@ OFFLINE_PROVIDER = "offline"
 CONTRADICTS_CAP = 40
 NO_LEADS_CAP = 60
 PADDED_CAP = 50  # when most of what it cites does not speak of its cause
-AGREEMENT_FLOOR, AGREEMENT_SPAN = 50, 40  # cap = floor + span * share of leads agreeing
+PARROT_CAP = 50  # when it only repeats a lead: no confirmation from a second reader
+AGREEMENT_FLOOR, AGREEMENT_SPAN = 40, 40  # cap = floor + span * share of leads agreeing
+WEAK_LEADS = ("unlinked_change",)  # a change nothing ties to what failed: a red herring's look
 
 _UNSUPPORTED = {
     "no_evidence": "it cites no evidence that was gathered",
@@ -239,18 +241,23 @@ def _calibrated(
     """The grounded body with its confidence capped by what bears it out, and the offline
     root cause when the answer contradicts every lead."""
     body = dict(grounded.body)
-    comparable = grounded.comparable
+    comparable = [lead for lead in grounded.comparable if lead.kind not in WEAK_LEADS]
+    agreeing = [lead for lead in grounded.agreeing if lead.kind not in WEAK_LEADS]
     dissent = None
     if not comparable:
         cap, why = NO_LEADS_CAP, "Firebreak's rules found no lead to compare it with"
-    elif not grounded.agreeing:
+    elif not agreeing:
         cap, why = CONTRADICTS_CAP, "it agrees with none of the leads Firebreak's rules found"
+        if grounded.agreeing:
+            why = "it agrees only with a change nothing ties to what failed"
         dissent = _mark("root_cause", analyze_offline(alert, evidence, findings).root_cause)
     else:
-        share = len(grounded.agreeing) / len(comparable)
+        share = len(agreeing) / len(comparable)
         cap = AGREEMENT_FLOOR + round(AGREEMENT_SPAN * share)
-        numbers = ", ".join(str(lead.number) for lead in grounded.agreeing)
+        numbers = ", ".join(str(lead.number) for lead in agreeing)
         why = f"it agrees with leads {numbers} of {len(comparable)}"
+    if parrots(grounded.body["root_cause"], grounded.comparable) and cap > PARROT_CAP:
+        cap, why = PARROT_CAP, "it repeats one of Firebreak's own leads instead of explaining"
     padding = len(grounded.items) - len(grounded.relevant)
     if padding > len(grounded.relevant) and cap > PADDED_CAP:
         cap = PADDED_CAP

@@ -235,8 +235,8 @@ def tool_specs(
         specs.append(
             _spec(
                 "query_metrics",
-                "PromQL range query; each series as baseline, current, peak, change point. "
-                "Default: the alert's window; at most 24 h (a longer range keeps its last 24 h).",
+                "PromQL range query, at most 24 h (default: the alert's window); each series "
+                "as baseline, current, peak, change point.",
                 {
                     "source": _source(metrics),
                     "promql": {"type": "string"},

@@ -178,7 +178,10 @@ async def test_valid_answer_is_completed(llm_server, registry, alert, evidence):
     assert analysis.provider == llm_server.flavour
     assert analysis.model == "test-model"
     assert analysis.root_cause == rca()["root_cause"]
-    assert analysis.confidence_score == 85
+    assert analysis.confidence_score == 80  # the model's 85, capped: both leads agree
+    assert "[Grounding] Confidence capped at 80: it agrees with leads 1, 2 of 2" in (
+        analysis.reasoning
+    )
     assert [(a.number, a.ok, a.provider) for a in analysis.attempts] == [
         (1, True, llm_server.flavour)
     ]
@@ -388,7 +391,7 @@ async def test_failed_only_when_the_offline_analyser_fails(alert, evidence, monk
 async def test_injection_stays_in_the_evidence_block_and_invented_refs_are_dropped(
     llm_server, registry, alert, evidence
 ):
-    llm_server.script(answer(rca(confidence_score=90, evidence=["L1", "L999", "M1", "l2"])))
+    llm_server.script(answer(rca(confidence_score=70, evidence=["L1", "L999", "M1", "l2"])))
     async with gateway_for(llm_server, registry) as gateway:
         analysis = await reason(alert, evidence, gateway, max_json_retries=2)
 
@@ -402,7 +405,7 @@ async def test_injection_stays_in_the_evidence_block_and_invented_refs_are_dropp
     assert INJECTION not in outside
 
     assert [item.ref for item in analysis.evidence] == ["L1", "M1", "L2"]
-    assert analysis.confidence_score == 90 - UNKNOWN_REF_PENALTY
+    assert analysis.confidence_score == 70 - UNKNOWN_REF_PENALTY
     assert "L999" in analysis.reasoning and "[Grounding]" in analysis.reasoning
 
 
@@ -626,7 +629,7 @@ def with_cluster(evidence: Evidence) -> Evidence:
 
 async def test_k_refs_are_shown_cited_and_resolved(llm_server, registry, alert, evidence):
     oom = "The v2.3.1 deploy exhausts the pool and the pods are OOMKilled."
-    llm_server.script(answer(rca(root_cause=oom, evidence=["K1", "L2", "K9"])))
+    llm_server.script(answer(rca(root_cause=oom, evidence=["K1", "L2", "K9"], confidence_score=70)))
     async with gateway_for(llm_server, registry) as gateway:
         analysis = await reason(alert, with_cluster(evidence), gateway, max_json_retries=0)
 
@@ -635,7 +638,7 @@ async def test_k_refs_are_shown_cited_and_resolved(llm_server, registry, alert, 
         ("L2", "log", "loki"),
     ]
     assert "pod/checkout-1" in analysis.evidence[0].text
-    assert analysis.confidence_score == 85 - UNKNOWN_REF_PENALTY, "K9 was never gathered"
+    assert analysis.confidence_score == 70 - UNKNOWN_REF_PENALTY, "K9 was never gathered"
     block = evidence_block(llm_server.messages(0)[-1]["content"])
     assert "[K1]" in block and "OOMKilled" in block
     assert PG_PASSWORD not in llm_server.all_bodies()
@@ -769,7 +772,7 @@ async def test_confidence_is_capped_by_the_leads_it_agrees_with(
         both = await reason(alert, evidence, gateway, max_json_retries=0)
 
     assert [lead.kind for lead in one_of_two.leads][:2] == ["change", "first_error"]
-    assert one_of_two.confidence_score == reasoning.AGREEMENT_FLOOR + 20  # 1 of 2 leads
+    assert one_of_two.confidence_score == reasoning.AGREEMENT_FLOOR + 20  # 1 of 2 leads: 60
     assert "agrees with leads 1 of 2" in one_of_two.reasoning
     assert both.confidence_score == reasoning.AGREEMENT_FLOOR + reasoning.AGREEMENT_SPAN
     assert one_of_two.dissent is None and both.dissent is None
@@ -839,3 +842,54 @@ async def test_a_padded_citation_list_caps_the_confidence(llm_server, registry, 
     assert [item.ref for item in analysis.evidence] == ["L1"]
     assert analysis.confidence_score == reasoning.PADDED_CAP
     assert "6 of the 7 items it cites do not speak of it" in analysis.reasoning
+
+
+async def test_a_repeated_lead_is_no_confirmation(llm_server, registry, alert, evidence):
+    """A small model answers with one of the leads' sentences: supported, but capped."""
+    async with gateway_for(llm_server, registry) as gateway:
+        leads = (await reason(alert, evidence, None, max_json_retries=0)).leads
+        first_error = next(lead for lead in leads if lead.kind == "first_error")
+        llm_server.script(
+            answer(rca(root_cause=first_error.text, evidence=["L2"], confidence_score=90))
+        )
+        analysis = await reason(alert, evidence, gateway, max_json_retries=0)
+    assert analysis.execution_status is ExecutionStatus.COMPLETED
+    assert analysis.confidence_score == reasoning.PARROT_CAP
+    assert "repeats one of Firebreak's own leads" in analysis.reasoning
+
+
+async def test_agreeing_only_with_an_unlinked_change_is_contradicting_every_lead(
+    llm_server, registry, alert
+):
+    unrelated = Evidence(
+        logs=[
+            LogLine(
+                ref="L1",
+                source="app",
+                timestamp=T0 - timedelta(minutes=4),
+                text="INFO checkout config reload: carrier rate table rates-q4.yaml applied",
+            ),
+            LogLine(
+                ref="L2",
+                source="app",
+                timestamp=T0 - timedelta(minutes=1),
+                text="ERROR x509: certificate has expired calling addr-validate",
+                count=20,
+            ),
+        ]
+    )
+    llm_server.script(
+        answer(
+            rca(
+                root_cause="The carrier rate table reload broke checkout.",
+                evidence=["L1"],
+                confidence_score=90,
+            )
+        )
+    )
+    async with gateway_for(llm_server, registry) as gateway:
+        analysis = await reason(alert, unrelated, gateway, max_json_retries=0)
+    assert [lead.kind for lead in analysis.leads][:2] == ["unlinked_change", "first_error"]
+    assert analysis.confidence_score == reasoning.CONTRADICTS_CAP
+    assert "agrees only with a change nothing ties to what failed" in analysis.reasoning
+    assert analysis.dissent is not None and "certificate" in analysis.dissent

@@ -22,10 +22,10 @@ NUL = "\x00"
 
 
 def nul_payload() -> dict:
-    """A notification with NUL in every kind of string Alertmanager sends."""
-    item = alert(f"fp{NUL}1", starts_at=STARTS)
+    """A notification with NUL in every kind of value Alertmanager copies from a scrape (names
+    and fingerprints with NUL are refused at the door: tests/bot/test_webhook_bad_input.py)."""
+    item = alert("fp1", starts_at=STARTS)
     item["labels"]["pod"] = f"checkout{NUL}7"
-    item["labels"][f"odd{NUL}key"] = "v"
     item["annotations"]["summary"] = f"errors{NUL} everywhere"
     item["generatorURL"] += NUL
     payload = group(f'{{}}:{{alertname="x{NUL}"}}', [item])
@@ -54,9 +54,8 @@ async def test_an_alert_with_nul_is_stored_and_redelivery_is_idempotent(store_ur
     assert first.json()["alerts_written"] == 1
     assert again.status_code == 200 and again.json()["alerts_written"] == 0
     assert again.json()["incident_id"] == first.json()["incident_id"]
-    assert stored.fingerprint == f"fp{REPLACEMENT}1"
+    assert stored.fingerprint == "fp1"
     assert stored.labels["pod"] == f"checkout{REPLACEMENT}7"
-    assert stored.labels[f"odd{REPLACEMENT}key"] == "v"
     assert stored.annotations["summary"] == f"errors{REPLACEMENT} everywhere"
     assert stored.generator_url.endswith(REPLACEMENT)
     assert group_key == f'{{}}:{{alertname="x{REPLACEMENT}"}}'
