@@ -50,7 +50,9 @@ async def use_tools(state: InvestigationState, runtime: GraphRuntime[Deps]) -> d
     investigation = settings.investigation
     alert = state.opened()
     calls = state.calls
-    requests = requested(state.messages[-1])
+    # A checkpoint written before the conversation was kept as messages has none: the model
+    # is then asked again.
+    requests = requested(state.messages[-1]) if state.messages else []
     room = max(0, investigation.max_tool_calls - len(calls))
     box = Toolbox(
         alert=alert,
