@@ -29,19 +29,12 @@ from firebreak.agents.leads import find
 from firebreak.agents.rca_prompt import build_rca_messages, safe_alert
 from firebreak.agents.state import InvestigationState
 from firebreak.store.incidents import record_run_event
-from firebreak.store.schemas import EventType, HistoryRef
+from firebreak.store.schemas import EventType
 from firebreak.tools.evidence import build_evidence, format_finding
 from firebreak.tools.files import MAX_LINE_CHARS
 from firebreak.tools.kube_objects import select_findings
 from firebreak.tools.llm import estimate_tokens
-from firebreak.tools.models import (
-    AlertContext,
-    Evidence,
-    KubeFinding,
-    LogLine,
-    MetricReading,
-    SourceReport,
-)
+from firebreak.tools.models import AlertContext, Evidence, KubeFinding, LogLine, MetricReading
 from firebreak.tools.redact import Redactor
 from firebreak.tools.text import cut
 
@@ -54,7 +47,7 @@ RESULTS_RESERVE_TOKENS = 1000  # room kept in the context for the follow-up call
 
 async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
-    alert = AlertContext.model_validate(state["alert"])
+    alert = state.opened()
     budget = deps.settings.investigation.evidence_budget_chars
     # CPU work over text from outside, off the event loop; each regex call in it scans one
     # cut item, so the thread gives the GIL back between calls and the loop keeps serving.
@@ -63,9 +56,9 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
     if fitted is not None:
         evidence = fitted.evidence
     gathered_counts = {
-        "log_lines": len(state.get("logs", [])),
-        "metric_series": len(state.get("metrics", [])),
-        "kubernetes_findings": len(state.get("kubernetes", [])),
+        "log_lines": len(state.logs),
+        "metric_series": len(state.metrics),
+        "kubernetes_findings": len(state.kubernetes),
         "kept_log_lines": len(evidence.logs),
         "kept_metrics": len(evidence.metrics),
         "kept_kubernetes": len(evidence.kubernetes),
@@ -78,7 +71,7 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
             "left_out_for_budget": fitted.dropped,
         }
     failed = [r.source for r in evidence.reports if r.error]
-    clusters = f", {len(evidence.kubernetes)} cluster findings" if state.get("kubernetes") else ""
+    clusters = f", {len(evidence.kubernetes)} cluster findings" if state.kubernetes else ""
     message = (
         f"Evidence collected: {len(evidence.logs)} log lines, {len(evidence.metrics)} metric "
         f"readings{clusters} from {len(evidence.reports)} sources"
@@ -87,14 +80,14 @@ async def join_evidence(state: InvestigationState, runtime: GraphRuntime[Deps]) 
     await deps.writer.run(  # once per run, also when a resumed run joins again
         partial(
             record_run_event,
-            incident_id=state["incident_id"],
+            incident_id=state.incident_id,
             kind=EventType.EVIDENCE_COLLECTED,
             actor=FIREBREAK,
             message=message,
-            data={**gathered_counts, "run_id": state["run_id"]},
+            data={**gathered_counts, "run_id": state.run_id},
         )
     )
-    return {"evidence": evidence.model_dump(mode="json")}
+    return {"evidence": evidence}
 
 
 def _joined(
@@ -103,14 +96,12 @@ def _joined(
     """What the sources found, each item cut to `MAX_ITEM_CHARS` (marked) and then scrubbed:
     the one pass, everything after it (the LLM, the store, Slack) sees scrubbed text. Then
     ranked, de-duplicated and capped."""
-    logs = [_cut_line(LogLine.model_validate(line)) for line in state.get("logs", [])]
-    findings = [_cut_line(KubeFinding.model_validate(f)) for f in state.get("kubernetes", [])]
     found = redactor.redact_evidence(
         Evidence(
-            logs=logs,
-            metrics=[MetricReading.model_validate(m) for m in state.get("metrics", [])],
-            reports=[SourceReport.model_validate(r) for r in state.get("reports", [])],
-            kubernetes=findings,
+            logs=[_cut_line(line) for line in state.logs],
+            metrics=state.metrics,
+            reports=state.reports,
+            kubernetes=[_cut_line(finding) for finding in state.kubernetes],
         )
     )
     kept = select_findings(found.kubernetes, budget // KUBERNETES_SHARE)
@@ -135,7 +126,6 @@ async def _fit_for_the_model(
         return None
     settings = deps.settings
     tools = offered_tools(settings) if settings.investigation.max_tool_calls else []
-    history = [HistoryRef.model_validate(item) for item in state.get("history", [])]
     shown = safe_alert(alert, deps.redactor)
     reserve = estimate_tokens(json.dumps(tools)) + (RESULTS_RESERVE_TOKENS if tools else 0)
 
@@ -146,7 +136,7 @@ async def _fit_for_the_model(
             settings.actions,
             deps.redactor,
             tools=settings.investigation.max_tool_calls if tools else 0,
-            history=history,
+            history=state.history,
         )
 
     keep = {ref for lead in find(shown, evidence).leads() for ref in lead.refs}
@@ -155,16 +145,17 @@ async def _fit_for_the_model(
 
 def gathered(state: InvestigationState) -> Evidence:
     """The joined evidence plus the items the follow-up calls found, in call order."""
-    evidence = Evidence.model_validate(state.get("evidence") or {})
-    logs, metrics, findings = list(evidence.logs), list(evidence.metrics), []
-    for call in state.get("calls", []):
-        for item in call.get("items", []):
-            if call["tool"] == "search_logs":
-                logs.append(LogLine.model_validate(item))
-            elif call["tool"] == "query_metrics":
-                metrics.append(MetricReading.model_validate(item))
+    evidence = state.evidence
+    logs, metrics = list(evidence.logs), list(evidence.metrics)
+    findings: list[KubeFinding] = []
+    for call in state.calls:
+        for item in call.items:
+            if isinstance(item, LogLine):
+                logs.append(item)
+            elif isinstance(item, MetricReading):
+                metrics.append(item)
             else:
-                findings.append(KubeFinding.model_validate(item))
+                findings.append(item)
     if not findings and len(logs) == len(evidence.logs) and len(metrics) == len(evidence.metrics):
         return evidence
     return evidence.model_copy(

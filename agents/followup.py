@@ -11,7 +11,8 @@ provider's own format (`LLMGateway.complete_with_tools`, through the LLM's break
 retries). No JSON schema goes beside the tools: a server that enforces one (llama.cpp, vLLM)
 would make a call impossible. A call the model writes as text is a call (tools/llm.py); an
 answer without one is the RCA's first attempt, read leniently and repaired with the schema
-enforced if it is not valid (tools/llm_json.py). The loop ends (the `followup` state value)
+enforced if it is not valid (tools/llm_json.py). The conversation is kept as LangChain
+messages (agents/conversation.py). The loop ends (the `followup` state value, a `LoopEnd`)
 when:
 
 - it is off: `max_tool_calls: 0`, no LLM, or no source to offer a tool for (silently);
@@ -39,14 +40,14 @@ from typing import Any
 from langgraph.runtime import Runtime as GraphRuntime
 
 from firebreak.agents.context import Deps, Settings
+from firebreak.agents.conversation import asked, chat_turns
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.rca_prompt import build_rca_messages, safe_alert
-from firebreak.agents.state import InvestigationState
+from firebreak.agents.state import InvestigationState, LoopEnd
 from firebreak.agents.toolbox import is_tools_refusal, supports_tools, tool_specs
 from firebreak.store.incidents import record_event
-from firebreak.store.schemas import EventType, HistoryRef
+from firebreak.store.schemas import EventType
 from firebreak.tools.llm import LLMError, LLMGateway, estimate_tokens
-from firebreak.tools.models import AlertContext, Evidence
 
 __all__ = ["TOOLS_WERE_OFFERED", "after_followup", "followup", "offered_tools"]
 
@@ -69,11 +70,11 @@ def offered_tools(settings: Settings) -> list[dict[str, Any]]:
 
 def after_followup(state: InvestigationState) -> str:
     """The edge out of `followup`: run the calls the model made, or go on to the RCA."""
-    return "analyse" if state.get("followup") else "use_tools"
+    return "analyse" if state.followup is not None else "use_tools"
 
 
-def _ended(why: str, **opening: Any) -> dict[str, Any]:
-    return {"followup": {"ended": why, **opening}}
+def _ended(why: str, **opening: Any) -> dict[str, LoopEnd]:
+    return {"followup": LoopEnd(ended=why, **opening)}
 
 
 def _elapsed_ms(started: float) -> float:
@@ -88,18 +89,16 @@ async def followup(state: InvestigationState, runtime: GraphRuntime[Deps]) -> di
     tools = offered_tools(settings)
     if limit == 0 or gateway is None or not gateway.enabled or not tools:
         return _ended("off")
-    if len(state.get("calls", [])) >= limit:
+    if len(state.calls) >= limit:
         return _ended("limit")
-    turns = state.get("turns", [])
+    turns = chat_turns(state.messages)
     if not turns and not await _takes_tools(gateway, deps):
         await _note(deps, state, f"the model ({gateway.describe()}) does not support tools")
         return _ended("no_tools")
 
-    alert = safe_alert(AlertContext.model_validate(state["alert"]), deps.redactor)
-    evidence = Evidence.model_validate(state["evidence"])
-    history = [HistoryRef.model_validate(item) for item in state.get("history", [])]
+    alert = safe_alert(state.opened(), deps.redactor)
     prompt = build_rca_messages(
-        alert, evidence, settings.actions, deps.redactor, tools=limit, history=history
+        alert, state.evidence, settings.actions, deps.redactor, tools=limit, history=state.history
     )
     if turns and await _over_budget(gateway, [*prompt, *turns], tools):
         return _ended("budget")
@@ -125,9 +124,7 @@ async def followup(state: InvestigationState, runtime: GraphRuntime[Deps]) -> di
             completion_tokens=turn.completion_tokens,
             elapsed_ms=round(turn.elapsed_s * 1000, 1),
         )
-    calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in turn.calls]
-    content = deps.redactor.redact(turn.text)
-    return {"turns": [{"role": "assistant", "content": content, "tool_calls": calls}]}
+    return {"messages": [asked(deps.redactor.redact(turn.text), turn.calls)]}
 
 
 async def _over_budget(
@@ -152,7 +149,7 @@ async def _note(deps: Deps, state: InvestigationState, why: str) -> None:
     await deps.writer.run(
         partial(
             record_event,
-            incident_id=state["incident_id"],
+            incident_id=state.incident_id,
             kind=EventType.NOTE,
             actor=FIREBREAK,
             message=f"Follow-up queries skipped: {why}"[:1000],

@@ -37,13 +37,16 @@ from firebreak.store.schemas import (
     GroundingReport,
     HistoryRef,
     Lead,
+    LineReading,
+    MetricSummary,
     RcaBody,
     RemediationProposal,
 )
 from firebreak.tools.actions import ActionError, check_proposal
 from firebreak.tools.config import RemediationAction
+from firebreak.tools.evidence import reading_values
 from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading
-from firebreak.tools.text import number, truncate
+from firebreak.tools.text import truncate
 
 UNKNOWN_REF_PENALTY = 5
 MAX_REF_PENALTY = 20
@@ -81,12 +84,7 @@ class Grounded:
 
 def metric_text(reading: MetricReading) -> str:
     labels = ",".join(f"{k}={v}" for k, v in sorted(reading.series.items()) if k != "__name__")
-
-    changed = f", changed at {reading.changed_at.isoformat()}" if reading.changed_at else ""
-    return (
-        f"{reading.query}{{{labels}}} baseline={number(reading.baseline)} "
-        f"current={number(reading.current)} peak={number(reading.peak)}{changed}"
-    )
+    return f"{reading.query}{{{labels}}} {reading_values(reading)}"
 
 
 def _log_text(line: LogLine) -> str:
@@ -102,20 +100,50 @@ def _finding_text(finding: KubeFinding) -> str:
 
 
 def _item(ref: str, evidence: Evidence) -> EvidenceItem | None:
+    """The cited item: its text as shown, and the same reading structured."""
     for line in evidence.logs:
         if line.ref == ref:
-            return EvidenceItem(ref=ref, kind="log", source=line.source, text=_log_text(line))
+            read = LineReading(line=line.text, timestamp=line.timestamp, count=line.count)
+            return EvidenceItem(
+                ref=ref, kind="log", source=line.source, text=_log_text(line), line=read
+            )
     for reading in evidence.metrics:
         if reading.ref == ref:
             return EvidenceItem(
-                ref=ref, kind="metric", source=reading.source, text=metric_text(reading)
+                ref=ref,
+                kind="metric",
+                source=reading.source,
+                text=metric_text(reading),
+                metric=_summary(reading),
             )
     for finding in evidence.kubernetes:
         if finding.ref == ref:
+            read = LineReading(
+                line=finding.text,
+                timestamp=finding.timestamp,
+                count=finding.count,
+                object=finding.object,
+            )
             return EvidenceItem(
-                ref=ref, kind="kubernetes", source=finding.source, text=_finding_text(finding)
+                ref=ref,
+                kind="kubernetes",
+                source=finding.source,
+                text=_finding_text(finding),
+                line=read,
             )
     return None
+
+
+def _summary(reading: MetricReading) -> MetricSummary:
+    return MetricSummary(
+        query=reading.query,
+        labels={k: v for k, v in reading.series.items() if k != "__name__"},
+        baseline=reading.baseline,
+        current=reading.current,
+        peak=reading.peak,
+        changed_at=reading.changed_at,
+        points=reading.points,
+    )
 
 
 def _check_remediation(

@@ -24,10 +24,10 @@ async def open_investigation(
 ) -> dict[str, Any]:
     deps = runtime.context
     async with deps.engine.connect() as conn:
-        incident = await incidents.get_incident(conn, state["incident_id"])
-        history = await memory.history(conn, state["incident_id"])
+        incident = await incidents.get_incident(conn, state.incident_id)
+        history = await memory.history(conn, state.incident_id)
     if incident is None:
-        raise LookupError(f"incident {state['incident_id']} does not exist")
+        raise LookupError(f"incident {state.incident_id} does not exist")
     await deps.writer.run(  # once per run, also when a resumed run opens again
         partial(
             record_run_event,
@@ -35,13 +35,10 @@ async def open_investigation(
             kind=EventType.AI_ANALYSIS_STARTED,
             actor=FIREBREAK,
             message="Investigation started",
-            data={"run_id": state["run_id"]},
+            data={"run_id": state.run_id},
         )
     )
-    return {
-        "alert": alert_context(incident).model_dump(mode="json"),
-        "history": [item.model_dump(mode="json") for item in history],
-    }
+    return {"alert": alert_context(incident), "history": history}
 
 
 def alert_context(incident: IncidentOut) -> AlertContext:

@@ -26,12 +26,11 @@ from firebreak.tools.models import AlertContext, KubeFinding, SourceReport
 
 async def read_kubernetes(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
-    alert = AlertContext.model_validate(state["alert"])
+    alert = state.opened()
     clusters = deps.settings.sources.kubernetes
     results = await asyncio.gather(*(_read(cluster, alert, deps) for cluster in clusters))
-    findings = [f.model_dump(mode="json") for found, _ in results for f in found]
-    reports = [report.model_dump(mode="json") for _, report in results]
-    return {"kubernetes": findings, "reports": reports}
+    findings = [finding for found, _ in results for finding in found]
+    return {"kubernetes": findings, "reports": [report for _, report in results]}
 
 
 class _NothingRead(SourceError):

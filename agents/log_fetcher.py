@@ -21,11 +21,10 @@ from firebreak.tools.models import AlertContext, LogLine, SourceReport
 async def fetch_logs(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
     config = deps.settings
-    alert = AlertContext.model_validate(state["alert"])
+    alert = state.opened()
     results = await asyncio.gather(*(_fetch(source, alert, deps) for source in config.sources.logs))
-    lines = [line.model_dump(mode="json") for found, _ in results for line in found]
-    reports = [report.model_dump(mode="json") for _, report in results]
-    return {"logs": lines, "reports": reports}
+    lines = [line for found, _ in results for line in found]
+    return {"logs": lines, "reports": [report for _, report in results]}
 
 
 async def _fetch(

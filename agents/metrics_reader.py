@@ -11,13 +11,12 @@ from langgraph.runtime import Runtime as GraphRuntime
 from firebreak.agents.context import Deps
 from firebreak.agents.state import InvestigationState
 from firebreak.tools import prometheus
-from firebreak.tools.models import AlertContext
 
 
 async def read_metrics(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
     config = deps.settings
-    alert = AlertContext.model_validate(state["alert"])
+    alert = state.opened()
     results = await asyncio.gather(
         *(
             prometheus.fetch_metrics(
@@ -30,6 +29,5 @@ async def read_metrics(state: InvestigationState, runtime: GraphRuntime[Deps]) -
             for source in config.sources.metrics
         )
     )
-    readings = [reading.model_dump(mode="json") for found, _ in results for reading in found]
-    reports = [report.model_dump(mode="json") for _, report in results]
-    return {"metrics": readings, "reports": reports}
+    readings = [reading for found, _ in results for reading in found]
+    return {"metrics": readings, "reports": [report for _, report in results]}

@@ -22,14 +22,12 @@ from firebreak.store.schemas import Analysis, EventType, ExecutionStatus
 
 async def publish(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
-    incident_id = state["incident_id"]
-    analysis = Analysis.model_validate(state["analysis"])
+    incident_id = state.incident_id
+    analysis = state.analysed()
     evidence = gathered(state).model_dump(mode="json")  # with what the follow-up calls found
 
     def store(conn: Connection) -> bool:
-        stored = incidents.save_analysis(
-            conn, incident_id, analysis, evidence, run_id=state["run_id"]
-        )
+        stored = incidents.save_analysis(conn, incident_id, analysis, evidence, run_id=state.run_id)
         if stored:
             for kind, message, data in timeline_entries(analysis):
                 incidents.record_event(conn, incident_id, kind, FIREBREAK, message, data)
@@ -38,7 +36,7 @@ async def publish(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
     if not await deps.writer.run(store):
         return {}
     deps.finished.labels(analysis.execution_status.value).inc()
-    deps.notifier.tell(incident_id, RcaReady(run_id=state["run_id"]))
+    deps.notifier.tell(incident_id, RcaReady(run_id=state.run_id))
     deps.bus.publish(IncidentEvent(incident_id, Change.UPDATED))
     return {}
 

@@ -45,6 +45,7 @@ from langgraph.runtime import Runtime as GraphRuntime
 
 from firebreak.agents.claims import parrots, symptom_terms
 from firebreak.agents.context import Deps
+from firebreak.agents.conversation import chat_turns
 from firebreak.agents.evidence import gathered
 from firebreak.agents.followup import TOOLS_WERE_OFFERED, offered_tools
 from firebreak.agents.grounding import Grounded, fit, ground
@@ -57,7 +58,7 @@ from firebreak.agents.rca_prompt import (
     safe_alert,
 )
 from firebreak.agents.schema import RootCauseAnalysis, rca_schema
-from firebreak.agents.state import InvestigationState
+from firebreak.agents.state import InvestigationState, LoopEnd
 from firebreak.store.schemas import (
     Analysis,
     Attempt,
@@ -91,19 +92,21 @@ _UNSUPPORTED = {
 }
 
 
-def opening_of(ended: Mapping[str, Any]) -> Completion | LLMError | None:
+def opening_of(ended: LoopEnd | None) -> Completion | LLMError | None:
     """How the follow-up loop ended, as the RCA's first attempt: the model's answer without a
     tool call, the LLM's failure, or nothing (the loop was off or hit its limit)."""
-    if ended.get("raw") is not None:
+    if ended is None:
+        return None
+    if ended.raw is not None:
         return Completion(
-            text=ended["raw"],
-            finish_reason=ended.get("finish_reason"),
-            prompt_tokens=ended.get("prompt_tokens"),
-            completion_tokens=ended.get("completion_tokens"),
-            elapsed_s=ended.get("elapsed_ms", 0.0) / 1000,
+            text=ended.raw,
+            finish_reason=ended.finish_reason,
+            prompt_tokens=ended.prompt_tokens,
+            completion_tokens=ended.completion_tokens,
+            elapsed_s=ended.elapsed_ms / 1000,
         )
-    if ended.get("error") is not None:
-        return LLMError(ended["error"], kind=str(ended["error"]).split(":", 1)[0])
+    if ended.error is not None:
+        return LLMError(ended.error, kind=ended.error.split(":", 1)[0])
     return None
 
 
@@ -364,24 +367,23 @@ async def analyse(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dic
     follow-up calls found; the loop's closing answer (if any) is the first attempt."""
     deps = runtime.context
     settings = deps.settings
-    calls = state.get("calls", [])
-    ended = state.get("followup") or {}
-    tools = offered_tools(settings) if ended.get("ended") in TOOLS_WERE_OFFERED else []
+    ended = state.followup
+    offered = ended is not None and ended.ended in TOOLS_WERE_OFFERED
     analysis = await reason(
-        AlertContext.model_validate(state["alert"]),
+        state.opened(),
         gathered(state),
         deps.gateway,
         max_json_retries=settings.max_json_retries,
         actions=settings.actions,
         redactor=deps.redactor,
         opening=opening_of(ended),
-        history=[HistoryRef.model_validate(item) for item in state.get("history", [])],
-        shown=Evidence.model_validate(state["evidence"]),
-        conversation=state.get("turns", []),
-        tools=tools,
+        history=state.history,
+        shown=state.evidence,
+        conversation=chat_turns(state.messages),
+        tools=offered_tools(settings) if offered else [],
         tool_limit=settings.investigation.max_tool_calls,
     )
-    analysis = analysis.model_copy(update={"tool_calls": len(calls)})
+    analysis = analysis.model_copy(update={"tool_calls": len(state.calls)})
     if analysis.prompt_tokens is not None:
         deps.prompt_tokens.observe(analysis.prompt_tokens)
-    return {"analysis": analysis.model_dump(mode="json")}
+    return {"analysis": analysis}

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from firebreak.agents.context import Deps
 from firebreak.agents.intake import FIREBREAK
-from firebreak.agents.state import InvestigationState
+from firebreak.agents.state import ApprovalDecision, InvestigationState
 from firebreak.incidents.notices import (
     RemediationDecided,
     RemediationProposed,
@@ -32,12 +32,12 @@ from firebreak.store.investigations import (
     set_status,
     supersede_waiting,
 )
-from firebreak.store.schemas import Analysis, EventType, RemediationProposal
+from firebreak.store.schemas import EventType, RemediationProposal
 
 
 def needs_approval(state: InvestigationState) -> Literal["propose_remediation", "__end__"]:
-    remediation = state.get("analysis", {}).get("remediation")
-    return "propose_remediation" if remediation else END
+    proposed = state.analysis is not None and state.analysis.remediation is not None
+    return "propose_remediation" if proposed else END
 
 
 async def propose_remediation(
@@ -47,8 +47,8 @@ async def propose_remediation(
     is superseded in the same transaction (its message then says so), so only the newest can
     be approved."""
     deps = runtime.context
-    incident_id = state["incident_id"]
-    run_id = state["run_id"]
+    incident_id = state.incident_id
+    run_id = state.run_id
     proposal = _proposal(state)
 
     def record(conn: Connection) -> dict[str, Any]:
@@ -84,22 +84,23 @@ async def propose_remediation(
     return {}
 
 
-async def await_approval(state: InvestigationState) -> dict[str, Any]:
+async def await_approval(state: InvestigationState) -> dict[str, ApprovalDecision]:
     decision = interrupt(
-        {"incident_id": state["incident_id"], "proposal": _proposal(state).model_dump(mode="json")}
+        {"incident_id": state.incident_id, "proposal": _proposal(state).model_dump(mode="json")}
     )
-    return {"decision": decision}
+    return {"decision": ApprovalDecision.model_validate(decision)}
 
 
 async def apply_decision(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
-    incident_id = state["incident_id"]
-    decision = state["decision"]
+    incident_id = state.incident_id
+    decision = state.decision
+    assert decision is not None, "resumed here only with a decision"
     proposal = _proposal(state)
-    actor = str(decision["actor"])
+    actor = decision.actor
     # what the approver was shown must be what runs (checked before the decision was taken)
-    approved = bool(decision["approve"]) and decision.get("digest") == proposal.digest()
-    delay_s = float(decision.get("delay_s", 0))
+    approved = decision.approve and decision.digest == proposal.digest()
+    delay_s = decision.delay_s
     kind = EventType.REMEDIATION_APPROVED if approved else EventType.REMEDIATION_REJECTED
     verb = "approved" if approved else "rejected"
     when = f", runs in {delay_s / 60:g} min" if approved and delay_s else ""
@@ -113,19 +114,19 @@ async def apply_decision(state: InvestigationState, runtime: GraphRuntime[Deps])
             data={
                 "action": proposal.action,
                 "delay_s": delay_s,
-                "approval": state["run_id"],
+                "approval": state.run_id,
                 "digest": proposal.digest(),
             },
         )
     )
     if approved:
         await deps.remediations.schedule(
-            ApprovedRemediation(incident_id, proposal, actor, delay_s, key=state["run_id"])
+            ApprovedRemediation(incident_id, proposal, actor, delay_s, key=state.run_id)
         )
     deps.notifier.tell(
         incident_id,
         RemediationDecided(
-            approval=state["run_id"],
+            approval=state.run_id,
             proposal=proposal,
             approved=approved,
             actor=actor,
@@ -136,7 +137,7 @@ async def apply_decision(state: InvestigationState, runtime: GraphRuntime[Deps])
 
 
 def _proposal(state: InvestigationState) -> RemediationProposal:
-    proposal = Analysis.model_validate(state["analysis"]).remediation
+    proposal = state.analysed().remediation
     assert proposal is not None, "routed here only with a proposal"
     return proposal
 

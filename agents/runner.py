@@ -33,9 +33,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import aiosqlite
 import structlog
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
@@ -48,13 +50,13 @@ from firebreak.agents.context import Deps
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.outages import StoreOutages
 from firebreak.agents.questions import answer_question
+from firebreak.agents.state import CHECKPOINTED, InvestigationState
 from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.incidents.ports import Decision
 from firebreak.store import incidents, investigations
 from firebreak.store.health import describe, is_outage
 from firebreak.store.incidents import utcnow
 from firebreak.store.investigations import Run, RunStatus
-from firebreak.store.schemas import RemediationProposal
 from firebreak.tools.models import Evidence
 
 log = structlog.get_logger(__name__)
@@ -117,11 +119,7 @@ class InvestigationService:
         findings joined to what the configured sources find), and wait for the end; the run's
         thread id. `firebreak eval` replays stored and shipped incidents this way."""
         thread_id = f"inv-{incident_id}-{uuid.uuid4().hex[:12]}"
-        items = {
-            "logs": [line.model_dump(mode="json") for line in seed.logs],
-            "metrics": [reading.model_dump(mode="json") for reading in seed.metrics],
-            "kubernetes": [finding.model_dump(mode="json") for finding in seed.kubernetes],
-        }
+        items = {"logs": seed.logs, "metrics": seed.metrics, "kubernetes": seed.kubernetes}
         self._track(incident_id, self._start(incident_id, thread_id, actor, reason, items))
         while (task := self._active.get(incident_id)) or self._outages.holds(incident_id):
             await (task if task is not None else asyncio.sleep(0.1))
@@ -238,8 +236,11 @@ class InvestigationService:
     async def _digest_of(self, thread_id: str) -> str | None:
         """The digest of the proposal run `thread_id` paused at, from its checkpoint."""
         snapshot = await self._graph.aget_state(_thread(thread_id))
-        proposal = (snapshot.values.get("analysis") or {}).get("remediation")
-        return RemediationProposal.model_validate(proposal).digest() if proposal else None
+        if not snapshot.values:
+            return None
+        analysis = InvestigationState.model_validate(snapshot.values).analysis
+        proposal = analysis.remediation if analysis is not None else None
+        return proposal.digest() if proposal is not None else None
 
     async def close(self) -> None:
         """Stop without losing anything: cut-short runs stay `running` and resume next start."""
@@ -409,19 +410,29 @@ async def open_checkpointer(
     connection (`AsyncPostgresSaver.from_conn_string`) a server restart closed it for good,
     and every investigation failed with "the connection is closed" until Firebreak itself was
     restarted. While the server is away a checkpoint write fails after
-    CHECKPOINT_POOL_WAIT_S, the run is retried once the store is back (`InvestigationService`)."""
+    CHECKPOINT_POOL_WAIT_S, the run is retried once the store is back (`InvestigationService`).
+
+    Either saver rebuilds only the state's own types from a checkpoint (`checkpoint_serde`)."""
     url = make_url(store_url)
     if url.get_backend_name() == "postgresql":
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         async with checkpoint_pool(conninfo) as pool:
-            saver = AsyncPostgresSaver(conn=pool)
+            saver = AsyncPostgresSaver(conn=pool, serde=checkpoint_serde())
             await saver.setup()
             yield saver
         return
     path = checkpoint_path or f"{url.database}.checkpoints"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(path) as saver:
-        yield saver
+    async with aiosqlite.connect(path) as conn:
+        yield AsyncSqliteSaver(conn, serde=checkpoint_serde())
+
+
+def checkpoint_serde() -> JsonPlusSerializer:
+    """LangGraph's serializer, allowed to rebuild the investigation state's types
+    (`agents.state.CHECKPOINTED`) besides its own safe ones: the typed state comes back as
+    it was written, without a warning per type, and nothing else named in a checkpoint is
+    imported."""
+    return JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED)
 
 
 @asynccontextmanager

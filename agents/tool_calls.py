@@ -8,8 +8,8 @@ at the next `followup` step, and the model is not asked again with tools).
 
 Each call made is recorded three ways: a `TOOL_CALLED` timeline event (data `{tool, arguments,
 results, seconds, error}`), the tool metrics (`Deps.tool_metrics`), and the state (`calls`:
-the record with its items, which join the evidence; `turns`: the result for the model, inside
-the prompt's data markers).
+the `CallRecord` with its items, which join the evidence; `messages`: a `ToolMessage` with the
+result for the model, inside the prompt's data markers).
 
 A step whose events were committed but whose checkpoint was not (the process died in between)
 runs again after the restart; its calls are then made again, but not recorded twice: each
@@ -22,20 +22,22 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from langchain_core.messages import ToolMessage
 from langgraph.runtime import Runtime as GraphRuntime
 from sqlalchemy import Connection
 
 from firebreak.agents.context import Deps
+from firebreak.agents.conversation import requested
 from firebreak.agents.evidence import gathered
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.prompts import render
 from firebreak.agents.rca_prompt import rca_boundary, safe_alert
-from firebreak.agents.state import InvestigationState
+from firebreak.agents.state import CallRecord, InvestigationState
 from firebreak.agents.toolbox import Toolbox, ToolResult, next_ref_numbers
 from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType
 from firebreak.store.slack import first_delivery
-from firebreak.tools.models import AlertContext, Evidence
+from firebreak.tools.llm import ToolRequest
 from firebreak.tools.templating import alert_window
 from firebreak.tools.text import truncate
 
@@ -46,9 +48,11 @@ async def use_tools(state: InvestigationState, runtime: GraphRuntime[Deps]) -> d
     deps = runtime.context
     settings = deps.settings
     investigation = settings.investigation
-    alert = AlertContext.model_validate(state["alert"])
-    calls = state.get("calls", [])
-    requests = state["turns"][-1].get("tool_calls") or []
+    alert = state.opened()
+    calls = state.calls
+    # A checkpoint written before the conversation was kept as messages has none: the model
+    # is then asked again.
+    requests = requested(state.messages[-1]) if state.messages else []
     room = max(0, investigation.max_tool_calls - len(calls))
     box = Toolbox(
         alert=alert,
@@ -66,26 +70,23 @@ async def use_tools(state: InvestigationState, runtime: GraphRuntime[Deps]) -> d
         breakers=deps.breakers.get,
     )
     async with box:
-        done = [(request, await box.call(request["name"], request["arguments"]))
+        done = [(request, await box.call(request.name, request.arguments))
                 for request in requests[:room]]  # fmt: skip
     for _, result in done:
         deps.tool_metrics.observe(result)
-    incident_id = state["incident_id"]
+    incident_id = state.incident_id
 
-    calls_made = [(f"{state['run_id']}:{request['id']}", result) for request, result in done]
+    calls_made = [(f"{state.run_id}:{request.id}", result) for request, result in done]
     await deps.writer.run(partial(record_calls, incident_id=incident_id, calls=calls_made))
-    boundary = rca_boundary(
-        safe_alert(alert, deps.redactor), Evidence.model_validate(state["evidence"])
-    )
+    boundary = rca_boundary(safe_alert(alert, deps.redactor), state.evidence)
     return {
         "calls": [_record(request, result) for request, result in done],
-        "turns": [
-            {
-                "role": "tool",
-                "tool_call_id": request["id"],
-                "name": request["name"],
-                "content": render("tool_result.md", boundary=boundary, text=result.text),
-            }
+        "messages": [
+            ToolMessage(
+                render("tool_result.md", boundary=boundary, text=result.text),
+                tool_call_id=request.id,
+                name=request.name,
+            )
             for request, result in done
         ],
     }
@@ -109,31 +110,31 @@ def record_calls(conn: Connection, *, incident_id: int, calls: list[tuple[str, T
     return written
 
 
-def _record(request: dict[str, Any], result: ToolResult) -> dict[str, Any]:
-    return {
-        "id": request["id"],
-        "tool": result.tool,
-        "arguments": result.arguments,
-        "key": result.key,
-        "refs": result.refs,
-        "error": result.error,
-        "outcome": result.outcome,
-        "seconds": round(result.seconds, 4),
-        "items": [item.model_dump(mode="json") for item in result.items],
-    }
+def _record(request: ToolRequest, result: ToolResult) -> CallRecord:
+    return CallRecord(
+        id=request.id,
+        tool=result.tool,
+        arguments=result.arguments,
+        key=result.key,
+        refs=result.refs,
+        error=result.error,
+        outcome=result.outcome,
+        seconds=round(result.seconds, 4),
+        items=list(result.items),
+    )
 
 
-def earlier_result(call: dict[str, Any]) -> ToolResult:
+def earlier_result(call: CallRecord) -> ToolResult:
     """A checkpointed call as the toolbox's repeat guard knows it."""
     return ToolResult(
-        tool=call["tool"],
-        arguments=call["arguments"],
+        tool=call.tool,
+        arguments=call.arguments,
         text="",
-        refs=list(call["refs"]),
-        error=call["error"],
-        seconds=call["seconds"],
-        outcome=call["outcome"],
-        key=call["key"],
+        refs=list(call.refs),
+        error=call.error,
+        seconds=call.seconds,
+        outcome=call.outcome,
+        key=call.key,
     )
 
 

@@ -69,7 +69,8 @@ from firebreak.store.schemas import (
     TimelineEventOut,
     Verdict,
 )
-from firebreak.tools.promql import metric_reading_text
+from firebreak.tools.evidence import reading_values
+from firebreak.tools.promql import metric_reading_text, short_metric
 
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/).
 MAX_BLOCKS = 50
@@ -645,7 +646,7 @@ def _evidence_blocks(evidence: Sequence[EvidenceItem]) -> list[Block]:
                 metrics,
                 METRIC_EVIDENCE_SHOWN,
                 "metric readings",
-                metric_reading_text,
+                metric_line,
             )
         )
     findings = [e for e in evidence if e.kind == "kubernetes"]
@@ -656,17 +657,25 @@ def _evidence_blocks(evidence: Sequence[EvidenceItem]) -> list[Block]:
     return blocks
 
 
+def metric_line(item: EvidenceItem) -> str:
+    """A metric reading by its short name (`promql.short_metric`) and its numbers; an item
+    stored before readings were kept structured is shortened from its text."""
+    if item.metric is None:
+        return metric_reading_text(item.text)
+    return f"{short_metric(item.metric.query, item.metric.labels)} {reading_values(item.metric)}"
+
+
 def _readings_section(
     title: str,
     items: Sequence[EvidenceItem],
     shown: int,
     noun: str,
-    text_of: Callable[[str], str] = str,
+    text_of: Callable[[EvidenceItem], str] = lambda e: e.text,
 ) -> Block:
     """`title`, then `• *source* text `ref`` per item, the rest counted."""
     lines = [
         f"• *{escape(truncate(e.source, 80))}* "
-        f"{escape(truncate(_one_line(text_of(e.text)), EVIDENCE_LINE_MAX))} "
+        f"{escape(truncate(_one_line(text_of(e)), EVIDENCE_LINE_MAX))} "
         f"`{escape(e.ref[:40])}`"
         for e in items[:shown]
     ]

@@ -110,14 +110,39 @@ class RcaBody(BaseModel):
     remediation: RemediationProposal | None = None
 
 
+class LineReading(BaseModel):
+    """A log line or cluster finding as it was read: when, how often, where, what it said."""
+
+    line: str  # what it said, without the time and count the item's text puts before it
+    timestamp: datetime | None = None
+    count: int = 1  # how many lines collapsed into this one
+    object: str = ""  # a cluster finding's object (`pod/checkout-7d9f`); empty for log lines
+
+
+class MetricSummary(BaseModel):
+    """A metric reading as it was summarised: the query, its series' labels, the numbers."""
+
+    query: str
+    labels: dict[str, str] = {}  # the series' labels
+    baseline: float | None = None
+    current: float | None = None
+    peak: float | None = None
+    changed_at: datetime | None = None  # the change point, if one was found
+    points: int = 0
+
+
 class EvidenceItem(BaseModel):
     """A log line, metric reading or cluster finding an analysis rests on, resolved from its
-    ref."""
+    ref. `text` is what people and the model read; `line` (logs, cluster findings) and
+    `metric` (metric readings) keep the same reading structured, so no reader takes the text
+    apart again. Both are None in analyses stored before they were kept, and for history."""
 
     ref: str
     kind: Literal["log", "metric", "kubernetes", "history"]
     source: str
     text: str
+    line: LineReading | None = None
+    metric: MetricSummary | None = None
 
 
 class HistoryRef(BaseModel):

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading, SourceReport
 from firebreak.tools.promql import series_selector
@@ -42,6 +43,7 @@ __all__ = [
     "is_change",
     "is_error",
     "metric_interest",
+    "reading_values",
     "render_evidence",
     "signature",
 ]
@@ -136,6 +138,29 @@ def format_metric(reading: MetricReading) -> str:
         f"[{reading.ref}] {reading.source}: {series_selector(reading.query, reading.series)} "
         f"baseline={number(reading.baseline)} current={number(reading.current)} "
         f"peak={number(reading.peak)}{change} ({reading.points} points)"
+    )
+
+
+class Summarised(Protocol):
+    """A metric reading's numbers: a `MetricReading`, or the summary an analysis keeps."""
+
+    @property
+    def baseline(self) -> float | None: ...
+    @property
+    def current(self) -> float | None: ...
+    @property
+    def peak(self) -> float | None: ...
+    @property
+    def changed_at(self) -> datetime | None: ...
+
+
+def reading_values(reading: Summarised) -> str:
+    """`baseline=5.1 current=10 peak=10, changed at 2026-…`: the numbers an analysis's metric
+    evidence shows after the metric's name."""
+    changed = f", changed at {reading.changed_at.isoformat()}" if reading.changed_at else ""
+    return (
+        f"baseline={number(reading.baseline)} current={number(reading.current)} "
+        f"peak={number(reading.peak)}{changed}"
     )
 
 
