@@ -58,6 +58,7 @@ _GENERIC = frozenset(
     number count http status code codes 5xx 4xx server client production prod app application
     system systems occurred occur occurs happening happened observed seen
     sum avg min max total bucket seconds histogram quantile irate increase without le
+    start started starting began begun utc gmt minute minutes hour hours day days ago today
     """.split()
 )
 

@@ -719,11 +719,15 @@ async def test_a_closing_llm_error_falls_back_without_asking_again(
             "names only the alert's own symptom",
         ),
         (
+            {"root_cause": "The alert started at 07:27:08, times are UTC.", "evidence": ["M1"]},
+            "names only the alert's own symptom",
+        ),
+        (
             {"root_cause": "The v2.3.1 deploy exhausted the pool.", "evidence": ["L77", "X"]},
             "cites no evidence that was gathered",
         ),
     ],
-    ids=["unrelated-evidence", "symptom", "invented-refs"],
+    ids=["unrelated-evidence", "symptom", "when-not-why", "invented-refs"],
 )
 async def test_an_unsupported_answer_is_set_aside_never_completed(
     llm_server, registry, alert, evidence, answer_body, why
