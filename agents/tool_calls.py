@@ -31,7 +31,8 @@ from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.prompts import render
 from firebreak.agents.rca_prompt import rca_boundary, safe_alert
 from firebreak.agents.state import InvestigationState
-from firebreak.agents.toolbox import Toolbox, ToolResult, next_ref_numbers
+from firebreak.agents.tool_results import ToolResult, next_ref_numbers
+from firebreak.agents.toolbox import Toolbox
 from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType
 from firebreak.store.slack import first_delivery

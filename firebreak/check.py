@@ -41,8 +41,11 @@ from firebreak.access.config import OPEN as ACCESS_OPEN
 from firebreak.config import Config, ConfigError, Secrets, load_config, resolve_config_path
 from firebreak.tools import kubernetes
 from firebreak.tools.alertmanager import AlertmanagerClient, AlertmanagerConfig, AlertmanagerError
-from firebreak.tools.config import ElasticsearchSource, FileSource, LokiSource, PrometheusSource
-from firebreak.tools.kubernetes import KubernetesError, KubernetesSource
+from firebreak.tools.elasticsearch import ElasticsearchSource
+from firebreak.tools.files import FileSource
+from firebreak.tools.kube_config import KubernetesError, KubernetesSource
+from firebreak.tools.loki import LokiSource
+from firebreak.tools.prometheus import PrometheusSource
 from firebreak.tools.redact import Redactor
 
 __all__ = ["TIMEOUT_S", "CheckResult", "check_main", "print_results", "run_checks"]
