@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, Union
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, Union, runtime_checkable
 
 import httpx
 from pydantic import Field
@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 
+@runtime_checkable
 class LogSource(Protocol):
     name: str
 
@@ -66,6 +67,7 @@ class LogSource(Protocol):
         ...
 
 
+@runtime_checkable
 class MetricSource(Protocol):
     name: str
 
@@ -82,6 +84,7 @@ class MetricSource(Protocol):
         ...
 
 
+@runtime_checkable
 class ClusterSource(Protocol):
     name: str
 
