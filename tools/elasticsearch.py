@@ -23,7 +23,7 @@ from pydantic import Field
 from firebreak.tools.breaker import SOURCE_BREAKER, Breaker, BreakerConfig
 from firebreak.tools.config import InvestigationConfig, Section
 from firebreak.tools.errors import SourceError
-from firebreak.tools.fetching import Query, SourceFetch, lent_client
+from firebreak.tools.fetching import Query, SourceFetch, lent_client, safe_url, status_error
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, LogLine, SourceReport
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
 
@@ -231,8 +231,26 @@ class ElasticsearchLogs:
     ) -> None:
         self.config = config
         self.name = config.name
+        self.where = f"elasticsearch at {safe_url(config.url)}"
         self._http = http
         self._breaker = breaker
+
+    async def check(self) -> str:
+        base = self.config.url.rstrip("/")
+        async with lent_client(self._http, self.config.timeout_s) as http:
+            response = await http.get(base + "/")
+        if response.status_code != 200:
+            raise status_error(response, ElasticsearchError)
+        try:
+            info = response.json()
+            version = info.get("version") or {}
+            flavour = version.get("distribution") or "elasticsearch"
+            return (
+                f"{flavour} {version.get('number', '?')} at {safe_url(base)}, "
+                f"cluster {info.get('cluster_name', '?')}"
+            )
+        except (ValueError, AttributeError):
+            raise ElasticsearchError(f"{safe_url(base)} does not look like Elasticsearch") from None
 
     async def fetch(
         self, alert: AlertContext, investigation: InvestigationConfig

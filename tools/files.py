@@ -273,6 +273,10 @@ class FileLogs:
     def __init__(self, config: FileSource, *, http: object = None, breaker: object = None) -> None:
         self.config = config
         self.name = config.name
+        self.where = ""  # its check names the path itself
+
+    async def check(self) -> str:
+        return await asyncio.to_thread(_scan, self.config.path)
 
     async def fetch(
         self, alert: AlertContext, investigation: InvestigationConfig
@@ -283,3 +287,30 @@ class FileLogs:
         self, query: str, *, start: datetime, end: datetime, limit: int
     ) -> list[LogLine]:
         return await asyncio.to_thread(grep, self.config, query, start, end)
+
+
+def _scan(pattern: str) -> str:
+    """How the files of a source look to `firebreak check` (blocking); FilesError when none
+    matches or one cannot be read."""
+    files = _matching_paths(pattern)
+    if not files:
+        raise FilesError(f"no file matches {pattern}")
+    unreadable = [p for p in files if not os.access(p, os.R_OK)]
+    if unreadable:
+        more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+        raise FilesError(f"{unreadable[0]} is not readable{more}")
+    newest = max(files, key=os.path.getmtime)
+    age = time.time() - os.path.getmtime(newest)
+    matches = "1 file matches" if len(files) == 1 else f"{len(files)} files match"
+    return f"{matches} {pattern}, newest written {_ago(age)}"
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h ago"
+    return f"{seconds / 86400:.0f}d ago"

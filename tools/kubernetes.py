@@ -683,6 +683,7 @@ class KubeCluster:
     def __init__(self, config: KubernetesSource, *, breaker: Breaker | None = None) -> None:
         self.config = config
         self.name = config.name
+        self.where = ""  # its check names the cluster itself
         self._breaker = breaker
         self._client: KubeClient | None = None
 

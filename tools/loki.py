@@ -25,7 +25,7 @@ from firebreak.tools.breaker import SOURCE_BREAKER, Breaker, BreakerConfig
 from firebreak.tools.config import InvestigationConfig, Section
 from firebreak.tools.errors import Category, SourceError
 from firebreak.tools.evidence import CHANGE_FILTER, ERROR_FILTER
-from firebreak.tools.fetching import Query, SourceFetch, lent_client
+from firebreak.tools.fetching import Query, SourceFetch, lent_client, safe_url, status_error
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, LogLine, SourceReport
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
 
@@ -187,8 +187,21 @@ class LokiLogs:
     ) -> None:
         self.config = config
         self.name = config.name
+        self.where = f"loki at {safe_url(config.url)}"
         self._http = http
         self._breaker = breaker
+
+    async def check(self) -> str:
+        base = self.config.url.rstrip("/")
+        async with lent_client(self._http, self.config.timeout_s) as http:
+            response = await http.get(base + "/ready")
+            if response.status_code == 200:
+                return f"loki at {safe_url(base)}: ready"
+            if response.status_code == 404:  # behind a gateway that only exposes the API
+                response = await http.get(base + "/loki/api/v1/labels")
+                if response.status_code == 200:
+                    return f"loki at {safe_url(base)}: answering (labels API)"
+        raise status_error(response, LokiError)
 
     async def fetch(
         self, alert: AlertContext, investigation: InvestigationConfig

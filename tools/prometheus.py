@@ -39,7 +39,7 @@ from firebreak.tools.breaker import SOURCE_BREAKER, Breaker, BreakerConfig
 from firebreak.tools.config import InvestigationConfig, Section
 from firebreak.tools.errors import Category, SourceError
 from firebreak.tools.evidence import metric_interest
-from firebreak.tools.fetching import Query, SourceFetch, lent_client
+from firebreak.tools.fetching import Query, SourceFetch, lent_client, safe_url, status_error
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, MetricReading, SourceReport
 from firebreak.tools.promql import alert_expression, strip_threshold
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
@@ -407,8 +407,24 @@ class PrometheusMetrics:
     ) -> None:
         self.config = config
         self.name = config.name
+        self.where = f"prometheus at {safe_url(config.url)}"
         self._http = http
         self._breaker = breaker
+
+    async def check(self) -> str:
+        base = self.config.url.rstrip("/")
+        async with lent_client(self._http, self.config.timeout_s) as http:
+            response = await http.get(base + "/api/v1/status/buildinfo")
+            if response.status_code == 200:
+                try:
+                    version = response.json()["data"]["version"]
+                except (ValueError, KeyError, TypeError):
+                    version = "?"
+                return f"prometheus {version} at {safe_url(base)}"
+            response = await http.get(base + "/-/ready")  # Thanos, Mimir and friends
+        if response.status_code == 200:
+            return f"prometheus-compatible at {safe_url(base)}: ready"
+        raise status_error(response, PrometheusError)
 
     async def fetch(
         self, alert: AlertContext, investigation: InvestigationConfig

@@ -4,13 +4,14 @@ A log backend (Loki, Elasticsearch, files) is a `LogSource`, a metrics backend (
 `MetricSource`, a cluster (Kubernetes) a `ClusterSource`. Each answers two kinds of question:
 `fetch`, the evidence around an alert that the investigation gathers on its own (it never
 raises: a failure is in its report), and the follow-up tools' questions in the backend's own
-language (these raise, and their caller guards them).
+language (these raise, and their caller guards them); `check` reaches it for `firebreak
+check`.
 
 Adding a log backend is one module with its config section (a `Section` with
 `type: Literal["name"]`) and a class taking `(config, *, http, breaker)`, plus one line in
-`LOG_SOURCES`: the `sources.logs[]` schema, the log fetcher, `search_logs` and the breakers
-follow from the registry. The cluster client is imported only when a cluster is opened: loading
-the configuration must not import aiohttp or the Kubernetes client.
+`LOG_SOURCES`: the `sources.logs[]` schema, the log fetcher, `search_logs`, the breakers and
+`firebreak check` follow from the registry. The cluster client is imported only when a cluster
+is opened: loading the configuration must not import aiohttp or the Kubernetes client.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ __all__ = [
 @runtime_checkable
 class LogSource(Protocol):
     name: str
+    where: str  # how a failed check names it ("loki at URL"); "" when the reason does
+
+    async def check(self) -> str:
+        """Reach it once: one line for `firebreak check`; raises with the reason."""
+        ...
 
     async def fetch(
         self, alert: AlertContext, investigation: InvestigationConfig
@@ -70,6 +76,11 @@ class LogSource(Protocol):
 @runtime_checkable
 class MetricSource(Protocol):
     name: str
+    where: str  # how a failed check names it ("loki at URL"); "" when the reason does
+
+    async def check(self) -> str:
+        """Reach it once: one line for `firebreak check`; raises with the reason."""
+        ...
 
     async def fetch(
         self, alert: AlertContext, investigation: InvestigationConfig
@@ -87,6 +98,11 @@ class MetricSource(Protocol):
 @runtime_checkable
 class ClusterSource(Protocol):
     name: str
+    where: str  # how a failed check names it ("loki at URL"); "" when the reason does
+
+    async def check(self) -> str:
+        """Reach it once: one line for `firebreak check`; raises with the reason."""
+        ...
 
     async def fetch(
         self, alert: AlertContext, investigation: InvestigationConfig
