@@ -10,7 +10,8 @@ is cancelled when its deadline passes and costs no thread.
 
 Read-only by construction: only `get` and `list` calls are made (`read_*`, `list_*`, the pod
 log, `/version`). A kubeconfig (with `context`) or the in-cluster service account; a missing
-kubeconfig or an unknown context is refused when the configuration is loaded, naming it. The
+kubeconfig or an unknown context is refused when the configuration is loaded, naming it
+(tools/kube_config.py). The
 kubeconfig is never written back (`persist_config=False`), even when a token is refreshed.
 
 Alert labels are attacker-influenced (anyone able to fire an alert chooses them), so label
@@ -103,7 +104,7 @@ class KubeClient:
 
     async def __aenter__(self) -> KubeClient:
         # kubernetes_asyncio takes about 0.4 s to import: pay it when a cluster is read, not
-        # with every configuration load (this module defines a config model).
+        # when this module is (`firebreak check` imports it for every cluster it reaches).
         from kubernetes_asyncio import client as k8s
         from kubernetes_asyncio import config as k8s_config
         from kubernetes_asyncio.config.config_exception import ConfigException

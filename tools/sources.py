@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, Union, runtime_checkable
+from typing import Annotated, Any, Protocol, Union, runtime_checkable
 
 import httpx
 from pydantic import Field
@@ -32,9 +32,6 @@ from firebreak.tools.kube_config import KubernetesSource
 from firebreak.tools.loki import LokiLogs, LokiSource
 from firebreak.tools.models import AlertContext, KubeFinding, LogLine, MetricReading, SourceReport
 from firebreak.tools.prometheus import PrometheusMetrics, PrometheusSource
-
-if TYPE_CHECKING:
-    from firebreak.tools.kubernetes import KubeCluster
 
 __all__ = [
     "LOG_SOURCES",
@@ -190,8 +187,7 @@ def open_cluster(config: KubernetesSource, *, breaker: Breaker | None = None) ->
     """The `sources.kubernetes[]` entry as a cluster (its client imported only now)."""
     from firebreak.tools.kubernetes import KubeCluster
 
-    cluster: KubeCluster = KubeCluster(config, breaker=breaker)
-    return cluster
+    return KubeCluster(config, breaker=breaker)
 
 
 def breaker_configs(sources: SourcesConfig) -> dict[str, BreakerConfig | None]:
