@@ -13,15 +13,16 @@ import httpx
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak.agents.toolbox import ToolMetrics
+from firebreak.agents.tool_results import ToolMetrics
 from firebreak.incidents.events import EventBus
 from firebreak.incidents.ports import Notifier
 from firebreak.remediation.flows import ApprovedRemediation
 from firebreak.store.writer import Writer
 from firebreak.tools.breaker import BreakerBoard
-from firebreak.tools.config import InvestigationConfig, RemediationAction, SourcesConfig
+from firebreak.tools.config import InvestigationConfig, RemediationAction
 from firebreak.tools.llm import LLMGateway
 from firebreak.tools.redact import Redactor
+from firebreak.tools.sources import SourcesConfig
 
 
 class Remediations(Protocol):

@@ -44,7 +44,8 @@ from firebreak.agents.conversation import asked, chat_turns
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.rca_prompt import build_rca_messages, safe_alert
 from firebreak.agents.state import InvestigationState, LoopEnd
-from firebreak.agents.toolbox import is_tools_refusal, supports_tools, tool_specs
+from firebreak.agents.tool_specs import tool_specs
+from firebreak.agents.tool_support import is_tools_refusal, supports_tools
 from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType
 from firebreak.tools.llm import LLMError, LLMGateway, estimate_tokens

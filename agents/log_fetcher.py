@@ -13,40 +13,19 @@ from langgraph.runtime import Runtime as GraphRuntime
 
 from firebreak.agents.context import Deps
 from firebreak.agents.state import InvestigationState
-from firebreak.tools import elasticsearch, files, loki
-from firebreak.tools.config import ElasticsearchSource, FileSource, LokiSource
-from firebreak.tools.models import AlertContext, LogLine, SourceReport
+from firebreak.tools.sources import open_log_source
 
 
 async def fetch_logs(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
     config = deps.settings
     alert = state.opened()
-    results = await asyncio.gather(*(_fetch(source, alert, deps) for source in config.sources.logs))
+    sources = [
+        open_log_source(source, http=deps.http, breaker=deps.breakers.get(source.name))
+        for source in config.sources.logs
+    ]
+    results = await asyncio.gather(
+        *(source.fetch(alert, config.investigation) for source in sources)
+    )
     lines = [line for found, _ in results for line in found]
     return {"logs": lines, "reports": [report for _, report in results]}
-
-
-async def _fetch(
-    source: LokiSource | ElasticsearchSource | FileSource, alert: AlertContext, deps: Deps
-) -> tuple[list[LogLine], SourceReport]:
-    investigation = deps.settings.investigation
-    match source:
-        case LokiSource():
-            return await loki.fetch_logs(
-                source,
-                alert,
-                investigation,
-                client=deps.http,
-                breaker=deps.breakers.get(source.name),
-            )
-        case ElasticsearchSource():
-            return await elasticsearch.fetch_logs(
-                source,
-                alert,
-                investigation,
-                client=deps.http,
-                breaker=deps.breakers.get(source.name),
-            )
-        case FileSource():
-            return await files.fetch_logs(source, alert, investigation)

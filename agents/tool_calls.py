@@ -1,10 +1,11 @@
 """The follow-up loop's tools step: run the calls the model just made, answer each one.
 
-A `Toolbox` (agents/toolbox.py: guards, redaction, caps, numbering) is built for this step from
-the checkpointed state: the calls made so far (the limit and the repeat guard span the whole
-loop) and every ref given out so far (new items continue the `L`/`M`/`K` numbering). Calls run
-one after the other, in the model's order; past the limit the rest are not run (the loop ends
-at the next `followup` step, and the model is not asked again with tools).
+A `Toolbox` (agents/toolbox.py: guards; agents/tool_results.py: redaction, caps, numbering)
+is built for this step from the checkpointed state: the calls made so far (the limit and the
+repeat guard span the whole loop) and every ref given out so far (new items continue the
+`L`/`M`/`K` numbering). Calls run one after the other, in the model's order; past the limit the
+rest are not run (the loop ends at the next `followup` step, and the model is not asked again
+with tools).
 
 Each call made is recorded three ways: a `TOOL_CALLED` timeline event (data `{tool, arguments,
 results, seconds, error}`), the tool metrics (`Deps.tool_metrics`), and the state (`calls`:
@@ -33,7 +34,8 @@ from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.prompts import render
 from firebreak.agents.rca_prompt import rca_boundary, safe_alert
 from firebreak.agents.state import CallRecord, InvestigationState
-from firebreak.agents.toolbox import Toolbox, ToolResult, next_ref_numbers
+from firebreak.agents.tool_results import ToolResult, next_ref_numbers
+from firebreak.agents.toolbox import Toolbox
 from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType
 from firebreak.store.slack import first_delivery

@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from firebreak.agents import toolbox
 from firebreak.agents.schema import rca_schema
+from firebreak.agents.tool_results import ToolResult
+from firebreak.agents.tool_specs import tool_specs
 from firebreak.components import Parts, QuietNotifier, assembled
 from firebreak.config import Config, LLMConfig, Secrets
 from firebreak.incidents.events import Change, IncidentEvent
@@ -186,11 +188,9 @@ def loop_config(workdir: Path, llm_url: str, calls: int) -> Config:
     )
 
 
-async def constant_call(self: toolbox.Toolbox, name: str, arguments: object) -> toolbox.ToolResult:
+async def constant_call(self: toolbox.Toolbox, name: str, arguments: object) -> ToolResult:
     self.calls += 1
-    return toolbox.ToolResult(
-        tool=name, arguments={}, text="3 lines, all fine", key=f"k{self.calls}"
-    )
+    return ToolResult(tool=name, arguments={}, text="3 lines, all fine", key=f"k{self.calls}")
 
 
 async def tool_loop_gaps(
@@ -228,7 +228,7 @@ async def loop_llm_round_trips(llm: ScriptedLLMServer, config: Config, n: int) -
     messages = [
         {"role": m["role"], "content": m["content"]} for m in llm.messages(0) if m.get("content")
     ]
-    tools = toolbox.tool_specs([source.name for source in config.sources.logs])
+    tools = tool_specs([source.name for source in config.sources.logs])
     llm.reset()
     llm.default = tool_call("search_logs", {"source": "app", "query": "took 1"})
     times = []

@@ -25,9 +25,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import asyncio
-import glob
 import os
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +37,19 @@ from rich.text import Text
 
 from firebreak.access.config import OPEN as ACCESS_OPEN
 from firebreak.config import Config, ConfigError, Secrets, load_config, resolve_config_path
-from firebreak.tools import kubernetes
 from firebreak.tools.alertmanager import AlertmanagerClient, AlertmanagerConfig, AlertmanagerError
-from firebreak.tools.config import ElasticsearchSource, FileSource, LokiSource, PrometheusSource
-from firebreak.tools.kubernetes import KubernetesError, KubernetesSource
+from firebreak.tools.errors import SourceError
+from firebreak.tools.fetching import safe_url
+from firebreak.tools.kube_config import KubernetesError
 from firebreak.tools.redact import Redactor
+from firebreak.tools.sources import (
+    ClusterSource,
+    LogSource,
+    MetricSource,
+    open_cluster,
+    open_log_source,
+    open_metric_source,
+)
 
 __all__ = ["TIMEOUT_S", "CheckResult", "check_main", "print_results", "run_checks"]
 
@@ -62,19 +68,8 @@ class CheckFailed(Exception):
     """A dependency answered, but not well; the message is the reason."""
 
 
-def safe_url(url: str) -> str:
-    """The URL without user info (`https://user:pw@host` → `https://host`)."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return url
-    if not parsed.userinfo:
-        return url
-    return str(parsed.copy_with(username=None, password=None))
-
-
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, CheckFailed):
+    if isinstance(exc, CheckFailed | SourceError | KubernetesError):  # written for people
         return str(exc)
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return f"no answer within {TIMEOUT_S:g}s"
@@ -84,11 +79,6 @@ def _describe(exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc.strerror}"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _http_error(response: httpx.Response) -> CheckFailed:
-    body = " ".join(response.text.split())[:160]
-    return CheckFailed(f"HTTP {response.status_code}" + (f": {body}" if body else ""))
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,86 +246,6 @@ def _openai_hints(config: Config, secrets: Secrets) -> str:
     return "".join(f"; {hint}" for hint in hints)
 
 
-async def check_loki(source: LokiSource, client: httpx.AsyncClient) -> str:
-    base = source.url.rstrip("/")
-    response = await client.get(base + "/ready")
-    if response.status_code == 200:
-        return f"loki at {safe_url(base)}: ready"
-    if response.status_code == 404:  # behind a gateway that only exposes the API
-        response = await client.get(base + "/loki/api/v1/labels")
-        if response.status_code == 200:
-            return f"loki at {safe_url(base)}: answering (labels API)"
-    raise _http_error(response)
-
-
-async def check_elasticsearch(source: ElasticsearchSource, client: httpx.AsyncClient) -> str:
-    base = source.url.rstrip("/")
-    response = await client.get(base + "/")
-    if response.status_code != 200:
-        raise _http_error(response)
-    try:
-        info = response.json()
-        version = info.get("version") or {}
-        flavour = version.get("distribution") or "elasticsearch"
-        return (
-            f"{flavour} {version.get('number', '?')} at {safe_url(base)}, "
-            f"cluster {info.get('cluster_name', '?')}"
-        )
-    except (ValueError, AttributeError):
-        raise CheckFailed(f"{safe_url(base)} does not look like Elasticsearch") from None
-
-
-async def check_files(source: FileSource) -> str:
-    def scan() -> str:
-        paths = sorted(glob.glob(os.path.expanduser(source.path), recursive=True))
-        files = [p for p in paths if os.path.isfile(p)]
-        if not files:
-            raise CheckFailed(f"no file matches {source.path}")
-        unreadable = [p for p in files if not os.access(p, os.R_OK)]
-        if unreadable:
-            more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
-            raise CheckFailed(f"{unreadable[0]} is not readable{more}")
-        newest = max(files, key=os.path.getmtime)
-        age = time.time() - os.path.getmtime(newest)
-        matches = "1 file matches" if len(files) == 1 else f"{len(files)} files match"
-        return f"{matches} {source.path}, newest written {_ago(age)}"
-
-    return await asyncio.to_thread(scan)
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f}h ago"
-    return f"{seconds / 86400:.0f}d ago"
-
-
-async def check_prometheus(source: PrometheusSource, client: httpx.AsyncClient) -> str:
-    base = source.url.rstrip("/")
-    response = await client.get(base + "/api/v1/status/buildinfo")
-    if response.status_code == 200:
-        try:
-            version = response.json()["data"]["version"]
-        except (ValueError, KeyError, TypeError):
-            version = "?"
-        return f"prometheus {version} at {safe_url(base)}"
-    response = await client.get(base + "/-/ready")  # Thanos, Mimir and friends
-    if response.status_code == 200:
-        return f"prometheus-compatible at {safe_url(base)}: ready"
-    raise _http_error(response)
-
-
-async def check_kubernetes(source: KubernetesSource) -> str:
-    try:
-        return await kubernetes.check(source)
-    except KubernetesError as exc:
-        raise CheckFailed(str(exc)) from None
-
-
 async def check_alertmanager(settings: AlertmanagerConfig, token: SecretStr | None) -> str:
     bounded = settings.model_copy(update={"timeout_s": TIMEOUT_S})
     async with AlertmanagerClient.from_config(bounded, token) as client:
@@ -372,27 +282,13 @@ async def run_checks(config: Config, secrets: Secrets, config_line: str) -> list
             ("slack", "", lambda: check_slack(config, secrets)),
             ("llm", "", lambda: check_llm(config, secrets)),
         ]
-        for log_source in config.sources.logs:
-            label = f"logs:{log_source.name}"
-            if isinstance(log_source, LokiSource):
-                where = f"loki at {safe_url(log_source.url)}"
-                jobs.append((label, where, lambda s=log_source: check_loki(s, client)))
-            elif isinstance(log_source, ElasticsearchSource):
-                where = f"elasticsearch at {safe_url(log_source.url)}"
-                jobs.append((label, where, lambda s=log_source: check_elasticsearch(s, client)))
-            else:
-                jobs.append((label, "", lambda s=log_source: check_files(s)))
-        for metrics_source in config.sources.metrics:
-            where = f"prometheus at {safe_url(metrics_source.url)}"
-            jobs.append(
-                (
-                    f"metrics:{metrics_source.name}",
-                    where,
-                    lambda s=metrics_source: check_prometheus(s, client),
-                )
-            )
-        for cluster in config.sources.kubernetes:
-            jobs.append((f"kubernetes:{cluster.name}", "", lambda s=cluster: check_kubernetes(s)))
+        sources: list[tuple[str, LogSource | MetricSource | ClusterSource]] = [
+            *(("logs", open_log_source(s, http=client)) for s in config.sources.logs),
+            *(("metrics", open_metric_source(s, http=client)) for s in config.sources.metrics),
+            *(("kubernetes", open_cluster(s)) for s in config.sources.kubernetes),
+        ]
+        for kind, source in sources:
+            jobs.append((f"{kind}:{source.name}", source.where, source.check))
         if (alertmanager := config.alertmanager) is not None:
             token = secrets.alertmanager_token
             jobs.append(("alertmanager", "", lambda: check_alertmanager(alertmanager, token)))

@@ -26,7 +26,7 @@ from firebreak.agents.context import Deps, Settings
 from firebreak.agents.graph import build_graph
 from firebreak.agents.postmortem import PostmortemService
 from firebreak.agents.runner import InvestigationService, open_checkpointer
-from firebreak.agents.toolbox import ToolMetrics
+from firebreak.agents.tool_results import ToolMetrics
 from firebreak.bot.slack_app import (
     PageLinks,
     SlackOptions,
@@ -66,6 +66,7 @@ from firebreak.tools.alertmanager import AlertmanagerClient
 from firebreak.tools.breaker import BreakerBoard
 from firebreak.tools.llm import LLMGateway
 from firebreak.tools.redact import Redactor
+from firebreak.tools.sources import breaker_configs
 
 log = structlog.get_logger(__name__)
 
@@ -384,12 +385,8 @@ def breaker_board(config: Config, metrics: Metrics, overrides: BreakerOverrides)
     that is reached over the network (a file is not a dependency that can be down)."""
     board = BreakerBoard(registry=metrics.registry, store=overrides)
     board.add(llm_dependency(config), config.llm.circuit_breaker)
-    sources = config.sources
-    for source in [*sources.logs, *sources.metrics]:
-        if source.type != "file":
-            board.add(source.name, source.circuit_breaker)
-    for cluster in sources.kubernetes:
-        board.add(cluster.name)
+    for name, settings in breaker_configs(config.sources).items():
+        board.add(name, settings)
     return board
 
 

@@ -42,7 +42,8 @@ from firebreak.incidents.config import CorrelationConfig, IngestConfig
 from firebreak.oncall.config import Routing, Schedules, check_schedule_targets
 from firebreak.remediation.config import RemediationConfig
 from firebreak.tools.alertmanager import AlertmanagerConfig
-from firebreak.tools.config import InvestigationConfig, LLMConfig, Section, SourcesConfig
+from firebreak.tools.config import InvestigationConfig, LLMConfig, Section
+from firebreak.tools.sources import LOG_SOURCES, METRIC_SOURCES, SourcesConfig
 
 CONFIG_ENV = "FIREBREAK_CONFIG"
 ENV_PREFIX = "FIREBREAK__"
@@ -253,4 +254,4 @@ def _origin(parts: list[str], yaml_file: Path | None) -> str:
 
 
 def _is_union_tag(part: object) -> bool:
-    return isinstance(part, str) and part in {"loki", "file", "elasticsearch", "prometheus"}
+    return isinstance(part, str) and (part in LOG_SOURCES or part in METRIC_SOURCES)

@@ -46,8 +46,8 @@ from firebreak.store import feedback, incidents
 from firebreak.store.db import create_engine
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.store.schemas import Analysis, ExecutionStatus
-from firebreak.tools.config import SourcesConfig
 from firebreak.tools.models import AlertContext, Evidence, KubeFinding
+from firebreak.tools.sources import SourcesConfig
 
 __all__ = [
     "CASES_DIR",

@@ -34,7 +34,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.text import Text
 
 from firebreak.config import Config
-from firebreak.tools.config import LLMConfig, LokiSource
+from firebreak.tools.config import LLMConfig
+from firebreak.tools.loki import LokiSource
 
 __all__ = [
     "DEFAULT_URLS",

@@ -24,7 +24,7 @@ from firebreak.sample import SampleStack, materialise, serve_sample_prometheus
 from firebreak.store import incidents
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.store.schemas import IncidentOut
-from firebreak.tools.config import SourcesConfig
+from firebreak.tools.sources import SourcesConfig
 
 
 class InvestigateError(Exception):

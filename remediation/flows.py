@@ -52,8 +52,8 @@ from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.schemas import EventType, IncidentStatus, RemediationProposal
 from firebreak.store.writer import Writer
 from firebreak.tools.actions import check_proposal
-from firebreak.tools.config import PrometheusSource, RemediationAction, VerifyConfig
-from firebreak.tools.prometheus import PrometheusError, query_range
+from firebreak.tools.config import RemediationAction, VerifyConfig
+from firebreak.tools.prometheus import PrometheusError, PrometheusSource, query_range
 from firebreak.tools.redact import Redactor
 
 log = structlog.get_logger(__name__)

@@ -1,14 +1,15 @@
-"""The configuration sections the tools read: the LLM, the log and metric sources and the
-allowlisted remediation actions. Validated once, at start, as part of the whole config."""
+"""The configuration sections the tools read: the LLM, the investigation and the allowlisted
+remediation actions. Validated once, at start, as part of the whole config. Each source's own
+section lives beside its client (`LokiSource` in tools/loki.py, ...); `SourcesConfig`, the
+`sources:` section, is assembled from the registry in tools/sources.py."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from firebreak.tools.breaker import SOURCE_BREAKER, BreakerConfig
-from firebreak.tools.kubernetes import KubernetesSource
+from firebreak.tools.breaker import BreakerConfig
 from firebreak.tools.safe_regex import PatternError, compile_untrusted
 
 
@@ -42,54 +43,6 @@ class LLMConfig(Section):
         if not self.base_url:
             object.__setattr__(self, "base_url", DEFAULT_BASE_URLS[self.provider])
         return self
-
-
-class LokiSource(Section):
-    type: Literal["loki"]
-    name: str
-    url: str
-    query: str = '{service="{{ labels.service }}"}'
-    limit: int = Field(200, ge=1, le=5000)
-    timeout_s: float = Field(10, gt=0)
-    circuit_breaker: BreakerConfig = SOURCE_BREAKER
-
-
-class ElasticsearchSource(Section):
-    type: Literal["elasticsearch"]
-    name: str
-    url: str
-    index: str = "*"
-    query: str = 'service:"{{ labels.service }}"'
-    timestamp_field: str = "@timestamp"
-    message_field: str = "message"
-    limit: int = Field(200, ge=1, le=5000)
-    timeout_s: float = Field(10, gt=0)
-    circuit_breaker: BreakerConfig = SOURCE_BREAKER
-
-
-class FileSource(Section):
-    type: Literal["file"]
-    name: str
-    path: str
-    limit: int = Field(200, ge=1, le=5000)
-
-
-LogSource = Annotated[LokiSource | ElasticsearchSource | FileSource, Field(discriminator="type")]
-
-
-class PrometheusSource(Section):
-    type: Literal["prometheus"]
-    name: str
-    url: str
-    queries: list[str] = []
-    timeout_s: float = Field(10, gt=0)
-    circuit_breaker: BreakerConfig = SOURCE_BREAKER
-
-
-class SourcesConfig(Section):
-    logs: list[LogSource] = []
-    metrics: list[PrometheusSource] = []
-    kubernetes: list[KubernetesSource] = []
 
 
 class VerifyConfig(Section):

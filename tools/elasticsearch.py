@@ -15,20 +15,43 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 
-from firebreak.tools.breaker import Breaker
-from firebreak.tools.config import ElasticsearchSource, InvestigationConfig
+from firebreak.tools.breaker import SOURCE_BREAKER, Breaker, BreakerConfig
+from firebreak.tools.config import InvestigationConfig, Section
 from firebreak.tools.errors import SourceError
-from firebreak.tools.fetching import Query, SourceFetch, lent_client
+from firebreak.tools.fetching import Query, SourceFetch, lent_client, safe_url, status_error
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, LogLine, SourceReport
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
 
-__all__ = ["ERROR_TERMS", "ElasticsearchError", "fetch_logs", "search"]
+__all__ = [
+    "ERROR_TERMS",
+    "ElasticsearchError",
+    "ElasticsearchLogs",
+    "ElasticsearchSource",
+    "fetch_logs",
+    "search",
+]
 
 ERROR_TERMS = "error OR exception OR fatal OR panic OR timeout OR refused OR oom OR killed"
+
+
+class ElasticsearchSource(Section):
+    """`sources.logs[]` with `type: elasticsearch` (OpenSearch too)."""
+
+    type: Literal["elasticsearch"]
+    name: str
+    url: str
+    index: str = "*"
+    query: str = 'service:"{{ labels.service }}"'
+    timestamp_field: str = "@timestamp"
+    message_field: str = "message"
+    limit: int = Field(200, ge=1, le=5000)
+    timeout_s: float = Field(10, gt=0)
+    circuit_breaker: BreakerConfig = SOURCE_BREAKER
 
 
 class ElasticsearchError(SourceError):
@@ -193,3 +216,52 @@ async def fetch_logs(
             lines.append(to_line(hit, source))
     lines.sort(key=lambda line: line.timestamp or start)
     return lines, fetch.finish(len(lines))
+
+
+class ElasticsearchLogs:
+    """An Elasticsearch source as a `LogSource` (tools/sources.py): queries in query-string
+    syntax."""
+
+    def __init__(
+        self,
+        config: ElasticsearchSource,
+        *,
+        http: httpx.AsyncClient | None = None,
+        breaker: Breaker | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.where = f"elasticsearch at {safe_url(config.url)}"
+        self._http = http
+        self._breaker = breaker
+
+    async def check(self) -> str:
+        base = self.config.url.rstrip("/")
+        async with lent_client(self._http, self.config.timeout_s) as http:
+            response = await http.get(base + "/")
+        if response.status_code != 200:
+            raise status_error(response, ElasticsearchError)
+        try:
+            info = response.json()
+            version = info.get("version") or {}
+            flavour = version.get("distribution") or "elasticsearch"
+            return (
+                f"{flavour} {version.get('number', '?')} at {safe_url(base)}, "
+                f"cluster {info.get('cluster_name', '?')}"
+            )
+        except (ValueError, AttributeError):
+            raise ElasticsearchError(f"{safe_url(base)} does not look like Elasticsearch") from None
+
+    async def fetch(
+        self, alert: AlertContext, investigation: InvestigationConfig
+    ) -> tuple[list[LogLine], SourceReport]:
+        return await fetch_logs(
+            self.config, alert, investigation, client=self._http, breaker=self._breaker
+        )
+
+    async def search(
+        self, query: str, *, start: datetime, end: datetime, limit: int
+    ) -> list[LogLine]:
+        async with lent_client(self._http, self.config.timeout_s) as http:
+            hits = await search(http, self.config, query, start=start, end=end, size=limit)
+        return [to_line(hit, self.config) for hit in hits]

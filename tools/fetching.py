@@ -23,7 +23,7 @@ from firebreak.tools.breaker import Breaker
 from firebreak.tools.errors import SourceError
 from firebreak.tools.models import SourceReport, describe_error
 
-__all__ = ["Query", "SourceFetch", "lent_client"]
+__all__ = ["Query", "SourceFetch", "lent_client", "safe_url", "status_error"]
 
 T = TypeVar("T")
 C = TypeVar("C")  # the client a query runs on: httpx for HTTP sources, any for others
@@ -105,3 +105,22 @@ async def lent_client(
         return
     async with httpx.AsyncClient(timeout=timeout_s) as own:
         yield own
+
+
+def safe_url(url: str) -> str:
+    """The URL without user info (`https://user:pw@host` → `https://host`), for anything
+    people read."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return url
+    if not parsed.userinfo:
+        return url
+    return str(parsed.copy_with(username=None, password=None))
+
+
+def status_error(response: httpx.Response, error: type[SourceError] = SourceError) -> SourceError:
+    """A health check's unexpected answer as `error`: its status and the start of its body."""
+    body = " ".join(response.text.split())[:160]
+    message = f"HTTP {response.status_code}" + (f": {body}" if body else "")
+    return error(message, status_code=response.status_code)

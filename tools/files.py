@@ -12,6 +12,8 @@ Why it is built this way:
 - Naive timestamps are read as UTC, the only zone servers can agree on.
 - When more than `limit` lines match, error and change lines are kept first (the same idea as
   Loki's filtered queries), then the newest of the rest.
+- A search (`grep`, the investigation tool's) reads the same tails with the same window rule,
+  and keeps the lines its pattern matches; the pattern comes from a model, so it runs on RE2.
 """
 
 from __future__ import annotations
@@ -24,14 +26,29 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
-from firebreak.tools.config import FileSource, InvestigationConfig
+from pydantic import Field
+
+from firebreak.tools.config import InvestigationConfig, Section
+from firebreak.tools.errors import Category, SourceError
 from firebreak.tools.evidence import is_change, is_error
 from firebreak.tools.models import AlertContext, LogLine, SourceReport
+from firebreak.tools.safe_regex import PatternError, compile_untrusted
 from firebreak.tools.templating import alert_window
 from firebreak.tools.text import as_utc, cut
 
-__all__ = ["DEFAULT_MAX_BYTES", "MAX_LINE_CHARS", "fetch_logs", "parse_timestamp", "read_tail"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_LINE_CHARS",
+    "FileLogs",
+    "FileSource",
+    "FilesError",
+    "fetch_logs",
+    "grep",
+    "parse_timestamp",
+    "read_tail",
+]
 
 DEFAULT_MAX_BYTES = 1024 * 1024  # per file; a busy service writes this in well under the window
 MAX_LINE_CHARS = 2000  # per line as read; evidence shows 600 of it (tools/evidence.py)
@@ -48,6 +65,23 @@ _SYSLOG = re.compile(
 _CLF = re.compile(r"\[(?P<clf>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\]")
 _EPOCH = re.compile(r"^(?P<epoch>1\d{9}(?:\.\d+)?|1\d{12})\b")
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+
+
+class FileSource(Section):
+    """`sources.logs[]` with `type: file`: a glob of local files."""
+
+    type: Literal["file"]
+    name: str
+    path: str
+    limit: int = Field(200, ge=1, le=5000)
+
+
+class FilesError(SourceError):
+    """A search that cannot run: no file matches, or a pattern RE2 refuses. The asker's
+    mistake, so a breaker would not count it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, category=Category.BAD_REQUEST)
 
 
 def parse_timestamp(line: str, *, reference: datetime | None = None) -> datetime | None:
@@ -150,8 +184,7 @@ def _select(path: str, start: datetime, end: datetime, max_bytes: int) -> list[_
 def _read_all(
     pattern: str, start: datetime, end: datetime, limit: int, name: str, max_bytes: int
 ) -> tuple[list[LogLine], list[str], int]:
-    paths = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
-    files = [p for p in paths if os.path.isfile(p)]
+    files = _matching_paths(pattern)
     errors: list[str] = []
     candidates: list[_Candidate] = []
     for path in files:
@@ -206,3 +239,78 @@ async def fetch_logs(
     if matched == 0 and not errors:
         errors.append(f"no file matches {source.path}")
     return lines, report.finish(len(lines), errors, began)
+
+
+def _matching_paths(pattern: str) -> list[str]:
+    paths = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+    return [p for p in paths if os.path.isfile(p)]
+
+
+def grep(source: FileSource, pattern: str, start: datetime, end: datetime) -> list[LogLine]:
+    """Lines of the source's files inside start..end that `pattern` (RE2, never `re`: it
+    backtracks) matches, unranked (blocking). The window rule is the fetch's: a line without
+    a timestamp goes with the one above it."""
+    try:
+        compiled = compile_untrusted(pattern)
+    except PatternError as exc:
+        raise FilesError(f"bad regular expression {pattern!r}: {exc}") from None
+    paths = _matching_paths(source.path)
+    if not paths:
+        raise FilesError(f"no file matches {source.path}")
+    found = []
+    for path in paths:
+        for candidate in _select(path, start, end, DEFAULT_MAX_BYTES):
+            if compiled.search(candidate.line.text):
+                candidate.line.source = f"{source.name}:{Path(path).name}"
+                found.append(candidate.line)
+    return found
+
+
+class FileLogs:
+    """A file source as a `LogSource` (tools/sources.py): searched with a regular expression.
+    Nothing to reach over the network, so no client and no breaker."""
+
+    def __init__(self, config: FileSource, *, http: object = None, breaker: object = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.where = ""  # its check names the path itself
+
+    async def check(self) -> str:
+        return await asyncio.to_thread(_scan, self.config.path)
+
+    async def fetch(
+        self, alert: AlertContext, investigation: InvestigationConfig
+    ) -> tuple[list[LogLine], SourceReport]:
+        return await fetch_logs(self.config, alert, investigation)
+
+    async def search(
+        self, query: str, *, start: datetime, end: datetime, limit: int
+    ) -> list[LogLine]:
+        return await asyncio.to_thread(grep, self.config, query, start, end)
+
+
+def _scan(pattern: str) -> str:
+    """How the files of a source look to `firebreak check` (blocking); FilesError when none
+    matches or one cannot be read."""
+    files = _matching_paths(pattern)
+    if not files:
+        raise FilesError(f"no file matches {pattern}")
+    unreadable = [p for p in files if not os.access(p, os.R_OK)]
+    if unreadable:
+        more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+        raise FilesError(f"{unreadable[0]} is not readable{more}")
+    newest = max(files, key=os.path.getmtime)
+    age = time.time() - os.path.getmtime(newest)
+    matches = "1 file matches" if len(files) == 1 else f"{len(files)} files match"
+    return f"{matches} {pattern}, newest written {_ago(age)}"
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h ago"
+    return f"{seconds / 86400:.0f}d ago"

@@ -10,7 +10,8 @@ is cancelled when its deadline passes and costs no thread.
 
 Read-only by construction: only `get` and `list` calls are made (`read_*`, `list_*`, the pod
 log, `/version`). A kubeconfig (with `context`) or the in-cluster service account; a missing
-kubeconfig or an unknown context is refused when the configuration is loaded, naming it. The
+kubeconfig or an unknown context is refused when the configuration is loaded, naming it
+(tools/kube_config.py). The
 kubeconfig is never written back (`persist_config=False`), even when a token is refreshed.
 
 Alert labels are attacker-influenced (anyone able to fire an alert chooses them), so label
@@ -28,13 +29,22 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from firebreak.tools.breaker import Breaker
+from firebreak.tools.config import InvestigationConfig
+from firebreak.tools.errors import Category, CircuitOpenError, SourceError
+from firebreak.tools.kube_config import (
+    KINDS,
+    NAME_RE,
+    NAMESPACE_RE,
+    KubernetesError,
+    KubernetesSource,
+    kube_context,
+)
 from firebreak.tools.kube_objects import (
     KubeFinding,
     crash_log_finding,
@@ -55,11 +65,9 @@ if TYPE_CHECKING:
     from kubernetes_asyncio import client as k8s
 
 __all__ = [
-    "KINDS",
     "KubeClient",
+    "KubeCluster",
     "KubeFinding",
-    "KubernetesError",
-    "KubernetesSource",
     "check",
     "describe",
     "events",
@@ -69,93 +77,10 @@ __all__ = [
 
 T = TypeVar("T")
 
-NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")  # DNS subdomain (pods, nodes)
-NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # DNS label
 _LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
-KINDS = {
-    "pod": "pod", "pods": "pod", "po": "pod",
-    "deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
-    "replicaset": "replicaset", "replicasets": "replicaset", "rs": "replicaset",
-    "job": "job", "jobs": "job",
-    "node": "node", "nodes": "node", "no": "node",
-}  # fmt: skip
 # The labels the Job controller puts on a Job's pods: every version sets the first, 1.27 and
 # later the second as well.
 JOB_POD_LABELS = ("job-name", "batch.kubernetes.io/job-name")
-
-
-class KubernetesSource(BaseModel):
-    """`sources.kubernetes[]`: one cluster, read with a kubeconfig or the service account."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    kubeconfig: str | None = None
-    in_cluster: bool = False  # the pod's service account instead of a kubeconfig
-    context: str | None = None  # default: the kubeconfig's current-context
-    namespace: str = "{{ labels.namespace }}"
-    selector: str | None = None  # pod label selector template; else the alert's `pod` label
-    max_pods: int = Field(5, ge=1, le=50)
-    log_lines: int = Field(30, ge=1, le=500)  # of a crashed (terminated) container's log
-    timeout_s: float = Field(10, gt=0)
-
-    @field_validator("kubeconfig")
-    @classmethod
-    def _kubeconfig_exists(cls, path: str | None) -> str | None:
-        if path is not None:
-            _read_kubeconfig(path)
-        return path
-
-    @field_validator("context")
-    @classmethod
-    def _context_known(cls, context: str | None, info: ValidationInfo) -> str | None:
-        path = info.data.get("kubeconfig")
-        if context is None or path is None:
-            return context
-        names, _ = _read_kubeconfig(path)
-        if context not in names:
-            known = ", ".join(names) or "none"
-            raise ValueError(f"context {context!r} is not in kubeconfig {path} (contexts: {known})")
-        return context
-
-    @model_validator(mode="after")
-    def _one_way_in(self) -> KubernetesSource:
-        if self.in_cluster and (self.kubeconfig or self.context):
-            raise ValueError("in_cluster: true uses the service account: drop kubeconfig/context")
-        if not self.in_cluster and self.kubeconfig is None:
-            raise ValueError("set kubeconfig: PATH, or in_cluster: true")
-        if self.kubeconfig is not None and self.context is None:
-            _, current = _read_kubeconfig(self.kubeconfig)
-            if not current:
-                raise ValueError(
-                    f"kubeconfig {self.kubeconfig} has no current-context: set context"
-                )
-        return self
-
-
-def _read_kubeconfig(path: str) -> tuple[list[str], str | None]:
-    """Context names and current-context of a kubeconfig; ValueError naming the file."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ValueError(f"kubeconfig {path} does not exist")
-    try:
-        document = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"kubeconfig {path} is unreadable: {' '.join(str(exc).split())}") from None
-    if not isinstance(document, dict):
-        raise ValueError(f"kubeconfig {path} is not a kubeconfig (no mapping at the top)")
-    contexts = document.get("contexts") or []
-    names = [str(c.get("name")) for c in contexts if isinstance(c, dict) and c.get("name")]
-    current = document.get("current-context") or None
-    return names, str(current) if current else None
-
-
-class KubernetesError(Exception):
-    """The cluster could not be read; the message says what was asked and why it failed."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message[:MAX_ERROR_CHARS])
-        self.status = status
 
 
 def _api_message(exc: Any) -> str:
@@ -179,7 +104,7 @@ class KubeClient:
 
     async def __aenter__(self) -> KubeClient:
         # kubernetes_asyncio takes about 0.4 s to import: pay it when a cluster is read, not
-        # with every configuration load (this module defines a config model).
+        # when this module is (`firebreak check` imports it for every cluster it reaches).
         from kubernetes_asyncio import client as k8s
         from kubernetes_asyncio import config as k8s_config
         from kubernetes_asyncio.config.config_exception import ConfigException
@@ -343,14 +268,8 @@ async def check(source: KubernetesSource) -> str:
     KubernetesError with the reason."""
     async with KubeClient(source) as kube:
         info = await kube.version()
-    via = "in-cluster service account" if source.in_cluster else f"context {_context(source)}"
+    via = "in-cluster service account" if source.in_cluster else f"context {kube_context(source)}"
     return f"kubernetes {info.git_version} at {kube.host} ({via})"
-
-
-def _context(source: KubernetesSource) -> str:
-    if source.context:
-        return source.context
-    return _read_kubeconfig(source.kubeconfig or "")[1] or "?"
 
 
 # --------------------------------------------------------------------------------------------
@@ -739,3 +658,92 @@ async def logs(
         timestamps=True,
     )
     return log_findings(kube.source.name, pod, container or "", text)
+
+
+# --------------------------------------------------------------------------------------------
+# The cluster as a source (tools/sources.py `ClusterSource`)
+
+
+class _NothingRead(SourceError):
+    """The cluster gave nothing and said why: a failure of the cluster, for its breaker."""
+
+    def __init__(self, report: SourceReport) -> None:
+        super().__init__(report.error or "nothing read", category=Category.TRANSIENT)
+        self.report = report
+
+
+class KubeCluster:
+    """One configured cluster: the evidence read for an alert, and the investigation tools'
+    questions on a client opened at the first question and kept until `aclose()`.
+
+    `fetch` honours the cluster's breaker: an open one is reported at once without a request,
+    and a read that got nothing at all because the cluster failed counts against it (a read
+    that found something, with some calls failing, does not). The tool questions are single
+    calls that their caller guards."""
+
+    def __init__(self, config: KubernetesSource, *, breaker: Breaker | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.where = ""  # its check names the cluster itself
+        self._breaker = breaker
+        self._client: KubeClient | None = None
+
+    async def fetch(
+        self, alert: AlertContext, investigation: InvestigationConfig
+    ) -> tuple[list[KubeFinding], SourceReport]:
+        async def read() -> tuple[list[KubeFinding], SourceReport]:
+            found, report = await fetch_kubernetes(
+                self.config,
+                alert,
+                lookback_s=investigation.lookback_s,
+                lookahead_s=investigation.lookahead_s,
+            )
+            if report.error and not found:
+                raise _NothingRead(report)
+            return found, report
+
+        began = time.perf_counter()
+        try:
+            return await (read() if self._breaker is None else self._breaker.call(read))
+        except _NothingRead as failed:
+            return [], failed.report
+        except CircuitOpenError as exc:
+            report = SourceReport(source=self.name, kind="kubernetes")
+            return [], report.finish(0, [str(exc)], began)
+
+    async def events(self, namespace: str, name: str | None = None) -> list[KubeFinding]:
+        return await events(await self._opened(), namespace, name)
+
+    async def describe(self, kind: str, namespace: str, name: str) -> list[KubeFinding]:
+        return await describe(await self._opened(), kind, namespace, name)
+
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None = None,
+        previous: bool = False,
+        tail_lines: int = 100,
+    ) -> list[KubeFinding]:
+        return await logs(
+            await self._opened(),
+            namespace,
+            pod,
+            container=container,
+            previous=previous,
+            tail_lines=tail_lines,
+        )
+
+    async def check(self) -> str:
+        return await check(self.config)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.__aexit__(None, None, None)
+
+    async def _opened(self) -> KubeClient:
+        if self._client is None:
+            self._client = await KubeClient(self.config).__aenter__()
+        return self._client

@@ -16,22 +16,35 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 
-from firebreak.tools.breaker import Breaker
-from firebreak.tools.config import InvestigationConfig, LokiSource
+from firebreak.tools.breaker import SOURCE_BREAKER, Breaker, BreakerConfig
+from firebreak.tools.config import InvestigationConfig, Section
 from firebreak.tools.errors import Category, SourceError
 from firebreak.tools.evidence import CHANGE_FILTER, ERROR_FILTER
-from firebreak.tools.fetching import Query, SourceFetch, lent_client
+from firebreak.tools.fetching import Query, SourceFetch, lent_client, safe_url, status_error
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, LogLine, SourceReport
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
 
-__all__ = ["LokiError", "fetch_logs", "query_range"]
+__all__ = ["LokiError", "LokiLogs", "LokiSource", "fetch_logs", "query_range"]
 
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 CHANGE_LIMIT = 50  # deploy/config lines are rare; a few dozen is plenty
+
+
+class LokiSource(Section):
+    """`sources.logs[]` with `type: loki`."""
+
+    type: Literal["loki"]
+    name: str
+    url: str
+    query: str = '{service="{{ labels.service }}"}'
+    limit: int = Field(200, ge=1, le=5000)
+    timeout_s: float = Field(10, gt=0)
+    circuit_breaker: BreakerConfig = SOURCE_BREAKER
 
 
 class LokiError(SourceError):
@@ -160,3 +173,49 @@ async def fetch_logs(
             lines.append(LogLine(source=source.name, timestamp=ts, text=text))
     lines.sort(key=lambda line: line.timestamp or start)
     return lines, fetch.finish(len(lines))
+
+
+class LokiLogs:
+    """A Loki source as a `LogSource` (tools/sources.py): queries in LogQL."""
+
+    def __init__(
+        self,
+        config: LokiSource,
+        *,
+        http: httpx.AsyncClient | None = None,
+        breaker: Breaker | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.where = f"loki at {safe_url(config.url)}"
+        self._http = http
+        self._breaker = breaker
+
+    async def check(self) -> str:
+        base = self.config.url.rstrip("/")
+        async with lent_client(self._http, self.config.timeout_s) as http:
+            response = await http.get(base + "/ready")
+            if response.status_code == 200:
+                return f"loki at {safe_url(base)}: ready"
+            if response.status_code == 404:  # behind a gateway that only exposes the API
+                response = await http.get(base + "/loki/api/v1/labels")
+                if response.status_code == 200:
+                    return f"loki at {safe_url(base)}: answering (labels API)"
+        raise status_error(response, LokiError)
+
+    async def fetch(
+        self, alert: AlertContext, investigation: InvestigationConfig
+    ) -> tuple[list[LogLine], SourceReport]:
+        return await fetch_logs(
+            self.config, alert, investigation, client=self._http, breaker=self._breaker
+        )
+
+    async def search(
+        self, query: str, *, start: datetime, end: datetime, limit: int
+    ) -> list[LogLine]:
+        async with lent_client(self._http, self.config.timeout_s) as http:
+            entries = await query_range(
+                http, self.config.url, query, start=start, end=end, limit=limit,
+                timeout_s=self.config.timeout_s,
+            )  # fmt: skip
+        return [LogLine(source=self.name, timestamp=ts, text=text) for ts, text, _ in entries]

@@ -30,15 +30,16 @@ import math
 import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 
-from firebreak.tools.breaker import Breaker
-from firebreak.tools.config import InvestigationConfig, PrometheusSource
+from firebreak.tools.breaker import SOURCE_BREAKER, Breaker, BreakerConfig
+from firebreak.tools.config import InvestigationConfig, Section
 from firebreak.tools.errors import Category, SourceError
 from firebreak.tools.evidence import metric_interest
-from firebreak.tools.fetching import Query, SourceFetch, lent_client
+from firebreak.tools.fetching import Query, SourceFetch, lent_client, safe_url, status_error
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, MetricReading, SourceReport
 from firebreak.tools.promql import alert_expression, strip_threshold
 from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
@@ -48,6 +49,8 @@ __all__ = [
     "MAX_SERIES",
     "MIN_HISTORY_POINTS",
     "PrometheusError",
+    "PrometheusMetrics",
+    "PrometheusSource",
     "choose_step",
     "downsample",
     "fetch_metrics",
@@ -67,6 +70,17 @@ PERSIST = 3  # consecutive deviating points make a change, a single spike does n
 
 Point = tuple[datetime, float]
 Series = dict[str, Any]
+
+
+class PrometheusSource(Section):
+    """`sources.metrics[]` with `type: prometheus` (or anything answering its HTTP API)."""
+
+    type: Literal["prometheus"]
+    name: str
+    url: str
+    queries: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(10, gt=0)
+    circuit_breaker: BreakerConfig = SOURCE_BREAKER
 
 
 class PrometheusError(SourceError):
@@ -379,3 +393,62 @@ def _queries(source: PrometheusSource, alert: AlertContext, fetch: SourceFetch) 
         if rendered and rendered not in queries:
             queries.append(rendered)
     return queries
+
+
+class PrometheusMetrics:
+    """A Prometheus source as a `MetricSource` (tools/sources.py): queries in PromQL."""
+
+    def __init__(
+        self,
+        config: PrometheusSource,
+        *,
+        http: httpx.AsyncClient | None = None,
+        breaker: Breaker | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.where = f"prometheus at {safe_url(config.url)}"
+        self._http = http
+        self._breaker = breaker
+
+    async def check(self) -> str:
+        base = self.config.url.rstrip("/")
+        async with lent_client(self._http, self.config.timeout_s) as http:
+            response = await http.get(base + "/api/v1/status/buildinfo")
+            if response.status_code == 200:
+                try:
+                    version = response.json()["data"]["version"]
+                except (ValueError, KeyError, TypeError):
+                    version = "?"
+                return f"prometheus {version} at {safe_url(base)}"
+            response = await http.get(base + "/-/ready")  # Thanos, Mimir and friends
+        if response.status_code == 200:
+            return f"prometheus-compatible at {safe_url(base)}: ready"
+        raise status_error(response, PrometheusError)
+
+    async def fetch(
+        self, alert: AlertContext, investigation: InvestigationConfig
+    ) -> tuple[list[MetricReading], SourceReport]:
+        return await fetch_metrics(
+            self.config, alert, investigation, client=self._http, breaker=self._breaker
+        )
+
+    async def query(
+        self, promql: str, *, start: datetime, end: datetime, step: float, starts_at: datetime
+    ) -> list[MetricReading]:
+        """Each series of a range query, summarised against `starts_at` (unsorted)."""
+        async with lent_client(self._http, self.config.timeout_s) as http:
+            series = await query_range(
+                http, self.config.url, promql, start=start, end=end, step=step,
+                timeout_s=self.config.timeout_s,
+            )  # fmt: skip
+        return [
+            summarise(
+                self.name,
+                promql,
+                {str(k): str(v) for k, v in (s.get("metric") or {}).items()},
+                s.get("values") or [],
+                starts_at,
+            )
+            for s in series
+        ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from firebreak.agents.tool_calls import record_calls
-from firebreak.agents.toolbox import ToolResult
+from firebreak.agents.tool_results import ToolResult
 from firebreak.incidents import transitions
 from firebreak.store.models import TimelineEvent
 from firebreak.store.writer import Writer

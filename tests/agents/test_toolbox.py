@@ -21,20 +21,18 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_ollama import ChatOllama
 from langchain_openai import ChatOpenAI
 
-from firebreak.agents import toolbox as toolbox_module
-from firebreak.agents.toolbox import (
-    TOOL_NAMES,
-    Toolbox,
-    is_tools_refusal,
-    next_ref_numbers,
-    supports_tools,
-    tool_specs,
-)
-from firebreak.tools import kubernetes as kube
-from firebreak.tools.config import FileSource, LokiSource, PrometheusSource
-from firebreak.tools.kubernetes import KubernetesSource
+from firebreak.agents.tool_args import ARGUMENTS, TOOL_NAMES
+from firebreak.agents.tool_results import next_ref_numbers
+from firebreak.agents.tool_specs import tool_specs
+from firebreak.agents.tool_support import is_tools_refusal, supports_tools
+from firebreak.agents.toolbox import Toolbox
+from firebreak.tools import kube_config as kube
+from firebreak.tools.files import FileSource
+from firebreak.tools.kube_config import KubernetesSource
 from firebreak.tools.llm import LLMCallError
+from firebreak.tools.loki import LokiSource
 from firebreak.tools.models import AlertContext, LogLine, MetricReading
+from firebreak.tools.prometheus import PrometheusSource
 from firebreak.tools.redact import Redactor
 from tests.fakes.k8s_api import FakeKubeApi, Terminated, event, job, pod
 from tests.fakes.llm_servers import (
@@ -162,7 +160,7 @@ def test_specs_name_the_contracts_arguments_and_the_configured_sources() -> None
         "kubernetes_logs": {"source", "namespace", "pod", "container", "previous", "tail_lines"},
     }
     for name in specs:  # the validation models take exactly these
-        assert set(toolbox_module._ARGUMENTS[name].model_fields) == arguments[name]
+        assert set(ARGUMENTS[name].model_fields) == arguments[name]
     assert specs["search_logs"]["parameters"]["properties"]["source"]["enum"] == ["loki", "app"]
     assert specs["kubernetes_logs"]["parameters"]["properties"]["source"]["enum"] == ["k"]
     assert [s["function"]["name"] for s in tool_specs(metrics=["p"])] == ["query_metrics"]

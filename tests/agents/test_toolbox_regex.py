@@ -15,12 +15,8 @@ from pydantic import ValidationError
 
 from firebreak.agents.toolbox import Toolbox
 from firebreak.tools.actions import validate_parameters
-from firebreak.tools.config import (
-    FileSource,
-    InvestigationConfig,
-    RemediationAction,
-    RemediationParam,
-)
+from firebreak.tools.config import InvestigationConfig, RemediationAction, RemediationParam
+from firebreak.tools.files import FileSource
 from firebreak.tools.models import AlertContext
 from firebreak.tools.redact import Redactor
 

@@ -23,8 +23,10 @@ from firebreak.sample import (
     shift_stamps,
 )
 from firebreak.tools import files, prometheus, promql
-from firebreak.tools.config import FileSource, InvestigationConfig, PrometheusSource
+from firebreak.tools.config import InvestigationConfig
+from firebreak.tools.files import FileSource
 from firebreak.tools.models import AlertContext
+from firebreak.tools.prometheus import PrometheusSource
 from firebreak.tools.templating import render_query
 from tests.support.promstack import run_prometheus
 

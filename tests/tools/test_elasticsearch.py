@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from firebreak.tools.breaker import Breaker
-from firebreak.tools.config import ElasticsearchSource, InvestigationConfig
-from firebreak.tools.elasticsearch import ERROR_TERMS, fetch_logs
+from firebreak.tools.config import InvestigationConfig
+from firebreak.tools.elasticsearch import ERROR_TERMS, ElasticsearchSource, fetch_logs
 from firebreak.tools.models import AlertContext
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

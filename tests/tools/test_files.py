@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from firebreak.tools.config import FileSource, InvestigationConfig
-from firebreak.tools.files import fetch_logs, parse_timestamp, read_tail
+from firebreak.tools.config import InvestigationConfig
+from firebreak.tools.files import FileSource, fetch_logs, parse_timestamp, read_tail
 from firebreak.tools.models import AlertContext
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -14,8 +14,9 @@ import pytest
 from firebreak.config import ConfigError, load_config
 from firebreak.tools import kubernetes
 from firebreak.tools.evidence import build_evidence, is_change, is_error
+from firebreak.tools.kube_config import KubernetesError, KubernetesSource
 from firebreak.tools.kube_objects import crash_log_finding, format_finding, select_findings
-from firebreak.tools.kubernetes import KubeClient, KubernetesError, KubernetesSource
+from firebreak.tools.kubernetes import KubeClient
 from firebreak.tools.models import AlertContext, LogLine
 from firebreak.tools.redact import Redactor
 from tests.fakes.k8s_api import (

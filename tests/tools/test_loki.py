@@ -12,9 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from firebreak.tools.breaker import Breaker, BreakerConfig
-from firebreak.tools.config import InvestigationConfig, LokiSource
+from firebreak.tools.config import InvestigationConfig
 from firebreak.tools.evidence import CHANGE_FILTER, ERROR_FILTER
-from firebreak.tools.loki import fetch_logs
+from firebreak.tools.loki import LokiSource, fetch_logs
 from firebreak.tools.models import AlertContext
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -12,13 +12,14 @@ import httpx
 import pytest
 
 from firebreak.tools.breaker import Breaker, BreakerConfig
-from firebreak.tools.config import InvestigationConfig, PrometheusSource
+from firebreak.tools.config import InvestigationConfig
 from firebreak.tools.evidence import format_metric
 from firebreak.tools.models import AlertContext, MetricReading
 from firebreak.tools.prometheus import (
     MAX_POINTS,
     MAX_SAMPLES,
     MAX_SERIES,
+    PrometheusSource,
     choose_step,
     downsample,
     fetch_metrics,

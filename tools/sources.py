@@ -1,0 +1,205 @@
+"""What a source is, and which `type:` names which backend: the one place a source is added.
+
+A log backend (Loki, Elasticsearch, files) is a `LogSource`, a metrics backend (Prometheus) a
+`MetricSource`, a cluster (Kubernetes) a `ClusterSource`. Each answers two kinds of question:
+`fetch`, the evidence around an alert that the investigation gathers on its own (it never
+raises: a failure is in its report), and the follow-up tools' questions in the backend's own
+language (these raise, and their caller guards them); `check` reaches it for `firebreak
+check`.
+
+Adding a log backend is one module with its config section (a `Section` with
+`type: Literal["name"]`) and a class taking `(config, *, http, breaker)`, plus one line in
+`LOG_SOURCES`: the `sources.logs[]` schema, the log fetcher, `search_logs`, the breakers and
+`firebreak check` follow from the registry. The cluster client is imported only when a cluster
+is opened: loading the configuration must not import aiohttp or the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Protocol, Union, runtime_checkable
+
+import httpx
+from pydantic import Field
+
+from firebreak.tools.breaker import Breaker, BreakerConfig
+from firebreak.tools.config import InvestigationConfig, Section
+from firebreak.tools.elasticsearch import ElasticsearchLogs, ElasticsearchSource
+from firebreak.tools.files import FileLogs, FileSource
+from firebreak.tools.kube_config import KubernetesSource
+from firebreak.tools.loki import LokiLogs, LokiSource
+from firebreak.tools.models import AlertContext, KubeFinding, LogLine, MetricReading, SourceReport
+from firebreak.tools.prometheus import PrometheusMetrics, PrometheusSource
+
+__all__ = [
+    "LOG_SOURCES",
+    "METRIC_SOURCES",
+    "ClusterSource",
+    "LogSource",
+    "MetricSource",
+    "SourceKind",
+    "SourcesConfig",
+    "breaker_configs",
+    "open_cluster",
+    "open_log_source",
+    "open_metric_source",
+]
+
+
+@runtime_checkable
+class LogSource(Protocol):
+    name: str
+    where: str  # how a failed check names it ("loki at URL"); "" when the reason does
+
+    async def check(self) -> str:
+        """Reach it once: one line for `firebreak check`; raises with the reason."""
+        ...
+
+    async def fetch(
+        self, alert: AlertContext, investigation: InvestigationConfig
+    ) -> tuple[list[LogLine], SourceReport]:
+        """The lines around the alert, oldest first, and how the source answered."""
+        ...
+
+    async def search(
+        self, query: str, *, start: datetime, end: datetime, limit: int
+    ) -> list[LogLine]:
+        """Lines matching `query` (the backend's own language) in start..end, any order."""
+        ...
+
+
+@runtime_checkable
+class MetricSource(Protocol):
+    name: str
+    where: str  # how a failed check names it ("loki at URL"); "" when the reason does
+
+    async def check(self) -> str:
+        """Reach it once: one line for `firebreak check`; raises with the reason."""
+        ...
+
+    async def fetch(
+        self, alert: AlertContext, investigation: InvestigationConfig
+    ) -> tuple[list[MetricReading], SourceReport]:
+        """The alert's expression and the configured queries, summarised."""
+        ...
+
+    async def query(
+        self, promql: str, *, start: datetime, end: datetime, step: float, starts_at: datetime
+    ) -> list[MetricReading]:
+        """Each series of a range query, summarised against `starts_at`."""
+        ...
+
+
+@runtime_checkable
+class ClusterSource(Protocol):
+    name: str
+    where: str  # how a failed check names it ("loki at URL"); "" when the reason does
+
+    async def check(self) -> str:
+        """Reach it once: one line for `firebreak check`; raises with the reason."""
+        ...
+
+    async def fetch(
+        self, alert: AlertContext, investigation: InvestigationConfig
+    ) -> tuple[list[KubeFinding], SourceReport]:
+        """What the cluster knows about the alert's pods."""
+        ...
+
+    async def events(self, namespace: str, name: str | None = None) -> list[KubeFinding]: ...
+
+    async def describe(self, kind: str, namespace: str, name: str) -> list[KubeFinding]: ...
+
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None = None,
+        previous: bool = False,
+        tail_lines: int = 100,
+    ) -> list[KubeFinding]: ...
+
+    async def aclose(self) -> None:
+        """Close what the tool questions opened."""
+        ...
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One backend: its config section and the class that reads it. `networked`: reached over
+    the network, so it has a circuit breaker (`circuit_breaker` in its section)."""
+
+    config: type[Section]
+    source: Any  # the class: `source(config, http=..., breaker=...)` is a Log/MetricSource
+    networked: bool = True
+
+
+# The registries: a config `type:` value -> its backend.
+LOG_SOURCES: Mapping[str, SourceKind] = {
+    "loki": SourceKind(LokiSource, LokiLogs),
+    "elasticsearch": SourceKind(ElasticsearchSource, ElasticsearchLogs),
+    "file": SourceKind(FileSource, FileLogs, networked=False),
+}
+METRIC_SOURCES: Mapping[str, SourceKind] = {
+    "prometheus": SourceKind(PrometheusSource, PrometheusMetrics),
+}
+
+
+def _one_of(kinds: Mapping[str, SourceKind]) -> Any:
+    """The config entry of any registered kind, told apart by `type`."""
+    models = tuple(kind.config for kind in kinds.values())
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - built at run time
+
+
+LogSourceConfig = _one_of(LOG_SOURCES)
+MetricSourceConfig = _one_of(METRIC_SOURCES)
+
+
+class SourcesConfig(Section):
+    """`sources:`: the configured logs, metrics and clusters."""
+
+    logs: list[LogSourceConfig] = Field(default_factory=list)  # type: ignore[valid-type]
+    metrics: list[MetricSourceConfig] = Field(default_factory=list)  # type: ignore[valid-type]
+    kubernetes: list[KubernetesSource] = Field(default_factory=list)
+
+
+def open_log_source(
+    config: Any, *, http: httpx.AsyncClient | None = None, breaker: Breaker | None = None
+) -> LogSource:
+    """The `sources.logs[]` entry as its backend. `breaker` guards `fetch` only."""
+    source: LogSource = LOG_SOURCES[config.type].source(config, http=http, breaker=breaker)
+    return source
+
+
+def open_metric_source(
+    config: Any, *, http: httpx.AsyncClient | None = None, breaker: Breaker | None = None
+) -> MetricSource:
+    """The `sources.metrics[]` entry as its backend. `breaker` guards `fetch` only."""
+    source: MetricSource = METRIC_SOURCES[config.type].source(config, http=http, breaker=breaker)
+    return source
+
+
+def open_cluster(config: KubernetesSource, *, breaker: Breaker | None = None) -> ClusterSource:
+    """The `sources.kubernetes[]` entry as a cluster (its client imported only now)."""
+    from firebreak.tools.kubernetes import KubeCluster
+
+    return KubeCluster(config, breaker=breaker)
+
+
+def breaker_configs(sources: SourcesConfig) -> dict[str, BreakerConfig | None]:
+    """Each source reached over the network by name, with its breaker settings (None: the
+    defaults). A file is not a dependency that can be down."""
+    found: dict[str, BreakerConfig | None] = {}
+    for config in sources.logs:
+        if LOG_SOURCES[config.type].networked:
+            found[config.name] = config.circuit_breaker
+    for config in sources.metrics:
+        if METRIC_SOURCES[config.type].networked:
+            found[config.name] = config.circuit_breaker
+    for cluster in sources.kubernetes:
+        found[cluster.name] = None
+    return found
