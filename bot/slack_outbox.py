@@ -509,8 +509,7 @@ class OutboxNotifier:
 
         def prune(conn: Connection) -> None:
             outbox.prune_outbox(conn, keep_done)
-            dedup.prune(conn, dedup.SLACK, keep_seen)
-            dedup.prune(conn, dedup.HANDOFF, keep_seen)
+            dedup.prune(conn, keep_seen)
 
         await self.writer.run(prune)
 

@@ -5,9 +5,10 @@ here first, in the transaction that records the thing (or before its side effect
 only when the claim is new: `ON CONFLICT DO NOTHING` on (kind, key) lets exactly one claimer
 through on SQLite and PostgreSQL alike.
 
-How long a key is kept is the kind's choice: keys claimed with an incident live as long as the
-incident (store/retention.py deletes them with it), the others are pruned by age
-(`prune`) by whoever owns the kind.
+How long a key is kept depends on whether it names an incident: a key claimed with one lives as
+long as that incident (store/retention.py deletes it with the incident), whatever its age; the
+others are pruned by age (`prune`, run by the Slack outbox's maintenance every few minutes
+with `keep_seen_s`, a day).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from firebreak.store.models import DedupKey
 
 __all__ = ["HANDOFF", "MAX_KEY", "SLACK", "TOOL_CALL", "claim", "claimed", "prune"]
 
-SLACK = "slack"  # Slack deliveries (`event:…`, `action:…`, `command:…`), kept a day
-HANDOFF = "handoff"  # on-call handoff greetings (`SCHEDULE:EPOCH`), kept a day
-TOOL_CALL = "tool_call"  # investigation tool-call events (`RUN_ID:CALL_ID`), kept with the incident
+SLACK = "slack"  # Slack deliveries (`event:…`, `action:…`, `command:…`)
+HANDOFF = "handoff"  # on-call handoff greetings (`SCHEDULE:EPOCH`)
+TOOL_CALL = "tool_call"  # investigation tool-call events (`RUN_ID:CALL_ID`), with the incident
 MAX_KEY = 255
 
 
@@ -48,14 +49,12 @@ def claimed(conn: Connection, kind: str, keys: Iterable[str]) -> set[str]:
     return {row.key for row in rows}
 
 
-def prune(conn: Connection, kind: str, older_than: timedelta) -> None:
-    """Forget the keys of `kind` claimed longer than `older_than` ago, except those kept with
-    an incident."""
+def prune(conn: Connection, older_than: timedelta) -> None:
+    """Forget the keys claimed longer than `older_than` ago, except those kept with an
+    incident."""
     conn.execute(
         delete(DedupKey).where(
-            DedupKey.kind == kind,
-            DedupKey.seen_at < _now() - older_than,
-            DedupKey.incident_id.is_(None),
+            DedupKey.seen_at < _now() - older_than, DedupKey.incident_id.is_(None)
         )
     )
 
