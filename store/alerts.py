@@ -341,5 +341,8 @@ def add_alert_counts(
     """Each incident's `alert_count` grows by `new_alerts`, its `truncated_alerts` becomes
     `truncated`, at `now` (the keys of each row of `counts`); with `resolve`, Alertmanager
     also resolves it."""
-    if counts:
-        conn.execute(_RESOLVE_INCIDENT if resolve else _COUNT_ALERTS, list(counts))
+    statement = _RESOLVE_INCIDENT if resolve else _COUNT_ALERTS
+    if len(counts) == 1:
+        conn.execute(statement, counts[0])
+    elif counts:
+        conn.execute(statement, list(counts))
