@@ -37,7 +37,9 @@ from firebreak.store.schemas import IncidentStatus
 from firebreak.store.text import SafeText
 
 __all__ = [
+    "ALERTMANAGER",
     "CHUNK",
+    "FIRING",
     "OpenIncident",
     "StoredAlert",
     "add_alert_counts",
