@@ -22,8 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak.access.config import ONCALL, AccessConfig
 from firebreak.escalation.config import EscalationPolicy
 from firebreak.escalation.flows import ResolveTargets, match_policy
-from firebreak.store import access as store
-from firebreak.store.access import ResponderFacts
+from firebreak.store.access import ResponderFacts, card_channels, responder_facts
 
 USER_PREFIXES = ("U", "W")
 GROUP_PREFIX = "S"
@@ -74,7 +73,7 @@ class Access:
         if self.config is None:
             return Responders(incident_id, frozenset(), everyone=True)
         async with self.engine.connect() as conn:
-            facts = await store.responder_facts(conn, incident_id)
+            facts = await responder_facts(conn, incident_id)
         if facts is None:
             return None
         named = tuple(entry for entry in self.config.responders if entry != ONCALL)
@@ -96,7 +95,7 @@ class Access:
         if self.config is None:
             return None
         async with self.engine.connect() as conn:
-            cards = await store.card_channels(conn, [incident_id])
+            cards = await card_channels(conn, [incident_id])
         if cards.get(incident_id) == channel:
             return None
         return await self.may_act(user, incident_id)
@@ -106,7 +105,7 @@ class Access:
         if self.config is None:
             return set(incident_ids)
         async with self.engine.connect() as conn:
-            cards = await store.card_channels(conn, incident_ids)
+            cards = await card_channels(conn, incident_ids)
         shown = {i for i in incident_ids if cards.get(i) == channel}
         for incident_id in set(incident_ids) - shown:
             if await self.may_act(user, incident_id) is None:
@@ -115,7 +114,7 @@ class Access:
 
     async def card_channel(self, incident_id: int) -> str | None:
         async with self.engine.connect() as conn:
-            return (await store.card_channels(conn, [incident_id])).get(incident_id)
+            return (await card_channels(conn, [incident_id])).get(incident_id)
 
     def _on_call(self, facts: ResponderFacts) -> tuple[str, ...]:
         """Everyone the incident's policy pages, schedules resolved now, and everyone paged."""

@@ -14,8 +14,9 @@ result for the model, inside the prompt's data markers).
 
 A step whose events were committed but whose checkpoint was not (the process died in between)
 runs again after the restart; its calls are then made again, but not recorded twice: each
-event is claimed once as `tool_call:RUN_ID:TOOL_CALL_ID` in the store's de-duplication table, in
-the event's own transaction (the timeline is the audit record).
+event is claimed once as `RUN_ID:TOOL_CALL_ID` (kind `tool_call`) in the store's de-duplication
+table (store/dedup.py), in the event's own transaction (the timeline is the audit record); the
+claim is kept as long as its incident.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from firebreak.agents.rca_prompt import rca_boundary, safe_alert
 from firebreak.agents.state import CallRecord, InvestigationState
 from firebreak.agents.tool_results import ToolResult, next_ref_numbers
 from firebreak.agents.toolbox import Toolbox
+from firebreak.store import dedup
 from firebreak.store.incidents import record_event
 from firebreak.store.schemas import EventType
-from firebreak.store.slack import first_delivery
 from firebreak.tools.llm import ToolRequest
 from firebreak.tools.templating import alert_window
 from firebreak.tools.text import truncate
@@ -98,7 +99,7 @@ def record_calls(conn: Connection, *, incident_id: int, calls: list[tuple[str, T
     """A `TOOL_CALLED` event per (call id, result) not recorded yet; how many were written."""
     written = 0
     for call, result in calls:
-        if not first_delivery(conn, f"tool_call:{call}"):
+        if not dedup.claim(conn, dedup.TOOL_CALL, call, incident_id=incident_id):
             continue
         record_event(
             conn,

@@ -37,7 +37,7 @@ from firebreak.components import QuietNotifier
 from firebreak.config import Config
 from firebreak.escalation.flows import EscalationService
 from firebreak.incidents.events import EventBus
-from firebreak.oncall.service import OnCall
+from firebreak.oncall.schedules import OnCall
 from firebreak.scheduler.core import JobScheduler
 from firebreak.store.db import create_engine, create_sync_engine
 from firebreak.store.migrate import upgrade

@@ -55,7 +55,7 @@ from firebreak.incidents.notices import (
     Reminder,
     YouArePaged,
 )
-from firebreak.store.oncall import ActiveSilence, LastPage
+from firebreak.store.escalations import LastPage
 from firebreak.store.schemas import (
     AlertOut,
     Analysis,
@@ -69,6 +69,7 @@ from firebreak.store.schemas import (
     TimelineEventOut,
     Verdict,
 )
+from firebreak.store.silences import ActiveSilence
 from firebreak.tools.evidence import reading_values
 from firebreak.tools.promql import metric_reading_text, short_metric
 
@@ -519,7 +520,8 @@ def incident_card(
 
 @dataclass(frozen=True)
 class OnCallView:
-    """What the card says about paging and silences (read by the outbox from store/oncall.py).
+    """What the card says about paging and silences (read by the outbox from
+    store/escalations.py and store/silences.py).
     `silence_durations` empty: Alertmanager is not configured, so no silence controls."""
 
     page: LastPage | None = None

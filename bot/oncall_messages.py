@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from firebreak.bot.cards import escape, mention, slack_date, truncate
 from firebreak.incidents.notices import OnCallHandoff
 from firebreak.oncall.answers import OnCallAnswer
-from firebreak.oncall.service import UnknownSchedule
+from firebreak.oncall.schedules import UnknownSchedule
 
 __all__ = ["handoff_text", "oncall_text", "unknown_schedule_text"]
 

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 
 from firebreak.bot.auth import bearer_ok
 from firebreak.bot.errors import error_response
-from firebreak.oncall.service import NextShift, OnCall, Shift, UnknownSchedule
+from firebreak.oncall.schedules import NextShift, OnCall, Shift, UnknownSchedule
 
 __all__ = ["list_schedules", "schedule_oncall"]
 

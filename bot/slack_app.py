@@ -48,7 +48,7 @@ from firebreak.bot.web.auth import Secrets as WebSecrets
 from firebreak.bot.web.charts import ChartDrawer
 from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.oncall.config import RouteRule
-from firebreak.store import slack as slack_store
+from firebreak.store import dedup
 from firebreak.store.writer import Writer
 from firebreak.tools.redact import Redactor
 
@@ -203,7 +203,7 @@ def build_bolt_app(
     async def once_per_delivery(body: dict[str, Any], next: Any) -> BoltResponse | None:
         key = delivery_key(body)
         if key:
-            first = await handlers.writer.run(partial(slack_store.first_delivery, key=key))
+            first = await handlers.writer.run(partial(dedup.claim, kind=dedup.SLACK, key=key))
             if not first:
                 log.info("duplicate Slack delivery ignored", key=key)
                 return BoltResponse(status=200, body="")

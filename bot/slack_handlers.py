@@ -43,7 +43,7 @@ from firebreak.incidents.flows import IncidentOps
 from firebreak.incidents.ports import Investigations, Postmortems
 from firebreak.incidents.silences import SilenceOps
 from firebreak.oncall.answers import oncall_answers
-from firebreak.oncall.service import OnCall, UnknownSchedule
+from firebreak.oncall.schedules import OnCall, UnknownSchedule
 from firebreak.store import incidents
 from firebreak.store.schemas import IncidentStatus, Verdict
 from firebreak.store.writer import Writer

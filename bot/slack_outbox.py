@@ -16,12 +16,12 @@ transport differs, nothing else). Callers never wait for Slack:
   (``channel_not_found``…) is retried ``max_attempts`` times, then the row is marked failed
   and logged.
 * Card rows carry no content: the card is rendered from the incident at delivery (with its
-  last page and its silence, store/oncall.py), posted the first time (its channel and ts saved
-  in ``slack_messages``) and ``chat.update``-d ever after. The first post picks the channel:
-  the first ``routing`` rule matching the incident's labels, else ``slack.channel``; the
-  thread (RCA, pages) follows the card. Pending card
-  rows of an incident collapse into one delivery. A thread reply posts the card first if the
-  incident has none yet, so nothing is ever said about an incident without its card.
+  last page, store/escalations.py, and its silence, store/silences.py), posted the first time
+  (its channel and ts saved in ``slack_messages``) and ``chat.update``-d ever after. The
+  first post picks the channel: the first ``routing`` rule matching the incident's labels,
+  else ``slack.channel``; the thread (RCA, pages) follows the card. Pending card rows of an
+  incident collapse into one delivery. A thread reply posts the card first if the incident
+  has none yet, so nothing is ever said about an incident without its card.
 * Thread rows carry a notice (incidents/notices.py), rendered at delivery like the card (the
   RCA from its stored analysis). A notice with a key names one message: the first is posted,
   later ones ``chat.update`` it (a remediation proposal, then its decision; an RCA reply,
@@ -82,9 +82,7 @@ from firebreak.bot.web.charts import ChartDrawer, alert_reading, samples_of
 from firebreak.incidents.notices import NOTICE, Notice, OnCallHandoff, RcaReady
 from firebreak.oncall.config import RouteRule
 from firebreak.oncall.routing import route
-from firebreak.store import incidents
-from firebreak.store import oncall as oncall_store
-from firebreak.store import slack as outbox
+from firebreak.store import dedup, escalations, incidents, outbox, silences
 from firebreak.store.health import describe, is_outage
 from firebreak.store.incidents import CARD, utcnow
 from firebreak.store.schemas import IncidentOut
@@ -511,7 +509,7 @@ class OutboxNotifier:
 
         def prune(conn: Connection) -> None:
             outbox.prune_outbox(conn, keep_done)
-            outbox.prune_seen(conn, keep_seen)
+            dedup.prune(conn, keep_seen)
 
         await self.writer.run(prune)
 
@@ -650,8 +648,8 @@ class OutboxNotifier:
         incident = incident.shown(self.redactor.redact_value)
         async with self.engine.connect() as conn:
             view = cards.OnCallView(
-                page=await oncall_store.last_page(conn, incident.id),
-                silence=await oncall_store.active_silence(conn, incident.id, now),
+                page=await escalations.last_page(conn, incident.id),
+                silence=await silences.active_silence(conn, incident.id, now),
                 silence_durations=self.silence_durations,
             )
         text, blocks = cards.incident_card(

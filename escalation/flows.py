@@ -1,6 +1,6 @@
 """Escalation ladders and reminders: who gets paged, when, and exactly once.
 
-The ladder of an incident lives in the `escalations` row (escalation/service.py): the policy
+The ladder of an incident lives in the `escalations` row (store/escalations.py): the policy
 snapshotted when the incident opened, the last level paged, the cycle, `next_at` (None =
 stopped) and `step`, the exactly-once token. A step is one transaction: a conditional UPDATE
 on `step` (and, for the timer, `next_at IS NOT NULL` and the incident still triggered), the
@@ -16,18 +16,18 @@ The timer: the scheduler keeps one job per 0.1 s tick in which some ladder's `ne
 jobs each committing its own removal.
 
 Acknowledge and resolve, by a person or by Alertmanager, stop the ladder in their own
-transaction (`incidents.transitions.stop_ladder`: `next_at` cleared, `step` bumped), so any job
+transaction (`store.escalations.stop_ladder`: `next_at` cleared, `step` bumped), so any job
 still queued for the old step is a no-op.
 
 Reminders: an acknowledged, unresolved incident gets one every `escalation.reminder_interval_s`
 counted from the later of the acknowledgement and the previous reminder; `incident_reminders`
 holds the count (`sent`), the reminders' exactly-once token.
 
-Schedules: a level's `schedule:NAME` targets are resolved (`resolve_targets`, the on-call
-service's) inside the step's transaction, at the moment it fires, so a shift that changed
-between two levels pages the person on call now. The ESCALATED event keeps what was configured
-(`notify`), who was paged (`targets`), why (`reasons`), each schedule's person (`schedules`)
-and the schedules that found nobody (`unstaffed`), which the thread is told.
+Schedules: a level's `schedule:NAME` targets are resolved (`resolve_targets`, from
+oncall/schedules.py) inside the step's transaction, at the moment it fires, so a shift that
+changed between two levels pages the person on call now. The ESCALATED event keeps what was
+configured (`notify`), who was paged (`targets`), why (`reasons`), each schedule's person
+(`schedules`) and the schedules that found nobody (`unstaffed`), which the thread is told.
 """
 
 from __future__ import annotations
@@ -43,14 +43,21 @@ import structlog
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak.escalation import service as store
 from firebreak.escalation.config import EscalationConfig, EscalationPolicy
+from firebreak.escalation.due import (
+    LADDER,
+    REMINDER,
+    pending_ladders,
+    pending_reminders,
+    reminder_due,
+)
 from firebreak.incidents.events import Change, EventBus, IncidentEvent
 from firebreak.incidents.notices import Paged, Reminder, YouArePaged
 from firebreak.incidents.ports import Escalation, Notifier
-from firebreak.incidents.transitions import stop_ladder
-from firebreak.oncall.service import PageTarget
+from firebreak.oncall.schedules import PageTarget
 from firebreak.scheduler.core import CatchUp, Due, JobKind, Scheduling
+from firebreak.store import escalations
+from firebreak.store.escalations import ACKNOWLEDGED, RESOLVED, TRIGGERED, Ladder
 from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.schemas import EventType
 from firebreak.store.writer import Writer
@@ -65,7 +72,7 @@ TICK_S = 0.1  # ladder steps fire on these ticks: at most this late, one job per
 
 ResolveTargets = Callable[[Iterable[str], datetime], list[PageTarget]]
 """A level's `notify` with each `schedule:NAME` replaced by whoever is on call at that instant
-(`oncall.service.OnCall.resolve_targets`)."""
+(`oncall.schedules.OnCall.resolve_targets`)."""
 
 
 def match_policy(
@@ -174,18 +181,18 @@ class EscalationService:
         """Ladder steps share tick jobs; reminders are one job each, run in bounded slots."""
         interval = self.config.reminder_interval_s
         return [
-            JobKind(store.LADDER, lambda _tick, _: self.fire_due(), store.pending_ladders, TICK_S),
+            JobKind(LADDER, lambda _tick, _: self.fire_due(), pending_ladders, TICK_S),
             JobKind(
-                store.REMINDER,
+                REMINDER,
                 self.fire_reminder,
-                partial(store.pending_reminders, interval_s=interval),
+                partial(pending_reminders, interval_s=interval),
                 limited=True,
             ),
         ]
 
     def catch_up(self) -> CatchUp:
         """Triggered incidents with no ladder (their OPENED was lost in a crash) start one."""
-        return CatchUp(store.unstarted_incidents, self.start)
+        return CatchUp(escalations.unstarted_incidents, self.start)
 
     # ------------------------------------------------------------------ public (ports)
 
@@ -226,7 +233,7 @@ class EscalationService:
             while self._look_again:
                 self._look_again = False
                 async with self.engine.connect() as conn:
-                    due = await conn.run_sync(store.due_steps, utcnow(), self.due_batch)
+                    due = await conn.run_sync(escalations.due_steps, utcnow(), self.due_batch)
                 pages = await asyncio.gather(*(self.fire_step(i, step) for i, step in due))
                 fired += sum(pages)
                 # A full batch may hide more due steps behind it. Every row of this batch has
@@ -252,7 +259,7 @@ class EscalationService:
             partial(self._remind, incident_id=incident_id, sent=sent, interval=interval)
         )
         if isinstance(outcome, datetime):  # re-acknowledged since this job was made
-            self.scheduler.schedule(Due(store.REMINDER, incident_id, sent, outcome))
+            self.scheduler.schedule(Due(REMINDER, incident_id, sent, outcome))
             return False
         if outcome is None:
             return False
@@ -262,7 +269,7 @@ class EscalationService:
             acknowledged_by=ladder.acknowledged_by, acknowledged_at=ladder.acknowledged_at
         ))  # fmt: skip
         self.scheduler.schedule(
-            Due(store.REMINDER, incident_id, sent + 1, now + timedelta(seconds=interval))
+            Due(REMINDER, incident_id, sent + 1, now + timedelta(seconds=interval))
         )
         return True
 
@@ -278,34 +285,34 @@ class EscalationService:
 
     async def sync_reminder(self, incident_id: int) -> None:
         async with self.engine.connect() as conn:
-            ladder = await conn.run_sync(store.ladder, incident_id)
-            if ladder is None or ladder.status != store.ACKNOWLEDGED:
+            ladder = await conn.run_sync(escalations.ladder, incident_id)
+            if ladder is None or ladder.status != ACKNOWLEDGED:
                 return
             assert ladder.acknowledged_at is not None
-            sent, last_at = await conn.run_sync(store.reminder_state, incident_id)
-        due = store.reminder_due(ladder.acknowledged_at, last_at, self.config.reminder_interval_s)
-        self.scheduler.schedule(Due(store.REMINDER, incident_id, sent, due))
+            sent, last_at = await conn.run_sync(escalations.reminder_state, incident_id)
+        due = reminder_due(ladder.acknowledged_at, last_at, self.config.reminder_interval_s)
+        self.scheduler.schedule(Due(REMINDER, incident_id, sent, due))
 
     # ------------------------------------------------------------------ transactions
     # Run on the store writer (blocking connection, shared commit); no side effects here.
 
     def _start_ladder(self, conn: Connection, *, incident_id: int) -> int | None:
         """Create (or restart) the ladder; the step to fire now, or None."""
-        ladder = store.ladder(conn, incident_id)
-        if ladder is None or ladder.status != store.TRIGGERED:
+        ladder = escalations.ladder(conn, incident_id)
+        if ladder is None or ladder.status != TRIGGERED:
             return None
         policy = self._snapshot(ladder)
         next_at = utcnow() if policy["levels"] else None
         if ladder.policy is None:
-            if not store.create_ladder(conn, incident_id, policy, next_at):
+            if not escalations.create_ladder(conn, incident_id, policy, next_at):
                 return None  # someone else created it
             step = 0
         else:
             if ladder.next_at is not None:
                 return None  # running
-            if not store.reopened_since_last_page(conn, incident_id):
+            if not escalations.reopened_since_last_page(conn, incident_id):
                 return None  # finished, or stopped, and not reopened since
-            if not store.restart_ladder(conn, incident_id, ladder.step, policy, next_at):
+            if not escalations.restart_ladder(conn, incident_id, ladder.step, policy, next_at):
                 return None
             step = ladder.step + 1
         return step if next_at is not None else None
@@ -314,15 +321,15 @@ class EscalationService:
         self, conn: Connection, *, incident_id: int, actor: str
     ) -> Page | Escalation | None:
         """A manual escalation: the page, why there is none, or None (raced)."""
-        ladder = store.ladder(conn, incident_id)
+        ladder = escalations.ladder(conn, incident_id)
         if ladder is None:
             return Escalation("missing")
-        if ladder.status == store.RESOLVED:
+        if ladder.status == RESOLVED:
             return Escalation("resolved")
         policy = ladder.policy
         if policy is None:  # opened before the scheduler ran: snapshot it now
             policy = self._snapshot(ladder)
-            if not store.create_ladder(conn, incident_id, policy, None):
+            if not escalations.create_ladder(conn, incident_id, policy, None):
                 return None
         if not policy["levels"]:
             return Escalation("no_policy")
@@ -332,15 +339,15 @@ class EscalationService:
         return self._record_page(conn, ladder, policy, position, actor=actor, manual=True)
 
     def _timer_step(self, conn: Connection, *, incident_id: int, step: int) -> Page | None:
-        ladder = store.ladder(conn, incident_id)
+        ladder = escalations.ladder(conn, incident_id)
         if ladder is None or ladder.policy is None or ladder.step != step or ladder.next_at is None:
             return None
-        if ladder.status != store.TRIGGERED:  # nobody stopped it (a row from an older build)
-            stop_ladder(conn, incident_id)
+        if ladder.status != TRIGGERED:  # nobody stopped it (a row from an older build)
+            escalations.stop_ladder(conn, incident_id)
             return None
         position = next_position(ladder.policy, ladder.level, ladder.cycle)
         if position is None:  # nothing left (cannot happen for rows we wrote): stop
-            store.claim_step(
+            escalations.claim_step(
                 conn,
                 incident_id,
                 step,
@@ -354,21 +361,21 @@ class EscalationService:
 
     def _remind(
         self, conn: Connection, *, incident_id: int, sent: int, interval: float
-    ) -> tuple[store.Ladder, datetime] | datetime | None:
+    ) -> tuple[Ladder, datetime] | datetime | None:
         """Record reminder `sent + 1`: (ladder, now) when it is to be sent, the new due time
         when the incident was re-acknowledged since, None when there is nothing to do."""
         now = utcnow()
-        ladder = store.ladder(conn, incident_id)
-        if ladder is None or ladder.status != store.ACKNOWLEDGED:
+        ladder = escalations.ladder(conn, incident_id)
+        if ladder is None or ladder.status != ACKNOWLEDGED:
             return None
         assert ladder.acknowledged_at is not None
-        current, last_at = store.reminder_state(conn, incident_id)
+        current, last_at = escalations.reminder_state(conn, incident_id)
         if current != sent:
             return None
-        due = store.reminder_due(ladder.acknowledged_at, last_at, interval)
+        due = reminder_due(ladder.acknowledged_at, last_at, interval)
         if due > now + timedelta(seconds=1):
             return due
-        if not store.claim_reminder(conn, incident_id, sent, now):
+        if not escalations.claim_reminder(conn, incident_id, sent, now):
             return None
         record_event(
             conn,
@@ -383,7 +390,7 @@ class EscalationService:
 
     # ------------------------------------------------------------------ internals
 
-    def _snapshot(self, ladder: store.Ladder) -> dict[str, Any]:
+    def _snapshot(self, ladder: Ladder) -> dict[str, Any]:
         policy = match_policy(
             self.config.policies, ladder.labels, severity=ladder.severity, service=ladder.service
         )
@@ -392,7 +399,7 @@ class EscalationService:
     def _record_page(
         self,
         conn: Connection,
-        ladder: store.Ladder,
+        ladder: Ladder,
         policy: dict[str, Any],
         position: tuple[int, int],
         *,
@@ -405,12 +412,12 @@ class EscalationService:
         notify = _targets(policy, level)
         resolved = Resolved(notify, self.resolve_targets(notify, now))
         targets = resolved.targets
-        automatic = ladder.status == store.TRIGGERED  # an acked incident gets no timer
+        automatic = ladder.status == TRIGGERED  # an acked incident gets no timer
         following = next_position(policy, level, cycle)
         next_at = (
             now + timedelta(seconds=_timeout(policy, level)) if following and automatic else None
         )
-        claimed = store.claim_step(
+        claimed = escalations.claim_step(
             conn,
             ladder.incident_id,
             step,
@@ -421,7 +428,7 @@ class EscalationService:
         )
         if not claimed:
             return None
-        store.set_incident_level(conn, ladder.incident_id, level, now)
+        escalations.set_incident_level(conn, ladder.incident_id, level, now)
         message = f"Escalation level {level} paged: {resolved.describe()}"
         if cycle:
             message += f" (repeat {cycle})"
@@ -485,6 +492,4 @@ class EscalationService:
                 )
         self.bus.publish(IncidentEvent(page.incident_id, Change.UPDATED, ACTOR))
         if page.next_at is not None:
-            self.scheduler.schedule(
-                Due(store.LADDER, page.incident_id, page.next_step, page.next_at)
-            )
+            self.scheduler.schedule(Due(LADDER, page.incident_id, page.next_step, page.next_at))

@@ -7,7 +7,7 @@ its jobs, so two replicas never both greet, and the jobs are reconciled from the
 like any other deadline. `pending` lists, for every such schedule, the handoffs from `GRACE`
 ago to `LOOKAHEAD` ahead that were not greeted yet (key: the schedule's position in the
 configuration, token: the handoff's epoch second, rounded up); `fire` claims the greeting in
-the store's de-duplication table (`store.oncall.handoff_key`) and only the claimer sends it.
+the store's de-duplication table (`store.dedup`, kind `handoff`) and only the claimer sends it.
 A handoff that fell while no scheduler ran is greeted late if within `GRACE`, else never.
 """
 
@@ -21,15 +21,14 @@ import structlog
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak.escalation.service import open_incidents_paging
+from firebreak.escalation.due import open_incidents_paging
 from firebreak.incidents.notices import HandoffIncident, OnCallHandoff
 from firebreak.incidents.ports import Notifier
 from firebreak.oncall.config import SCHEDULE_PREFIX
-from firebreak.oncall.service import OnCall
+from firebreak.oncall.schedules import OnCall
 from firebreak.scheduler.core import Due, JobKind
+from firebreak.store import dedup
 from firebreak.store.incidents import utcnow
-from firebreak.store.oncall import handoff_key, handoffs_sent
-from firebreak.store.slack import first_delivery
 from firebreak.store.writer import Writer
 
 log = structlog.get_logger(__name__)
@@ -69,7 +68,7 @@ class HandoffGreetings:
                 assert shift.since is not None  # a shift that begins in the window
                 epoch = _epoch(shift.since)
                 wanted.append((handoff_key(name, epoch), Due(HANDOFF, key, epoch, shift.since)))
-        sent = handoffs_sent(conn, [key for key, _ in wanted])
+        sent = dedup.claimed(conn, dedup.HANDOFF, [key for key, _ in wanted])
         return [due for key, due in wanted if key not in sent]
 
     async def fire(self, key: int, epoch: int) -> bool:
@@ -84,7 +83,8 @@ class HandoffGreetings:
         if not shifts or shifts[-1].user is None:
             return False
         shift = shifts[-1]
-        if not await self.writer.run(partial(first_delivery, key=handoff_key(name, epoch))):
+        claim = partial(dedup.claim, kind=dedup.HANDOFF, key=handoff_key(name, epoch))
+        if not await self.writer.run(claim):
             return False
         async with self.engine.connect() as conn:
             found = await conn.run_sync(open_incidents_paging, SCHEDULE_PREFIX + name)
@@ -98,3 +98,8 @@ class HandoffGreetings:
             ),
         )
         return True
+
+
+def handoff_key(schedule: str, epoch: int) -> str:
+    """What a handoff greeting is claimed by: the schedule and the instant of the handoff."""
+    return f"{schedule}:{epoch}"

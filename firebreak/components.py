@@ -52,7 +52,7 @@ from firebreak.incidents.flows import AlertIntake, IncidentOps
 from firebreak.incidents.ports import Escalations, Investigations, Notifier
 from firebreak.incidents.silences import SilenceEnds, SilenceOps
 from firebreak.metrics import Metrics
-from firebreak.oncall.service import LookupEmail, OnCall
+from firebreak.oncall.schedules import LookupEmail, OnCall
 from firebreak.oncall.slack_lookup import slack_email_lookup
 from firebreak.remediation.flows import RemediationService
 from firebreak.runtime import Readiness, Runtime

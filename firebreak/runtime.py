@@ -24,7 +24,7 @@ from firebreak.incidents.ingest import IngestOutcome
 from firebreak.incidents.ports import Investigations, Notifier, Postmortems
 from firebreak.incidents.silences import SilenceOps
 from firebreak.metrics import Metrics
-from firebreak.oncall.service import OnCall
+from firebreak.oncall.schedules import OnCall
 from firebreak.remediation.flows import RemediationService
 from firebreak.scheduler.core import JobScheduler
 from firebreak.store.payloads import AlertmanagerPayload
@@ -56,7 +56,7 @@ class Runtime:
     remediations: RemediationService
     scheduler: JobScheduler
     breakers: BreakerBoard  # every dependency's circuit breaker (tools/breaker.py)
-    oncall: OnCall  # the schedules: who is on call (oncall/service.py)
+    oncall: OnCall  # the schedules: who is on call (oncall/schedules.py)
     silences: SilenceOps  # Alertmanager silences of incidents (incidents/silences.py)
     access: Access  # who may act on an incident (`access.responders`; access/responders.py)
     # POST /slack/events, when Slack runs in HTTP mode (or console mode with a signing secret)

@@ -19,9 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak.incidents.events import Change, EventBus, IncidentEvent
 from firebreak.incidents.notices import RcaReady
 from firebreak.incidents.ports import Notifier
-from firebreak.store import feedback as store
 from firebreak.store import incidents
-from firebreak.store.feedback import FeedbackResult, Recorded
+from firebreak.store.feedback import FeedbackResult, Recorded, latest_analysis, record_feedback
 from firebreak.store.schemas import Verdict
 from firebreak.store.writer import Writer
 
@@ -56,7 +55,7 @@ class FeedbackOps:
             raise ValueError("a wrong verdict needs the actual cause")
         done = await self.writer.run(
             partial(
-                store.record_feedback,
+                record_feedback,
                 incident_id=incident_id,
                 verdict=verdict,
                 by=by,
@@ -80,7 +79,7 @@ class FeedbackOps:
         async with self.engine.connect() as conn:
             if not await incidents.exists(conn, incident_id):
                 return FeedbackResult.MISSING
-            analysis = await store.latest_analysis(conn, incident_id)
+            analysis = await latest_analysis(conn, incident_id)
         if analysis is None:
             return FeedbackResult.NO_ANALYSIS
         if run_id is not None and run_id != analysis.run_id:

@@ -27,61 +27,46 @@ which keeps one code path for aiosqlite and asyncpg and lets a batch run without
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    Row,
-    bindparam,
-    func,
-    insert,
-    select,
-    text,
-    true,
-    update,
-)
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, Row
 
 from firebreak.incidents.config import CorrelationConfig
-from firebreak.incidents.transitions import insert_incident, stop_ladder
 from firebreak.store import memory
-from firebreak.store.db import insert_rows
-from firebreak.store.models import Alert, Incident, IncidentGroup, TimelineEvent
+from firebreak.store.alerts import (
+    ALERTMANAGER,
+    FIRING,
+    OpenIncident,
+    StoredAlert,
+    add_alert_counts,
+    add_group,
+    correlated_incidents,
+    firing_groups,
+    incident_created_at,
+    latest_incident,
+    lock_correlation,
+    open_incident,
+    open_incidents,
+    reopen,
+    set_group_status,
+    stored_alerts,
+    stored_by_pairs,
+    write_alerts,
+)
+from firebreak.store.escalations import stop_ladder
+from firebreak.store.incidents import insert_incident, record_events
 from firebreak.store.payloads import AlertmanagerPayload, AlertPayload, service_of
 from firebreak.store.schemas import EventType, IncidentStatus
-from firebreak.store.text import SafeText
 
 Scrub = Callable[[str], str]  # the alert text shown, scrubbed (incidents/alert_text.py)
-ALERTMANAGER = "alertmanager"
 MAX_FINGERPRINTS_IN_EVENT = 20
 MAX_REPAIRED_IN_EVENT = 20
 MAX_REPAIRED_IN_MESSAGE = 3
-FIRING = "firing"
 RESOLVED = "resolved"
-
-
-class _Stored(NamedTuple):
-    """What the diff needs of a stored alert."""
-
-    id: int
-    fingerprint: str
-    status: str
-    starts_at: datetime
-    ends_at: datetime | None
-
-
-class _Open(NamedTuple):
-    id: int
-    status: str
-    created_at: datetime
-    resolved_at: datetime | None
-    group_status: str | None  # this group's row in the incident; None: not in it yet
 
 
 @dataclass(frozen=True)
@@ -107,7 +92,7 @@ class _Changes:
 class _Decision:
     """Where a notification goes: the incident, and how it got there."""
 
-    incident: _Open
+    incident: OpenIncident
     created: bool = False
     reopened: bool = False
     joined: bool = False
@@ -134,19 +119,19 @@ def ingest(
         return IngestOutcome()
     incident = decision.incident
     changes = _diff_alerts(conn, incident.id, alerts, now)
-    _write_alerts(conn, changes)
+    write_alerts(conn, changes.inserts, changes.updates)
     group_resolved = _update_group(conn, incident, payload, alerts, changes, now, decision)
     resolve = (
         group_resolved
         and (incident.status != IncidentStatus.RESOLVED or decision.reopened)
-        and not _firing_groups(conn, incident.id)
+        and not firing_groups(conn, incident.id)
     )
     _update_incident(conn, incident.id, payload, changes, now, resolve)
     events = _events(
         incident.id, changes, now, decision, resolved=resolve, payload=payload, shown=shown
     )
     if events:
-        insert_rows(conn, TimelineEvent.__table__, events)
+        record_events(conn, events)
     return IngestOutcome(
         incident_id=incident.id,
         opened=decision.created or decision.reopened,
@@ -198,10 +183,6 @@ def ingest_many(
     return outcomes
 
 
-CHUNK = 500  # values per IN list (SQLite allows 32,766 bound parameters per statement)
-_T = TypeVar("_T")
-
-
 class _Batch:
     """What `ingest_many` read for its notifications, and the rows it has yet to write."""
 
@@ -209,8 +190,8 @@ class _Batch:
         self.conn = conn
         self.now = now
         self.shown = shown
-        self.open: dict[str, _Open] = {}  # group key -> its open incident, and its row there
-        self.stored: dict[tuple[int, str], _Stored] = {}  # (incident, fingerprint) -> alert
+        self.open: dict[str, OpenIncident] = {}  # group key -> its open incident, and its row there
+        self.stored: dict[tuple[int, str], StoredAlert] = {}  # (incident, fingerprint) -> alert
         self.touched: set[tuple[int, str]] = set()  # alerts written by this batch
         self.alerts = _Changes()  # alert rows to insert and update
         self.counts: dict[int, dict[str, Any]] = {}  # incident -> its alert-count update
@@ -222,21 +203,14 @@ class _Batch:
         self.open.clear()
         self.stored.clear()
         self.touched.clear()
-        keys = list({payload.group_key for payload in payloads})
-        for chunk in _chunks(keys):
-            for row in self.conn.execute(_OPEN_INCIDENTS, {"group_keys": chunk}):
-                self.open.setdefault(row.group_key, _Open(*row[:-1]))  # newest first
-        pairs = list(
-            {
-                (self.open[payload.group_key].id, alert.fingerprint)
-                for payload in payloads
-                if payload.group_key in self.open
-                for alert in payload.alerts
-            }
-        )
-        for chunk in _chunks(pairs):
-            for row in self.conn.execute(*_stored_pairs(self.conn, chunk)):
-                self.stored[(row.incident_id, row.fingerprint)] = _Stored(*row[1:])
+        self.open.update(open_incidents(self.conn, {p.group_key for p in payloads}))
+        pairs = {
+            (self.open[payload.group_key].id, alert.fingerprint)
+            for payload in payloads
+            if payload.group_key in self.open
+            for alert in payload.alerts
+        }
+        self.stored.update(stored_by_pairs(self.conn, pairs))
 
     def add(self, payload: AlertmanagerPayload) -> IngestOutcome | None:
         """Buffer a notification for an open, firing group; None: it needs `ingest` itself."""
@@ -275,16 +249,11 @@ class _Batch:
 
     def write(self) -> None:
         """Write what is buffered, in the order `ingest` would have."""
-        _write_alerts(self.conn, self.alerts)
-        if self.counts:
-            self.conn.execute(_COUNT_ALERTS, list(self.counts.values()))
+        write_alerts(self.conn, self.alerts.inserts, self.alerts.updates)
+        add_alert_counts(self.conn, list(self.counts.values()))
         if self.events:
-            insert_rows(self.conn, TimelineEvent.__table__, self.events)
+            record_events(self.conn, self.events)
         self.alerts, self.counts, self.events = _Changes(), {}, []
-
-
-def _chunks(values: list[_T]) -> list[list[_T]]:
-    return [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]
 
 
 def _decide(
@@ -297,19 +266,19 @@ def _decide(
     shown: Scrub = str,
 ) -> _Decision | None:
     """The incident this notification belongs to (None: it opens nothing and has no home)."""
-    incident = _find_open_incident(conn, payload.group_key)
+    incident = open_incident(conn, payload.group_key)
     if incident is not None:
         return _Decision(incident)
     key = correlation.key(_labels(payload)) if correlation is not None else None
-    if key is not None and conn.dialect.name == "postgresql":
-        _lock_correlation(conn, key)  # until commit: the other replica's incident is visible
-        if (incident := _find_open_incident(conn, payload.group_key)) is not None:
+    if key is not None and lock_correlation(conn, key):
+        # until commit: another replica's incident for these values is visible now
+        if (incident := open_incident(conn, payload.group_key)) is not None:
             return _Decision(incident)
-    latest = _latest_incident(conn, payload.group_key)
+    latest = latest_incident(conn, payload.group_key)
     if latest is not None and not _needs_open(conn, latest, alerts):
         return _Decision(latest)  # only repeats: recorded on the last incident, opens nothing
     if latest is not None and _within(latest.resolved_at, now, reopen_window_s):
-        _reopen(conn, latest.id, now)
+        reopen(conn, latest.id, now)
         return _Decision(latest, reopened=True)
     if not any(alert.status == FIRING for alert in alerts):
         return None
@@ -317,7 +286,7 @@ def _decide(
     if correlation is not None and correlation.merge:
         for row in correlated:
             if row.status != IncidentStatus.RESOLVED.value:  # a resolved one never takes it
-                joined = _Open(row.id, row.status, row.created_at, None, None)
+                joined = OpenIncident(row.id, row.status, row.created_at, None, None)
                 return _Decision(joined, joined=True)
     created = _create_incident(conn, payload, shown)
     memory.link(conn, created.id, [row.id for row in correlated], now)
@@ -333,177 +302,21 @@ def _labels(payload: AlertmanagerPayload) -> dict[str, str]:
     return payload.common_labels or payload.group_labels or payload.alerts[0].labels
 
 
-# Statements are built once: constructing them per call cost more CPU than running them.
-_INCIDENT_AND_GROUP = (
-    Incident.id,
-    Incident.status,
-    Incident.created_at,
-    Incident.resolved_at,
-    IncidentGroup.status,
-)
-_OPEN_INCIDENT = (
-    select(*_INCIDENT_AND_GROUP)
-    .join(IncidentGroup, IncidentGroup.incident_id == Incident.id)
-    .where(
-        IncidentGroup.group_key == bindparam("group_key"),
-        Incident.status != IncidentStatus.RESOLVED.value,
-    )
-    .order_by(Incident.id.desc())
-    .limit(1)
-)
-_LATEST_INCIDENT = (
-    select(*_INCIDENT_AND_GROUP)
-    .join(IncidentGroup, IncidentGroup.incident_id == Incident.id)
-    .where(IncidentGroup.group_key == bindparam("group_key"))
-    .order_by(Incident.id.desc())
-    .limit(1)
-)
-_OPEN_INCIDENTS = (
-    select(*_INCIDENT_AND_GROUP, IncidentGroup.group_key)
-    .join(IncidentGroup, IncidentGroup.incident_id == Incident.id)
-    .where(
-        IncidentGroup.group_key.in_(bindparam("group_keys", expanding=True)),
-        Incident.status != IncidentStatus.RESOLVED.value,
-    )
-    .order_by(Incident.id.desc())
-)
-_STORED = select(
-    Alert.incident_id, Alert.id, Alert.fingerprint, Alert.status, Alert.starts_at, Alert.ends_at
-)
-_PAIRS = (  # PostgreSQL: the pairs as a table of two arrays, one query text for any batch
-    func.unnest(
-        bindparam("incident_ids", type_=postgresql.ARRAY(BigInteger)),
-        bindparam("fingerprints", type_=postgresql.ARRAY(SafeText())),
-    )
-    .table_valued("incident_id", "fingerprint")
-    .render_derived(name="pairs")
-)
-_STORED_PAIR = (  # each pair looked up on its own, through the unique index (see _stored_pairs)
-    select(Alert.id, Alert.status, Alert.starts_at, Alert.ends_at)
-    .where(Alert.incident_id == _PAIRS.c.incident_id, Alert.fingerprint == _PAIRS.c.fingerprint)
-    .limit(1)
-    .lateral("stored")
-)
-_STORED_PAIRS = select(
-    _PAIRS.c.incident_id,
-    _STORED_PAIR.c.id,
-    _PAIRS.c.fingerprint,
-    _STORED_PAIR.c.status,
-    _STORED_PAIR.c.starts_at,
-    _STORED_PAIR.c.ends_at,
-).select_from(_PAIRS.join(_STORED_PAIR, true()))
-_STORED_IN_INCIDENTS = _STORED.where(
-    Alert.incident_id.in_(bindparam("incident_ids", expanding=True)),
-    Alert.fingerprint.in_(bindparam("fingerprints", expanding=True)),
-)
-
-
-def _stored_pairs(conn: Connection, pairs: list[tuple[int, str]]) -> tuple[Any, dict[str, Any]]:
-    """The query for stored alerts by (incident, fingerprint), in the form each planner reads
-    through the unique index. PostgreSQL 15 scans every alert for two IN lists; for a row-value
-    IN list it uses the index, but the list's text changes with each batch and costs the client
-    5 ms a batch to build and send; and it hashes the whole table for a join with the pairs
-    until that has some 30k rows (6 ms a batch at 15k: auto_explain). So the pairs go as two
-    arrays, each looked up on its own (LATERAL ... LIMIT 1): 1-2 ms for 160 pairs among 65k
-    alerts, and about half the client's CPU per batch. SQLite scans every alert for a
-    row-value IN list and searches two IN lists."""
-    if conn.dialect.name == "postgresql":
-        incident_ids, fingerprints = (list(column) for column in zip(*pairs, strict=True))
-        return _STORED_PAIRS, {"incident_ids": incident_ids, "fingerprints": fingerprints}
-    incident_ids = list({incident_id for incident_id, _ in pairs})
-    fingerprints = list({fingerprint for _, fingerprint in pairs})
-    return _STORED_IN_INCIDENTS, {"incident_ids": incident_ids, "fingerprints": fingerprints}
-
-
-_FIRING_GROUPS = select(func.count()).where(
-    IncidentGroup.incident_id == bindparam("incident_id"), IncidentGroup.status == FIRING
-)
-_STORED_ALERTS = select(
-    Alert.id, Alert.fingerprint, Alert.status, Alert.starts_at, Alert.ends_at
-).where(
-    Alert.incident_id == bindparam("incident_id"),
-    Alert.fingerprint.in_(bindparam("fingerprints", expanding=True)),
-)
-_UPDATE_ALERT = (
-    update(Alert)
-    .where(Alert.id == bindparam("alert_id"))
-    .values(
-        status=bindparam("status"),
-        starts_at=bindparam("starts_at"),
-        ends_at=bindparam("ends_at"),
-        updated_at=bindparam("updated_at"),
-    )
-)
-_INSERT_GROUP = insert(IncidentGroup)
-_GROUP_STATUS = (
-    update(IncidentGroup)
-    .where(
-        IncidentGroup.incident_id == bindparam("in_incident"),
-        IncidentGroup.group_key == bindparam("of_group"),
-    )
-    .values(status=bindparam("group_status"))
-)
-
-_COUNT_ALERTS = (
-    update(Incident)
-    .where(Incident.id == bindparam("incident_id"))
-    .values(
-        alert_count=Incident.alert_count + bindparam("new_alerts"),
-        truncated_alerts=bindparam("truncated"),
-        updated_at=bindparam("now"),
-    )
-)
-_RESOLVE_INCIDENT = _COUNT_ALERTS.values(
-    status=IncidentStatus.RESOLVED.value, resolved_at=bindparam("now"), resolved_by=ALERTMANAGER
-)
-
-
-def _open(row: Row[Any] | None) -> _Open | None:
-    return None if row is None else _Open(*row)
-
-
-def _find_open_incident(conn: Connection, group_key: str) -> _Open | None:
-    return _open(conn.execute(_OPEN_INCIDENT, {"group_key": group_key}).first())
-
-
-def _latest_incident(conn: Connection, group_key: str) -> _Open | None:
-    return _open(conn.execute(_LATEST_INCIDENT, {"group_key": group_key}).first())
-
-
-def _firing_groups(conn: Connection, incident_id: int) -> int:
-    return conn.scalar(_FIRING_GROUPS, {"incident_id": incident_id}) or 0
-
-
-def _lock_correlation(conn: Connection, key: tuple[str, ...]) -> None:
-    """PostgreSQL: wait for any other transaction deciding about the same correlation values;
-    released at commit (`pg_advisory_xact_lock`)."""
-    digest = hashlib.blake2b("\0".join(("firebreak-correlation", *key)).encode(), digest_size=8)
-    conn.execute(
-        text("SELECT pg_advisory_xact_lock(:key)"),
-        {"key": int.from_bytes(digest.digest(), "big", signed=True)},
-    )
-
-
 def _correlated(
     conn: Connection, correlation: CorrelationConfig | None, key: tuple[str, ...], now: datetime
 ) -> list[Row[Any]]:
     """Alertmanager incidents opened within the window that share the correlation values."""
     assert correlation is not None
-    query = select(Incident.id, Incident.status, Incident.created_at).where(
-        Incident.created_at >= now - timedelta(seconds=correlation.window_s),
-        Incident.group_key.is_not(None),
-    )
-    for name, value in zip(correlation.labels, key, strict=True):
-        query = query.where(Incident.labels[name].as_string() == value)
-    return list(conn.execute(query.order_by(Incident.id)))
+    since = now - timedelta(seconds=correlation.window_s)
+    return correlated_incidents(conn, list(zip(correlation.labels, key, strict=True)), since)
 
 
-def _needs_open(conn: Connection, incident: _Open, alerts: list[AlertPayload]) -> bool:
+def _needs_open(conn: Connection, incident: OpenIncident, alerts: list[AlertPayload]) -> bool:
     """True when a firing alert is news to the last (resolved) incident of the group."""
     firing = [alert for alert in alerts if alert.status == FIRING]
     if not firing:
         return False
-    stored = _stored_alerts(conn, incident.id, firing)
+    stored = stored_alerts(conn, incident.id, [alert.fingerprint for alert in firing])
     return any(
         (row := stored.get(alert.fingerprint)) is None
         or (alert.starts_at > row.starts_at)
@@ -512,18 +325,11 @@ def _needs_open(conn: Connection, incident: _Open, alerts: list[AlertPayload]) -
     )
 
 
-def _stored_alerts(
-    conn: Connection, incident_id: int, alerts: list[AlertPayload]
-) -> dict[str, Row[Any]]:
-    params = {"incident_id": incident_id, "fingerprints": [a.fingerprint for a in alerts]}
-    return {row.fingerprint: row for row in conn.execute(_STORED_ALERTS, params)}
-
-
 def _within(resolved_at: datetime | None, now: datetime, window_s: int) -> bool:
     return resolved_at is not None and now - resolved_at <= timedelta(seconds=window_s)
 
 
-def _create_incident(conn: Connection, payload: AlertmanagerPayload, shown: Scrub) -> _Open:
+def _create_incident(conn: Connection, payload: AlertmanagerPayload, shown: Scrub) -> OpenIncident:
     labels = _labels(payload)
     incident_id = insert_incident(
         conn,
@@ -533,9 +339,8 @@ def _create_incident(conn: Connection, payload: AlertmanagerPayload, shown: Scru
         service=service_of(labels),
         labels=labels,
     )
-    created = conn.scalar(select(Incident.created_at).where(Incident.id == incident_id))
-    assert created is not None
-    return _Open(incident_id, IncidentStatus.TRIGGERED.value, created, None, None)
+    created = incident_created_at(conn, incident_id)
+    return OpenIncident(incident_id, IncidentStatus.TRIGGERED.value, created, None, None)
 
 
 def _title(payload: AlertmanagerPayload, labels: dict[str, str]) -> str:
@@ -546,29 +351,16 @@ def _title(payload: AlertmanagerPayload, labels: dict[str, str]) -> str:
     return f"{alertname}: {summary}" if summary else alertname
 
 
-def _reopen(conn: Connection, incident_id: int, now: datetime) -> None:
-    conn.execute(
-        update(Incident)
-        .where(Incident.id == incident_id)
-        .values(
-            status=IncidentStatus.TRIGGERED.value,
-            resolved_at=None,
-            resolved_by=None,
-            acknowledged_at=None,
-            acknowledged_by=None,
-            updated_at=now,
-        )
-    )
-
-
 def _diff_alerts(
-    conn: Connection, incident_id: int, alerts: list[AlertPayload], now: datetime
+    conn: Connection, incident_id: int, payloads: list[AlertPayload], now: datetime
 ) -> _Changes:
-    return _diff(_stored_alerts(conn, incident_id, alerts), incident_id, alerts, now)
+    fingerprints = [alert.fingerprint for alert in payloads]
+    stored = stored_alerts(conn, incident_id, fingerprints)
+    return _diff(stored, incident_id, payloads, now)
 
 
 def _diff(
-    stored: Mapping[str, _Stored | Row[Any]],
+    stored: Mapping[str, StoredAlert | Row[Any]],
     incident_id: int,
     alerts: list[AlertPayload],
     now: datetime,
@@ -598,16 +390,9 @@ def _diff(
     return changes
 
 
-def _write_alerts(conn: Connection, changes: _Changes) -> None:
-    if changes.inserts:
-        insert_rows(conn, Alert.__table__, changes.inserts)
-    if changes.updates:
-        conn.execute(_UPDATE_ALERT, changes.updates)
-
-
 def _update_group(
     conn: Connection,
-    incident: _Open,
+    incident: OpenIncident,
     payload: AlertmanagerPayload,
     alerts: list[AlertPayload],
     changes: _Changes,
@@ -617,23 +402,14 @@ def _update_group(
     """Record the group's state in the incident; True when the group has resolved."""
     status = _group_status(incident, payload, alerts, changes, reopened=decision.reopened)
     if incident.group_status is None:
-        conn.execute(
-            _INSERT_GROUP,
-            {
-                "incident_id": incident.id,
-                "group_key": payload.group_key,
-                "status": status,
-                "joined_at": now,
-            },
-        )
+        add_group(conn, incident.id, payload.group_key, status, now)
     elif status != incident.group_status:
-        params = {"in_incident": incident.id, "of_group": payload.group_key}
-        conn.execute(_GROUP_STATUS, {**params, "group_status": status})
+        set_group_status(conn, incident.id, payload.group_key, status)
     return status == RESOLVED
 
 
 def _group_status(
-    incident: _Open,
+    incident: OpenIncident,
     payload: AlertmanagerPayload,
     alerts: list[AlertPayload],
     changes: _Changes,
@@ -670,7 +446,7 @@ def _update_incident(
         "truncated": payload.truncated_alerts,
         "now": now,
     }
-    conn.execute(_RESOLVE_INCIDENT if resolve else _COUNT_ALERTS, params)
+    add_alert_counts(conn, [params], resolve=resolve)
     if resolve:  # nobody needs paging for a resolved incident, whoever resolved it
         stop_ladder(conn, incident_id)
 

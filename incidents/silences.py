@@ -31,16 +31,22 @@ from functools import partial
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.incidents.events import Change, EventBus, IncidentEvent
 from firebreak.scheduler.core import Due, JobKind
 from firebreak.store import incidents
-from firebreak.store import oncall as store
-from firebreak.store.incidents import record_event, utcnow
-from firebreak.store.models import Incident, IncidentSilence
+from firebreak.store.incidents import incident_exists, record_event, utcnow
 from firebreak.store.schemas import EventType
+from firebreak.store.silences import (
+    ActiveSilence,
+    active_silence,
+    clear_silence,
+    save_silence,
+    silence_ends,
+    silence_of,
+)
 from firebreak.store.writer import Writer
 from firebreak.tools.alertmanager import AlertmanagerClient, AlertmanagerError, parse_duration
 
@@ -153,7 +159,7 @@ class SilenceOps:
         except AlertmanagerError as exc:
             log.warning("silence failed", incident_id=incident_id, reason=exc.reason)
             return SilenceOutcome(SilenceResult.FAILED, incident_id, error=str(exc))
-        silence = store.ActiveSilence(silence_id, until, actor, now)
+        silence = ActiveSilence(silence_id, until, actor, now)
         recorded = await self.writer.run(
             partial(
                 _record_silence,
@@ -178,7 +184,7 @@ class SilenceOps:
         async with self.engine.connect() as conn:
             if not await incidents.exists(conn, incident_id):
                 return SilenceOutcome(SilenceResult.MISSING, incident_id)
-            current = await store.active_silence(conn, incident_id, utcnow())
+            current = await active_silence(conn, incident_id, utcnow())
         if current is None:
             return SilenceOutcome(SilenceResult.NOT_SILENCED, incident_id)
         try:
@@ -241,17 +247,19 @@ def _epoch(at: datetime) -> int:
 
 def pending_ends(conn: Connection) -> list[Due]:
     """Every recorded silence's end (ended ones too: their job was lost, they fire late)."""
-    rows = conn.execute(select(IncidentSilence.incident_id, IncidentSilence.ends_at))
-    return [Due(SILENCE_END, row.incident_id, _epoch(row.ends_at), row.ends_at) for row in rows]
+    return [
+        Due(SILENCE_END, incident_id, _epoch(ends_at), ends_at)
+        for incident_id, ends_at in silence_ends(conn)
+    ]
 
 
 def _record_end(conn: Connection, *, incident_id: int, token: int) -> bool:
-    silence = store.silence_of(conn, incident_id)
+    silence = silence_of(conn, incident_id)
     if silence is None or _epoch(silence.ends_at) != token:
         return False  # lifted or replaced meanwhile
     if silence.ends_at - _EARLY > utcnow():
         return False
-    store.clear_silence(conn, incident_id, silence.silence_id)
+    clear_silence(conn, incident_id, silence.silence_id)
     record_event(
         conn,
         incident_id,
@@ -274,14 +282,14 @@ def _record_silence(
     conn: Connection,
     *,
     incident_id: int,
-    silence: store.ActiveSilence,
+    silence: ActiveSilence,
     duration: str,
     matchers: dict[str, str],
 ) -> Any:
     """The row and the SILENCED event; the id of the silence replaced (or None), or _GONE."""
-    if conn.scalar(select(Incident.id).where(Incident.id == incident_id)) is None:
+    if not incident_exists(conn, incident_id):
         return _GONE
-    replaced = store.save_silence(conn, incident_id, silence)
+    replaced = save_silence(conn, incident_id, silence)
     record_event(
         conn,
         incident_id,
@@ -301,9 +309,9 @@ def _record_silence(
 
 
 def _record_unsilence(
-    conn: Connection, *, incident_id: int, silence: store.ActiveSilence, actor: str
+    conn: Connection, *, incident_id: int, silence: ActiveSilence, actor: str
 ) -> bool:
-    if not store.clear_silence(conn, incident_id, silence.silence_id):
+    if not clear_silence(conn, incident_id, silence.silence_id):
         return False
     record_event(
         conn,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from firebreak.oncall.service import NextShift, OnCall, Shift
+from firebreak.oncall.schedules import NextShift, OnCall, Shift
 
 __all__ = ["OnCallAnswer", "oncall_answers"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from firebreak.oncall.service import LookupEmail
+from firebreak.oncall.schedules import LookupEmail
 
 __all__ = ["slack_email_lookup"]
 

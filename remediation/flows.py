@@ -43,12 +43,13 @@ from firebreak.incidents.notices import (
     RemediationVerified,
 )
 from firebreak.incidents.ports import Notifier
-from firebreak.remediation import service as store
 from firebreak.remediation.config import RemediationConfig
 from firebreak.remediation.supervisor import Supervised, supervise
 from firebreak.scheduler.core import Due, JobKind, Scheduling
+from firebreak.store import remediations
 from firebreak.store.db import is_memory_sqlite
 from firebreak.store.incidents import record_event, utcnow
+from firebreak.store.remediations import DONE, EXECUTING, SCHEDULED, VERIFY
 from firebreak.store.schemas import EventType, IncidentStatus, RemediationProposal
 from firebreak.store.writer import Writer
 from firebreak.tools.actions import check_proposal
@@ -59,6 +60,7 @@ from firebreak.tools.redact import Redactor
 log = structlog.get_logger(__name__)
 
 ACTOR = "firebreak"
+KIND = "rem"  # the scheduler's job kind for run deadlines
 OUTPUT_MAX = 2000  # characters of output kept in the timeline and shown in the thread
 DEADLINE_MARGIN_S = 60.0  # after timeout_s + this, an `executing` run is declared interrupted
 SUPERVISOR_MARGIN_S = 30.0  # the supervisor's start and its store write, beyond timeout_s
@@ -105,7 +107,7 @@ class RemediationService:
         self._running: set[int] = set()
 
     def job_kinds(self) -> list[JobKind]:
-        return [JobKind(store.KIND, self.run_job, store.pending_runs)]
+        return [JobKind(KIND, self.run_job, pending_runs)]
 
     # ------------------------------------------------------------------ public (ports)
 
@@ -144,7 +146,7 @@ class RemediationService:
             "approved_by": approved.approved_by,
             "created_at": now,
             "updated_at": now,
-            "phase": store.SCHEDULED,
+            "phase": SCHEDULED,
             "next_at": run_at,
             "step": 0,
             "output": "",
@@ -159,23 +161,23 @@ class RemediationService:
             self.notifier.tell(approved.incident_id, RemediationScheduled(
                 action=action.name, approved_by=approved.approved_by, run_at=run_at, delay_s=delay
             ))  # fmt: skip
-        self.scheduler.schedule(Due(store.KIND, run_id, 0, run_at))
+        self.scheduler.schedule(Due(KIND, run_id, 0, run_at))
 
     # ------------------------------------------------------------------ job
 
     async def run_job(self, run_id: int, step: int) -> None:
         async with self.engine.connect() as conn:
-            found = await conn.run_sync(store.get_run, run_id)
+            found = await conn.run_sync(remediations.get_run, run_id)
         if found is None:
             return
         run, status = found, found.incident_status
         if run.step != step:
             return
-        if run.phase == store.SCHEDULED:
+        if run.phase == SCHEDULED:
             await self._execute(run, status)
-        elif run.phase == store.EXECUTING:
+        elif run.phase == EXECUTING:
             await self._interrupted(run)
-        elif run.phase == store.VERIFY:
+        elif run.phase == VERIFY:
             await self._verify(run)
 
     # ------------------------------------------------------------------ phases
@@ -188,23 +190,23 @@ class RemediationService:
         elif self.action(run.action) is None:
             skipped = "the action is no longer in the allowlist"
         if skipped is not None:
-            await self._finish(run, run.step, store.SCHEDULED, ok=False, output="", skipped=skipped)
+            await self._finish(run, run.step, SCHEDULED, ok=False, output="", skipped=skipped)
             return
         now = utcnow()
         deadline = now + timedelta(seconds=definition.timeout_s + DEADLINE_MARGIN_S)
         claimed = await self.writer.run(partial(
-            store.advance_run, run_id=run.id, step=run.step, phase=store.SCHEDULED,
-            to_phase=store.EXECUTING, next_at=deadline, now=now,
+            remediations.advance_run, run_id=run.id, step=run.step, phase=SCHEDULED,
+            to_phase=EXECUTING, next_at=deadline, now=now,
         ))  # fmt: skip
         if not claimed:
             return
-        self.scheduler.schedule(Due(store.KIND, run.id, run.step + 1, deadline))
+        self.scheduler.schedule(Due(KIND, run.id, run.step + 1, deadline))
         log.info("remediation running", run_id=run.id, action=run.action)
         self._running.add(run.id)
         try:
             ok, raw = await self._run_supervised(run, definition)
             output = self.redactor.redact(raw)[:OUTPUT_MAX]
-            await self._finish(run, run.step + 1, store.EXECUTING, ok=ok, output=output)
+            await self._finish(run, run.step + 1, EXECUTING, ok=ok, output=output)
         finally:  # only now may a deadline job finish the run instead (its supervisor's record)
             self._running.discard(run.id)
 
@@ -223,7 +225,7 @@ class RemediationService:
         return Supervised(
             run_id=run.id,
             step=step,
-            phase=store.EXECUTING,
+            phase=EXECUTING,
             definition=definition.model_dump(mode="json"),
             parameters=dict(run.parameters),
             store_url=None if is_memory_sqlite(url) else url,
@@ -238,14 +240,14 @@ class RemediationService:
             return
         if run.ok is not None:
             await self._finish(
-                run, run.step, store.EXECUTING, ok=run.ok,
+                run, run.step, EXECUTING, ok=run.ok,
                 output=self.redactor.redact(run.output or "")[:OUTPUT_MAX], recovered=True,
             )  # fmt: skip
             return
         await self._finish(
             run,
             run.step,
-            store.EXECUTING,
+            EXECUTING,
             ok=False,
             output="",
             skipped="Firebreak stopped while the action ran; its outcome is unknown, check it",
@@ -267,7 +269,7 @@ class RemediationService:
         next_at = None
         if ok and verify:
             next_at = now + timedelta(seconds=float(verify["within_s"]))
-        to_phase = store.VERIFY if next_at else store.DONE
+        to_phase = VERIFY if next_at else DONE
         params = ", ".join(f"{k}={v}" for k, v in sorted(run.parameters.items()))
         if skipped:
             message = f"{run.action} not run: {skipped}"
@@ -287,7 +289,7 @@ class RemediationService:
         }
 
         def record(conn: Connection) -> bool:
-            if not store.advance_run(
+            if not remediations.advance_run(
                 conn, run.id, step, phase,
                 to_phase=to_phase, next_at=next_at, now=now, ok=ok, output=output or skipped or "",
             ):  # fmt: skip
@@ -305,7 +307,7 @@ class RemediationService:
             verify=verify if next_at else None, verify_at=next_at,
         ))  # fmt: skip
         if next_at:
-            self.scheduler.schedule(Due(store.KIND, run.id, step + 1, next_at))
+            self.scheduler.schedule(Due(KIND, run.id, step + 1, next_at))
 
     async def _verify(self, run: Any) -> None:
         verify = VerifyConfig.model_validate(run.definition["verify"])
@@ -328,9 +330,9 @@ class RemediationService:
         }
 
         def record(conn: Connection) -> bool:
-            if not store.advance_run(
-                conn, run.id, run.step, store.VERIFY,
-                to_phase=store.DONE, next_at=None, now=now, verified=ok,
+            if not remediations.advance_run(
+                conn, run.id, run.step, VERIFY,
+                to_phase=DONE, next_at=None, now=now, verified=ok,
             ):  # fmt: skip
                 return False
             text = message + (f" ({error})" if error else "")
@@ -392,6 +394,12 @@ class RemediationService:
 def _create_once(conn: Connection, values: dict[str, Any]) -> int | None:
     """The run, unless this approval already has one (None then)."""
     key = values["approval_key"]
-    if key is not None and store.run_for_approval(conn, key) is not None:
+    if key is not None and remediations.run_for_approval(conn, key) is not None:
         return None
-    return store.create_run(conn, **values)
+    return remediations.create_run(conn, **values)
+
+
+def pending_runs(conn: Connection) -> list[Due]:
+    """Every run deadline, as the scheduler fires it (reconciliation, in a worker thread)."""
+    waiting = remediations.waiting_runs(conn)
+    return [Due(KIND, run_id, step, next_at) for run_id, step, next_at in waiting]

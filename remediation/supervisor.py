@@ -8,7 +8,7 @@ record it, and the restart could only say "outcome unknown". Now Firebreak start
 over a pipe; the supervisor runs the action through the same executors
 (`tools.actions.run_action`: argv without a shell, the child's minimal environment, the
 action's timeout), redacts the output, writes the outcome on the run's row while the run is
-still `executing` (`store.remediation.record_exit`, which also makes the run due now), and only
+still `executing` (`store.remediations.record_exit`, which also makes the run due now), and only
 then answers on stdout. A live Firebreak records the answer as before; after Firebreak's death
 the next scheduler finds the outcome on the row and records that instead of "unknown".
 
@@ -157,7 +157,7 @@ def _record(job: Supervised, ok: bool, output: str) -> bool:
     from sqlalchemy.exc import SQLAlchemyError
 
     from firebreak.store.db import create_sync_engine
-    from firebreak.store.remediation import record_exit
+    from firebreak.store.remediations import record_exit
 
     assert job.store_url is not None
     engine = create_sync_engine(job.store_url)

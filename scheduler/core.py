@@ -48,12 +48,13 @@ from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 
 from firebreak.scheduler.election import leader_lock
-from firebreak.store.db import conflict_insert, create_sync_engine, is_memory_sqlite
+from firebreak.store.db import create_sync_engine, is_memory_sqlite
 from firebreak.store.health import describe, is_outage
+from firebreak.store.scheduling import job_times, replace_jobs
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +63,6 @@ PERSISTENT = "persistent"  # alias of the SQLAlchemy job store (only on the elec
 DUE_EXECUTOR = "due"  # alias of the executor that hands persistent jobs to their kind
 JOB_OPTIONS: dict[str, Any] = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
 TIME_SLACK_S = 0.5  # a stored job this close to the wanted time is left alone
-_CHUNK = 500
 # Items of `limited` kinds running at once per process: they commit together through the store
 # writer, so this bounds a batch (the writer's maximum).
 STEP_CONCURRENCY = 256
@@ -383,14 +383,8 @@ class JobScheduler:
         self, conn: Connection, jobstore: SQLAlchemyJobStore, dues: list[Due], *, replace: list[str]
     ) -> None:
         """Delete the jobs `replace` names, then insert the jobs for `dues`, in bulk."""
-        jobs = jobstore.jobs_t
-        for i in range(0, len(replace), _CHUNK):
-            conn.execute(delete(jobs).where(jobs.c.id.in_(replace[i : i + _CHUNK])))
-        if dues:
-            conn.execute(
-                conflict_insert(conn, jobs).on_conflict_do_nothing(index_elements=["id"]),
-                [self._job_row(due, jobstore) for due in dues],
-            )
+        rows = [self._job_row(due, jobstore) for due in dues]
+        replace_jobs(conn, jobstore.jobs_t, replace, rows)
 
     # ------------------------------------------------------------------ reconciliation
 
@@ -416,14 +410,13 @@ class JobScheduler:
         jobstore = self.jobstore
         if jobstore is None:
             return ReconcileReport(), []
-        jobs = jobstore.jobs_t
         with jobstore.engine.begin() as conn:
             # The jobs first, then the rows: a job the loop writes meanwhile reflects a row
             # state at least as new as what we read, so it is never deleted by mistake.
             existing = {
-                row.id: row.next_run_time
-                for row in conn.execute(select(jobs.c.id, jobs.c.next_run_time))
-                if row.id.split(":", 1)[0] in self.kinds
+                job_id: at
+                for job_id, at in job_times(conn, jobstore.jobs_t).items()
+                if job_id.split(":", 1)[0] in self.kinds
             }
             with self.engine.connect() as rows:
                 wanted = {

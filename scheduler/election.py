@@ -15,11 +15,12 @@ import os
 from typing import Any
 
 import structlog
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from firebreak.store.db import is_memory_sqlite, sync_url
+from firebreak.store.scheduling import ping, try_advisory_lock, unlock_advisory
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +74,7 @@ class _AdvisoryLock(Lock):
     def acquire(self) -> bool:
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            got = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}))
+            got = try_advisory_lock(conn, LOCK_KEY)
         except Exception:
             conn.close()
             raise
@@ -85,7 +86,7 @@ class _AdvisoryLock(Lock):
 
     def alive(self) -> bool:
         try:
-            self.conn.execute(text("SELECT 1"))
+            ping(self.conn)
             return True
         except Exception:
             log.warning("scheduler lock connection lost")
@@ -94,7 +95,7 @@ class _AdvisoryLock(Lock):
     def release(self) -> None:
         if self.conn is not None:
             with contextlib.suppress(Exception):
-                self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                unlock_advisory(self.conn, LOCK_KEY)
             with contextlib.suppress(Exception):
                 self.conn.close()
             self.conn = None

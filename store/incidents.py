@@ -2,7 +2,7 @@
 
 Every function takes a connection so the caller decides the transaction. Reads take an
 `AsyncConnection`; writes take a blocking `Connection` and run on the store writer, sharing its
-commits (store/writer.py). The state transitions themselves live in `incidents/transitions.py`.
+commits (store/writer.py). The rules of the state transitions live in `incidents/transitions.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.store import memory, verdicts
+from firebreak.store.db import insert_rows
 from firebreak.store.models import (
     Alert,
     AnalysisRecord,
@@ -33,6 +34,7 @@ from firebreak.store.schemas import (
 )
 
 CARD = "card"
+MAX_TITLE = 300
 MAX_ALERTS_SHOWN = 50
 READ_WITH_ANALYSIS = {"run_id", "feedback"}  # columns and rows of their own, not the body
 
@@ -64,6 +66,12 @@ def record_event(
             "data": data or {},
         },
     )
+
+
+def record_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Many timeline rows at once (each with `incident_id`, `at`, `type`, `actor`, `message`,
+    `data`): ingest writes a storm's events in one statement."""
+    insert_rows(conn, TimelineEvent.__table__, rows)
 
 
 def record_run_event(
@@ -171,6 +179,69 @@ async def timeline(conn: AsyncConnection, incident_id: int) -> list[TimelineEven
 async def exists(conn: AsyncConnection, incident_id: int) -> bool:
     found = await conn.scalar(select(Incident.id).where(Incident.id == incident_id))
     return found is not None
+
+
+def insert_incident(
+    conn: Connection,
+    *,
+    group_key: str | None,
+    title: str,
+    severity: str,
+    service: str,
+    labels: dict[str, str],
+    truncated_alerts: int = 0,
+) -> int:
+    """A new triggered incident (from Alertmanager or declared by a person)."""
+    now = utcnow()
+    incident_id = conn.scalar(
+        insert(Incident)
+        .values(
+            group_key=group_key,
+            title=title[:MAX_TITLE],
+            status=IncidentStatus.TRIGGERED.value,
+            severity=severity,
+            service=service,
+            labels=labels,
+            created_at=now,
+            updated_at=now,
+            alert_count=0,
+            truncated_alerts=truncated_alerts,
+            escalation_level=0,
+        )
+        .returning(Incident.id)
+    )
+    assert incident_id is not None
+    return incident_id
+
+
+def change_status(
+    conn: Connection,
+    incident_id: int,
+    *,
+    only_from: list[IncidentStatus],
+    values: dict[str, Any],
+) -> bool:
+    """Set `values` on the incident if its status is one of `only_from`; True when it was (the
+    one caller that made the change)."""
+    result = conn.execute(
+        update(Incident)
+        .where(Incident.id == incident_id, Incident.status.in_([s.value for s in only_from]))
+        .values(**values, updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def status_of(conn: Connection, incident_id: int) -> tuple[IncidentStatus, str | None] | None:
+    """The incident's status and who acknowledged it (None: no such incident)."""
+    row = conn.execute(
+        select(Incident.status, Incident.acknowledged_by).where(Incident.id == incident_id)
+    ).first()
+    return None if row is None else (IncidentStatus(row.status), row.acknowledged_by)
+
+
+def incident_exists(conn: Connection, incident_id: int) -> bool:
+    """`exists` for the writer's blocking connection."""
+    return conn.scalar(select(Incident.id).where(Incident.id == incident_id)) is not None
 
 
 def save_analysis(

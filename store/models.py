@@ -1,4 +1,4 @@
-"""Database tables. Queries live in the service modules beside this one, not here.
+"""Database tables. Queries live in the modules beside this one (one per domain), not here.
 
 Timestamps are stored as timezone-aware UTC on both SQLite and PostgreSQL; JSON columns are
 JSONB on PostgreSQL. Text columns are `SafeText` / `SafeString` (store/text.py): NUL, which
@@ -322,12 +322,19 @@ class SlackOutbox(Base):
     __table_args__ = (Index("ix_slack_outbox_status_next", "status", "next_attempt_at"),)
 
 
-class SlackEventSeen(Base):
-    """Slack deliveries already handled (Events API ``event_id``), shared by all replicas."""
+class DedupKey(Base):
+    """Keys already handled, shared by all replicas: `kind` says whose (`store/dedup.py`).
 
-    __tablename__ = "slack_events_seen"
+    A key tied to an incident (`incident_id`) lives as long as the incident and goes with it
+    (store/retention.py); the others are pruned by age by the kind that wrote them."""
 
+    __tablename__ = "dedup_keys"
+
+    kind: Mapped[str] = mapped_column(SafeString(32), primary_key=True)
     key: Mapped[str] = mapped_column(SafeString(255), primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 

@@ -26,8 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from firebreak.bot.web import auth
 from firebreak.bot.web.views import build_view
-from firebreak.remediation import service as remediation_runs
-from firebreak.store import incidents, memory
+from firebreak.store import incidents, memory, remediations
 from firebreak.store.schemas import IncidentStatus
 
 PAGE_SIZE = 25
@@ -129,7 +128,7 @@ async def incident_page(request: Request) -> Response:
             return _not_found(request, raw)
         events = await incidents.timeline(conn, incident_id) or []
         gathered = await incidents.latest_evidence(conn, incident_id)
-        runs = await conn.run_sync(remediation_runs.runs_of, incident_id)
+        runs = await conn.run_sync(remediations.runs_of, incident_id)
         related = await memory.related(conn, incident_id)
     scrub = request.app.state.runtime.redactor.redact_value
     view = build_view(incident.shown(scrub), events, gathered, runs, related)

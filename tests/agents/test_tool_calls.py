@@ -3,11 +3,16 @@ checkpoint not) does not record its calls twice; both stores."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+from functools import partial
+
 from sqlalchemy import select
 
 from firebreak.agents.tool_calls import record_calls
 from firebreak.agents.tool_results import ToolResult
 from firebreak.incidents import transitions
+from firebreak.store import dedup
 from firebreak.store.models import TimelineEvent
 from firebreak.store.writer import Writer
 
@@ -43,3 +48,13 @@ async def test_a_step_run_again_records_each_call_once(writer: Writer) -> None:
     assert events[0].message == "Tool search_logs(query='timeout'): 2 results (L4–L5)"
     assert events[1].message == "Tool search_logs(query='oom'): nothing found"
     assert events[0].data["results"] == 2 and events[0].data["arguments"] == {"query": "timeout"}
+
+
+async def test_a_call_stays_recorded_once_past_the_daily_pruning(writer: Writer) -> None:
+    incident_id = await writer.run(lambda conn: transitions.declare(conn, "disk full", "U1"))
+    step = [("run-1:call_a", found("timeout", "L4"))]
+    assert await writer.run(lambda conn: record_calls(conn, incident_id=incident_id, calls=step))
+    await asyncio.sleep(0.01)
+    await writer.run(partial(dedup.prune, older_than=timedelta(0)))  # the outbox's maintenance
+    again = await writer.run(lambda conn: record_calls(conn, incident_id=incident_id, calls=step))
+    assert again == 0

@@ -13,7 +13,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from firebreak.oncall.config import ScheduleConfig
-from firebreak.oncall.service import OnCall
+from firebreak.oncall.schedules import OnCall
 from firebreak.oncall.slack_lookup import slack_email_lookup
 from tests.fakes.slack_api import FakeSlackApi
 from tests.oncall.conftest import CalendarServer

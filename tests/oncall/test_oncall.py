@@ -12,7 +12,7 @@ from firebreak.bot.oncall_messages import handoff_text, oncall_text, unknown_sch
 from firebreak.incidents.notices import HandoffIncident, OnCallHandoff
 from firebreak.oncall.answers import oncall_answers
 from firebreak.oncall.config import ScheduleConfig
-from firebreak.oncall.service import OnCall, PageTarget, UnknownSchedule
+from firebreak.oncall.schedules import OnCall, PageTarget, UnknownSchedule
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from firebreak.oncall.config import Rotation, ScheduleConfig
 from firebreak.oncall.rotation import rotation_segments
-from firebreak.oncall.service import OnCall
+from firebreak.oncall.schedules import OnCall
 
 BERLIN = ZoneInfo("Europe/Berlin")
 USERS = ["U0ALICE", "U0BOB", "U0CAROL"]

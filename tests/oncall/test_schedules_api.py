@@ -19,7 +19,7 @@ from starlette.routing import Route
 from firebreak.bot.schedules_api import list_schedules, schedule_oncall
 from firebreak.config import Secrets
 from firebreak.oncall.config import ScheduleConfig
-from firebreak.oncall.service import OnCall
+from firebreak.oncall.schedules import OnCall
 from tests.support.app import free_tcp_port
 
 # A 24 h rotation that started a week ago at midnight UTC: the answer for "now" is known.

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from firebreak.remediation import service
 from firebreak.remediation.flows import ApprovedRemediation
+from firebreak.store import remediations
 from firebreak.store.db import create_sync_engine
 from firebreak.store.models import RemediationRun
 from firebreak.store.schemas import RemediationParameter, RemediationProposal
@@ -54,10 +54,10 @@ def approve_now(store_url: str, incident_id: int, marker: Path) -> int:
     engine = create_sync_engine(store_url)
     try:
         with engine.begin() as conn:
-            return service.create_run(
+            return remediations.create_run(
                 conn, incident_id=incident_id, action=ACTION["name"], definition=definition,
                 parameters={"path": str(marker)}, reason="test", approved_by="U0ALICE",
-                created_at=now, updated_at=now, phase=service.SCHEDULED, next_at=now, step=0,
+                created_at=now, updated_at=now, phase=remediations.SCHEDULED, next_at=now, step=0,
                 output="", approval_key=None,
             )  # fmt: skip
     finally:
@@ -126,7 +126,7 @@ async def test_a_kill_9_mid_run_then_restart_records_the_real_outcome(
             await eventually(lambda: seen("done"), within=30)  # it went on without Firebreak
             assert wait_gone(left, within=30) == [], "the supervisor ended once it recorded"
             run = await asyncio.to_thread(stored_run, store_url, run_id)
-            assert (run.phase, run.ok) == (service.EXECUTING, False)  # nobody finished it yet
+            assert (run.phase, run.ok) == (remediations.EXECUTING, False)  # nobody finished it yet
             assert "rolled back checkout" in run.output and "exit status 3" in run.output
 
             second = serve("second")
@@ -146,7 +146,7 @@ async def test_a_kill_9_mid_run_then_restart_records_the_real_outcome(
         assert "slow-rollback" in event["message"] and "failed" in event["message"]
         assert lines() == ["started", "done"]  # it ran once
         run = await asyncio.to_thread(stored_run, store_url, run_id)
-        assert (run.phase, run.ok, run.next_at) == (service.DONE, False, None)
+        assert (run.phase, run.ok, run.next_at) == (remediations.DONE, False, None)
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:

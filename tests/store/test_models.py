@@ -11,7 +11,7 @@ from sqlalchemy.exc import StatementError
 
 from firebreak.store.db import create_sync_engine
 from firebreak.store.migrate import upgrade
-from firebreak.store.models import SlackEventSeen
+from firebreak.store.models import DedupKey
 
 TEN_UTC = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 PARIS_WINTER = timezone(timedelta(hours=1))
@@ -31,14 +31,17 @@ async def test_equal_instants_in_other_zones_are_stored_as_the_same_utc_time(
     try:
         with engine.begin() as conn:
             conn.execute(
-                insert(SlackEventSeen), [{"key": k, "seen_at": at} for k, at in given.items()]
+                insert(DedupKey),
+                [{"kind": "slack", "key": k, "seen_at": at} for k, at in given.items()],
             )
             with pytest.raises(StatementError, match="naive datetime"):
                 conn.execute(
-                    insert(SlackEventSeen).values(key="naive", seen_at=TEN_UTC.replace(tzinfo=None))
+                    insert(DedupKey).values(
+                        kind="slack", key="naive", seen_at=TEN_UTC.replace(tzinfo=None)
+                    )
                 )
         with engine.connect() as conn:
-            stored = dict(conn.execute(select(SlackEventSeen.key, SlackEventSeen.seen_at)).all())
+            stored = dict(conn.execute(select(DedupKey.key, DedupKey.seen_at)).all())
     finally:
         engine.dispose()
     assert stored == {k: at.astimezone(UTC) for k, at in given.items()}

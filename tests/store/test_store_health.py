@@ -16,7 +16,7 @@ from firebreak.store.db import create_sync_engine
 from firebreak.store.health import describe, is_outage
 from firebreak.store.incidents import utcnow
 from firebreak.store.migrate import upgrade
-from firebreak.store.models import SlackEventSeen
+from firebreak.store.models import DedupKey
 from firebreak.store.writer import Writer
 from tests.conftest import make_config
 from tests.support.app import RunningApp, run_app
@@ -55,7 +55,7 @@ def test_outages_are_the_store_being_away_not_the_work_being_wrong() -> None:
 
 def _seen(key: str):
     def work(conn: Connection) -> str:
-        conn.execute(insert(SlackEventSeen).values(key=key, seen_at=utcnow()))
+        conn.execute(insert(DedupKey).values(kind="slack", key=key, seen_at=utcnow()))
         return key
 
     return work
@@ -99,7 +99,7 @@ async def test_writes_failing_make_the_writer_not_ready_until_a_probe_commits(
 
 def _big(key: str):
     def work(conn: Connection) -> str:
-        conn.execute(insert(SlackEventSeen).values(key=key, seen_at=utcnow()))
+        conn.execute(insert(DedupKey).values(kind="slack", key=key, seen_at=utcnow()))
         conn.execute(text("CREATE TABLE IF NOT EXISTS filler (x BLOB)"))
         conn.execute(text("INSERT INTO filler VALUES (randomblob(200000))"))
         return key

@@ -13,21 +13,21 @@ from sqlalchemy import Connection, func, insert, select
 from firebreak.store.db import create_sync_engine
 from firebreak.store.incidents import utcnow
 from firebreak.store.migrate import upgrade
-from firebreak.store.models import SlackEventSeen
+from firebreak.store.models import DedupKey
 from firebreak.store.writer import Batched, Writer
 from tests.support.waiting import eventually
 
 
 def _seen(key: str):
     def work(conn: Connection) -> str:
-        conn.execute(insert(SlackEventSeen).values(key=key, seen_at=utcnow()))
+        conn.execute(insert(DedupKey).values(kind="slack", key=key, seen_at=utcnow()))
         return key
 
     return work
 
 
 def _count(conn: Connection) -> int:
-    return conn.scalar(select(func.count()).select_from(SlackEventSeen))
+    return conn.scalar(select(func.count()).select_from(DedupKey))
 
 
 def _boom(conn: Connection) -> None:

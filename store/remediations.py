@@ -1,9 +1,15 @@
-"""Queries for remediation runs (`remediation_runs`, the source of truth of their deadlines).
+"""Remediation run queries (`remediation_runs`, the source of truth of their deadlines).
 
 Every state change is a conditional UPDATE on the run's exactly-once token (`step` and
 `phase`): it changes the row only if nobody did that step before. The caller writes the
 timeline event in the same transaction (they run on the store writer) and does the step's side
 effects (running the action, Slack) only when the UPDATE changed the row.
+
+`record_exit` is written by the action's supervisor process (remediation/supervisor.py), which
+outlives Firebreak when Firebreak dies mid-run: the outcome goes to the run's row while the run
+is still `executing`, and its deadline moves to now, so whichever process is the scheduler then
+(this one after a restart, or another replica) finishes the run with that outcome at its next
+reconciliation instead of declaring it unknown.
 """
 
 from __future__ import annotations
@@ -13,10 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from firebreak.scheduler.core import Due
 from firebreak.store.models import Incident, RemediationRun
-
-KIND = "rem"  # the scheduler's job kind for run deadlines
 
 # run phases
 SCHEDULED = "scheduled"
@@ -66,13 +69,14 @@ def advance_run(
     return result.rowcount == 1
 
 
-def pending_runs(conn: Connection) -> list[Due]:
+def waiting_runs(conn: Connection) -> list[tuple[int, int, datetime]]:
+    """(run, step, next_at) of every run with a deadline."""
     rows = conn.execute(
         select(RemediationRun.id, RemediationRun.step, RemediationRun.next_at).where(
             RemediationRun.next_at.is_not(None)
         )
     )
-    return [Due(KIND, r.id, r.step, r.next_at) for r in rows]
+    return [(r.id, r.step, r.next_at) for r in rows]
 
 
 def runs_of(conn: Connection, incident_id: int) -> list[Any]:
@@ -84,3 +88,28 @@ def runs_of(conn: Connection, incident_id: int) -> list[Any]:
             .order_by(RemediationRun.id)
         )
     )
+
+
+def record_exit(
+    conn: Connection,
+    run_id: int,
+    step: int,
+    phase: str,
+    *,
+    ok: bool,
+    output: str,
+    now: datetime,
+) -> bool:
+    """Keep the action's outcome on the run claimed at (`step`, `phase`), once; False when the
+    run has moved on (Firebreak recorded it first) or already holds an outcome."""
+    result = conn.execute(
+        update(RemediationRun)
+        .where(
+            RemediationRun.id == run_id,
+            RemediationRun.step == step,
+            RemediationRun.phase == phase,
+            RemediationRun.ok.is_(None),
+        )
+        .values(ok=ok, output=output, next_at=now, updated_at=now)
+    )
+    return result.rowcount == 1

@@ -1,4 +1,5 @@
-"""Slack delivery state: the durable outbox, the shared event de-duplication, and leases.
+"""Slack delivery state: the durable outbox, post intents, and leases (Slack deliveries are
+de-duplicated in store/dedup.py).
 
 Every function takes a connection and the caller owns the transaction. Reads take an
 `AsyncConnection`; writes take a blocking `Connection` and run on the store writer (group
@@ -20,7 +21,6 @@ from firebreak.store.db import conflict_insert
 from firebreak.store.incidents import CARD, utcnow
 from firebreak.store.models import (
     Incident,
-    SlackEventSeen,
     SlackLease,
     SlackMessage,
     SlackOutbox,
@@ -270,23 +270,6 @@ def forget_intent(conn: Connection, incident_id: int, purpose: str) -> None:
             SlackPostIntent.incident_id == incident_id, SlackPostIntent.purpose == purpose
         )
     )
-
-
-# ---------------------------------------------------------------------- de-duplication
-
-
-def first_delivery(conn: Connection, key: str) -> bool:
-    """True the first time ``key`` is seen (by any replica), False for every repeat."""
-    result = conn.execute(
-        conflict_insert(conn, SlackEventSeen)
-        .values(key=key[:255], seen_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
-    return result.rowcount == 1
-
-
-def prune_seen(conn: Connection, older_than: timedelta) -> None:
-    conn.execute(delete(SlackEventSeen).where(SlackEventSeen.seen_at < utcnow() - older_than))
 
 
 # ---------------------------------------------------------------------- leases

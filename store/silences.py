@@ -1,12 +1,8 @@
-"""What an incident's card says about on-call and silences, and the handoff greetings sent.
+"""The silence an incident's group is under (`incident_silences`, one row per incident).
 
-- The silence an incident's group is under (`incident_silences`, one row per incident): the
-  card shows "Silenced until … by …" and an Unsilence button from it. A new silence replaces
-  the row and hands back the one it replaced, so the caller can expire that one in
-  Alertmanager; Unsilence deletes the row only if it still names the silence it expired.
-- The last page (the latest `ESCALATED` event's data): who was paged and why.
-- Handoff greetings share the Slack de-duplication table (`slack_events_seen`, keys
-  `handoff:SCHEDULE:EPOCH`), so each is sent once by whichever replica claims it first.
+The card shows "Silenced until … by …" and an Unsilence button from it. A new silence replaces
+the row and hands back the one it replaced, so the caller can expire that one in Alertmanager;
+Unsilence deletes the row only if it still names the silence it expired.
 
 Reads take an `AsyncConnection` (or a blocking one where a worker thread reads); writes take
 a blocking `Connection` and run on the store writer.
@@ -22,18 +18,14 @@ from sqlalchemy import Connection, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.store.db import conflict_insert
-from firebreak.store.models import IncidentSilence, SlackEventSeen, TimelineEvent
-from firebreak.store.schemas import EventType
+from firebreak.store.models import IncidentSilence
 
 __all__ = [
     "ActiveSilence",
-    "LastPage",
     "active_silence",
     "clear_silence",
-    "handoff_key",
-    "handoffs_sent",
-    "last_page",
     "save_silence",
+    "silence_ends",
     "silence_of",
 ]
 
@@ -44,17 +36,6 @@ class ActiveSilence:
     ends_at: datetime
     created_by: str
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class LastPage:
-    """The latest escalation page: `targets` paged, `reasons` why (target -> "on call for
-    NAME"), `unstaffed` what found nobody ("nobody is on call for NAME")."""
-
-    level: int
-    targets: list[str]
-    reasons: dict[str, str]
-    unstaffed: list[str]
 
 
 def _silence(row: Any) -> ActiveSilence:
@@ -120,33 +101,7 @@ def clear_silence(conn: Connection, incident_id: int, silence_id: str) -> bool:
     return result.rowcount == 1
 
 
-async def last_page(conn: AsyncConnection, incident_id: int) -> LastPage | None:
-    data = await conn.scalar(
-        select(TimelineEvent.data)
-        .where(
-            TimelineEvent.incident_id == incident_id,
-            TimelineEvent.type == EventType.ESCALATED.value,
-        )
-        .order_by(TimelineEvent.id.desc())
-        .limit(1)
-    )
-    if not isinstance(data, dict):
-        return None
-    return LastPage(
-        level=int(data.get("level") or 0),
-        targets=[str(t) for t in data.get("targets") or []],
-        reasons={str(k): str(v) for k, v in (data.get("reasons") or {}).items()},
-        unstaffed=[str(u) for u in data.get("unstaffed") or []],
-    )
-
-
-def handoff_key(schedule: str, epoch: int) -> str:
-    return f"handoff:{schedule}:{epoch}"
-
-
-def handoffs_sent(conn: Connection, keys: list[str]) -> set[str]:
-    """Which of `keys` (`handoff_key`) have been claimed already."""
-    if not keys:
-        return set()
-    rows = conn.execute(select(SlackEventSeen.key).where(SlackEventSeen.key.in_(keys)))
-    return {row.key for row in rows}
+def silence_ends(conn: Connection) -> list[tuple[int, datetime]]:
+    """(incident, ends_at) of every recorded silence, ended ones too."""
+    rows = conn.execute(select(IncidentSilence.incident_id, IncidentSilence.ends_at))
+    return [(row.incident_id, row.ends_at) for row in rows]

@@ -1,4 +1,4 @@
-"""Queries for escalation ladders and reminders.
+"""Escalation queries: ladders (`escalations`) and reminders (`incident_reminders`).
 
 Every state change here is a conditional UPDATE on an exactly-once token (`step` for ladders,
 `sent` for reminders): it changes one row only if nobody did that step
@@ -7,20 +7,22 @@ effects (Slack, running the action) only when the UPDATE changed a row. Under Po
 READ COMMITTED a second replica racing on the same row waits for the first to commit, then
 re-checks the WHERE against the new row and changes nothing; SQLite serialises writers.
 
-The caller owns the transaction; every function takes a blocking `Connection`: steps run on
-the store writer (group commit; see store/writer.py), and the `pending_*` readers serve the
-scheduler's reconciliation in a worker thread.
+The caller owns the transaction. Steps take a blocking `Connection` and run on the store writer
+(group commit; see store/writer.py); the reconciliation readers serve the scheduler in a
+worker thread; `last_page` (what the card says about paging) reads on an `AsyncConnection`.
+When a step is due is the escalation room's rule (escalation/due.py); these only read and
+write the rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from firebreak.scheduler.core import Due
 from firebreak.store.db import conflict_insert
 from firebreak.store.models import (
     EscalationState,
@@ -30,8 +32,6 @@ from firebreak.store.models import (
 )
 from firebreak.store.schemas import EventType, IncidentStatus
 
-LADDER = "esc"  # the scheduler's job kinds: ladder steps and reminders
-REMINDER = "rmd"
 TRIGGERED = IncidentStatus.TRIGGERED.value
 ACKNOWLEDGED = IncidentStatus.ACKNOWLEDGED.value
 RESOLVED = IncidentStatus.RESOLVED.value
@@ -254,25 +254,51 @@ def reminder_state(conn: Connection, incident_id: int) -> tuple[int, datetime | 
     return (row.sent, row.last_at) if row else (0, None)
 
 
-def reminder_due(
-    acknowledged_at: datetime, last_at: datetime | None, interval_s: float
-) -> datetime:
-    """Reminders count from the later of the acknowledgement and the last reminder, so a
-    re-acknowledged (reopened) incident starts a fresh interval."""
-    base = acknowledged_at if last_at is None or last_at < acknowledged_at else last_at
-    return base + timedelta(seconds=interval_s)
+# ---------------------------------------------------------------------- the card (async)
+
+
+@dataclass(frozen=True)
+class LastPage:
+    """The latest escalation page: `targets` paged, `reasons` why (target -> "on call for
+    NAME"), `unstaffed` what found nobody ("nobody is on call for NAME")."""
+
+    level: int
+    targets: list[str]
+    reasons: dict[str, str]
+    unstaffed: list[str]
+
+
+async def last_page(conn: AsyncConnection, incident_id: int) -> LastPage | None:
+    data = await conn.scalar(
+        select(TimelineEvent.data)
+        .where(
+            TimelineEvent.incident_id == incident_id,
+            TimelineEvent.type == EventType.ESCALATED.value,
+        )
+        .order_by(TimelineEvent.id.desc())
+        .limit(1)
+    )
+    if not isinstance(data, dict):
+        return None
+    return LastPage(
+        level=int(data.get("level") or 0),
+        targets=[str(t) for t in data.get("targets") or []],
+        reasons={str(k): str(v) for k, v in (data.get("reasons") or {}).items()},
+        unstaffed=[str(u) for u in data.get("unstaffed") or []],
+    )
 
 
 # ---------------------------------------------------------------------- reconciliation (sync)
 
 
-def pending_ladders(conn: Connection) -> list[Due]:
+def running_ladders(conn: Connection) -> list[tuple[int, int, datetime]]:
+    """(incident, step, next_at) of every ladder still running."""
     rows = conn.execute(
         select(EscalationState.incident_id, EscalationState.step, EscalationState.next_at).where(
             EscalationState.next_at.is_not(None)
         )
     )
-    return [Due(LADDER, r.incident_id, r.step, r.next_at) for r in rows]
+    return [(r.incident_id, r.step, r.next_at) for r in rows]
 
 
 def due_steps(conn: Connection, now: datetime, limit: int) -> list[tuple[int, int]]:
@@ -286,7 +312,18 @@ def due_steps(conn: Connection, now: datetime, limit: int) -> list[tuple[int, in
     return [(r.incident_id, r.step) for r in rows]
 
 
-def pending_reminders(conn: Connection, interval_s: float) -> list[Due]:
+@dataclass(frozen=True)
+class ReminderState:
+    """An acknowledged incident's reminders: how many were sent, the last one when."""
+
+    incident_id: int
+    acknowledged_at: datetime
+    sent: int
+    last_at: datetime | None
+
+
+def acknowledged_reminders(conn: Connection) -> list[ReminderState]:
+    """The reminder state of every acknowledged incident."""
     rows = conn.execute(
         select(
             Incident.id,
@@ -298,10 +335,7 @@ def pending_reminders(conn: Connection, interval_s: float) -> list[Due]:
         .outerjoin(IncidentReminder, IncidentReminder.incident_id == Incident.id)
         .where(Incident.status == ACKNOWLEDGED, Incident.acknowledged_at.is_not(None))
     )
-    return [
-        Due(REMINDER, r.id, r.sent or 0, reminder_due(r.acknowledged_at, r.last_at, interval_s))
-        for r in rows
-    ]
+    return [ReminderState(r.id, r.acknowledged_at, r.sent or 0, r.last_at) for r in rows]
 
 
 def unstarted_incidents(conn: Connection, limit: int = 200) -> list[int]:
@@ -316,22 +350,23 @@ def unstarted_incidents(conn: Connection, limit: int = 200) -> list[int]:
     return [r.id for r in rows]
 
 
-def open_incidents_paging(conn: Connection, target: str) -> list[tuple[int, str, str]]:
-    """(id, title, status) of the open incidents whose snapshotted policy names `target`
-    (`schedule:NAME`) in some level, oldest first."""
+def open_ladders(conn: Connection) -> list[tuple[int, str, str, Any]]:
+    """(id, title, status, snapshotted policy) of every open incident with a ladder, oldest
+    first."""
     rows = conn.execute(
         select(Incident.id, Incident.title, Incident.status, EscalationState.policy)
         .join(EscalationState, EscalationState.incident_id == Incident.id)
         .where(Incident.status != RESOLVED)
         .order_by(Incident.id)
     )
-    return [
-        (row.id, row.title, row.status)
-        for row in rows
-        if any(target in (level.get("notify") or []) for level in _levels(row.policy))
-    ]
+    return [(row.id, row.title, row.status, row.policy) for row in rows]
 
 
-def _levels(policy: Any) -> list[dict[str, Any]]:
-    levels = policy.get("levels") if isinstance(policy, dict) else None
-    return [level for level in levels or [] if isinstance(level, dict)]
+def stop_ladder(conn: Connection, incident_id: int) -> None:
+    """Nobody is paged any more: clear `next_at` and bump the exactly-once token, so a job
+    still queued for the old step is a no-op and the due ladders no longer include it."""
+    conn.execute(
+        update(EscalationState)
+        .where(EscalationState.incident_id == incident_id)
+        .values(next_at=None, step=EscalationState.step + 1)
+    )
