@@ -44,6 +44,7 @@ from firebreak.tools.alertmanager import AlertmanagerClient, AlertmanagerConfig,
 from firebreak.tools.config import ElasticsearchSource, FileSource, LokiSource, PrometheusSource
 from firebreak.tools.kubernetes import KubernetesError, KubernetesSource
 from firebreak.tools.redact import Redactor
+from firebreak.tools.text import duration
 
 __all__ = ["TIMEOUT_S", "CheckResult", "check_main", "print_results", "run_checks"]
 
@@ -298,20 +299,9 @@ async def check_files(source: FileSource) -> str:
         newest = max(files, key=os.path.getmtime)
         age = time.time() - os.path.getmtime(newest)
         matches = "1 file matches" if len(files) == 1 else f"{len(files)} files match"
-        return f"{matches} {source.path}, newest written {_ago(age)}"
+        return f"{matches} {source.path}, newest written {duration(age)} ago"
 
     return await asyncio.to_thread(scan)
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f}h ago"
-    return f"{seconds / 86400:.0f}d ago"
 
 
 async def check_prometheus(source: PrometheusSource, client: httpx.AsyncClient) -> str:
