@@ -1,8 +1,9 @@
 """`GET /api/v1/schedules` and `GET /api/v1/schedules/{name}/oncall?at=RFC3339`.
 
 They read `request.app.state.runtime.oncall` (an `OnCall`) and, like the incident API, want
-`Authorization: Bearer $FIREBREAK_API_TOKEN` when that is set. `at` must be RFC 3339 with an
-offset; a `+` offset that arrived as a space (an unencoded query string) is read as `+`.
+`Authorization: Bearer $FIREBREAK_API_TOKEN` when that is set (their routes are
+`bot.auth.api_route`s, in firebreak/app.py). `at` must be RFC 3339 with an offset; a `+`
+offset that arrived as a space (an unencoded query string) is read as `+`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from firebreak.bot.auth import bearer_ok
 from firebreak.bot.errors import error_response
 from firebreak.oncall.service import NextShift, OnCall, Shift, UnknownSchedule
 
@@ -49,19 +49,11 @@ class ScheduleOut(BaseModel):
     next: NextOut | None
 
 
-def _refused(request: Request) -> JSONResponse | None:
-    if bearer_ok(request, request.app.state.runtime.secrets.api_token):
-        return None
-    return error_response(401, "unauthorized", "missing or wrong bearer token")
-
-
 def _oncall(request: Request) -> OnCall:
     return request.app.state.runtime.oncall
 
 
 async def list_schedules(request: Request) -> JSONResponse:
-    if refused := _refused(request):
-        return refused
     oncall, now = _oncall(request), datetime.now(UTC)
     found = [
         ScheduleOut(
@@ -75,8 +67,6 @@ async def list_schedules(request: Request) -> JSONResponse:
 
 
 async def schedule_oncall(request: Request) -> JSONResponse:
-    if refused := _refused(request):
-        return refused
     raw = request.query_params.get("at")
     at = datetime.now(UTC)
     if raw is not None:
