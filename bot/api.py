@@ -1,6 +1,6 @@
 """Read-only JSON API over incidents, plus health, readiness, metrics and the circuit
-breakers' operator controls. The API's routes are `bot.auth.api_route`s (firebreak/app.py), so
-the token is checked before these handlers run; health, readiness and metrics are open."""
+breakers' operator controls. The API's routes are `bot.auth.api_route`s (`incident_routes`),
+so the token is checked before these handlers run; health, readiness and metrics are open."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
+from firebreak.bot.auth import api_route
 from firebreak.bot.errors import error_response
 from firebreak.bot.slack_outbox import refresh_pending_gauge
 from firebreak.store import incidents
@@ -22,6 +24,18 @@ from firebreak.store.db import ping
 from firebreak.store.health import describe
 from firebreak.store.schemas import IncidentOut, IncidentStatus
 from firebreak.tools.breaker import ACTIONS
+
+
+def incident_routes() -> list[Route]:
+    """The read API's routes and the breakers' controls (`firebreak/app.py` `routes()`)."""
+    incident = "/api/v1/incidents/{incident_id}"
+    return [
+        api_route("/api/v1/incidents", list_incidents, methods=["GET"]),
+        api_route(incident, get_incident, methods=["GET"]),
+        api_route(f"{incident}/timeline", get_timeline, methods=["GET"]),
+        api_route("/api/v1/breakers", list_breakers, methods=["GET"]),
+        api_route("/api/v1/breakers/{name}/{action}", breaker_action, methods=["POST"]),
+    ]
 
 
 def path_incident_id(request: Request) -> int | None:

@@ -19,7 +19,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from firebreak.bot import api, memory_api, schedules_api, slack_http, webhooks, write_api
-from firebreak.bot.auth import api_route
 from firebreak.bot.web import pages
 from firebreak.components import Parts, assembled
 from firebreak.config import Config, Secrets
@@ -63,17 +62,10 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/webhooks/alertmanager", webhooks.alertmanager_webhook, methods=["POST"]),
         Route("/slack/events", slack_http.slack_events, methods=["POST"]),
-        # The JSON API: behind the API token. The rest checks its own credentials (Slack's
-        # signature, the webhook's token, the pages' sessions) or is open.
-        api_route("/api/v1/incidents", api.list_incidents, methods=["GET"]),
-        api_route("/api/v1/incidents/{incident_id}", api.get_incident, methods=["GET"]),
-        api_route("/api/v1/incidents/{incident_id}/timeline", api.get_timeline, methods=["GET"]),
-        api_route("/api/v1/breakers", api.list_breakers, methods=["GET"]),
-        api_route("/api/v1/breakers/{name}/{action}", api.breaker_action, methods=["POST"]),
-        api_route("/api/v1/schedules", schedules_api.list_schedules, methods=["GET"]),
-        api_route(
-            "/api/v1/schedules/{name}/oncall", schedules_api.schedule_oncall, methods=["GET"]
-        ),
+        # The JSON API, behind the API token (`bot.auth.api_route`). The rest checks its own
+        # credentials (Slack's signature, the webhook's token, the pages' sessions) or is open.
+        *api.incident_routes(),  # incidents, their timelines, the circuit breakers
+        *schedules_api.schedule_routes(),
         *write_api.write_routes(),
         *memory_api.memory_routes(),  # related incidents, postmortem drafts, stats
         Route("/healthz", api.healthz, methods=["GET"]),

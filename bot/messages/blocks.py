@@ -65,7 +65,7 @@ SEVERITY_EMOJI = {
     "low": ":large_blue_circle:",
 }
 
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]+")  # a user id: `U0ALICE`, `W123`
 _FORMATTED_MENTION = re.compile(r"<@[UW][A-Z0-9]+>|<!subteam\^S[A-Z0-9]+>|<#[CG][A-Z0-9]+>")
 
 
@@ -105,7 +105,7 @@ def mention(target: str) -> str:
     target = target.strip()
     if _FORMATTED_MENTION.fullmatch(target):
         return target
-    if re.fullmatch(r"[UW][A-Z0-9]+", target):
+    if _SLACK_USER.fullmatch(target):
         return f"<@{target}>"
     if re.fullmatch(r"S[A-Z0-9]+", target):
         return f"<!subteam^{target}>"
@@ -120,7 +120,7 @@ def who(actor: str | None, nobody: str = "—") -> str:
     ``nobody`` when there is none."""
     if not actor:
         return nobody
-    return f"<@{actor}>" if _SLACK_USER.match(actor) else escape(actor)
+    return f"<@{actor}>" if _SLACK_USER.fullmatch(actor) else escape(actor)
 
 
 def epoch(at: datetime) -> int:
