@@ -24,9 +24,9 @@ from firebreak.store.schemas import Lead
 from firebreak.tools.evidence import is_change, is_error, signature
 from firebreak.tools.models import AlertContext, Evidence, LogLine, MetricReading, SourceReport
 from firebreak.tools.promql import short_metric
-from firebreak.tools.text import as_utc, number, truncate, without_stamp
+from firebreak.tools.text import as_utc, duration, number, truncate, without_stamp
 
-__all__ = ["CATEGORIES", "Category", "Findings", "Signature", "clock", "duration", "find"]
+__all__ = ["CATEGORIES", "Category", "Findings", "Signature", "clock", "find"]
 
 CHANGE_BEFORE_ERROR = timedelta(minutes=30)
 METRIC_NEAR = timedelta(minutes=15)
@@ -164,7 +164,7 @@ class Findings:
         first, change, telling = self.first_error, self.change, self.telling
         if change is not None:
             anchor = first.timestamp if first is not None else self.starts_at
-            gap = duration(as_utc(anchor) - when(change)) if anchor else "shortly"
+            gap = duration(abs(as_utc(anchor) - when(change))) if anchor else "shortly"
             before = "the first error" if first is not None else "the alert"
             link = "" if self.change_linked else " (nothing in it names what failed)"
             text = f"A change {gap} before {before}{link}: {quote(change.text)}"
@@ -279,15 +279,6 @@ def clock(moment: datetime | None, day: datetime | None = None) -> str:
 
 def excerpt(text: str, limit: int = _EXCERPT) -> str:
     return truncate(" ".join(text.split()), limit)
-
-
-def duration(delta: timedelta) -> str:
-    seconds = int(abs(delta.total_seconds()))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def describe_metric(reading: MetricReading) -> str:

@@ -29,7 +29,6 @@ from firebreak.agents.leads import (
     clock,
     describe_metric,
     direction,
-    duration,
     excerpt,
     excerpt_around,
     find,
@@ -38,7 +37,7 @@ from firebreak.agents.leads import (
 from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.store.payloads import service_of
 from firebreak.tools.models import AlertContext, Evidence, LogLine, MetricReading
-from firebreak.tools.text import as_utc, truncate, without_stamp
+from firebreak.tools.text import as_utc, duration, truncate, without_stamp
 
 __all__ = ["MAX_CONFIDENCE", "analyze_offline"]
 
@@ -156,14 +155,14 @@ def _facts(story: _Story, alert: AlertContext, evidence: Evidence) -> list[str]:
         relation = "before" if lead.total_seconds() <= 0 else "after"
         facts.append(
             f"The earliest error in the window is at {clock(first.timestamp, story.starts_at)}, "
-            f"{duration(lead)} {relation} the alert started{_cite(refs, first)}."
+            f"{duration(abs(lead))} {relation} the alert started{_cite(refs, first)}."
         )
     if change is not None:
         anchor = "the first error" if first is not None else "the alert"
         gap = (when(first) if first is not None else story.starts_at) - when(change)
         tie = "" if findings.change_linked else " Nothing in it names what failed."
         facts.append(
-            f"A change event precedes {anchor} by {duration(gap)}: "
+            f"A change event precedes {anchor} by {duration(abs(gap))}: "
             f'"{excerpt(change.text)}" at {clock(change.timestamp)}{_cite(refs, change)}.{tie}'
         )
     elif story.has_evidence:

@@ -26,7 +26,6 @@ from firebreak.agents.prompts import evidence_boundary, render
 from firebreak.incidents.postmortem import (
     PostmortemDraft,
     PostmortemFacts,
-    duration_text,
     gather,
     time_text,
 )
@@ -38,6 +37,7 @@ from firebreak.tools.llm import LLMGateway
 from firebreak.tools.llm_json import ask_json
 from firebreak.tools.models import Evidence
 from firebreak.tools.redact import Redactor
+from firebreak.tools.text import duration
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +79,7 @@ def template_narrative(facts: PostmortemFacts) -> Narrative:
     """What the record alone says: no LLM, the same facts."""
     incident, analysis = facts.incident, facts.incident.analysis
     ending = (
-        f"resolved by {incident_resolver(facts)} after {duration_text(facts.resolve_s)}"
+        f"resolved by {incident_resolver(facts)} after {duration(facts.resolve_s)}"
         if incident.resolved_at is not None
         else f"still {incident.status.value}"
     )
@@ -91,7 +91,7 @@ def template_narrative(facts: PostmortemFacts) -> Narrative:
     well: list[str] = []
     badly: list[str] = []
     if facts.acknowledge_s is not None:
-        well.append(f"Acknowledged {duration_text(facts.acknowledge_s)} after it opened.")
+        well.append(f"Acknowledged {duration(facts.acknowledge_s)} after it opened.")
     elif incident.resolved_at is not None:
         badly.append("Nobody acknowledged it before it resolved.")
     if incident.escalation_level > 1:
@@ -278,9 +278,9 @@ def render_markdown(
         opened=time_text(incident.created_at),
         acknowledged=acknowledged,
         resolved=resolved,
-        time_to_acknowledge=duration_text(facts.acknowledge_s),
-        time_to_resolve=duration_text(facts.resolve_s),
-        impact=duration_text(facts.impact_s),
+        time_to_acknowledge=duration(facts.acknowledge_s),
+        time_to_resolve=duration(facts.resolve_s),
+        impact=duration(facts.impact_s),
         related=", ".join(f"#{i}" for i in incident.related),
         timeline=timeline,
         omitted=facts.omitted_events,

@@ -15,11 +15,11 @@ from datetime import UTC
 
 from firebreak.agents.leads import find
 from firebreak.agents.prompts import evidence_boundary, fmt_value, oneline, render
-from firebreak.incidents.postmortem import duration_text
 from firebreak.store.schemas import HistoryRef, Lead
 from firebreak.tools.config import RemediationAction
 from firebreak.tools.models import AlertContext, Evidence
 from firebreak.tools.redact import Redactor
+from firebreak.tools.text import duration
 
 __all__ = [
     "answer_now_message",
@@ -93,7 +93,7 @@ def history_lines(history: Sequence[HistoryRef]) -> list[str]:
         ended = "not resolved"
         if item.resolved_at is not None:
             ended = f"resolved by {item.resolved_by or 'unknown'} after "
-            ended += duration_text(item.resolve_s)
+            ended += duration(item.resolve_s)
         fix = item.resolution or "not recorded"
         cause = item.root_cause or "not analysed"
         lines.append(

@@ -1,5 +1,6 @@
 """Read-only JSON API over incidents, plus health, readiness, metrics and the circuit
-breakers' operator controls."""
+breakers' operator controls. The API's routes are `bot.auth.api_route`s (`incident_routes`),
+so the token is checked before these handlers run; health, readiness and metrics are open."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from firebreak.bot import auth
+from firebreak.bot.auth import api_route
 from firebreak.bot.errors import error_response
 from firebreak.bot.slack_outbox import refresh_pending_gauge
 from firebreak.store import incidents
@@ -24,8 +26,16 @@ from firebreak.store.schemas import IncidentOut, IncidentStatus
 from firebreak.tools.breaker import ACTIONS
 
 
-def _refused(request: Request) -> JSONResponse | None:
-    return auth.refused(request, request.app.state.runtime.secrets.api_token)
+def incident_routes() -> list[Route]:
+    """The read API's routes and the breakers' controls (`firebreak/app.py` `routes()`)."""
+    incident = "/api/v1/incidents/{incident_id}"
+    return [
+        api_route("/api/v1/incidents", list_incidents, methods=["GET"]),
+        api_route(incident, get_incident, methods=["GET"]),
+        api_route(f"{incident}/timeline", get_timeline, methods=["GET"]),
+        api_route("/api/v1/breakers", list_breakers, methods=["GET"]),
+        api_route("/api/v1/breakers/{name}/{action}", breaker_action, methods=["POST"]),
+    ]
 
 
 def path_incident_id(request: Request) -> int | None:
@@ -35,8 +45,6 @@ def path_incident_id(request: Request) -> int | None:
 
 
 async def list_incidents(request: Request) -> JSONResponse:
-    if refused := _refused(request):
-        return refused
     raw_status = request.query_params.get("status")
     status = None
     if raw_status is not None:
@@ -63,8 +71,6 @@ async def _one_incident(
     request: Request, fetch: Callable[[AsyncConnection, int], Awaitable[Any]]
 ) -> JSONResponse:
     """Something about the incident named in the path, or 404 when there is no such one."""
-    if refused := _refused(request):
-        return refused
     incident_id = path_incident_id(request)
     found = None
     if incident_id is not None:
@@ -79,8 +85,6 @@ async def _one_incident(
 
 async def list_breakers(request: Request) -> JSONResponse:
     """`[{name, state, failures, calls, failure_rate, opened_at, ...}]`, one per dependency."""
-    if refused := _refused(request):
-        return refused
     board = request.app.state.runtime.breakers
     statuses = board.statuses() if board is not None else []
     return JSONResponse([status.model_dump(mode="json") for status in statuses])
@@ -88,8 +92,6 @@ async def list_breakers(request: Request) -> JSONResponse:
 
 async def breaker_action(request: Request) -> JSONResponse:
     """`POST /api/v1/breakers/{name}/open|close|reset`: applied here, stored for every replica."""
-    if refused := _refused(request):
-        return refused
     board = request.app.state.runtime.breakers
     name, action = request.path_params["name"], request.path_params["action"]
     if board is None or board.get(name) is None:

@@ -5,8 +5,9 @@
     GET /api/v1/stats?since=RFC3339         {incidents, mtta_s, mttr_s, by_service}
 
 Like the rest of the API they want `Authorization: Bearer $FIREBREAK_API_TOKEN` when that is
-set. An unknown incident is 404; a `since` that is not an RFC 3339 date-time with an offset is
-400 (a `+` offset that arrived as a space, from an unencoded query string, is read as `+`).
+set (`bot.auth.api_route`). An unknown incident is 404; a `since` that is not an RFC 3339
+date-time with an offset is 400 (a `+` offset that arrived as a space, from an unencoded query
+string, is read as `+`).
 The queries live in store/memory.py, the draft behind `runtime.postmortems`.
 """
 
@@ -21,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from firebreak.bot import auth
 from firebreak.bot.api import path_incident_id
+from firebreak.bot.auth import api_route
 from firebreak.bot.errors import error_response
 from firebreak.store import memory
 
@@ -34,17 +35,11 @@ _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")  # not a bare Uni
 MARKDOWN = "text/markdown; charset=utf-8"
 
 
-def _refused(request: Request) -> JSONResponse | None:
-    return auth.refused(request, request.app.state.runtime.secrets.api_token)
-
-
 def _not_found(request: Request) -> JSONResponse:
     return error_response(404, "not_found", f"no incident {request.path_params['incident_id']}")
 
 
 async def related(request: Request) -> JSONResponse:
-    if refused := _refused(request):
-        return refused
     incident_id = path_incident_id(request)
     found = None
     if incident_id is not None:
@@ -56,8 +51,6 @@ async def related(request: Request) -> JSONResponse:
 
 
 async def postmortem(request: Request) -> Response:
-    if refused := _refused(request):
-        return refused
     incident_id = path_incident_id(request)
     draft = None
     if incident_id is not None:
@@ -78,8 +71,6 @@ def parse_since(raw: str) -> datetime:
 
 
 async def stats(request: Request) -> JSONResponse:
-    if refused := _refused(request):
-        return refused
     raw = request.query_params.get("since")
     since = None
     if raw is not None:
@@ -97,7 +88,7 @@ def memory_routes() -> list[Route]:
     """The routes to add to the app's (`firebreak/app.py` `routes()`)."""
     base = "/api/v1/incidents/{incident_id}"
     return [
-        Route(f"{base}/related", related, methods=["GET"]),
-        Route(f"{base}/postmortem", postmortem, methods=["GET"]),
-        Route("/api/v1/stats", stats, methods=["GET"]),
+        api_route(f"{base}/related", related, methods=["GET"]),
+        api_route(f"{base}/postmortem", postmortem, methods=["GET"]),
+        api_route("/api/v1/stats", stats, methods=["GET"]),
     ]

@@ -1,8 +1,9 @@
 """`GET /api/v1/schedules` and `GET /api/v1/schedules/{name}/oncall?at=RFC3339`.
 
 They read `request.app.state.runtime.oncall` (an `OnCall`) and, like the incident API, want
-`Authorization: Bearer $FIREBREAK_API_TOKEN` when that is set. `at` must be RFC 3339 with an
-offset; a `+` offset that arrived as a space (an unencoded query string) is read as `+`.
+`Authorization: Bearer $FIREBREAK_API_TOKEN` when that is set (their routes are
+`bot.auth.api_route`s: `schedule_routes`). `at` must be RFC 3339 with an offset; a `+`
+offset that arrived as a space (an unencoded query string) is read as `+`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from firebreak.bot.auth import bearer_ok
+from firebreak.bot.auth import api_route
 from firebreak.bot.errors import error_response
 from firebreak.oncall.schedules import NextShift, OnCall, Shift, UnknownSchedule
 
-__all__ = ["list_schedules", "schedule_oncall"]
+__all__ = ["list_schedules", "schedule_oncall", "schedule_routes"]
 
 _AT = TypeAdapter(AwareDatetime)
 _SPACED_OFFSET = re.compile(r" (\d{2}:?\d{2})$")
@@ -49,19 +51,11 @@ class ScheduleOut(BaseModel):
     next: NextOut | None
 
 
-def _refused(request: Request) -> JSONResponse | None:
-    if bearer_ok(request, request.app.state.runtime.secrets.api_token):
-        return None
-    return error_response(401, "unauthorized", "missing or wrong bearer token")
-
-
 def _oncall(request: Request) -> OnCall:
     return request.app.state.runtime.oncall
 
 
 async def list_schedules(request: Request) -> JSONResponse:
-    if refused := _refused(request):
-        return refused
     oncall, now = _oncall(request), datetime.now(UTC)
     found = [
         ScheduleOut(
@@ -75,8 +69,6 @@ async def list_schedules(request: Request) -> JSONResponse:
 
 
 async def schedule_oncall(request: Request) -> JSONResponse:
-    if refused := _refused(request):
-        return refused
     raw = request.query_params.get("at")
     at = datetime.now(UTC)
     if raw is not None:
@@ -94,3 +86,11 @@ async def schedule_oncall(request: Request) -> JSONResponse:
     except ValueError as exc:  # a valid date-time too far away
         return error_response(400, "invalid_at", str(exc))
     return JSONResponse(ShiftOut.of(shift).model_dump(mode="json"))
+
+
+def schedule_routes() -> list[Route]:
+    """The routes to add to the app's (`firebreak/app.py` `routes()`)."""
+    return [
+        api_route("/api/v1/schedules", list_schedules, methods=["GET"]),
+        api_route("/api/v1/schedules/{name}/oncall", schedule_oncall, methods=["GET"]),
+    ]

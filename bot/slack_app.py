@@ -39,9 +39,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak.bot import cards
 from firebreak.bot.config import SlackConfig
-from firebreak.bot.slack_handlers import Handlers, register
+from firebreak.bot.messages.incident import ACTION_OPEN_PAGE
+from firebreak.bot.messages.replies import resolution_text
+from firebreak.bot.slack_handlers import Handlers, acting_user, register
 from firebreak.bot.slack_outbox import OutboxNotifier, OutboxSettings
 from firebreak.bot.slack_transport import ConsoleTransport, SlackTransport, make_client
 from firebreak.bot.web.auth import Secrets as WebSecrets
@@ -152,7 +153,7 @@ def follow_incidents(notifier: OutboxNotifier) -> Callable[[IncidentEvent], None
         if event.change == Change.RESOLVED:
             notifier.say_in_thread(
                 event.incident_id,
-                cards.resolution_text(event.incident_id, event.actor),
+                resolution_text(event.incident_id, event.actor),
                 purpose="resolution",
             )
 
@@ -211,7 +212,7 @@ def build_bolt_app(
 
     register(app, handlers)
 
-    @app.action(cards.ACTION_OPEN_PAGE)
+    @app.action(ACTION_OPEN_PAGE)
     async def page_opened(ack: Any) -> None:
         """Slack posts block_actions for URL buttons too: acknowledged, nothing to do (the
         browser opens the page). Unanswered, Bolt would answer 404."""
@@ -234,10 +235,10 @@ def delivery_key(body: dict[str, Any]) -> str | None:
     if kind == "block_actions":
         action = (body.get("actions") or [{}])[0]
         once = body.get("trigger_id") or action.get("action_ts")
-        user = (body.get("user") or {}).get("id")
+        user = acting_user(body)
         return f"action:{user}:{action.get('action_id')}:{once}" if once else None
     if body.get("command") and body.get("trigger_id"):
-        return f"command:{body.get('user_id')}:{body['trigger_id']}"
+        return f"command:{acting_user(body)}:{body['trigger_id']}"
     return None
 
 

@@ -8,7 +8,7 @@ Slack Web API itself: thread replies go through the notifier's outbox; only the 
 answers use ``response_url`` (after the acknowledgement), and the Wrong button opens its form
 with ``views.open`` directly (its ``trigger_id`` lasts 3 s: no outbox could keep it). What a
 person can do is the same from every surface: the listeners call `incidents.flows.IncidentOps`
-(and `incidents.feedback.FeedbackOps`) and word its outcome (bot/replies.py).
+(and `incidents.feedback.FeedbackOps`) and word its outcome (bot/messages/).
 
 Who may act on an incident is `access.responders` (access/responders.py): each action checks
 it first (`responders_only`) and a refusal changes nothing. Reading (`status`, `timeline`,
@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,11 +31,51 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.access.responders import Access, GroupMembers
-from firebreak.bot import cards, replies
 from firebreak.bot.config import SlackConfig
-from firebreak.bot.oncall_messages import oncall_text, unknown_schedule_text
-from firebreak.bot.replies import Reply
-from firebreak.bot.silence_replies import silence_reply
+from firebreak.bot.messages import replies
+from firebreak.bot.messages.blocks import escape, mention
+from firebreak.bot.messages.commands import (
+    help_text,
+    incident_list_blocks,
+    no_incident_text,
+    timeline_blocks,
+    unknown_command_text,
+    usage_text,
+)
+from firebreak.bot.messages.escalation import oncall_text, unknown_schedule_text
+from firebreak.bot.messages.feedback import (
+    ACTION_FEEDBACK_CORRECT,
+    ACTION_FEEDBACK_WRONG,
+    CAUSE_BLOCK,
+    VIEW_ACTUAL_CAUSE,
+    actual_cause_modal,
+    feedback_given,
+    feedback_refused,
+    parse_feedback_value,
+    submitted_cause,
+)
+from firebreak.bot.messages.incident import (
+    ACTION_ACK,
+    ACTION_ESCALATE,
+    ACTION_INVESTIGATE,
+    ACTION_RESOLVE,
+)
+from firebreak.bot.messages.rca import postmortem_comment, postmortem_message
+from firebreak.bot.messages.remediation import (
+    ACTION_REMEDIATION_APPROVE,
+    ACTION_REMEDIATION_APPROVE_LATER,
+    ACTION_REMEDIATION_REJECT,
+    ApprovalTarget,
+    decided,
+    parse_remediation_value,
+)
+from firebreak.bot.messages.replies import Reply, answer_text
+from firebreak.bot.messages.silences import (
+    ACTION_SILENCE,
+    ACTION_UNSILENCE,
+    parse_silence_value,
+    silence_reply,
+)
 from firebreak.bot.slack_outbox import OutboxNotifier
 from firebreak.bot.slack_transport import ThreadFile
 from firebreak.incidents.feedback import FeedbackOps
@@ -152,7 +192,7 @@ class Handlers:
             return replies.missing(incident_id)
         return Reply(
             f"Timeline of incident #{incident_id} ({len(events)} events)",
-            cards.timeline_blocks(events),
+            timeline_blocks(events),
         )
 
     async def read(self, sub: str, incident_id: int, user: str, channel: str) -> Reply:
@@ -175,11 +215,9 @@ class Handlers:
         found = [incident.shown(self.ops.redactor.redact_value) for incident in found]
         found.sort(key=lambda i: i.id, reverse=True)
         text = f"{len(found)} open incident(s)" if found else "No open incidents."
-        return Reply(text, cards.incident_list_blocks(found))
+        return Reply(text, incident_list_blocks(found))
 
-    async def decide(
-        self, target: cards.ApprovalTarget, user: str, approve: bool, delay_s: float
-    ) -> str:
+    async def decide(self, target: ApprovalTarget, user: str, approve: bool, delay_s: float) -> str:
         """Approve or reject exactly the proposal on the message clicked (its run and digest).
         Who may is `remediation.approvers`, not the responders."""
         incident_id = target.incident_id
@@ -201,7 +239,7 @@ class Handlers:
         except Exception as exc:
             log.exception("remediation decision failed", incident_id=incident_id)
             return f":x: The decision could not be recorded ({type(exc).__name__})."
-        return replies.decided(decision, incident_id, self.approvers)
+        return decided(decision, incident_id, self.approvers)
 
     @responders_only("draft its postmortem")
     async def postmortem(self, incident_id: int, user: str) -> Reply:
@@ -211,7 +249,7 @@ class Handlers:
         draft = await self.postmortems.draft(incident_id, actor=user)
         if draft is None:
             return replies.missing(incident_id)
-        message = cards.postmortem_message(incident_id, draft.markdown)
+        message = postmortem_message(incident_id, draft.markdown)
         if message is not None:
             text, blocks = message
             await self.notifier.enqueue_thread(incident_id, text, blocks, purpose="postmortem")
@@ -220,7 +258,7 @@ class Handlers:
                 filename=f"postmortem-{incident_id}.md",
                 title=f"Postmortem draft: incident #{incident_id}",
                 content=draft.markdown.encode(),
-                comment=cards.postmortem_comment(incident_id),
+                comment=postmortem_comment(incident_id),
             )
             await self.notifier.enqueue_thread_file(incident_id, file, purpose="postmortem")
         how = "from the LLM's narrative" if draft.written_by == "llm" else "from the template"
@@ -235,7 +273,7 @@ class Handlers:
         if refused is not None:
             return replies.not_a_responder(refused, JUDGE)
         done = await self.feedback.give(incident_id, Verdict.CORRECT, user, run_id=run_id)
-        return replies.feedback_given(done, incident_id)
+        return feedback_given(done, incident_id)
 
     async def ask_actual_cause(
         self, incident_id: int, run_id: str, user: str, trigger_id: str, client: Any
@@ -247,12 +285,12 @@ class Handlers:
             return replies.not_a_responder(not_theirs, JUDGE)
         refused = await self.feedback.refusal(incident_id, run_id)
         if refused is not None:
-            text = replies.feedback_refused(refused, incident_id) or ""
+            text = feedback_refused(refused, incident_id) or ""
             return Reply(f":warning: {text}", changed=False)
         async with self.engine.connect() as conn:
             incident = await incidents.get_incident(conn, incident_id, with_alerts=False)
         said = incident.analysis.root_cause if incident and incident.analysis else ""
-        view = cards.actual_cause_modal(incident_id, run_id, said)
+        view = actual_cause_modal(incident_id, run_id, said)
         await client.views_open(trigger_id=trigger_id, view=view)
         return None
 
@@ -263,7 +301,7 @@ class Handlers:
         if await self.access.may_act(user, incident_id) is not None:
             return f"Only responders of incident #{incident_id} may {JUDGE}."
         done = await self.feedback.give(incident_id, Verdict.WRONG, user, cause, run_id=run_id)
-        return replies.feedback_refused(done.result, incident_id)
+        return feedback_refused(done.result, incident_id)
 
     def by_id(self) -> dict[str, ById]:
         """The subcommands that take an incident id."""
@@ -287,16 +325,16 @@ def register(app: AsyncApp, handlers: Handlers) -> None:
     """Attach every listener to ``app``."""
     _register_command(app, handlers)
     for action_id, run, always_answer in (
-        (cards.ACTION_ACK, handlers.acknowledge, False),
-        (cards.ACTION_RESOLVE, handlers.resolve, False),
-        (cards.ACTION_ESCALATE, handlers.escalate, True),
-        (cards.ACTION_INVESTIGATE, handlers.investigate, True),
+        (ACTION_ACK, handlers.acknowledge, False),
+        (ACTION_RESOLVE, handlers.resolve, False),
+        (ACTION_ESCALATE, handlers.escalate, True),
+        (ACTION_INVESTIGATE, handlers.investigate, True),
     ):
         _register_button(app, action_id, run, always_answer=always_answer)
     for action_id, approve, delay_s in (
-        (cards.ACTION_REMEDIATION_APPROVE, True, 0.0),
-        (cards.ACTION_REMEDIATION_APPROVE_LATER, True, handlers.approve_later_s),
-        (cards.ACTION_REMEDIATION_REJECT, False, 0.0),
+        (ACTION_REMEDIATION_APPROVE, True, 0.0),
+        (ACTION_REMEDIATION_APPROVE_LATER, True, handlers.approve_later_s),
+        (ACTION_REMEDIATION_REJECT, False, 0.0),
     ):
         _register_decision(app, handlers, action_id, approve, delay_s)
     _register_silence_buttons(app, handlers)
@@ -305,6 +343,15 @@ def register(app: AsyncApp, handlers: Handlers) -> None:
 
 
 # ---------------------------------------------------------------------- the slash command
+
+
+def acting_user(payload: Mapping[str, Any]) -> str:
+    """The Slack user who acted, from any payload Slack sends: a slash command (`user_id`), a
+    click or a form (`user.id`), an event (`user`). The timeline records it as the actor."""
+    user = payload.get("user")
+    if isinstance(user, Mapping):
+        user = user.get("id")
+    return str(user or payload.get("user_id") or "unknown")
 
 
 def parse_id(raw: str) -> int | None:
@@ -318,7 +365,7 @@ def _register_command(app: AsyncApp, handlers: Handlers) -> None:
 
     @app.command(command_name)
     async def on_command(ack: Answer, command: dict[str, Any], respond: Answer) -> None:
-        user = command.get("user_id") or "unknown"
+        user = acting_user(command)
         channel = command.get("channel_id") or ""
         sub, _, rest = (command.get("text") or "").strip().partition(" ")
         sub, rest = sub.lower(), rest.strip()
@@ -327,12 +374,12 @@ def _register_command(app: AsyncApp, handlers: Handlers) -> None:
             await ack(text=text, response_type="ephemeral")
 
         if sub in ("", "help"):
-            await say(cards.help_text(command_name))
+            await say(help_text(command_name))
         elif sub == "list":
             await _quick(handlers.list_open(user, channel), ack, respond, what="list")
         elif sub == "declare":
             if not rest:
-                await say(cards.usage_text(command_name, "declare TITLE"))
+                await say(usage_text(command_name, "declare TITLE"))
             else:
                 await _quick(handlers.declare(rest, user), ack, respond, what="declare")
         elif sub == "oncall":
@@ -341,18 +388,18 @@ def _register_command(app: AsyncApp, handlers: Handlers) -> None:
             raw_id, _, duration = rest.partition(" ")
             incident_id = parse_id(raw_id) if raw_id else None
             if not raw_id or not duration.strip():
-                await say(cards.usage_text(command_name, "silence ID DURATION"))
+                await say(usage_text(command_name, "silence ID DURATION"))
             elif incident_id is None:
-                await say(cards.no_incident_text(command_name, raw_id))
+                await say(no_incident_text(command_name, raw_id))
             else:
                 work = handlers.silence(incident_id, user, duration.strip())
                 await _quick(_or_unknown(work, command_name, raw_id), ack, respond, what=sub)
         elif sub in by_id:
             incident_id = parse_id(rest) if rest else None
             if not rest:
-                await say(cards.usage_text(command_name, f"{sub} ID"))
+                await say(usage_text(command_name, f"{sub} ID"))
             elif incident_id is None:
-                await say(cards.no_incident_text(command_name, rest))
+                await say(no_incident_text(command_name, rest))
             else:
                 run = (
                     handlers.read(sub, incident_id, user, channel)
@@ -361,13 +408,13 @@ def _register_command(app: AsyncApp, handlers: Handlers) -> None:
                 )
                 await _quick(_or_unknown(run, command_name, rest), ack, respond, what=sub)
         else:
-            await say(cards.unknown_command_text(command_name, sub))
+            await say(unknown_command_text(command_name, sub))
 
 
 async def _or_unknown(work: Coroutine[Any, Any, Reply], command: str, raw: str) -> Reply:
     reply = await work
     if reply.missing:
-        return Reply(cards.no_incident_text(command, raw), changed=False)
+        return Reply(no_incident_text(command, raw), changed=False)
     return reply
 
 
@@ -402,8 +449,7 @@ async def _respond(respond: Answer, message: dict[str, Any]) -> None:
 
 def _clicked(body: dict[str, Any]) -> tuple[str, str]:
     """(user, the button's value) of an interactivity payload."""
-    user = (body.get("user") or {}).get("id") or "unknown"
-    return user, str(((body.get("actions") or [{}])[0]).get("value") or "")
+    return acting_user(body), str(((body.get("actions") or [{}])[0]).get("value") or "")
 
 
 def _register_button(app: AsyncApp, action_id: str, run: ById, *, always_answer: bool) -> None:
@@ -413,7 +459,7 @@ def _register_button(app: AsyncApp, action_id: str, run: ById, *, always_answer:
         user, raw = _clicked(body)
         incident_id = parse_id(raw)
         if incident_id is None:
-            await _respond(respond, {"text": f"Bad button value `{cards.escape(raw[:40])}`."})
+            await _respond(respond, {"text": f"Bad button value `{escape(raw[:40])}`."})
             return
         try:
             reply = await run(incident_id, user)
@@ -427,18 +473,18 @@ def _register_button(app: AsyncApp, action_id: str, run: ById, *, always_answer:
 def _register_silence_buttons(app: AsyncApp, handlers: Handlers) -> None:
     """One Silence button per configured duration (value `ID:DURATION`), and Unsilence."""
 
-    @app.action(re.compile(rf"^{cards.ACTION_SILENCE}_\d+$"))
+    @app.action(re.compile(rf"^{ACTION_SILENCE}_\d+$"))
     async def on_silence(ack: Answer, body: dict[str, Any], respond: Answer) -> None:
         await ack()
         user, raw = _clicked(body)
         try:
-            incident_id, duration = cards.parse_silence_value(raw)
+            incident_id, duration = parse_silence_value(raw)
         except ValueError:
-            await _respond(respond, {"text": f"Bad button value `{cards.escape(raw[:40])}`."})
+            await _respond(respond, {"text": f"Bad button value `{escape(raw[:40])}`."})
             return
         await _answer_click(respond, handlers.silence(incident_id, user, duration), "silence")
 
-    _register_button(app, cards.ACTION_UNSILENCE, handlers.unsilence, always_answer=True)
+    _register_button(app, ACTION_UNSILENCE, handlers.unsilence, always_answer=True)
 
 
 async def _answer_click(respond: Answer, work: Coroutine[Any, Any, Reply], what: str) -> None:
@@ -454,7 +500,7 @@ def _register_feedback(app: AsyncApp, handlers: Handlers) -> None:
     """Correct records at once (answered only when nothing changed: the reply shows the
     verdict); Wrong opens a form, whose submission records the verdict with its cause."""
 
-    @app.action(cards.ACTION_FEEDBACK_CORRECT)
+    @app.action(ACTION_FEEDBACK_CORRECT)
     async def on_correct(ack: Answer, body: dict[str, Any], respond: Answer) -> None:
         await ack()
         user, raw = _clicked(body)
@@ -464,7 +510,7 @@ def _register_feedback(app: AsyncApp, handlers: Handlers) -> None:
             if not reply.changed:
                 await _respond(respond, reply.message())
 
-    @app.action(cards.ACTION_FEEDBACK_WRONG)
+    @app.action(ACTION_FEEDBACK_WRONG)
     async def on_wrong(ack: Answer, body: dict[str, Any], respond: Answer, client: Any) -> None:
         await ack()
         user, raw = _clicked(body)
@@ -480,7 +526,7 @@ def _register_feedback(app: AsyncApp, handlers: Handlers) -> None:
         if refused is not None:
             await _respond(respond, refused.message())
 
-    @app.view(cards.VIEW_ACTUAL_CAUSE)
+    @app.view(VIEW_ACTUAL_CAUSE)
     async def on_cause(ack: Answer, body: dict[str, Any], view: dict[str, Any]) -> None:
         await submit_actual_cause(handlers, ack, body, view)
 
@@ -490,16 +536,16 @@ async def submit_actual_cause(
 ) -> None:
     """Record the Wrong verdict within Slack's 3 s when the store is quick, so a refusal shows
     on the form's field; else close the form and let it finish (the reply shows the verdict)."""
-    user = (body.get("user") or {}).get("id") or "unknown"
-    cause = cards.submitted_cause(view)
+    user = acting_user(body)
+    cause = submitted_cause(view)
     try:
-        incident_id, run_id = cards.parse_feedback_value(str(view.get("private_metadata") or ""))
+        incident_id, run_id = parse_feedback_value(str(view.get("private_metadata") or ""))
     except ValueError:
         log.warning("actual-cause form without its incident", metadata=view.get("private_metadata"))
         await ack()
         return
     if not cause:
-        await ack(response_action="errors", errors={cards.CAUSE_BLOCK: "Say what it was."})
+        await ack(response_action="errors", errors={CAUSE_BLOCK: "Say what it was."})
         return
     task = asyncio.ensure_future(handlers.record_actual_cause(incident_id, run_id, user, cause))
     done, _ = await asyncio.wait({task}, timeout=QUICK_ANSWER_S)
@@ -513,7 +559,7 @@ async def submit_actual_cause(
         log.exception("recording a Wrong verdict failed", incident_id=incident_id)
         error = f"That failed ({type(exc).__name__}). Try again."
     if error:
-        await ack(response_action="errors", errors={cards.CAUSE_BLOCK: error})
+        await ack(response_action="errors", errors={CAUSE_BLOCK: error})
     else:
         await ack()
 
@@ -526,9 +572,9 @@ def _log_failure(task: asyncio.Future[Any]) -> None:
 async def _feedback_target(raw: str, respond: Answer) -> tuple[int, str] | None:
     """(incident id, run id) of a Correct / Wrong button, or None (answered) if malformed."""
     try:
-        return cards.parse_feedback_value(raw)
+        return parse_feedback_value(raw)
     except ValueError:
-        await _respond(respond, {"text": f"Bad button value `{cards.escape(raw[:40])}`."})
+        await _respond(respond, {"text": f"Bad button value `{escape(raw[:40])}`."})
         return None
 
 
@@ -548,7 +594,7 @@ def _register_decision(
         await ack()
         user, raw = _clicked(body)
         try:
-            target = cards.parse_remediation_value(raw)
+            target = parse_remediation_value(raw)
         except (ValueError, KeyError, TypeError):
             await _respond(respond, {"text": "That button carries no incident."})
             return
@@ -568,7 +614,7 @@ def _register_mention(app: AsyncApp, handlers: Handlers) -> None:
 async def answer_mention(handlers: Handlers, event: dict[str, Any]) -> None:
     notifier = handlers.notifier
     channel = event.get("channel") or ""
-    user = event.get("user") or "unknown"
+    user = acting_user(event)
     thread_ts = event.get("thread_ts")
     raw = (event.get("text") or "")[: MAX_QUESTION * 2]  # bounded before anything scans it
     question = " ".join(_MENTION.sub(" ", raw).split())
@@ -579,8 +625,8 @@ async def answer_mention(handlers: Handlers, event: dict[str, Any]) -> None:
     if incident_id is None:
         await notifier.enqueue_message(
             channel,
-            f"{cards.mention(user)} Ask me inside an incident's thread and I'll answer from "
-            f"its evidence and analysis. {cards.escape(handlers.config.command)} help lists "
+            f"{mention(user)} Ask me inside an incident's thread and I'll answer from "
+            f"its evidence and analysis. {escape(handlers.config.command)} help lists "
             "commands.",
             thread_ts=thread_ts or event.get("ts"),
             purpose="mention_help",
@@ -589,7 +635,7 @@ async def answer_mention(handlers: Handlers, event: dict[str, Any]) -> None:
     if not question:
         await notifier.enqueue_thread(
             incident_id,
-            f"{cards.mention(user)} What would you like to know about incident "
+            f"{mention(user)} What would you like to know about incident "
             f"#{incident_id}? Ask me a question after the mention.",
             purpose="answer",
         )
@@ -597,5 +643,5 @@ async def answer_mention(handlers: Handlers, event: dict[str, Any]) -> None:
     question = handlers.ops.clean(question, MAX_QUESTION)  # cut, then scrubbed: once
     answer = await handlers.ops.ask(incident_id, question, user)
     await notifier.enqueue_thread(
-        incident_id, cards.answer_text(user, question, answer), purpose="answer"
+        incident_id, answer_text(user, question, answer), purpose="answer"
     )

@@ -69,12 +69,13 @@ from typing import Any
 
 import structlog
 from prometheus_client import Gauge
-from slack_sdk.models.blocks import Block
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak.bot import cards
-from firebreak.bot.oncall_messages import handoff_text
+from firebreak.bot.messages.blocks import blocks_json
+from firebreak.bot.messages.escalation import handoff_text
+from firebreak.bot.messages.incident import OnCallView, incident_card
+from firebreak.bot.messages.notices import notice_message, notice_purpose
 from firebreak.bot.slack_transport import PermanentError, ThreadFile, TransientError, Transport
 from firebreak.bot.web.auth import Secrets as WebSecrets
 from firebreak.bot.web.auth import incident_link
@@ -89,6 +90,7 @@ from firebreak.store.schemas import IncidentOut
 from firebreak.store.writer import Writer
 from firebreak.tools.promql import short_metric
 from firebreak.tools.redact import Redactor
+from firebreak.tools.text import truncate
 
 log = structlog.get_logger(__name__)
 
@@ -127,13 +129,6 @@ KIND_CHART = "chart"  # the alert's chart for the thread, rendered at delivery
 CHART_PURPOSE = "chart"
 CARD_EVENT = "firebreak_incident_card"  # a card's Slack message metadata: this, and its key
 CARD_SEARCH_MARGIN_S = 300  # an earlier card is looked for from this long before its intent
-
-
-def blocks_json(blocks: list[Any] | None) -> list[dict[str, Any]] | None:
-    """Block Kit objects (validated by slack-sdk here) or dicts, as JSON-ready dicts."""
-    if not blocks:
-        return None
-    return [b.to_dict() if isinstance(b, Block) else dict(b) for b in blocks]
 
 
 class OutboxNotifier:
@@ -237,15 +232,13 @@ class OutboxNotifier:
 
     def tell(self, incident_id: int, notice: Notice) -> None:
         payload = {"notice": notice.model_dump(mode="json")}
-        self._spawn(
-            self._enqueue_thread_payload(incident_id, payload, cards.notice_purpose(notice))
-        )
+        self._spawn(self._enqueue_thread_payload(incident_id, payload, notice_purpose(notice)))
 
     def tell_user(self, user_id: str, notice: Notice) -> None:
         if isinstance(notice, OnCallHandoff):
             text = handoff_text(notice)
         else:
-            text, _ = cards.notice_message(getattr(notice, "incident_id", 0), notice, None, None)
+            text, _ = notice_message(getattr(notice, "incident_id", 0), notice, None, None)
         self._spawn(self.enqueue_dm(user_id, text))
 
     def card_channel(self, labels: Mapping[str, str]) -> str:
@@ -647,12 +640,12 @@ class OutboxNotifier:
         now = utcnow()
         incident = incident.shown(self.redactor.redact_value)
         async with self.engine.connect() as conn:
-            view = cards.OnCallView(
+            view = OnCallView(
                 page=await escalations.last_page(conn, incident.id),
                 silence=await silences.active_silence(conn, incident.id, now),
                 silence_durations=self.silence_durations,
             )
-        text, blocks = cards.incident_card(
+        text, blocks = incident_card(
             incident,
             alertmanager_url=self.alertmanager_url,
             oncall=view,
@@ -799,7 +792,7 @@ class OutboxNotifier:
             if analysis is None or incident is None:
                 raise PermanentError(f"no stored analysis for run {notice.run_id}")
             incident = incident.shown(self.redactor.redact_value)
-        text, blocks = cards.notice_message(
+        text, blocks = notice_message(
             incident_id, notice, analysis, incident, public_url=self.public_url
         )
         return text, blocks_json(blocks), notice.key, notice.update_only
@@ -881,7 +874,7 @@ async def chart_file(
     name = short_metric(str(reading.get("query", "")), reading.get("series") or {})
     return ThreadFile(
         filename=f"incident-{incident.id}-chart.png",
-        title=cards.truncate(name, 200),
+        title=truncate(name, 200),
         content=png,
         comment=f"Incident #{incident.id}: the alert's metric around its start",
     )

@@ -42,8 +42,8 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from firebreak.bot.cards import escape as slack_escape
-from firebreak.bot.cards import render_text
+from firebreak.bot.console import render_text
+from firebreak.bot.messages.blocks import escape as slack_escape
 
 log = structlog.get_logger(__name__)
 

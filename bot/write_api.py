@@ -45,8 +45,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from firebreak.access.responders import Responders
-from firebreak.bot import auth
 from firebreak.bot.api import path_incident_id
+from firebreak.bot.auth import api_route
 from firebreak.bot.errors import PayloadTooLarge, error_response, read_body, validation_response
 from firebreak.incidents.feedback import MAX_CAUSE, FeedbackResult
 from firebreak.incidents.flows import IncidentOps, Outcome, Result
@@ -161,11 +161,11 @@ def write_routes() -> list[Route]:
     """The routes to add to the app's (`firebreak/app.py` `routes()`)."""
     base = "/api/v1/incidents/{incident_id}"
     return [
-        Route(f"{base}/acknowledge", acknowledge, methods=["POST"]),
-        Route(f"{base}/escalate", escalate, methods=["POST"]),
-        Route(f"{base}/resolve", resolve, methods=["POST"]),
-        Route(f"{base}/notes", add_note, methods=["POST"]),
-        Route(f"{base}/feedback", feedback, methods=["POST"]),
+        api_route(f"{base}/acknowledge", acknowledge, methods=["POST"]),
+        api_route(f"{base}/escalate", escalate, methods=["POST"]),
+        api_route(f"{base}/resolve", resolve, methods=["POST"]),
+        api_route(f"{base}/notes", add_note, methods=["POST"]),
+        api_route(f"{base}/feedback", feedback, methods=["POST"]),
     ]
 
 
@@ -219,12 +219,10 @@ async def _not_a_responder(
 
 
 async def _parsed(request: Request, model: type[B]) -> tuple[Any, int, B] | JSONResponse:
-    """(runtime, incident id, body) of a write request, or the answer refusing it: 401 first
-    (a wrong token learns nothing about the id or the body), then 404 for a path naming no
-    incident, then 413, 400 or 422 for the body."""
+    """(runtime, incident id, body) of a write request, or the answer refusing it: 404 for a
+    path naming no incident, then 413, 400 or 422 for the body. The token was checked before
+    (`api_route`): a wrong one learns nothing about the id or the body."""
     runtime = request.app.state.runtime
-    if (refused := auth.refused(request, runtime.secrets.api_token)) is not None:
-        return refused
     incident_id = path_incident_id(request)
     if incident_id is None:
         return _not_found(request)

@@ -62,13 +62,10 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/webhooks/alertmanager", webhooks.alertmanager_webhook, methods=["POST"]),
         Route("/slack/events", slack_http.slack_events, methods=["POST"]),
-        Route("/api/v1/incidents", api.list_incidents, methods=["GET"]),
-        Route("/api/v1/incidents/{incident_id}", api.get_incident, methods=["GET"]),
-        Route("/api/v1/incidents/{incident_id}/timeline", api.get_timeline, methods=["GET"]),
-        Route("/api/v1/breakers", api.list_breakers, methods=["GET"]),
-        Route("/api/v1/breakers/{name}/{action}", api.breaker_action, methods=["POST"]),
-        Route("/api/v1/schedules", schedules_api.list_schedules, methods=["GET"]),
-        Route("/api/v1/schedules/{name}/oncall", schedules_api.schedule_oncall, methods=["GET"]),
+        # The JSON API, behind the API token (`bot.auth.api_route`). The rest checks its own
+        # credentials (Slack's signature, the webhook's token, the pages' sessions) or is open.
+        *api.incident_routes(),  # incidents, their timelines, the circuit breakers
+        *schedules_api.schedule_routes(),
         *write_api.write_routes(),
         *memory_api.memory_routes(),  # related incidents, postmortem drafts, stats
         Route("/healthz", api.healthz, methods=["GET"]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,6 +29,7 @@ from firebreak.store import incidents
 from firebreak.store.db import create_engine
 from firebreak.store.schemas import Analysis, IncidentOut, IncidentStatus, TimelineEventOut
 from firebreak.tools.redact import Redactor
+from firebreak.tools.text import duration
 
 __all__ = ["StoreUnreadable", "incident_view", "incidents_table", "show_incident", "show_list"]
 
@@ -150,7 +151,7 @@ def incidents_table(found: list[IncidentOut], now: datetime | None = None) -> Ta
             Text(incident.service),
             Text(incident.title),
             Text(str(incident.alert_count)),
-            Text(_age(now - incident.created_at)),
+            Text(duration(now - incident.created_at)),
         )
     return table
 
@@ -242,12 +243,3 @@ def _alerts(incident: IncidentOut) -> str:
 
 def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
-
-
-def _age(delta: timedelta) -> str:
-    seconds = max(0.0, delta.total_seconds())
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"

@@ -127,22 +127,5 @@ async def gather(
     )
 
 
-def duration_text(seconds: float | None) -> str:
-    """`45 s`, `14 min`, `1 h 12 min`, `2 d 3 h`; `—` when there is none."""
-    if seconds is None:
-        return "—"
-    seconds = max(0, round(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
-
-
 def time_text(at: datetime | None) -> str:
     return "—" if at is None else at.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,6 +1,6 @@
 """The facts behind `/incident oncall [SCHEDULE]`: who is on call, until when, who is next.
 
-Structured, so the Slack wording (bot/oncall_messages.py) and any other front end share one
+Structured, so the Slack wording (bot/messages/escalation.py) and any other front end share one
 answer."""
 
 from __future__ import annotations

@@ -193,10 +193,6 @@ class _Group:
     last: datetime | None = None  # the latest occurrence
 
 
-def _truncate(text: str) -> str:
-    return truncate(text.rstrip(), MAX_LINE_CHARS)
-
-
 def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
@@ -204,7 +200,7 @@ def _aware(value: datetime | None) -> datetime | None:
 def _group(logs: Iterable[LogLine]) -> list[_Group]:
     groups: dict[tuple[str, str], _Group] = {}
     for index, line in enumerate(logs):
-        text = _truncate(line.text)
+        text = truncate(line.text.rstrip(), MAX_LINE_CHARS)
         sig = signature(text)
         key = (line.source, sig)
         ts = _aware(line.timestamp)

@@ -36,7 +36,7 @@ from firebreak.tools.evidence import is_change, is_error
 from firebreak.tools.models import AlertContext, LogLine, SourceReport
 from firebreak.tools.safe_regex import PatternError, compile_untrusted
 from firebreak.tools.templating import alert_window
-from firebreak.tools.text import as_utc, cut
+from firebreak.tools.text import as_utc, cut, duration
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -302,15 +302,4 @@ def _scan(pattern: str) -> str:
     newest = max(files, key=os.path.getmtime)
     age = time.time() - os.path.getmtime(newest)
     matches = "1 file matches" if len(files) == 1 else f"{len(files)} files match"
-    return f"{matches} {pattern}, newest written {_ago(age)}"
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f}h ago"
-    return f"{seconds / 86400:.0f}d ago"
+    return f"{matches} {pattern}, newest written {duration(age)} ago"

@@ -1,13 +1,16 @@
 """Small text and time helpers every room shows things with: one way to cut, to print a
-number and to read a timestamp that may have come without a zone."""
+number, to say how long something took and to read a timestamp that may have come without a
+zone."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 ELLIPSIS = "…"
 _WORD_BACK = 200
+# An `&amp;`-style entity left open at the end of a cut.
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
 # The timestamp a log line starts with (ISO 8601, maybe bracketed).
 LEADING_STAMP = re.compile(
     r"^\s*\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]?\s*"
@@ -15,12 +18,16 @@ LEADING_STAMP = re.compile(
 
 
 def truncate(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters, ending in "…" when cut."""
+    """`text` cut to at most `limit` characters, ending in "…" when cut.
+
+    Never cuts an `&amp;`-style entity in half, so it is as safe on escaped Slack markup as
+    on plain text."""
     if limit < 1:
         raise ValueError("limit must be >= 1")
     if len(text) <= limit:
         return text
-    return text[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+    cut = _PARTIAL_ENTITY.sub("", text[: limit - len(ELLIPSIS)]).rstrip()
+    return cut + ELLIPSIS
 
 
 def cut(text: str, limit: int) -> str:
@@ -42,6 +49,28 @@ def cut(text: str, limit: int) -> str:
 def number(value: float | None, digits: int = 4) -> str:
     """A reading for people and models: `n/a` when missing, else `digits` significant ones."""
     return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def duration(seconds: float | timedelta | None) -> str:
+    """How long, for people and models: `45 s`, `14 min`, `1 h 12 min`, `1 day`, `3 days 2 h`;
+    `—` when there is none. Whole units, rounded down, so a duration is never overstated (an
+    alert firing for 14 min 50 s has not fired for 15 min yet); a negative one is 0 s."""
+    if seconds is None:
+        return "—"
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
+    whole = int(max(0.0, seconds))
+    if whole < 90:
+        return f"{whole} s"
+    minutes = whole // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    said = f"{days} day{'s' if days != 1 else ''}"
+    return f"{said} {hours} h" if hours else said
 
 
 def as_utc(moment: datetime) -> datetime:

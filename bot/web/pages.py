@@ -28,6 +28,7 @@ from firebreak.bot.web import auth
 from firebreak.bot.web.views import build_view
 from firebreak.store import incidents, memory, remediations
 from firebreak.store.schemas import IncidentStatus
+from firebreak.tools.text import duration
 
 PAGE_SIZE = 25
 MAX_PAGE = 10_000
@@ -59,13 +60,7 @@ def _when(value: datetime | None) -> str:
 
 
 def _ago(value: datetime | None, now: datetime) -> str:
-    if value is None:
-        return "—"
-    seconds = max(0, int((now - value).total_seconds()))
-    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return "just now"
+    return "—" if value is None else f"{duration(now - value)} ago"
 
 
 def _environment() -> Environment:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from firebreak.bot import replies
+from firebreak.bot.messages.remediation import decided
 from firebreak.store.models import RemediationRun
 from firebreak.store.schemas import RcaBody
 from tests.conftest import make_config
@@ -201,7 +201,7 @@ async def test_remediation_waits_for_approval_across_a_restart(
                     approval=proposed["data"]["approval"],
                     digest=proposed["data"]["digest"],
                 )
-                return replies.decided(decision, incident_id, ["U0LEAD"])
+                return decided(decision, incident_id, ["U0LEAD"])
 
             refused = await decide("U0INTERN")
             assert refused.startswith("Sorry")

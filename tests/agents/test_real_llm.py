@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, SecretStr
 from firebreak.agents.postmortem import PostmortemService
 from firebreak.agents.questions import answer_question
 from firebreak.agents.reasoning import OFFLINE_PREFIX
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
 from firebreak.bot.slack_app import SlackOptions
 from firebreak.bot.slack_outbox import OutboxSettings
 from firebreak.components import Parts, QuietNotifier
@@ -152,8 +152,8 @@ async def test_the_sample_incident_end_to_end_is_grounded_and_honest(
     generated = [e for e in timeline if e.type == "ROOT_CAUSE_GENERATED"]
     assert generated and generated[-1].data["prompt_tokens"] == analysis.prompt_tokens
     # The card in the thread says what happened.
-    (rca,) = [c for c in replies if "Root-cause analysis" in cards.render_text(c.params["blocks"])]
-    shown = cards.render_text(rca.params["blocks"])
+    (rca,) = [c for c in replies if "Root-cause analysis" in render_text(c.params["blocks"])]
+    shown = render_text(rca.params["blocks"])
     assert f"{analysis.confidence_score}%" in shown
     if analysis.set_aside is not None:
         assert "the model's answer was set aside" in shown

@@ -16,7 +16,7 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
 from firebreak.bot.slack_app import SlackOptions
 from firebreak.bot.slack_outbox import OutboxNotifier, OutboxSettings
 from firebreak.components import Parts
@@ -174,7 +174,7 @@ class SlackRig:
         deadline = time.monotonic() + within
         text = ""
         while time.monotonic() < deadline:
-            text = cards.render_text(self.slack.message(CHANNEL, ts).get("blocks") or [])
+            text = render_text(self.slack.message(CHANNEL, ts).get("blocks") or [])
             if contains in text:
                 return text
             await asyncio.sleep(0.02)

@@ -5,7 +5,7 @@ silences match them."""
 
 from __future__ import annotations
 
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
 from firebreak.incidents.silences import group_labels
 from firebreak.store import incidents
 from tests.bot.slack_harness import CHANNEL, slack_rig
@@ -45,7 +45,7 @@ async def test_the_alerts_text_is_scrubbed_on_every_surface(store_url: str) -> N
         assert "postgres://app:[REDACTED]@db:5432/orders" in card
 
         rca_ts = await rig.publish_analysis(incident_id, "run-1", root_cause="The pool broke")
-        rca = cards.render_text(rig.slack.message(CHANNEL, rca_ts).get("blocks") or [])
+        rca = render_text(rig.slack.message(CHANNEL, rca_ts).get("blocks") or [])
         assert_clean(rca, "RCA card")
 
         api = (await rig.client.get(f"/api/v1/incidents/{incident_id}")).json()

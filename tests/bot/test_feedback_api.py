@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
 from firebreak.store.schemas import EventType, TimelineEventOut
 from tests.bot.slack_harness import CHANNEL, SlackRig
 from tests.bot.test_write_api import API_TOKEN, AUTH, api_rig, post
@@ -67,7 +67,7 @@ async def test_verdicts_answer_the_incident_and_the_reply_follows(store_url: str
 
 
 def reply_text(rig: SlackRig, ts: str) -> str:
-    return cards.render_text(rig.slack.message(CHANNEL, ts).get("blocks") or [])
+    return render_text(rig.slack.message(CHANNEL, ts).get("blocks") or [])
 
 
 async def test_no_analysis_yet_is_409_and_a_replaced_run_too(store_url: str) -> None:

@@ -10,7 +10,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from firebreak.bot import cards
+from firebreak.bot.messages.feedback import (
+    ACTION_FEEDBACK_CORRECT,
+    ACTION_FEEDBACK_WRONG,
+    feedback_value,
+)
+from firebreak.bot.messages.incident import (
+    ACTION_ACK,
+    ACTION_ESCALATE,
+    ACTION_INVESTIGATE,
+    ACTION_RESOLVE,
+)
 from firebreak.store.schemas import EventType
 from tests.bot.slack_harness import CHANNEL, FakeInvestigations, SlackRig, slack_rig
 from tests.support.slack_signing import block_actions, slash_command
@@ -106,10 +116,10 @@ async def test_non_responders_are_refused_and_nothing_changes(store_url: str) ->
         refusals = [
             await click(rig, action, str(incident_id), "U0MALLORY", ts)
             for action in (
-                cards.ACTION_ACK,
-                cards.ACTION_RESOLVE,
-                cards.ACTION_ESCALATE,
-                cards.ACTION_INVESTIGATE,
+                ACTION_ACK,
+                ACTION_RESOLVE,
+                ACTION_ESCALATE,
+                ACTION_INVESTIGATE,
             )
         ]
         for sub in ("ack", "resolve", "escalate", "investigate", "postmortem", "unsilence"):
@@ -133,9 +143,9 @@ async def test_non_responders_are_refused_and_nothing_changes(store_url: str) ->
 async def test_group_members_paged_and_on_call_people_may_act(store_url: str) -> None:
     async with access_rig(store_url) as rig:
         incident_id, ts = await opened(rig)
-        by_group = await click(rig, cards.ACTION_ACK, str(incident_id), "U0CAROL", ts)
+        by_group = await click(rig, ACTION_ACK, str(incident_id), "U0CAROL", ts)
         # U0DAVE is on call for the policy's level 2 (not paged yet): a responder already
-        on_call = await click(rig, cards.ACTION_ESCALATE, str(incident_id), "U0DAVE", ts)
+        on_call = await click(rig, ACTION_ESCALATE, str(incident_id), "U0DAVE", ts)
         paged = await command(rig, f"resolve {incident_id}", "U0BOB", DM)
         events = await rig.timeline(incident_id)
 
@@ -186,9 +196,9 @@ async def test_feedback_from_a_non_responder_is_refused(store_url: str) -> None:
     async with access_rig(store_url) as rig:
         incident_id, _ts = await opened(rig)
         reply_ts = await rig.publish_analysis(incident_id, "inv-1-abc")
-        value = cards.feedback_value(incident_id, "inv-1-abc")
-        refused = await click(rig, cards.ACTION_FEEDBACK_CORRECT, value, "U0MALLORY", reply_ts)
-        wrong = await click(rig, cards.ACTION_FEEDBACK_WRONG, value, "U0MALLORY", reply_ts)
+        value = feedback_value(incident_id, "inv-1-abc")
+        refused = await click(rig, ACTION_FEEDBACK_CORRECT, value, "U0MALLORY", reply_ts)
+        wrong = await click(rig, ACTION_FEEDBACK_WRONG, value, "U0MALLORY", reply_ts)
         events = await rig.timeline(incident_id)
         opened_views = rig.slack.calls("views.open")
 

@@ -13,7 +13,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
+from firebreak.bot.messages.remediation import (
+    ACTION_REMEDIATION_APPROVE,
+    ACTION_REMEDIATION_REJECT,
+    REMEDIATION_ACTIONS_BLOCK,
+)
 from firebreak.store.models import RemediationRun
 from firebreak.store.schemas import EventType
 from tests.agents.test_graph import STARTS, rca, write_log_story
@@ -70,14 +75,14 @@ def approval_messages(rig: SlackRig, card_ts: str) -> list[dict[str, Any]]:
     return [
         m
         for m in rig.slack.thread(CHANNEL, card_ts)
-        if "Proposed remediation" in cards.render_text(m.get("blocks") or [])
+        if "Proposed remediation" in render_text(m.get("blocks") or [])
     ]
 
 
 def approve_value(message: dict[str, Any]) -> str:
     for block in message.get("blocks") or []:
         for element in block.get("elements") or []:
-            if element.get("action_id") == cards.ACTION_REMEDIATION_APPROVE:
+            if element.get("action_id") == ACTION_REMEDIATION_APPROVE:
                 return str(element["value"])
     raise AssertionError("the message has no Approve button")
 
@@ -87,8 +92,8 @@ async def approval_for(rig: SlackRig, card_ts: str, service: str) -> dict[str, A
 
     def found() -> dict[str, Any] | None:
         for message in approval_messages(rig, card_ts):
-            text = cards.render_text(message.get("blocks") or [])
-            if f"= `{service}`" in text and cards.REMEDIATION_ACTIONS_BLOCK in json.dumps(message):
+            text = render_text(message.get("blocks") or [])
+            if f"= `{service}`" in text and REMEDIATION_ACTIONS_BLOCK in json.dumps(message):
                 return message
         return None
 
@@ -104,7 +109,7 @@ async def click(rig: SlackRig, action_id: str, value: str, ts: str, user: str = 
             value,
             user_id=user,
             message_ts=ts,
-            block_id=cards.REMEDIATION_ACTIONS_BLOCK,
+            block_id=REMEDIATION_ACTIONS_BLOCK,
             response_url=rig.slack.response_url(key),
         )
     )
@@ -142,18 +147,16 @@ async def test_approving_an_older_proposal_runs_nothing_and_says_it_was_supersed
 
             async def superseded() -> str | None:
                 message = rig.slack.message(CHANNEL, first["ts"])
-                text = cards.render_text(message.get("blocks") or [])
+                text = render_text(message.get("blocks") or [])
                 return text if "Superseded" in text else None
 
             old_text = await rig.wait(superseded)
             before = await rig.timeline(incident_id)
-            stale = await click(
-                rig, cards.ACTION_REMEDIATION_APPROVE, approve_value(first), first["ts"]
-            )
+            stale = await click(rig, ACTION_REMEDIATION_APPROVE, approve_value(first), first["ts"])
             after_stale = await rig.timeline(incident_id)
             nothing_ran = await runs(rig)
             approved = await click(
-                rig, cards.ACTION_REMEDIATION_APPROVE, approve_value(second), second["ts"]
+                rig, ACTION_REMEDIATION_APPROVE, approve_value(second), second["ts"]
             )
             ran = await runs(rig)
 
@@ -176,13 +179,11 @@ async def test_a_button_whose_proposal_does_not_match_is_refused(
             forged = json.loads(approve_value(second))
             forged["digest"] = json.loads(approve_value(first))["digest"]
             before = await rig.timeline(incident_id)
-            refused = await click(
-                rig, cards.ACTION_REMEDIATION_APPROVE, json.dumps(forged), second["ts"]
-            )
+            refused = await click(rig, ACTION_REMEDIATION_APPROVE, json.dumps(forged), second["ts"])
             after = await rig.timeline(incident_id)
             nothing_ran = await runs(rig)
             still_waiting = await click(
-                rig, cards.ACTION_REMEDIATION_REJECT, approve_value(second), second["ts"]
+                rig, ACTION_REMEDIATION_REJECT, approve_value(second), second["ts"]
             )
 
     assert "does not match" in refused and "nothing was done" in refused.lower()
@@ -195,9 +196,7 @@ async def test_rejecting_a_superseded_proposal_is_stale_too(store_url: str, tmp_
         llm.script(proposing("checkout"), proposing("payments"))
         async with slack_rig(store_url, with_doubles=False, **sections(tmp_path, llm)) as rig:
             incident_id, _card, first, _second = await proposed_twice(rig)
-            stale = await click(
-                rig, cards.ACTION_REMEDIATION_REJECT, approve_value(first), first["ts"]
-            )
+            stale = await click(rig, ACTION_REMEDIATION_REJECT, approve_value(first), first["ts"])
             events = await rig.timeline(incident_id)
 
     assert "superseded" in stale.lower()

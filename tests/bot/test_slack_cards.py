@@ -8,7 +8,8 @@ from functools import partial
 
 import pytest
 
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
+from firebreak.bot.messages.incident import ACTION_ACK, INCIDENT_ACTIONS_BLOCK
 from firebreak.incidents.notices import RcaReady, YouArePaged
 from firebreak.store.schemas import Analysis, ExecutionStatus
 from tests.bot.slack_harness import CHANNEL, FAST, FakeInvestigations, slack_rig
@@ -16,7 +17,7 @@ from tests.support.slack_signing import block_actions
 
 
 def _text_of(message: dict) -> str:
-    return cards.render_text(message.get("blocks") or [])
+    return render_text(message.get("blocks") or [])
 
 
 async def test_card_posted_before_any_investigation_then_updated_never_reposted(
@@ -32,7 +33,7 @@ async def test_card_posted_before_any_investigation_then_updated_never_reposted(
         card = rig.slack.message(CHANNEL, ts)
         assert f"#{incident_id}" in card["text"]
         assert "Alerts: 1" in _text_of(card)
-        assert [b.get("block_id") for b in card["blocks"]].count(cards.INCIDENT_ACTIONS_BLOCK) == 1
+        assert [b.get("block_id") for b in card["blocks"]].count(INCIDENT_ACTIONS_BLOCK) == 1
 
         # more alerts join the group: the same card shows the count and lists them
         await rig.alert("g1", "a", "b", "c")
@@ -43,7 +44,7 @@ async def test_card_posted_before_any_investigation_then_updated_never_reposted(
 
         # acknowledged from Slack, then resolved by Alertmanager
         response = await rig.post(
-            block_actions(cards.ACTION_ACK, str(incident_id), message_ts=ts, user_id="U0BOB")
+            block_actions(ACTION_ACK, str(incident_id), message_ts=ts, user_id="U0BOB")
         )
         assert response.status_code == 200
         assert "@U0BOB" in await rig.card_text(ts, "Status: 👀 Acknowledged")
@@ -51,10 +52,10 @@ async def test_card_posted_before_any_investigation_then_updated_never_reposted(
         action_ids = [
             e["action_id"]
             for b in card["blocks"]
-            if b.get("block_id") == cards.INCIDENT_ACTIONS_BLOCK
+            if b.get("block_id") == INCIDENT_ACTIONS_BLOCK
             for e in b["elements"]
         ]
-        assert cards.ACTION_ACK not in action_ids
+        assert ACTION_ACK not in action_ids
 
         await rig.alert("g1", "a", "b", "c", status="resolved")
         await rig.card_text(ts, "Status: ✅ Resolved")
@@ -80,7 +81,7 @@ async def test_alert_refreshes_take_turns_and_a_person_never_waits(store_url: st
         for n in range(3):
             await rig.alert(f"g{n}", "a", "b")  # routine: the third one's turn is 8 s away
         response = await rig.post(
-            block_actions(cards.ACTION_ACK, str(ids[2]), message_ts=cards_ts[2], user_id="U0BOB")
+            block_actions(ACTION_ACK, str(ids[2]), message_ts=cards_ts[2], user_id="U0BOB")
         )
         assert response.status_code == 200
         await rig.card_text(cards_ts[2], "Status: 👀 Acknowledged", within=10)

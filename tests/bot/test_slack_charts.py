@@ -19,7 +19,7 @@ import structlog
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from firebreak.bot import cards
+from firebreak.bot.messages.incident import ACTION_OPEN_PAGE
 from firebreak.bot.slack_app import SlackOptions
 from firebreak.bot.slack_outbox import KIND_CHART, OutboxSettings
 from firebreak.components import Parts
@@ -218,7 +218,7 @@ async def test_open_in_firebreak_opens_the_page_and_its_click_is_acknowledged(
         card_ts = await rig.card_ts()
         card = rig.slack.message(CHANNEL, card_ts)
         (actions,) = [b for b in card["blocks"] if b.get("block_id") == "incident_actions"]
-        (button,) = [e for e in actions["elements"] if e["action_id"] == cards.ACTION_OPEN_PAGE]
+        (button,) = [e for e in actions["elements"] if e["action_id"] == ACTION_OPEN_PAGE]
         link = urlsplit(button["url"])
         assert f"{link.scheme}://{link.netloc}" == "https://firebreak.example.com"
         assert link.path == f"/incidents/{incident_id}" and link.query.startswith("token=")
@@ -231,7 +231,7 @@ async def test_open_in_firebreak_opens_the_page_and_its_click_is_acknowledged(
         await rig.slack.await_calls(COMPLETE, timeout=30)  # the RCA and its chart are out
         assert await rig.app.runtime.outbox.idle(10)
         before = len(rig.slack.calls())
-        body, headers = block_actions(cards.ACTION_OPEN_PAGE, "", message_ts=card_ts)
+        body, headers = block_actions(ACTION_OPEN_PAGE, "", message_ts=card_ts)
         response = await rig.app.client.post("/slack/events", content=body, headers=headers)
         assert response.status_code == 200
         assert await rig.app.runtime.outbox.idle(10)

@@ -5,7 +5,20 @@ from __future__ import annotations
 import json
 import re
 
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
+from firebreak.bot.messages.incident import (
+    ACTION_ACK,
+    ACTION_ESCALATE,
+    ACTION_INVESTIGATE,
+    ACTION_RESOLVE,
+)
+from firebreak.bot.messages.remediation import (
+    ACTION_REMEDIATION_APPROVE,
+    ACTION_REMEDIATION_APPROVE_LATER,
+    ACTION_REMEDIATION_REJECT,
+    REMEDIATION_ACTIONS_BLOCK,
+    remediation_value,
+)
 from firebreak.store.schemas import EventType, IncidentStatus, RemediationProposal
 from tests.bot.slack_harness import (
     CHANNEL,
@@ -44,7 +57,7 @@ async def test_second_ack_click_is_harmless(store_url: str) -> None:
         incident_id = await rig.alert("g1", "a")
         ts = await rig.card_ts(incident_id)
         for _ in range(2):
-            assert await click(rig, cards.ACTION_ACK, str(incident_id), message_ts=ts) < 3
+            assert await click(rig, ACTION_ACK, str(incident_id), message_ts=ts) < 3
         await rig.card_text(ts, "Status: 👀 Acknowledged")
         answers = await rig.wait(lambda: rig.slack.responses())
         assert "already acknowledged" in answers[0].params["text"]
@@ -64,22 +77,18 @@ async def test_buttons_ack_fast_while_an_investigation_runs(store_url: str) -> N
         assert not investigations.tasks[incident_id].done()
         value = str(incident_id)
         elapsed = [
-            await click(rig, cards.ACTION_INVESTIGATE, value, message_ts=ts),
-            await click(rig, cards.ACTION_ESCALATE, value, message_ts=ts, user_id="U0BOB"),
-            await click(rig, cards.ACTION_RESOLVE, value, message_ts=ts, user_id="U0CAROL"),
+            await click(rig, ACTION_INVESTIGATE, value, message_ts=ts),
+            await click(rig, ACTION_ESCALATE, value, message_ts=ts, user_id="U0BOB"),
+            await click(rig, ACTION_RESOLVE, value, message_ts=ts, user_id="U0CAROL"),
         ]
         assert max(elapsed) < ACK_BUDGET_S, elapsed
         await rig.card_text(ts, "Status: ✅ Resolved")
         # re-investigate while one runs: refused politely, nothing new started
-        answers = await rig.wait(
-            lambda: rig.slack.responses(f"click-{cards.ACTION_INVESTIGATE}-{value}")
-        )
+        answers = await rig.wait(lambda: rig.slack.responses(f"click-{ACTION_INVESTIGATE}-{value}"))
         assert "already running" in answers[0].params["text"]
         assert len(investigations.requests) == 1
         assert rig.escalations is not None and rig.escalations.calls == [(incident_id, "U0BOB")]
-        paged = await rig.wait(
-            lambda: rig.slack.responses(f"click-{cards.ACTION_ESCALATE}-{value}")
-        )
+        paged = await rig.wait(lambda: rig.slack.responses(f"click-{ACTION_ESCALATE}-{value}"))
         assert "to level 1" in paged[0].params["text"]
         events = await rig.timeline(incident_id)
         resolved = [e for e in events if e.type == EventType.RESOLVED]
@@ -92,8 +101,8 @@ async def test_buttons_on_the_real_components_answer(store_url: str) -> None:
     async with slack_rig(store_url, with_doubles=False) as rig:
         incident_id = await rig.alert("g1", "a")
         ts = await rig.card_ts(incident_id)
-        await click(rig, cards.ACTION_ESCALATE, str(incident_id), message_ts=ts)
-        await click(rig, cards.ACTION_INVESTIGATE, str(incident_id), message_ts=ts)
+        await click(rig, ACTION_ESCALATE, str(incident_id), message_ts=ts)
+        await click(rig, ACTION_INVESTIGATE, str(incident_id), message_ts=ts)
         answers = await rig.wait(lambda: len(rig.slack.responses()) >= 2 and rig.slack.responses())
         texts = " ".join(a.params["text"] for a in answers)
         assert "No escalation policy matches" in texts
@@ -105,28 +114,26 @@ async def test_remediation_buttons_call_the_investigation(store_url: str) -> Non
     async with slack_rig(store_url, investigations=investigations) as rig:
         incident_id = await rig.alert("g1", "a")
         proposal = RemediationProposal(action="restart_deployment", parameters=[], reason="r")
-        value = cards.remediation_value(incident_id, "inv-1-abc", proposal)
+        value = remediation_value(incident_id, "inv-1-abc", proposal)
         await click(
             rig,
-            cards.ACTION_REMEDIATION_APPROVE,
+            ACTION_REMEDIATION_APPROVE,
             value,
-            block_id=cards.REMEDIATION_ACTIONS_BLOCK,
+            block_id=REMEDIATION_ACTIONS_BLOCK,
             user_id="U0DAVE",
         )
         answers = await rig.wait(lambda: rig.slack.responses())
         assert answers[0].params["text"].startswith("Approved. The decision is recorded")
         assert investigations.decisions == [(incident_id, True, "U0DAVE", 0)]
         assert investigations.approvals == [("inv-1-abc", proposal.digest())]
-        await click(
-            rig, cards.ACTION_REMEDIATION_REJECT, value, block_id=cards.REMEDIATION_ACTIONS_BLOCK
-        )
+        await click(rig, ACTION_REMEDIATION_REJECT, value, block_id=REMEDIATION_ACTIONS_BLOCK)
         await rig.wait(lambda: len(investigations.decisions) == 2)
         assert investigations.decisions[1] == (incident_id, False, "U0ALICE", 0)
         await click(
             rig,
-            cards.ACTION_REMEDIATION_APPROVE_LATER,
+            ACTION_REMEDIATION_APPROVE_LATER,
             value,
-            block_id=cards.REMEDIATION_ACTIONS_BLOCK,
+            block_id=REMEDIATION_ACTIONS_BLOCK,
         )
         await rig.wait(lambda: len(investigations.decisions) == 3)
         delay = rig.runtime.config.remediation.approve_later_s
@@ -153,10 +160,10 @@ async def test_help_list_status_timeline(store_url: str) -> None:
 
         answer, _ = await command(rig, f"status {incident_id}")
         assert f"#{incident_id}" in answer["text"] and answer["response_type"] == "ephemeral"
-        assert "Triggered" in cards.render_text(answer["blocks"])
+        assert "Triggered" in render_text(answer["blocks"])
 
         answer, _ = await command(rig, f"timeline #{incident_id}")
-        rendered = cards.render_text(answer["blocks"])
+        rendered = render_text(answer["blocks"])
         assert "INCIDENT_CREATED" in rendered and "ALERT_RECEIVED" in rendered
 
 

@@ -4,7 +4,7 @@ than a message may be; all through the outbox."""
 
 from __future__ import annotations
 
-from firebreak.bot import cards
+from firebreak.bot.messages.rca import POSTMORTEM_MESSAGE_MAX, postmortem_comment
 from tests.bot.slack_harness import CHANNEL, SlackRig, slack_rig
 from tests.support.slack_signing import slash_command
 
@@ -53,9 +53,9 @@ async def test_a_long_draft_is_shared_as_a_file(store_url: str) -> None:
     file = shared[0]["files"][0]
     assert file["name"] == f"postmortem-{incident_id}.md"
     content = rig.slack.uploaded(file["id"]).decode()
-    assert len(content) > cards.POSTMORTEM_MESSAGE_MAX
+    assert len(content) > POSTMORTEM_MESSAGE_MAX
     assert content.startswith(f"# Postmortem draft: #{incident_id}") and "step 59" in content
-    assert shared[0]["text"] == cards.postmortem_comment(incident_id)
+    assert shared[0]["text"] == postmortem_comment(incident_id)
 
 
 async def test_unknown_incident_and_missing_id(store_url: str) -> None:

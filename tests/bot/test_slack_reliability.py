@@ -8,7 +8,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
+from firebreak.bot.messages.incident import ACTION_RESOLVE
 from firebreak.bot.slack_app import SlackOptions, SlackSetupError
 from firebreak.bot.slack_outbox import OutboxSettings
 from firebreak.components import Parts, QuietNotifier, assembled
@@ -48,7 +49,7 @@ async def test_forged_and_stale_requests_are_refused(store_url: str, bad: str) -
         for signed in (
             slash_command(f"ack {incident_id}", **option),
             slash_command("declare Fake incident", **option),
-            block_actions(cards.ACTION_RESOLVE, str(incident_id), **option),
+            block_actions(ACTION_RESOLVE, str(incident_id), **option),
             app_mention("<@U0FIREBREAK> why?", thread_ts=ts, **option),
             url_verification(**option),
         ):
@@ -216,7 +217,7 @@ async def test_outage_while_an_incident_opens_card_appears_after(store_url: str)
         await rig.idle()
         (card,) = [m for m in rig.slack.messages(CHANNEL) if "thread_ts" not in m]
         assert card["ts"] == ts
-        assert "Alerts: 2" in cards.render_text(card["blocks"])
+        assert "Alerts: 2" in render_text(card["blocks"])
         assert [m["text"] for m in rig.slack.thread(CHANNEL, ts)] == ["RCA: a bad deploy"]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from firebreak.bot import cards
+from firebreak.bot.messages.incident import ACTION_ESCALATE
 from firebreak.store.schemas import EventType
 from tests.bot.slack_harness import FakeInvestigations, SlackRig, slack_rig
 from tests.support.slack_signing import (
@@ -58,7 +58,7 @@ async def test_a_double_clicked_escalate_pages_one_level(store_url: str) -> None
     async with ladder_rig(store_url) as rig:
         incident_id, ts = await opened(rig)
         signed = block_actions(
-            cards.ACTION_ESCALATE,
+            ACTION_ESCALATE,
             str(incident_id),
             message_ts=ts,
             response_url=rig.slack.response_url("double"),
@@ -68,7 +68,7 @@ async def test_a_double_clicked_escalate_pages_one_level(store_url: str) -> None
         await rig.idle()
         after_double = await levels(rig, incident_id)
         later = block_actions(
-            cards.ACTION_ESCALATE,
+            ACTION_ESCALATE,
             str(incident_id),
             message_ts=ts,
             response_url=rig.slack.response_url("later"),

@@ -16,7 +16,7 @@ import httpx
 import yaml
 from sqlalchemy import select, update
 
-from firebreak.bot import replies
+from firebreak.bot.messages import replies
 from firebreak.incidents import transitions
 from firebreak.store.models import EscalationState, Incident
 from tests.conftest import make_config

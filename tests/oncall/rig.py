@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
 from firebreak.bot.slack_app import SlackOptions
 from firebreak.components import Parts
 from tests.bot.slack_harness import FAST, slack_secrets
@@ -96,13 +96,13 @@ async def card(app: RunningApp, slack: FakeSlackApi, incident_id: int) -> tuple[
 
 async def card_text(slack: FakeSlackApi, channel: str, ts: str, contains: str) -> str:
     async def shows() -> str | None:
-        text = cards.render_text(slack.message(channel, ts).get("blocks") or [])
+        text = render_text(slack.message(channel, ts).get("blocks") or [])
         return text if contains in text else None
 
     try:
         return await eventually(shows, within=10)
     except AssertionError:
-        last = cards.render_text(slack.message(channel, ts).get("blocks") or [])
+        last = render_text(slack.message(channel, ts).get("blocks") or [])
         raise AssertionError(f"card never showed {contains!r}; last:\n{last}") from None
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from prometheus_client import CollectorRegistry
 
-from firebreak.bot.oncall_messages import handoff_text, oncall_text, unknown_schedule_text
+from firebreak.bot.messages.escalation import handoff_text, oncall_text, unknown_schedule_text
 from firebreak.incidents.notices import HandoffIncident, OnCallHandoff
 from firebreak.oncall.answers import oncall_answers
 from firebreak.oncall.config import ScheduleConfig

@@ -14,9 +14,8 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from starlette.applications import Starlette
-from starlette.routing import Route
 
-from firebreak.bot.schedules_api import list_schedules, schedule_oncall
+from firebreak.bot.schedules_api import schedule_routes
 from firebreak.config import Secrets
 from firebreak.oncall.config import ScheduleConfig
 from firebreak.oncall.schedules import OnCall
@@ -46,12 +45,7 @@ SCHEDULES = [
 
 
 async def serve(secrets: Secrets) -> AsyncIterator[httpx.AsyncClient]:
-    app = Starlette(
-        routes=[
-            Route("/api/v1/schedules", list_schedules),
-            Route("/api/v1/schedules/{name}/oncall", schedule_oncall),
-        ]
-    )
+    app = Starlette(routes=schedule_routes())
     oncall = OnCall(SCHEDULES, registry=CollectorRegistry())
     app.state.runtime = SimpleNamespace(oncall=oncall, secrets=secrets)
     port = free_tcp_port()

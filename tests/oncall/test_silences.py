@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
+from firebreak.bot.messages.silences import (
+    ACTION_SILENCE,
+    ACTION_UNSILENCE,
+    SILENCE_ACTIONS_BLOCK,
+    silence_value,
+)
 from firebreak.incidents.silences import SilenceEnds, group_labels
 from firebreak.store.models import IncidentSilence
 from firebreak.tools.alertmanager import AlertmanagerClient
@@ -69,9 +75,9 @@ async def test_silence_then_unsilence_from_the_card(store_url: str, alertmanager
             answer = await click(
                 app,
                 slack,
-                f"{cards.ACTION_SILENCE}_1",
-                cards.silence_value(incident_id, "4h"),
-                block_id=cards.SILENCE_ACTIONS_BLOCK,
+                f"{ACTION_SILENCE}_1",
+                silence_value(incident_id, "4h"),
+                block_id=SILENCE_ACTIONS_BLOCK,
                 message_ts=ts,
             )
             assert answer.startswith(f":no_bell: Silenced the alerts of incident #{incident_id}")
@@ -97,9 +103,9 @@ async def test_silence_then_unsilence_from_the_card(store_url: str, alertmanager
             answer = await click(
                 app,
                 slack,
-                cards.ACTION_UNSILENCE,
+                ACTION_UNSILENCE,
                 str(incident_id),
-                block_id=cards.SILENCE_ACTIONS_BLOCK,
+                block_id=SILENCE_ACTIONS_BLOCK,
                 message_ts=ts,
                 user_id="U0BOB",
             )
@@ -199,9 +205,9 @@ async def test_alertmanager_down_answers_why_and_records_nothing(store_url: str)
             answer = await click(
                 app,
                 slack,
-                f"{cards.ACTION_SILENCE}_0",
-                cards.silence_value(incident_id, "1h"),
-                block_id=cards.SILENCE_ACTIONS_BLOCK,
+                f"{ACTION_SILENCE}_0",
+                silence_value(incident_id, "1h"),
+                block_id=SILENCE_ACTIONS_BLOCK,
                 message_ts=ts,
             )
             assert answer == (
@@ -211,7 +217,7 @@ async def test_alertmanager_down_answers_why_and_records_nothing(store_url: str)
             unsilence = await command(app, slack, f"unsilence {incident_id}")
             assert unsilence == f"Incident #{incident_id} is not silenced."
             assert await app.runtime.outbox.idle(10)  # type: ignore[union-attr]
-            text = cards.render_text(slack.message(channel, ts).get("blocks") or [])
+            text = render_text(slack.message(channel, ts).get("blocks") or [])
             assert "Silenced until" not in text and "Silence 1h" in text
             assert await silence_rows(app) == 0
             types = await timeline_types(app, incident_id)
@@ -251,7 +257,7 @@ async def test_without_alertmanager_the_card_has_no_silence_controls(store_url: 
             channel, ts = await card(app, slack, incident_id)
             answer = await command(app, slack, f"silence {incident_id} 4h")
             assert await app.runtime.outbox.idle(10)  # type: ignore[union-attr]
-            text = cards.render_text(slack.message(channel, ts).get("blocks") or [])
+            text = render_text(slack.message(channel, ts).get("blocks") or [])
     assert "Silence 1h" not in text and "Unsilence" not in text
     assert answer == "Silences need Alertmanager: set `alertmanager.url` in the configuration."
 

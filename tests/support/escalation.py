@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from firebreak.bot import cards as bot_cards
+from firebreak.bot.messages.notices import notice_message, notice_purpose
 from firebreak.components import Parts
 from tests.support.payloads import alert, group
 
@@ -28,7 +28,7 @@ class RecordingNotifier:
 
     def tell(self, incident_id: int, notice: Any) -> None:
         self.notices.append((incident_id, notice))
-        purpose = "remediation" if notice.key else bot_cards.notice_purpose(notice)
+        purpose = "remediation" if notice.key else notice_purpose(notice)
         text = notice.kind if notice.kind == "rca" else _words(incident_id, notice)
         self.thread.append((incident_id, purpose, text))
 
@@ -40,7 +40,7 @@ class RecordingNotifier:
 
 
 def _words(incident_id: int, notice: Any) -> str:
-    return bot_cards.notice_message(incident_id, notice, None, None)[0]
+    return notice_message(incident_id, notice, None, None)[0]
 
 
 def recording(notifier: RecordingNotifier) -> Parts:

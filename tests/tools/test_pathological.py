@@ -22,7 +22,7 @@ from firebreak.agents import claims
 from firebreak.agents.grounding import ground
 from firebreak.agents.prompts import oneline
 from firebreak.agents.schema import RootCauseAnalysis
-from firebreak.bot.cards import mrkdwn_to_text
+from firebreak.bot.console import mrkdwn_to_text
 from firebreak.tools import evidence, files, llm_output, text
 from firebreak.tools.models import AlertContext, Evidence, LogLine
 from firebreak.tools.redact import Redactor, redact_processor

@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
+from firebreak.bot.messages.incident import incident_card, related_line
+from firebreak.bot.messages.rca import (
+    POSTMORTEM_MESSAGE_MAX,
+    postmortem_message,
+    rca_card,
+    seen_before_text,
+)
 from firebreak.store.schemas import (
     Analysis,
     ExecutionStatus,
@@ -69,42 +76,42 @@ def analysis(history: list[HistoryRef]) -> Analysis:
 
 
 def test_seen_before_names_when_who_how_long_and_what_fixed_it() -> None:
-    text = cards.seen_before_text([earlier()], "https://firebreak.example.com/", NOW)
+    text = seen_before_text([earlier()], "https://firebreak.example.com/", NOW)
     assert text == (
         ":repeat: *Seen before:* <https://firebreak.example.com/incidents/12|#12>, 3 days ago, "
         "resolved by <@U0ALICE> in 14 min (rollback) — _The deploy exhausted the &lt;db&gt; "
         "pool_"
     )
     unresolved = earlier(13, resolved_at=None, resolution=None, root_cause=None)
-    several = cards.seen_before_text([earlier(), unresolved], None, NOW)
+    several = seen_before_text([earlier(), unresolved], None, NOW)
     assert several.splitlines()[0] == ":repeat: *Seen before:*"
     assert several.splitlines()[2] == "• #13, 3 days ago"
 
 
 def test_the_rca_reply_carries_the_history_with_links() -> None:
-    _, blocks = cards.rca_card(
+    _, blocks = rca_card(
         incident(), analysis([earlier()]), public_url="https://firebreak.example.com"
     )
     rendered = json.dumps([b.to_dict() for b in blocks])
     assert "Seen before" in rendered and "https://firebreak.example.com/incidents/12" in rendered
-    _, plain = cards.rca_card(incident(), analysis([]))
+    _, plain = rca_card(incident(), analysis([]))
     assert "Seen before" not in json.dumps([b.to_dict() for b in plain])
 
 
 def test_the_card_names_related_incidents() -> None:
-    _, blocks = cards.incident_card(incident(related=[41, 42]))
-    assert "Related: #41, #42" in cards.render_text(blocks)
-    _, none = cards.incident_card(incident())
-    assert "Related" not in cards.render_text(none)
-    many = cards.related_line(list(range(1, 15)))
+    _, blocks = incident_card(incident(related=[41, 42]))
+    assert "Related: #41, #42" in render_text(blocks)
+    _, none = incident_card(incident())
+    assert "Related" not in render_text(none)
+    many = related_line(list(range(1, 15)))
     assert many.endswith("#10 and 4 more")
 
 
 def test_postmortem_message_fits_one_markdown_block_or_none() -> None:
-    message = cards.postmortem_message(7, "# Postmortem\n\n## Summary\nok")
+    message = postmortem_message(7, "# Postmortem\n\n## Summary\nok")
     assert message is not None
     text, blocks = message
     assert text == "Postmortem draft for incident #7"
     assert blocks[0].to_dict() == {"type": "markdown", "text": "# Postmortem\n\n## Summary\nok"}
-    assert "## Summary" in cards.render_text(blocks)
-    assert cards.postmortem_message(7, "x" * (cards.POSTMORTEM_MESSAGE_MAX + 1)) is None
+    assert "## Summary" in render_text(blocks)
+    assert postmortem_message(7, "x" * (POSTMORTEM_MESSAGE_MAX + 1)) is None

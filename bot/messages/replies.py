@@ -1,7 +1,9 @@
-"""What Firebreak answers a person who acted, worded from the action's outcome.
+"""What Firebreak answers a person who acted, worded from the action's outcome, and its
+other short answers in a thread.
 
 The incident flows (incidents/flows.py) say what happened as data; Slack, and the write API's
-messages, are worded here.
+messages, are worded here (silences, remediation decisions and feedback in their own modules,
+as `Reply`s too).
 """
 
 from __future__ import annotations
@@ -10,12 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from firebreak.access.responders import Responders
-from firebreak.bot.cards import escape, mention
-from firebreak.bot.slack_outbox import blocks_json
-from firebreak.incidents.feedback import FeedbackResult, Recorded
+from firebreak.bot.messages.blocks import (
+    SECTION_TEXT_MAX,
+    STATUS_EMOJI,
+    blocks_json,
+    escape,
+    mention,
+    one_line,
+    who,
+)
 from firebreak.incidents.flows import Outcome, Result
-from firebreak.incidents.ports import Decision, Escalation
+from firebreak.incidents.ports import Escalation
 from firebreak.store.schemas import IncidentStatus
+from firebreak.tools.text import truncate
 
 
 @dataclass
@@ -78,8 +87,8 @@ def acknowledged(outcome: Outcome) -> Reply:
     if outcome.changed:
         return Reply(f":eyes: You acknowledged incident #{i}; escalation stopped.")
     if outcome.status == IncidentStatus.ACKNOWLEDGED:
-        who = mention(outcome.acknowledged_by) if outcome.acknowledged_by else "someone"
-        return Reply(f"Incident #{i} was already acknowledged by {who}.", changed=False)
+        by = who(outcome.acknowledged_by, nobody="someone")
+        return Reply(f"Incident #{i} was already acknowledged by {by}.", changed=False)
     return Reply(f"Incident #{i} is already resolved.", changed=False)
 
 
@@ -98,8 +107,8 @@ def escalated(outcome: Outcome) -> Reply:
     if outcome.result is Result.MISSING or escalation.result == "missing":
         return missing(i)
     if escalation.result == "paged":
-        who = ", ".join(mention(t) for t in escalation.targets) or "nobody on call was"
-        return Reply(f"Escalated incident #{i} to level {escalation.level}: {who} paged.")
+        paged = ", ".join(mention(t) for t in escalation.targets) or "nobody on call was"
+        return Reply(f"Escalated incident #{i} to level {escalation.level}: {paged} paged.")
     text = {
         "resolved": f"Incident #{i} is resolved; nothing to escalate.",
         "no_policy": f"No escalation policy matches incident #{i}, so there is nobody to page.",
@@ -131,62 +140,19 @@ def declared(incident_id: int, title: str, channel: str) -> Reply:
     )
 
 
-STALE_DECISIONS = {
-    "nothing_waiting": "No remediation on incident #{i} is waiting for a decision.",
-    "superseded": (
-        ":fast_forward: This proposal for incident #{i} was superseded by a newer one, so "
-        "nothing was done. Decide on the latest proposal in the thread."
-    ),
-    "decided": "This proposal for incident #{i} was already decided, so nothing was done.",
-    "mismatch": (
-        ":warning: This button does not match the proposal waiting on incident #{i}, so "
-        "nothing was done. Decide on the latest proposal in the thread."
-    ),
-}
-
-
-def decided(decision: Decision, incident_id: int, approvers: list[str]) -> str:
-    if decision == "refused":
-        who = ", ".join(mention(a) for a in approvers[:10])
+def resolution_text(incident_id: int, actor: str) -> str:
+    """The thread reply when an incident resolves."""
+    emoji = STATUS_EMOJI[IncidentStatus.RESOLVED]
+    if actor == "alertmanager":
         return (
-            "Sorry, you are not allowed to approve remediations for this bot. "
-            f"Please ask one of: {who}."
+            f"{emoji} Incident #{incident_id} resolved: "
+            "every alert of the group has cleared in Alertmanager."
         )
-    if decision in STALE_DECISIONS:
-        return STALE_DECISIONS[decision].format(i=incident_id)
-    verb = "Approved" if decision == "approved" else "Rejected"
-    return f"{verb}. The decision is recorded on incident #{incident_id}'s timeline."
+    return f"{emoji} Incident #{incident_id} resolved by {who(actor)}."
 
 
-REFUSED_FEEDBACK = {
-    FeedbackResult.MISSING: "There is no incident #{i}.",
-    FeedbackResult.NO_ANALYSIS: "Incident #{i} has no analysis to judge yet.",
-    FeedbackResult.SUPERSEDED: (
-        "This analysis of incident #{i} was replaced by a newer one, so nothing was recorded. "
-        "Judge the latest analysis in the thread."
-    ),
-}
-
-
-def feedback_refused(result: FeedbackResult, incident_id: int) -> str | None:
-    """Why a verdict was not taken, in plain words (a modal's field error takes no markup);
-    None when it was taken."""
-    text = REFUSED_FEEDBACK.get(result)
-    return text.format(i=incident_id) if text else None
-
-
-def feedback_given(done: Recorded, incident_id: int) -> Reply:
-    """The answer to Correct (or a submitted Wrong): silence when recorded, the reply itself
-    shows the verdict to everyone; otherwise why nothing changed."""
-    refused = feedback_refused(done.result, incident_id)
-    if refused is not None:
-        return Reply(
-            f":warning: {refused}",
-            changed=False,
-            missing=done.result is FeedbackResult.MISSING,
-        )
-    if done.result is FeedbackResult.UNCHANGED:
-        return Reply(
-            f"You already said that about the analysis of incident #{incident_id}.", changed=False
-        )
-    return Reply(f"Recorded your verdict on the analysis of incident #{incident_id}. Thank you.")
+def answer_text(asker: str, question: str, answer: str) -> str:
+    """A thread answer to ``@firebreak <question>`` (question quoted, answer escaped)."""
+    quoted = escape(truncate(one_line(question), 300))
+    body = escape(truncate(answer.strip() or "_(no answer)_", SECTION_TEXT_MAX - 400))
+    return f"{who(asker)} asked: _{quoted}_\n{body}"

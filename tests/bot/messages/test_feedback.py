@@ -8,10 +8,29 @@ from datetime import timedelta
 
 import pytest
 
-from firebreak.bot import cards
+from firebreak.bot.messages.feedback import (
+    ACTION_FEEDBACK_CORRECT,
+    ACTION_FEEDBACK_WRONG,
+    CAUSE_BLOCK,
+    CAUSE_INPUT,
+    FEEDBACK_ACTIONS_BLOCK,
+    VIEW_ACTUAL_CAUSE,
+    actual_cause_modal,
+    parse_feedback_value,
+    submitted_cause,
+)
+from firebreak.bot.messages.incident import incident_card
+from firebreak.bot.messages.rca import rca_card, seen_before_line
 from firebreak.incidents.feedback import MAX_CAUSE
 from firebreak.store.schemas import ExecutionStatus, Feedback, HistoryRef, Verdict
-from tests.bot.test_cards import T0, all_text, blocks_json, buttons, make_analysis, make_incident
+from tests.bot.messages.builders import (
+    T0,
+    all_text,
+    blocks_json,
+    buttons,
+    make_analysis,
+    make_incident,
+)
 from tests.fakes.slack_api import block_errors
 
 RUN = "inv-7-0123456789ab"
@@ -22,12 +41,12 @@ CORRECTED = Feedback(
 
 
 def test_the_reply_asks_was_this_right_with_the_run_in_the_buttons() -> None:
-    data = blocks_json(cards.rca_card(make_incident(), make_analysis(run_id=RUN))[1])
+    data = blocks_json(rca_card(make_incident(), make_analysis(run_id=RUN))[1])
     found = buttons(data)
-    assert set(found) == {cards.ACTION_FEEDBACK_CORRECT, cards.ACTION_FEEDBACK_WRONG}
+    assert set(found) == {ACTION_FEEDBACK_CORRECT, ACTION_FEEDBACK_WRONG}
     for button in found.values():
-        assert cards.parse_feedback_value(button["value"]) == (7, RUN)
-    assert data[-1]["block_id"] == cards.FEEDBACK_ACTIONS_BLOCK  # the last word
+        assert parse_feedback_value(button["value"]) == (7, RUN)
+    assert data[-1]["block_id"] == FEEDBACK_ACTIONS_BLOCK  # the last word
     assert "Was this right?" in data[-2]["text"]["text"]
 
 
@@ -37,19 +56,19 @@ def test_the_reply_asks_was_this_right_with_the_run_in_the_buttons() -> None:
     ids=["no run", "failed"],
 )
 def test_no_control_without_a_run_or_for_a_failed_analysis(changes: dict[str, object]) -> None:
-    data = blocks_json(cards.rca_card(make_incident(), make_analysis(**changes))[1])
+    data = blocks_json(rca_card(make_incident(), make_analysis(**changes))[1])
     assert not buttons(data) and "Was this right?" not in all_text(data)
 
 
 def test_the_reply_shows_the_verdict_and_keeps_the_buttons() -> None:
     confirmed = blocks_json(
-        cards.rca_card(make_incident(), make_analysis(run_id=RUN, feedback=CONFIRMED))[1]
+        rca_card(make_incident(), make_analysis(run_id=RUN, feedback=CONFIRMED))[1]
     )
     assert confirmed[-2]["text"]["text"] == ":white_check_mark: Confirmed by <@U0ALICE>"
     assert "Was this right?" not in all_text(confirmed)
-    assert set(buttons(confirmed)) == {cards.ACTION_FEEDBACK_CORRECT, cards.ACTION_FEEDBACK_WRONG}
+    assert set(buttons(confirmed)) == {ACTION_FEEDBACK_CORRECT, ACTION_FEEDBACK_WRONG}
     corrected = blocks_json(
-        cards.rca_card(make_incident(), make_analysis(run_id=RUN, feedback=CORRECTED))[1]
+        rca_card(make_incident(), make_analysis(run_id=RUN, feedback=CORRECTED))[1]
     )
     assert corrected[-2]["text"]["text"] == (
         ":x: Marked wrong by bob. Actual cause: _A &lt;!channel&gt; cron &amp; disk full_"
@@ -58,29 +77,29 @@ def test_the_reply_shows_the_verdict_and_keeps_the_buttons() -> None:
 
 def test_the_card_says_the_verdict_under_the_root_cause() -> None:
     analysis = make_analysis(run_id=RUN, feedback=CORRECTED)
-    data = blocks_json(cards.incident_card(make_incident(analysis=analysis))[1])
+    data = blocks_json(incident_card(make_incident(analysis=analysis))[1])
     [cause] = [b["text"]["text"] for b in data if "Root cause" in b.get("text", {}).get("text", "")]
     assert cause.endswith(
         "Marked wrong by bob. Actual cause: _A &lt;!channel&gt; cron &amp; disk full_"
     )
-    plain = blocks_json(cards.incident_card(make_incident(analysis=make_analysis()))[1])
+    plain = blocks_json(incident_card(make_incident(analysis=make_analysis()))[1])
     assert "Confirmed" not in all_text(plain) and "Marked wrong" not in all_text(plain)
 
 
 def test_the_form_asks_for_the_actual_cause() -> None:
-    view = cards.actual_cause_modal(7, RUN, "Pool <exhausted> " + "x" * 5000).to_dict()
-    assert view["type"] == "modal" and view["callback_id"] == cards.VIEW_ACTUAL_CAUSE
-    assert cards.parse_feedback_value(view["private_metadata"]) == (7, RUN)
+    view = actual_cause_modal(7, RUN, "Pool <exhausted> " + "x" * 5000).to_dict()
+    assert view["type"] == "modal" and view["callback_id"] == VIEW_ACTUAL_CAUSE
+    assert parse_feedback_value(view["private_metadata"]) == (7, RUN)
     assert block_errors(view["blocks"], limit=100) == []
     said, field = view["blocks"]
     assert "Pool &lt;exhausted&gt;" in said["text"]["text"] and said["text"]["text"].endswith("…_")
-    assert field["block_id"] == cards.CAUSE_BLOCK
+    assert field["block_id"] == CAUSE_BLOCK
     assert field["label"]["text"] == "What was the actual cause?"
-    assert field["element"]["action_id"] == cards.CAUSE_INPUT
+    assert field["element"]["action_id"] == CAUSE_INPUT
     assert field["element"]["max_length"] == MAX_CAUSE and field["element"]["multiline"]
-    submitted = {"state": {"values": {cards.CAUSE_BLOCK: {cards.CAUSE_INPUT: {"value": " x \n"}}}}}
-    assert cards.submitted_cause(submitted) == "x"
-    assert cards.submitted_cause({}) == ""
+    submitted = {"state": {"values": {CAUSE_BLOCK: {CAUSE_INPUT: {"value": " x \n"}}}}}
+    assert submitted_cause(submitted) == "x"
+    assert submitted_cause({}) == ""
 
 
 @pytest.mark.parametrize(
@@ -88,7 +107,7 @@ def test_the_form_asks_for_the_actual_cause() -> None:
 )
 def test_other_values_are_not_feedback(value: str) -> None:
     with pytest.raises(ValueError):
-        cards.parse_feedback_value(value)
+        parse_feedback_value(value)
 
 
 def test_seen_before_marks_what_people_said() -> None:
@@ -97,7 +116,7 @@ def test_seen_before_marks_what_people_said() -> None:
         ref="H1", incident_id=12, title="t", created_at=created, root_cause="Disk full"
     )
     lines = [
-        cards.seen_before_line(base.model_copy(update={"confirmed": c}), None, T0)
+        seen_before_line(base.model_copy(update={"confirmed": c}), None, T0)
         for c in (None, True, False)
     ]
     assert lines == [

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 from firebreak.agents.grounding import ground
 from firebreak.agents.schema import RootCauseAnalysis
-from firebreak.bot import cards
+from firebreak.bot.console import render_text
+from firebreak.bot.messages.rca import rca_card
 from firebreak.store.schemas import EvidenceItem, ExecutionStatus
 from firebreak.tools.models import Evidence, LogLine, MetricReading
-from tests.bot.test_cards import make_analysis, make_incident
+from tests.bot.messages.builders import make_analysis, make_incident
 
 RATIO = (
     'sum(rate(http_requests_total{service="checkout",code=~"5.."}[5m])) / '
@@ -59,7 +60,7 @@ def test_metric_lines_come_from_the_structured_reading() -> None:
     assert line.line.timestamp == changed
 
     analysis = make_analysis(evidence=items, execution_status=ExecutionStatus.COMPLETED)
-    page = cards.render_text(cards.rca_card(make_incident(), analysis)[1])
+    page = render_text(rca_card(make_incident(), analysis)[1])
     assert (
         'connection_pool_in_use{pool="payment,gateway",service="checkout"} baseline=5.1 '
         "current=10 peak=10, changed at 2026-12-01T09:55:00+00:00"
