@@ -1,6 +1,6 @@
 """The app object: every component, built once and wired together.
 
-`Runtime` is the one piece of state the brief allows beyond constants. It is complete when it
+`Runtime` is the one piece of process state beyond constants. It is complete when it
 exists (firebreak/components.py builds it whole; no part is filled in later) and frozen.
 """
 

@@ -561,7 +561,7 @@ async def test_fake_form_encoded_and_other_methods():
         assert recorded.params == {"text": "done", "replace_original": False}
 
 
-# ---------------------------------------------------------------------- issue 16/17 details
+# ---------------------------------------------------------------------- card details
 
 
 def started_field(blocks: list[Block]) -> str:
