@@ -1,4 +1,4 @@
-"""Circuit breakers, one per dependency: pybreaker's state machine plus what seed 003 asks.
+"""Circuit breakers, one per dependency: pybreaker's state machine plus the rules it lacks.
 
 pybreaker (1.4) is the state machine: it counts consecutive failures, opens at `fail_max`,
 re-opens when a half-open trial fails, closes after `success_threshold` trial successes,
@@ -43,10 +43,11 @@ from typing import Literal, Protocol, TypeVar, get_args
 
 import pybreaker
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
 from firebreak.tools.errors import Category, CircuitOpenError, Failure, classify
+from firebreak.tools.metrics import BreakerMetrics, metrics_on
 
 __all__ = [
     "ACTIONS",
@@ -56,11 +57,9 @@ __all__ = [
     "Breaker",
     "BreakerBoard",
     "BreakerConfig",
-    "BreakerMetrics",
     "BreakerStatus",
     "ForcedStateStore",
     "StoredAction",
-    "shared_collector",
 ]
 
 log = structlog.get_logger(__name__)
@@ -74,7 +73,6 @@ CLOSED, HALF_OPEN, OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_HALF_OPEN, pyb
 STATE_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 OUTCOMES = ("success", "failure", "slow", "rejected")
 BUCKETS = 10
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120)
 
 
 class BreakerConfig(BaseModel):
@@ -133,95 +131,6 @@ class ForcedStateStore(Protocol):
     async def save(self, name: str, action: str, by: str) -> int:
         """Store `action` as `name`'s latest; the new version."""
         ...
-
-
-# --------------------------------------------------------------------------------------------
-# Metrics
-
-
-def shared_collector(registry: CollectorRegistry, name: str, factory: Callable[[], T]) -> T:
-    """Create a collector, or reuse the one already registered under `name` on `registry`."""
-    try:
-        return factory()
-    except ValueError:  # "Duplicated timeseries in CollectorRegistry"
-        existing = registry._names_to_collectors.get(name)  # no public lookup exists
-        if existing is None:
-            raise
-        return existing  # type: ignore[no-any-return]
-
-
-class BreakerMetrics:
-    """The breakers' collectors on one registry, shared by every breaker registered on it."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        def make(name: str, factory: Callable[[], T]) -> T:
-            return shared_collector(registry, name, factory)
-
-        self.state = make(
-            "firebreak_circuit_breaker_state",
-            lambda: Gauge(
-                "firebreak_circuit_breaker_state",
-                "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open",
-                ["dependency"],
-                registry=registry,
-            ),
-        )
-        self.forced = make(
-            "firebreak_circuit_breaker_forced",
-            lambda: Gauge(
-                "firebreak_circuit_breaker_forced",
-                "1 while an operator holds the breaker open",
-                ["dependency"],
-                registry=registry,
-            ),
-        )
-        self.transitions = make(
-            "firebreak_circuit_breaker_transitions",
-            lambda: Counter(
-                "firebreak_circuit_breaker_transitions",
-                "Circuit breaker state changes",
-                ["dependency", "from", "to"],
-                registry=registry,
-            ),
-        )
-        self.calls = make(
-            "firebreak_circuit_breaker_calls",
-            lambda: Counter(
-                "firebreak_circuit_breaker_calls",
-                "Calls through a circuit breaker by outcome (success, failure, slow, rejected)",
-                ["dependency", "outcome"],
-                registry=registry,
-            ),
-        )
-        self.errors = make(
-            "firebreak_circuit_breaker_errors",
-            lambda: Counter(
-                "firebreak_circuit_breaker_errors",
-                "Failed or refused calls by category (transient, prolonged, circuit_open, "
-                "rate_limited, timeout, bad_request)",
-                ["dependency", "category"],
-                registry=registry,
-            ),
-        )
-        self.duration = make(
-            "firebreak_circuit_breaker_call_seconds",
-            lambda: Histogram(
-                "firebreak_circuit_breaker_call_seconds",
-                "Duration of calls through a circuit breaker",
-                ["dependency"],
-                buckets=DURATION_BUCKETS,
-                registry=registry,
-            ),
-        )
-        self.actions = make(
-            "firebreak_circuit_breaker_operator_actions",
-            lambda: Counter(
-                "firebreak_circuit_breaker_operator_actions",
-                "Operator actions on circuit breakers (open, close, reset)",
-                ["dependency", "action"],
-                registry=registry,
-            ),
-        )
 
 
 class _Bound:
@@ -354,7 +263,7 @@ class Breaker:
         self._clock = clock
         self._window = _Window(self.config.window_s)
         self._storage = _Storage(clock)
-        self._metrics = _Bound(metrics or BreakerMetrics(CollectorRegistry()), name)
+        self._metrics = _Bound(metrics or metrics_on(CollectorRegistry()).breakers, name)
         self._epoch = 0  # bumped by every transition
         self._trials = 0  # half-open trial calls in flight
         self._forced = False
@@ -563,7 +472,7 @@ class BreakerBoard:
         store: ForcedStateStore | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        self.metrics = BreakerMetrics(registry or CollectorRegistry())
+        self.metrics = metrics_on(registry or CollectorRegistry()).breakers
         self._store = store
         self._clock = clock
         self._breakers: dict[str, Breaker] = {}
