@@ -2,16 +2,17 @@
 
 pybreaker (1.4) is the state machine: it counts consecutive failures, opens at `fail_max`,
 re-opens when a half-open trial fails, closes after `success_threshold` trial successes,
-keeps its counters in a `CircuitBreakerStorage` and tells listeners about every transition.
-`Breaker` adds, around it:
+keeps its counters in a `CircuitBreakerStorage` (`_Storage`) and tells listeners
+(`_Transitions`) about every transition, which become metrics and log lines here.
+`Breaker` adds, around it, what pybreaker has no place for (README "Circuit breakers" says
+why each is ours):
 
-- asyncio. `Breaker.call(fn)` awaits `fn()` itself, then replays the outcome into pybreaker
-  with `CircuitBreaker.call` on a tiny synchronous function (`call_async` needs Tornado and
-  `call(async_fn)` never sees the coroutine fail). Why not `with cb.calling():` around the
-  await: pybreaker books whatever leaves the block, so a cancellation from outside became a
-  success (closing a half-open breaker on no evidence), and a slow answer could only count as
-  a failure by raising through the caller. Replaying keeps pybreaker's rules and lets us
-  choose what to replay: cancellations are not replayed at all, slow answers as failures.
+- asyncio. `Breaker.call(fn)` awaits `fn()` itself, then books the outcome with
+  `CircuitBreaker.call(_book, outcome)`, which returns or raises as the call did.
+  pybreaker books an outcome only as the result of a call it makes (`call_async` needs
+  Tornado, `call(async_fn)` never sees the coroutine fail, and `with cb.calling():` books
+  whatever leaves the block), so it cannot tell a cancellation (nothing learnt: not booked)
+  from a failure, nor count a slow answer as failed while the caller still gets it.
 - Admission. pybreaker decides "may this call go?" inside the call itself, so the open to
   half-open move (after `reset_timeout_s`, on an injectable clock) is made here through
   pybreaker's `half_open()`, and `half_open_max_calls` permits bound the trials in flight
@@ -20,16 +21,16 @@ keeps its counters in a `CircuitBreakerStorage` and tells listeners about every 
 - Failure rate: a sliding window of `window_s` (in 10 buckets); once it holds `min_calls`
   calls, a failed share of at least `failure_rate` opens the breaker (`CircuitBreaker.open()`).
 - A success while closed with no consecutive failure counted changes nothing in pybreaker and
-  is not replayed (that replay was 60 % of the cost of a call, bench/breaker.py).
-- Epochs: an outcome whose call began under an earlier state is not replayed (an answer sent
+  is not booked (the cheap common case).
+- Epochs: an outcome whose call began under an earlier state is not booked (an answer sent
   before the breaker opened says nothing about the half-open trial).
 - Operator control: `force_open` (holds until `close` or `reset`), `close`, `reset`.
   `BreakerBoard` keeps every breaker by name and shares those actions between replicas through
   a `ForcedStateStore` (implemented in store/breakers.py; tools never import store).
-- Metrics on a registry passed in, and a log line for every transition with its reason.
 
 Errors are classified once (tools/errors.py): `bad_request` answers are not failures. A
-breaker belongs to one event loop: its own bookkeeping takes no lock.
+breaker belongs to one event loop: its own bookkeeping takes no lock. Its collectors are
+declared in tools/metrics.py.
 """
 
 from __future__ import annotations
@@ -190,16 +191,14 @@ class _Transitions(pybreaker.CircuitBreakerListener):
 
 
 class _Failed(Exception):
-    """What a failed call is replayed into pybreaker as (a new one each time: a raised
-    instance keeps every traceback it went through)."""
+    """A failed call's outcome as pybreaker books it (a new one each time: a raised instance
+    keeps every traceback it went through)."""
 
 
-def _succeed() -> None:
-    return None
-
-
-def _fail() -> None:
-    raise _Failed
+def _book(failed: bool) -> None:
+    """What `CircuitBreaker.call` runs to book a finished call: it fails as the call did."""
+    if failed:
+        raise _Failed
 
 
 class _Window:
@@ -393,11 +392,11 @@ class Breaker:
         if not failed:
             if trial or self._storage.counter:  # closed with no failure counted: a no-op
                 self._reason = "trial_succeeded"
-                self._cb.call(_succeed)
+                self._cb.call(_book, False)
             return
         self._reason = "slow" if failure is None else "trial_failed" if trial else "consecutive"
         try:
-            self._cb.call(_fail)
+            self._cb.call(_book, True)
         except _Failed:
             pass
         if self._storage.state == CLOSED and self._rate_exceeded(now):
