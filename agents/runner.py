@@ -88,7 +88,7 @@ class InvestigationService:
         self._writer = deps.writer
         self._slots = asyncio.Semaphore(deps.settings.investigation.max_concurrent)
         # While an alert storm is taken in, graphs start one at a time: the CPU goes to
-        # acknowledging Alertmanager first (the cards are posted regardless; issue 18).
+        # acknowledging Alertmanager first (the cards are posted regardless).
         self._ingest_busy = ingest_busy
         self._storm_turns = asyncio.Semaphore(1)
         self._active: dict[int, asyncio.Task[None]] = {}

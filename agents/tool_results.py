@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from firebreak.agents.tool_args import TOOL_NAMES
-from firebreak.tools.breaker import shared_collector
 from firebreak.tools.evidence import format_log_line, format_metric
 from firebreak.tools.files import MAX_LINE_CHARS
 from firebreak.tools.kube_objects import KubeFinding, format_finding
+from firebreak.tools.metrics import metrics_on
 from firebreak.tools.models import LogLine, MetricReading
 from firebreak.tools.text import cut
 
@@ -65,28 +65,9 @@ class ToolMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         registry = CollectorRegistry() if registry is None else registry
         self.registry = registry
-        self.calls = shared_collector(
-            registry,
-            "firebreak_tool_calls",
-            lambda: Counter(
-                "firebreak_tool_calls",
-                "Follow-up tool calls of the reasoning agent, by tool and outcome (ok, error, "
-                "refused)",
-                ["tool", "outcome"],
-                registry=registry,
-            ),
-        )
-        self.seconds = shared_collector(
-            registry,
-            "firebreak_tool_call_seconds",
-            lambda: Histogram(
-                "firebreak_tool_call_seconds",
-                "Follow-up tool call duration",
-                ["tool"],
-                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-                registry=registry,
-            ),
-        )
+        collectors = metrics_on(registry).tools
+        self.calls = collectors.calls
+        self.seconds = collectors.seconds
 
     def observe(self, result: ToolResult) -> None:
         tool = result.tool if result.tool in TOOL_NAMES else "unknown"  # bounded label values

@@ -1,4 +1,4 @@
-"""Investigation benchmarks (issue 3). Run by hand from the repository root:
+"""Investigation benchmarks. Run by hand from the repository root:
 
     python bench/investigation.py [--incidents 30] [--concurrent 50] [--limit 4]
 
@@ -10,7 +10,7 @@
    2 s each, `--limit` at a time. Baseline: the ideal ceil(n / limit) x 2 s.
 3. Circuit breaker: time for a call to fail once the breaker is open. Baseline: raising and
    catching an exception in a plain function.
-4. The follow-up loop's own overhead per tool call (issue 12): investigations in which the
+4. The follow-up loop's own overhead per tool call: investigations in which the
    scripted LLM (answering at once) calls `--tool-calls` tools, one after the other, on a log
    file (an in-process source). Per call, the time between two LLM requests as the server
    sees them arrive: the LLM round trip, the graph's two steps (checkpointed), the toolbox,

@@ -1,4 +1,4 @@
-"""Slack round trip under load (issue 4). Run by hand from the repository root:
+"""Slack round trip under load. Run by hand from the repository root:
 
     python bench/slack_roundtrip.py [--users 20] [--requests 40] [--investigations 20]
 

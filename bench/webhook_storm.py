@@ -1,4 +1,4 @@
-"""Alert-storm benchmark for `POST /webhooks/alertmanager` (issues 2 and 18).
+"""Alert-storm benchmark for `POST /webhooks/alertmanager`.
 
 32 connections post 10-alert groups spread over 50 groups, fingerprints all new, with wrk.
 Firebreak (`firebreak serve`, SQLite with fsync per commit, or `--store URL`) is compared with

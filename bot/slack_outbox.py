@@ -157,7 +157,7 @@ class OutboxNotifier:
         self.writer = writer
         self.transport = transport
         self.charts = charts  # the thread's PNG charts, drawn in a worker process
-        # While an alert storm is taken in, one lane is delivered at a time (issue 18): Slack
+        # While an alert storm is taken in, one lane is delivered at a time: Slack
         # takes about a message a second per channel anyway, and the CPU goes to the webhook.
         self._ingest_busy = ingest_busy
         self.channel = channel  # `slack.channel`: where a card goes when no routing rule matches

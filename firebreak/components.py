@@ -51,7 +51,6 @@ from firebreak.incidents.feedback import FeedbackOps
 from firebreak.incidents.flows import AlertIntake, IncidentOps
 from firebreak.incidents.ports import Escalations, Investigations, Notifier
 from firebreak.incidents.silences import SilenceEnds, SilenceOps
-from firebreak.metrics import Metrics
 from firebreak.oncall.schedules import LookupEmail, OnCall
 from firebreak.oncall.slack_lookup import slack_email_lookup
 from firebreak.remediation.flows import RemediationService
@@ -65,6 +64,7 @@ from firebreak.store.writer import Writer
 from firebreak.tools.alertmanager import AlertmanagerClient
 from firebreak.tools.breaker import BreakerBoard
 from firebreak.tools.llm import LLMGateway
+from firebreak.tools.metrics import Metrics
 from firebreak.tools.redact import Redactor
 from firebreak.tools.sources import breaker_configs
 

@@ -49,13 +49,14 @@ EVENT_STYLE = {
 }
 
 
-async def run_demo(console: Console) -> IncidentOut:
-    """Play the story; returns the incident as it ends."""
+async def run_demo(console: Console, *, offline: bool = False) -> IncidentOut:
+    """Play the story; returns the incident as it ends. `offline` skips looking for Ollama:
+    the offline analyzer answers (scripts/readme_demo.py needs the same story every run)."""
     with tempfile.TemporaryDirectory(prefix="firebreak-demo-") as tmp:
         workdir = Path(tmp)
         sample = materialise(workdir, datetime.now(UTC))
         async with serve_sample_prometheus(sample.series) as prometheus_url:
-            llm = await _local_llm()
+            llm = {"provider": "offline"} if offline else await _local_llm()
             config = _config(workdir, sample, prometheus_url, llm)
             signing_secret = secrets.token_hex(16)
             demo_secrets = Secrets(slack_signing_secret=SecretStr(signing_secret))

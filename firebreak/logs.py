@@ -15,7 +15,14 @@ from typing import Any
 import structlog
 
 Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
-QUIET = ("httpx", "httpcore", "aiosqlite", "apscheduler.executors.default")
+QUIET = (
+    "httpx",
+    "httpcore",
+    "aiosqlite",
+    "apscheduler.scheduler",
+    "apscheduler.executors.default",
+    "apscheduler.executors.due",
+)
 
 
 def configure_logging(level: str = "INFO", *, scrub: Processor | None = None) -> None:

@@ -1,6 +1,6 @@
 """The app object: every component, built once and wired together.
 
-`Runtime` is the one piece of state the brief allows beyond constants. It is complete when it
+`Runtime` is the one piece of process state beyond constants. It is complete when it
 exists (firebreak/components.py builds it whole; no part is filled in later) and frozen.
 """
 
@@ -23,13 +23,13 @@ from firebreak.incidents.flows import AlertIntake, IncidentOps
 from firebreak.incidents.ingest import IngestOutcome
 from firebreak.incidents.ports import Investigations, Notifier, Postmortems
 from firebreak.incidents.silences import SilenceOps
-from firebreak.metrics import Metrics
 from firebreak.oncall.schedules import OnCall
 from firebreak.remediation.flows import RemediationService
 from firebreak.scheduler.core import JobScheduler
 from firebreak.store.payloads import AlertmanagerPayload
 from firebreak.store.writer import Writer
 from firebreak.tools.breaker import BreakerBoard
+from firebreak.tools.metrics import Metrics
 from firebreak.tools.redact import Redactor
 
 Readiness = Callable[[], str]  # "ok" or the reason it is not ready

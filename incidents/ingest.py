@@ -154,7 +154,7 @@ def ingest_many(
     shown: Scrub = str,
 ) -> list[IngestOutcome]:
     """Apply notifications in order, with the outcomes and the rows `ingest` gives one by one,
-    in a few statements for the whole batch (issue 18: a storm's notifications cost five
+    in a few statements for the whole batch (one by one, a storm's notifications cost five
     statements each, and on PostgreSQL each waited for a round trip).
 
     The common case of a storm, more alerts for a group whose incident is open and firing,

@@ -18,12 +18,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from firebreak.oncall.config import ScheduleConfig, schedule_name
 from firebreak.oncall.ical import Calendar, IcalError, display_location, fetch_calendar
 from firebreak.oncall.rotation import override_segments, rotation_segments
 from firebreak.oncall.timeline import Segment, merge, paint, segment_at
+from firebreak.tools.metrics import metrics_on
 
 __all__ = ["LookupEmail", "NextShift", "OnCall", "PageTarget", "Shift", "UnknownSchedule"]
 
@@ -110,12 +111,7 @@ class OnCall:
         self._calendars: dict[str, Calendar] = {}
         self._due: dict[str, float] = {}
         self._emails: dict[str, str] = {}
-        self._failures = Counter(
-            "firebreak_schedule_refresh_failures",
-            "iCal schedule reads that failed (the last good copy was kept), by schedule",
-            ["schedule"],
-            registry=registry,
-        )
+        self._failures = metrics_on(registry).schedules.refresh_failures
         for schedule in schedules:
             if schedule.ical is not None:
                 self._failures.labels(schedule.name)

@@ -2,24 +2,25 @@
 
 The scheduler knows no domain. Each domain registers a `JobKind` (escalation steps, reminders,
 remediation runs): its name, the coroutine that fires one item, and the reader of its pending
-rows. The rows say what is due and when; APScheduler's `SQLAlchemyJobStore` (table
-`apscheduler_jobs`, in the same PostgreSQL database or in `<db>.jobs` beside a SQLite file)
-holds the DateTrigger jobs that fire them. A job id names the row AND its exactly-once token
-(`kind:key:token`), so a job made for a step that has since moved on is recognisably stale:
-the domain re-checks the token in a conditional UPDATE and does nothing.
+rows. The rows say what is due and when; APScheduler's `SQLAlchemyJobStore` (in the same
+PostgreSQL database, or in `<db>.jobs` beside a SQLite file) holds the DateTrigger jobs that
+fire them. A job id names the row AND its exactly-once token (`kind:key:token`), so a job made
+for a step that has since moved on is recognisably stale: the domain re-checks the token in a
+conditional UPDATE and does nothing.
 
 Kinds with `tick_s` come by the thousand, so they share jobs: one per tick in which an item
-falls (`esc:<tick>:0`), which fires every item due by then. APScheduler commits the removal of
-every job it fires, in the event loop: one job per step capped firing at about 600 steps/s on
-SQLite and 400 on PostgreSQL (measured).
+falls (`esc:<tick>:0`), which fires every item due by then. APScheduler removes every job it
+fires with a commit of its own, in the event loop, so one job per item would bound the rate
+at which items fire.
 
-`reconcile` makes the job store match the rows: missing or mistimed jobs are written, stale
-ones deleted, in one transaction with a bulk INSERT. It runs at start and every
+Jobs are written with `add_job(..., jobstore=PERSISTENT, replace_existing=True)` and read and
+removed with `get_jobs` / `remove_job`. `reconcile` makes the job store match the rows:
+missing or mistimed jobs are added, stale ones removed. It runs at start and every
 `sweep_interval_s`. Every job has `misfire_grace_time=None` and `coalesce=True`: a job due
 while the process was down fires once, late, instead of being dropped.
 
-Jobs reach the domain through this scheduler's own executor (`_DueExecutor`, registered with
-APScheduler as the executor of every persistent job): it hands `(kind, key, token)` to the
+Persistent jobs name the module-level coroutine `due`, which does nothing: the scheduler's
+`EVENT_JOB_SUBMITTED` listener hands `(kind, key, token)`, read from the job id, to the
 registered kind. Nothing process-specific is pickled and there is no module-level registry.
 
 Several replicas: only the process holding the scheduler lock (scheduler/election.py) runs the
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import pickle
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -42,11 +42,12 @@ from functools import partial
 from typing import Any, Protocol
 
 import structlog
-from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
-from apscheduler.executors.base import BaseExecutor
-from apscheduler.job import Job
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
@@ -54,13 +55,11 @@ from sqlalchemy.engine import make_url
 from firebreak.scheduler.election import leader_lock
 from firebreak.store.db import create_sync_engine, is_memory_sqlite
 from firebreak.store.health import describe, is_outage
-from firebreak.store.scheduling import job_times, replace_jobs
 
 log = structlog.get_logger(__name__)
 
-JOB_TABLE = "apscheduler_jobs"
 PERSISTENT = "persistent"  # alias of the SQLAlchemy job store (only on the elected scheduler)
-DUE_EXECUTOR = "due"  # alias of the executor that hands persistent jobs to their kind
+DUE_EXECUTOR = "due"  # alias of the executor of persistent jobs (named in their stored rows)
 JOB_OPTIONS: dict[str, Any] = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
 TIME_SLACK_S = 0.5  # a stored job this close to the wanted time is left alone
 # Items of `limited` kinds running at once per process: they commit together through the store
@@ -123,25 +122,19 @@ class Scheduling(Protocol):
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None: ...
 
 
-def due(kind: str, key: int, token: int) -> None:
-    """The function every persistent job names. It never runs: `_DueExecutor` hands the job's
-    arguments to its kind instead (a pickled job must name a module-level callable)."""
-    raise RuntimeError("persistent jobs run through the scheduler's due executor")
+async def due(kind: str, key: int, token: int) -> None:
+    """The coroutine every persistent job names, and it does nothing: a pickled job must name
+    a module-level callable, and the work belongs to the scheduler that registered the kind.
+    That scheduler's `EVENT_JOB_SUBMITTED` listener hands the job to the kind."""
 
 
-class _DueExecutor(BaseExecutor):
-    """APScheduler's extension point for running jobs: hands `(kind, key, token)` to the
-    owning scheduler, which spawns the domain's work."""
-
-    def __init__(self, dispatch: Callable[[str, int, int], None]) -> None:
-        super().__init__()
-        self._dispatch = dispatch
-
-    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
-        kind, key, token = job.args
-        self._dispatch(kind, key, token)
-        event = JobExecutionEvent(EVENT_JOB_EXECUTED, job.id, job._jobstore_alias, run_times[-1])
-        self._run_job_success(job.id, [event])
+def parse_job_id(job_id: str) -> tuple[str, int, int] | None:
+    """`(kind, key, token)` from a persistent job's id (`Due.job_id`), or None for another id."""
+    kind, _, rest = job_id.partition(":")
+    key, _, token = rest.partition(":")
+    if not (kind and key.lstrip("-").isdigit() and token.lstrip("-").isdigit()):
+        return None
+    return kind, int(key), int(token)
 
 
 def jobstore_url(url: str) -> str:
@@ -178,8 +171,10 @@ class JobScheduler:
     def __init__(self, store_url: str, *, sweep_interval_s: float) -> None:
         self.url = store_url
         self.sweep_interval_s = sweep_interval_s
-        self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_OPTIONS)
-        self.scheduler.add_executor(_DueExecutor(self._dispatch), DUE_EXECUTOR)
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC, job_defaults=JOB_OPTIONS, executors={DUE_EXECUTOR: AsyncIOExecutor()}
+        )
+        self.scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self.engine: Engine = create_sync_engine(store_url)  # reconciliation reads
         self.jobstore: SQLAlchemyJobStore | None = None
         self.lock = leader_lock(store_url)
@@ -193,6 +188,7 @@ class JobScheduler:
         self._slots = asyncio.Semaphore(STEP_CONCURRENCY)
         self._to_write: dict[str, Due] = {}  # jobs to write at the end of this loop turn
         self._writing = False
+        self._jobs_lock = asyncio.Lock()  # one writer of the job store at a time
         self.last_reconcile: ReconcileReport | None = None
 
     # ------------------------------------------------------------------ registration
@@ -292,6 +288,16 @@ class JobScheduler:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        """APScheduler submitted a job: a persistent one goes to its kind."""
+        if event.jobstore != PERSISTENT:
+            return
+        parsed = parse_job_id(event.job_id)
+        if parsed is None:
+            log.warning("persistent job with an unknown id", job_id=event.job_id)
+            return
+        self._dispatch(*parsed)
+
     def _dispatch(self, kind: str, key: int, token: int) -> None:
         registered = self.kinds.get(kind)
         if registered is None:
@@ -331,7 +337,7 @@ class JobScheduler:
 
     def _promote(self) -> None:
         engine = create_sync_engine(jobstore_url(self.url), durable=False)
-        self.jobstore = SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)
+        self.jobstore = SQLAlchemyJobStore(engine=engine)
         self.scheduler.add_jobstore(self.jobstore, PERSISTENT)
         self.is_leader = True
         log.info("elected as the scheduler for this store")
@@ -353,11 +359,8 @@ class JobScheduler:
         """Write the job for `due` (leader only; followers leave it to the leader's sweep).
 
         Jobs scheduled in the same loop turn (a batch of steps that just fired) are written
-        together: one transaction in a worker thread, then one wake-up of APScheduler, instead
-        of an `add_job` each (a blocking INSERT and a full wake-up of the scheduler per job).
-        The job store's commits do not wait for the disk: the jobs are derived from the rows
-        (which do) and rebuilt by reconcile; waiting for an fsync there capped firing at about
-        400 jobs/s on PostgreSQL (measured)."""
+        together in a worker thread, with job processing paused meanwhile: each `add_job` on a
+        running scheduler wakes it up, which reads the job store in the event loop."""
         if not self.is_leader or self.stopped:
             return
         due = self.kinds[due.kind].job_for(due)
@@ -368,29 +371,57 @@ class JobScheduler:
 
     async def _write_scheduled(self) -> None:
         try:
-            while self._to_write and self.jobstore is not None:
+            while self._to_write and self.is_leader:
                 dues, self._to_write = list(self._to_write.values()), {}
-                await asyncio.to_thread(self._write_jobs_blocking, self.jobstore, dues)
-                self.scheduler.wakeup()
+                async with self._jobs_lock:
+                    await self._batch(self._add_jobs, dues)
         finally:
             self._writing = False
 
-    def _write_jobs_blocking(self, jobstore: SQLAlchemyJobStore, dues: list[Due]) -> None:
-        with jobstore.engine.begin() as conn:
-            self._write_jobs(conn, jobstore, dues, replace=[due.job_id for due in dues])
+    async def _batch(self, work: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking job-store `work` in a worker thread with job processing paused, then
+        wake the scheduler once."""
+        running = self.scheduler.state == STATE_RUNNING
+        if running:
+            self.scheduler.pause()
+        try:
+            return await asyncio.to_thread(work, *args)
+        finally:
+            if running and self.scheduler.state == STATE_PAUSED:
+                self.scheduler.resume()
 
-    def _write_jobs(
-        self, conn: Connection, jobstore: SQLAlchemyJobStore, dues: list[Due], *, replace: list[str]
-    ) -> None:
-        """Delete the jobs `replace` names, then insert the jobs for `dues`, in bulk."""
-        rows = [self._job_row(due, jobstore) for due in dues]
-        replace_jobs(conn, jobstore.jobs_t, replace, rows)
+    def _add_jobs(self, dues: list[Due]) -> None:
+        for item in dues:
+            self.scheduler.add_job(
+                due,
+                DateTrigger(run_date=item.at, timezone=UTC),
+                args=(item.kind, item.key, item.token),
+                id=item.job_id,
+                name=item.job_id,
+                jobstore=PERSISTENT,
+                executor=DUE_EXECUTOR,
+                replace_existing=True,
+                **JOB_OPTIONS,
+            )
+
+    def _remove_jobs(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            try:
+                self.scheduler.remove_job(job_id, PERSISTENT)
+            except JobLookupError:  # fired meanwhile
+                pass
 
     # ------------------------------------------------------------------ reconciliation
 
     async def reconcile(self) -> ReconcileReport:
-        """Make the persistent job store match the rows; catch up on lost starts."""
-        report, caught = await asyncio.to_thread(self._reconcile_blocking)
+        """Make the persistent job store match the rows; catch up on lost starts.
+
+        Holds the job-store lock throughout: a job that `schedule` writes meanwhile (a tick
+        job's id can come back) is written after the stale one is removed, never before."""
+        if not self.is_leader:
+            return ReconcileReport()
+        async with self._jobs_lock:
+            report, caught = await self._batch(self._reconcile_blocking)
         self.last_reconcile = report
         if report.written or report.deleted:
             log.info(
@@ -400,41 +431,36 @@ class JobScheduler:
                 deleted=report.deleted,
                 seconds=round(report.seconds, 3),
             )
-            self.scheduler.wakeup()
         for catch_up, key in caught:
             self.spawn(catch_up.act(key))
         return report
 
     def _reconcile_blocking(self) -> tuple[ReconcileReport, list[tuple[CatchUp, int]]]:
         began = time.perf_counter()
-        jobstore = self.jobstore
-        if jobstore is None:
-            return ReconcileReport(), []
-        with jobstore.engine.begin() as conn:
-            # The jobs first, then the rows: a job the loop writes meanwhile reflects a row
-            # state at least as new as what we read, so it is never deleted by mistake.
-            existing = {
-                job_id: at
-                for job_id, at in job_times(conn, jobstore.jobs_t).items()
-                if job_id.split(":", 1)[0] in self.kinds
+        # The jobs first, then the rows: a job written meanwhile reflects a row state at least
+        # as new as what we read, so it is never removed by mistake.
+        existing = {
+            job.id: job.next_run_time
+            for job in self.scheduler.get_jobs(jobstore=PERSISTENT)
+            if job.id.split(":", 1)[0] in self.kinds
+        }
+        with self.engine.connect() as rows:
+            wanted = {
+                job.job_id: job
+                for kind in self.kinds.values()
+                for job in map(kind.job_for, kind.pending(rows))
             }
-            with self.engine.connect() as rows:
-                wanted = {
-                    job.job_id: job
-                    for kind in self.kinds.values()
-                    for job in map(kind.job_for, kind.pending(rows))
-                }
-                caught = [(c, key) for c in self.catch_ups for key in c.find(rows)]
-            stale = [job_id for job_id in existing if job_id not in wanted]
-            write = [
-                due
-                for job_id, due in wanted.items()
-                if job_id not in existing
-                or existing[job_id] is None
-                or abs(existing[job_id] - due.at.timestamp()) > TIME_SLACK_S
-            ]
-            drop = stale + [due.job_id for due in write if due.job_id in existing]
-            self._write_jobs(conn, jobstore, write, replace=drop)
+            caught = [(c, key) for c in self.catch_ups for key in c.find(rows)]
+        stale = [job_id for job_id in existing if job_id not in wanted]
+        write = [
+            due
+            for job_id, due in wanted.items()
+            if job_id not in existing
+            or existing[job_id] is None
+            or abs((existing[job_id] - due.at).total_seconds()) > TIME_SLACK_S
+        ]
+        self._remove_jobs(stale)
+        self._add_jobs(write)
         report = ReconcileReport(
             wanted=len(wanted),
             written=len(write),
@@ -443,23 +469,3 @@ class JobScheduler:
             seconds=time.perf_counter() - began,
         )
         return report, caught
-
-    def _job_row(self, due: Due, jobstore: SQLAlchemyJobStore) -> dict[str, Any]:
-        """The row APScheduler itself would write for this job (same pickled state)."""
-        job = Job(
-            self.scheduler,
-            id=due.job_id,
-            func=f"{__name__}:due",
-            trigger=DateTrigger(run_date=due.at, timezone=UTC),
-            executor=DUE_EXECUTOR,
-            args=(due.kind, due.key, due.token),
-            kwargs={},
-            name=due.job_id,
-            next_run_time=due.at,
-            **JOB_OPTIONS,
-        )
-        return {
-            "id": due.job_id,
-            "next_run_time": due.at.timestamp(),
-            "job_state": pickle.dumps(job.__getstate__(), jobstore.pickle_protocol),
-        }

@@ -124,7 +124,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     as the INSERT binds them, and a row that breaks a constraint fails them all with the same
     exception. psycopg pipelines an INSERT's rows as one Bind and Execute each and reads a
     result per row: during a storm the writer's thread spent two thirds of its time there
-    (py-spy, issue 18); with COPY, which streams the rows and answers once, it is idle for
+    (py-spy); with COPY, which streams the rows and answers once, it is idle for
     two fifths of it."""
     if not rows:
         return

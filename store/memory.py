@@ -6,14 +6,14 @@ close. Text closeness is a small TF-IDF cosine computed here, in Python, over th
 `pool` incidents (plus the latest of the same alert and service, however old), on SQLite and
 PostgreSQL alike.
 
-Why not the databases' own full-text search: `bench/similar.py` measured SQLite FTS5,
-PostgreSQL full-text search and this on a seeded history of 3,000 incidents. With the root
-cause known all three rank the same failure first (nDCG@3 1.0, 1.0 and 0.99), but only a
+Why not the databases' own full-text search: `bench/similar.py` compares SQLite FTS5,
+PostgreSQL full-text search and this on a seeded history of incidents (README, Development,
+has the figures). With the root cause known all three rank the same failure first, but only a
 cosine is on a fixed scale: a threshold on it gives nothing for a failure never seen before,
 where FTS5's bm25 and PostgreSQL's `ts_rank` returned "similar" incidents for every such probe
-(the agent would be handed misleading history). It costs more, about 50 ms a query against
-8-11 ms for the full-text searches, once per investigation or API call; in exchange there is
-one code path for both stores and no index or trigger to keep in step with the analyses.
+(the agent would be handed misleading history). It costs more per query than the full-text
+searches, once per investigation or API call; in exchange there is one code path for both
+stores and no index or trigger to keep in step with the analyses.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     Binding is memoised per value: a storm's alert rows repeat the same few instants (the
     batch's `now`, the alerts' `startsAt`), and converting and formatting each of them was a
-    sixth of the store writer's CPU (issue 18). Equal datetimes are the same instant, which is
+    sixth of the store writer's CPU. Equal datetimes are the same instant, which is
     all the conversion keeps, so a cached result is the right one for any equal value."""
 
     impl = DateTime(timezone=True)

@@ -13,8 +13,8 @@ makes it the only writer of the process:
 
 On SQLite the writer also checkpoints the WAL itself, in a thread of its own, instead of
 letting the commit that fills it do so: that commit then copied 1000 pages into the database
-file and synced it (20-35 ms against 3 ms for a commit, every half second of a storm), and
-every caller in its batch waited for it (storm p99 98-117 ms; 63-80 ms without, issue 18).
+file and synced it, several times slower than a commit and every half second of a storm, and
+every caller in its batch waited for it (README, Development, has the figures).
 Those checkpoints run beside the writer, so they never quite catch up while it writes, and
 SQLite starts the WAL over only after one has: when it has grown past `wal_limit_frames`, the
 writer's own thread copies the little that is left between two transactions.
@@ -265,7 +265,7 @@ class Batched(Generic[Item, T]):
     A batch is queued in the writer as soon as an item waits, but takes its items only when
     its transaction starts: every item that arrived until then, up to `max_batch`. Batches
     formed when queued were uneven during a storm (half of them one notification, the others
-    up to 30: a commit and the batch's fixed statements for one item, measured in issue 18).
+    up to 30: a commit and the batch's fixed statements for one item).
     When a batch fails, each of its items is tried alone through `apply_one`, so one bad item
     fails only its own caller, as with `Writer.run`; those retries commit after the batch
     behind it. A batch that failed because the store is away fails all its callers at once.

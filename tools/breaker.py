@@ -1,17 +1,18 @@
-"""Circuit breakers, one per dependency: pybreaker's state machine plus what seed 003 asks.
+"""Circuit breakers, one per dependency: pybreaker's state machine plus the rules it lacks.
 
 pybreaker (1.4) is the state machine: it counts consecutive failures, opens at `fail_max`,
 re-opens when a half-open trial fails, closes after `success_threshold` trial successes,
-keeps its counters in a `CircuitBreakerStorage` and tells listeners about every transition.
-`Breaker` adds, around it:
+keeps its counters in a `CircuitBreakerStorage` (`_Storage`) and tells listeners
+(`_Transitions`) about every transition, which become metrics and log lines here.
+`Breaker` adds, around it, what pybreaker has no place for (README "Circuit breakers" says
+why each is ours):
 
-- asyncio. `Breaker.call(fn)` awaits `fn()` itself, then replays the outcome into pybreaker
-  with `CircuitBreaker.call` on a tiny synchronous function (`call_async` needs Tornado and
-  `call(async_fn)` never sees the coroutine fail). Why not `with cb.calling():` around the
-  await: pybreaker books whatever leaves the block, so a cancellation from outside became a
-  success (closing a half-open breaker on no evidence), and a slow answer could only count as
-  a failure by raising through the caller. Replaying keeps pybreaker's rules and lets us
-  choose what to replay: cancellations are not replayed at all, slow answers as failures.
+- asyncio. `Breaker.call(fn)` awaits `fn()` itself, then books the outcome with
+  `CircuitBreaker.call(_book, outcome)`, which returns or raises as the call did.
+  pybreaker books an outcome only as the result of a call it makes (`call_async` needs
+  Tornado, `call(async_fn)` never sees the coroutine fail, and `with cb.calling():` books
+  whatever leaves the block), so it cannot tell a cancellation (nothing learnt: not booked)
+  from a failure, nor count a slow answer as failed while the caller still gets it.
 - Admission. pybreaker decides "may this call go?" inside the call itself, so the open to
   half-open move (after `reset_timeout_s`, on an injectable clock) is made here through
   pybreaker's `half_open()`, and `half_open_max_calls` permits bound the trials in flight
@@ -20,16 +21,16 @@ keeps its counters in a `CircuitBreakerStorage` and tells listeners about every 
 - Failure rate: a sliding window of `window_s` (in 10 buckets); once it holds `min_calls`
   calls, a failed share of at least `failure_rate` opens the breaker (`CircuitBreaker.open()`).
 - A success while closed with no consecutive failure counted changes nothing in pybreaker and
-  is not replayed (that replay was 60 % of the cost of a call, bench/breaker.py).
-- Epochs: an outcome whose call began under an earlier state is not replayed (an answer sent
+  is not booked (the cheap common case).
+- Epochs: an outcome whose call began under an earlier state is not booked (an answer sent
   before the breaker opened says nothing about the half-open trial).
 - Operator control: `force_open` (holds until `close` or `reset`), `close`, `reset`.
   `BreakerBoard` keeps every breaker by name and shares those actions between replicas through
   a `ForcedStateStore` (implemented in store/breakers.py; tools never import store).
-- Metrics on a registry passed in, and a log line for every transition with its reason.
 
 Errors are classified once (tools/errors.py): `bad_request` answers are not failures. A
-breaker belongs to one event loop: its own bookkeeping takes no lock.
+breaker belongs to one event loop: its own bookkeeping takes no lock. Its collectors are
+declared in tools/metrics.py.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ from typing import Literal, Protocol, TypeVar, get_args
 
 import pybreaker
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
 from firebreak.tools.errors import Category, CircuitOpenError, Failure, classify
+from firebreak.tools.metrics import BreakerMetrics, metrics_on
 
 __all__ = [
     "ACTIONS",
@@ -56,11 +58,9 @@ __all__ = [
     "Breaker",
     "BreakerBoard",
     "BreakerConfig",
-    "BreakerMetrics",
     "BreakerStatus",
     "ForcedStateStore",
     "StoredAction",
-    "shared_collector",
 ]
 
 log = structlog.get_logger(__name__)
@@ -74,7 +74,6 @@ CLOSED, HALF_OPEN, OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_HALF_OPEN, pyb
 STATE_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 OUTCOMES = ("success", "failure", "slow", "rejected")
 BUCKETS = 10
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120)
 
 
 class BreakerConfig(BaseModel):
@@ -135,95 +134,6 @@ class ForcedStateStore(Protocol):
         ...
 
 
-# --------------------------------------------------------------------------------------------
-# Metrics
-
-
-def shared_collector(registry: CollectorRegistry, name: str, factory: Callable[[], T]) -> T:
-    """Create a collector, or reuse the one already registered under `name` on `registry`."""
-    try:
-        return factory()
-    except ValueError:  # "Duplicated timeseries in CollectorRegistry"
-        existing = registry._names_to_collectors.get(name)  # no public lookup exists
-        if existing is None:
-            raise
-        return existing  # type: ignore[no-any-return]
-
-
-class BreakerMetrics:
-    """The breakers' collectors on one registry, shared by every breaker registered on it."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        def make(name: str, factory: Callable[[], T]) -> T:
-            return shared_collector(registry, name, factory)
-
-        self.state = make(
-            "firebreak_circuit_breaker_state",
-            lambda: Gauge(
-                "firebreak_circuit_breaker_state",
-                "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open",
-                ["dependency"],
-                registry=registry,
-            ),
-        )
-        self.forced = make(
-            "firebreak_circuit_breaker_forced",
-            lambda: Gauge(
-                "firebreak_circuit_breaker_forced",
-                "1 while an operator holds the breaker open",
-                ["dependency"],
-                registry=registry,
-            ),
-        )
-        self.transitions = make(
-            "firebreak_circuit_breaker_transitions",
-            lambda: Counter(
-                "firebreak_circuit_breaker_transitions",
-                "Circuit breaker state changes",
-                ["dependency", "from", "to"],
-                registry=registry,
-            ),
-        )
-        self.calls = make(
-            "firebreak_circuit_breaker_calls",
-            lambda: Counter(
-                "firebreak_circuit_breaker_calls",
-                "Calls through a circuit breaker by outcome (success, failure, slow, rejected)",
-                ["dependency", "outcome"],
-                registry=registry,
-            ),
-        )
-        self.errors = make(
-            "firebreak_circuit_breaker_errors",
-            lambda: Counter(
-                "firebreak_circuit_breaker_errors",
-                "Failed or refused calls by category (transient, prolonged, circuit_open, "
-                "rate_limited, timeout, bad_request)",
-                ["dependency", "category"],
-                registry=registry,
-            ),
-        )
-        self.duration = make(
-            "firebreak_circuit_breaker_call_seconds",
-            lambda: Histogram(
-                "firebreak_circuit_breaker_call_seconds",
-                "Duration of calls through a circuit breaker",
-                ["dependency"],
-                buckets=DURATION_BUCKETS,
-                registry=registry,
-            ),
-        )
-        self.actions = make(
-            "firebreak_circuit_breaker_operator_actions",
-            lambda: Counter(
-                "firebreak_circuit_breaker_operator_actions",
-                "Operator actions on circuit breakers (open, close, reset)",
-                ["dependency", "action"],
-                registry=registry,
-            ),
-        )
-
-
 class _Bound:
     """One dependency's metric children, looked up once (labels() costs a lock and a dict)."""
 
@@ -281,16 +191,14 @@ class _Transitions(pybreaker.CircuitBreakerListener):
 
 
 class _Failed(Exception):
-    """What a failed call is replayed into pybreaker as (a new one each time: a raised
-    instance keeps every traceback it went through)."""
+    """A failed call's outcome as pybreaker books it (a new one each time: a raised instance
+    keeps every traceback it went through)."""
 
 
-def _succeed() -> None:
-    return None
-
-
-def _fail() -> None:
-    raise _Failed
+def _book(failed: bool) -> None:
+    """What `CircuitBreaker.call` runs to book a finished call: it fails as the call did."""
+    if failed:
+        raise _Failed
 
 
 class _Window:
@@ -354,7 +262,7 @@ class Breaker:
         self._clock = clock
         self._window = _Window(self.config.window_s)
         self._storage = _Storage(clock)
-        self._metrics = _Bound(metrics or BreakerMetrics(CollectorRegistry()), name)
+        self._metrics = _Bound(metrics or metrics_on(CollectorRegistry()).breakers, name)
         self._epoch = 0  # bumped by every transition
         self._trials = 0  # half-open trial calls in flight
         self._forced = False
@@ -484,11 +392,11 @@ class Breaker:
         if not failed:
             if trial or self._storage.counter:  # closed with no failure counted: a no-op
                 self._reason = "trial_succeeded"
-                self._cb.call(_succeed)
+                self._cb.call(_book, False)
             return
         self._reason = "slow" if failure is None else "trial_failed" if trial else "consecutive"
         try:
-            self._cb.call(_fail)
+            self._cb.call(_book, True)
         except _Failed:
             pass
         if self._storage.state == CLOSED and self._rate_exceeded(now):
@@ -563,7 +471,7 @@ class BreakerBoard:
         store: ForcedStateStore | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        self.metrics = BreakerMetrics(registry or CollectorRegistry())
+        self.metrics = metrics_on(registry or CollectorRegistry()).breakers
         self._store = store
         self._clock = clock
         self._breakers: dict[str, Breaker] = {}

@@ -2,7 +2,7 @@
 
 Why one: the circuit breaker, the retry loop and the error messages must agree on what a
 failure means, whether it comes from langchain-openai, the ollama client, httpx (Loki,
-Elasticsearch, Prometheus) or a Kubernetes client. The categories are seed 003's:
+Elasticsearch, Prometheus) or a Kubernetes client. The categories:
 
 - `transient`: a blip worth retrying soon (connection refused or reset, HTTP 5xx, 408);
 - `timeout`: no answer within the deadline (retryable, and the breaker counts it);

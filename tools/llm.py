@@ -78,13 +78,14 @@ import openai
 import structlog
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from firebreak.tools.breaker import Breaker, BreakerConfig, BreakerMetrics, shared_collector
+from firebreak.tools.breaker import Breaker, BreakerConfig
 from firebreak.tools.config import LLMConfig
 from firebreak.tools.errors import Category, CircuitOpenError, Failure, classify
 from firebreak.tools.llm_output import text_tool_calls
+from firebreak.tools.metrics import metrics_on
 
 __all__ = [
     "JSON_SCHEMA_NAME",
@@ -337,34 +338,15 @@ class LLMGateway:
         self._tokenize_known = provider != "openai"  # only OpenAI-compatible servers have one
 
         registry = CollectorRegistry() if registry is None else registry
-        self._calls = shared_collector(
-            registry,
-            "firebreak_llm_calls",
-            lambda: Counter(
-                "firebreak_llm_calls",
-                "LLM HTTP calls by provider and outcome (ok, timeout, unreachable, "
-                "server_error, rate_limited, rejected, unexpected, circuit_open, offline)",
-                ["provider", "outcome"],
-                registry=registry,
-            ),
-        )
-        self._latency = shared_collector(
-            registry,
-            "firebreak_llm_call_seconds",
-            lambda: Histogram(
-                "firebreak_llm_call_seconds",
-                "LLM HTTP call latency",
-                ["provider"],
-                buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 240, 480),
-                registry=registry,
-            ),
-        )
+        collectors = metrics_on(registry)
+        self._calls = collectors.llm.calls
+        self._latency = collectors.llm.latency
         if breaker is None:
             overrides = {"fail_max": fail_max, "reset_timeout_s": reset_timeout_s}
             config = (breaker_config or BreakerConfig()).model_copy(
                 update={k: v for k, v in overrides.items() if v is not None}
             )
-            breaker = Breaker(self.dependency, config, metrics=BreakerMetrics(registry))
+            breaker = Breaker(self.dependency, config, metrics=collectors.breakers)
         self.breaker = breaker
 
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key

@@ -9,7 +9,7 @@ The SVG is geometry only (coordinates, ticks, markers); the template draws it wi
 stylesheet colours, so the page needs no inline style and the CSP can forbid them. The PNG is
 matplotlib's Agg canvas on a bare `Figure` (no pyplot: no global state), drawn by `ChartDrawer`
 in a worker process: a chart costs matplotlib about 0.2 s of CPU with the GIL held, and fifty
-incidents' charts drawn in a thread starved the event loop of an alert storm (issue 18).
+incidents' charts drawn in a thread starved the event loop of an alert storm.
 """
 
 from __future__ import annotations

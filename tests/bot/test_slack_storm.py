@@ -1,4 +1,4 @@
-"""During an alert storm the outbox delivers one lane at a time (issue 18): Slack takes about a
+"""During an alert storm the outbox delivers one lane at a time: Slack takes about a
 message a second per channel anyway, and the CPU goes to acknowledging Alertmanager."""
 
 from __future__ import annotations

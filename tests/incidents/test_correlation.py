@@ -1,5 +1,6 @@
 """Correlation: related incidents named, correlated groups merged into one incident (one card,
-one ladder, resolved when all groups are), and the replay edges of issue 17."""
+one ladder, resolved when all groups are), and redelivery of a merged group's
+notifications."""
 
 from __future__ import annotations
 

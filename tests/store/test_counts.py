@@ -7,9 +7,9 @@ from functools import partial
 from prometheus_client.parser import text_string_to_metric_families
 
 from firebreak.incidents import transitions
-from firebreak.metrics import Metrics
 from firebreak.store.counts import refresh_open_gauge
 from firebreak.store.db import create_engine
+from firebreak.tools.metrics import Metrics
 from tests.conftest import make_config
 from tests.fakes.llm_servers import closed_port_url
 from tests.support.app import RunningApp, run_app

@@ -11,8 +11,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from firebreak.tools.breaker import Breaker, BreakerBoard, BreakerConfig, BreakerMetrics
+from firebreak.tools.breaker import Breaker, BreakerBoard, BreakerConfig
 from firebreak.tools.errors import Category, CircuitOpenError, SourceError, classify
+from firebreak.tools.metrics import metrics_on
 
 
 class FakeClock:
@@ -43,7 +44,7 @@ def registry() -> CollectorRegistry:
 def make(clock: FakeClock, registry: CollectorRegistry, **settings: Any) -> Breaker:
     defaults: dict[str, Any] = {"min_calls": 1000}  # the rate rule off unless a test wants it
     config = BreakerConfig(**(defaults | settings))
-    return Breaker("dep", config, metrics=BreakerMetrics(registry), clock=clock)
+    return Breaker("dep", config, metrics=metrics_on(registry).breakers, clock=clock)
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -352,6 +353,6 @@ async def test_board_names_breakers_once_and_reports_them(clock, registry):
 def test_breakers_share_one_registry(clock, registry):
     board = BreakerBoard(registry=registry, clock=clock)
     board.add("a")
-    Breaker("b", metrics=BreakerMetrics(registry))  # a second set on the same registry
+    Breaker("b", metrics=metrics_on(registry).breakers)  # the same set, found again
     assert registry.get_sample_value("firebreak_circuit_breaker_state", {"dependency": "a"}) == 0
     assert registry.get_sample_value("firebreak_circuit_breaker_state", {"dependency": "b"}) == 0

@@ -113,7 +113,7 @@ def test_header_title_is_bounded():
     assert data[0]["text"]["text"].endswith("…")
 
 
-# ---------------------------------------------------------------------- issue 16/17 details
+# ---------------------------------------------------------------------- card details
 
 
 def started_field(blocks: list[Block]) -> str:
