@@ -79,7 +79,7 @@ from firebreak.bot.slack_transport import PermanentError, ThreadFile, TransientE
 from firebreak.bot.web.auth import Secrets as WebSecrets
 from firebreak.bot.web.auth import incident_link
 from firebreak.bot.web.charts import ChartDrawer, alert_reading, samples_of
-from firebreak.incidents.notices import NOTICE, Notice, OnCallHandoff, RcaReady
+from firebreak.incidents.notices import NOTICE, Notice, OnCallHandoff, Paged, RcaReady
 from firebreak.oncall.config import RouteRule
 from firebreak.oncall.routing import route
 from firebreak.store import dedup, escalations, incidents, outbox, silences
@@ -236,10 +236,15 @@ class OutboxNotifier:
             self._card_waits.pop(incident_id, None)
 
     def tell(self, incident_id: int, notice: Notice) -> None:
+        """In the thread; a page of a channel is also posted in that channel (`<!here>`)."""
         payload = {"notice": notice.model_dump(mode="json")}
         self._spawn(
             self._enqueue_thread_payload(incident_id, payload, cards.notice_purpose(notice))
         )
+        if isinstance(notice, Paged):
+            text = cards.channel_page_text(incident_id, notice.level)
+            for channel in cards.paged_channels(notice.targets):
+                self._spawn(self.enqueue_message(channel, text, purpose="page"))
 
     def tell_user(self, user_id: str, notice: Notice) -> None:
         if isinstance(notice, OnCallHandoff):

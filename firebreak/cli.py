@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         init.add_argument(f"--{name}-url", help=f"{name} elsewhere than on this machine")
     init.add_argument(
         "--no-probe", action="store_true", help="probe nothing; write only the URLs given"
+    )
+    init.add_argument(
+        "--page",
+        type=_page_target,
+        metavar="U…|S…",
+        help="who alerts page: a Slack user or user group id (default: @here in the channel)",
     )
     init.set_defaults(run=_init)
 
@@ -144,6 +151,15 @@ def _incident_id(raw: str) -> int:
     return int(digits)
 
 
+def _page_target(raw: str) -> str:
+    target = raw.strip()
+    if not re.fullmatch(r"[UWS][A-Z0-9]{2,}", target):
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a Slack user id (U…) or user group id (S…)"
+        )
+    return target
+
+
 def _positive_int(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
@@ -209,6 +225,7 @@ def _init(args: argparse.Namespace) -> int:
         store_url=args.store_url,
         urls=urls,
         probe=not args.no_probe,
+        page=args.page,
     )
     return init_main(options, Console(highlight=False))
 
