@@ -79,6 +79,7 @@ from firebreak.bot.slack_transport import PermanentError, ThreadFile, TransientE
 from firebreak.bot.web.auth import Secrets as WebSecrets
 from firebreak.bot.web.auth import incident_link
 from firebreak.bot.web.charts import ChartDrawer, alert_reading, samples_of
+from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.incidents.notices import NOTICE, Notice, OnCallHandoff, Paged, RcaReady
 from firebreak.oncall.config import RouteRule
 from firebreak.oncall.routing import route
@@ -252,6 +253,17 @@ class OutboxNotifier:
         else:
             text, _ = cards.notice_message(getattr(notice, "incident_id", 0), notice, None, None)
         self._spawn(self.enqueue_dm(user_id, text))
+
+    def follow(self, event: IncidentEvent) -> None:
+        """What Slack hears of an incident change: the card kept current, and a thread reply
+        when the incident resolves."""
+        self.card_changed(event.incident_id, routine=event.change == Change.ALERTS)
+        if event.change == Change.RESOLVED:
+            self.say_in_thread(
+                event.incident_id,
+                cards.resolution_text(event.incident_id, event.actor),
+                purpose="resolution",
+            )
 
     def card_channel(self, labels: Mapping[str, str]) -> str:
         """Where an incident with these labels gets its card (and so its thread): the first
@@ -906,3 +918,42 @@ async def refresh_pending_gauge(gauge: Gauge, engine: AsyncEngine) -> None:
         log.warning("cannot count pending Slack messages for /metrics", error=type(exc).__name__)
         return
     gauge.set(depth)
+
+
+class NoDelivery:
+    """The transport of an outbox that only records (`recording_outbox`): closed at its stop,
+    never asked to deliver."""
+
+    async def close(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"a recording outbox delivers nothing (Transport.{name})")
+
+
+def recording_outbox(
+    engine: AsyncEngine,
+    writer: Writer,
+    *,
+    channel: str,
+    public_url: str,
+    secrets: WebSecrets,
+    routing: Sequence[RouteRule] = (),
+    redactor: Redactor | None = None,
+) -> OutboxNotifier:
+    """An outbox that writes what Slack must be told and delivers nothing itself (never
+    started): the drainer of a running `firebreak serve` delivers the rows, looking for rows
+    other processes wrote every `OutboxSettings.poll_s`, or the next server to start does.
+    The command line's actions tell Slack through it, as the server's own actions do."""
+    return OutboxNotifier(
+        engine,
+        writer,
+        NoDelivery(),  # type: ignore[arg-type]
+        charts=ChartDrawer(),
+        ingest_busy=lambda: False,
+        channel=channel,
+        public_url=public_url,
+        secrets=secrets,
+        routing=routing,
+        redactor=redactor,
+    )

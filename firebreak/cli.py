@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from firebreak.config import Config, ConfigError, Secrets, load_config
 from firebreak.store.schemas import IncidentStatus
 
+MAX_ACTOR = 64  # the store's actor columns
+
 if TYPE_CHECKING:
     from firebreak.store.migrate import Upgrade
 
@@ -123,6 +125,31 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(one)
     one.set_defaults(run=_incident)
 
+    for name, what in (
+        ("ack", "acknowledge an incident (stops its escalation)"),
+        ("resolve", "resolve an incident"),
+        ("escalate", "page an incident's next escalation level now"),
+        ("note", "add a note to an incident's timeline"),
+    ):
+        action = commands.add_parser(
+            name,
+            help=what,
+            description=f"{what[:1].upper()}{what[1:]}"
+            ", as Slack's buttons and the write API do; Slack is told through the outbox a "
+            "running `firebreak serve` delivers.",
+        )
+        action.add_argument("id", type=_incident_id, help="incident id (#12 or 12)")
+        if name == "note":
+            action.add_argument("text", type=_note_text, help="the note (quote it)")
+        action.add_argument(
+            "--by",
+            type=_actor,
+            default=None,
+            help="who acts, recorded on the timeline (default: the OS user, $USER)",
+        )
+        _config_option(action)
+        action.set_defaults(run=_act, action=name)
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(title="db commands", required=True)
     db_upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
@@ -158,6 +185,22 @@ def _page_target(raw: str) -> str:
             f"{raw!r} is not a Slack user id (U…) or user group id (S…)"
         )
     return target
+
+
+def _actor(raw: str) -> str:
+    actor = raw.strip()
+    if not 1 <= len(actor) <= MAX_ACTOR or not actor.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a name or Slack user id (1 to {MAX_ACTOR} printable characters)"
+        )
+    return actor
+
+
+def _note_text(raw: str) -> str:
+    text = raw.strip()
+    if not text or "\x00" in text:
+        raise argparse.ArgumentTypeError("a note needs some text (and no NUL character)")
+    return text
 
 
 def _positive_int(raw: str) -> int:
@@ -320,6 +363,23 @@ def _check(args: argparse.Namespace) -> int:
     from firebreak.check import check_main
 
     return check_main(args.config)
+
+
+def _act(args: argparse.Namespace) -> int:
+    import getpass
+
+    from firebreak.actions_cli import act
+    from firebreak.logs import configure_logging
+
+    config, secrets = _load(args)
+    configure_logging("ERROR")
+    by = args.by or getpass.getuser()
+    said = act(config, secrets, args.action, args.id, by, getattr(args, "text", ""))
+    print(
+        f"firebreak {args.action}: {said.line}" if said.code else said.line,
+        file=sys.stderr if said.code else sys.stdout,
+    )
+    return said.code
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
