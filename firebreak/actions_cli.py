@@ -27,10 +27,10 @@ from firebreak.escalation.flows import EscalationService
 from firebreak.incidents.events import EventBus
 from firebreak.incidents.flows import IncidentOps, Outcome, Result
 from firebreak.incidents.ports import Decision
-from firebreak.incidents_cli import StoreUnreadable, ensure_store, migrated
+from firebreak.incidents_cli import StoreUnreadable, ensure_store
 from firebreak.oncall.schedules import OnCall
 from firebreak.scheduler.core import Due
-from firebreak.store.db import create_engine, create_sync_engine
+from firebreak.store.db import create_engine, create_sync_engine, is_migrated
 from firebreak.store.schemas import IncidentStatus
 from firebreak.store.writer import Writer
 from firebreak.tools.redact import Redactor
@@ -67,7 +67,7 @@ async def _act(
 ) -> Said:
     async with incident_ops(config, secrets, schedules=action == "escalate") as ops:
         async with ops.engine.connect() as conn:
-            if not await conn.run_sync(migrated):
+            if not await conn.run_sync(is_migrated):
                 raise StoreUnreadable("the store is not migrated yet: run `firebreak db upgrade`")
         match action:
             case "ack":

@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import sys
 from collections.abc import Sequence
-from importlib.metadata import version
 from typing import TYPE_CHECKING
 
-from firebreak.config import Config, ConfigError, Secrets, load_config
-from firebreak.store.schemas import IncidentStatus
-
 MAX_ACTOR = 64  # the store's actor columns
+STATUSES = ("triggered", "acknowledged", "resolved")  # IncidentStatus's values (tested)
 
 if TYPE_CHECKING:
+    from firebreak.config import Config, Secrets
     from firebreak.store.migrate import Upgrade
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Each command imports what it needs when it runs: `--help` and the read commands start
+    without the Slack, LLM, scheduler and cluster libraries (tests/firebreak/test_cli_speed.py)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    from firebreak.config import ConfigError
+
     try:
         return int(args.run(args) or 0)
     except ConfigError as exc:
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firebreak", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"firebreak {version('firebreak')}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="HTTP server, Slack, scheduler")
@@ -114,9 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     manifest.set_defaults(run=_slack_manifest)
 
     listing = commands.add_parser("incidents", help="list incidents from the configured store")
-    listing.add_argument(
-        "--status", choices=[s.value for s in IncidentStatus], help="only incidents in this state"
-    )
+    listing.add_argument("--status", choices=STATUSES, help="only incidents in this state")
     _config_option(listing)
     listing.set_defaults(run=_incidents)
 
@@ -171,6 +170,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Version(argparse.Action):
+    """`--version`, reading the installed version only when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import version
+
+        parser.exit(message=f"firebreak {version('firebreak')}\n")
+
+
 def _incident_id(raw: str) -> int:
     digits = raw.strip().removeprefix("#")
     if not digits.isdigit() or len(digits) > 18:
@@ -214,6 +222,8 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, Secrets]:
+    from firebreak.config import Secrets, load_config
+
     return load_config(args.config), Secrets.from_env()
 
 
@@ -274,6 +284,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import asyncio
     import io
 
     from rich.console import Console
@@ -290,6 +301,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _investigate(args: argparse.Namespace) -> int:
+    import asyncio
+
     from firebreak.investigate import (
         InvestigateError,
         investigate,
@@ -314,6 +327,7 @@ def _investigate(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    import asyncio
     from pathlib import Path
 
     from rich.console import Console
@@ -396,6 +410,7 @@ def _incidents(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from firebreak.incidents_cli import show_list
+    from firebreak.store.schemas import IncidentStatus
 
     config, _ = _load(args)
     status = IncidentStatus(args.status) if args.status else None

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.config import Config
 from firebreak.store import incidents
-from firebreak.store.db import create_engine
+from firebreak.store.db import create_engine, is_migrated
 from firebreak.store.schemas import Analysis, IncidentOut, IncidentStatus, TimelineEventOut
 from firebreak.tools.redact import Redactor
 
@@ -35,7 +35,6 @@ __all__ = [
     "ensure_store",
     "incident_view",
     "incidents_table",
-    "migrated",
     "show_incident",
     "show_list",
 ]
@@ -125,7 +124,7 @@ async def _query(url: str, shown: str, query: Callable[[AsyncConnection], Awaita
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            if not await conn.run_sync(migrated):
+            if not await conn.run_sync(is_migrated):
                 raise StoreUnreadable(
                     f"the store at {shown} is not migrated yet: run `firebreak db upgrade`"
                 )
@@ -135,13 +134,6 @@ async def _query(url: str, shown: str, query: Callable[[AsyncConnection], Awaita
         raise StoreUnreadable(f"cannot read the store at {shown}: {reason}") from None
     finally:
         await engine.dispose()
-
-
-def migrated(connection: object) -> bool:
-    """Whether any migration was applied (a store never migrated has no tables yet)."""
-    from alembic.runtime.migration import MigrationContext
-
-    return bool(MigrationContext.configure(connection).get_current_heads())  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
