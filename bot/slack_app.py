@@ -41,13 +41,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.bot.config import SlackConfig
 from firebreak.bot.messages.incident import ACTION_OPEN_PAGE
-from firebreak.bot.messages.replies import resolution_text
 from firebreak.bot.slack_handlers import Handlers, acting_user, register
 from firebreak.bot.slack_outbox import OutboxNotifier, OutboxSettings
 from firebreak.bot.slack_transport import ConsoleTransport, SlackTransport, make_client
 from firebreak.bot.web.auth import Secrets as WebSecrets
 from firebreak.bot.web.charts import ChartDrawer
-from firebreak.incidents.events import Change, IncidentEvent
+from firebreak.incidents.events import IncidentEvent
 from firebreak.oncall.config import RouteRule
 from firebreak.store import dedup
 from firebreak.store.writer import Writer
@@ -147,15 +146,8 @@ def follow_incidents(notifier: OutboxNotifier) -> Callable[[IncidentEvent], None
     """The bus subscriber that keeps cards current and says when an incident resolves."""
 
     def on_incident(event: IncidentEvent) -> None:
-        if not notifier.running:
-            return
-        notifier.card_changed(event.incident_id, routine=event.change == Change.ALERTS)
-        if event.change == Change.RESOLVED:
-            notifier.say_in_thread(
-                event.incident_id,
-                resolution_text(event.incident_id, event.actor),
-                purpose="resolution",
-            )
+        if notifier.running:
+            notifier.follow(event)
 
     return on_incident
 

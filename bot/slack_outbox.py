@@ -73,14 +73,16 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.bot.messages.blocks import blocks_json
-from firebreak.bot.messages.escalation import handoff_text
+from firebreak.bot.messages.escalation import channel_page_text, handoff_text, paged_channels
 from firebreak.bot.messages.incident import OnCallView, incident_card
 from firebreak.bot.messages.notices import notice_message, notice_purpose
+from firebreak.bot.messages.replies import resolution_text
 from firebreak.bot.slack_transport import PermanentError, ThreadFile, TransientError, Transport
 from firebreak.bot.web.auth import Secrets as WebSecrets
 from firebreak.bot.web.auth import incident_link
 from firebreak.bot.web.charts import ChartDrawer, alert_reading, samples_of
-from firebreak.incidents.notices import NOTICE, Notice, OnCallHandoff, RcaReady
+from firebreak.incidents.events import Change, IncidentEvent
+from firebreak.incidents.notices import NOTICE, Notice, OnCallHandoff, Paged, RcaReady
 from firebreak.oncall.config import RouteRule
 from firebreak.oncall.routing import route
 from firebreak.store import dedup, escalations, incidents, outbox, silences
@@ -231,8 +233,13 @@ class OutboxNotifier:
             self._card_waits.pop(incident_id, None)
 
     def tell(self, incident_id: int, notice: Notice) -> None:
+        """In the thread; a page of a channel is also posted in that channel (`<!here>`)."""
         payload = {"notice": notice.model_dump(mode="json")}
         self._spawn(self._enqueue_thread_payload(incident_id, payload, notice_purpose(notice)))
+        if isinstance(notice, Paged):
+            text = channel_page_text(incident_id, notice.level)
+            for channel in paged_channels(notice.targets):
+                self._spawn(self.enqueue_message(channel, text, purpose="page"))
 
     def tell_user(self, user_id: str, notice: Notice) -> None:
         if isinstance(notice, OnCallHandoff):
@@ -240,6 +247,17 @@ class OutboxNotifier:
         else:
             text, _ = notice_message(getattr(notice, "incident_id", 0), notice, None, None)
         self._spawn(self.enqueue_dm(user_id, text))
+
+    def follow(self, event: IncidentEvent) -> None:
+        """What Slack hears of an incident change: the card kept current, and a thread reply
+        when the incident resolves."""
+        self.card_changed(event.incident_id, routine=event.change == Change.ALERTS)
+        if event.change == Change.RESOLVED:
+            self.say_in_thread(
+                event.incident_id,
+                resolution_text(event.incident_id, event.actor),
+                purpose="resolution",
+            )
 
     def card_channel(self, labels: Mapping[str, str]) -> str:
         """Where an incident with these labels gets its card (and so its thread): the first
@@ -894,3 +912,42 @@ async def refresh_pending_gauge(gauge: Gauge, engine: AsyncEngine) -> None:
         log.warning("cannot count pending Slack messages for /metrics", error=type(exc).__name__)
         return
     gauge.set(depth)
+
+
+class NoDelivery:
+    """The transport of an outbox that only records (`recording_outbox`): closed at its stop,
+    never asked to deliver."""
+
+    async def close(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"a recording outbox delivers nothing (Transport.{name})")
+
+
+def recording_outbox(
+    engine: AsyncEngine,
+    writer: Writer,
+    *,
+    channel: str,
+    public_url: str,
+    secrets: WebSecrets,
+    routing: Sequence[RouteRule] = (),
+    redactor: Redactor | None = None,
+) -> OutboxNotifier:
+    """An outbox that writes what Slack must be told and delivers nothing itself (never
+    started): the drainer of a running `firebreak serve` delivers the rows, looking for rows
+    other processes wrote every `OutboxSettings.poll_s`, or the next server to start does.
+    The command line's actions tell Slack through it, as the server's own actions do."""
+    return OutboxNotifier(
+        engine,
+        writer,
+        NoDelivery(),  # type: ignore[arg-type]
+        charts=ChartDrawer(),
+        ingest_busy=lambda: False,
+        channel=channel,
+        public_url=public_url,
+        secrets=secrets,
+        routing=routing,
+        redactor=redactor,
+    )

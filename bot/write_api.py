@@ -20,7 +20,9 @@ when `access` is configured and `by` is not one of the incident's responders (th
 acts as `by`, and `by` may do what that person may do in Slack). Bad input never reaches the
 domain. Feedback (`incidents.feedback.FeedbackOps`, the RCA reply's Correct / Wrong) answers
 409 when there is no analysis to judge (`no_analysis`) or `run_id` names one a newer analysis
-replaced (`superseded`); repeating the latest verdict changes nothing.
+replaced (`superseded`); repeating the latest verdict changes nothing. Escalating an incident
+no escalation policy matches answers 409 (`no_policy`) and changes nothing: a caller must not
+believe someone was paged.
 """
 
 from __future__ import annotations
@@ -192,7 +194,15 @@ async def _act(
         result=outcome.result.value,
         escalation=outcome.escalation.result if outcome.escalation else None,
     )
+    if outcome.escalation is not None and outcome.escalation.result == "no_policy":
+        return error_response(409, "no_policy", NO_POLICY.format(incident_id))
     return await _incident_answer(request, runtime, incident_id)
+
+
+NO_POLICY = (
+    "no escalation policy matches incident {}, so there is nobody to page; nothing was "
+    "changed (add one under escalation.policies)"
+)
 
 
 JUDGE = "judge its analysis"

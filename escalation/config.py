@@ -37,3 +37,20 @@ class EscalationConfig(Section):
     # How often the elected scheduler re-reads the ladders, reminders and remediations other
     # replicas wrote (its own changes are scheduled at once).
     sweep_interval_s: float = Field(5, gt=0)
+
+    def paging_gap(self) -> str | None:
+        """Why an alert could page nobody, or None when a policy matches every alert (its
+        `match` is empty). Said by `firebreak check` and at `serve` start: a warning, not an
+        error, since a setup may mean to page only some alerts."""
+        if not self.policies:
+            return (
+                "escalation.policies is empty: no alert pages anyone (`firebreak init` writes "
+                "a default policy that pages the incidents channel)"
+            )
+        if not any(not policy.match for policy in self.policies):
+            names = ", ".join(policy.name for policy in self.policies)
+            return (
+                f"no escalation policy matches every alert (none has `match: {{}}`): an alert "
+                f"that matches none of {names} pages nobody"
+            )
+        return None

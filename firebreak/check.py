@@ -4,7 +4,8 @@ One line per dependency, green ✓ or red ✗ with the reason, in a fixed order:
 Slack, LLM, each log source, each metrics source, each Kubernetes cluster (`/version`, with
 the kubeconfig and context it is configured with), Alertmanager (`/api/v2/status` with
 `$FIREBREAK_ALERTMANAGER_TOKEN`, as the silence buttons will call it). Exit status 1 when any
-line is red.
+line is red. An alert that would page nobody (no escalation policy, or none matching every
+alert) is a warning on stderr, not a failure.
 
 Why it is built this way:
 - The checks run concurrently, each bounded by `TIMEOUT_S`, so a black-holed host costs five
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,6 +332,8 @@ def check_main(config_path: str | None, console: Console | None = None) -> int:
     where = str(path) if path is not None else "no config file: defaults and environment"
     results = asyncio.run(run_checks(config, secrets, f"{where}: valid"))
     print_results(results, console)
+    if (gap := config.escalation.paging_gap()) is not None:
+        print(f"warning: {gap}", file=sys.stderr)
     failed = sum(not r.ok for r in results)
     if failed:
         console.print(

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import re
 import sys
 from collections.abc import Sequence
-from importlib.metadata import version
 from typing import TYPE_CHECKING
 
-from firebreak.config import Config, ConfigError, Secrets, load_config
-from firebreak.store.schemas import IncidentStatus
+MAX_ACTOR = 64  # the store's actor columns
+STATUSES = ("triggered", "acknowledged", "resolved")  # IncidentStatus's values (tested)
 
 if TYPE_CHECKING:
+    from firebreak.config import Config, Secrets
     from firebreak.store.migrate import Upgrade
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Each command imports what it needs when it runs: `--help` and the read commands start
+    without the Slack, LLM, scheduler and cluster libraries (tests/firebreak/test_cli_speed.py)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    from firebreak.config import ConfigError
+
     try:
         return int(args.run(args) or 0)
     except ConfigError as exc:
@@ -34,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firebreak", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"firebreak {version('firebreak')}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="HTTP server, Slack, scheduler")
@@ -56,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         init.add_argument(f"--{name}-url", help=f"{name} elsewhere than on this machine")
     init.add_argument(
         "--no-probe", action="store_true", help="probe nothing; write only the URLs given"
+    )
+    init.add_argument(
+        "--page",
+        type=_page_target,
+        metavar="U…|S…",
+        help="who alerts page: a Slack user or user group id (default: @here in the channel)",
     )
     init.set_defaults(run=_init)
 
@@ -105,9 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     manifest.set_defaults(run=_slack_manifest)
 
     listing = commands.add_parser("incidents", help="list incidents from the configured store")
-    listing.add_argument(
-        "--status", choices=[s.value for s in IncidentStatus], help="only incidents in this state"
-    )
+    listing.add_argument("--status", choices=STATUSES, help="only incidents in this state")
     _config_option(listing)
     listing.set_defaults(run=_incidents)
 
@@ -115,6 +123,31 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("id", type=_incident_id, help="incident id (#12 or 12)")
     _config_option(one)
     one.set_defaults(run=_incident)
+
+    for name, what in (
+        ("ack", "acknowledge an incident (stops its escalation)"),
+        ("resolve", "resolve an incident"),
+        ("escalate", "page an incident's next escalation level now"),
+        ("note", "add a note to an incident's timeline"),
+    ):
+        action = commands.add_parser(
+            name,
+            help=what,
+            description=f"{what[:1].upper()}{what[1:]}"
+            ", as Slack's buttons and the write API do; Slack is told through the outbox a "
+            "running `firebreak serve` delivers.",
+        )
+        action.add_argument("id", type=_incident_id, help="incident id (#12 or 12)")
+        if name == "note":
+            action.add_argument("text", type=_note_text, help="the note (quote it)")
+        action.add_argument(
+            "--by",
+            type=_actor,
+            default=None,
+            help="who acts, recorded on the timeline (default: the OS user, $USER)",
+        )
+        _config_option(action)
+        action.set_defaults(run=_act, action=name)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(title="db commands", required=True)
@@ -137,11 +170,45 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Version(argparse.Action):
+    """`--version`, reading the installed version only when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import version
+
+        parser.exit(message=f"firebreak {version('firebreak')}\n")
+
+
 def _incident_id(raw: str) -> int:
     digits = raw.strip().removeprefix("#")
     if not digits.isdigit() or len(digits) > 18:
         raise argparse.ArgumentTypeError(f"{raw!r} is not an incident id (like 12 or #12)")
     return int(digits)
+
+
+def _page_target(raw: str) -> str:
+    target = raw.strip()
+    if not re.fullmatch(r"[UWS][A-Z0-9]{2,}", target):
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a Slack user id (U…) or user group id (S…)"
+        )
+    return target
+
+
+def _actor(raw: str) -> str:
+    actor = raw.strip()
+    if not 1 <= len(actor) <= MAX_ACTOR or not actor.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a name or Slack user id (1 to {MAX_ACTOR} printable characters)"
+        )
+    return actor
+
+
+def _note_text(raw: str) -> str:
+    text = raw.strip()
+    if not text or "\x00" in text:
+        raise argparse.ArgumentTypeError("a note needs some text (and no NUL character)")
+    return text
 
 
 def _positive_int(raw: str) -> int:
@@ -155,6 +222,8 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, Secrets]:
+    from firebreak.config import Secrets, load_config
+
     return load_config(args.config), Secrets.from_env()
 
 
@@ -209,11 +278,13 @@ def _init(args: argparse.Namespace) -> int:
         store_url=args.store_url,
         urls=urls,
         probe=not args.no_probe,
+        page=args.page,
     )
     return init_main(options, Console(highlight=False))
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import asyncio
     import io
 
     from rich.console import Console
@@ -230,6 +301,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _investigate(args: argparse.Namespace) -> int:
+    import asyncio
+
     from firebreak.investigate import (
         InvestigateError,
         investigate,
@@ -254,6 +327,7 @@ def _investigate(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    import asyncio
     from pathlib import Path
 
     from rich.console import Console
@@ -305,6 +379,23 @@ def _check(args: argparse.Namespace) -> int:
     return check_main(args.config)
 
 
+def _act(args: argparse.Namespace) -> int:
+    import getpass
+
+    from firebreak.actions_cli import act
+    from firebreak.logs import configure_logging
+
+    config, secrets = _load(args)
+    configure_logging("ERROR")
+    by = args.by or getpass.getuser()
+    said = act(config, secrets, args.action, args.id, by, getattr(args, "text", ""))
+    print(
+        f"firebreak {args.action}: {said.line}" if said.code else said.line,
+        file=sys.stderr if said.code else sys.stdout,
+    )
+    return said.code
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
     config, _ = _load(args)
     migrated = _migrate(config.store.url)
@@ -319,6 +410,7 @@ def _incidents(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from firebreak.incidents_cli import show_list
+    from firebreak.store.schemas import IncidentStatus
 
     config, _ = _load(args)
     status = IncidentStatus(args.status) if args.status else None

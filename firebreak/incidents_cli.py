@@ -26,12 +26,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.config import Config
 from firebreak.store import incidents
-from firebreak.store.db import create_engine
+from firebreak.store.db import create_engine, is_migrated
 from firebreak.store.schemas import Analysis, IncidentOut, IncidentStatus, TimelineEventOut
 from firebreak.tools.redact import Redactor
 from firebreak.tools.text import duration
 
-__all__ = ["StoreUnreadable", "incident_view", "incidents_table", "show_incident", "show_list"]
+__all__ = [
+    "StoreUnreadable",
+    "ensure_store",
+    "incident_view",
+    "incidents_table",
+    "show_incident",
+    "show_list",
+]
 
 STATUS_STYLE = {
     IncidentStatus.TRIGGERED: "bold red",
@@ -92,23 +99,33 @@ async def _one(
     return incident, await incidents.timeline(conn, incident_id) or []
 
 
-def _read(config: Config, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+def ensure_store(config: Config) -> None:
+    """StoreUnreadable when the store is a SQLite file not created yet (opening it would
+    create an empty one); whether it is migrated is asked once connected."""
     url = make_url(config.store.url)
-    shown = url.render_as_string(hide_password=True)
     database = url.database or ""
     if url.get_backend_name() == "sqlite" and database != ":memory:":
         if not database or not Path(database).exists():
             raise StoreUnreadable(
-                f"no store at {shown} yet (`firebreak serve` or `firebreak db upgrade` creates it)"
+                f"no store at {_shown(config)} yet (`firebreak serve` or `firebreak db upgrade` "
+                "creates it)"
             )
-    return asyncio.run(_query(config.store.url, shown, query))
+
+
+def _shown(config: Config) -> str:
+    return make_url(config.store.url).render_as_string(hide_password=True)
+
+
+def _read(config: Config, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    ensure_store(config)
+    return asyncio.run(_query(config.store.url, _shown(config), query))
 
 
 async def _query(url: str, shown: str, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            if not await conn.run_sync(_migrated):
+            if not await conn.run_sync(is_migrated):
                 raise StoreUnreadable(
                     f"the store at {shown} is not migrated yet: run `firebreak db upgrade`"
                 )
@@ -118,12 +135,6 @@ async def _query(url: str, shown: str, query: Callable[[AsyncConnection], Awaita
         raise StoreUnreadable(f"cannot read the store at {shown}: {reason}") from None
     finally:
         await engine.dispose()
-
-
-def _migrated(connection: object) -> bool:
-    from alembic.runtime.migration import MigrationContext
-
-    return bool(MigrationContext.configure(connection).get_current_heads())  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------

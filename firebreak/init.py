@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,15 @@ class InitOptions:
     store_url: str = "sqlite+aiosqlite:///./firebreak.db"
     urls: dict[str, str] = field(default_factory=dict)  # explicit endpoints, by probe name
     probe: bool = True  # False: probe nothing, write only the explicit URLs
+    page: str | None = None  # who the default policy pages (U…, S…); None: the channel
+
+    @property
+    def paged(self) -> str | None:
+        """The default policy's target: `--page`, else the incidents channel (`@here`); None
+        when the channel is a name, not an id (an escalation level needs the id)."""
+        if self.page is not None:
+            return self.page
+        return self.slack_channel if re.fullmatch(r"[CG][A-Z0-9]+", self.slack_channel) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,7 +245,7 @@ def render_config(options: InitOptions, found: dict[str, Found], now: datetime) 
     lines += _server_store_slack(options, found)
     lines += _llm(found)
     lines += _sources(found)
-    lines += _escalation()
+    lines += _escalation(options)
     return "\n".join(lines) + "\n"
 
 
@@ -356,17 +366,36 @@ def _sources(found: dict[str, Found]) -> list[str]:
     return [*lines, ""]
 
 
-def _escalation() -> list[str]:
-    return [
-        "escalation:",
-        "  policies: []",
-        "  # policies:",
-        "  #   - name: default",
-        "  #     match: {}  # label: value; the first matching policy wins",
-        "  #     levels:",
-        "  #       - {notify: [U0ONCALL1], timeout_s: 300}  # Slack users (U…), groups (S…)",
-        "  #       - {notify: [S0SRELEADS], timeout_s: 600}",
+def _escalation(options: InitOptions) -> list[str]:
+    lines = ["escalation:", f"  # {paging_text(options)[:1].upper()}{paging_text(options)[1:]}."]
+    lines += [
+        "  # A level notifies Slack users (U…), user groups (S…), channels (C…: a post there",
+        "  # with @here) or schedule:NAME (see schedules); add levels for who is paged next",
+        "  # when nobody acknowledges in time.",
     ]
+    policy = [
+        "    - name: default",
+        "      match: {}  # label: value; the first matching policy wins",
+        "      levels:",
+        f"        - {{notify: [{_q(options.paged or 'U0ONCALL1')}], timeout_s: 300}}",
+        "        # - {notify: ['S0SRELEADS'], timeout_s: 600}",
+    ]
+    if options.paged is None:
+        return [*lines, "  policies: []", *("  # " + line[2:] for line in policy)]
+    return [*lines, "  policies:", *policy]
+
+
+def paging_text(options: InitOptions) -> str:
+    """Who the default policy pages, in words."""
+    if options.page is not None:
+        kind = "user group" if options.page.startswith("S") else "user"
+        return f"alerts page the Slack {kind} {options.page}"
+    if options.paged is None:
+        return (
+            f"alerts page nobody: slack.channel {options.slack_channel} is not a channel id "
+            "(C…); give one, or --page U…/S…"
+        )
+    return f"alerts page the incidents channel {options.slack_channel} (a post with @here)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,6 +443,10 @@ def init_main(
         Text(f"wrote {options.path}; next: firebreak check --config {options.path}"),
         soft_wrap=True,
     )
+    paging = Text(paging_text(options), style="yellow" if options.paged is None else "")
+    if options.page is None and options.paged is not None:
+        paging.append("; --page U…/S… pages a person or a user group instead")
+    console.print(paging, soft_wrap=True)
     return 0
 
 

@@ -76,6 +76,8 @@ def serve(config: Config, secrets: Secrets) -> int:
         log.warning(warning)
     if config.access is None:
         log.warning(ACCESS_OPEN)
+    if (gap := config.escalation.paging_gap()) is not None:
+        log.warning(gap)
     app = create_app(config, secrets, Parts(redactor=redactor))
     server = uvicorn.Server(
         uvicorn.Config(

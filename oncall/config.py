@@ -19,8 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from firebreak.oncall.ical import IcalError, parse_calendar
-
 __all__ = [
     "SCHEDULE_PREFIX",
     "Override",
@@ -130,6 +128,10 @@ class ScheduleConfig(_Section):
     def _readable_ical(cls, ical: str | None) -> str | None:
         if ical is None or _is_url(ical):
             return ical
+        # icalendar costs 50 ms to import: paid by configs with a calendar only, not by every
+        # command that loads the config
+        from firebreak.oncall.ical import IcalError, parse_calendar
+
         try:
             parse_calendar(Path(ical).read_bytes())
         except (OSError, IcalError) as exc:

@@ -6,9 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-import psycopg
-from psycopg import sql as psycopg_sql
-from sqlalchemy import Connection, Dialect, Engine, Table, event, insert, text
+from sqlalchemy import Connection, Dialect, Engine, Table, event, insert, inspect, text
 from sqlalchemy import create_engine as create_sync_engine_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -131,6 +129,9 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if conn.dialect.name != "postgresql":
         conn.execute(insert(table), list(rows))
         return
+    import psycopg  # the PostgreSQL writer's only: SQLite processes never load it
+    from psycopg import sql as psycopg_sql
+
     names = list(rows[0])
     binders = [_binder(table.c[name].type, conn.dialect) for name in names]
     copy_sql = psycopg_sql.SQL("COPY {} ({}) FROM STDIN").format(
@@ -158,3 +159,12 @@ def _as_is(value: Any) -> Any:
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+def is_migrated(connection: Connection) -> bool:
+    """Whether any migration was applied (Alembic's version table holds a row): a store never
+    migrated has no tables yet. Asked without Alembic, whose import costs the read commands
+    of the command line 90 ms."""
+    if not inspect(connection).has_table("alembic_version"):
+        return False
+    return connection.execute(text("SELECT 1 FROM alembic_version LIMIT 1")).first() is not None

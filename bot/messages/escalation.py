@@ -8,6 +8,7 @@ reader's own timezone, so one message serves people in every zone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from firebreak.bot.messages.blocks import escape, mention, one_line, slack_date, who
@@ -47,6 +48,20 @@ def escalation_page_text(
         "look at this incident."
     )
     return f"{text}\n:warning: {_unstaffed(unstaffed)}." if unstaffed else text
+
+
+def paged_channels(targets: Sequence[str]) -> list[str]:
+    """The channels (``C…``/``G…``) among paged targets: each gets a page of its own, since
+    ``<#C…>`` in the thread only links to the channel and notifies nobody."""
+    return [t for t in dict.fromkeys(targets) if re.fullmatch(r"[CG][A-Z0-9]+", t)]
+
+
+def channel_page_text(incident_id: int, level: int) -> str:
+    """The message that pages a channel: ``<!here>``, everyone active in it."""
+    return (
+        f"<!here> :mega: Incident #{incident_id} pages this channel (escalation level {level})"
+        f": please take a look and acknowledge it in its card's thread."
+    )
 
 
 def _unstaffed(reasons: Sequence[str]) -> str:

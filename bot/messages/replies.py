@@ -111,7 +111,10 @@ def escalated(outcome: Outcome) -> Reply:
         return Reply(f"Escalated incident #{i} to level {escalation.level}: {paged} paged.")
     text = {
         "resolved": f"Incident #{i} is resolved; nothing to escalate.",
-        "no_policy": f"No escalation policy matches incident #{i}, so there is nobody to page.",
+        "no_policy": (
+            f"No escalation policy matches incident #{i}, so there is nobody to page. "
+            "Nothing was changed."
+        ),
         "last_level": (
             f"Incident #{i} is already at the last escalation level ({escalation.level}); "
             "there is nobody further to page."

@@ -124,13 +124,32 @@ async def test_escalate_pages_through_the_escalation_component(store_url: str) -
         assert len(rig.escalations.calls) == 1
 
 
-async def test_escalate_with_no_policy_pages_nobody(store_url: str) -> None:
-    """The real escalation component, no policy configured: 200, nothing changes."""
+async def test_escalate_with_no_policy_is_409_and_pages_nobody(store_url: str) -> None:
+    """The real escalation component, no policy configured: 409 naming why, nothing changes."""
     async with api_rig(store_url, with_escalations=False) as rig:
         incident_id = await rig.alert("g1", "a")
         answer = await post(rig, f"{incident_id}/escalate", {"by": "U0BOB"})
-        assert answer.status_code == 200 and answer.json()["escalation_level"] == 0
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"] == "no_policy"
+        assert f"no escalation policy matches incident {incident_id}" in answer.json()["detail"]
+        incident = await rig.client.get(f"/api/v1/incidents/{incident_id}", headers=AUTH)
+        assert incident.json()["escalation_level"] == 0
         assert of_type(await rig.timeline(incident_id), EventType.ESCALATED) == []
+
+
+async def test_a_paged_channel_gets_a_post_with_here(store_url: str) -> None:
+    """A channel target notifies: the page is posted in that channel with `<!here>`, beside
+    the thread's page (where `<#C…>` only links to it)."""
+    policy = {"name": "default", "levels": [{"notify": ["C0SRE"], "timeout_s": 600}]}
+    async with api_rig(store_url, with_escalations=False, escalation={"policies": [policy]}) as rig:
+        incident_id = await rig.alert("g1", "a")
+
+        def channel_pages() -> list[dict[str, Any]]:
+            return [m for m in rig.slack.messages("C0SRE") if "<!here>" in m.get("text", "")]
+
+        [page] = await rig.wait(channel_pages)
+        assert f"Incident #{incident_id} pages this channel (escalation level 1)" in page["text"]
+        assert not page.get("thread_ts")
 
 
 async def test_notes_name_their_author(store_url: str) -> None:

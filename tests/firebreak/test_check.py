@@ -410,3 +410,22 @@ async def test_an_unreachable_openai_server_gets_the_usual_hints(tmp_path: Path)
     assert "OPENAI_API_KEY is not set" in bare.detail
     keyed = await llm_line(dead + "/v1", Secrets(openai_api_key="sk-test-secret"))
     assert not keyed.ok and keyed.detail == f"openai m at {dead}/v1: Connection error."
+
+
+async def test_an_alert_that_would_page_nobody_is_a_warning(tmp_path: Path) -> None:
+    store = {"url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+    level = {"notify": ["U0ALICE"]}
+    for escalation, warning in (
+        ({}, "warning: escalation.policies is empty: no alert pages anyone"),
+        (
+            {"policies": [{"name": "payments", "match": {"team": "payments"}, "levels": [level]}]},
+            "warning: no escalation policy matches every alert (none has `match: {}`): an alert "
+            "that matches none of payments pages nobody",
+        ),
+        ({"policies": [{"name": "default", "levels": [level]}]}, None),
+    ):
+        config = {"store": store, "slack": {"mode": "console"}, "escalation": escalation}
+        (tmp_path / "c.yaml").write_text(json.dumps(config))
+        code, out, err = await run_cli("check", "--config", str(tmp_path / "c.yaml"))
+        assert code == 0, out + err  # a warning, not a failure
+        assert (warning in err) if warning else ("warning" not in err), err

@@ -130,6 +130,32 @@ def test_nothing_running_gives_a_working_offline_config(tmp_path: Path) -> None:
     assert config.llm.provider == "offline"
     assert config.sources.logs == [] and config.sources.metrics == []
     assert config.slack.alertmanager_url is None
+    [policy] = config.escalation.policies  # nobody is left unpaged by accident
+    assert policy.match == {} and [level.notify for level in policy.levels] == [["C0INCIDENTS"]]
+    assert config.escalation.paging_gap() is None
+    assert "alerts page the incidents channel C0INCIDENTS (a post with @here)" in out
+
+
+def test_page_names_who_alerts_page(tmp_path: Path) -> None:
+    for target, words in (
+        ("U0ALICE", "the Slack user U0ALICE"),
+        ("S0SRE", "the Slack user group S0SRE"),
+    ):
+        result = cli("--no-probe", "--force", "--page", target, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"alerts page {words}" in result.stdout
+        [policy] = load_config(tmp_path / "config.yaml").escalation.policies
+        assert [level.notify for level in policy.levels] == [[target]]
+    refused = cli("--no-probe", "--force", "--page", "#oncall", cwd=tmp_path)
+    assert refused.returncode == 2 and "not a Slack user id (U…) or user group id" in refused.stderr
+
+
+def test_a_channel_name_is_said_to_page_nobody(tmp_path: Path) -> None:
+    """An escalation level needs a channel id: with a name, init says alerts page nobody."""
+    result = cli("--no-probe", "--slack-channel", "#incidents", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "alerts page nobody: slack.channel #incidents is not a channel id" in result.stdout
+    assert load_config(tmp_path / "config.yaml").escalation.policies == []
 
 
 def test_lookalikes_are_not_taken_for_the_real_thing(tmp_path: Path) -> None:

@@ -96,6 +96,7 @@ async def test_sigterm_keeps_every_acknowledged_alert(store_url: str, tmp_path: 
         logged = (tmp_path / "serve.log").read_text()
         assert '"event": "firebreak stopped"' in logged
         assert logged.count("access is not configured: every workspace member may act") == 1
+        assert logged.count("escalation.policies is empty: no alert pages anyone") == 1
     finally:
         if proc.poll() is None:
             proc.kill()
