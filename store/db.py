@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeAlias
 
 import psycopg
 from psycopg import sql as psycopg_sql
-from sqlalchemy import Connection, Dialect, Engine, Table, event, insert, text
+from sqlalchemy import Connection, Dialect, Engine, Row, Table, event, insert, text
 from sqlalchemy import create_engine as create_sync_engine_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
 from firebreak.store.text import json_dumps
+
+# A result row of whatever columns, read by name (`row.id`); `Row[Any]` would be one column.
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 # psycopg prepares a statement run five times, and PostgreSQL may then keep a generic plan
 # made for the table as it was: in a storm the alerts table grows from nothing, and the plan
@@ -138,6 +141,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         psycopg_sql.SQL(", ").join(map(psycopg_sql.Identifier, names)),
     )
     driver = conn.connection.driver_connection
+    assert driver is not None, "a checked-out connection has its psycopg connection"
     try:
         with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for row in rows:

@@ -351,7 +351,7 @@ class LLMGateway:
 
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._chat: ChatOpenAI | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._http: openai.DefaultAsyncHttpxClient | None = None
         self._ollama: ollama.AsyncClient | None = None
         if provider == "openai":
             self._http = openai.DefaultAsyncHttpxClient(timeout=timeout_s)
@@ -758,12 +758,12 @@ class LLMGateway:
             # Cut at the token limit: the truncated text goes back to the caller, whose
             # validation fails and whose repair loop asks for a shorter answer.
             choice = exc.completion.choices[0] if exc.completion.choices else None
-            usage = exc.completion.usage
+            cut = exc.completion.usage
             return Completion(
                 text=(choice.message.content or "") if choice else "",
                 finish_reason="length",
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
+                prompt_tokens=cut.prompt_tokens if cut else None,
+                completion_tokens=cut.completion_tokens if cut else None,
             )
         content = reply.content
         text = content if isinstance(content, str) else reply.text
@@ -806,19 +806,19 @@ class LLMGateway:
             extra = {"response_format": response_format, "tool_choice": "none"}
         completion = await self._chat.root_async_client.chat.completions.create(
             model=self.model,
-            messages=[_openai_message(m) for m in messages],  # type: ignore[misc]
-            tools=list(tools),  # type: ignore[arg-type]
+            messages=[_openai_message(m) for m in messages],
+            tools=list(tools),
             temperature=self.temperature,
             max_completion_tokens=max_tokens or self.max_tokens,
             **extra,
         )
         usage = completion.usage
-        tokens = {
-            "prompt_tokens": usage.prompt_tokens if usage else None,
-            "completion_tokens": usage.completion_tokens if usage else None,
-        }
+        prompt_tokens = usage.prompt_tokens if usage else None
+        completion_tokens = usage.completion_tokens if usage else None
         if not completion.choices:
-            return Completion(text="", **tokens)
+            return Completion(
+                text="", prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            )
         choice = completion.choices[0]
         message = choice.message
         calls = tuple(
@@ -830,7 +830,8 @@ class LLMGateway:
             text=message.content or message.refusal or "",
             calls=calls,
             finish_reason=choice.finish_reason,
-            **tokens,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
         )
 
     async def _ollama_tools(
@@ -845,7 +846,7 @@ class LLMGateway:
         response = await self._ollama.chat(
             model=self.model,
             messages=[_ollama_message(m) for m in messages],
-            tools=list(tools),  # type: ignore[arg-type]
+            tools=list(tools),
             stream=False,
             format=fmt,
             options=self._ollama_options(max_tokens),

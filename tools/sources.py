@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeAlias, Union, runtime_checkable
 
 import httpx
 from pydantic import Field
@@ -155,15 +155,19 @@ def _one_of(kinds: Mapping[str, SourceKind]) -> Any:
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - built at run time
 
 
-LogSourceConfig = _one_of(LOG_SOURCES)
-MetricSourceConfig = _one_of(METRIC_SOURCES)
+if TYPE_CHECKING:  # the checker cannot run the registry: the same kinds, spelled out
+    LogSourceConfig: TypeAlias = LokiSource | ElasticsearchSource | FileSource
+    MetricSourceConfig: TypeAlias = PrometheusSource
+else:
+    LogSourceConfig = _one_of(LOG_SOURCES)
+    MetricSourceConfig = _one_of(METRIC_SOURCES)
 
 
 class SourcesConfig(Section):
     """`sources:`: the configured logs, metrics and clusters."""
 
-    logs: list[LogSourceConfig] = Field(default_factory=list)  # type: ignore[valid-type]
-    metrics: list[MetricSourceConfig] = Field(default_factory=list)  # type: ignore[valid-type]
+    logs: list[LogSourceConfig] = Field(default_factory=list)
+    metrics: list[MetricSourceConfig] = Field(default_factory=list)
     kubernetes: list[KubernetesSource] = Field(default_factory=list)
 
 
