@@ -35,11 +35,11 @@ from typing import Any, Literal, Protocol
 
 import aiosqlite
 import structlog
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from prometheus_client import Histogram
 from psycopg.rows import dict_row
@@ -47,6 +47,7 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 from firebreak.agents.context import Deps
+from firebreak.agents.graph import InvestigationGraph
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.outages import StoreOutages
 from firebreak.agents.questions import answer_question
@@ -74,7 +75,7 @@ class InvestigationService:
 
     def __init__(
         self,
-        graph: CompiledStateGraph,
+        graph: InvestigationGraph,
         deps: Deps,
         approvers: Approvers,
         *,
@@ -386,7 +387,7 @@ class InvestigationService:
         return FIREBREAK, message[:500]
 
 
-def _thread(thread_id: str) -> dict[str, Any]:
+def _thread(thread_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id}}
 
 

@@ -198,12 +198,12 @@ def breaker_configs(sources: SourcesConfig) -> dict[str, BreakerConfig | None]:
     """Each source reached over the network by name, with its breaker settings (None: the
     defaults). A file is not a dependency that can be down."""
     found: dict[str, BreakerConfig | None] = {}
-    for config in sources.logs:
-        if LOG_SOURCES[config.type].networked:
-            found[config.name] = config.circuit_breaker
-    for config in sources.metrics:
-        if METRIC_SOURCES[config.type].networked:
-            found[config.name] = config.circuit_breaker
+    for log in sources.logs:
+        if LOG_SOURCES[log.type].networked:  # a networked kind's section has `circuit_breaker`
+            found[log.name] = getattr(log, "circuit_breaker", None)
+    for metric in sources.metrics:
+        if METRIC_SOURCES[metric.type].networked:
+            found[metric.name] = metric.circuit_breaker
     for cluster in sources.kubernetes:
         found[cluster.name] = None
     return found
