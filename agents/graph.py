@@ -9,6 +9,8 @@ open_investigation ─┬─ fetch_logs ──────┬─ join_evidence �
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -37,7 +39,13 @@ from firebreak.agents.tool_calls import use_tools
 RETRY = RetryPolicy(max_attempts=2, initial_interval=0.2)
 
 
-def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+# The compiled investigation: its state in and out, the run's `Deps` as its context.
+InvestigationGraph: TypeAlias = CompiledStateGraph[
+    InvestigationState, Deps, InvestigationState, InvestigationState
+]
+
+
+def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> InvestigationGraph:
     graph = StateGraph(InvestigationState, context_schema=Deps)
     graph.add_node("open_investigation", open_investigation, retry_policy=RETRY)
     graph.add_node("fetch_logs", fetch_logs, retry_policy=RETRY)

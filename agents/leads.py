@@ -171,7 +171,8 @@ class Findings:
             kind = "change" if self.change_linked else "unlinked_change"
             leads.append(self._lead(kind, text, [change]))
         if first is not None:
-            kind = f", like {category_of(first.text).name}" if category_of(first.text) else ""
+            category = category_of(first.text)
+            kind = f", like {category.name}" if category else ""
             text = f"The first error of the incident{kind}: {quote(first.text)}"
             leads.append(self._lead("first_error", text, [first]))
         if telling is not None and (first is None or first not in telling.lines):

@@ -11,7 +11,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Literal
 
-from langgraph.graph import END
 from langgraph.runtime import Runtime as GraphRuntime
 from langgraph.types import interrupt
 from sqlalchemy import Connection
@@ -37,7 +36,7 @@ from firebreak.store.schemas import EventType, RemediationProposal
 
 def needs_approval(state: InvestigationState) -> Literal["propose_remediation", "__end__"]:
     proposed = state.analysis is not None and state.analysis.remediation is not None
-    return "propose_remediation" if proposed else END
+    return "propose_remediation" if proposed else "__end__"  # END, as the Literal says
 
 
 async def propose_remediation(

@@ -35,18 +35,20 @@ from typing import Any, Literal, Protocol
 
 import aiosqlite
 import structlog
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from prometheus_client import Histogram
-from psycopg.rows import dict_row
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 from firebreak.agents.context import Deps
+from firebreak.agents.graph import InvestigationGraph
 from firebreak.agents.intake import FIREBREAK
 from firebreak.agents.outages import StoreOutages
 from firebreak.agents.questions import answer_question
@@ -74,7 +76,7 @@ class InvestigationService:
 
     def __init__(
         self,
-        graph: CompiledStateGraph,
+        graph: InvestigationGraph,
         deps: Deps,
         approvers: Approvers,
         *,
@@ -266,7 +268,7 @@ class InvestigationService:
             return
         await self._drive(run.incident_id, run.thread_id, start)
 
-    async def _start_of(self, run: Run) -> dict[str, Any] | Command | None:
+    async def _start_of(self, run: Run) -> InvestigationState | Command | None:
         if run.status is RunStatus.DECIDING and run.decision is not None:
             return Command(resume=run.decision)
         snapshot = await self._graph.aget_state(_thread(run.thread_id))
@@ -300,12 +302,10 @@ class InvestigationService:
                 raise
             self._outages.hold(incident_id, thread_id, exc, record=create, then_resume=True)
             return
-        await self._drive(
-            incident_id, thread_id, {**_input(incident_id, thread_id), **(seed or {})}
-        )
+        await self._drive(incident_id, thread_id, _input(incident_id, thread_id, seed))
 
     async def _drive(
-        self, incident_id: int, thread_id: str, start: dict[str, Any] | Command | None
+        self, incident_id: int, thread_id: str, start: InvestigationState | Command | None
     ) -> None:
         config = _thread(thread_id)
         failure = None
@@ -386,12 +386,16 @@ class InvestigationService:
         return FIREBREAK, message[:500]
 
 
-def _thread(thread_id: str) -> dict[str, Any]:
+def _thread(thread_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id}}
 
 
-def _input(incident_id: int, thread_id: str) -> dict[str, Any]:
-    return {"incident_id": incident_id, "run_id": thread_id}
+def _input(
+    incident_id: int, thread_id: str, seed: dict[str, Any] | None = None
+) -> InvestigationState:
+    """A run's first input: only the fields given are written (LangGraph reads the fields a
+    model was made with), so the reducers start from empty lists."""
+    return InvestigationState(incident_id=incident_id, run_id=thread_id, **(seed or {}))
 
 
 CHECKPOINT_POOL_MAX = 8  # connections the PostgreSQL saver may hold (each only per operation)
@@ -436,11 +440,14 @@ def checkpoint_serde() -> JsonPlusSerializer:
 
 
 @asynccontextmanager
-async def checkpoint_pool(conninfo: str) -> AsyncIterator[AsyncConnectionPool]:
+async def checkpoint_pool(
+    conninfo: str,
+) -> AsyncIterator[AsyncConnectionPool[AsyncConnection[DictRow]]]:
     """The pool `AsyncPostgresSaver` wants: autocommit, no prepared statements (a statement
     prepared on a connection is gone after a reconnect), rows as dicts."""
-    pool: AsyncConnectionPool = AsyncConnectionPool(
+    pool = AsyncConnectionPool(
         conninfo,
+        connection_class=AsyncConnection[DictRow],
         min_size=1,
         max_size=CHECKPOINT_POOL_MAX,
         kwargs={

@@ -146,6 +146,7 @@ def _redacted(item: Item, redact: Callable[[str], str]) -> Item:
 
 def _shortened(item: Item, excess: int) -> tuple[Item, str]:
     """One item too long for the whole budget: its text cut by `excess` characters."""
+    short: Item
     if isinstance(item, MetricReading):
         short = item.model_copy(
             update={"query": item.query[: max(1, len(item.query) - excess - 1)]}

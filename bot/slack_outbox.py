@@ -942,7 +942,7 @@ def recording_outbox(
     return OutboxNotifier(
         engine,
         writer,
-        NoDelivery(),  # type: ignore[arg-type]
+        NoDelivery(),
         charts=ChartDrawer(),
         ingest_busy=lambda: False,
         channel=channel,

@@ -80,9 +80,9 @@ class HandoffGreetings:
             return False
         at = datetime.fromtimestamp(epoch, UTC)
         shifts = self.oncall.handoffs_between(name, at - _SECOND, at)
-        if not shifts or shifts[-1].user is None:
+        shift = shifts[-1] if shifts else None
+        if shift is None or shift.user is None:
             return False
-        shift = shifts[-1]
         claim = partial(dedup.claim, kind=dedup.HANDOFF, key=handoff_key(name, epoch))
         if not await self.writer.run(claim):
             return False

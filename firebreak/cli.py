@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(one)
     one.set_defaults(run=_incident)
 
-    for name, what in (
+    for name, purpose in (
         ("ack", "acknowledge an incident (stops its escalation)"),
         ("resolve", "resolve an incident"),
         ("escalate", "page an incident's next escalation level now"),
@@ -132,8 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     ):
         action = commands.add_parser(
             name,
-            help=what,
-            description=f"{what[:1].upper()}{what[1:]}"
+            help=purpose,
+            description=f"{purpose[:1].upper()}{purpose[1:]}"
             ", as Slack's buttons and the write API do; Slack is told through the outbox a "
             "running `firebreak serve` delivers.",
         )

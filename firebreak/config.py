@@ -196,7 +196,9 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
     try:
         if yaml_file is not None:
             _refuse_non_mapping(yaml_file)
-        return Config(_yaml_file=yaml_file, **overrides)
+        # The file rides in the init kwargs to `settings_customise_sources`, which takes it out.
+        source: dict[str, Any] = {"_yaml_file": yaml_file}
+        return Config(**source, **overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, yaml_file)) from None
     except (ValueError, OSError, yaml.YAMLError) as exc:  # malformed YAML, unreadable file

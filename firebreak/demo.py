@@ -150,6 +150,7 @@ async def _click(
     body = urlencode({"payload": json.dumps(payload)})
     timestamp = str(int(time.time()))
     signature = SignatureVerifier(signing_secret).generate_signature(timestamp=timestamp, body=body)
+    assert signature is not None, "a signing secret signs"
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "X-Slack-Request-Timestamp": timestamp,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
 
-Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
+Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
 QUIET = (
     "httpx",
     "httpcore",

@@ -195,7 +195,7 @@ def _points(entry: dict[str, Any]) -> list[tuple[float, float]]:
     steps = sorted((float(offset), float(value)) for offset, value in entry["steps"])
     every, until = float(entry.get("every", 15)), float(entry.get("until", 120))
     noise = float(entry.get("noise", 0.0))
-    points = []
+    points: list[tuple[float, float]] = []
     moment, index = steps[0][0], 0
     while moment <= until:
         while index + 1 < len(steps) and steps[index + 1][0] <= moment:

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 
 from firebreak.incidents.config import CorrelationConfig
 from firebreak.store import memory
@@ -57,6 +57,7 @@ from firebreak.store.alerts import (
     stored_by_pairs,
     write_alerts,
 )
+from firebreak.store.db import AnyRow
 from firebreak.store.escalations import stop_ladder
 from firebreak.store.incidents import insert_incident, record_events
 from firebreak.store.payloads import AlertmanagerPayload, AlertPayload, service_of
@@ -304,7 +305,7 @@ def _labels(payload: AlertmanagerPayload) -> dict[str, str]:
 
 def _correlated(
     conn: Connection, correlation: CorrelationConfig | None, key: tuple[str, ...], now: datetime
-) -> list[Row[Any]]:
+) -> list[AnyRow]:
     """Alertmanager incidents opened within the window that share the correlation values."""
     assert correlation is not None
     since = now - timedelta(seconds=correlation.window_s)
@@ -360,7 +361,7 @@ def _diff_alerts(
 
 
 def _diff(
-    stored: Mapping[str, StoredAlert | Row[Any]],
+    stored: Mapping[str, StoredAlert | AnyRow],
     incident_id: int,
     alerts: list[AlertPayload],
     now: datetime,

@@ -49,9 +49,10 @@ _RACING_LINE = re.compile(r"^│\s+📣 Paged \(level \d+\)")
 def transcript() -> str:
     """One offline demo run as the terminal shows it, cut to the README's excerpt."""
     configure_logging("ERROR")
-    console = Console(file=io.StringIO(), width=WIDTH, highlight=False, color_system=None)
+    shown = io.StringIO()
+    console = Console(file=shown, width=WIDTH, highlight=False, color_system=None)
     asyncio.run(run_demo(console, offline=True))
-    return excerpt(console.file.getvalue())  # type: ignore[attr-defined]
+    return excerpt(shown.getvalue())
 
 
 def excerpt(output: str) -> str:

@@ -5,7 +5,7 @@
 # - .venv with Firebreak and its test dependencies;
 # - the local model for the tests marked real_llm (Qwen2.5-Coder 0.5B, 491 MB, downloaded once
 #   into ~/.cache/firebreak/models, later runs only check it: scripts/local_llm.py);
-# - ruff, then pytest on SQLite and PostgreSQL ($FIREBREAK_TEST_PG, default
+# - ruff, mypy (scripts/typecheck.py), then pytest on SQLite and PostgreSQL ($FIREBREAK_TEST_PG, default
 #   postgresql+asyncpg://postgres@127.0.0.1:5432/test). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +28,5 @@ fi
 .venv/bin/python -m pip install -q -e ".[dev]"
 .venv/bin/python scripts/local_llm.py fetch --model qwen2.5-coder-0.5b
 .venv/bin/ruff check .
+.venv/bin/python scripts/typecheck.py  # mypy, on the packages under their installed names
 exec .venv/bin/python -m pytest "$@"

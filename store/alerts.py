@@ -20,7 +20,6 @@ from typing import Any, NamedTuple, TypeVar
 from sqlalchemy import (
     BigInteger,
     Connection,
-    Row,
     bindparam,
     func,
     insert,
@@ -31,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from firebreak.store.db import insert_rows
+from firebreak.store.db import AnyRow, insert_rows
 from firebreak.store.models import Alert, Incident, IncidentGroup
 from firebreak.store.schemas import IncidentStatus
 from firebreak.store.text import SafeText
@@ -188,7 +187,7 @@ _RESOLVE_INCIDENT = _COUNT_ALERTS.values(
 )
 
 
-def _open(row: Row[Any] | None) -> OpenIncident | None:
+def _open(row: AnyRow | None) -> OpenIncident | None:
     return None if row is None else OpenIncident(*row)
 
 
@@ -248,7 +247,7 @@ def _pairs_query(conn: Connection, pairs: list[tuple[int, str]]) -> tuple[Any, d
 
 def stored_alerts(
     conn: Connection, incident_id: int, fingerprints: Sequence[str]
-) -> dict[str, Row[Any]]:
+) -> dict[str, AnyRow]:
     """The incident's stored alerts of these fingerprints, by fingerprint."""
     params = {"incident_id": incident_id, "fingerprints": list(fingerprints)}
     return {row.fingerprint: row for row in conn.execute(_STORED_ALERTS, params)}
@@ -261,7 +260,7 @@ def firing_groups(conn: Connection, incident_id: int) -> int:
 
 def correlated_incidents(
     conn: Connection, labels: Sequence[tuple[str, str]], since: datetime
-) -> list[Row[Any]]:
+) -> list[AnyRow]:
     """(id, status, created_at) of the Alertmanager incidents opened since `since` whose
     labels have all these (name, value) pairs, oldest first."""
     query = select(Incident.id, Incident.status, Incident.created_at).where(

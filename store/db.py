@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import Connection, Dialect, Engine, Table, event, insert, inspect, text
+from sqlalchemy import Connection, Dialect, Engine, Row, Table, event, insert, inspect, text
 from sqlalchemy import create_engine as create_sync_engine_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
 from firebreak.store.text import json_dumps
+
+# A result row of whatever columns, read by name (`row.id`); `Row[Any]` would be one column.
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 # psycopg prepares a statement run five times, and PostgreSQL may then keep a generic plan
 # made for the table as it was: in a storm the alerts table grows from nothing, and the plan
@@ -139,6 +142,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         psycopg_sql.SQL(", ").join(map(psycopg_sql.Identifier, names)),
     )
     driver = conn.connection.driver_connection
+    assert driver is not None, "a checked-out connection has its psycopg connection"
     try:
         with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for row in rows:

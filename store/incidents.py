@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.store import memory, verdicts
-from firebreak.store.db import insert_rows
+from firebreak.store.db import AnyRow, insert_rows
 from firebreak.store.models import (
     Alert,
     AnalysisRecord,
@@ -300,7 +300,7 @@ async def analysis_of_run(conn: AsyncConnection, run_id: str) -> Analysis | None
     return analysis_out(row, judged.get(row.id))
 
 
-def analysis_out(row: Row[Any], feedback: Feedback | None) -> Analysis:
+def analysis_out(row: AnyRow, feedback: Feedback | None) -> Analysis:
     """A stored analysis (`body`, `run_id`) with the verdict read beside it."""
     return Analysis.model_validate(row.body).model_copy(
         update={"run_id": row.run_id, "feedback": feedback}
@@ -340,7 +340,7 @@ async def find_by_slack_thread(conn: AsyncConnection, channel: str, ts: str) -> 
     )
 
 
-async def _card_refs(conn: AsyncConnection, ids: list[int]) -> dict[int, Row[Any]]:
+async def _card_refs(conn: AsyncConnection, ids: list[int]) -> dict[int, AnyRow]:
     if not ids:
         return {}
     rows = await conn.execute(
@@ -374,7 +374,7 @@ async def _latest_analyses(conn: AsyncConnection, ids: list[int]) -> dict[int, A
 
 
 def _incident_out(
-    row: Row[Any], card: Row[Any] | None, analysis: Analysis | None, related: list[int]
+    row: AnyRow, card: AnyRow | None, analysis: Analysis | None, related: list[int]
 ) -> IncidentOut:
     return IncidentOut(
         id=row.id,

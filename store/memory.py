@@ -29,10 +29,11 @@ from functools import lru_cache
 from itertools import filterfalse
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.store import verdicts
+from firebreak.store.db import AnyRow
 from firebreak.store.models import (
     Incident,
     IncidentLink,
@@ -168,7 +169,7 @@ _CANDIDATE = select(
 )
 
 
-def _candidate(row: Row[Any]) -> Candidate:
+def _candidate(row: AnyRow) -> Candidate:
     return Candidate(row.id, row.title, row.service, row.labels or {}, row.root_cause)
 
 
@@ -398,7 +399,7 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _summary(rows: Sequence[Row[Any]]) -> dict[str, Any]:
+def _summary(rows: Sequence[AnyRow]) -> dict[str, Any]:
     tta = [
         (r.acknowledged_at - r.created_at).total_seconds()
         for r in rows
@@ -421,7 +422,7 @@ async def stats(conn: AsyncConnection, since: datetime | None) -> dict[str, Any]
     if since is not None:
         query = query.where(Incident.created_at >= since)
     rows = list(await conn.execute(query))
-    by_service: dict[str, list[Row[Any]]] = {}
+    by_service: dict[str, list[AnyRow]] = {}
     for row in rows:
         by_service.setdefault(row.service, []).append(row)
     return {

@@ -8,18 +8,18 @@ in a circle. Only reads; `store/feedback.py` writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from firebreak.store.db import AnyRow
 from firebreak.store.models import AnalysisFeedback, AnalysisRecord
 from firebreak.store.schemas import Feedback, Verdict
 
 __all__ = ["feedback_out", "of_analyses", "of_latest_analyses"]
 
 
-def feedback_out(row: Row[Any] | AnalysisFeedback) -> Feedback:
+def feedback_out(row: AnyRow | AnalysisFeedback) -> Feedback:
     return Feedback(
         verdict=Verdict(row.verdict), actual_cause=row.actual_cause, by=row.by, at=row.at
     )

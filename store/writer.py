@@ -288,6 +288,10 @@ class Batched(Generic[Item, T]):
         self._writing: set[asyncio.Task[None]] = set()
         self._pending = 0
 
+    def _applying(self, item: Item) -> Callable[[Connection], T]:
+        """One item's write on its own, for a batch that failed."""
+        return lambda conn: self._apply_one(conn, item)
+
     @property
     def pending(self) -> int:
         """Items not written yet: waiting for a batch, or in the batch being written."""
@@ -339,10 +343,7 @@ class Batched(Generic[Item, T]):
                 return
             log.warning("batched write failed, retrying one by one", error=type(exc).__name__)
             results = await asyncio.gather(
-                *(
-                    self.writer.run(lambda conn, item=item: self._apply_one(conn, item))
-                    for item, _ in batch
-                ),
+                *(self.writer.run(self._applying(item)) for item, _ in batch),
                 return_exceptions=True,
             )
         for (_, done), result in zip(batch, results, strict=True):

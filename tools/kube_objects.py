@@ -305,9 +305,9 @@ def event_findings(
         if warning_only and kind != "Warning":
             continue
         first, last = _event_time(event)
-        if start is not None and last is not None and _aware(last) < start:
+        if start is not None and (seen := _aware(last)) is not None and seen < start:
             continue
-        if end is not None and first is not None and _aware(first) > end:
+        if end is not None and (seen := _aware(first)) is not None and seen > end:
             continue
         involved = event.involved_object
         obj = f"{(involved.kind or '?').lower()}/{involved.name}"

@@ -123,7 +123,7 @@ class KubeClient:
         except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
             where = "in-cluster config" if self.source.in_cluster else self.source.kubeconfig
             raise KubernetesError(f"{where}: {exc}") from None
-        self.host = configuration.host
+        self.host = configuration.host or ""
         self._api = k8s.ApiClient(configuration)
         return self
 
@@ -167,27 +167,30 @@ class KubeClient:
         return BatchV1Api(self._api)
 
     @property
-    def _timeout(self) -> dict[str, float]:
-        return {"_request_timeout": self.source.timeout_s}
+    def _timeout(self) -> float:
+        """Each request's own timeout, passed as `_request_timeout=`."""
+        return self.source.timeout_s
 
     async def version(self) -> Any:
         from kubernetes_asyncio.client import VersionApi
 
         assert self._api is not None, "use `async with KubeClient(source)`"
         api = VersionApi(self._api)
-        return await self._call("/version", lambda: api.get_code(**self._timeout))
+        return await self._call("/version", lambda: api.get_code(_request_timeout=self._timeout))
 
     async def pod(self, namespace: str, name: str) -> Any:
         return await self._call(
             f"pod {namespace}/{name}",
-            lambda: self._core().read_namespaced_pod(name, namespace, **self._timeout),
+            lambda: self._core().read_namespaced_pod(
+                name, namespace, _request_timeout=self._timeout
+            ),
         )
 
     async def pods(self, namespace: str, selector: str, limit: int) -> list[Any]:
         listing = await self._call(
             f"pods {selector!r} in {namespace}",
             lambda: self._core().list_namespaced_pod(
-                namespace, label_selector=selector, limit=limit, **self._timeout
+                namespace, label_selector=selector, limit=limit, _request_timeout=self._timeout
             ),
         )
         return list(listing.items or [])
@@ -203,46 +206,62 @@ class KubeClient:
         timestamps: bool = False,
     ) -> str:
         which = "previous log" if previous else "log"
+
+        def read() -> Awaitable[str]:
+            core, timeout = self._core(), self._timeout
+            if container is None:  # the API picks the pod's only container
+                return core.read_namespaced_pod_log(
+                    name, namespace, previous=previous, tail_lines=tail_lines,
+                    timestamps=timestamps, _request_timeout=timeout,
+                )  # fmt: skip
+            return core.read_namespaced_pod_log(
+                name, namespace, container=container, previous=previous, tail_lines=tail_lines,
+                timestamps=timestamps, _request_timeout=timeout,
+            )  # fmt: skip
+
         return await self._call(
             f"{which} of {namespace}/{name}" + (f" container {container}" if container else ""),
-            lambda: self._core().read_namespaced_pod_log(
-                name,
-                namespace,
-                container=container,
-                previous=previous,
-                tail_lines=tail_lines,
-                timestamps=timestamps,
-                **self._timeout,
-            ),
+            read,
         )
 
     async def events(self, namespace: str, involved: str | None = None) -> list[Any]:
-        selector = f"involvedObject.name={involved}" if involved else None
+
+        def list_events() -> Awaitable[Any]:
+            core, timeout = self._core(), self._timeout
+            if not involved:  # every event in the namespace
+                return core.list_namespaced_event(namespace, _request_timeout=timeout)
+            return core.list_namespaced_event(
+                namespace,
+                field_selector=f"involvedObject.name={involved}",
+                _request_timeout=timeout,
+            )
+
         listing = await self._call(
-            f"events of {involved or 'everything'} in {namespace}",
-            lambda: self._core().list_namespaced_event(
-                namespace, field_selector=selector, **self._timeout
-            ),
+            f"events of {involved or 'everything'} in {namespace}", list_events
         )
         return list(listing.items or [])
 
     async def deployment(self, namespace: str, name: str) -> Any:
         return await self._call(
             f"deployment {namespace}/{name}",
-            lambda: self._apps().read_namespaced_deployment(name, namespace, **self._timeout),
+            lambda: self._apps().read_namespaced_deployment(
+                name, namespace, _request_timeout=self._timeout
+            ),
         )
 
     async def replicaset(self, namespace: str, name: str) -> Any:
         return await self._call(
             f"replicaset {namespace}/{name}",
-            lambda: self._apps().read_namespaced_replica_set(name, namespace, **self._timeout),
+            lambda: self._apps().read_namespaced_replica_set(
+                name, namespace, _request_timeout=self._timeout
+            ),
         )
 
     async def replicasets(self, namespace: str, selector: str) -> list[Any]:
         listing = await self._call(
             f"replicasets {selector!r} in {namespace}",
             lambda: self._apps().list_namespaced_replica_set(
-                namespace, label_selector=selector, **self._timeout
+                namespace, label_selector=selector, _request_timeout=self._timeout
             ),
         )
         return list(listing.items or [])
@@ -250,12 +269,14 @@ class KubeClient:
     async def job(self, namespace: str, name: str) -> Any:
         return await self._call(
             f"job {namespace}/{name}",
-            lambda: self._batch().read_namespaced_job(name, namespace, **self._timeout),
+            lambda: self._batch().read_namespaced_job(
+                name, namespace, _request_timeout=self._timeout
+            ),
         )
 
     async def node(self, name: str) -> Any:
         return await self._call(
-            f"node {name}", lambda: self._core().read_node(name, **self._timeout)
+            f"node {name}", lambda: self._core().read_node(name, _request_timeout=self._timeout)
         )
 
 

@@ -73,6 +73,7 @@ from functools import partial
 from typing import Any, Literal, TypeVar
 
 import httpx
+import httpx2
 import ollama
 import openai
 import structlog
@@ -112,6 +113,9 @@ DEFAULT_CONTEXT_TOKENS = 8192  # when neither the config nor the server says
 OLLAMA_CONTEXT_CAP = 8192  # Ollama's window when unset: the model's own, at most this
 DISCOVERY_TIMEOUT_S = 5.0
 TOKENIZE_TIMEOUT_S = 10.0
+# `/tokenize` goes through the OpenAI SDK's client, which is httpx2's (openai 3), not httpx's:
+# its failures are httpx2's classes (and a body that is no count, ValueError).
+TOKENIZE_ERRORS = (httpx.HTTPError, httpx2.HTTPError, ValueError)
 _ROLES = {
     "system": SystemMessage,
     "user": HumanMessage,
@@ -351,7 +355,7 @@ class LLMGateway:
 
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._chat: ChatOpenAI | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._http: openai.DefaultAsyncHttpxClient | None = None
         self._ollama: ollama.AsyncClient | None = None
         if provider == "openai":
             self._http = openai.DefaultAsyncHttpxClient(timeout=timeout_s)
@@ -528,7 +532,7 @@ class LLMGateway:
             )
             response.raise_for_status()
             return _token_count(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+        except TOKENIZE_ERRORS as exc:
             log.debug("tokenize_failed", error=_describe(exc))
             return estimate_tokens(text)
 
@@ -720,7 +724,7 @@ class LLMGateway:
                 if response.status_code == 200:
                     _token_count(response.json())
                     return shape
-            except (httpx.HTTPError, ValueError):
+            except TOKENIZE_ERRORS:
                 return None
         return None
 
@@ -758,12 +762,12 @@ class LLMGateway:
             # Cut at the token limit: the truncated text goes back to the caller, whose
             # validation fails and whose repair loop asks for a shorter answer.
             choice = exc.completion.choices[0] if exc.completion.choices else None
-            usage = exc.completion.usage
+            cut = exc.completion.usage
             return Completion(
                 text=(choice.message.content or "") if choice else "",
                 finish_reason="length",
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
+                prompt_tokens=cut.prompt_tokens if cut else None,
+                completion_tokens=cut.completion_tokens if cut else None,
             )
         content = reply.content
         text = content if isinstance(content, str) else reply.text
@@ -806,19 +810,19 @@ class LLMGateway:
             extra = {"response_format": response_format, "tool_choice": "none"}
         completion = await self._chat.root_async_client.chat.completions.create(
             model=self.model,
-            messages=[_openai_message(m) for m in messages],  # type: ignore[misc]
-            tools=list(tools),  # type: ignore[arg-type]
+            messages=[_openai_message(m) for m in messages],
+            tools=list(tools),
             temperature=self.temperature,
             max_completion_tokens=max_tokens or self.max_tokens,
             **extra,
         )
         usage = completion.usage
-        tokens = {
-            "prompt_tokens": usage.prompt_tokens if usage else None,
-            "completion_tokens": usage.completion_tokens if usage else None,
-        }
+        prompt_tokens = usage.prompt_tokens if usage else None
+        completion_tokens = usage.completion_tokens if usage else None
         if not completion.choices:
-            return Completion(text="", **tokens)
+            return Completion(
+                text="", prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            )
         choice = completion.choices[0]
         message = choice.message
         calls = tuple(
@@ -830,7 +834,8 @@ class LLMGateway:
             text=message.content or message.refusal or "",
             calls=calls,
             finish_reason=choice.finish_reason,
-            **tokens,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
         )
 
     async def _ollama_tools(
@@ -845,7 +850,7 @@ class LLMGateway:
         response = await self._ollama.chat(
             model=self.model,
             messages=[_ollama_message(m) for m in messages],
-            tools=list(tools),  # type: ignore[arg-type]
+            tools=list(tools),
             stream=False,
             format=fmt,
             options=self._ollama_options(max_tokens),

@@ -27,12 +27,12 @@ import promql_parser
 __all__ = ["Matcher", "metric_reading_text", "series_selector", "short_metric"]
 
 SCRAPE_LABELS = frozenset({"instance", "job"})
-_OPS = {  # MatchOp is not hashable: keyed by its int value
-    int(promql_parser.MatchOp.Equal): "=",
-    int(promql_parser.MatchOp.NotEqual): "!=",
-    int(promql_parser.MatchOp.Re): "=~",
-    int(promql_parser.MatchOp.NotRe): "!~",
-}
+_OPS = (  # MatchOp is not hashable: found by equality
+    (promql_parser.MatchOp.Equal, "="),
+    (promql_parser.MatchOp.NotEqual, "!="),
+    (promql_parser.MatchOp.Re, "=~"),
+    (promql_parser.MatchOp.NotRe, "!~"),
+)
 # A stored evidence line: the query, its series labels unquoted (`k=v,k=v`), then the numbers.
 _STORED = re.compile(
     r"^(?P<query>.+?)\{(?P<labels>(?:[A-Za-z_]\w*=[^,\"{}]*)(?:,[A-Za-z_]\w*=[^,\"{}]*)*)?\}"
@@ -93,12 +93,12 @@ def series_selector(expr: str, series: Mapping[str, str] | None = None) -> str:
     of its result series (`sum by (pool) (x) {pool="a"}`). For the model, which may query again."""
     labels = {k: v for k, v in (series or {}).items() if k != "__name__"}
     parsed = _parse(expr)
-    plain = (
-        isinstance(parsed, promql_parser.VectorSelector)
+    if (
+        isinstance(parsed, promql_parser.VectorSelector)  # a plain selector
         and parsed.offset is None
         and parsed.at is None
-    )
-    if plain and (selector := _selectors(parsed)[0]).metric:
+        and (selector := _selectors(parsed)[0]).metric
+    ):
         merged = [m for m in selector.matchers if m.name not in labels]
         merged += [Matcher(k, "=", v) for k, v in labels.items()]
         return f"{selector.metric}{_braces(merged)}"
@@ -125,12 +125,16 @@ def _parse(expr: str) -> promql_parser.Expr | None:
         return None
 
 
+def _op_text(op: promql_parser.MatchOp) -> str:
+    return next(text for known, text in _OPS if known == op)
+
+
 def _selectors(expr: promql_parser.Expr) -> list[_Selector]:
     found: list[_Selector] = []
 
     def visit(node: promql_parser.Expr) -> None:
         if isinstance(node, promql_parser.VectorSelector):
-            matchers = [Matcher(m.name, _OPS[int(m.op)], m.value) for m in node.matchers.matchers]
+            matchers = [Matcher(m.name, _op_text(m.op), m.value) for m in node.matchers.matchers]
             named = [m.value for m in matchers if m.name == "__name__" and m.op == "="]
             rest = tuple(m for m in matchers if m.name != "__name__")
             found.append(_Selector(node.name or (named[0] if named else None), rest))

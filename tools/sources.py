@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeAlias, Union, runtime_checkable
 
 import httpx
 from pydantic import Field
@@ -155,15 +155,19 @@ def _one_of(kinds: Mapping[str, SourceKind]) -> Any:
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - built at run time
 
 
-LogSourceConfig = _one_of(LOG_SOURCES)
-MetricSourceConfig = _one_of(METRIC_SOURCES)
+if TYPE_CHECKING:  # the checker cannot run the registry: the same kinds, spelled out
+    LogSourceConfig: TypeAlias = LokiSource | ElasticsearchSource | FileSource
+    MetricSourceConfig: TypeAlias = PrometheusSource
+else:
+    LogSourceConfig = _one_of(LOG_SOURCES)
+    MetricSourceConfig = _one_of(METRIC_SOURCES)
 
 
 class SourcesConfig(Section):
     """`sources:`: the configured logs, metrics and clusters."""
 
-    logs: list[LogSourceConfig] = Field(default_factory=list)  # type: ignore[valid-type]
-    metrics: list[MetricSourceConfig] = Field(default_factory=list)  # type: ignore[valid-type]
+    logs: list[LogSourceConfig] = Field(default_factory=list)
+    metrics: list[MetricSourceConfig] = Field(default_factory=list)
     kubernetes: list[KubernetesSource] = Field(default_factory=list)
 
 
@@ -194,12 +198,12 @@ def breaker_configs(sources: SourcesConfig) -> dict[str, BreakerConfig | None]:
     """Each source reached over the network by name, with its breaker settings (None: the
     defaults). A file is not a dependency that can be down."""
     found: dict[str, BreakerConfig | None] = {}
-    for config in sources.logs:
-        if LOG_SOURCES[config.type].networked:
-            found[config.name] = config.circuit_breaker
-    for config in sources.metrics:
-        if METRIC_SOURCES[config.type].networked:
-            found[config.name] = config.circuit_breaker
+    for log in sources.logs:
+        if LOG_SOURCES[log.type].networked:  # a networked kind's section has `circuit_breaker`
+            found[log.name] = getattr(log, "circuit_breaker", None)
+    for metric in sources.metrics:
+        if METRIC_SOURCES[metric.type].networked:
+            found[metric.name] = metric.circuit_breaker
     for cluster in sources.kubernetes:
         found[cluster.name] = None
     return found

@@ -93,7 +93,7 @@ def _alertmanager_links(incident: IncidentOut, alertmanager_url: str) -> list[st
     return [link(alerts, "Open in Alertmanager"), link(silence, "Silence")]
 
 
-def incident_actions(incident: IncidentOut) -> Block:
+def incident_actions(incident: IncidentOut) -> ActionsBlock:
     """Acknowledge / Escalate / Resolve / Re-investigate, as the incident's status allows."""
     value = str(incident.id)
     buttons: list[ButtonElement] = []

@@ -178,7 +178,7 @@ def _markers(
 def render_png(reading: Mapping[str, Any] | BaseModel, alert_start: datetime | None) -> bytes:
     """A PNG (800x300) of the reading with the alert start and change point marked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
     from matplotlib.figure import Figure
 
     data = as_dict(reading)
@@ -192,7 +192,9 @@ def render_png(reading: Mapping[str, Any] | BaseModel, alert_start: datetime | N
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     if samples:
-        axes.plot([at for at, _ in samples], [v for _, v in samples], color="#2f6fb0", lw=1.6)
+        axes.plot(
+            date2num([at for at, _ in samples]), [v for _, v in samples], color="#2f6fb0", lw=1.6
+        )
         locator = AutoDateLocator()
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
@@ -202,7 +204,13 @@ def render_png(reading: Mapping[str, Any] | BaseModel, alert_start: datetime | N
             (changed_at(reading), "change", "#b7791f"),
         ):
             if at is not None:
-                axes.axvline(at, color=colour, lw=1.2, ls="--", label=f"{label} {_clock(at)}")
+                axes.axvline(
+                    float(date2num(at)),
+                    color=colour,
+                    lw=1.2,
+                    ls="--",
+                    label=f"{label} {_clock(at)}",
+                )
         if axes.get_legend_handles_labels()[0]:
             axes.legend(loc="upper left", fontsize=8, frameon=False)
     else:

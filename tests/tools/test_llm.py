@@ -17,7 +17,7 @@ from firebreak.tools.config import LLMConfig
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` without a conftest
 
 from firebreak.tools.breaker import BreakerBoard, BreakerConfig
-from firebreak.tools.llm import LLMCallError, LLMGateway, LLMUnavailable
+from firebreak.tools.llm import LLMCallError, LLMGateway, LLMUnavailable, estimate_tokens
 from tests.fakes.llm_servers import (
     ScriptedLLMServer,
     answer,
@@ -517,3 +517,38 @@ async def test_tool_requests_go_through_the_breaker(llm_server, registry):
             await gateway.complete_with_tools(MESSAGES, TOOLS)
     assert caught.value.kind == "circuit_open"
     assert llm_server.chat_calls == 1
+
+
+async def test_a_tokenizer_that_goes_away_falls_back_to_the_estimate(registry):
+    """llama.cpp's `/tokenize` answered, then the server went away: the count is estimated,
+    never an error (the SDK's client raises httpx2's errors, not httpx's)."""
+    from aiohttp import web
+
+    async def tokenize(request: web.Request) -> web.Response:
+        if server["gone"]:
+            assert request.transport is not None
+            request.transport.close()  # the connection drops with no answer
+        return web.json_response({"tokens": [1, 2, 3]})
+
+    server = {"gone": False}
+    app = web.Application()
+    app.router.add_post("/tokenize", tokenize)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with LLMGateway(
+            provider="openai",
+            model="m",
+            base_url=f"http://127.0.0.1:{port}/v1",
+            timeout_s=5,
+            registry=registry,
+        ) as gateway:
+            assert await gateway.count_tokens("ready") == 3  # the server's own count
+            server["gone"] = True
+            text = "a prompt of some length " * 20
+            assert await gateway.count_tokens(text) == estimate_tokens(text)
+    finally:
+        await runner.cleanup()
