@@ -24,7 +24,7 @@ from firebreak.store.db import create_engine
 from firebreak.store.incidents import record_event
 from firebreak.store.models import Incident, RemediationRun
 from firebreak.store.payloads import AlertmanagerPayload
-from firebreak.store.schemas import Analysis, EventType, EvidenceItem, ExecutionStatus
+from firebreak.store.schemas import EventType, EvidenceItem
 from firebreak.store.writer import Writer
 from firebreak.tools.llm import LLMGateway
 from firebreak.tools.redact import Redactor
@@ -36,6 +36,7 @@ from tests.fakes.llm_servers import (
     http_error,
     invalid_json,
 )
+from tests.support.analyses import make_analysis
 from tests.support.payloads import alert, group
 
 OPENED = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -54,14 +55,10 @@ def _tell(conn: Connection, incident_id: int) -> None:
     """Acknowledge, a note, the analysis, an approved rollback, resolve; fixed times."""
     transitions.acknowledge(conn, incident_id, "U0ALICE")
     record_event(conn, incident_id, EventType.NOTE, "U0BOB", NOTE)
-    analysis = Analysis(
+    analysis = make_analysis(
         root_cause="The 2.3.1 deploy exhausted the database connection pool.",
-        reasoning="L1 then L2.",
-        mitigation="Roll back checkout.",
         prevention="Load-test pool settings before each release.",
         recommendation="Alert on pool saturation, not only on errors.",
-        confidence_score=80,
-        execution_status=ExecutionStatus.COMPLETED,
         evidence=[
             EvidenceItem(ref="L2", kind="log", source="loki", text="ERROR pool exhausted (x42)")
         ],
