@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.incidents import transitions
 from firebreak.store import incidents, investigations
 from firebreak.store.db import create_engine
 from firebreak.store.migrate import upgrade
 from firebreak.store.models import InvestigationRun
+
+
+async def adopt(
+    engine: AsyncEngine, owner: str, stale_before: datetime | None
+) -> list[investigations.Run]:
+    """`owner` adopts the runs whose owners fell silent before `stale_before`, in a
+    transaction of its own as a replica does."""
+    async with engine.begin() as conn:
+        return await conn.run_sync(investigations.adopt_runs, owner, stale_before=stale_before)
 
 
 async def test_only_runs_of_silent_owners_are_adopted_once(store_url: str) -> None:
@@ -36,18 +46,9 @@ async def test_only_runs_of_silent_owners_are_adopted_once(store_url: str) -> No
                 .values(heartbeat_at=incidents.utcnow() - timedelta(minutes=5))
             )
         stale = incidents.utcnow() - timedelta(seconds=60)
-        async with engine.begin() as conn:
-            adopted = await conn.run_sync(
-                investigations.adopt_runs, "replica-new", stale_before=stale
-            )
-        async with engine.begin() as conn:
-            again = await conn.run_sync(
-                investigations.adopt_runs, "replica-other", stale_before=stale
-            )
-        async with engine.begin() as conn:
-            restart = await conn.run_sync(
-                investigations.adopt_runs, "replica-solo", stale_before=None
-            )
+        adopted = await adopt(engine, "replica-new", stale)
+        again = await adopt(engine, "replica-other", stale)
+        restart = await adopt(engine, "replica-solo", None)
     finally:
         await engine.dispose()
 
@@ -72,10 +73,7 @@ async def test_released_runs_are_adopted_at_once(store_url: str) -> None:
             )
             await conn.run_sync(investigations.release, "replica-a")  # a clean shutdown
         stale = incidents.utcnow() - timedelta(seconds=60)
-        async with engine.begin() as conn:
-            adopted = await conn.run_sync(
-                investigations.adopt_runs, "replica-b", stale_before=stale
-            )
+        adopted = await adopt(engine, "replica-b", stale)
     finally:
         await engine.dispose()
     assert [run.thread_id for run in adopted] == ["t1"]
