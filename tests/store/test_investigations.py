@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.incidents import transitions
@@ -13,6 +13,15 @@ from firebreak.store import incidents, investigations
 from firebreak.store.db import create_engine
 from firebreak.store.migrate import upgrade
 from firebreak.store.models import InvestigationRun
+
+
+def declare_with_runs(conn: Connection, owners: dict[str, str]) -> int:
+    """A declared incident with a running investigation per thread id in `owners`, owned by
+    the replica named there."""
+    incident_id = transitions.declare(conn, "disk full", "U1")
+    for thread, owner in owners.items():
+        investigations.create_run(conn, thread, incident_id, actor="U1", reason="t", owner=owner)
+    return incident_id
 
 
 async def adopt(
@@ -29,16 +38,8 @@ async def test_only_runs_of_silent_owners_are_adopted_once(store_url: str) -> No
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
-            incident_id = await conn.run_sync(transitions.declare, "disk full", "U1")
-            for thread in ("live", "dead", "done"):
-                await conn.run_sync(
-                    investigations.create_run,
-                    thread,
-                    incident_id,
-                    actor="U1",
-                    reason="t",
-                    owner=f"replica-{thread}",
-                )
+            owners = {thread: f"replica-{thread}" for thread in ("live", "dead", "done")}
+            await conn.run_sync(declare_with_runs, owners)
             await conn.run_sync(investigations.set_status, "done", investigations.RunStatus.DONE)
             await conn.execute(
                 update(InvestigationRun)
@@ -62,15 +63,7 @@ async def test_released_runs_are_adopted_at_once(store_url: str) -> None:
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
-            incident_id = await conn.run_sync(transitions.declare, "disk full", "U1")
-            await conn.run_sync(
-                investigations.create_run,
-                "t1",
-                incident_id,
-                actor="U1",
-                reason="t",
-                owner="replica-a",
-            )
+            await conn.run_sync(declare_with_runs, {"t1": "replica-a"})
             await conn.run_sync(investigations.release, "replica-a")  # a clean shutdown
         stale = incidents.utcnow() - timedelta(seconds=60)
         adopted = await adopt(engine, "replica-b", stale)
@@ -87,16 +80,8 @@ async def test_a_decision_claims_the_run_named_and_a_newer_proposal_supersedes(
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
-            incident_id = await conn.run_sync(transitions.declare, "disk full", "U1")
+            incident_id = await conn.run_sync(declare_with_runs, {"older": "me", "newer": "me"})
             for thread in ("older", "newer"):
-                await conn.run_sync(
-                    investigations.create_run,
-                    thread,
-                    incident_id,
-                    actor="U1",
-                    reason="t",
-                    owner="me",
-                )
                 await conn.run_sync(investigations.set_status, thread, waiting)
         async with engine.begin() as conn:
             superseded = await conn.run_sync(investigations.supersede_waiting, incident_id, "newer")
