@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from firebreak.agents.grounding import UNKNOWN_REF_PENALTY
 from firebreak.agents.rca_prompt import history_lines
 from firebreak.agents.reasoning import reason
@@ -24,6 +22,7 @@ from tests.fakes.llm_servers import (
     fixture_openai_server,  # noqa: F401  (registers the `openai_server` fixture)
 )
 from tests.support.app import RunningApp, investigating, run_app
+from tests.support.gateways import gateway_for as shared_gateway
 from tests.support.payloads import alert, group
 from tests.support.waiting import eventually
 
@@ -59,15 +58,7 @@ def rca(evidence: list[str]) -> dict[str, Any]:
 
 
 def gateway_for(server: ScriptedLLMServer) -> LLMGateway:
-    return LLMGateway(
-        provider="openai",
-        model="test-model",
-        base_url=server.base_url,
-        api_key="sk-test-0123456789abcdefghijklmnop",
-        timeout_s=5.0,
-        transient_retries=0,
-        registry=CollectorRegistry(),
-    )
+    return shared_gateway(server, transient_retries=0, fail_max=None)
 
 
 async def test_history_is_evidence_the_answer_may_cite(openai_server: ScriptedLLMServer) -> None:

@@ -12,7 +12,6 @@ from functools import partial
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,6 +36,7 @@ from tests.fakes.llm_servers import (
     invalid_json,
 )
 from tests.support.analyses import make_analysis
+from tests.support.gateways import gateway_for as shared_gateway
 from tests.support.payloads import alert, group
 
 OPENED = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -120,17 +120,7 @@ def service(story: Story, gateway: LLMGateway | None = None) -> PostmortemServic
 
 
 def gateway_for(server: ScriptedLLMServer) -> LLMGateway:
-    return LLMGateway(
-        provider=server.flavour,
-        model="test-model",
-        base_url=server.base_url,
-        api_key="sk-test-0123456789abcdefghijklmnop",
-        timeout_s=5.0,
-        transient_retries=0,
-        registry=CollectorRegistry(),
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )
+    return shared_gateway(server, transient_retries=0, fail_max=None)
 
 
 async def timeline(story: Story) -> list[Any]:
