@@ -13,7 +13,7 @@ Without an `access` section everyone may act (`Responders.everyone`), as before 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -48,23 +48,16 @@ class Responders:
         return self.everyone or user in self.users
 
 
+@dataclass(eq=False)
 class Access:
     """`access.responders` applied to incidents; see the module docstring."""
 
-    def __init__(
-        self,
-        config: AccessConfig | None,
-        *,
-        engine: AsyncEngine,
-        groups: GroupMembers,
-        policies: list[EscalationPolicy],
-        resolve_targets: ResolveTargets,
-    ) -> None:
-        self.config = config
-        self.engine = engine
-        self.groups = groups
-        self.policies = policies
-        self.resolve_targets = resolve_targets
+    config: AccessConfig | None
+    _: KW_ONLY
+    engine: AsyncEngine
+    groups: GroupMembers
+    policies: list[EscalationPolicy]
+    resolve_targets: ResolveTargets
 
     async def responders(self, incident_id: int) -> Responders | None:
         """The incident's responders; None when there is no such incident. Everything that

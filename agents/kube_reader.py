@@ -9,25 +9,21 @@ timeline like any source's. Each cluster's circuit breaker is honoured (tools/ku
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime as GraphRuntime
 
 from firebreak.agents.context import Deps
+from firebreak.agents.gathering import fetch_every
 from firebreak.agents.state import InvestigationState
 from firebreak.tools.sources import open_cluster
 
 
 async def read_kubernetes(state: InvestigationState, runtime: GraphRuntime[Deps]) -> dict[str, Any]:
     deps = runtime.context
-    alert = state.opened()
-    clusters = [
+    sources = [
         open_cluster(cluster, breaker=deps.breakers.get(cluster.name))
         for cluster in deps.settings.sources.kubernetes
     ]
-    results = await asyncio.gather(
-        *(cluster.fetch(alert, deps.settings.investigation) for cluster in clusters)
-    )
-    findings = [finding for found, _ in results for finding in found]
-    return {"kubernetes": findings, "reports": [report for _, report in results]}
+    investigation = deps.settings.investigation
+    return await fetch_every(sources, state.opened(), investigation, "kubernetes")

@@ -301,23 +301,15 @@ class Written:
     notes: list[str]
 
 
+@dataclass(kw_only=True, eq=False)
 class PostmortemService:
     """`incidents.ports.Postmortems`: drafts on demand (the API, `/incident postmortem ID`)."""
 
-    def __init__(
-        self,
-        *,
-        engine: AsyncEngine,
-        writer: Writer,
-        gateway: LLMGateway | None,
-        redactor: Redactor,
-        max_json_retries: int,
-    ) -> None:
-        self.engine = engine
-        self.writer = writer
-        self.gateway = gateway
-        self.redactor = redactor
-        self.max_json_retries = max_json_retries
+    engine: AsyncEngine
+    writer: Writer
+    gateway: LLMGateway | None
+    redactor: Redactor
+    max_json_retries: int
 
     async def draft(self, incident_id: int, *, actor: str) -> PostmortemDraft | None:
         async with self.engine.connect() as conn:

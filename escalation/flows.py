@@ -151,31 +151,21 @@ class Resolved:
         return "; ".join(part for part in [paged, *self.unstaffed] if part) or "nobody"
 
 
+@dataclass(kw_only=True, eq=False)
 class EscalationService:
     """Implements `incidents.ports.Escalations`; its job kinds fire ladder steps (`fire_due`)
     and reminders (`fire_reminder`)."""
 
-    def __init__(
-        self,
-        *,
-        engine: AsyncEngine,
-        writer: Writer,
-        bus: EventBus,
-        notifier: Notifier,
-        scheduler: Scheduling,
-        config: EscalationConfig,
-        resolve_targets: ResolveTargets,
-    ) -> None:
-        self.engine = engine
-        self.writer = writer
-        self.bus = bus
-        self.notifier = notifier
-        self.scheduler = scheduler
-        self.config = config
-        self.resolve_targets = resolve_targets
-        self._firing = False
-        self._look_again = False
-        self.due_batch = DUE_BATCH
+    engine: AsyncEngine
+    writer: Writer
+    bus: EventBus
+    notifier: Notifier
+    scheduler: Scheduling
+    config: EscalationConfig
+    resolve_targets: ResolveTargets
+    due_batch: int = field(default=DUE_BATCH, init=False)
+    _firing: bool = field(default=False, init=False, repr=False)
+    _look_again: bool = field(default=False, init=False, repr=False)
 
     def job_kinds(self) -> list[JobKind]:
         """Ladder steps share tick jobs; reminders are one job each, run in bounded slots."""

@@ -179,17 +179,7 @@ def _config(workdir: Path, sample: Any, prometheus_url: str, llm: dict[str, Any]
         store={"url": f"sqlite+aiosqlite:///{workdir / 'demo.db'}"},
         slack={"mode": "console", "channel": "C0INCIDENTS"},
         llm=llm,
-        sources={
-            "logs": [{"type": "file", "name": "checkout", "path": str(sample.log_path)}],
-            "metrics": [
-                {
-                    "type": "prometheus",
-                    "name": "prometheus",
-                    "url": prometheus_url,
-                    "queries": sample.queries,
-                }
-            ],
-        },
+        sources=sample.sources(prometheus_url),
         investigation={"checkpoint_path": str(workdir / "checkpoints.db")},
         escalation={
             "policies": [

@@ -82,16 +82,4 @@ async def investigate_sample(config: Config, secrets: Secrets) -> IncidentOut:
 
 
 def sample_sources(stack: SampleStack, prometheus_url: str) -> SourcesConfig:
-    return SourcesConfig.model_validate(
-        {
-            "logs": [{"type": "file", "name": "checkout", "path": str(stack.log_path)}],
-            "metrics": [
-                {
-                    "type": "prometheus",
-                    "name": "prometheus",
-                    "url": prometheus_url,
-                    "queries": stack.queries,
-                }
-            ],
-        }
-    )
+    return SourcesConfig.model_validate(stack.sources(prometheus_url))

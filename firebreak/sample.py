@@ -81,6 +81,15 @@ class SampleStack:
     log_paths: list[Path] = field(default_factory=list)  # every log file (`log_path`: the first)
     shift: timedelta = timedelta(0)  # how far every time of the story moved
 
+    def sources(self, prometheus_url: str) -> dict[str, Any]:
+        """The `sources:` section that reads this sample: its log file, and its series from
+        the Prometheus-compatible server at `prometheus_url`."""
+        metrics = {"type": "prometheus", "name": "prometheus", "url": prometheus_url}
+        return {
+            "logs": [{"type": "file", "name": "checkout", "path": str(self.log_path)}],
+            "metrics": [metrics | {"queries": self.queries}],
+        }
+
 
 def _iso(moment: datetime, timespec: str = "milliseconds") -> str:
     return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -109,23 +109,18 @@ def _unquote(value: str) -> str:
         return value
 
 
+@dataclass(kw_only=True, eq=False)
 class SilenceOps:
     """Silence and unsilence incidents (`alertmanager` None: not configured)."""
 
-    def __init__(
-        self,
-        *,
-        engine: AsyncEngine,
-        writer: Writer,
-        bus: EventBus,
-        alertmanager: AlertmanagerClient | None,
-        public_url: str,
-    ) -> None:
-        self.engine = engine
-        self.writer = writer
-        self.bus = bus
-        self.alertmanager = alertmanager
-        self.public_url = public_url.rstrip("/")
+    engine: AsyncEngine
+    writer: Writer
+    bus: EventBus
+    alertmanager: AlertmanagerClient | None
+    public_url: str
+
+    def __post_init__(self) -> None:
+        self.public_url = self.public_url.rstrip("/")
 
     @property
     def configured(self) -> bool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -83,28 +83,18 @@ class ApprovedRemediation:
     key: str = ""  # unique per approval (the investigation run): scheduling it twice is a no-op
 
 
+@dataclass(kw_only=True, eq=False)
 class RemediationService:
     """Who may approve, scheduling an approved run, and the run itself (its job kind)."""
 
-    def __init__(
-        self,
-        *,
-        engine: AsyncEngine,
-        writer: Writer,
-        notifier: Notifier,
-        scheduler: Scheduling,
-        config: RemediationConfig,
-        metrics_sources: list[PrometheusSource],
-        redactor: Redactor,
-    ) -> None:
-        self.engine = engine
-        self.writer = writer
-        self.notifier = notifier
-        self.scheduler = scheduler
-        self.config = config
-        self.metrics_sources = metrics_sources
-        self.redactor = redactor
-        self._running: set[int] = set()
+    engine: AsyncEngine
+    writer: Writer
+    notifier: Notifier
+    scheduler: Scheduling
+    config: RemediationConfig
+    metrics_sources: list[PrometheusSource]
+    redactor: Redactor
+    _running: set[int] = field(default_factory=set, init=False, repr=False)
 
     def job_kinds(self) -> list[JobKind]:
         return [JobKind(KIND, self.run_job, pending_runs)]

@@ -23,9 +23,17 @@ from pydantic import Field
 from firebreak.tools.breaker import SOURCE_BREAKER, Breaker, BreakerConfig
 from firebreak.tools.config import InvestigationConfig, Section
 from firebreak.tools.errors import SourceError
-from firebreak.tools.fetching import Query, SourceFetch, lent_client, safe_url, status_error
+from firebreak.tools.fetching import (
+    HttpSource,
+    Query,
+    SourceFetch,
+    distinct,
+    lent_client,
+    safe_url,
+    status_error,
+)
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, LogLine, SourceReport
-from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
+from firebreak.tools.templating import alert_window
 
 __all__ = [
     "ERROR_TERMS",
@@ -174,6 +182,13 @@ def to_line(hit: dict[str, Any], source: ElasticsearchSource) -> LogLine:
     return LogLine(source=source.name, timestamp=timestamp, text=str(message))
 
 
+def _hit_key(hit: dict[str, Any]) -> str:
+    """The same document, whichever search found it: its index and id, else its body."""
+    if hit.get("_id"):
+        return f"{hit.get('_index')}/{hit.get('_id')}"
+    return json.dumps(hit.get("_source"), sort_keys=True, default=str)
+
+
 async def fetch_logs(
     source: ElasticsearchSource,
     alert: AlertContext,
@@ -184,15 +199,11 @@ async def fetch_logs(
 ) -> tuple[list[LogLine], SourceReport]:
     """Lines around `alert` from one index pattern, oldest first, with a timeline report.
     Every search goes through `breaker` (the source's circuit breaker) when given."""
-    investigation = investigation or InvestigationConfig()
     fetch = SourceFetch(source.name, "elasticsearch", breaker=breaker, own_error=ElasticsearchError)
-    if fetch.refused():
+    query = None if fetch.refused() else fetch.render(source.query, alert)
+    if query is None:
         return [], fetch.finish(0)
-    try:
-        query = render_query(source.query, alert)
-    except QueryTemplateError as exc:
-        fetch.error(str(exc))
-        return [], fetch.finish(0)
+    investigation = investigation or InvestigationConfig()
     start, end = alert_window(alert, investigation.lookback_s, investigation.lookahead_s)
     error_query = f"({query}) AND {source.message_field}:({ERROR_TERMS})"
 
@@ -201,43 +212,21 @@ async def fetch_logs(
 
     async with lent_client(client, source.timeout_s) as http:
         results = await fetch.gather([ask(query), ask(error_query)], http)
-    lines: list[LogLine] = []
-    seen: set[str] = set()
-    for result in results:
-        for hit in result or []:
-            key = (
-                f"{hit.get('_index')}/{hit.get('_id')}"
-                if hit.get("_id")
-                else json.dumps(hit.get("_source"), sort_keys=True, default=str)
-            )
-            if key in seen:
-                continue
-            seen.add(key)
-            lines.append(to_line(hit, source))
+    lines = [to_line(hit, source) for hit in distinct(results, _hit_key)]
     lines.sort(key=lambda line: line.timestamp or start)
     return lines, fetch.finish(len(lines))
 
 
-class ElasticsearchLogs:
+class ElasticsearchLogs(HttpSource[ElasticsearchSource, LogLine]):
     """An Elasticsearch source as a `LogSource` (tools/sources.py): queries in query-string
     syntax."""
 
-    def __init__(
-        self,
-        config: ElasticsearchSource,
-        *,
-        http: httpx.AsyncClient | None = None,
-        breaker: Breaker | None = None,
-    ) -> None:
-        self.config = config
-        self.name = config.name
-        self.where = f"elasticsearch at {safe_url(config.url)}"
-        self._http = http
-        self._breaker = breaker
+    kind = "elasticsearch"
+    fetcher = fetch_logs
 
     async def check(self) -> str:
-        base = self.config.url.rstrip("/")
-        async with lent_client(self._http, self.config.timeout_s) as http:
+        base = self.base_url
+        async with self.client() as http:
             response = await http.get(base + "/")
         if response.status_code != 200:
             raise status_error(response, ElasticsearchError)
@@ -252,16 +241,9 @@ class ElasticsearchLogs:
         except (ValueError, AttributeError):
             raise ElasticsearchError(f"{safe_url(base)} does not look like Elasticsearch") from None
 
-    async def fetch(
-        self, alert: AlertContext, investigation: InvestigationConfig
-    ) -> tuple[list[LogLine], SourceReport]:
-        return await fetch_logs(
-            self.config, alert, investigation, client=self._http, breaker=self._breaker
-        )
-
     async def search(
         self, query: str, *, start: datetime, end: datetime, limit: int
     ) -> list[LogLine]:
-        async with lent_client(self._http, self.config.timeout_s) as http:
+        async with self.client() as http:
             hits = await search(http, self.config, query, start=start, end=end, size=limit)
         return [to_line(hit, self.config) for hit in hits]

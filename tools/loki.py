@@ -25,9 +25,17 @@ from firebreak.tools.breaker import SOURCE_BREAKER, Breaker, BreakerConfig
 from firebreak.tools.config import InvestigationConfig, Section
 from firebreak.tools.errors import Category, SourceError
 from firebreak.tools.evidence import CHANGE_FILTER, ERROR_FILTER
-from firebreak.tools.fetching import Query, SourceFetch, lent_client, safe_url, status_error
+from firebreak.tools.fetching import (
+    HttpSource,
+    Query,
+    SourceFetch,
+    distinct,
+    lent_client,
+    safe_url,
+    status_error,
+)
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, LogLine, SourceReport
-from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
+from firebreak.tools.templating import alert_window
 
 __all__ = ["LokiError", "LokiLogs", "LokiSource", "fetch_logs", "query_range"]
 
@@ -120,6 +128,12 @@ async def query_range(
     return entries
 
 
+def _entry_key(entry: Entry) -> tuple[datetime, str, tuple[tuple[str, str], ...]]:
+    """The same line of the same stream, whichever query found it."""
+    ts, text, labels = entry
+    return ts, text, tuple(sorted(labels.items()))
+
+
 def _filtered(query: str, pattern: str) -> str:
     # Backticks make a raw string in LogQL: the regex needs no further escaping.
     return f"{query} |~ `{pattern}`"
@@ -138,15 +152,11 @@ async def fetch_logs(
     Window: `[starts_at - lookback_s, starts_at + lookahead_s]` from `investigation`. Every
     query goes through `breaker` (the source's circuit breaker) when given.
     """
-    investigation = investigation or InvestigationConfig()
     fetch = SourceFetch(source.name, "loki", breaker=breaker, own_error=LokiError)
-    if fetch.refused():
+    query = None if fetch.refused() else fetch.render(source.query, alert)
+    if query is None:
         return [], fetch.finish(0)
-    try:
-        query = render_query(source.query, alert)
-    except QueryTemplateError as exc:
-        fetch.error(str(exc))
-        return [], fetch.finish(0)
+    investigation = investigation or InvestigationConfig()
     start, end = alert_window(alert, investigation.lookback_s, investigation.lookahead_s)
     error_end = min(end, alert_window(alert, 0, 60)[1])  # errors leading up to the alert
 
@@ -162,58 +172,35 @@ async def fetch_logs(
     ]
     async with lent_client(client, source.timeout_s) as http:
         results = await fetch.gather(queries, http)
-    seen: set[tuple[datetime, str, tuple[tuple[str, str], ...]]] = set()
-    lines: list[LogLine] = []
-    for result in results:
-        for ts, text, labels in result or []:
-            key = (ts, text, tuple(sorted(labels.items())))
-            if key in seen:
-                continue
-            seen.add(key)
-            lines.append(LogLine(source=source.name, timestamp=ts, text=text))
+    lines = [
+        LogLine(source=source.name, timestamp=ts, text=text)
+        for ts, text, _ in distinct(results, _entry_key)
+    ]
     lines.sort(key=lambda line: line.timestamp or start)
     return lines, fetch.finish(len(lines))
 
 
-class LokiLogs:
+class LokiLogs(HttpSource[LokiSource, LogLine]):
     """A Loki source as a `LogSource` (tools/sources.py): queries in LogQL."""
 
-    def __init__(
-        self,
-        config: LokiSource,
-        *,
-        http: httpx.AsyncClient | None = None,
-        breaker: Breaker | None = None,
-    ) -> None:
-        self.config = config
-        self.name = config.name
-        self.where = f"loki at {safe_url(config.url)}"
-        self._http = http
-        self._breaker = breaker
+    kind = "loki"
+    fetcher = fetch_logs
 
     async def check(self) -> str:
-        base = self.config.url.rstrip("/")
-        async with lent_client(self._http, self.config.timeout_s) as http:
-            response = await http.get(base + "/ready")
+        async with self.client() as http:
+            response = await http.get(self.base_url + "/ready")
             if response.status_code == 200:
-                return f"loki at {safe_url(base)}: ready"
+                return f"loki at {safe_url(self.base_url)}: ready"
             if response.status_code == 404:  # behind a gateway that only exposes the API
-                response = await http.get(base + "/loki/api/v1/labels")
+                response = await http.get(self.base_url + "/loki/api/v1/labels")
                 if response.status_code == 200:
-                    return f"loki at {safe_url(base)}: answering (labels API)"
+                    return f"loki at {safe_url(self.base_url)}: answering (labels API)"
         raise status_error(response, LokiError)
-
-    async def fetch(
-        self, alert: AlertContext, investigation: InvestigationConfig
-    ) -> tuple[list[LogLine], SourceReport]:
-        return await fetch_logs(
-            self.config, alert, investigation, client=self._http, breaker=self._breaker
-        )
 
     async def search(
         self, query: str, *, start: datetime, end: datetime, limit: int
     ) -> list[LogLine]:
-        async with lent_client(self._http, self.config.timeout_s) as http:
+        async with self.client() as http:
             entries = await query_range(
                 http, self.config.url, query, start=start, end=end, limit=limit,
                 timeout_s=self.config.timeout_s,

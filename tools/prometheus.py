@@ -39,10 +39,17 @@ from firebreak.tools.breaker import SOURCE_BREAKER, Breaker, BreakerConfig
 from firebreak.tools.config import InvestigationConfig, Section
 from firebreak.tools.errors import Category, SourceError
 from firebreak.tools.evidence import metric_interest
-from firebreak.tools.fetching import Query, SourceFetch, lent_client, safe_url, status_error
+from firebreak.tools.fetching import (
+    HttpSource,
+    Query,
+    SourceFetch,
+    lent_client,
+    safe_url,
+    status_error,
+)
 from firebreak.tools.models import MAX_ERROR_CHARS, AlertContext, MetricReading, SourceReport
 from firebreak.tools.promql import alert_expression, strip_threshold
-from firebreak.tools.templating import QueryTemplateError, alert_window, render_query
+from firebreak.tools.templating import alert_window
 
 __all__ = [
     "MAX_SAMPLES",
@@ -385,35 +392,21 @@ def _queries(source: PrometheusSource, alert: AlertContext, fetch: SourceFetch) 
     if expression := alert_expression(alert.generator_url):
         queries.append(strip_threshold(expression))
     for template in source.queries:
-        try:
-            rendered = render_query(template, alert)
-        except QueryTemplateError as exc:
-            fetch.error(str(exc))
-            continue
+        rendered = fetch.render(template, alert)
         if rendered and rendered not in queries:
             queries.append(rendered)
     return queries
 
 
-class PrometheusMetrics:
+class PrometheusMetrics(HttpSource[PrometheusSource, MetricReading]):
     """A Prometheus source as a `MetricSource` (tools/sources.py): queries in PromQL."""
 
-    def __init__(
-        self,
-        config: PrometheusSource,
-        *,
-        http: httpx.AsyncClient | None = None,
-        breaker: Breaker | None = None,
-    ) -> None:
-        self.config = config
-        self.name = config.name
-        self.where = f"prometheus at {safe_url(config.url)}"
-        self._http = http
-        self._breaker = breaker
+    kind = "prometheus"
+    fetcher = fetch_metrics
 
     async def check(self) -> str:
-        base = self.config.url.rstrip("/")
-        async with lent_client(self._http, self.config.timeout_s) as http:
+        base = self.base_url
+        async with self.client() as http:
             response = await http.get(base + "/api/v1/status/buildinfo")
             if response.status_code == 200:
                 try:
@@ -426,18 +419,11 @@ class PrometheusMetrics:
             return f"prometheus-compatible at {safe_url(base)}: ready"
         raise status_error(response, PrometheusError)
 
-    async def fetch(
-        self, alert: AlertContext, investigation: InvestigationConfig
-    ) -> tuple[list[MetricReading], SourceReport]:
-        return await fetch_metrics(
-            self.config, alert, investigation, client=self._http, breaker=self._breaker
-        )
-
     async def query(
         self, promql: str, *, start: datetime, end: datetime, step: float, starts_at: datetime
     ) -> list[MetricReading]:
         """Each series of a range query, summarised against `starts_at` (unsorted)."""
-        async with lent_client(self._http, self.config.timeout_s) as http:
+        async with self.client() as http:
             series = await query_range(
                 http, self.config.url, promql, start=start, end=end, step=step,
                 timeout_s=self.config.timeout_s,

@@ -19,7 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeAlias, Union, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Protocol,
+    TypeAlias,
+    Union,
+    cast,
+    runtime_checkable,
+)
 
 import httpx
 from pydantic import Field
@@ -39,6 +48,7 @@ __all__ = [
     "ClusterSource",
     "LogSource",
     "MetricSource",
+    "Source",
     "SourceKind",
     "SourcesConfig",
     "breaker_configs",
@@ -49,7 +59,9 @@ __all__ = [
 
 
 @runtime_checkable
-class LogSource(Protocol):
+class Source(Protocol):
+    """What every source is: a name, and a `check` that reaches it."""
+
     name: str
     where: str  # how a failed check names it ("loki at URL"); "" when the reason does
 
@@ -57,6 +69,9 @@ class LogSource(Protocol):
         """Reach it once: one line for `firebreak check`; raises with the reason."""
         ...
 
+
+@runtime_checkable
+class LogSource(Source, Protocol):
     async def fetch(
         self, alert: AlertContext, investigation: InvestigationConfig
     ) -> tuple[list[LogLine], SourceReport]:
@@ -71,14 +86,7 @@ class LogSource(Protocol):
 
 
 @runtime_checkable
-class MetricSource(Protocol):
-    name: str
-    where: str  # how a failed check names it ("loki at URL"); "" when the reason does
-
-    async def check(self) -> str:
-        """Reach it once: one line for `firebreak check`; raises with the reason."""
-        ...
-
+class MetricSource(Source, Protocol):
     async def fetch(
         self, alert: AlertContext, investigation: InvestigationConfig
     ) -> tuple[list[MetricReading], SourceReport]:
@@ -93,14 +101,7 @@ class MetricSource(Protocol):
 
 
 @runtime_checkable
-class ClusterSource(Protocol):
-    name: str
-    where: str  # how a failed check names it ("loki at URL"); "" when the reason does
-
-    async def check(self) -> str:
-        """Reach it once: one line for `firebreak check`; raises with the reason."""
-        ...
-
+class ClusterSource(Source, Protocol):
     async def fetch(
         self, alert: AlertContext, investigation: InvestigationConfig
     ) -> tuple[list[KubeFinding], SourceReport]:
@@ -171,20 +172,27 @@ class SourcesConfig(Section):
     kubernetes: list[KubernetesSource] = Field(default_factory=list)
 
 
+def _opened(
+    kinds: Mapping[str, SourceKind],
+    config: Any,
+    http: httpx.AsyncClient | None,
+    breaker: Breaker | None,
+) -> Any:
+    return kinds[config.type].source(config, http=http, breaker=breaker)
+
+
 def open_log_source(
     config: Any, *, http: httpx.AsyncClient | None = None, breaker: Breaker | None = None
 ) -> LogSource:
     """The `sources.logs[]` entry as its backend. `breaker` guards `fetch` only."""
-    source: LogSource = LOG_SOURCES[config.type].source(config, http=http, breaker=breaker)
-    return source
+    return cast(LogSource, _opened(LOG_SOURCES, config, http, breaker))
 
 
 def open_metric_source(
     config: Any, *, http: httpx.AsyncClient | None = None, breaker: Breaker | None = None
 ) -> MetricSource:
     """The `sources.metrics[]` entry as its backend. `breaker` guards `fetch` only."""
-    source: MetricSource = METRIC_SOURCES[config.type].source(config, http=http, breaker=breaker)
-    return source
+    return cast(MetricSource, _opened(METRIC_SOURCES, config, http, breaker))
 
 
 def open_cluster(config: KubernetesSource, *, breaker: Breaker | None = None) -> ClusterSource:

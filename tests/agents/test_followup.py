@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from firebreak.store.schemas import RcaBody
 from tests.conftest import make_config
 from tests.fakes.llm_servers import (
     Flavour,
@@ -26,6 +25,7 @@ from tests.fakes.llm_servers import (
     tool_call,
     tool_calls,
 )
+from tests.support.analyses import rca_answer
 from tests.support.app import RunningApp, investigating, run_app
 from tests.support.payloads import alert, group
 from tests.support.waiting import eventually
@@ -65,15 +65,11 @@ def config_for(
 
 
 def rca(*refs: str) -> dict[str, Any]:
-    body = RcaBody(
+    return rca_answer(
+        *refs,
         root_cause="The 2.4.1 deploy broke the payments connection",
         reasoning="The connection errors start a minute after the deploy line.",
-        mitigation="Roll back checkout to 2.4.0.",
-        prevention="Canary deploys.",
-        recommendation="Roll back now.",
-        confidence_score=70,
-    ).model_dump(mode="json")
-    return {**body, "evidence": list(refs)}
+    )
 
 
 async def investigate(app: RunningApp) -> int:

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from firebreak.bot.messages.remediation import decided
 from firebreak.store.models import RemediationRun
-from firebreak.store.schemas import RcaBody
 from tests.conftest import make_config
 from tests.fakes.llm_servers import ScriptedLLMServer, answer, http_error, slow
+from tests.support.analyses import rca_answer
 from tests.support.app import RunningApp, investigating, run_app
 from tests.support.payloads import alert, group
 from tests.support.waiting import eventually
@@ -114,15 +114,14 @@ async def test_offline_investigation_is_stored_and_on_the_timeline(
 
 
 def rca(**overrides: Any) -> dict:
-    body = RcaBody(
+    body = rca_answer(
+        "L1",
+        "L2",
         root_cause="Payments endpoint refuses connections after the 2.4.1 deploy",
         reasoning="Errors begin right after the deploy line and repeat.",
-        mitigation="Roll back checkout to 2.4.0.",
-        prevention="Canary deploys with a payments connectivity check.",
-        recommendation="Roll back now, then investigate the payments client config.",
         confidence_score=80,
-    ).model_dump(mode="json")
-    return {**body, "evidence": ["L1", "L2"], **overrides}
+    )
+    return body | overrides
 
 
 async def test_llm_answer_completes_and_never_sees_secrets(store_url: str, tmp_path: Path) -> None:

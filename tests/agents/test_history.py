@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from firebreak.agents.grounding import UNKNOWN_REF_PENALTY
 from firebreak.agents.rca_prompt import history_lines
 from firebreak.agents.reasoning import reason
 from firebreak.agents.schema import RootCauseAnalysis
+from firebreak.config import Config
 from firebreak.store.schemas import ExecutionStatus, HistoryRef
 from firebreak.tools.llm import LLMGateway
 from firebreak.tools.models import AlertContext, Evidence, LogLine
@@ -22,7 +21,8 @@ from tests.fakes.llm_servers import (
     answer,
     fixture_openai_server,  # noqa: F401  (registers the `openai_server` fixture)
 )
-from tests.support.app import investigating, run_app
+from tests.support.app import RunningApp, investigating, run_app
+from tests.support.gateways import gateway_for as shared_gateway
 from tests.support.payloads import alert, group
 from tests.support.waiting import eventually
 
@@ -58,15 +58,7 @@ def rca(evidence: list[str]) -> dict[str, Any]:
 
 
 def gateway_for(server: ScriptedLLMServer) -> LLMGateway:
-    return LLMGateway(
-        provider="openai",
-        model="test-model",
-        base_url=server.base_url,
-        api_key="sk-test-0123456789abcdefghijklmnop",
-        timeout_s=5.0,
-        transient_retries=0,
-        registry=CollectorRegistry(),
-    )
+    return shared_gateway(server, transient_retries=0, fail_max=None)
 
 
 async def test_history_is_evidence_the_answer_may_cite(openai_server: ScriptedLLMServer) -> None:
@@ -134,32 +126,38 @@ async def test_offline_analysis_keeps_the_history() -> None:
     assert (await reason(ALERT, EVIDENCE, None, max_json_retries=0)).history == []
 
 
-async def test_an_investigation_recalls_the_earlier_incident(
-    store_url: str, tmp_path: Path
-) -> None:
-    config = make_config(
+def offline_config(store_url: str, tmp_path: Path) -> Config:
+    return make_config(
         store_url,
         llm={"provider": "offline"},
         investigation={"checkpoint_path": str(tmp_path / "checkpoints.db")},
     )
+
+
+async def analysed(app: RunningApp, incident_id: int) -> dict[str, Any]:
+    """The incident as the API shows it, once its investigation stored an analysis."""
+
+    async def probe() -> dict[str, Any] | None:
+        shown = (await app.client.get(f"/api/v1/incidents/{incident_id}")).json()
+        return shown if shown["analysis"] else None
+
+    return await eventually(probe, within=30)
+
+
+async def test_an_investigation_recalls_the_earlier_incident(
+    store_url: str, tmp_path: Path
+) -> None:
+    config = offline_config(store_url, tmp_path)
     async with run_app(config, parts=investigating()) as app:
-
-        async def analysed(incident_id: int) -> dict[str, Any]:
-            async def probe() -> dict[str, Any] | None:
-                shown = (await app.client.get(f"/api/v1/incidents/{incident_id}")).json()
-                return shown if shown["analysis"] else None
-
-            return await eventually(probe, within=30)
-
         first = await app.client.post("/webhooks/alertmanager", json=group("g1", [alert("a")]))
         first_id = first.json()["incident_id"]
-        await analysed(first_id)
+        await analysed(app, first_id)
         resolved = await app.client.post(
             f"/api/v1/incidents/{first_id}/resolve", json={"by": "U0ALICE"}
         )
         assert resolved.status_code == 200
         second = await app.client.post("/webhooks/alertmanager", json=group("g2", [alert("b")]))
-        shown = await analysed(second.json()["incident_id"])
+        shown = await analysed(app, second.json()["incident_id"])
         related = await app.client.get(f"/api/v1/incidents/{second.json()['incident_id']}/related")
 
     history = shown["analysis"]["history"]
@@ -187,24 +185,12 @@ async def test_the_next_investigation_is_told_what_a_person_corrected(
 ) -> None:
     """The whole way: the first incident's analysis is marked wrong over the API, the second
     incident's investigation gets the person's cause as its history, not the wrong analysis."""
-    config = make_config(
-        store_url,
-        llm={"provider": "offline"},
-        investigation={"checkpoint_path": str(tmp_path / "checkpoints.db")},
-    )
+    config = offline_config(store_url, tmp_path)
     cause = "A cron job filled the disk of db-2"
     async with run_app(config, parts=investigating()) as app:
-
-        async def analysed(incident_id: int) -> dict[str, Any]:
-            async def probe() -> dict[str, Any] | None:
-                shown = (await app.client.get(f"/api/v1/incidents/{incident_id}")).json()
-                return shown if shown["analysis"] else None
-
-            return await eventually(probe, within=30)
-
         first = await app.client.post("/webhooks/alertmanager", json=group("g1", [alert("a")]))
         first_id = first.json()["incident_id"]
-        wrong = (await analysed(first_id))["analysis"]["root_cause"]
+        wrong = (await analysed(app, first_id))["analysis"]["root_cause"]
         judged = await app.client.post(
             f"/api/v1/incidents/{first_id}/feedback",
             json={"by": "U0ALICE", "verdict": "wrong", "actual_cause": cause},
@@ -212,7 +198,7 @@ async def test_the_next_investigation_is_told_what_a_person_corrected(
         assert judged.status_code == 200, judged.text
         await app.client.post(f"/api/v1/incidents/{first_id}/resolve", json={"by": "U0ALICE"})
         second = await app.client.post("/webhooks/alertmanager", json=group("g2", [alert("b")]))
-        shown = await analysed(second.json()["incident_id"])
+        shown = await analysed(app, second.json()["incident_id"])
 
     [earlier] = shown["analysis"]["history"]
     assert (earlier["incident_id"], earlier["confirmed"]) == (first_id, False)

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from firebreak.store.schemas import RcaBody
 from tests.conftest import make_config
 from tests.fakes.k8s_api import (
     FakeKubeApi,
@@ -24,6 +23,7 @@ from tests.fakes.k8s_api import (
     replicaset,
 )
 from tests.fakes.llm_servers import ScriptedLLMServer, answer, tool_call
+from tests.support.analyses import rca_answer
 from tests.support.app import RunningApp, investigating, run_app
 from tests.support.payloads import alert, group
 from tests.support.waiting import eventually
@@ -171,17 +171,15 @@ async def test_the_llm_sees_k_refs_and_a_kubernetes_tool_continues_them(
     cluster: tuple[FakeKubeApi, Path, str], store_url: str, tmp_path: Path
 ) -> None:
     _, kubeconfig, crashing = cluster
-    rca = RcaBody(
+    rca = rca_answer(
+        "K1",
         root_cause="checkout 1.4.2 runs out of memory and is OOMKilled",
         reasoning="K1 and the previous container's OutOfMemoryError agree.",
-        mitigation="Roll back to 1.4.1.",
-        prevention="Load-test memory before release.",
-        recommendation="Roll back.",
         confidence_score=75,
-    ).model_dump(mode="json")
+    )
     describe = {"source": "prod", "kind": "pod", "namespace": NS, "name": crashing}
     with ScriptedLLMServer("openai") as llm:
-        llm.script(tool_call("kubernetes_describe", describe), answer({**rca, "evidence": ["K1"]}))
+        llm.script(tool_call("kubernetes_describe", describe), answer(rca))
         config = config_for(store_url, tmp_path, kubeconfig, llm)
         async with run_app(config, parts=investigating()) as app:
             analysis, events = await investigate(app)
@@ -210,16 +208,16 @@ async def test_a_failed_jobs_crash_output_reaches_the_prompt_as_a_k_ref(
 ) -> None:
     """kube-state-metrics' KubeJobFailed names the Job (`job_name`), not a pod; the Job's pod
     never restarted, so the shell's error is in its terminated container's own log."""
-    rca = RcaBody(
+    rca = rca_answer(
+        "K1",
+        "K2",
+        "K3",
+        "K4",
         root_cause="db-migrate's shell script does not parse",
         reasoning="The migrate container's last line is a shell syntax error.",
-        mitigation="Fix the script's if/fi and rerun the Job.",
-        prevention="Lint the script (sh -n) in CI.",
-        recommendation="Fix the script.",
-        confidence_score=70,
-    ).model_dump(mode="json")
+    )
     with ScriptedLLMServer("openai") as llm:
-        llm.script(answer({**rca, "evidence": ["K1", "K2", "K3", "K4"]}))
+        llm.script(answer(rca))
         config = config_for(store_url, tmp_path, failed_job, llm)
         async with run_app(config, parts=investigating()) as app:
             analysis, events = await investigate(

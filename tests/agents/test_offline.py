@@ -10,11 +10,11 @@ from firebreak.tools.evidence import build_evidence
 from firebreak.tools.models import (
     AlertContext,
     Evidence,
-    KubeFinding,
     LogLine,
     MetricReading,
     SourceReport,
 )
+from tests.support.evidence import kube_finding
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 ALERT = AlertContext(
@@ -171,22 +171,18 @@ def test_no_configured_source_is_said_plainly() -> None:
 
 
 def test_an_oom_kill_in_the_cluster_is_an_error_and_a_rollout_a_change() -> None:
-    rollout = KubeFinding(
-        ref="K1",
-        source="prod",
-        kind="rollout",
+    rollout = kube_finding(
+        "rollout",
+        "rollout: revision 7 (replicaset checkout-7d9f) created, images app=checkout:2.4.1",
         object="deployment/checkout",
-        text="rollout: revision 7 (replicaset checkout-7d9f) created, images app=checkout:2.4.1",
         timestamp=at(-8),
         score=4.5,
     )
-    oom = KubeFinding(
+    oom = kube_finding(
+        "pod",
+        "Running, ready 0/1, 3 restarts; container app, last terminated OOMKilled (exit code 137)",
         ref="K2",
-        source="prod",
-        kind="pod",
         object="pod/checkout-7d9f-abcde",
-        text="Running, ready 0/1, 3 restarts; container app, last terminated OOMKilled "
-        "(exit code 137)",
         timestamp=at(-2),
         count=3,
         score=4.2,

@@ -12,7 +12,6 @@ from functools import partial
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,7 +23,7 @@ from firebreak.store.db import create_engine
 from firebreak.store.incidents import record_event
 from firebreak.store.models import Incident, RemediationRun
 from firebreak.store.payloads import AlertmanagerPayload
-from firebreak.store.schemas import Analysis, EventType, EvidenceItem, ExecutionStatus
+from firebreak.store.schemas import EventType, EvidenceItem
 from firebreak.store.writer import Writer
 from firebreak.tools.llm import LLMGateway
 from firebreak.tools.redact import Redactor
@@ -36,6 +35,8 @@ from tests.fakes.llm_servers import (
     http_error,
     invalid_json,
 )
+from tests.support.analyses import make_analysis
+from tests.support.gateways import gateway_for as shared_gateway
 from tests.support.payloads import alert, group
 
 OPENED = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -54,14 +55,10 @@ def _tell(conn: Connection, incident_id: int) -> None:
     """Acknowledge, a note, the analysis, an approved rollback, resolve; fixed times."""
     transitions.acknowledge(conn, incident_id, "U0ALICE")
     record_event(conn, incident_id, EventType.NOTE, "U0BOB", NOTE)
-    analysis = Analysis(
+    analysis = make_analysis(
         root_cause="The 2.3.1 deploy exhausted the database connection pool.",
-        reasoning="L1 then L2.",
-        mitigation="Roll back checkout.",
         prevention="Load-test pool settings before each release.",
         recommendation="Alert on pool saturation, not only on errors.",
-        confidence_score=80,
-        execution_status=ExecutionStatus.COMPLETED,
         evidence=[
             EvidenceItem(ref="L2", kind="log", source="loki", text="ERROR pool exhausted (x42)")
         ],
@@ -123,17 +120,7 @@ def service(story: Story, gateway: LLMGateway | None = None) -> PostmortemServic
 
 
 def gateway_for(server: ScriptedLLMServer) -> LLMGateway:
-    return LLMGateway(
-        provider=server.flavour,
-        model="test-model",
-        base_url=server.base_url,
-        api_key="sk-test-0123456789abcdefghijklmnop",
-        timeout_s=5.0,
-        transient_retries=0,
-        registry=CollectorRegistry(),
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )
+    return shared_gateway(server, transient_retries=0, fail_max=None)
 
 
 async def timeline(story: Story) -> list[Any]:

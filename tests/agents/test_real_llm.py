@@ -87,17 +87,7 @@ async def test_the_sample_incident_end_to_end_is_grounded_and_honest(
                 f"sqlite+aiosqlite:///{tmp_path / 'firebreak.db'}",
                 slack={"mode": "http", "api_base_url": slack.base_url, "channel": CHANNEL},
                 llm=llm_section(local_llm),
-                sources={
-                    "logs": [{"type": "file", "name": "checkout", "path": str(story.log_path)}],
-                    "metrics": [
-                        {
-                            "type": "prometheus",
-                            "name": "prometheus",
-                            "url": prometheus_url,
-                            "queries": story.queries,
-                        }
-                    ],
-                },
+                sources=story.sources(prometheus_url),
                 investigation={"checkpoint_path": str(tmp_path / "checkpoints.db")},
             )
             secrets = Secrets(

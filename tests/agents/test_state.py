@@ -23,7 +23,7 @@ from firebreak.agents.state import (
     InvestigationState,
     LoopEnd,
 )
-from firebreak.store.schemas import Analysis, ExecutionStatus, HistoryRef, RemediationProposal
+from firebreak.store.schemas import ExecutionStatus, HistoryRef, RemediationProposal
 from firebreak.tools.llm import ToolRequest
 from firebreak.tools.models import (
     AlertContext,
@@ -33,21 +33,15 @@ from firebreak.tools.models import (
     MetricReading,
     SourceReport,
 )
+from tests.support.analyses import make_analysis
 
 AT = datetime(2026, 12, 1, 9, 55, tzinfo=UTC)
 ALERT = AlertContext(labels={"service": "checkout"}, starts_at=AT)
 LINE = LogLine(ref="L1", source="app", text="ERROR pool exhausted", timestamp=AT, count=3)
 READING = MetricReading(ref="M1", source="prom", query="up", series={"job": "api"}, current=0)
 FINDING = KubeFinding(ref="K1", source="prod", kind="pod", object="pod/a", text="OOMKilled")
-ANALYSIS = Analysis(
-    root_cause="The pool is exhausted.",
-    reasoning="L1.",
-    mitigation="Restart.",
-    prevention="Alert on the pool.",
-    recommendation="Restart.",
-    confidence_score=60,
-    execution_status=ExecutionStatus.COMPLETED,
-    remediation=RemediationProposal(action="restart", parameters=[], reason="frees the pool"),
+ANALYSIS = make_analysis(
+    remediation=RemediationProposal(action="restart", parameters=[], reason="frees the pool")
 )
 CALL = CallRecord(
     id="call_1",

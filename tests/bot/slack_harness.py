@@ -27,9 +27,10 @@ from firebreak.incidents.ports import Decision, Escalation
 from firebreak.runtime import Runtime
 from firebreak.store import incidents
 from firebreak.store.models import SlackMessage
-from firebreak.store.schemas import Analysis, ExecutionStatus, TimelineEventOut
+from firebreak.store.schemas import Analysis, TimelineEventOut
 from tests.conftest import make_config
 from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlackApi
+from tests.support.analyses import make_analysis
 from tests.support.app import RunningApp, run_app
 from tests.support.payloads import alert, group
 from tests.support.slack_signing import SIGNING_SECRET
@@ -191,20 +192,8 @@ class SlackRig:
             await asyncio.sleep(0.02)
         raise AssertionError(f"condition not reached within {within}s")
 
-    async def publish_analysis(
-        self, incident_id: int, run_id: str, root_cause: str = "The v2.4.1 deploy broke checkout"
-    ) -> str:
-        """What the investigation's last step does (store the analysis, tell the thread), for
-        tests of what people do with it; returns the RCA reply's ts once Slack has it."""
-        analysis = Analysis(
-            root_cause=root_cause,
-            reasoning="L1 shows the errors right after the deploy.",
-            mitigation="Roll back.",
-            prevention="Canary deploys.",
-            recommendation="Roll back v2.4.1.",
-            confidence_score=75,
-            execution_status=ExecutionStatus.COMPLETED,
-        )
+    async def save_analysis(self, incident_id: int, run_id: str, analysis: Analysis) -> None:
+        """Store an analysis as the investigation's last step does, before it tells anyone."""
         await self.runtime.writer.run(
             partial(
                 incidents.save_analysis,
@@ -214,6 +203,13 @@ class SlackRig:
                 run_id=run_id,
             )
         )
+
+    async def publish_analysis(
+        self, incident_id: int, run_id: str, root_cause: str = "The v2.4.1 deploy broke checkout"
+    ) -> str:
+        """What the investigation's last step does (store the analysis, tell the thread), for
+        tests of what people do with it; returns the RCA reply's ts once Slack has it."""
+        await self.save_analysis(incident_id, run_id, make_analysis(root_cause=root_cause))
         notice = RcaReady(run_id=run_id)
         self.runtime.notifier.tell(incident_id, notice)
 

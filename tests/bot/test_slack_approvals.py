@@ -21,19 +21,11 @@ from firebreak.bot.messages.remediation import (
 )
 from firebreak.store.models import RemediationRun
 from firebreak.store.schemas import EventType
-from tests.agents.test_graph import STARTS, rca, write_log_story
+from tests.agents.test_graph import RESTART, STARTS, rca, write_log_story
 from tests.bot.slack_harness import CHANNEL, SlackRig, slack_rig
 from tests.fakes.llm_servers import ScriptedLLMServer, answer
 from tests.support.payloads import alert, group
 from tests.support.slack_signing import block_actions
-
-RESTART = {
-    "name": "restart_service",
-    "description": "Rolling restart of a deployment",
-    "kind": "command",
-    "argv": ["echo", "restart", "{{ service }}"],
-    "parameters": [{"name": "service"}],
-}
 
 
 def proposing(service: str) -> Any:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from functools import partial
 
 import pytest
 
 from firebreak.bot.console import render_text
 from firebreak.bot.messages.incident import ACTION_ACK, INCIDENT_ACTIONS_BLOCK
 from firebreak.incidents.notices import RcaReady, YouArePaged
-from firebreak.store.schemas import Analysis, ExecutionStatus
 from tests.bot.slack_harness import CHANNEL, FAST, FakeInvestigations, slack_rig
+from tests.support.analyses import make_analysis
 from tests.support.slack_signing import block_actions
 
 
@@ -112,24 +111,8 @@ async def test_rca_reply_goes_into_the_card_thread(store_url: str) -> None:
 
             incident = await incidents.get_incident(conn, incident_id)
         assert incident is not None
-        analysis = Analysis(
-            root_cause="A bad deploy of checkout 1.2.3 broke the database pool.",
-            reasoning="Errors start right after the deploy line.",
-            mitigation="Roll back.",
-            prevention="Canary deploys.",
-            recommendation="Roll back now.",
-            confidence_score=80,
-            execution_status=ExecutionStatus.COMPLETED,
-        )
-        await rig.runtime.writer.run(
-            partial(
-                incidents.save_analysis,
-                incident_id=incident_id,
-                analysis=analysis,
-                evidence={},
-                run_id="run-1",
-            )
-        )
+        analysis = make_analysis(root_cause="A bad deploy of checkout 1.2.3 broke the pool.")
+        await rig.save_analysis(incident_id, "run-1", analysis)
         rig.outbox.tell(incident_id, RcaReady(run_id="run-1"))  # rendered when delivered
         ts = await rig.card_ts(incident_id)
         await rig.idle()

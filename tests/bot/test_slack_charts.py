@@ -99,17 +99,7 @@ async def charting(
                 server={"public_url": public_url},
                 slack={"mode": "http", "api_base_url": slack.base_url, "channel": CHANNEL},
                 llm={"provider": "offline"},
-                sources={
-                    "logs": [{"type": "file", "name": "checkout", "path": str(sample.log_path)}],
-                    "metrics": [
-                        {
-                            "type": "prometheus",
-                            "name": "prometheus",
-                            "url": prometheus_url,
-                            "queries": sample.queries,
-                        }
-                    ],
-                },
+                sources=sample.sources(prometheus_url),
             )
             parts = Parts(slack=SlackOptions(outbox=settings))
             async with run_app(config, secrets or slack_secrets(), parts) as app:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from functools import partial
 from typing import Any
 
 from firebreak.incidents.notices import RcaReady
-from firebreak.store import incidents
-from firebreak.store.schemas import Analysis, EvidenceItem, ExecutionStatus
+from firebreak.store.schemas import EvidenceItem
 from tests.bot.slack_harness import CHANNEL, SlackRig, slack_rig
+from tests.support.analyses import make_analysis
 from tests.support.payloads import alert, group
 from tests.support.slack_signing import app_mention, slash_command
 
@@ -55,25 +54,15 @@ async def command(rig: SlackRig, text: str) -> dict[str, Any]:
 
 async def hostile_analysis(rig: SlackRig, incident_id: int) -> None:
     """What the investigation stores from the model and the logs, then tells the thread."""
-    analysis = Analysis(
+    analysis = make_analysis(
         root_cause=f"The deploy {HOSTILE}",
         reasoning=f"L1 says {HOSTILE}",
         mitigation=HOSTILE,
         prevention=HOSTILE,
         recommendation=HOSTILE,
-        confidence_score=70,
-        execution_status=ExecutionStatus.COMPLETED,
         evidence=[EvidenceItem(ref="L1", kind="log", source="app", text=f"ERROR {HOSTILE}")],
     )
-    await rig.runtime.writer.run(
-        partial(
-            incidents.save_analysis,
-            incident_id=incident_id,
-            analysis=analysis,
-            evidence={},
-            run_id="inv-1-hostile",
-        )
-    )
+    await rig.save_analysis(incident_id, "inv-1-hostile", analysis)
     rig.runtime.notifier.tell(incident_id, RcaReady(run_id="inv-1-hostile"))
 
 

@@ -23,7 +23,8 @@ from firebreak.store.db import create_sync_engine
 from firebreak.store.migrate import alembic_config, upgrade
 from firebreak.store.models import Incident
 from firebreak.store.payloads import AlertmanagerPayload
-from firebreak.store.schemas import Analysis, EvidenceItem, ExecutionStatus
+from firebreak.store.schemas import EvidenceItem
+from tests.support.analyses import make_analysis
 from tests.support.payloads import alert, group
 
 FIREBREAK = Path(sys.executable).parent / "firebreak"
@@ -57,14 +58,9 @@ def seed(conn: Connection, title_service: str, *, analysed: bool = False) -> int
     outcome = ingest(conn, payload=payload, now=incidents.utcnow(), reopen_window_s=300)
     assert outcome.incident_id is not None
     if analysed:
-        analysis = Analysis(
+        analysis = make_analysis(
             root_cause="The [bold]pool[/bold] shrank to 10 in deploy v2.4.1",
-            reasoning="Errors began right after the deploy",
-            mitigation="Roll back",
-            prevention="Load-test pool sizes",
-            recommendation="Roll back v2.4.1",
             confidence_score=80,
-            execution_status=ExecutionStatus.COMPLETED,
             evidence=[
                 EvidenceItem(ref="L1", kind="log", source="app", text="pool exhausted 10/10")
             ],

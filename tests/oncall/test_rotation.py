@@ -7,6 +7,7 @@ contains a change is an hour shorter (spring) or longer (autumn) in real time.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry
@@ -37,17 +38,31 @@ def wall(at: datetime | None) -> str:
     return at.astimezone(BERLIN).strftime("%Y-%m-%d %H:%M %Z")
 
 
+class Shift(NamedTuple):
+    """A shift as people read it: on the Berlin wall clock, and its length in real time."""
+
+    user: str | None
+    since: str
+    until: str
+    length: timedelta
+
+
+def shift(schedule: OnCall, at: str) -> Shift:
+    """The shift of schedule `s` that holds Berlin wall time `at`."""
+    found = schedule.who("s", berlin(at))
+    assert found.since is not None and found.until is not None
+    length = found.until - found.since
+    return Shift(found.user, wall(found.since), wall(found.until), length)
+
+
 def test_daily_shift_hands_over_at_nine_across_the_spring_change() -> None:
     schedule = oncall("2026-03-27T09:00:00", 24)
-    shift = schedule.who("s", berlin("2026-03-28T12:00"))  # the shift that holds the change
-    assert shift.user == "U0BOB"
-    assert (wall(shift.since), wall(shift.until)) == (
-        "2026-03-28 09:00 CET",
-        "2026-03-29 09:00 CEST",
-    )
-    assert shift.until - shift.since == timedelta(hours=23)  # type: ignore[operator]
-    after = schedule.who("s", berlin("2026-03-29T09:00"))
-    assert (after.user, wall(after.since), wall(after.until)) == (
+    held = shift(schedule, "2026-03-28T12:00")  # the shift that holds the change
+    assert held.user == "U0BOB"
+    assert (held.since, held.until) == ("2026-03-28 09:00 CET", "2026-03-29 09:00 CEST")
+    assert held.length == timedelta(hours=23)
+    after = shift(schedule, "2026-03-29T09:00")
+    assert (after.user, after.since, after.until) == (
         "U0CAROL",
         "2026-03-29 09:00 CEST",
         "2026-03-30 09:00 CEST",
@@ -57,54 +72,41 @@ def test_daily_shift_hands_over_at_nine_across_the_spring_change() -> None:
 
 def test_daily_shift_hands_over_at_nine_across_the_autumn_change() -> None:
     schedule = oncall("2026-10-23T09:00:00", 24)
-    shift = schedule.who("s", berlin("2026-10-24T23:00"))
-    assert (wall(shift.since), wall(shift.until)) == (
-        "2026-10-24 09:00 CEST",
-        "2026-10-25 09:00 CET",
-    )
-    assert shift.until - shift.since == timedelta(hours=25)  # type: ignore[operator]
+    held = shift(schedule, "2026-10-24T23:00")
+    assert (held.since, held.until) == ("2026-10-24 09:00 CEST", "2026-10-25 09:00 CET")
+    assert held.length == timedelta(hours=25)
     assert schedule.who("s", berlin("2026-10-25T09:00")).user == "U0CAROL"
 
 
 def test_weekly_shift_keeps_monday_nine_and_is_an_hour_short_in_march() -> None:
     schedule = oncall("2026-03-16T09:00:00", 168)  # Mondays
-    shift = schedule.who("s", berlin("2026-03-29T03:30"))  # just after the change
-    assert shift.user == "U0BOB"
-    assert (wall(shift.since), wall(shift.until)) == (
-        "2026-03-23 09:00 CET",
-        "2026-03-30 09:00 CEST",
-    )
-    assert shift.until - shift.since == timedelta(hours=167)  # type: ignore[operator]
+    held = shift(schedule, "2026-03-29T03:30")  # just after the change
+    assert held.user == "U0BOB"
+    assert (held.since, held.until) == ("2026-03-23 09:00 CET", "2026-03-30 09:00 CEST")
+    assert held.length == timedelta(hours=167)
     upcoming = schedule.next("s", berlin("2026-03-29T03:30"))
     assert upcoming is not None
     assert (upcoming.user, wall(upcoming.at)) == ("U0CAROL", "2026-03-30 09:00 CEST")
-    october = schedule.who("s", berlin("2026-10-25T12:00"))
-    assert (wall(october.since), wall(october.until)) == (
-        "2026-10-19 09:00 CEST",
-        "2026-10-26 09:00 CET",
-    )
-    assert october.until - october.since == timedelta(hours=169)  # type: ignore[operator]
+    october = shift(schedule, "2026-10-25T12:00")
+    assert (october.since, october.until) == ("2026-10-19 09:00 CEST", "2026-10-26 09:00 CET")
+    assert october.length == timedelta(hours=169)
 
 
 def test_twelve_hour_shifts_keep_nine_and_twentyone_and_the_night_absorbs_the_change() -> None:
     schedule = oncall("2026-03-28T09:00:00", 12, ["U0DAY", "U0NIGHT"])
-    night = schedule.who("s", berlin("2026-03-29T01:30"))
+    night = shift(schedule, "2026-03-29T01:30")
     assert night.user == "U0NIGHT"
-    assert (wall(night.since), wall(night.until)) == (
-        "2026-03-28 21:00 CET",
-        "2026-03-29 09:00 CEST",
-    )
-    assert night.until - night.since == timedelta(hours=11)  # type: ignore[operator]
-    day = schedule.who("s", berlin("2026-03-29T12:00"))
-    assert (day.user, wall(day.since), wall(day.until)) == (
+    assert (night.since, night.until) == ("2026-03-28 21:00 CET", "2026-03-29 09:00 CEST")
+    assert night.length == timedelta(hours=11)
+    day = shift(schedule, "2026-03-29T12:00")
+    assert (day.user, day.since, day.until) == (
         "U0DAY",
         "2026-03-29 09:00 CEST",
         "2026-03-29 21:00 CEST",
     )
-    autumn = oncall("2026-10-24T09:00:00", 12, ["U0DAY", "U0NIGHT"])
-    night = autumn.who("s", berlin("2026-10-25T05:00"))
-    assert night.user == "U0NIGHT"
-    assert night.until - night.since == timedelta(hours=13)  # type: ignore[operator]
+    autumn = shift(oncall("2026-10-24T09:00:00", 12, ["U0DAY", "U0NIGHT"]), "2026-10-25T05:00")
+    assert autumn.user == "U0NIGHT"
+    assert autumn.length == timedelta(hours=13)
 
 
 def test_a_handover_the_spring_change_skips_happens_an_hour_later() -> None:

@@ -14,11 +14,11 @@ from firebreak.store.models import AnalysisRecord
 from firebreak.store.schemas import (
     Analysis,
     EvidenceItem,
-    ExecutionStatus,
     LineReading,
     MetricSummary,
 )
 from firebreak.store.writer import Writer
+from tests.support.analyses import make_analysis
 
 AT = datetime(2026, 12, 1, 9, 55, tzinfo=UTC)
 STRUCTURED = [
@@ -47,16 +47,7 @@ LEGACY = [
 
 
 def _analysis() -> Analysis:
-    return Analysis(
-        root_cause="The pool is exhausted.",
-        reasoning="L1 and M1.",
-        mitigation="Raise the pool size.",
-        prevention="Alert on pool saturation.",
-        recommendation="Raise the pool size.",
-        confidence_score=70,
-        execution_status=ExecutionStatus.COMPLETED,
-        evidence=STRUCTURED,
-    )
+    return make_analysis(evidence=STRUCTURED)
 
 
 def _stored(conn: Connection) -> int:

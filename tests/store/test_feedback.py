@@ -21,9 +21,10 @@ from firebreak.store.db import create_engine
 from firebreak.store.feedback import FeedbackResult
 from firebreak.store.models import AnalysisFeedback
 from firebreak.store.payloads import AlertmanagerPayload
-from firebreak.store.schemas import Analysis, EventType, ExecutionStatus, Verdict
+from firebreak.store.schemas import EventType, Verdict
 from firebreak.store.writer import Writer
 from firebreak.tools.models import Evidence, LogLine, MetricReading
+from tests.support.analyses import make_analysis
 from tests.support.payloads import alert, group
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -59,16 +60,7 @@ async def analyse(
     writer: Writer, incident_id: int, run_id: str | None, root_cause: str
 ) -> dict[str, Any]:
     evidence = gathered(f"ERROR while {root_cause}")
-    analysis = Analysis(
-        root_cause=root_cause,
-        reasoning="L1 shows it.",
-        mitigation="Roll back.",
-        prevention="Test it.",
-        recommendation="Roll back now.",
-        confidence_score=70,
-        execution_status=ExecutionStatus.COMPLETED,
-        created_at=T0 + timedelta(minutes=1),
-    )
+    analysis = make_analysis(root_cause=root_cause, created_at=T0 + timedelta(minutes=1))
     stored = await writer.run(
         partial(
             incidents.save_analysis,

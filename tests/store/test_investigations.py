@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import Connection, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.incidents import transitions
 from firebreak.store import incidents, investigations
@@ -14,21 +15,31 @@ from firebreak.store.migrate import upgrade
 from firebreak.store.models import InvestigationRun
 
 
+def declare_with_runs(conn: Connection, owners: dict[str, str]) -> int:
+    """A declared incident with a running investigation per thread id in `owners`, owned by
+    the replica named there."""
+    incident_id = transitions.declare(conn, "disk full", "U1")
+    for thread, owner in owners.items():
+        investigations.create_run(conn, thread, incident_id, actor="U1", reason="t", owner=owner)
+    return incident_id
+
+
+async def adopt(
+    engine: AsyncEngine, owner: str, stale_before: datetime | None
+) -> list[investigations.Run]:
+    """`owner` adopts the runs whose owners fell silent before `stale_before`, in a
+    transaction of its own as a replica does."""
+    async with engine.begin() as conn:
+        return await conn.run_sync(investigations.adopt_runs, owner, stale_before=stale_before)
+
+
 async def test_only_runs_of_silent_owners_are_adopted_once(store_url: str) -> None:
     await asyncio.to_thread(upgrade, store_url)
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
-            incident_id = await conn.run_sync(transitions.declare, "disk full", "U1")
-            for thread in ("live", "dead", "done"):
-                await conn.run_sync(
-                    investigations.create_run,
-                    thread,
-                    incident_id,
-                    actor="U1",
-                    reason="t",
-                    owner=f"replica-{thread}",
-                )
+            owners = {thread: f"replica-{thread}" for thread in ("live", "dead", "done")}
+            await conn.run_sync(declare_with_runs, owners)
             await conn.run_sync(investigations.set_status, "done", investigations.RunStatus.DONE)
             await conn.execute(
                 update(InvestigationRun)
@@ -36,18 +47,9 @@ async def test_only_runs_of_silent_owners_are_adopted_once(store_url: str) -> No
                 .values(heartbeat_at=incidents.utcnow() - timedelta(minutes=5))
             )
         stale = incidents.utcnow() - timedelta(seconds=60)
-        async with engine.begin() as conn:
-            adopted = await conn.run_sync(
-                investigations.adopt_runs, "replica-new", stale_before=stale
-            )
-        async with engine.begin() as conn:
-            again = await conn.run_sync(
-                investigations.adopt_runs, "replica-other", stale_before=stale
-            )
-        async with engine.begin() as conn:
-            restart = await conn.run_sync(
-                investigations.adopt_runs, "replica-solo", stale_before=None
-            )
+        adopted = await adopt(engine, "replica-new", stale)
+        again = await adopt(engine, "replica-other", stale)
+        restart = await adopt(engine, "replica-solo", None)
     finally:
         await engine.dispose()
 
@@ -61,21 +63,10 @@ async def test_released_runs_are_adopted_at_once(store_url: str) -> None:
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
-            incident_id = await conn.run_sync(transitions.declare, "disk full", "U1")
-            await conn.run_sync(
-                investigations.create_run,
-                "t1",
-                incident_id,
-                actor="U1",
-                reason="t",
-                owner="replica-a",
-            )
+            await conn.run_sync(declare_with_runs, {"t1": "replica-a"})
             await conn.run_sync(investigations.release, "replica-a")  # a clean shutdown
         stale = incidents.utcnow() - timedelta(seconds=60)
-        async with engine.begin() as conn:
-            adopted = await conn.run_sync(
-                investigations.adopt_runs, "replica-b", stale_before=stale
-            )
+        adopted = await adopt(engine, "replica-b", stale)
     finally:
         await engine.dispose()
     assert [run.thread_id for run in adopted] == ["t1"]
@@ -89,16 +80,8 @@ async def test_a_decision_claims_the_run_named_and_a_newer_proposal_supersedes(
     engine = create_engine(store_url)
     try:
         async with engine.begin() as conn:
-            incident_id = await conn.run_sync(transitions.declare, "disk full", "U1")
+            incident_id = await conn.run_sync(declare_with_runs, {"older": "me", "newer": "me"})
             for thread in ("older", "newer"):
-                await conn.run_sync(
-                    investigations.create_run,
-                    thread,
-                    incident_id,
-                    actor="U1",
-                    reason="t",
-                    owner="me",
-                )
                 await conn.run_sync(investigations.set_status, thread, waiting)
         async with engine.begin() as conn:
             superseded = await conn.run_sync(investigations.supersede_waiting, incident_id, "newer")

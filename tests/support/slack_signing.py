@@ -92,6 +92,21 @@ def _form(fields: dict[str, Any]) -> bytes:
     return urlencode(fields).encode("utf-8")
 
 
+SIGNING = frozenset({"secret", "stale", "forge", "timestamp", "retry_num"})
+
+
+def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A request builder's keywords: those for ``signed_headers``, then the payload's."""
+    signing = {key: value for key, value in options.items() if key in SIGNING}
+    return signing, {key: value for key, value in options.items() if key not in SIGNING}
+
+
+def _interaction(payload: dict[str, Any], signing: dict[str, Any]) -> Signed:
+    """Interactivity requests carry their JSON in the form field ``payload``."""
+    body = _form({"payload": json.dumps(payload, separators=(",", ":"))})
+    return sign(body, content_type=FORM, **signing)
+
+
 # ---------------------------------------------------------------------- slash command
 
 
@@ -125,20 +140,11 @@ def slash_command_payload(
     }
 
 
-def slash_command(
-    text: str = "",
-    *,
-    secret: str = SIGNING_SECRET,
-    stale: bool = False,
-    forge: bool = False,
-    timestamp: int | None = None,
-    **fields: Any,
-) -> Signed:
-    """A signed, form-encoded slash command. ``fields`` as in ``slash_command_payload``."""
-    body = _form(slash_command_payload(text, **fields))
-    return sign(
-        body, secret=secret, content_type=FORM, stale=stale, forge=forge, timestamp=timestamp
-    )
+def slash_command(text: str = "", **options: Any) -> Signed:
+    """A signed, form-encoded slash command; ``options`` as in ``signed_headers`` (signing)
+    and ``slash_command_payload`` (the rest)."""
+    signing, fields = _split(options)
+    return sign(_form(slash_command_payload(text, **fields)), content_type=FORM, **signing)
 
 
 # ---------------------------------------------------------------------- block_actions
@@ -205,22 +211,10 @@ def block_actions_payload(
     }
 
 
-def block_actions(
-    action_id: str,
-    value: str,
-    *,
-    secret: str = SIGNING_SECRET,
-    stale: bool = False,
-    forge: bool = False,
-    timestamp: int | None = None,
-    **fields: Any,
-) -> Signed:
+def block_actions(action_id: str, value: str, **options: Any) -> Signed:
     """A signed interactivity request: form field ``payload`` holding the JSON."""
-    payload = block_actions_payload(action_id, value, **fields)
-    body = _form({"payload": json.dumps(payload, separators=(",", ":"))})
-    return sign(
-        body, secret=secret, content_type=FORM, stale=stale, forge=forge, timestamp=timestamp
-    )
+    signing, fields = _split(options)
+    return _interaction(block_actions_payload(action_id, value, **fields), signing)
 
 
 # ---------------------------------------------------------------------- view_submission
@@ -278,21 +272,11 @@ def view_submission_payload(
 
 
 def view_submission(
-    view: dict[str, Any],
-    values: dict[str, dict[str, str | None]],
-    *,
-    secret: str = SIGNING_SECRET,
-    stale: bool = False,
-    forge: bool = False,
-    timestamp: int | None = None,
-    **fields: Any,
+    view: dict[str, Any], values: dict[str, dict[str, str | None]], **options: Any
 ) -> Signed:
     """A signed ``view_submission`` (form field ``payload``, as Slack sends it)."""
-    payload = view_submission_payload(view, values, **fields)
-    body = _form({"payload": json.dumps(payload, separators=(",", ":"))})
-    return sign(
-        body, secret=secret, content_type=FORM, stale=stale, forge=forge, timestamp=timestamp
-    )
+    signing, fields = _split(options)
+    return _interaction(view_submission_payload(view, values, **fields), signing)
 
 
 # ---------------------------------------------------------------------- Events API
@@ -356,66 +340,24 @@ def event_callback_payload(
     }
 
 
-def app_mention(
-    text: str,
-    *,
-    secret: str = SIGNING_SECRET,
-    stale: bool = False,
-    forge: bool = False,
-    timestamp: int | None = None,
-    retry_num: int | None = None,
-    **fields: Any,
-) -> Signed:
+def app_mention(text: str, **options: Any) -> Signed:
     """A signed Events API ``app_mention``; ``retry_num`` adds Slack's retry headers."""
-    body = json.dumps(app_mention_payload(text, **fields)).encode("utf-8")
-    return sign(
-        body,
-        secret=secret,
-        content_type=JSON,
-        stale=stale,
-        forge=forge,
-        timestamp=timestamp,
-        retry_num=retry_num,
-    )
+    signing, fields = _split(options)
+    return sign(json.dumps(app_mention_payload(text, **fields)), **signing)
 
 
-def event_callback(
-    event: dict[str, Any],
-    *,
-    secret: str = SIGNING_SECRET,
-    stale: bool = False,
-    forge: bool = False,
-    timestamp: int | None = None,
-    retry_num: int | None = None,
-    **fields: Any,
-) -> Signed:
+def event_callback(event: dict[str, Any], **options: Any) -> Signed:
     """A signed Events API request wrapping any ``event``."""
-    body = json.dumps(event_callback_payload(event, **fields)).encode("utf-8")
-    return sign(
-        body,
-        secret=secret,
-        content_type=JSON,
-        stale=stale,
-        forge=forge,
-        timestamp=timestamp,
-        retry_num=retry_num,
-    )
+    signing, fields = _split(options)
+    return sign(json.dumps(event_callback_payload(event, **fields)), **signing)
 
 
 def url_verification(
-    challenge: str = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
-    *,
-    secret: str = SIGNING_SECRET,
-    stale: bool = False,
-    forge: bool = False,
-    timestamp: int | None = None,
+    challenge: str = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", **signing: Any
 ) -> Signed:
     """The handshake Slack sends when the Events request URL is set."""
     payload = {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
-    body = json.dumps(payload).encode("utf-8")
-    return sign(
-        body, secret=secret, content_type=JSON, stale=stale, forge=forge, timestamp=timestamp
-    )
+    return sign(json.dumps(payload), **signing)
 
 
 __all__ = [

@@ -13,8 +13,9 @@ from firebreak.tools.evidence import (
     render_evidence,
     signature,
 )
-from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading, SourceReport
+from firebreak.tools.models import Evidence, LogLine, MetricReading, SourceReport
 from firebreak.tools.redact import Redactor
+from tests.support.evidence import kube_finding
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -190,12 +191,9 @@ def test_rendering_is_readable() -> None:
 
 
 def test_render_evidence_shows_cluster_findings_with_their_refs() -> None:
-    finding = KubeFinding(
-        ref="K1",
-        source="prod",
-        kind="pod",
-        object="pod/checkout-1",
-        text="last terminated OOMKilled (exit code 137)",
+    finding = kube_finding(
+        "pod",
+        "last terminated OOMKilled (exit code 137)",
         timestamp=datetime(2026, 12, 1, 9, 59, tzinfo=UTC),
         count=3,
     )

@@ -28,6 +28,8 @@ from tests.fakes.llm_servers import (
     slow,
     tool_call,
 )
+from tests.support.gateways import API_KEY
+from tests.support.gateways import gateway_for as shared_gateway
 
 SCHEMA = {
     "type": "object",
@@ -39,7 +41,6 @@ MESSAGES = [
     {"role": "system", "content": "You are a test."},
     {"role": "user", "content": "What broke?"},
 ]
-API_KEY = "sk-test-0123456789abcdefghijklmnop"
 
 
 @pytest.fixture
@@ -50,21 +51,8 @@ def registry() -> CollectorRegistry:
 def gateway_for(
     server: ScriptedLLMServer, registry: CollectorRegistry, **overrides: object
 ) -> LLMGateway:
-    params: dict[str, object] = {
-        "provider": server.flavour,
-        "model": "test-model",
-        "base_url": server.base_url,
-        "api_key": API_KEY,
-        "timeout_s": 5.0,
-        "transient_retries": 2,
-        "fail_max": 5,
-        "reset_timeout_s": 60.0,
-        "registry": registry,
-        "backoff_base_s": 0.01,
-        "backoff_max_s": 0.05,
-    }
-    params.update(overrides)
-    return LLMGateway(**params)  # type: ignore[arg-type]
+    """The shared test gateway, with a breaker that stays open a minute."""
+    return shared_gateway(server, registry, **({"reset_timeout_s": 60.0} | overrides))
 
 
 def state(registry: CollectorRegistry, dependency: str) -> float | None:

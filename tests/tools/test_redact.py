@@ -9,8 +9,9 @@ import pytest
 import structlog
 
 from firebreak.tools.config import InvestigationConfig
-from firebreak.tools.models import Evidence, KubeFinding, LogLine, MetricReading, SourceReport
+from firebreak.tools.models import Evidence, LogLine, MetricReading, SourceReport
 from firebreak.tools.redact import REDACTED, Redactor, redact_processor
+from tests.support.evidence import kube_finding
 
 PEM = """-----BEGIN RSA PRIVATE KEY-----
 MIIEowIBAAKCAQEA1c7+9z5Pad7OejecsQ0bu3aozN3tihPmljnnudb9G3HECdnH
@@ -225,13 +226,7 @@ def test_fast_enough_for_every_evidence_line(redactor: Redactor) -> None:
 
 
 def test_redact_evidence_scrubs_cluster_findings_and_keeps_every_list() -> None:
-    finding = KubeFinding(
-        ref="K1",
-        source="prod",
-        kind="previous_log",
-        object="pod/checkout-1",
-        text="connecting with password=hunter2-db-secret",
-    )
+    finding = kube_finding("previous_log", "connecting with password=hunter2-db-secret")
     evidence = Evidence(logs=[LogLine(source="a", text="token=abc123def456")], kubernetes=[finding])
     scrubbed = Redactor().redact_evidence(evidence)
     assert "hunter2" not in scrubbed.kubernetes[0].text and REDACTED in scrubbed.kubernetes[0].text

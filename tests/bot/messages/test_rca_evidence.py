@@ -12,6 +12,7 @@ from firebreak.bot.messages.rca import rca_card
 from firebreak.store.schemas import EvidenceItem, ExecutionStatus
 from firebreak.tools.models import Evidence, LogLine, MetricReading
 from tests.bot.messages.builders import make_analysis, make_incident
+from tests.support.analyses import rca_answer
 
 RATIO = (
     'sum(rate(http_requests_total{service="checkout",code=~"5.."}[5m])) / '
@@ -20,15 +21,9 @@ RATIO = (
 
 
 def _cited(evidence: Evidence) -> list[EvidenceItem]:
-    rca = RootCauseAnalysis(
-        root_cause="The payment pool is exhausted",
-        reasoning="M1 and L1.",
-        mitigation="Raise the pool size.",
-        prevention="Alert on pool saturation.",
-        recommendation="Raise the pool size.",
-        confidence_score=70,
-        evidence=[item.ref for item in [*evidence.metrics, *evidence.logs]],
-    )
+    refs = [item.ref for item in [*evidence.metrics, *evidence.logs]]
+    answer = rca_answer(*refs, root_cause="The payment pool is exhausted", reasoning="M1 and L1.")
+    rca = RootCauseAnalysis.model_validate(answer)
     return ground(rca, evidence).items
 
 

@@ -14,14 +14,9 @@ from firebreak.bot.messages.rca import (
     rca_card,
     seen_before_text,
 )
-from firebreak.store.schemas import (
-    Analysis,
-    ExecutionStatus,
-    HistoryRef,
-    IncidentOut,
-    IncidentStatus,
-    SlackRef,
-)
+from firebreak.store.schemas import Analysis, HistoryRef
+from tests.bot.messages.builders import make_incident as incident
+from tests.support.analyses import make_analysis
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -41,38 +36,8 @@ def earlier(incident_id: int = 12, **overrides: object) -> HistoryRef:
     return HistoryRef.model_validate(values | overrides)
 
 
-def incident(**overrides: object) -> IncidentOut:
-    values: dict[str, object] = {
-        "id": 40,
-        "title": "HighErrorRate: checkout is failing",
-        "status": IncidentStatus.TRIGGERED,
-        "severity": "critical",
-        "service": "checkout",
-        "labels": {},
-        "group_key": "g1",
-        "created_at": NOW,
-        "acknowledged_at": None,
-        "acknowledged_by": None,
-        "resolved_at": None,
-        "alert_count": 1,
-        "truncated_alerts": 0,
-        "escalation_level": 0,
-        "slack": SlackRef(),
-    }
-    return IncidentOut.model_validate(values | overrides)
-
-
 def analysis(history: list[HistoryRef]) -> Analysis:
-    return Analysis(
-        root_cause="Pool exhausted again.",
-        reasoning="H1.",
-        mitigation="Roll back.",
-        prevention="Test.",
-        recommendation="Roll back.",
-        confidence_score=70,
-        execution_status=ExecutionStatus.COMPLETED,
-        history=history,
-    )
+    return make_analysis(root_cause="Pool exhausted again.", history=history)
 
 
 def test_seen_before_names_when_who_how_long_and_what_fixed_it() -> None:
