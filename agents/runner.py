@@ -26,7 +26,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
@@ -54,7 +54,7 @@ from firebreak.agents.outages import StoreOutages
 from firebreak.agents.questions import answer_question
 from firebreak.agents.state import CHECKPOINTED, InvestigationState
 from firebreak.incidents.events import Change, IncidentEvent
-from firebreak.incidents.ports import Decision
+from firebreak.incidents.ports import Decision, RemediationVote
 from firebreak.store import incidents, investigations
 from firebreak.store.health import describe, is_outage
 from firebreak.store.incidents import utcnow
@@ -185,20 +185,11 @@ class InvestigationService:
             redactor=self._deps.redactor,
         )
 
-    async def decide_remediation(
-        self,
-        incident_id: int,
-        *,
-        approve: bool,
-        actor: str,
-        delay_s: float = 0,
-        user_groups: Sequence[str] = (),
-        approval: str | None = None,
-        digest: str | None = None,
-    ) -> Decision:
+    async def decide_remediation(self, vote: RemediationVote) -> Decision:
         """Decide on the proposal of run `approval`, only if it still waits and shows the
         proposal `digest` names: a click on an older message never decides a newer one."""
-        if not self._approvers.may_approve(actor, list(user_groups)):
+        incident_id, approval, digest = vote.incident_id, vote.approval, vote.digest
+        if not self._approvers.may_approve(vote.actor, list(vote.user_groups)):
             return "refused"
         if not approval:
             return "mismatch"
@@ -207,7 +198,12 @@ class InvestigationService:
             return waiting
         if digest is None or digest != await self._digest_of(approval):
             return "mismatch"
-        decision = {"approve": approve, "actor": actor, "delay_s": delay_s, "digest": digest}
+        decision = {
+            "approve": vote.approve,
+            "actor": vote.actor,
+            "delay_s": vote.delay_s,
+            "digest": digest,
+        }
         claimed = await self._writer.run(
             partial(
                 investigations.claim_decision,
@@ -221,7 +217,7 @@ class InvestigationService:
             outcome = await self._waiting(incident_id, approval)
             return "decided" if outcome == "waiting" else outcome
         await self._drive(incident_id, approval, Command(resume=decision))
-        return "approved" if approve else "rejected"
+        return "approved" if vote.approve else "rejected"
 
     async def _waiting(self, incident_id: int, thread_id: str) -> Decision | Literal["waiting"]:
         """Whether run `thread_id` of the incident waits for a decision, else why not."""

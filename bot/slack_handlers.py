@@ -80,7 +80,7 @@ from firebreak.bot.slack_outbox import OutboxNotifier
 from firebreak.bot.slack_transport import ThreadFile
 from firebreak.incidents.feedback import FeedbackOps
 from firebreak.incidents.flows import IncidentOps
-from firebreak.incidents.ports import Investigations, Postmortems
+from firebreak.incidents.ports import Investigations, Postmortems, RemediationVote
 from firebreak.incidents.silences import SilenceOps
 from firebreak.oncall.answers import oncall_answers
 from firebreak.oncall.schedules import OnCall, UnknownSchedule
@@ -227,15 +227,16 @@ class Handlers:
             if group.startswith("S") and user in await self.groups.members(group)
         ]
         try:
-            decision = await self.investigations.decide_remediation(
+            vote = RemediationVote(
                 incident_id,
-                approve=approve,
-                actor=user,
-                delay_s=delay_s,
-                user_groups=groups,
+                approve,
+                user,
                 approval=target.approval,
                 digest=target.digest,
+                delay_s=delay_s,
+                user_groups=groups,
             )
+            decision = await self.investigations.decide_remediation(vote)
         except Exception as exc:
             log.exception("remediation decision failed", incident_id=incident_id)
             return f":x: The decision could not be recorded ({type(exc).__name__})."

@@ -13,7 +13,7 @@ the configuration and reach the store can change it anyway.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +26,7 @@ from firebreak.config import Config, Secrets
 from firebreak.escalation.flows import EscalationService
 from firebreak.incidents.events import EventBus
 from firebreak.incidents.flows import IncidentOps, Outcome, Result
-from firebreak.incidents.ports import Decision
+from firebreak.incidents.ports import Decision, RemediationVote
 from firebreak.incidents_cli import StoreUnreadable, ensure_store
 from firebreak.oncall.schedules import OnCall
 from firebreak.scheduler.core import Due
@@ -157,17 +157,7 @@ class NoInvestigations:
     async def answer_question(self, incident_id: int, question: str, *, actor: str) -> str:
         raise RuntimeError("the command line answers no questions")
 
-    async def decide_remediation(
-        self,
-        incident_id: int,
-        *,
-        approve: bool,
-        actor: str,
-        delay_s: float = 0,
-        user_groups: Sequence[str] = (),
-        approval: str | None = None,
-        digest: str | None = None,
-    ) -> Decision:
+    async def decide_remediation(self, vote: RemediationVote) -> Decision:
         return "nothing_waiting"
 
 

@@ -40,6 +40,20 @@ waiting; its proposal was superseded by a newer one or already decided; or what 
 showed does not match the proposal waiting (nothing changes in the last five)."""
 
 
+@dataclass(frozen=True)
+class RemediationVote:
+    """A person's Approve or Reject on one proposal message: the run it was proposed in
+    (`approval`) and the digest of the proposal shown, so a click decides only what it showed."""
+
+    incident_id: int
+    approve: bool
+    actor: str
+    approval: str | None = None
+    digest: str | None = None
+    delay_s: float = 0
+    user_groups: Sequence[str] = ()
+
+
 class Investigations(Protocol):
     def on_event(self, event: IncidentEvent) -> None:
         """Bus subscriber: investigate newly opened incidents (only schedules work)."""
@@ -53,17 +67,7 @@ class Investigations(Protocol):
     async def answer_question(self, incident_id: int, question: str, *, actor: str) -> str:
         """Answer a question about the incident from its stored evidence and analysis."""
 
-    async def decide_remediation(
-        self,
-        incident_id: int,
-        *,
-        approve: bool,
-        actor: str,
-        delay_s: float = 0,
-        user_groups: Sequence[str] = (),
-        approval: str | None = None,
-        digest: str | None = None,
-    ) -> Decision:
+    async def decide_remediation(self, vote: RemediationVote) -> Decision:
         """Resume the paused investigation `approval` (the proposal's run) with a human
         decision on the proposal whose `RemediationProposal.digest()` is `digest`: what the
         person was shown. `user_groups` are the actor's Slack user groups, for group-based

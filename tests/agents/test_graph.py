@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from firebreak.bot.messages.remediation import decided
+from firebreak.incidents.ports import RemediationVote
 from firebreak.store.models import RemediationRun
 from tests.conftest import make_config
 from tests.fakes.llm_servers import ScriptedLLMServer, answer, http_error, slow
@@ -192,14 +193,15 @@ async def test_remediation_waits_for_approval_across_a_restart(
             [proposed] = await events_of(app, incident_id, "REMEDIATION_PROPOSED")
 
             async def decide(actor: str, delay_s: float = 0) -> str:
-                decision = await investigations.decide_remediation(
+                vote = RemediationVote(
                     incident_id,
                     approve=True,
                     actor=actor,
-                    delay_s=delay_s,
                     approval=proposed["data"]["approval"],
                     digest=proposed["data"]["digest"],
+                    delay_s=delay_s,
                 )
+                decision = await investigations.decide_remediation(vote)
                 return decided(decision, incident_id, ["U0LEAD"])
 
             refused = await decide("U0INTERN")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,7 +23,7 @@ from firebreak.components import Parts
 from firebreak.config import Secrets
 from firebreak.incidents.events import Change, IncidentEvent
 from firebreak.incidents.notices import RcaReady
-from firebreak.incidents.ports import Decision, Escalation
+from firebreak.incidents.ports import Decision, Escalation, RemediationVote
 from firebreak.runtime import Runtime
 from firebreak.store import incidents
 from firebreak.store.models import SlackMessage
@@ -73,20 +73,10 @@ class FakeInvestigations:
         await asyncio.sleep(self.answer_delay_s)
         return f"The root cause of #{incident_id} is a bad deploy (you asked: {question})."
 
-    async def decide_remediation(
-        self,
-        incident_id: int,
-        *,
-        approve: bool,
-        actor: str,
-        delay_s: float = 0,
-        user_groups: Sequence[str] = (),
-        approval: str | None = None,
-        digest: str | None = None,
-    ) -> Decision:
-        self.decisions.append((incident_id, approve, actor, delay_s))
-        self.approvals.append((approval, digest))
-        return "approved" if approve else "rejected"
+    async def decide_remediation(self, vote: RemediationVote) -> Decision:
+        self.decisions.append((vote.incident_id, vote.approve, vote.actor, vote.delay_s))
+        self.approvals.append((vote.approval, vote.digest))
+        return "approved" if vote.approve else "rejected"
 
     def cancel(self) -> None:
         for task in self.tasks.values():

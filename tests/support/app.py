@@ -15,7 +15,7 @@ from firebreak.app import create_app
 from firebreak.components import Parts, QuietNotifier
 from firebreak.config import Config, Secrets
 from firebreak.incidents.events import IncidentEvent
-from firebreak.incidents.ports import Decision
+from firebreak.incidents.ports import Decision, RemediationVote
 from firebreak.runtime import Runtime
 
 
@@ -40,7 +40,7 @@ class NoInvestigations:
     async def answer_question(self, incident_id: int, question: str, *, actor: str) -> str:
         return ""
 
-    async def decide_remediation(self, incident_id: int, **_: object) -> Decision:
+    async def decide_remediation(self, vote: RemediationVote) -> Decision:
         return "nothing_waiting"
 
 
