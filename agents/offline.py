@@ -230,7 +230,17 @@ def _root_cause(story: _Story) -> str:
     return cause
 
 
+NOTHING_TO_GROUND = (
+    "None proposed: with no evidence there is nothing to ground an action on. Act on what "
+    "you see of {service} yourself."
+)
+
+
 def _mitigation(story: _Story) -> list[str]:
+    """Only what a finding grounds; with no evidence at all, nothing, and it says so (a
+    generic "restart it" at 5 % reads like advice it has no basis for)."""
+    if not story.has_evidence:
+        return [NOTHING_TO_GROUND.format(service=story.service)]
     change, category = story.findings.change, story.findings.category
     parts: list[str] = []
     if change is not None:
@@ -247,6 +257,16 @@ def _mitigation(story: _Story) -> list[str]:
 
 
 def _prevention(story: _Story) -> list[str]:
+    if not story.configured:
+        return [
+            f"Give Firebreak {story.service}'s logs and metrics (sources.logs, sources.metrics), "
+            "so the next occurrence leaves evidence to analyse."
+        ]
+    if not story.has_evidence:
+        return [
+            f"Make the configured sources cover {story.service} (query templates and labels), "
+            "so the next occurrence leaves evidence to analyse."
+        ]
     category = story.findings.category
     parts = [category.prevention] if category is not None else []
     if story.findings.change is not None:

@@ -324,8 +324,9 @@ class SlackTransport:
 class ConsoleTransport:
     """Prints what would be posted (console mode, `firebreak demo`): no network, no tokens."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, files_dir: Path | None = None) -> None:
         self.console = console or Console(highlight=False)
+        self.files_dir = files_dir or CONSOLE_FILES_DIR
         self._counter = itertools.count(1)
         self._start = int(time.time())
 
@@ -364,27 +365,35 @@ class ConsoleTransport:
         return f"DM-{user_id}"
 
     async def upload(self, channel: str, thread_ts: str, file: ThreadFile) -> None:
-        """A text file is printed where Slack would show it; any other goes to a temporary file
-        (kept: the point is to open it) whose path is printed."""
+        """A text file is printed where Slack would show it; any other is written to
+        `files_dir` under its own name (kept: the point is to open it) and its path printed.
+        One directory, one file per name: a chart shared again replaces the last one instead
+        of leaving a new temporary file per upload."""
         where = f"Slack #{channel} › thread {thread_ts}"
         if file.filename.endswith((".md", ".txt")):
             title = f"{where} · file {file.filename}"
             text = file.content.decode("utf-8", "replace").rstrip()
             self.console.print(Panel(text, title=title, title_align="left"))
             return
-        suffix = Path(file.filename).suffix or ".bin"
-        with tempfile.NamedTemporaryFile(
-            prefix="firebreak-", suffix=suffix, delete=False
-        ) as handle:
-            handle.write(file.content)
+        path = self.files_dir / (Path(file.filename).name or "file.bin")
+        await asyncio.to_thread(_write_file, path, file.content)
         caption = f":chart_with_upwards_trend: *{slack_escape(file.title)}*"
         text = f"{file.comment}\n{caption}" if file.comment else caption
         body = render_text([_as_section(text)], markup=True)
-        body += f"\n{escape(file.filename)} written to {escape(handle.name)}"
+        body += f"\n{escape(file.filename)} written to {escape(str(path))}"
         self.console.print(Panel(body, title=where, title_align="left"))
 
     async def close(self) -> None:
         return None
+
+
+# Where console mode keeps the files it would have shared in Slack (charts).
+CONSOLE_FILES_DIR = Path(tempfile.gettempdir()) / "firebreak-console"
+
+
+def _write_file(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
 
 
 def _as_section(text: str) -> dict[str, Any]:

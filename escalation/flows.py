@@ -441,6 +441,7 @@ class EscalationService:
                 "schedules": resolved.schedules,
                 "unstaffed": resolved.unstaffed,
                 "policy": policy.get("name"),
+                "levels": len(policy.get("levels") or []),
                 "manual": manual,
                 "due": ladder.next_at.isoformat() if ladder.next_at and not manual else None,
                 "next_at": next_at.isoformat() if next_at else None,

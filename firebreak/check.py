@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ __all__ = ["TIMEOUT_S", "CheckResult", "check_main", "print_results", "run_check
 
 TIMEOUT_S = 5.0
 _MAX_DETAIL = 300
+NO_EVIDENCE_HINT = (
+    "· no log, metric or cluster source: the RCA has no evidence to rest on; add one under "
+    "sources.logs / sources.metrics (README: Log and metric sources)"
+)
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,29 @@ class CheckFailed(Exception):
     """A dependency answered, but not well; the message is the reason."""
 
 
+def _unresolved_host(exc: BaseException) -> str | None:
+    """The host whose name did not resolve, when name resolution is what failed: a typo in a
+    URL reads "cannot resolve host …", not a bare errno."""
+    if not isinstance(exc, httpx.ConnectError):
+        return None
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, socket.gaierror):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    try:
+        return exc.request.url.host or None
+    except RuntimeError:  # no request attached
+        return None
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, CheckFailed | SourceError | KubernetesError):  # written for people
         return str(exc)
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return f"no answer within {TIMEOUT_S:g}s"
+    if (host := _unresolved_host(exc)) is not None:
+        return f"cannot resolve host {host!r} (DNS): check the URL's host name"
     if isinstance(exc, httpx.ConnectError):
         return f"cannot connect: {exc}" if str(exc) else "cannot connect (connection refused)"
     if isinstance(exc, OSError) and exc.strerror:
@@ -332,6 +355,8 @@ def check_main(config_path: str | None, console: Console | None = None) -> int:
     where = str(path) if path is not None else "no config file: defaults and environment"
     results = asyncio.run(run_checks(config, secrets, f"{where}: valid"))
     print_results(results, console)
+    if not (config.sources.logs or config.sources.metrics or config.sources.kubernetes):
+        console.print(Text(NO_EVIDENCE_HINT, style="yellow"), soft_wrap=True)
     if (gap := config.escalation.paging_gap()) is not None:
         print(f"warning: {gap}", file=sys.stderr)
     failed = sum(not r.ok for r in results)

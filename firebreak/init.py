@@ -2,7 +2,8 @@
 
 It probes the usual local endpoints (Loki `:3100/ready`, Prometheus and Alertmanager
 `/-/ready` on `:9090` and `:9093`, Ollama `:11434/api/tags`, Elasticsearch `:9200`), all at
-once with a short timeout, and writes a configuration that uses what answered and shows the
+once with a short timeout, then the README's local stack (`:19090`, `:19093`) for what did not
+answer, and writes a configuration that uses what answered and shows the
 rest as commented examples. What a probe cannot find out (the Slack mode and channel, the
 store, the public URL, endpoints elsewhere) comes from flags; a URL given by flag is written
 even when it does not answer from here (it may only be reachable from where Firebreak runs),
@@ -40,6 +41,7 @@ from firebreak.tools.loki import LokiSource
 
 __all__ = [
     "DEFAULT_URLS",
+    "LOCAL_STACK_URLS",
     "Found",
     "InitOptions",
     "init_main",
@@ -54,6 +56,12 @@ DEFAULT_URLS: dict[str, str] = {
     "alertmanager": "http://localhost:9093",
     "ollama": "http://localhost:11434",
     "elasticsearch": "http://localhost:9200",
+}
+# The README's local stack (examples/local-stack) listens beside the usual ports, so a laptop
+# running it is found too; tried only where the usual port did not answer.
+LOCAL_STACK_URLS: dict[str, str] = {
+    "prometheus": "http://localhost:19090",
+    "alertmanager": "http://localhost:19093",
 }
 DEFAULT_MODEL = LLMConfig.model_fields["model"].default
 DEFAULT_LOKI_QUERY = LokiSource.model_fields["query"].default
@@ -407,6 +415,7 @@ def init_main(
     console: Console,
     *,
     defaults: Mapping[str, str] = DEFAULT_URLS,
+    alternates: Mapping[str, str] = LOCAL_STACK_URLS,
     now: datetime | None = None,
 ) -> int:
     """`firebreak init`: 0 when the file was written, 1 when it exists, 2 for a bad flag."""
@@ -426,7 +435,7 @@ def init_main(
         if options.probe or name in options.urls
     }
     if options.probe:
-        found = asyncio.run(probe_all(targets, console))
+        found = asyncio.run(_probe_with_alternates(targets, alternates, console))
     else:
         found = {
             n: Found(n, u.rstrip("/"), False, "not probed", e) for n, (u, e) in targets.items()
@@ -447,7 +456,32 @@ def init_main(
     if options.page is None and options.paged is not None:
         paging.append("; --page U…/S… pages a person or a user group instead")
     console.print(paging, soft_wrap=True)
+    if not any(_use(found, name) for name in ("loki", "elasticsearch", "prometheus")):
+        console.print(Text(NO_EVIDENCE_HINT, style="yellow"), soft_wrap=True)
     return 0
+
+
+NO_EVIDENCE_HINT = (
+    "no log or metric source: the RCA will have no evidence; add one under sources.logs / "
+    "sources.metrics (README: Log and metric sources)"
+)
+
+
+async def _probe_with_alternates(
+    targets: Mapping[str, tuple[str, bool]], alternates: Mapping[str, str], console: Console
+) -> dict[str, Found]:
+    """Every target, then the alternate URL of each default one that did not answer; an
+    alternate that answers takes its place, one that does not leaves the first answer."""
+    found = await probe_all(targets, console)
+    second = {
+        name: (alternates[name], False)
+        for name, entry in found.items()
+        if name in alternates and not entry.ok and not entry.explicit
+    }
+    if second:
+        retried = await probe_all(second, console)
+        found |= {name: entry for name, entry in retried.items() if entry.ok}
+    return found
 
 
 def _print_probe(console: Console, entry: Found) -> None:

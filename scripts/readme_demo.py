@@ -41,7 +41,10 @@ _VARYING = [
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
     (re.compile(r"\b\d{10}\.\d{6}\b"), "<ts>"),
     # the card is posted while the ladder pages level 1: either may come first
-    (re.compile(r"Escalation level: \d+"), "Escalation level: <n>"),
+    (
+        re.compile(r"Escalation level: (0 — not paged yet|\d+ of \d+ \(\w+\)|\d+)\s*"),
+        "Escalation level: <n> ",
+    ),
 ]
 _RACING_LINE = re.compile(r"^│\s+📣 Paged \(level \d+\)")
 

@@ -266,6 +266,8 @@ class LastPage:
     targets: list[str]
     reasons: dict[str, str]
     unstaffed: list[str]
+    policy: str | None = None  # the policy's name; None on pages recorded before it was kept
+    levels: int | None = None  # how many levels that policy has
 
 
 async def last_page(conn: AsyncConnection, incident_id: int) -> LastPage | None:
@@ -285,6 +287,8 @@ async def last_page(conn: AsyncConnection, incident_id: int) -> LastPage | None:
         targets=[str(t) for t in data.get("targets") or []],
         reasons={str(k): str(v) for k, v in (data.get("reasons") or {}).items()},
         unstaffed=[str(u) for u in data.get("unstaffed") or []],
+        policy=str(data["policy"]) if data.get("policy") else None,
+        levels=int(data["levels"]) if data.get("levels") else None,
     )
 
 

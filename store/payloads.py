@@ -3,6 +3,13 @@
 Unknown fields are ignored (newer Alertmanagers add some, e.g. `notification_reason`);
 known fields are type-checked so a malformed payload is refused with the field named.
 
+Grafana-managed alerts arrive in the same shape: Grafana's webhook contact point sends
+Alertmanager's version-4 fields with `version` "1" and a few of its own (`orgId`, `state`,
+`title`, `message`, and per alert `values`, `valueString`, `dashboardURL`, `panelURL`,
+`silenceURL`). Every field Firebreak reads means the same in both, so both are accepted into
+this one model; Grafana's own fields are ignored like any unknown field. Any other version is
+refused with both accepted formats named.
+
 Bad input is decided here, field by field, for Alertmanager's retry logic (a 4xx is dropped,
 so a refused notification pages nobody; a 5xx is retried forever):
 - a NUL character in text Alertmanager copies from scraped data (label and annotation values,
@@ -24,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -39,6 +47,8 @@ NUL = "\x00"
 REPLACEMENT = "\ufffd"
 # Alert sources name the service differently; the first of these labels that is set names it.
 SERVICE_LABELS = ("service", "app", "job", "deployment", "container", "namespace")
+ALERTMANAGER_VERSION = "4"
+GRAFANA_VERSION = "1"  # Grafana Alerting's webhook contact point
 
 
 def service_of(labels: dict[str, str], default: str = "unknown") -> str:
@@ -51,6 +61,20 @@ def no_nul(value: str) -> str:
     if NUL in value:
         raise PydanticCustomError("nul_character", "NUL character not allowed")
     return value
+
+
+def known_version(value: object) -> str:
+    """Alertmanager's "4" or Grafana's "1"; anything else is refused with both named and the
+    README section that says how to point each at Firebreak."""
+    if value not in (ALERTMANAGER_VERSION, GRAFANA_VERSION):
+        raise PydanticCustomError(
+            "unsupported_version",
+            "version {version!r} is not supported: Firebreak reads Alertmanager's webhook "
+            "(version 4) and Grafana Alerting's webhook contact point (version 1); see the "
+            "README, 'Grafana alerting'",
+            {"version": value},
+        )
+    return str(value)
 
 
 def in_range(value: datetime) -> datetime:
@@ -127,7 +151,7 @@ class AlertPayload(BaseModel):
 class AlertmanagerPayload(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    version: Literal["4"]
+    version: Annotated[str, BeforeValidator(known_version)]
     group_key: str = Field(alias="groupKey", min_length=1, max_length=4096)
     truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0)
     status: Literal["firing", "resolved"]

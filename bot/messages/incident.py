@@ -35,6 +35,7 @@ from firebreak.bot.messages.escalation import paged_line
 from firebreak.bot.messages.feedback import verdict_line
 from firebreak.bot.messages.rca import is_offline
 from firebreak.bot.messages.silences import silence_controls, silenced_line
+from firebreak.incidents.silences import group_labels
 from firebreak.store.escalations import LastPage
 from firebreak.store.schemas import AlertOut, IncidentOut, IncidentStatus
 from firebreak.store.silences import ActiveSilence
@@ -149,6 +150,7 @@ def incident_card(
     )
     blocks: list[Block] = [header(f"{STATUS_EMOJI[status]} #{incident.id} {title}")]
 
+    view = oncall or OnCallView()
     alert_total = max(incident.alert_count, len(incident.alerts))
     alerts_field = f"*Alerts*\n{alert_total}"
     if incident.truncated_alerts:
@@ -158,7 +160,7 @@ def incident_card(
         f"*Severity*\n{severity_label(incident.severity)}",
         f"*Service*\n{escape(incident.service or 'unknown')}",
         alerts_field,
-        f"*Escalation level*\n{incident.escalation_level}",
+        f"*Escalation level*\n{escalation_text(incident.escalation_level, view.page)}",
         f"*Acknowledged by*\n{who(incident.acknowledged_by)}",
         f"*Started*\n{slack_date(incident.started_at)} ({_firing_for(incident, now)})",
     ]
@@ -191,7 +193,7 @@ def incident_card(
     if incident.related:
         blocks.append(context(related_line(incident.related)))
 
-    blocks.extend(oncall_blocks(incident, oncall or OnCallView()))
+    blocks.extend(oncall_blocks(incident, view))
     actions = incident_actions(incident)
     if page_url:
         actions.elements.append(
@@ -202,11 +204,41 @@ def incident_card(
             )
         )
     blocks.append(actions)
-    footer = [f"Incident #{incident.id}"]
-    if incident.group_key:
-        footer.append(f"group `{escape(truncate(incident.group_key, 80))}`")
-    blocks.append(context(" · ".join(footer)))
+    blocks.append(context(footer_text(incident)))
     return text, bounded(blocks)
+
+
+FOOTER_LABELS_SHOWN = 4
+
+
+def footer_text(incident: IncidentOut) -> str:
+    """`Incident #7 · HighErrorRate · service=checkout`: the group as people read it (its
+    alert name and the other labels it is grouped by), never Alertmanager's raw group key,
+    which is routing syntax (`{}/{severity=~"…"}:{…}`)."""
+    grouped = group_labels(incident.group_key, incident.labels)
+    name = grouped.get("alertname") or incident.labels.get("alertname")
+    if len(grouped) > FOOTER_LABELS_SHOWN + 1:  # not grouped by a few labels: all of them
+        grouped = {}
+    shown = [f"{k}={v}" for k, v in sorted(grouped.items()) if v and k != "alertname"]
+    parts = [f"Incident #{incident.id}"]
+    if name:
+        parts.append(escape(truncate(name, 80)))
+    if shown:
+        parts.append(escape(truncate(", ".join(shown), 160)))
+    return " · ".join(parts)
+
+
+def escalation_text(level: int, page: LastPage | None) -> str:
+    """`1 of 2 (payments)`; level 0 is `0 — not paged yet`, so a bare 0 is never read as
+    "the first level"."""
+    if level <= 0:
+        return "0 — not paged yet"
+    said = str(level)
+    if page is not None and page.levels:
+        said += f" of {page.levels}"
+    if page is not None and page.policy:
+        said += f" ({escape(truncate(page.policy, 60))})"
+    return said
 
 
 def oncall_blocks(incident: IncidentOut, view: OnCallView) -> list[Block]:

@@ -43,6 +43,11 @@ METRIC_EVIDENCE_SHOWN = 8
 CLUSTER_EVIDENCE_SHOWN = 8
 EVIDENCE_LINE_MAX = 400
 REASONING_MAX = 1500
+NO_EVIDENCE = (
+    ":grey_question: *No evidence:* this analysis rests on no log line, metric or cluster "
+    "finding. Add a source under `sources.logs` / `sources.metrics` (or run `firebreak init`), "
+    "then *Re-investigate*."
+)
 
 
 def is_offline(analysis: Analysis) -> bool:
@@ -208,6 +213,8 @@ def rca_card(
     if evidence:
         blocks.append(DividerBlock())
         blocks.extend(evidence)
+    elif not failed:
+        blocks.append(context(NO_EVIDENCE))
     if analysis.remediation is not None:
         action = escape(truncate(analysis.remediation.action, 100))
         blocks.append(

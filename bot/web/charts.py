@@ -138,7 +138,7 @@ def svg_chart(
         height=HEIGHT,
         points=" ".join(f"{x(at)},{y(value)}" for at, value in samples),
         y_ticks=[Tick(y(v), _short(v)) for v in y_ticks],
-        x_ticks=[Tick(x(at), _clock(at)) for at in _time_ticks(t0, t1)],
+        x_ticks=[Tick(x(at), label) for at, label in _time_labels(_time_ticks(t0, t1))],
         markers=_markers(alert_start, change, x, top - 10, right),
         baseline_y=y(baseline) if baseline is not None else None,
         plot_top=top,
@@ -305,6 +305,15 @@ def _short(value: float) -> str:
 
 def _clock(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%H:%M")
+
+
+def _time_labels(ticks: list[datetime]) -> list[tuple[datetime, str]]:
+    """Each tick with its label: `HH:MM`, or `HH:MM:SS` when ticks are closer than a minute,
+    so a short window's axis never reads the same minute at every tick."""
+    labels = [_clock(at) for at in ticks]
+    if len(set(labels)) < len(labels):
+        labels = [at.astimezone(UTC).strftime("%H:%M:%S") for at in ticks]
+    return list(zip(ticks, labels, strict=True))
 
 
 class ChartDrawer:

@@ -73,6 +73,7 @@ def _environment() -> Environment:
     )
     env.filters["when"] = _when
     env.filters["ago"] = _ago
+    env.filters["took"] = duration
     return env
 
 

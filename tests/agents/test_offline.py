@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from firebreak.agents.offline import MAX_CONFIDENCE, analyze_offline
 from firebreak.agents.schema import RootCauseAnalysis
 from firebreak.tools.evidence import build_evidence
@@ -168,6 +170,21 @@ def test_no_configured_source_is_said_plainly() -> None:
     assert "no log or metric sources are configured" in rca.root_cause
     assert "returned nothing" not in rca.root_cause
     assert "firebreak init" in rca.recommendation
+
+
+@pytest.mark.parametrize(
+    "ev",
+    [Evidence(), Evidence(reports=[SourceReport(source="loki", kind="loki", error=None)])],
+    ids=["no-source", "sources-returned-nothing"],
+)
+def test_no_evidence_proposes_no_action(ev: Evidence) -> None:
+    rca = analyze_offline(ALERT, ev)
+    assert rca.mitigation.startswith("None proposed: with no evidence")
+    assert "restart" not in rca.mitigation and "scale" not in rca.mitigation
+    assert "Roll back" not in rca.mitigation
+    assert rca.remediation is None and rca.evidence == []
+    assert rca.confidence_score <= 10
+    assert "evidence" in rca.prevention
 
 
 def test_an_oom_kill_in_the_cluster_is_an_error_and_a_rollout_a_change() -> None:

@@ -160,3 +160,15 @@ def test_slack_manifest(
     else:
         assert settings["socket_mode_enabled"] is True
         assert "url" not in command and "request_url" not in settings["interactivity"]
+
+
+async def test_console_keeps_shared_files_in_one_place(tmp_path: Path) -> None:
+    out = io.StringIO()
+    transport = ConsoleTransport(Console(file=out, width=300), files_dir=tmp_path / "files")
+    for content in (b"\x89PNG-1", b"\x89PNG-2"):  # shared twice, e.g. after re-investigating
+        chart = ThreadFile(filename="incident-1-chart.png", title="errors", content=content)
+        await transport.upload("C0INCIDENTS", "1.000001", chart)
+    kept = list((tmp_path / "files").iterdir())
+    assert [p.name for p in kept] == ["incident-1-chart.png"]
+    assert kept[0].read_bytes() == b"\x89PNG-2"
+    assert f"written to {tmp_path / 'files' / 'incident-1-chart.png'}" in out.getvalue()

@@ -429,3 +429,32 @@ async def test_an_alert_that_would_page_nobody_is_a_warning(tmp_path: Path) -> N
         code, out, err = await run_cli("check", "--config", str(tmp_path / "c.yaml"))
         assert code == 0, out + err  # a warning, not a failure
         assert (warning in err) if warning else ("warning" not in err), err
+
+
+async def test_a_host_that_does_not_resolve_is_named(tmp_path: Path) -> None:
+    config = Config(
+        store={"url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"},
+        slack={"mode": "console"},
+        llm={"provider": "offline"},
+        sources={"metrics": [{"name": "prom", "type": "prometheus", "url": "http://prom.invalid"}]},
+    )
+    results = by_name(await run_checks(config, Secrets(), "valid"))
+    line = results["metrics:prom"]
+    assert not line.ok
+    assert "cannot resolve host 'prom.invalid' (DNS)" in line.detail, line.detail
+
+
+async def test_no_source_says_the_rca_has_no_evidence(tmp_path: Path) -> None:
+    bare = {
+        "store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"},
+        "slack": {"mode": "console"},
+    }
+    (tmp_path / "c.yaml").write_text(json.dumps(bare))
+    code, out, _ = await run_cli("check", "--config", str(tmp_path / "c.yaml"))
+    assert code == 0, out
+    assert "the RCA has no evidence to rest on; add one under sources.logs" in out
+    (tmp_path / "app.log").write_text("2026-11-22T10:00:00Z INFO hello\n")
+    logs = {"logs": [{"name": "app", "type": "file", "path": str(tmp_path / "*.log")}]}
+    (tmp_path / "c.yaml").write_text(json.dumps(bare | {"sources": logs}))
+    code, out, _ = await run_cli("check", "--config", str(tmp_path / "c.yaml"))
+    assert code == 0 and "no evidence" not in out, out

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from firebreak.config import load_config
-from firebreak.init import DEFAULT_URLS, InitOptions, init_main
+from firebreak.init import DEFAULT_URLS, LOCAL_STACK_URLS, InitOptions, init_main
 from tests.fakes.llm_servers import closed_port_url
 from tests.support.http import Answer, Seen, serving
 from tests.support.promstack import run_alertmanager, run_prometheus
@@ -73,10 +73,22 @@ def dead() -> str:
     return closed_port_url("ollama")
 
 
-def run_init(tmp_path: Path, defaults: dict[str, str], **options: object) -> tuple[int, str]:
+def run_init(
+    tmp_path: Path,
+    defaults: dict[str, str],
+    alternates: dict[str, str] | None = None,
+    **options: object,
+) -> tuple[int, str]:
+    """`firebreak init` against `defaults`; the local-stack alternates only when given, so a
+    stack running on this machine cannot change what a test finds."""
     console = Console(file=io.StringIO(), width=200, color_system=None)
     path = options.pop("path", tmp_path / "config.yaml")
-    code = init_main(InitOptions(path=path, **options), console, defaults=defaults)  # type: ignore[arg-type]
+    code = init_main(
+        InitOptions(path=path, **options),  # type: ignore[arg-type]
+        console,
+        defaults=defaults,
+        alternates=alternates or {},
+    )
     return code, console.file.getvalue()  # type: ignore[attr-defined]
 
 
@@ -133,6 +145,7 @@ def test_nothing_running_gives_a_working_offline_config(tmp_path: Path) -> None:
     [policy] = config.escalation.policies  # nobody is left unpaged by accident
     assert policy.match == {} and [level.notify for level in policy.levels] == [["C0INCIDENTS"]]
     assert config.escalation.paging_gap() is None
+    assert "the RCA will have no evidence; add one under sources.logs" in out
     assert "alerts page the incidents channel C0INCIDENTS (a post with @here)" in out
 
 
@@ -263,3 +276,29 @@ def test_cli_quotes_values_that_yaml_would_misread(tmp_path: Path) -> None:
         result = cli("--no-probe", "--force", "--slack-channel", channel, cwd=tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert load_config(tmp_path / "config.yaml").slack.channel == channel
+
+
+def test_the_local_stack_ports_are_tried_when_the_usual_ones_do_not_answer(
+    tmp_path: Path,
+) -> None:
+    with (
+        run_prometheus(tmp_path) as prometheus,
+        run_alertmanager(tmp_path, webhook_url="http://127.0.0.1:9/hook") as alertmanager,
+    ):
+        defaults = {name: dead() for name in DEFAULT_URLS}
+        stack = {"prometheus": prometheus, "alertmanager": alertmanager, "loki": dead()}
+        code, out = run_init(tmp_path, defaults, alternates=stack)
+    assert code == 0, out
+    assert f"✓ prometheus    {prometheus}" in out and f"✓ alertmanager  {alertmanager}" in out
+    assert "· loki" in out  # neither answered: the first answer stays
+    config = load_config(tmp_path / "config.yaml")
+    assert [(m.name, m.url) for m in config.sources.metrics] == [("prometheus", prometheus)]
+    assert config.slack.alertmanager_url == alertmanager
+    assert "RCA will have no evidence" not in out
+
+
+def test_the_local_stack_ports_are_the_readmes() -> None:
+    assert LOCAL_STACK_URLS == {
+        "prometheus": "http://localhost:19090",
+        "alertmanager": "http://localhost:19093",
+    }

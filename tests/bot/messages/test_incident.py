@@ -153,3 +153,26 @@ def test_card_has_an_open_in_firebreak_url_button():
     assert block_errors([b.to_dict() for b in blocks], limit=50) == []
     _, without = incident_card(make_incident())
     assert ACTION_OPEN_PAGE not in json.dumps([b.to_dict() for b in without])
+
+
+def test_footer_names_the_group_not_its_raw_key():
+    key = '{}/{severity=~"critical|page"}:{alertname="HighErrorRate", service="checkout"}'
+    incident = make_incident(group_key=key)
+    footer = blocks_json(incident_card(incident)[1])[-1]["elements"][0]["text"]
+    assert footer == "Incident #7 · HighErrorRate · service=checkout"
+    assert "severity=~" not in footer and "{" not in footer
+
+
+def test_escalation_says_level_of_levels_and_policy_and_what_0_means():
+    from firebreak.bot.messages.incident import OnCallView
+    from firebreak.store.escalations import LastPage
+
+    def field(incident, view=None) -> str:
+        return all_text(blocks_json(incident_card(incident, oncall=view)[1])[1:2])
+
+    assert "0 — not paged yet" in field(make_incident())
+    page = LastPage(
+        level=1, targets=["U0ALICE"], reasons={}, unstaffed=[], policy="payments", levels=2
+    )
+    paged = field(make_incident(escalation_level=1), OnCallView(page=page))
+    assert "1 of 2 (payments)" in paged

@@ -55,6 +55,13 @@ def test_rca_card_sections():
     assert not buttons(data)  # no remediation proposed, no buttons
 
 
+def test_an_analysis_without_evidence_says_so_and_how_to_add_some():
+    body = all_text(blocks_json(rca_card(make_incident(), make_analysis(evidence=[]))[1]))
+    assert "No evidence:" in body and "sources.logs" in body and "Re-investigate" in body
+    with_evidence = all_text(blocks_json(rca_card(make_incident(), make_analysis())[1]))
+    assert "No evidence:" not in with_evidence
+
+
 def test_rca_card_counts_the_follow_up_queries():
     def context(analysis: Analysis) -> str:
         return all_text(blocks_json(rca_card(make_incident(), analysis)[1])[-1:])

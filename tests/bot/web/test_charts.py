@@ -134,3 +134,16 @@ def test_the_worker_ends_when_its_parent_is_killed_with_sigkill() -> None:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+@pytest.mark.parametrize("span_s", [50, 120, 240, 1800])
+def test_x_ticks_never_all_read_the_same_time(span_s: int) -> None:
+    step = span_s / 20
+    samples = [
+        [(START + timedelta(seconds=i * step)).isoformat().replace("+00:00", "Z"), float(i)]
+        for i in range(21)
+    ]
+    chart = svg_chart(reading(samples=samples, changed_at=None), START)
+    assert chart is not None
+    labels = [tick.label for tick in chart.x_ticks]
+    assert len(labels) >= 2 and len(set(labels)) == len(labels), labels

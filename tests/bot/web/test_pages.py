@@ -15,7 +15,7 @@ from sqlalchemy import Connection, update
 from firebreak.bot.web import auth
 from firebreak.bot.web.auth import incident_link, incidents_link
 from firebreak.store.models import AnalysisRecord
-from tests.bot.web.html import parse
+from tests.bot.web.html import Page, parse
 from tests.bot.web.seed import evidence, seed_incident
 from tests.bot.web.serving import ALERT_START, NOW, TOKEN, open_incident, secrets, serving
 
@@ -349,3 +349,43 @@ async def test_the_stylesheet_is_served(store_url: str) -> None:
         assert css.headers["content-type"].startswith("text/css")
         assert css.headers["x-content-type-options"] == "nosniff"
         assert ".chart .marker-alert-start line" in css.text
+
+
+async def test_a_resolved_incident_says_how_long_it_lasted(store_url: str) -> None:
+    async with serving(store_url, secrets(token=None)) as app:
+        seeded = await seed_incident(app.runtime.writer, ALERT_START)
+        path = f"/incidents/{seeded.incident_id}"
+        open_page = parse((await app.client.get(path)).text)
+        assert "ago" in _fact(open_page, "Started") and "lasted" not in open_page.text
+        resolved = await app.client.post(
+            f"/api/v1{path}/resolve", json={"by": "U0ALICE"}, headers={}
+        )
+        assert resolved.status_code == 200, resolved.text
+        page = parse((await app.client.get(path)).text)
+        started = _fact(page, "Started")
+        assert "lasted " in started and "ago" not in started
+        assert "ago" in _fact(page, "Resolved")
+
+
+def _fact(page: Page, name: str) -> str:
+    """The text of one fact of the page's facts list, from its name to the next."""
+    facts = page.text[page.text.index("Started") : page.text.index("Root cause analysis")]
+    start = facts.index(name)
+    following = [facts.index(n, start + 1) for n in FACT_NAMES if n in facts[start + 1 :]]
+    return facts[start : min(following, default=len(facts))]
+
+
+FACT_NAMES = ("Started", "Alerts", "Escalation level", "Acknowledged", "Resolved")
+
+
+def test_timeline_messages_break_rather_than_widen_the_page() -> None:
+    """A group key or URL has no spaces; without a break rule it widens the timeline past a
+    1280 px window."""
+    from pathlib import Path
+
+    import firebreak.bot.web as web
+
+    css = (Path(web.__file__).parent / "static" / "style.css").read_text()
+    rule = css[css.index(".timeline .message") :]
+    rule = rule[: rule.index("}")]
+    assert "overflow-wrap: anywhere" in rule and "min-width: 0" in rule
