@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from typing import Any
 
 from tests.fakes.slack_api import FakeSlackApi
 from tests.oncall.rig import (
@@ -29,6 +31,15 @@ ON_CALL = "on call for payments-primary"
 FAST_SWEEP = {"sweep_interval_s": 0.5}
 
 
+def laddered_app(
+    store_url: str, slack: FakeSlackApi, rotation: dict[str, Any], ladder: dict[str, Any]
+) -> AbstractAsyncContextManager[RunningApp]:
+    """The app with one schedule and one escalation policy, swept quickly."""
+    return oncall_app(
+        store_url, slack, schedules=[rotation], escalation={"policies": [ladder], **FAST_SWEEP}
+    )
+
+
 async def test_a_handoff_between_two_steps_pages_the_new_person(store_url: str) -> None:
     # Alice's shift ends 4 s from now; level 1 fires at once, level 2 six seconds later.
     rotation = schedule(local_start(timedelta(seconds=4)), ["U0ALICE", "U0BOB"])
@@ -36,12 +47,7 @@ async def test_a_handoff_between_two_steps_pages_the_new_person(store_url: str) 
         (["schedule:payments-primary"], 6), (["schedule:payments-primary", "U0LEAD"], 60)
     )
     with FakeSlackApi() as slack:
-        async with oncall_app(
-            store_url,
-            slack,
-            schedules=[rotation],
-            escalation={"policies": [ladder], **FAST_SWEEP},
-        ) as app:
+        async with laddered_app(store_url, slack, rotation, ladder) as app:
             incident_id = await open_incident(app)
             first = (await events(app, incident_id, "ESCALATED"))[0]
             assert first["data"]["targets"] == ["U0ALICE"]
@@ -73,12 +79,7 @@ async def test_nobody_on_call_is_said_in_the_thread(store_url: str) -> None:
     rotation = schedule("2031-01-01T00:00:00", ["U0ALICE"])  # nobody before the rotation starts
     ladder = policy((["schedule:payments-primary"], 60))
     with FakeSlackApi() as slack:
-        async with oncall_app(
-            store_url,
-            slack,
-            schedules=[rotation],
-            escalation={"policies": [ladder], **FAST_SWEEP},
-        ) as app:
+        async with laddered_app(store_url, slack, rotation, ladder) as app:
             incident_id = await open_incident(app)
             page = (await events(app, incident_id, "ESCALATED"))[0]
             assert page["data"]["targets"] == []
