@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -77,19 +78,20 @@ def run_init(
     tmp_path: Path,
     defaults: dict[str, str],
     alternates: dict[str, str] | None = None,
-    **options: object,
+    **options: Any,
 ) -> tuple[int, str]:
     """`firebreak init` against `defaults`; the local-stack alternates only when given, so a
     stack running on this machine cannot change what a test finds."""
-    console = Console(file=io.StringIO(), width=200, color_system=None)
+    shown = io.StringIO()
+    console = Console(file=shown, width=200, color_system=None)
     path = options.pop("path", tmp_path / "config.yaml")
     code = init_main(
-        InitOptions(path=path, **options),  # type: ignore[arg-type]
+        InitOptions(path=path, **options),
         console,
         defaults=defaults,
         alternates=alternates or {},
     )
-    return code, console.file.getvalue()  # type: ignore[attr-defined]
+    return code, shown.getvalue()
 
 
 def test_everything_found_is_configured(tmp_path: Path) -> None:
