@@ -124,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(one)
     one.set_defaults(run=_incident)
 
+    link = commands.add_parser(
+        "open", help="print a signed link to an incident's page (server.public_url)"
+    )
+    link.add_argument("id", type=_incident_id, help="incident id (#12 or 12)")
+    _config_option(link)
+    link.set_defaults(run=_open)
+
     for name, what in (
         ("ack", "acknowledge an incident (stops its escalation)"),
         ("resolve", "resolve an incident"),
@@ -424,6 +431,15 @@ def _incident(args: argparse.Namespace) -> int:
 
     config, _ = _load(args)
     return show_incident(config, args.id, Console(highlight=False))
+
+
+def _open(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from firebreak.incidents_cli import show_page_link
+
+    config, secrets = _load(args)
+    return show_page_link(config, secrets, args.id, Console(highlight=False))
 
 
 def _db_purge(args: argparse.Namespace) -> int:
