@@ -206,14 +206,15 @@ class Handlers:
         reads = {"status": self.status, "timeline": self.timeline, "link": self.link}
         return await reads[sub](incident_id, user)
 
-    async def link(self, incident_id: int, _user: str = "") -> Reply:
-        """The incident page's signed link, as the card carries it (ephemeral, like every
-        answer to the command)."""
+    async def link(self, incident_id: int, user: str = "") -> Reply:
+        """The incident page's signed link, made for `user` (the page's forms act as them),
+        answered to them only, like every answer to the command."""
         async with self.engine.connect() as conn:
             if not await incidents.exists(conn, incident_id):
                 return replies.missing(incident_id)
+        now = datetime.now(UTC)
         url = incident_link(
-            self.notifier.public_url, incident_id, self.notifier.secrets, datetime.now(UTC)
+            self.notifier.public_url, incident_id, self.notifier.secrets, now, person=user
         )
         return Reply(page_link_text(incident_id, url))
 

@@ -128,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
         "open", help="print a signed link to an incident's page (server.public_url)"
     )
     link.add_argument("id", type=_incident_id, help="incident id (#12 or 12)")
+    link.add_argument(
+        "--by",
+        type=_actor,
+        default=None,
+        help="whom the link is for: the page's forms act as them (default: the OS user, $USER)",
+    )
     _config_option(link)
     link.set_defaults(run=_open)
 
@@ -434,12 +440,15 @@ def _incident(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace) -> int:
+    import getpass
+
     from rich.console import Console
 
     from firebreak.incidents_cli import show_page_link
 
     config, secrets = _load(args)
-    return show_page_link(config, secrets, args.id, Console(highlight=False))
+    by = args.by or getpass.getuser()
+    return show_page_link(config, secrets, args.id, by, Console(highlight=False))
 
 
 def _db_purge(args: argparse.Namespace) -> int:

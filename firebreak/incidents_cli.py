@@ -88,9 +88,12 @@ def show_incident(config: Config, incident_id: int, console: Console) -> int:
     return 0
 
 
-def show_page_link(config: Config, secrets: Secrets, incident_id: int, console: Console) -> int:
+def show_page_link(
+    config: Config, secrets: Secrets, incident_id: int, person: str, console: Console
+) -> int:
     """Print the incident's page URL, signed as the Slack card signs it (bot/web/auth.py), so
-    a browser opens it with the API token set; 1 when there is no such incident."""
+    a browser opens it with the API token set, and made for `person` (the page's forms act as
+    them); 1 when there is no such incident."""
     from firebreak.bot.web.auth import incident_link  # Starlette: only for this command
 
     try:
@@ -101,7 +104,8 @@ def show_page_link(config: Config, secrets: Secrets, incident_id: int, console: 
     if not found:
         console.print(Text(f"There is no incident #{incident_id}.", style="red"))
         return 1
-    url = incident_link(config.server.public_url, incident_id, secrets, datetime.now(UTC))
+    now = datetime.now(UTC)
+    url = incident_link(config.server.public_url, incident_id, secrets, now, person=person)
     console.print(Text(url), soft_wrap=True)
     return 0
 

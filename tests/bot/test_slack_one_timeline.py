@@ -7,10 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
 
 from tests.bot.slack_harness import CHANNEL, FakeInvestigations, SlackRig, slack_rig
+from tests.bot.test_slack_interactions import command
+from tests.bot.test_slack_links import links
 from tests.firebreak.test_cli import FIREBREAK
 from tests.support.slack_signing import app_mention
 
@@ -95,3 +101,26 @@ async def test_command_line_notes_reach_the_thread_through_the_server(
         (note,) = await rig.wait(lambda: said(rig, ts, "Note from erin: cache flushed"))
         assert "via the command line" in note
         await rig.wait(lambda: said(rig, ts, "Acknowledged by erin (via the command line)"))
+
+
+async def test_the_pages_forms_reach_the_thread(store_url: str) -> None:
+    """`/incident link` makes a link for the asker; the page's forms act as them."""
+    async with slack_rig(store_url, api_token=TOKEN) as rig:
+        incident_id = await rig.alert("g1", "a")
+        ts = await rig.card_ts(incident_id)
+        answer, _ = await command(rig, f"link {incident_id}", user_id="U0BOB")
+        url = links(answer)[f"Incident #{incident_id} in Firebreak"]
+        parts = urlsplit(url)
+        async with httpx.AsyncClient(base_url=rig.app.url) as browser:
+            assert (await browser.get(f"{parts.path}?{parts.query}")).status_code == 303
+            page = await browser.get(parts.path)
+            (csrf,) = set(re.findall(r'name="csrf" value="([^"]+)"', page.text))
+            noted = await browser.post(
+                f"{parts.path}/notes", data={"csrf": csrf, "text": "db failover done"}
+            )
+            acked = await browser.post(f"{parts.path}/acknowledge", data={"csrf": csrf})
+            assert (noted.status_code, acked.status_code) == (303, 303)
+
+        (note,) = await rig.wait(lambda: said(rig, ts, "Note from <@U0BOB>: db failover done"))
+        assert "via the incident page" in note
+        await rig.wait(lambda: said(rig, ts, "Acknowledged by <@U0BOB> (via the incident page)"))
