@@ -4,6 +4,7 @@ everything else is refused, naming the problem, and changes nothing."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -125,3 +126,15 @@ async def test_access_applies_to_the_persons_forms(store_url: str) -> None:
             )
             assert refused.status_code == 403 and "U0ALICE" in refused.text
         assert EventType.ACKNOWLEDGED not in [t for t, _, _ in await timeline(app, incident_id)]
+
+
+async def test_a_link_cannot_be_rewritten_for_someone_else(store_url: str) -> None:
+    async with serving(store_url) as app:
+        incident_id = await open_incident(app.runtime.writer, "k", service="api", severity="page")
+        link = incident_link(app.url, incident_id, app.runtime.secrets, NOW, person="alice")
+        scope, stamp, person, mac = link.split("token=")[1].split(".")
+        bob = base64.urlsafe_b64encode(b"bob").rstrip(b"=").decode()
+        assert person != bob
+        for token in (f"{scope}.{stamp}.{bob}.{mac}", f"{scope}.{stamp}.{mac}"):
+            forged = await app.client.get(f"/incidents/{incident_id}?token={token}")
+            assert forged.status_code == 401 and "not valid" in forged.text
