@@ -62,7 +62,6 @@ _TOKEN = re.compile(
 _STYLE = {"*": "bold", "_": "italic", "~": "strike"}
 _MENTION_STYLE = "bold magenta"
 _CODE_STYLE = "cyan"
-TERMINAL_URL_MAX = 60  # longer URLs (a graph's encoded PromQL) become just their label
 
 
 def mrkdwn_to_text(text: str, *, markup: bool = False) -> str:
@@ -127,15 +126,11 @@ def _angle(inner: str, markup: bool) -> str:
 
 
 def _link_text(url: str, label: str, markup: bool) -> str:
-    """``label (url)`` for a short URL, ``label ↗`` for a long one; clickable with markup."""
-    if not label:  # a bare <url>
-        shown = rich_escape(url) if markup else url
-        return f"[link={_markup_url(url)}]{shown}[/link]" if markup else shown
-    shown = url if len(url) <= TERMINAL_URL_MAX else ""
-    tail = f" ({rich_escape(shown) if markup else shown})" if shown else " ↗"
-    if not markup:
-        return label + tail
-    return f"[link={_markup_url(url)}]{label}{tail}[/link]"
+    """``label (url)``, the whole URL however long: in a terminal the URL is all there is to
+    open or copy (a signed page link is useless without its token). Clickable with markup."""
+    shown = rich_escape(url) if markup else url
+    text = f"{label} ({shown})" if label else shown
+    return f"[link={_markup_url(url)}]{text}[/link]" if markup else text
 
 
 def _markup_url(url: str) -> str:

@@ -38,6 +38,7 @@ from firebreak.bot.messages.commands import (
     help_text,
     incident_list_blocks,
     no_incident_text,
+    page_link_text,
     timeline_blocks,
     unknown_command_text,
     usage_text,
@@ -78,6 +79,7 @@ from firebreak.bot.messages.silences import (
 )
 from firebreak.bot.slack_outbox import OutboxNotifier
 from firebreak.bot.slack_transport import ThreadFile
+from firebreak.bot.web.auth import incident_link, incidents_link
 from firebreak.incidents.feedback import FeedbackOps
 from firebreak.incidents.flows import IncidentOps
 from firebreak.incidents.ports import Investigations, Postmortems, RemediationVote
@@ -98,7 +100,7 @@ _ID = re.compile(r"^#?(\d{1,18})$")
 
 Answer = Callable[..., Awaitable[None]]
 ById = Callable[[int, str], Coroutine[Any, Any, Reply]]
-READS = ("status", "timeline")  # open in the incident's channel, and to responders anywhere
+READS = ("status", "timeline", "link")  # open in the incident's channel, and to responders anywhere
 
 
 def responders_only(what: str) -> Callable[[Any], Any]:
@@ -201,7 +203,20 @@ class Handlers:
         if refused is not None:
             card = await self.access.card_channel(incident_id)
             return replies.not_readable_here(refused, card)
-        return await (self.status if sub == "status" else self.timeline)(incident_id, user)
+        reads = {"status": self.status, "timeline": self.timeline, "link": self.link}
+        return await reads[sub](incident_id, user)
+
+    async def link(self, incident_id: int, user: str = "") -> Reply:
+        """The incident page's signed link, made for `user` (the page's forms act as them),
+        answered to them only, like every answer to the command."""
+        async with self.engine.connect() as conn:
+            if not await incidents.exists(conn, incident_id):
+                return replies.missing(incident_id)
+        now = datetime.now(UTC)
+        url = incident_link(
+            self.notifier.public_url, incident_id, self.notifier.secrets, now, person=user
+        )
+        return Reply(page_link_text(incident_id, url))
 
     async def list_open(self, user: str = "", channel: str = "") -> Reply:
         """The open incidents `user` may read from `channel`."""
@@ -215,7 +230,14 @@ class Handlers:
         found = [incident.shown(self.ops.redactor.redact_value) for incident in found]
         found.sort(key=lambda i: i.id, reverse=True)
         text = f"{len(found)} open incident(s)" if found else "No open incidents."
-        return Reply(text, incident_list_blocks(found))
+        return Reply(text, incident_list_blocks(found, self._list_link()))
+
+    def _list_link(self) -> str | None:
+        """The list page's signed link. Its session opens every incident's page, so it is
+        given only while `access.responders` is not configured (everyone may read all)."""
+        if self.access.config is not None:
+            return None
+        return incidents_link(self.notifier.public_url, self.notifier.secrets, datetime.now(UTC))
 
     async def decide(self, target: ApprovalTarget, user: str, approve: bool, delay_s: float) -> str:
         """Approve or reject exactly the proposal on the message clicked (its run and digest).
@@ -309,6 +331,7 @@ class Handlers:
         return {
             "status": self.status,
             "timeline": self.timeline,
+            "link": self.link,
             "ack": self.acknowledge,
             "acknowledge": self.acknowledge,
             "escalate": self.escalate,

@@ -9,7 +9,8 @@
 
 Why through `incidents.flows.IncidentOps` and not the store: a button in Slack and a script
 calling this API must do the same thing (stop the ladder, refresh the card, page the next
-level, record the actor), so both call the one set of incident actions (`runtime.incidents`).
+level, record the actor), so both call the one set of incident actions (`runtime.incidents`),
+which also tells the incident's Slack thread who acknowledged, escalated or noted what here.
 This module only checks the request and shapes the answer.
 
 Answers: the incident JSON (as `GET /api/v1/incidents/{id}`), 200 also when nothing changed
@@ -52,6 +53,7 @@ from firebreak.bot.auth import api_route
 from firebreak.bot.errors import PayloadTooLarge, error_response, read_body, validation_response
 from firebreak.incidents.feedback import MAX_CAUSE, FeedbackResult
 from firebreak.incidents.flows import IncidentOps, Outcome, Result
+from firebreak.incidents.notices import Surface
 from firebreak.store import incidents
 from firebreak.store.payloads import no_nul
 from firebreak.store.schemas import Verdict
@@ -61,6 +63,7 @@ __all__ = ["ActionBody", "FeedbackBody", "NoteBody", "write_routes"]
 log = structlog.get_logger(__name__)
 
 MAX_ACTOR = 64  # the store's actor columns
+API: Surface = "api"  # the surface the thread names for these actions (`ActedElsewhere`)
 MAX_NOTE = 4000
 
 
@@ -119,12 +122,14 @@ B = TypeVar("B", bound=ActionBody)
 
 async def acknowledge(request: Request) -> JSONResponse:
     return await _act(
-        request, "acknowledge", ActionBody, lambda ops, i, b: ops.acknowledge(i, b.by)
+        request, "acknowledge", ActionBody, lambda ops, i, b: ops.acknowledge(i, b.by, via=API)
     )
 
 
 async def escalate(request: Request) -> JSONResponse:
-    return await _act(request, "escalate", ActionBody, lambda ops, i, b: ops.escalate(i, b.by))
+    return await _act(
+        request, "escalate", ActionBody, lambda ops, i, b: ops.escalate(i, b.by, via=API)
+    )
 
 
 async def resolve(request: Request) -> JSONResponse:
@@ -132,7 +137,9 @@ async def resolve(request: Request) -> JSONResponse:
 
 
 async def add_note(request: Request) -> JSONResponse:
-    return await _act(request, "note", NoteBody, lambda ops, i, b: ops.add_note(i, b.by, b.text))
+    return await _act(
+        request, "note", NoteBody, lambda ops, i, b: ops.add_note(i, b.by, b.text, via=API)
+    )
 
 
 async def feedback(request: Request) -> JSONResponse:

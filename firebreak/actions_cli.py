@@ -3,11 +3,12 @@
 The actions are the ones Slack's buttons and the write API run (`incidents.flows.IncidentOps`,
 with the escalation component behind `escalate`), on the configured store, recorded on the
 timeline as done by `--by`. What Slack must hear (the card's new state, the resolution reply,
-the pages) is written to the Slack outbox exactly as the server writes it; the drainer of a
-running `firebreak serve` delivers it within `OutboxSettings.poll_s`, or the next one to start
-does. A ladder's next step is the store's `next_at`, which the running server's scheduler
-sweeps up (`escalation.sweep_interval_s`). `access.responders` is not asked: whoever can read
-the configuration and reach the store can change it anyway.
+the pages, and in the thread who acknowledged, escalated or noted what from here) is written to
+the Slack outbox exactly as the server writes it; the drainer of a running `firebreak serve`
+delivers it within `OutboxSettings.poll_s`, or the next one to start does. A ladder's next
+step is the store's `next_at`, which the running server's scheduler sweeps up
+(`escalation.sweep_interval_s`). `access.responders` is not asked: whoever can read the
+configuration and reach the store can change it anyway.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from firebreak.config import Config, Secrets
 from firebreak.escalation.flows import EscalationService
 from firebreak.incidents.events import EventBus
 from firebreak.incidents.flows import IncidentOps, Outcome, Result
+from firebreak.incidents.notices import Surface
 from firebreak.incidents.ports import Decision, RemediationVote
 from firebreak.incidents_cli import StoreUnreadable, ensure_store
 from firebreak.oncall.schedules import OnCall
@@ -38,6 +40,7 @@ from firebreak.tools.redact import Redactor
 __all__ = ["ACTIONS", "Said", "act"]
 
 ACTIONS = ("ack", "resolve", "escalate", "note")
+CLI: Surface = "cli"  # the surface the Slack thread names for these actions (`ActedElsewhere`)
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,13 @@ async def _act(
                 raise StoreUnreadable("the store is not migrated yet: run `firebreak db upgrade`")
         match action:
             case "ack":
-                return acknowledged(await ops.acknowledge(incident_id, by), by)
+                return acknowledged(await ops.acknowledge(incident_id, by, via=CLI), by)
             case "resolve":
                 return resolved(await ops.resolve(incident_id, by), by)
             case "escalate":
-                return escalated(await ops.escalate(incident_id, by))
+                return escalated(await ops.escalate(incident_id, by, via=CLI))
             case _:
-                return noted(await ops.add_note(incident_id, by, text), by)
+                return noted(await ops.add_note(incident_id, by, text, via=CLI), by)
 
 
 @asynccontextmanager
@@ -126,6 +129,7 @@ async def incident_ops(
             escalations=escalations,
             investigations=NoInvestigations(),
             redactor=redactor,
+            notifier=outbox,
         )
 
 

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from firebreak.bot import api, memory_api, schedules_api, slack_http, webhooks, write_api
-from firebreak.bot.web import pages
+from firebreak.bot.web import actions, pages
 from firebreak.components import Parts, assembled
 from firebreak.config import Config, Secrets
 
@@ -72,4 +72,5 @@ def routes() -> list[BaseRoute]:
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
         *pages.routes(),  # /incidents, /incidents/{id}, /static/style.css
+        *actions.routes(),  # the page's forms: POST /incidents/{id}/acknowledge|resolve|notes
     ]

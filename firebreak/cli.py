@@ -124,29 +124,31 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(one)
     one.set_defaults(run=_incident)
 
+    link = _incident_command(
+        commands,
+        "open",
+        "whom the link is for: the page's forms act as them (default: the OS user, $USER)",
+        help="print a signed link to an incident's page (server.public_url)",
+    )
+    link.set_defaults(run=_open)
+
     for name, purpose in (
         ("ack", "acknowledge an incident (stops its escalation)"),
         ("resolve", "resolve an incident"),
         ("escalate", "page an incident's next escalation level now"),
         ("note", "add a note to an incident's timeline"),
     ):
-        action = commands.add_parser(
+        action = _incident_command(
+            commands,
             name,
+            "who acts, recorded on the timeline (default: the OS user, $USER)",
             help=purpose,
             description=f"{purpose[:1].upper()}{purpose[1:]}"
             ", as Slack's buttons and the write API do; Slack is told through the outbox a "
             "running `firebreak serve` delivers.",
         )
-        action.add_argument("id", type=_incident_id, help="incident id (#12 or 12)")
         if name == "note":
             action.add_argument("text", type=_note_text, help="the note (quote it)")
-        action.add_argument(
-            "--by",
-            type=_actor,
-            default=None,
-            help="who acts, recorded on the timeline (default: the OS user, $USER)",
-        )
-        _config_option(action)
         action.set_defaults(run=_act, action=name)
 
     db = commands.add_parser("db", help="database maintenance")
@@ -215,6 +217,22 @@ def _positive_int(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
     return int(raw)
+
+
+def _incident_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    by: str,
+    *,
+    help: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """A command acting on one incident as someone: its id, `--by` and `--config`."""
+    parser = commands.add_parser(name, help=help, description=description)
+    parser.add_argument("id", type=_incident_id, help="incident id (#12 or 12)")
+    parser.add_argument("--by", type=_actor, default=None, help=by)
+    _config_option(parser)
+    return parser
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -424,6 +442,18 @@ def _incident(args: argparse.Namespace) -> int:
 
     config, _ = _load(args)
     return show_incident(config, args.id, Console(highlight=False))
+
+
+def _open(args: argparse.Namespace) -> int:
+    import getpass
+
+    from rich.console import Console
+
+    from firebreak.incidents_cli import show_page_link
+
+    config, secrets = _load(args)
+    by = args.by or getpass.getuser()
+    return show_page_link(config, secrets, args.id, by, Console(highlight=False))
 
 
 def _db_purge(args: argparse.Namespace) -> int:

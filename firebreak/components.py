@@ -265,6 +265,7 @@ async def assembled(config: Config, secrets: Secrets, parts: Parts) -> AsyncIter
             time_to_acknowledge=metrics.time_to_acknowledge,
             time_to_resolve=metrics.time_to_resolve,
             redactor=redactor,
+            notifier=notifier,
         )
         feedback = FeedbackOps(engine=engine, writer=writer, bus=bus, notifier=notifier)
         groups = SlackGroups(slack_client(outbox))

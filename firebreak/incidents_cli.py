@@ -1,4 +1,5 @@
-"""`firebreak incidents` and `firebreak incident ID`: the store, read from a terminal.
+"""`firebreak incidents`, `firebreak incident ID` and `firebreak open ID`: the store, read from
+a terminal.
 
 Reads go through the same `firebreak.store.incidents` queries the JSON API answers from, so
 the terminal and `GET /api/v1/incidents…` never disagree. Nothing is written: a SQLite file
@@ -24,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from firebreak.config import Config
+from firebreak.config import Config, Secrets
 from firebreak.store import incidents
 from firebreak.store.db import create_engine, is_migrated
 from firebreak.store.schemas import Analysis, IncidentOut, IncidentStatus, TimelineEventOut
@@ -38,6 +39,7 @@ __all__ = [
     "incidents_table",
     "show_incident",
     "show_list",
+    "show_page_link",
 ]
 
 STATUS_STYLE = {
@@ -83,6 +85,28 @@ def show_incident(config: Config, incident_id: int, console: Console) -> int:
     incident, events = found
     scrub = Redactor.from_config(config.investigation).redact_value
     console.print(incident_view(incident.shown(scrub), events))
+    return 0
+
+
+def show_page_link(
+    config: Config, secrets: Secrets, incident_id: int, person: str, console: Console
+) -> int:
+    """Print the incident's page URL, signed as the Slack card signs it (bot/web/auth.py), so
+    a browser opens it with the API token set, and made for `person` (the page's forms act as
+    them); 1 when there is no such incident."""
+    from firebreak.bot.web.auth import incident_link  # Starlette: only for this command
+
+    try:
+        found = _read(config, lambda conn: incidents.exists(conn, incident_id))
+    except StoreUnreadable as exc:
+        console.print(Text(str(exc), style="red"), soft_wrap=True)
+        return 1
+    if not found:
+        console.print(Text(f"There is no incident #{incident_id}.", style="red"))
+        return 1
+    now = datetime.now(UTC)
+    url = incident_link(config.server.public_url, incident_id, secrets, now, person=person)
+    console.print(Text(url), soft_wrap=True)
     return 0
 
 

@@ -1,5 +1,9 @@
 """The incident actions people take, from any surface: Slack buttons, `/incident`, the write
-API. Each returns an `Outcome` (what happened, as data); the surface words the answer.
+API, the command line, the incident page. Each returns an `Outcome` (what happened, as data);
+the surface words the answer. An action taken outside Slack names its surface (`via`): the
+incident's Slack thread is then told who did what (`ActedElsewhere`), so the thread shows
+every action and note wherever it was taken; Slack's own surface passes none, as Slack shows
+its own actions already, and its notes (questions in the thread) are said there as answers.
 
 State changes are conditional updates with their timeline event in one writer transaction
 (incidents/transitions.py), so a second click, a retry or another replica changes nothing;
@@ -13,7 +17,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -24,7 +28,8 @@ from firebreak.incidents import alert_text, transitions
 from firebreak.incidents.config import CorrelationConfig, IngestConfig
 from firebreak.incidents.events import Change, EventBus, IncidentEvent
 from firebreak.incidents.ingest import ALERTMANAGER, IngestOutcome, ingest, ingest_many
-from firebreak.incidents.ports import Escalation, Escalations, Investigations
+from firebreak.incidents.notices import ActedElsewhere, Surface
+from firebreak.incidents.ports import Escalation, Escalations, Investigations, Notifier
 from firebreak.store import incidents, memory
 from firebreak.store.incidents import record_event, utcnow
 from firebreak.store.payloads import AlertmanagerPayload
@@ -158,25 +163,31 @@ class IncidentOps:
         time_to_acknowledge: Histogram | None = None,
         time_to_resolve: Histogram | None = None,
         redactor: Redactor | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.engine = engine
         self.redactor = redactor or Redactor()
         self.writer = writer
         self.bus = bus
+        self.notifier = notifier  # tells the thread of actions taken outside Slack
         self.escalations = escalations
         self.investigations = investigations
         self.time_to_acknowledge = time_to_acknowledge
         self.time_to_resolve = time_to_resolve
 
-    async def acknowledge(self, incident_id: int, actor: str) -> Outcome:
+    async def acknowledge(
+        self, incident_id: int, actor: str, *, via: Surface | None = None
+    ) -> Outcome:
         done = await self.writer.run(
             partial(transitions.acknowledge, incident_id=incident_id, actor=actor)
         )
         if done.changed:
             await self._observe(incident_id, self.time_to_acknowledge, resolved=False)
-        return self._after(incident_id, done, Change.UPDATED, actor, "acknowledged")
+        outcome = self._after(incident_id, done, Change.UPDATED, actor, "acknowledged")
+        return self._told(outcome, "acknowledged", actor, via)
 
     async def resolve(self, incident_id: int, actor: str) -> Outcome:
+        """From any surface: the resolution's own thread reply names who resolved it."""
         done = await self.writer.run(
             partial(transitions.resolve, incident_id=incident_id, actor=actor)
         )
@@ -196,7 +207,9 @@ class IncidentOps:
         if seconds is not None:
             histogram.observe(seconds)
 
-    async def escalate(self, incident_id: int, actor: str) -> Outcome:
+    async def escalate(
+        self, incident_id: int, actor: str, *, via: Surface | None = None
+    ) -> Outcome:
         async with self.engine.connect() as conn:
             incident = await incidents.get_incident(conn, incident_id, with_alerts=False)
         if incident is None:
@@ -209,7 +222,9 @@ class IncidentOps:
             "missing": Result.MISSING,
             "raced": Result.UNCHANGED,
         }.get(escalation.result, Result.REFUSED)
-        return Outcome(result, incident_id, escalation=escalation)
+        return self._told(
+            Outcome(result, incident_id, escalation=escalation), "escalated", actor, via
+        )
 
     async def investigate(self, incident_id: int, actor: str) -> Outcome:
         if not await self._exists(incident_id):
@@ -232,11 +247,19 @@ class IncidentOps:
         return incident_id
 
     async def add_note(
-        self, incident_id: int, actor: str, text: str, data: dict[str, Any] | None = None
+        self,
+        incident_id: int,
+        actor: str,
+        text: str,
+        data: dict[str, Any] | None = None,
+        *,
+        via: Surface | None = None,
     ) -> Outcome:
         """A note, its text scrubbed on the way in (`clean`)."""
         scrubbed = self.redactor.redact_value(data) if data else data
-        return await self._note(incident_id, actor, self.clean(text), scrubbed)
+        text = self.clean(text)
+        outcome = await self._note(incident_id, actor, text, scrubbed)
+        return self._told(outcome, "note", actor, via, text[:MAX_NOTE])
 
     async def _note(
         self, incident_id: int, actor: str, text: str, data: dict[str, Any] | None = None
@@ -291,6 +314,20 @@ class IncidentOps:
             self.bus.publish(IncidentEvent(incident_id, change, actor))
         result = Result.DONE if done.changed else Result.UNCHANGED
         return Outcome(result, incident_id, done.status, done.acknowledged_by)
+
+    def _told(
+        self,
+        outcome: Outcome,
+        action: Literal["acknowledged", "escalated", "note"],
+        actor: str,
+        via: Surface | None,
+        text: str = "",
+    ) -> Outcome:
+        """Tell the thread of a change made outside Slack (`via`); see the module docstring."""
+        if via is not None and outcome.changed and self.notifier is not None:
+            notice = ActedElsewhere(action=action, actor=actor, via=via, text=text)
+            self.notifier.tell(outcome.incident_id, notice)
+        return outcome
 
     async def _exists(self, incident_id: int) -> bool:
         async with self.engine.connect() as conn:

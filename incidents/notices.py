@@ -168,6 +168,23 @@ class RemediationVerified(_Notice):
     error: str | None = None
 
 
+Surface = Literal["api", "cli", "page"]
+"""Where a person acted outside Slack: the write API, the command line, the incident page."""
+
+
+class ActedElsewhere(_Notice):
+    """A person acted on the incident outside Slack. Slack's own actions show in Slack already
+    (the card, the clicker's answer); these are told in the thread, attributed, so the thread
+    stays the one account of the incident wherever people act. `action` is `acknowledged`,
+    `escalated` or `note` (with its `text`); a resolution has its own reply already."""
+
+    kind: Literal["elsewhere"] = "elsewhere"
+    action: Literal["acknowledged", "escalated", "note"]
+    actor: str
+    via: Surface
+    text: str = ""
+
+
 Notice = Annotated[
     RcaReady
     | Paged
@@ -179,7 +196,8 @@ Notice = Annotated[
     | RemediationSuperseded
     | RemediationScheduled
     | RemediationFinished
-    | RemediationVerified,
+    | RemediationVerified
+    | ActedElsewhere,
     Field(discriminator="kind"),
 ]
 NOTICE = TypeAdapter(Notice)

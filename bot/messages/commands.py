@@ -10,6 +10,7 @@ from firebreak.bot.messages.blocks import (
     bounded,
     escape,
     header,
+    link,
     one_line,
     pack_sections,
     section,
@@ -73,10 +74,12 @@ def timeline_blocks(events: list[TimelineEventOut]) -> list[Block]:
     return bounded(blocks)
 
 
-def incident_list_blocks(incidents: list[IncidentOut]) -> list[Block]:
-    """One line per incident for ``/incident list``."""
+def incident_list_blocks(incidents: list[IncidentOut], list_url: str | None = None) -> list[Block]:
+    """One line per incident for ``/incident list``; ``list_url`` (the list page, a signed
+    link) ends it."""
+    more = [section(list_page_text(list_url))] if list_url else []
     if not incidents:
-        return [section(":tada: No open incidents.")]
+        return [section(":tada: No open incidents."), *more]
     lines = [
         f"{STATUS_EMOJI[IncidentStatus(i.status)]} *#{i.id}* "
         f"{escape(truncate(one_line(i.title), 120))} · {severity_label(i.severity)} · "
@@ -86,7 +89,21 @@ def incident_list_blocks(incidents: list[IncidentOut]) -> list[Block]:
     ]
     blocks = [header(f"Incidents ({len(incidents)})")]
     blocks += pack_sections(lines, max_sections=LIST_SECTIONS_MAX, more="_…and {n} more incidents_")
-    return bounded(blocks)
+    return bounded([*blocks, *more])
+
+
+def list_page_text(url: str) -> str:
+    label = link(url, "Every incident in Firebreak")
+    return f":globe_with_meridians: {label} (a signed link, for you only)"
+
+
+def page_link_text(incident_id: int, url: str) -> str:
+    """The answer to ``/incident link ID``: the page's signed link, shown to the asker only."""
+    return (
+        f":globe_with_meridians: {link(url, f'Incident #{incident_id} in Firebreak')} — "
+        "a signed link: it opens the page in a browser without the API token; share it only "
+        "with people who may see the incident."
+    )
 
 
 def help_text(command: str = "/incident") -> str:
@@ -102,6 +119,7 @@ def help_text(command: str = "/incident") -> str:
         ("investigate ID", "run the root-cause analysis again"),
         ("timeline ID", "everything that happened, in order"),
         ("postmortem ID", "a postmortem draft, posted in the incident's thread"),
+        ("link ID", "a signed link to the incident's page, for you only"),
         ("declare TITLE", "open an incident by hand"),
         ("oncall [SCHEDULE]", "who is on call now, until when, and who is next"),
         ("silence ID DURATION", "silence the incident's alerts in Alertmanager (e.g. 4h)"),

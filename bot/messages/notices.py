@@ -14,7 +14,9 @@ from firebreak.bot.messages.remediation import (
     remediation_scheduled_text,
     remediation_verified_text,
 )
+from firebreak.bot.messages.replies import acted_elsewhere_text
 from firebreak.incidents.notices import (
+    ActedElsewhere,
     Notice,
     Paged,
     RcaReady,
@@ -74,6 +76,8 @@ def notice_message(
             return _said(remediation_finished_text(notice))
         case RemediationVerified():
             return _said(remediation_verified_text(notice))
+        case ActedElsewhere():
+            return _said(acted_elsewhere_text(notice))
     raise TypeError(f"no Slack rendering for {type(notice).__name__}")
 
 
@@ -86,6 +90,7 @@ PURPOSES = {
     "page": "page",
     "paged_dm": "dm",
     "reminder": "reminder",
+    "elsewhere": "note",
 }
 
 

@@ -22,6 +22,7 @@ from firebreak.bot.messages.blocks import (
     who,
 )
 from firebreak.incidents.flows import Outcome, Result
+from firebreak.incidents.notices import ActedElsewhere
 from firebreak.incidents.ports import Escalation
 from firebreak.store.schemas import IncidentStatus
 from firebreak.tools.text import truncate
@@ -159,3 +160,19 @@ def answer_text(asker: str, question: str, answer: str) -> str:
     quoted = escape(truncate(one_line(question), 300))
     body = escape(truncate(answer.strip() or "_(no answer)_", SECTION_TEXT_MAX - 400))
     return f"{who(asker)} asked: _{quoted}_\n{body}"
+
+
+SURFACES = {"api": "the API", "cli": "the command line", "page": "the incident page"}
+NOTE_SHOWN_MAX = 3000
+
+
+def acted_elsewhere_text(notice: ActedElsewhere) -> str:
+    """The thread's line for an action taken outside Slack: who, what, and where."""
+    actor, where = who(notice.actor), SURFACES[notice.via]
+    if notice.action == "note":
+        text = escape(truncate(notice.text.strip(), NOTE_SHOWN_MAX))
+        return f":memo: Note from {actor}: {text}\n_via {where}_"
+    if notice.action == "acknowledged":
+        emoji = STATUS_EMOJI[IncidentStatus.ACKNOWLEDGED]
+        return f"{emoji} Acknowledged by {actor} (via {where}); the escalation ladder stops."
+    return f":mega: Escalated by {actor} (via {where})."

@@ -6,7 +6,8 @@ styles outright. The data comes through the store's own query functions, the sam
 API reads, so the page and the API cannot disagree.
 
 Access follows the API: open when `FIREBREAK_API_TOKEN` is unset, else a session from a
-signed link (bot/web/auth.py) or the API's bearer token. Order of checks: a malformed id is a
+signed link (bot/web/auth.py) or the API's bearer token. A session that names its person
+also gets the page's forms (bot/web/actions.py). Order of checks: a malformed id is a
 404 (it names nothing), then the session (401, before anything about the incident is looked
 up, so a stranger cannot probe which ids exist), then the lookup (404).
 """
@@ -85,7 +86,7 @@ async def incident_list(request: Request) -> Response:
     if (answer := _redeem_link(request, auth.ALL, now)) is not None:
         return answer
     if not auth.has_session(request, request.app.state.runtime.secrets, auth.ALL, now):
-        return _refused(request, "This page needs a session: open it from a Firebreak link.")
+        return refused(request, "This page needs a session: open it from a Firebreak link.")
     filters, problem = _filters(request)
     if problem:
         return _page(request, "error.html.j2", {"title": "Bad filter", "message": problem}, 400)
@@ -111,24 +112,25 @@ async def incident_list(request: Request) -> Response:
 async def incident_page(request: Request) -> Response:
     raw = request.path_params["incident_id"]
     if not (raw.isdigit() and len(raw) < 19):
-        return _not_found(request, raw)
+        return not_found(request, raw)
     now = datetime.now(UTC)
     incident_id = int(raw)
     if (answer := _redeem_link(request, str(incident_id), now)) is not None:
         return answer
     if not auth.has_session(request, request.app.state.runtime.secrets, str(incident_id), now):
-        return _refused(request, "This page needs a session: open it from the incident's card.")
+        return refused(request, "This page needs a session: open it from the incident's card.")
     async with request.app.state.runtime.engine.connect() as conn:
         incident = await incidents.get_incident(conn, incident_id)
         if incident is None:
-            return _not_found(request, raw)
+            return not_found(request, raw)
         events = await incidents.timeline(conn, incident_id) or []
         gathered = await incidents.latest_evidence(conn, incident_id)
         runs = await conn.run_sync(remediations.runs_of, incident_id)
         related = await memory.related(conn, incident_id)
     scrub = request.app.state.runtime.redactor.redact_value
     view = build_view(incident.shown(scrub), events, gathered, runs, related)
-    return _page(request, "incident.html.j2", {"view": view, "now": now})
+    session = auth.person_session(request, request.app.state.runtime.secrets, raw, now)
+    return _page(request, "incident.html.j2", {"view": view, "now": now, "session": session})
 
 
 async def stylesheet(_: Request) -> Response:
@@ -144,16 +146,18 @@ def _redeem_link(request: Request, scope: str, now: datetime) -> Response | None
     if token is None:
         return None
     key = auth.signing_key(request.app.state.runtime.secrets)
+    verdict = auth.Verdict(True)
     if key is not None:
         verdict = auth.verify(key, auth.LINK, token, scope, now)
         if not verdict.ok:
             reason = "has expired" if verdict.reason == "expired" else "is not valid"
-            return _refused(request, f"This link {reason}. Open the incident again from Slack.")
+            return refused(request, f"This link {reason}. Open the incident again from Slack.")
     rest = [(k, v) for k, v in request.query_params.multi_items() if k != auth.TOKEN_PARAM]
     target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
     response = RedirectResponse(target, status_code=303, headers={**SECURITY_HEADERS, **NO_STORE})
     if key is not None:
-        auth.start_session(response, key, scope, now, secure=request.url.scheme == "https")
+        secure = request.url.scheme == "https"
+        auth.start_session(response, key, scope, now, secure=secure, person=verdict.person)
     return response
 
 
@@ -189,13 +193,16 @@ def _page(request: Request, name: str, context: dict[str, Any], status: int = 20
     )
 
 
-def _refused(request: Request, message: str) -> Response:
-    context = {"title": "Session needed", "message": message}
-    response = _page(request, "error.html.j2", context, 401)
+def error_page(request: Request, title: str, message: str, status: int) -> Response:
+    """A refusal as a page that names the problem."""
+    return _page(request, "error.html.j2", {"title": title, "message": message}, status)
+
+
+def refused(request: Request, message: str) -> Response:
+    response = error_page(request, "Session needed", message, 401)
     response.headers["WWW-Authenticate"] = 'Bearer realm="firebreak"'
     return response
 
 
-def _not_found(request: Request, raw: str) -> Response:
-    context = {"title": "No such incident", "message": f"There is no incident {raw[:40]!r}."}
-    return _page(request, "error.html.j2", context, 404)
+def not_found(request: Request, raw: str) -> Response:
+    return error_page(request, "No such incident", f"There is no incident {raw[:40]!r}.", 404)

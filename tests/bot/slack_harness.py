@@ -218,9 +218,11 @@ class SlackRig:
         ]
 
 
-def slack_secrets() -> Secrets:
+def slack_secrets(api_token: str | None = None) -> Secrets:
     return Secrets(
-        slack_bot_token=SecretStr(DEFAULT_TOKEN), slack_signing_secret=SecretStr(SIGNING_SECRET)
+        slack_bot_token=SecretStr(DEFAULT_TOKEN),
+        slack_signing_secret=SecretStr(SIGNING_SECRET),
+        api_token=SecretStr(api_token) if api_token else None,
     )
 
 
@@ -235,9 +237,11 @@ async def slack_rig(
     slack: FakeSlackApi | None = None,
     with_doubles: bool = True,
     max_inline_wait_s: float = 10.0,
+    api_token: str | None = None,
     **sections: Any,
 ) -> AsyncIterator[SlackRig]:
-    """The app with a fake Slack; `sections` are more configuration (`access`, `llm`…)."""
+    """The app with a fake Slack; `sections` are more configuration (`access`, `llm`…);
+    `api_token` closes the API and the pages as `FIREBREAK_API_TOKEN` does."""
     async with AsyncExitStack() as stack:
         if slack is None:
             slack = stack.enter_context(FakeSlackApi())
@@ -256,5 +260,5 @@ async def slack_rig(
         )
         if investigations is not None:
             stack.callback(investigations.cancel)
-        app = await stack.enter_async_context(run_app(config, slack_secrets(), parts))
+        app = await stack.enter_async_context(run_app(config, slack_secrets(api_token), parts))
         yield SlackRig(app, slack, investigations, escalations)

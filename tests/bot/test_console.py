@@ -71,3 +71,14 @@ def test_render_text_markup_survives_hostile_urls_and_labels():
     out = io.StringIO()  # a terminal: the button is a hyperlink to the whole URL
     Console(file=out, width=200, color_system="standard", force_terminal=True).print(markup)
     assert "https://f.example.com/incidents/7?token=a%5Db%5Bc" in out.getvalue()
+
+
+def test_a_long_signed_link_is_printed_whole():
+    url = "http://localhost:8080/incidents/7?token=7.1796628548." + "A" * 43
+    blocks = incident_card(make_incident(), page_url=url)[1]
+    assert f"Open in Firebreak ({url}) ]" in render_text(blocks)
+    out = io.StringIO()
+    Console(file=out, width=400, color_system=None).print(render_text(blocks, markup=True))
+    assert f"Open in Firebreak ({url}) ]" in out.getvalue()
+    long_graph = "https://prometheus.example.com/graph?g0.expr=" + "x%28" * 40
+    assert mrkdwn_to_text(f"<{long_graph}|graph>") == f"graph ({long_graph})"

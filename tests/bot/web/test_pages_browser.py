@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from firebreak.bot.web.auth import incident_link, incidents_link
-from tests.bot.web.browser import dump_dom
+from firebreak.store import incidents
+from firebreak.store.schemas import EventType
+from tests.bot.web.browser import devtools, dump_dom
 from tests.bot.web.html import Page, parse
 from tests.bot.web.seed import seed_incident
 from tests.bot.web.serving import ALERT_START, NOW, open_incident, serving
@@ -105,3 +107,32 @@ async def test_the_list_filters(app: RunningApp) -> None:
     [chosen] = filtered.find("option", value="triggered")
     assert "selected" in chosen.attrs  # the form shows the filter in force
     assert rows(await chromium_page(link + "&severity=warning")) == [search]
+
+
+async def test_a_form_submitted_in_the_browser_acts_and_comes_back(app: RunningApp) -> None:
+    """A person's link, a note typed and Add note clicked, Acknowledge clicked: each posts
+    the form (its CSRF token with it), and the browser lands back on the page, which shows
+    it. The page itself runs no script; the clicks come from outside it."""
+    incident_id = await open_incident(app.runtime.writer, "k", service="api", severity="page")
+    link = incident_link(app.url, incident_id, app.runtime.secrets, NOW, person="U0ALICE")
+
+    async with devtools() as tab:
+        await tab.open(link)
+        page = parse(await tab.dom())
+        assert page.by_id("note") and page.by_id("acknowledge")
+        assert not page.find("script")
+        await tab.evaluate("document.querySelector('#note-text').value = 'rolled back v2.4.1'")
+        await tab.until_loaded(tab.evaluate("document.querySelector('#note button').click()"))
+        assert await tab.evaluate("location.pathname") == f"/incidents/{incident_id}"
+        await tab.until_loaded(
+            tab.evaluate("document.querySelector('#acknowledge button').click()")
+        )
+        after = parse(await tab.dom())
+
+    assert after.find(id="acknowledge") == []  # acknowledged: the button is gone
+    assert after.by_id("note") and "rolled back v2.4.1" in after.text
+    assert not any(CSP_VIOLATION in line for line in tab.log)
+    async with app.runtime.engine.connect() as conn:
+        events = await incidents.timeline(conn, incident_id) or []
+    acted = [(e.type, e.actor) for e in events if e.actor == "U0ALICE"]
+    assert acted == [(EventType.NOTE, "U0ALICE"), (EventType.ACKNOWLEDGED, "U0ALICE")]
