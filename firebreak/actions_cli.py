@@ -28,7 +28,7 @@ from firebreak.escalation.flows import EscalationService
 from firebreak.incidents.events import EventBus
 from firebreak.incidents.flows import IncidentOps, Outcome, Result
 from firebreak.incidents.notices import Surface
-from firebreak.incidents.ports import Decision, RemediationVote
+from firebreak.incidents.ports import NoInvestigations
 from firebreak.incidents_cli import StoreUnreadable, ensure_store
 from firebreak.oncall.schedules import OnCall
 from firebreak.scheduler.core import Due
@@ -144,25 +144,6 @@ class ServerTimers:
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         work.close()
-
-
-class NoInvestigations:
-    """The command line acts, it does not investigate (`firebreak investigate` does)."""
-
-    def on_event(self, event: object) -> None:
-        return None
-
-    def request(self, incident_id: int, *, actor: str, reason: str) -> bool:
-        return False
-
-    async def wait_idle(self) -> None:
-        return None
-
-    async def answer_question(self, incident_id: int, question: str, *, actor: str) -> str:
-        raise RuntimeError("the command line answers no questions")
-
-    async def decide_remediation(self, vote: RemediationVote) -> Decision:
-        return "nothing_waiting"
 
 
 # --------------------------------------------------------------------------------------------

@@ -74,6 +74,26 @@ class Investigations(Protocol):
         approvers."""
 
 
+class NoInvestigations:
+    """Investigations answered by nobody: where Firebreak acts without investigating (the
+    command line's actions; tests of the HTTP surface alone)."""
+
+    def on_event(self, event: IncidentEvent) -> None:
+        return None
+
+    def request(self, incident_id: int, *, actor: str, reason: str) -> bool:
+        return False
+
+    async def wait_idle(self) -> None:
+        return None
+
+    async def answer_question(self, incident_id: int, question: str, *, actor: str) -> str:
+        return "Investigations do not run here, so there is nobody to answer."
+
+    async def decide_remediation(self, vote: RemediationVote) -> Decision:
+        return "nothing_waiting"
+
+
 @dataclass(frozen=True)
 class Escalation:
     """What a manual escalation did: `paged` (level, targets), or why nobody was paged:

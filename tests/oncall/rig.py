@@ -14,10 +14,11 @@ import httpx
 from firebreak.bot.console import render_text
 from firebreak.bot.slack_app import SlackOptions
 from firebreak.components import Parts
+from firebreak.incidents.ports import NoInvestigations
 from tests.bot.slack_harness import FAST, slack_secrets
 from tests.conftest import make_config
 from tests.fakes.slack_api import FakeSlackApi
-from tests.support.app import NoInvestigations, RunningApp, run_app
+from tests.support.app import RunningApp, run_app
 from tests.support.payloads import alert, group
 from tests.support.slack_signing import block_actions, slash_command
 from tests.support.waiting import eventually

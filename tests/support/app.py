@@ -14,8 +14,7 @@ import uvicorn
 from firebreak.app import create_app
 from firebreak.components import Parts, QuietNotifier
 from firebreak.config import Config, Secrets
-from firebreak.incidents.events import IncidentEvent
-from firebreak.incidents.ports import Decision, RemediationVote
+from firebreak.incidents.ports import NoInvestigations
 from firebreak.runtime import Runtime
 
 
@@ -23,25 +22,6 @@ def free_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-class NoInvestigations:
-    """The investigations port answered by nobody: for tests of the HTTP surface alone."""
-
-    def on_event(self, event: IncidentEvent) -> None:
-        return None
-
-    def request(self, incident_id: int, *, actor: str, reason: str) -> bool:
-        return False
-
-    async def wait_idle(self) -> None:
-        return None
-
-    async def answer_question(self, incident_id: int, question: str, *, actor: str) -> str:
-        return ""
-
-    async def decide_remediation(self, vote: RemediationVote) -> Decision:
-        return "nothing_waiting"
 
 
 def bare() -> Parts:
